@@ -1,0 +1,34 @@
+# Every target bootstraps .venv from nothing but Python 3.11 and the package registries.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+GEN := generated/binance-userstream-client
+STAMP := $(VENV)/.installed
+
+.PHONY: install generate check test demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements/dev.txt pyproject.toml $(GEN)/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet -e ./$(GEN) -e .
+	touch $(STAMP)
+
+generate: $(STAMP)
+	$(BIN)/python scripts/generate.py
+
+check: $(STAMP)
+	$(BIN)/openapi-spec-validator spec/userdatastream.yaml
+	$(BIN)/python scripts/generate.py --check
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check --config $(GEN)/pyproject.toml $(GEN)
+	$(BIN)/mypy --strict src $(GEN)/binance_userstream_client
+
+test: check
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

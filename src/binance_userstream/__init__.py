@@ -1,0 +1,1 @@
+"""binance-userstream: placeholder until the facade lands."""

@@ -1,0 +1,125 @@
+"""A scripted HTTP server on loopback: it records every request and answers from a script.
+
+Tests use it where they need exact control of each answer (a 503 then a 200, a dropped connection)
+and an exact count of what reached the wire. It is a real server in a thread, spoken to over TCP.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from attrs import define, field
+
+LISTEN_KEY = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
+
+
+@define
+class Reply:
+    """One scripted answer. `drop` closes the connection without answering."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+    raw: bytes | None = None
+    content_type: str = "application/json"
+
+
+@define
+class Seen:
+    """One request as it reached the server."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def form(self) -> dict[str, list[str]]:
+        return parse_qs(self.body.decode())
+
+
+def default_reply(method: str) -> Reply:
+    if method == "POST":
+        return Reply(body={"listenKey": LISTEN_KEY})
+    return Reply(body={})
+
+
+class ScriptedServer:
+    def __init__(self) -> None:
+        self.requests: list[Seen] = []
+        self._script: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                seen = Seen(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                    at=time.monotonic(),
+                )
+                with outer._lock:
+                    outer.requests.append(seen)
+                    reply = outer._script.popleft() if outer._script else default_reply(self.command)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.drop:
+                    self.close_connection = True
+                    return
+                if reply.raw is not None:
+                    payload = reply.raw
+                else:
+                    payload = json.dumps(reply.body if reply.body is not None else {}).encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def script(self, *replies: Reply) -> None:
+        """Answer the next requests with these replies, in order; then fall back to success."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def start(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
