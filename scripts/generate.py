@@ -43,7 +43,7 @@ def _header() -> str:
     )
 
 
-def generate(spec: Path, out: Path) -> None:
+def generate(spec: Path, out: Path, config: Path = CONFIG) -> None:
     """Generate the client for `spec` into `out` (replaced whole), or raise SystemExit."""
     bindir = Path(sys.executable).parent
     env = {
@@ -59,7 +59,7 @@ def generate(spec: Path, out: Path) -> None:
             str(bindir / "openapi-python-client"),
             "generate",
             "--path", str(spec),
-            "--config", str(CONFIG),
+            "--config", str(config),
             "--custom-template-path", str(TEMPLATES),
             "--meta", "pdm",
             "--output-path", str(target),
@@ -119,16 +119,19 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=OUT, help="the package folder to write (default: %(default)s)"
     )
     parser.add_argument(
+        "--config", type=Path, default=CONFIG, help="the generator config (default: %(default)s)"
+    )
+    parser.add_argument(
         "--check", action="store_true", help="fail with a diff when --out is stale; write nothing"
     )
     args = parser.parse_args(argv)
     if not args.check:
-        generate(args.spec, args.out)
+        generate(args.spec, args.out, args.config)
         print(f"generate: wrote {args.out}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / PROJECT
-        generate(args.spec, fresh)
+        generate(args.spec, fresh, args.config)
         diff = diff_trees(fresh, args.out)
     if diff:
         sys.stdout.write(diff)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from binance_userstream import BackoffGate, RetryPolicy
 from tests._scripted import ScriptedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,3 +23,31 @@ def server() -> Iterator[ScriptedServer]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def gate(clock: FakeClock) -> BackoffGate:
+    """A backoff gate of the test's own, on the fake clock (the shared one would leak across tests)."""
+    return BackoffGate(clock=clock)
+
+
+#: Retries as by default, with waits short enough for a test.
+FAST_RETRY = RetryPolicy(attempts=5, backoff_base=0.01, backoff_cap=0.02, deadline=30.0)

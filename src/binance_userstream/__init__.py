@@ -1,1 +1,45 @@
-"""binance-userstream: placeholder until the facade lands."""
+"""A careful client for Binance's user-data-stream listenKey lifecycle: start, keep alive, close.
+
+from binance_userstream import UserDataStream
+
+with UserDataStream(base_url="testnet") as uds:   # key from $BINANCE_API_KEY
+    key = uds.create()
+    uds.keepalive(key)
+    uds.close(key)
+"""
+
+from binance_userstream import errors
+from binance_userstream._client import AsyncUserDataStream, UserDataStream
+from binance_userstream._gate import SHARED_GATE, BackoffGate
+from binance_userstream._hosts import HOSTS
+from binance_userstream._policy import RetryPolicy
+from binance_userstream.errors import (
+    AuthenticationError,
+    BinanceAPIError,
+    EndpointRetiredError,
+    IPBannedError,
+    ListenKeyNotFoundError,
+    NetworkError,
+    RateLimitedError,
+    ServerError,
+    UserStreamError,
+)
+
+__all__ = [
+    "HOSTS",
+    "SHARED_GATE",
+    "AsyncUserDataStream",
+    "AuthenticationError",
+    "BackoffGate",
+    "BinanceAPIError",
+    "EndpointRetiredError",
+    "IPBannedError",
+    "ListenKeyNotFoundError",
+    "NetworkError",
+    "RateLimitedError",
+    "RetryPolicy",
+    "ServerError",
+    "UserDataStream",
+    "UserStreamError",
+    "errors",
+]

@@ -1,0 +1,87 @@
+"""The exceptions the client raises: one class per thing a caller may want to handle differently.
+
+Every message is safe to log: it names the operation and Binance's code, never the API key or a
+full listenKey.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BinanceAPIError",
+    "EndpointRetiredError",
+    "IPBannedError",
+    "ListenKeyNotFoundError",
+    "NetworkError",
+    "RateLimitedError",
+    "ServerError",
+    "UserStreamError",
+]
+
+RETIREMENT_NOTICE = (
+    "Binance retired the spot user data stream endpoints (/api/v3/userDataStream) on "
+    "2026-02-20 07:00 UTC; use the WebSocket API instead: userDataStream.subscribe.signature "
+    "(or userDataStream.subscribe after session.logon) on wss://ws-api.binance.com:443/ws-api/v3"
+)
+
+
+class UserStreamError(Exception):
+    """Base class of every error this package raises."""
+
+
+class BinanceAPIError(UserStreamError):
+    """Binance answered with an error: `status_code`, and Binance's `code` and `msg` when it sent them."""
+
+    def __init__(self, status_code: int, code: int | None, msg: str) -> None:
+        self.status_code = status_code
+        self.code = code
+        self.msg = msg
+        super().__init__(status_code, code, msg)
+
+    def __str__(self) -> str:
+        code = f", code {self.code}" if self.code is not None else ""
+        return f"HTTP {self.status_code}{code}: {self.msg}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code!r}, code={self.code!r}, msg={self.msg!r})"
+        )
+
+
+class ListenKeyNotFoundError(BinanceAPIError):
+    """-1125: the listenKey does not exist (never created, expired after 60 minutes, or closed)."""
+
+
+class AuthenticationError(BinanceAPIError):
+    """The API key was refused: -2014 (malformed), -2015 (unknown, IP or permission), or HTTP 401."""
+
+
+class _RetryAfterError(BinanceAPIError):
+    def __init__(self, status_code: int, code: int | None, msg: str, retry_after: float | None) -> None:
+        super().__init__(status_code, code, msg)
+        #: Seconds to wait before sending anything to this host again, when known.
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        wait = f" (retry after {self.retry_after:g} s)" if self.retry_after is not None else ""
+        return super().__str__() + wait
+
+
+class RateLimitedError(_RetryAfterError):
+    """HTTP 429: a rate limit was broken and the wait (`retry_after`) would pass the retry deadline."""
+
+
+class IPBannedError(_RetryAfterError):
+    """HTTP 418: the IP is banned for `retry_after` seconds; nothing is sent to that host meanwhile."""
+
+
+class EndpointRetiredError(BinanceAPIError):
+    """HTTP 410: the endpoint is gone (spot user data streams were retired on 2026-02-20). Never retried."""
+
+
+class ServerError(BinanceAPIError):
+    """HTTP 5XX, still failing after the retries: the outcome on Binance's side is unknown."""
+
+
+class NetworkError(UserStreamError):
+    """The request could not be sent or answered (connect, read or timeout failures), after the retries."""
