@@ -10,9 +10,17 @@ with UserDataStream(base_url="testnet") as uds:   # key from $BINANCE_API_KEY
 
 from binance_userstream import errors
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
+from binance_userstream._clock import AcceleratedClock, Clock, SystemClock, VirtualClock
 from binance_userstream._gate import SHARED_GATE, BackoffGate
 from binance_userstream._hosts import HOSTS
 from binance_userstream._policy import RetryPolicy
+from binance_userstream._session import (
+    AsyncKeepaliveSession,
+    EventKind,
+    KeepaliveSession,
+    SessionEvent,
+    SessionState,
+)
 from binance_userstream.errors import (
     AuthenticationError,
     BinanceAPIError,
@@ -28,18 +36,27 @@ from binance_userstream.errors import (
 __all__ = [
     "HOSTS",
     "SHARED_GATE",
+    "AcceleratedClock",
+    "AsyncKeepaliveSession",
     "AsyncUserDataStream",
     "AuthenticationError",
     "BackoffGate",
     "BinanceAPIError",
+    "Clock",
     "EndpointRetiredError",
+    "EventKind",
     "IPBannedError",
+    "KeepaliveSession",
     "ListenKeyNotFoundError",
     "NetworkError",
     "RateLimitedError",
     "RetryPolicy",
     "ServerError",
+    "SessionEvent",
+    "SessionState",
+    "SystemClock",
     "UserDataStream",
     "UserStreamError",
+    "VirtualClock",
     "errors",
 ]

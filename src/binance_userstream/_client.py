@@ -23,6 +23,7 @@ from binance_userstream._gate import SHARED_GATE, BackoffGate
 from binance_userstream._hosts import resolve_base_url
 from binance_userstream._policy import RetryPolicy
 from binance_userstream._secrets import check_token, install_log_redaction, redact, resolve_api_key
+from binance_userstream._session import AsyncKeepaliveSession, KeepaliveSession
 from binance_userstream._transport import AsyncRetryingTransport, RetryingTransport, UsedWeight
 from binance_userstream.errors import UserStreamError
 
@@ -137,6 +138,15 @@ class UserDataStream(_Base):
             response = close.sync_detailed(client=self.client, listen_key=key)
         _expect(response, Empty, "close")
 
+    def session(self, **options: Any) -> KeepaliveSession:
+        """A context manager that creates (or adopts) a key and keeps it alive in a thread.
+
+        Options: `listen_key` (adopt this key), `interval` (seconds, default 30 minutes),
+        `close_on_exit` (default False: the key is shared by every consumer of the account),
+        `on_event` (called with each SessionEvent), `clock`. See KeepaliveSession.
+        """
+        return KeepaliveSession(self, **options)
+
     def shutdown(self) -> None:
         """Release the connections (what leaving the `with` block does). `close` is the operation."""
         self.client.get_httpx_client().close()
@@ -191,6 +201,10 @@ class AsyncUserDataStream(_Base):
         with _answer("close"):
             response = await close.asyncio_detailed(client=self.client, listen_key=key)
         _expect(response, Empty, "close")
+
+    def session(self, **options: Any) -> AsyncKeepaliveSession:
+        """An async context manager that keeps a key alive in an asyncio task; as `UserDataStream.session`."""
+        return AsyncKeepaliveSession(self, **options)
 
     async def shutdown(self) -> None:
         """Release the connections (what leaving the `async with` block does)."""

@@ -1,0 +1,92 @@
+"""Clocks: where sessions and the simulator read the time and wait, so tests and demos can bend it.
+
+`SystemClock` is real time. `AcceleratedClock(speed)` runs `speed` times faster than real time
+(the demo spans hours in seconds). `VirtualClock` moves only when something waits on it, so a
+test runs hours of keepalives in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Monotonic seconds, and waits measured in those seconds."""
+
+    def now(self) -> float: ...
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        """Wait `seconds` or until `stop` is set; True if it was set."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """Real time."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        return stop.wait(max(0.0, seconds))
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+class AcceleratedClock:
+    """Time that runs `speed` times faster than real time (speed 720: an hour in five seconds)."""
+
+    def __init__(self, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
+        self._start = time.monotonic()
+
+    def now(self) -> float:
+        return self._start + (time.monotonic() - self._start) * self.speed
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        return stop.wait(max(0.0, seconds) / self.speed)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+    def __repr__(self) -> str:
+        return f"AcceleratedClock(speed={self.speed:g})"
+
+
+class VirtualClock:
+    """Time that stands still until something waits: each wait moves it forward at once."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += max(0.0, seconds)
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        if stop.is_set():
+            return True
+        self.advance(seconds)
+        time.sleep(0)  # let other threads see the new time
+        return stop.is_set()
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(now={self._now:g})"

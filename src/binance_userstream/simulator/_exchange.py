@@ -1,0 +1,233 @@
+"""Exchange: Binance's listenKey semantics, request weights and bans, on an injectable clock.
+
+Pure logic, no sockets: `handle` takes a parsed request and returns an Answer, so the HTTP server
+(and, later, a WebSocket event-stream server) can share one state. Facts from binance-facts.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import string
+import threading
+import time
+from collections.abc import Collection, Mapping
+
+from attrs import define, frozen
+
+from binance_userstream._clock import Clock, SystemClock
+
+PATH = "/api/v3/userDataStream"
+WEIGHT = 2  # per call, since 2023-08-25
+WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute per IP
+VALIDITY = 3600.0  # a listenKey lives 60 minutes after creation or keepalive
+FIRST_BAN = 120.0  # bans last from 2 minutes ...
+LONGEST_BAN = 3 * 86400.0  # ... to 3 days
+RETIRED_HTML = (
+    b"<html>\r\n<head><title>410 Gone</title></head>\r\n<body>\r\n"
+    b"<center><h1>410 Gone</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+_API_KEY = re.compile(r"[A-Za-z0-9]{1,128}")
+_ALPHABET = string.ascii_letters + string.digits
+
+
+@frozen
+class Answer:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def error(status: int, code: int, msg: str, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
+    return Answer(status, json.dumps({"code": code, "msg": msg}).encode(), headers=headers)
+
+
+def _ok(body: Mapping[str, str]) -> Answer:
+    return Answer(200, json.dumps(body).encode())
+
+
+@define
+class _Key:
+    account: str
+    expires_at: float
+
+
+@define
+class _Weight:
+    minute: int = -1
+    used: int = 0
+    violations: int = 0
+    banned_until: float = 0.0
+    next_ban: float = FIRST_BAN
+
+
+class Exchange:
+    """The state of the simulated exchange: accounts, their listenKeys, and per-IP weight.
+
+    `api_keys`: None accepts any well-formed key as an account of its own; a collection accepts
+    only those keys (each its own account); a mapping names each key's account, so that two keys
+    can share one account (and so one listenKey). `violations_before_ban` 429s in one minute, and
+    the next request earns a 418 ban, doubling from 2 minutes up to 3 days.
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        api_keys: Collection[str] | Mapping[str, str] | None = None,
+        retired: bool = False,
+        weight_limit: int = WEIGHT_LIMIT,
+        violations_before_ban: int = 3,
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.retired = retired
+        self.weight_limit = weight_limit
+        self.violations_before_ban = violations_before_ban
+        if api_keys is None:
+            self._accounts: dict[str, str] | None = None
+        elif isinstance(api_keys, Mapping):
+            self._accounts = dict(api_keys)
+        else:
+            self._accounts = {key: key for key in api_keys}
+        self._keys: dict[str, _Key] = {}
+        self._active: dict[str, str] = {}
+        self._weights: dict[str, _Weight] = {}
+        self._lock = threading.Lock()
+
+    # -- what tests and the demo use to look and to meddle -----------------------------------------
+
+    def live_keys(self) -> int:
+        """How many listenKeys are valid now."""
+        now = self.clock.now()
+        with self._lock:
+            return sum(1 for key in self._keys.values() if key.expires_at > now)
+
+    def is_live(self, listen_key: str) -> bool:
+        with self._lock:
+            key = self._keys.get(listen_key)
+            return key is not None and key.expires_at > self.clock.now()
+
+    def forget_keys(self) -> int:
+        """Lose every listenKey, as if each had expired; returns how many there were."""
+        with self._lock:
+            count = len(self._keys)
+            self._keys.clear()
+            self._active.clear()
+            return count
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, list[str]],
+        form: Mapping[str, list[str]],
+        api_key: str | None,
+        ip: str,
+    ) -> Answer:
+        if path != PATH:
+            return error(404, -1000, f"Unknown endpoint {path}.")
+        if method not in ("POST", "PUT", "DELETE"):
+            return error(405, -1000, f"Method {method} is not allowed on {path}.")
+        if self.retired:
+            return Answer(410, RETIRED_HTML, content_type="text/html")
+        with self._lock:
+            now = self.clock.now()
+            limited = self._charge(ip, now)
+            if limited is not None:
+                return limited
+            used = (("X-MBX-USED-WEIGHT-1M", str(self._weights[ip].used)),)
+            account = self._account(api_key)
+            if isinstance(account, Answer):
+                return Answer(account.status, account.body, account.content_type, used)
+            answer = self._operate(method, account, query, form, now)
+            return Answer(answer.status, answer.body, answer.content_type, used)
+
+    def _charge(self, ip: str, now: float) -> Answer | None:
+        """Count the request's weight against `ip`, or answer 429/418 if it may not be sent."""
+        weight = self._weights.setdefault(ip, _Weight())
+        if weight.banned_until > now:
+            return self._banned(weight, now)
+        minute = math.floor(now / 60)
+        if minute != weight.minute:
+            weight.minute, weight.used, weight.violations = minute, 0, 0
+        if weight.used + WEIGHT <= self.weight_limit:
+            weight.used += WEIGHT
+            return None
+        weight.violations += 1
+        if weight.violations > self.violations_before_ban:
+            weight.banned_until = now + weight.next_ban
+            weight.next_ban = min(weight.next_ban * 2, LONGEST_BAN)
+            return self._banned(weight, now)
+        wait = max(1, math.ceil((minute + 1) * 60 - now))
+        return error(
+            429,
+            -1003,
+            f"Too much request weight used; current limit is {self.weight_limit} request weight per "
+            "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
+            (("Retry-After", str(wait)), ("X-MBX-USED-WEIGHT-1M", str(weight.used))),
+        )
+
+    @staticmethod
+    def _banned(weight: _Weight, now: float) -> Answer:
+        left = weight.banned_until - now
+        until_ms = int((time.time() + left) * 1000)
+        return error(
+            418,
+            -1003,
+            f"Way too much request weight used; IP banned until {until_ms}. "
+            "Please use WebSocket Streams for live updates to avoid bans.",
+            (("Retry-After", str(max(1, math.ceil(left)))),),
+        )
+
+    def _account(self, api_key: str | None) -> str | Answer:
+        if api_key is None or not _API_KEY.fullmatch(api_key):
+            return error(401, -2014, "API-key format invalid.")
+        if self._accounts is None:
+            return api_key
+        account = self._accounts.get(api_key)
+        if account is None:
+            return error(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        return account
+
+    def _operate(
+        self,
+        method: str,
+        account: str,
+        query: Mapping[str, list[str]],
+        form: Mapping[str, list[str]],
+        now: float,
+    ) -> Answer:
+        if method == "POST":
+            value = self._active.get(account)
+            key = self._keys.get(value) if value else None
+            if value is None or key is None or key.expires_at <= now:
+                value = "".join(secrets.choice(_ALPHABET) for _ in range(60))
+                self._active[account] = value
+            self._keys[value] = _Key(account, now + VALIDITY)
+            return _ok({"listenKey": value})
+        # Binance takes a parameter from the query string or the form body; the query wins.
+        given = (query.get("listenKey") or form.get("listenKey") or [""])[0]
+        if not given:
+            return error(
+                400, -1102, "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed."
+            )
+        key = self._keys.get(given)
+        if key is None or key.account != account or key.expires_at <= now:
+            if key is not None and key.expires_at <= now:
+                self._drop(given)
+            return error(400, -1125, "This listenKey does not exist.")
+        if method == "PUT":
+            key.expires_at = now + VALIDITY
+        else:
+            self._drop(given)
+        return _ok({})
+
+    def _drop(self, value: str) -> None:
+        key = self._keys.pop(value)
+        if self._active.get(key.account) == value:
+            del self._active[key.account]

@@ -1,0 +1,91 @@
+"""Fault: one answer the simulator gives instead of the real one (a 5XX, a 429, a dropped connection...)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from attrs import frozen
+
+Kind = Literal["status", "drop", "delay"]
+
+
+@frozen
+class Fault:
+    """The next answer, replaced: an HTTP status (with Retry-After), a dropped connection, or a delay."""
+
+    kind: Kind
+    status: int = 0
+    retry_after: float | None = None
+    delay: float = 0.0
+
+    @classmethod
+    def server_error(cls, status: int = 503) -> Fault:
+        return cls("status", status=status)
+
+    @classmethod
+    def rate_limited(cls, retry_after: float = 1.0) -> Fault:
+        return cls("status", status=429, retry_after=retry_after)
+
+    @classmethod
+    def banned(cls, retry_after: float = 120.0) -> Fault:
+        return cls("status", status=418, retry_after=retry_after)
+
+    @classmethod
+    def retired(cls) -> Fault:
+        return cls("status", status=410)
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Close the connection without answering."""
+        return cls("drop")
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """Answer normally, `seconds` (real time) late."""
+        return cls("delay", delay=seconds)
+
+    @classmethod
+    def parse(cls, spec: str) -> Fault:
+        """A fault from its command-line form: `503`, `429:RETRY_AFTER`, `418:RETRY_AFTER`, `410`,
+        `drop`, or `delay:SECONDS`."""
+        name, _, arg = spec.strip().partition(":")
+        try:
+            if name == "drop" and not arg:
+                return cls.drop()
+            if name == "delay":
+                return cls.slow(float(arg))
+            status = int(name)
+            if status == 429:
+                return cls.rate_limited(float(arg or 1))
+            if status == 418:
+                return cls.banned(float(arg or 120))
+            if status == 410 and not arg:
+                return cls.retired()
+            if 500 <= status <= 599 and not arg:
+                return cls.server_error(status)
+        except ValueError:
+            pass
+        raise ValueError(
+            f"unknown fault {spec!r}: use 5XX, 429:SECONDS, 418:SECONDS, 410, drop or delay:SECONDS"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "status": self.status,
+            "retry_after": self.retry_after,
+            "delay": self.delay,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Fault:
+        kind = data.get("kind")
+        if kind not in ("status", "drop", "delay"):
+            raise ValueError(f"unknown fault kind {kind!r}")
+        retry_after = data.get("retry_after")
+        return cls(
+            kind,
+            status=int(str(data.get("status", 0))),
+            retry_after=None if retry_after is None else float(str(retry_after)),
+            delay=float(str(data.get("delay", 0.0))),
+        )
