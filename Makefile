@@ -30,5 +30,8 @@ check: $(STAMP)
 test: check
 	$(BIN)/python -m pytest
 
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

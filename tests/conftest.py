@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from binance_userstream import BackoffGate, RetryPolicy
+from binance_userstream import BackoffGate, RetryPolicy, VirtualClock
+from binance_userstream.simulator import Simulator
 from tests._scripted import ScriptedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,3 +52,16 @@ def gate(clock: FakeClock) -> BackoffGate:
 
 #: Retries as by default, with waits short enough for a test.
 FAST_RETRY = RetryPolicy(attempts=5, backoff_base=0.01, backoff_cap=0.02, deadline=30.0)
+
+
+@pytest.fixture
+def vclock() -> VirtualClock:
+    """Virtual time: it moves only when something waits on it (or a test advances it)."""
+    return VirtualClock()
+
+
+@pytest.fixture
+def sim(vclock: VirtualClock) -> Iterator[Simulator]:
+    """The simulator on a free loopback port, on virtual time."""
+    with Simulator(clock=vclock) as simulator:
+        yield simulator

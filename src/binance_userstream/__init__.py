@@ -8,6 +8,8 @@ with UserDataStream(base_url="testnet") as uds:   # key from $BINANCE_API_KEY
     uds.close(key)
 """
 
+import logging
+
 from binance_userstream import errors
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock, VirtualClock
@@ -32,6 +34,9 @@ from binance_userstream.errors import (
     ServerError,
     UserStreamError,
 )
+
+# A library leaves output to the application: nothing reaches stderr unless logging is configured.
+logging.getLogger("binance_userstream").addHandler(logging.NullHandler())
 
 __all__ = [
     "HOSTS",

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any, NoReturn
 
 from binance_userstream._client import UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock
@@ -91,8 +92,22 @@ def positive(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, minus two ways a secret typed by mistake could reach the screen or a file."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # `--api-key SECRET` must not be taken for an abbreviation of `--api-key-file SECRET`.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments"):
+            message = "unrecognized arguments (not repeated here: they may hold a secret); see --help"
+        super().error(message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    client = argparse.ArgumentParser(add_help=False)
+    client = _Parser(add_help=False)
     group = client.add_argument_group("connection")
     group.add_argument(
         "--base-url",
@@ -106,9 +121,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     group.add_argument("--timeout", type=positive, default=10.0, help="seconds per request (default: 10)")
     group.add_argument("--no-retry", action="store_true", help="one attempt per request, no retries")
-    group.add_argument("-v", "--verbose", action="store_true", help="log each attempt to stderr (redacted)")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: log each attempt and retry to stderr; -vv: the HTTP libraries' logs too (all redacted)",
+    )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="binance-userstream",
         description="Start, keep alive and close Binance user data streams (listenKeys).",
         epilog=EPILOG,
@@ -176,7 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--fault", action="append", default=[], metavar="SPEC", help="answer a request with a fault"
     )
-    sim.add_argument("-v", "--verbose", action="store_true", help="log each request to stderr (redacted)")
+    sim.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log each request to stderr (redacted)"
+    )
     return parser
 
 
@@ -186,7 +209,11 @@ FAULT_HELP = (
 
 
 def _read_secret(source: str, what: str) -> str:
-    text = sys.stdin.readline() if source == "-" else Path(source).read_text(encoding="utf-8")
+    """The first line of a file (or stdin). The path is not echoed in errors: it may be a pasted key."""
+    try:
+        text = sys.stdin.readline() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"cannot read the {what} file: {error.strerror or type(error).__name__}") from None
     lines = text.strip().splitlines()
     if not lines:
         raise ValueError(f"no {what} in {'stdin' if source == '-' else source}")
@@ -315,13 +342,25 @@ def _simulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _configure_logging(verbosity: int) -> None:
+    """-v: this package's attempt and retry lines (session events are printed anyway); -vv: all."""
+    if verbosity >= 2:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    elif verbosity == 1:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("  %(name)s: %(message)s"))
+        handler.addFilter(lambda record: not record.name.startswith("binance_userstream.session"))
+        logger = logging.getLogger("binance_userstream")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+
+
 COMMANDS = {"create": _create, "keepalive": _keepalive, "close": _close, "run": _run, "simulator": _simulator}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _configure_logging(args.verbose)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

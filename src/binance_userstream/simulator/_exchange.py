@@ -131,10 +131,11 @@ class Exchange:
     ) -> Answer:
         if path != PATH:
             return error(404, -1000, f"Unknown endpoint {path}.")
-        if method not in ("POST", "PUT", "DELETE"):
-            return error(405, -1000, f"Method {method} is not allowed on {path}.")
-        if self.retired:
+        if self.retired:  # the front proxy answers before anything else is looked at
             return Answer(410, RETIRED_HTML, content_type="text/html")
+        if method not in ("POST", "PUT", "DELETE"):
+            allowed = (("Allow", "POST, PUT, DELETE"),)
+            return error(405, -1000, f"Method {method} is not allowed on {path}.", allowed)
         with self._lock:
             now = self.clock.now()
             limited = self._charge(ip, now)

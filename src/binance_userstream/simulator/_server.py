@@ -203,7 +203,11 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(answer.body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+        def __getattr__(self, name: str) -> Any:
+            # Every method reaches _serve, which answers the undeclared ones with 405 and Allow.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
     return Handler
 
