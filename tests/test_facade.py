@@ -413,3 +413,17 @@ def test_backoff_is_full_jitter_exponential_and_capped() -> None:
         assert all(0 <= s <= ceiling for s in samples)
         assert max(samples) > ceiling * 0.8
         assert min(samples) < ceiling * 0.2
+
+
+def test_the_deadline_counts_from_the_first_attempt(facade: Facade, server: ScriptedServer) -> None:
+    """A slow first answer uses up the deadline too: 0.4 s answering + 0.3 s Retry-After > 0.6 s."""
+    server.script(Reply(status=503, body=error_body(-1001), headers={"Retry-After": "0.3"}, delay=0.4))
+    facade.options["retry"] = RetryPolicy(deadline=0.6)
+    with pytest.raises(ServerError):
+        facade("create")
+    assert len(server.requests) == 1
+
+
+def test_a_successful_call_sends_exactly_one_request(facade: Facade, server: ScriptedServer) -> None:
+    facade("keepalive", LISTEN_KEY)
+    assert len(server.requests) == 1

@@ -20,13 +20,14 @@ import tenacity
 
 from binance_userstream._answers import error_for
 from binance_userstream._gate import DEFAULT_BAN_SECONDS, BackoffGate
-from binance_userstream._policy import RetryPolicy, retry_after
+from binance_userstream._policy import RETRYABLE_ERRORS, RetryPolicy, is_retryable_status, retry_after
 from binance_userstream._secrets import scrub
 from binance_userstream.errors import NetworkError
 
 log = logging.getLogger("binance_userstream")
 
-_WEIGHT_PREFIX = "x-mbx-used-weight-"
+_WEIGHT_PREFIX = b"x-mbx-used-weight-"
+_PREFIX_LENGTH = len(_WEIGHT_PREFIX)
 
 
 class UsedWeight:
@@ -38,9 +39,13 @@ class UsedWeight:
 
     def update(self, headers: httpx.Headers) -> None:
         seen = {}
-        for name, value in headers.items():
-            if name.startswith(_WEIGHT_PREFIX) and value.isdigit():
-                seen[name[len(_WEIGHT_PREFIX) :].upper()] = int(value)
+        for name, value in headers.raw:  # raw bytes: no decoding of the headers we skip
+            if (
+                len(name) > _PREFIX_LENGTH
+                and name[:_PREFIX_LENGTH].lower() == _WEIGHT_PREFIX
+                and value.isdigit()
+            ):
+                seen[name[_PREFIX_LENGTH:].decode("ascii").upper()] = int(value)
         if seen:
             with self._lock:
                 self._values.update(seen)
@@ -98,6 +103,35 @@ class _Layer:
         )
 
     @staticmethod
+    def started_at(started: float) -> Callable[[tenacity.RetryCallState], None]:
+        """A `before` hook that dates the call from its real first attempt.
+
+        Retries start only once the first attempt has failed (so a call that succeeds never pays
+        for tenacity); tenacity replays that attempt, and this keeps the deadline honest.
+        """
+
+        def before(state: tenacity.RetryCallState) -> None:
+            if state.attempt_number == 1:
+                state.start_time = started
+
+        return before
+
+    @staticmethod
+    def finish(response: httpx.Response) -> httpx.Response:
+        """The response, or its typed error (the body was read in the attempt)."""
+        if response.status_code >= 400:
+            response.close()
+            raise error_for(response)
+        return response
+
+    @staticmethod
+    async def afinish(response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            await response.aclose()
+            raise error_for(response)
+        return response
+
+    @staticmethod
     def network_error(request: httpx.Request, error: Exception, attempts: int) -> NetworkError:
         tried = f" after {attempts} attempts" if attempts > 1 else ""
         detail = scrub(str(error)) or "no detail"
@@ -120,31 +154,48 @@ class RetryingTransport(httpx.BaseTransport):
         self._sleep = sleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        attempts = 0
+        layer = self._layer
+        started = time.monotonic()
+        try:
+            first: httpx.Response | BaseException | None = self._attempt(request, 1)
+        except RETRYABLE_ERRORS as error:
+            first = error
+        except httpx.TransportError as error:
+            raise layer.network_error(request, error, 1) from error
+        if isinstance(first, httpx.Response) and not is_retryable_status(first.status_code):
+            return layer.finish(first)  # the common case: no retry machinery at all
+        attempts = 1
 
         def attempt() -> httpx.Response:
-            nonlocal attempts
+            nonlocal attempts, first
+            if attempts == 1 and first is not None:
+                outcome, first = first, None  # replay attempt 1 to tenacity
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                return outcome
             attempts += 1
-            self._layer.before_attempt(request, attempts)
-            started = time.perf_counter()
-            try:
-                response = self._inner.handle_request(request)
-            except Exception as error:
-                self._layer.after_error(request, error)
-                raise
-            if response.status_code >= 400:
-                response.read()  # frees the connection for a retry, keeps the body for the error
-            self._layer.after_response(request, response, started)
-            return response
+            return self._attempt(request, attempts)
 
-        retrying = tenacity.Retrying(sleep=self._sleep, **self._layer.retrying_kwargs)
+        retrying = tenacity.Retrying(
+            sleep=self._sleep, before=layer.started_at(started), **layer.retrying_kwargs
+        )
         try:
             response: httpx.Response = retrying(attempt)
         except httpx.TransportError as error:
-            raise self._layer.network_error(request, error, attempts) from error
+            raise layer.network_error(request, error, attempts) from error
+        return layer.finish(response)
+
+    def _attempt(self, request: httpx.Request, number: int) -> httpx.Response:
+        self._layer.before_attempt(request, number)
+        started = time.perf_counter()
+        try:
+            response = self._inner.handle_request(request)
+        except Exception as error:
+            self._layer.after_error(request, error)
+            raise
         if response.status_code >= 400:
-            response.close()
-            raise error_for(response)
+            response.read()  # frees the connection for a retry, keeps the body for the error
+        self._layer.after_response(request, response, started)
         return response
 
     def close(self) -> None:
@@ -167,31 +218,48 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         self._sleep = sleep
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        attempts = 0
+        layer = self._layer
+        started = time.monotonic()
+        try:
+            first: httpx.Response | BaseException | None = await self._attempt(request, 1)
+        except RETRYABLE_ERRORS as error:
+            first = error
+        except httpx.TransportError as error:
+            raise layer.network_error(request, error, 1) from error
+        if isinstance(first, httpx.Response) and not is_retryable_status(first.status_code):
+            return await layer.afinish(first)
+        attempts = 1
 
         async def attempt() -> httpx.Response:
-            nonlocal attempts
+            nonlocal attempts, first
+            if attempts == 1 and first is not None:
+                outcome, first = first, None
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                return outcome
             attempts += 1
-            self._layer.before_attempt(request, attempts)
-            started = time.perf_counter()
-            try:
-                response = await self._inner.handle_async_request(request)
-            except Exception as error:
-                self._layer.after_error(request, error)
-                raise
-            if response.status_code >= 400:
-                await response.aread()
-            self._layer.after_response(request, response, started)
-            return response
+            return await self._attempt(request, attempts)
 
-        retrying = tenacity.AsyncRetrying(sleep=self._sleep, **self._layer.retrying_kwargs)
+        retrying = tenacity.AsyncRetrying(
+            sleep=self._sleep, before=layer.started_at(started), **layer.retrying_kwargs
+        )
         try:
             response: httpx.Response = await retrying(attempt)
         except httpx.TransportError as error:
-            raise self._layer.network_error(request, error, attempts) from error
+            raise layer.network_error(request, error, attempts) from error
+        return await layer.afinish(response)
+
+    async def _attempt(self, request: httpx.Request, number: int) -> httpx.Response:
+        self._layer.before_attempt(request, number)
+        started = time.perf_counter()
+        try:
+            response = await self._inner.handle_async_request(request)
+        except Exception as error:
+            self._layer.after_error(request, error)
+            raise
         if response.status_code >= 400:
-            await response.aclose()
-            raise error_for(response)
+            await response.aread()
+        self._layer.after_response(request, response, started)
         return response
 
     async def aclose(self) -> None:
