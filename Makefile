@@ -33,5 +33,18 @@ test: check
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# The benchmark's own venv: python-binance and the server stay out of the project's environment.
+BENCH := .venv-bench
+$(BENCH)/.installed: requirements/bench.txt pyproject.toml $(GEN)/pyproject.toml
+	test -x $(BENCH)/bin/python || $(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(BENCH)/bin/python -m pip install --quiet -r requirements/bench.txt
+	$(BENCH)/bin/python -m pip install --quiet ./$(GEN) .
+	touch $@
+
+bench: $(BENCH)/.installed
+	$(BENCH)/bin/python -m pip install --quiet --no-deps --force-reinstall ./$(GEN) .
+	$(BENCH)/bin/python scripts/bench.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH) .pytest_cache .mypy_cache .ruff_cache

@@ -427,3 +427,12 @@ def test_the_deadline_counts_from_the_first_attempt(facade: Facade, server: Scri
 def test_a_successful_call_sends_exactly_one_request(facade: Facade, server: ScriptedServer) -> None:
     facade("keepalive", LISTEN_KEY)
     assert len(server.requests) == 1
+
+
+def test_cookies_set_by_a_server_are_neither_kept_nor_sent(server: ScriptedServer, gate: BackoffGate) -> None:
+    """Binance's REST API uses no cookies; the client skips httpx's cookie jar (it costs time)."""
+    server.script(Reply(body={"listenKey": LISTEN_KEY}, headers={"Set-Cookie": "session=abc; Path=/"}))
+    with UserDataStream(API_KEY, server.url, gate=gate) as uds:
+        uds.create()
+        uds.create()
+    assert "cookie" not in server.requests[1].headers

@@ -204,7 +204,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 FAULT_HELP = (
-    "5XX, 429:RETRY_AFTER, 418:RETRY_AFTER, 410, drop, delay:SECONDS (each replaces one answer, in order)"
+    "5XX, 429:RETRY_AFTER, 418:RETRY_AFTER, 410, drop, lose-keys, delay:SECONDS"
+    " (each replaces one answer, in order)"
 )
 
 

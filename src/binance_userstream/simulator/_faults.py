@@ -6,7 +6,7 @@ from typing import Literal
 
 from attrs import frozen
 
-Kind = Literal["status", "drop", "delay"]
+Kind = Literal["status", "drop", "delay", "lose_keys"]
 
 
 @frozen
@@ -40,6 +40,11 @@ class Fault:
         return cls("drop")
 
     @classmethod
+    def lose_keys(cls) -> Fault:
+        """Lose every listenKey (as if each expired), then answer normally: a keepalive gets -1125."""
+        return cls("lose_keys")
+
+    @classmethod
     def slow(cls, seconds: float) -> Fault:
         """Answer normally, `seconds` (real time) late."""
         return cls("delay", delay=seconds)
@@ -47,11 +52,13 @@ class Fault:
     @classmethod
     def parse(cls, spec: str) -> Fault:
         """A fault from its command-line form: `503`, `429:RETRY_AFTER`, `418:RETRY_AFTER`, `410`,
-        `drop`, or `delay:SECONDS`."""
+        `drop`, `lose-keys`, or `delay:SECONDS`."""
         name, _, arg = spec.strip().partition(":")
         try:
             if name == "drop" and not arg:
                 return cls.drop()
+            if name == "lose-keys" and not arg:
+                return cls.lose_keys()
             if name == "delay":
                 return cls.slow(float(arg))
             status = int(name)
@@ -80,7 +87,7 @@ class Fault:
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Fault:
         kind = data.get("kind")
-        if kind not in ("status", "drop", "delay"):
+        if kind not in ("status", "drop", "delay", "lose_keys"):
             raise ValueError(f"unknown fault kind {kind!r}")
         retry_after = data.get("retry_after")
         return cls(

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -60,6 +61,9 @@ class Simulator:
         self._lock = threading.Lock()
         #: Every request that reached the server, as (method, path), in order.
         self.requests: list[tuple[str, str]] = []
+        #: How many times each fault was served.
+        self.faults_served: dict[Fault, int] = {}
+        self._chaos: tuple[random.Random, float, tuple[Fault, ...]] | None = None
         server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
         self._httpd = server_class((host, port), _handler(self))
         self._httpd.daemon_threads = True
@@ -75,6 +79,16 @@ class Simulator:
         """Answer the next len(faults) requests with these faults, in order."""
         with self._lock:
             self._faults.extend(faults)
+
+    def chaos(self, rate: float, faults: Sequence[Fault], seed: int | None = None) -> None:
+        """From now on, replace each answer with one of `faults`, at random, with probability `rate`.
+
+        Seeded, so a failing soak can be replayed. Queued faults (`inject`) still come first.
+        """
+        if not 0 <= rate <= 1 or not faults:
+            raise ValueError("chaos needs a rate in [0, 1] and at least one fault")
+        with self._lock:
+            self._chaos = (random.Random(seed), rate, tuple(faults))
 
     def pending_faults(self) -> int:
         with self._lock:
@@ -111,7 +125,14 @@ class Simulator:
 
     def _next_fault(self) -> Fault | None:
         with self._lock:
-            return self._faults.popleft() if self._faults else None
+            fault = self._faults.popleft() if self._faults else None
+            if fault is None and self._chaos is not None:
+                rng, rate, faults = self._chaos
+                if rng.random() < rate:
+                    fault = rng.choice(faults)
+            if fault is not None:
+                self.faults_served[fault] = self.faults_served.get(fault, 0) + 1
+            return fault
 
     def _control(self, method: str, path: str, body: bytes) -> Answer:
         """The `/_simulator/` requests: inject faults, lose keys, look at the state."""
@@ -156,6 +177,9 @@ def _answer_fault(fault: Fault) -> Answer:
 def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle's algorithm the second waits for the
+        # client's delayed ACK, 40 ms a request. TCP_NODELAY sends both at once.
+        disable_nagle_algorithm = True
         server_version = "binance-userstream-simulator"
         sys_version = ""
 
@@ -177,6 +201,9 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.delay)
+                fault = None
+            if fault is not None and fault.kind == "lose_keys":
+                sim.exchange.forget_keys()
                 fault = None
             if fault is not None:
                 self._send(_answer_fault(fault))
