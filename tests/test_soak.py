@@ -88,7 +88,8 @@ def check_the_chaos(served: Counter[Fault], losses: int) -> None:
     assert losses >= 3
 
 
-def test_sync_sessions_survive_72_hours_of_faults_and_leave_nothing_behind() -> None:
+def soak_many(soak_one: Callable[[Simulator, Watch, VirtualClock], None]) -> None:
+    """Run `soak_one` for 72 simulated hours under each seed's chaos; check each run, then all."""
     threads, fds = threading.active_count(), open_fds()
     served: Counter[Fault] = Counter()
     losses = 0
@@ -97,9 +98,7 @@ def test_sync_sessions_survive_72_hours_of_faults_and_leave_nothing_behind() -> 
         with Simulator(clock=clock) as sim:
             sim.chaos(0.05, FAULTS, seed=seed)
             watch = Watch(sim)
-            uds = UserDataStream(API_KEY, sim.url, retry=RETRY, gate=BackoffGate(clock=clock.now))
-            with uds, uds.session(on_event=watch, clock=clock):
-                watch.rec.wait_for(lambda events: events[-1].at >= HOURS * 3600, timeout=60)
+            soak_one(sim, watch, clock)
         check_the_soak(watch, sim)
         served.update(sim.faults_served)
         losses += len(watch.rec.of(EventKind.KEY_LOST))
@@ -108,9 +107,16 @@ def test_sync_sessions_survive_72_hours_of_faults_and_leave_nothing_behind() -> 
     assert eventually(lambda: open_fds() == fds)
 
 
-def test_async_sessions_survive_72_hours_of_faults_and_leave_nothing_behind() -> None:
-    threads, fds = threading.active_count(), open_fds()
+def test_sync_sessions_survive_72_hours_of_faults_and_leave_nothing_behind() -> None:
+    def soak_one(sim: Simulator, watch: Watch, clock: VirtualClock) -> None:
+        uds = UserDataStream(API_KEY, sim.url, retry=RETRY, gate=BackoffGate(clock=clock.now))
+        with uds, uds.session(on_event=watch, clock=clock):
+            watch.rec.wait_for(lambda events: events[-1].at >= HOURS * 3600, timeout=60)
 
+    soak_many(soak_one)
+
+
+def test_async_sessions_survive_72_hours_of_faults_and_leave_nothing_behind() -> None:
     async def soak(sim: Simulator, watch: Watch, clock: VirtualClock) -> int:
         uds = AsyncUserDataStream(API_KEY, sim.url, retry=RETRY, gate=BackoffGate(clock=clock.now))
         async with uds, uds.session(on_event=watch, clock=clock):
@@ -118,18 +124,7 @@ def test_async_sessions_survive_72_hours_of_faults_and_leave_nothing_behind() ->
                 await asyncio.sleep(0.001)
         return len(asyncio.all_tasks())
 
-    served: Counter[Fault] = Counter()
-    losses = 0
-    for seed in SEEDS:
-        clock = VirtualClock()
-        with Simulator(clock=clock) as sim:
-            sim.chaos(0.05, FAULTS, seed=seed)
-            watch = Watch(sim)
-            tasks_left = asyncio.run(soak(sim, watch, clock))
-        assert tasks_left == 1  # only the test's own coroutine
-        check_the_soak(watch, sim)
-        served.update(sim.faults_served)
-        losses += len(watch.rec.of(EventKind.KEY_LOST))
-    check_the_chaos(served, losses)
-    assert eventually(lambda: threading.active_count() == threads), threading.enumerate()
-    assert eventually(lambda: open_fds() == fds)
+    def soak_one(sim: Simulator, watch: Watch, clock: VirtualClock) -> None:
+        assert asyncio.run(soak(sim, watch, clock)) == 1  # no task left but the test's own
+
+    soak_many(soak_one)

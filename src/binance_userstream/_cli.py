@@ -262,19 +262,16 @@ def _key_argument(value: str) -> str:
     return _read_secret("-", "listenKey") if value == "-" else value
 
 
-def _keepalive(args: argparse.Namespace) -> int:
+def _on_key(args: argparse.Namespace) -> int:
+    """`keepalive KEY` and `close KEY`: the same call shape, a different operation."""
     key = _key_argument(args.key)
     with _client(args) as uds:
-        uds.keepalive(key)
-    print(f"kept alive listenKey {redact(key)} for 60 more minutes")
-    return EXIT_OK
-
-
-def _close(args: argparse.Namespace) -> int:
-    key = _key_argument(args.key)
-    with _client(args) as uds:
-        uds.close(key)
-    print(f"closed listenKey {redact(key)}")
+        if args.command == "keepalive":
+            uds.keepalive(key)
+            print(f"kept alive listenKey {redact(key)} for 60 more minutes")
+        else:
+            uds.close(key)
+            print(f"closed listenKey {redact(key)}")
     return EXIT_OK
 
 
@@ -356,7 +353,7 @@ def _configure_logging(verbosity: int) -> None:
         logger.setLevel(logging.DEBUG)
 
 
-COMMANDS = {"create": _create, "keepalive": _keepalive, "close": _close, "run": _run, "simulator": _simulator}
+COMMANDS = {"create": _create, "keepalive": _on_key, "close": _on_key, "run": _run, "simulator": _simulator}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from attrs import field, frozen
 
@@ -176,8 +176,25 @@ class _Keeper:
         self.emit(EventKind.STOPPED)
 
 
-class _SessionView:
-    _keeper: _Keeper
+_U = TypeVar("_U", "UserDataStream", "AsyncUserDataStream")
+
+
+class _SessionView(Generic[_U]):
+    """What the thread and the task sessions share: their options, and the view from outside."""
+
+    def __init__(
+        self,
+        uds: _U,
+        *,
+        listen_key: str | None = None,
+        interval: float = KEEPALIVE_INTERVAL,
+        close_on_exit: bool = False,
+        on_event: EventCallback | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._uds: _U = uds
+        self._adopt = None if listen_key is None else check_token(listen_key, "listen_key")
+        self._keeper = _Keeper(interval, close_on_exit, on_event, clock or SystemClock())
 
     @property
     def listen_key(self) -> str | None:
@@ -197,27 +214,19 @@ class _SessionView:
         return f"{type(self).__name__}(state={self.state.value}, listen_key={key!r})"
 
 
-class KeepaliveSession(_SessionView):
-    """A listenKey kept alive by a background thread while the `with` block runs."""
+class KeepaliveSession(_SessionView["UserDataStream"]):
+    """A listenKey kept alive by a background thread while the `with` block runs.
 
-    def __init__(
-        self,
-        uds: UserDataStream,
-        *,
-        listen_key: str | None = None,
-        interval: float = KEEPALIVE_INTERVAL,
-        close_on_exit: bool = False,
-        on_event: EventCallback | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self._uds = uds
-        self._adopt = None if listen_key is None else check_token(listen_key, "listen_key")
-        self._keeper = _Keeper(interval, close_on_exit, on_event, clock or SystemClock())
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    Options: `listen_key` (adopt it instead of creating one), `interval` (seconds between
+    keepalives), `close_on_exit`, `on_event` (called with each SessionEvent), `clock`.
+    """
+
+    _stop: threading.Event
+    _thread: threading.Thread | None = None
 
     def __enter__(self) -> Self:
         keeper = self._keeper
+        self._stop = threading.Event()
         if self._adopt is None:
             keeper.started(self._uds.create(), EventKind.CREATED)
         else:
@@ -275,23 +284,11 @@ class KeepaliveSession(_SessionView):
         keeper.stopped()
 
 
-class AsyncKeepaliveSession(_SessionView):
-    """A listenKey kept alive by an asyncio task while the `async with` block runs."""
+class AsyncKeepaliveSession(_SessionView["AsyncUserDataStream"]):
+    """A listenKey kept alive by an asyncio task while the `async with` block runs (options as
+    KeepaliveSession's)."""
 
-    def __init__(
-        self,
-        uds: AsyncUserDataStream,
-        *,
-        listen_key: str | None = None,
-        interval: float = KEEPALIVE_INTERVAL,
-        close_on_exit: bool = False,
-        on_event: EventCallback | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self._uds = uds
-        self._adopt = None if listen_key is None else check_token(listen_key, "listen_key")
-        self._keeper = _Keeper(interval, close_on_exit, on_event, clock or SystemClock())
-        self._task: asyncio.Task[None] | None = None
+    _task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         keeper = self._keeper
