@@ -91,7 +91,7 @@ def test_no_api_key_exits_2_and_names_the_variable(live: Simulator) -> None:
     proc = cli("create", "--base-url", live.url, key=None)
     assert proc.returncode == 2
     assert "BINANCE_API_KEY" in proc.stderr
-    assert live.requests == []
+    assert live.request_count == 0
 
 
 def test_the_api_key_can_come_from_a_file_or_stdin(live: Simulator, tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ def test_there_is_no_api_key_option() -> None:
 
 def test_a_malformed_listen_key_exits_2_before_sending(live: Simulator) -> None:
     assert cli("keepalive", "bad key", "--base-url", live.url).returncode == 2
-    assert live.requests == []
+    assert live.request_count == 0
 
 
 def test_plain_http_to_a_remote_host_exits_2() -> None:

@@ -258,3 +258,24 @@ def test_curl_runs_the_lifecycle_unchanged(sim: Simulator) -> None:
     assert curl("-X", "PUT", "-d", f"listenKey={key}", f"{sim.url}{PATH}") == {}
     assert curl("-X", "DELETE", f"{sim.url}{PATH}?listenKey={key}") == {}
     assert curl("-X", "DELETE", f"{sim.url}{PATH}?listenKey={key}")["code"] == -1125
+
+
+def test_an_expired_key_is_forgotten_when_its_account_gets_a_new_one(
+    sim: Simulator, http: httpx.Client, vclock: VirtualClock
+) -> None:
+    """A simulator left running for days must not hoard every key it ever made."""
+    old = create(http)
+    vclock.advance(3601)
+    new = create(http)
+    assert list(sim.exchange._keys) == [new]
+    assert http.put(PATH, data={"listenKey": old}).json()["code"] == -1125
+
+
+def test_the_request_log_is_bounded_and_the_count_is_not(sim: Simulator) -> None:
+    from binance_userstream.simulator._server import REQUESTS_KEPT
+
+    with httpx.Client(base_url=sim.url) as client:
+        for _ in range(50):
+            client.get("/_simulator/state")
+    assert sim.request_count == 50
+    assert sim.requests.maxlen == REQUESTS_KEPT

@@ -207,6 +207,8 @@ class Exchange:
             value = self._active.get(account)
             key = self._keys.get(value) if value else None
             if value is None or key is None or key.expires_at <= now:
+                if value is not None:
+                    self._keys.pop(value, None)  # the expired key: forget it, do not hoard it
                 value = "".join(secrets.choice(_ALPHABET) for _ in range(60))
                 self._active[account] = value
             self._keys[value] = _Key(account, now + VALIDITY)

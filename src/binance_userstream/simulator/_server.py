@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -30,6 +30,7 @@ from binance_userstream.simulator._faults import Fault
 
 log = logging.getLogger("binance_userstream.simulator")
 CONTROL = "/_simulator/"
+REQUESTS_KEPT = 10_000
 
 
 class Simulator:
@@ -59,8 +60,10 @@ class Simulator:
         )
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
-        #: Every request that reached the server, as (method, path), in order.
-        self.requests: list[tuple[str, str]] = []
+        #: The latest requests that reached the server, as (method, path), oldest first; bounded,
+        #: so that a simulator left running for days does not grow. `request_count` counts all.
+        self.requests: deque[tuple[str, str]] = deque(maxlen=REQUESTS_KEPT)
+        self.request_count = 0
         #: How many times each fault was served.
         self.faults_served: dict[Fault, int] = {}
         self._chaos: tuple[random.Random, float, tuple[Fault, ...]] | None = None
@@ -150,7 +153,7 @@ class Simulator:
             state = {
                 "live_keys": self.exchange.live_keys(),
                 "pending_faults": self.pending_faults(),
-                "requests": len(self.requests),
+                "requests": self.request_count,
                 "retired": self.exchange.retired,
             }
             return Answer(200, json.dumps(state).encode())
@@ -192,6 +195,7 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             with sim._lock:
                 sim.requests.append((self.command, parts.path))
+                sim.request_count += 1
             if parts.path.startswith(CONTROL):
                 self._send(sim._control(self.command, parts.path, body))
                 return
@@ -237,7 +241,3 @@ def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             raise AttributeError(name)
 
     return Handler
-
-
-def faults_from_specs(specs: Iterable[str]) -> list[Fault]:
-    return [Fault.parse(spec) for spec in specs]
