@@ -209,3 +209,9 @@ def test_the_simulator_command_refuses_an_unknown_fault() -> None:
     proc = cli("simulator", "--port", "0", "--fault", "teapot")
     assert proc.returncode == 2
     assert "unknown fault" in proc.stderr
+
+
+def test_run_status_lines_count_from_the_creation_of_the_key(live: Simulator) -> None:
+    proc = cli("run", "--base-url", live.url, "--speed", "3600", "--for", "1h")
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines()[0].startswith("+00:00:00 created key=")

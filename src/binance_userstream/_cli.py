@@ -283,14 +283,17 @@ def _clock_line(seconds: float) -> str:
 def _run(args: argparse.Namespace) -> int:
     clock: Clock = AcceleratedClock(args.speed) if args.speed != 1 else SystemClock()
     stop = threading.Event()
-    start = clock.now()
+    start: list[float] = []  # the first event's time: status lines count from the key's creation
     failure: list[UserStreamError] = []
 
     def on_event(event: SessionEvent) -> None:
+        if not start:
+            start.append(event.at)
+        elapsed = event.at - start[0]
         if args.json:
-            line = json.dumps({**event.to_json(), "at": round(event.at - start, 3), "wall": time.time()})
+            line = json.dumps({**event.to_json(), "at": round(elapsed, 3), "wall": time.time()})
         else:
-            line = f"{_clock_line(event.at - start)} {event.describe()}"
+            line = f"{_clock_line(elapsed)} {event.describe()}"
         print(line, flush=True)
         if event.kind is EventKind.FAILED:
             assert event.error is not None
