@@ -59,7 +59,6 @@ class _Layer:
     """What the sync and async transports share: the gate, the weights, the policy, the log lines."""
 
     def __init__(self, policy: RetryPolicy, gate: BackoffGate, weights: UsedWeight) -> None:
-        self.policy = policy
         self.gate = gate
         self.weights = weights
         self.retrying_kwargs: dict[str, Any] = {

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Collection, Mapping
 
-from attrs import define, frozen
+from attrs import define, evolve, frozen
 
 from binance_userstream._clock import Clock, SystemClock
 
@@ -39,6 +39,10 @@ class Answer:
     body: bytes
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+
+
+#: Production's answer since 2026-02-20: 410 Gone, an HTML page from the front proxy.
+RETIRED = Answer(410, RETIRED_HTML, content_type="text/html")
 
 
 def error(status: int, code: int, msg: str, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
@@ -132,7 +136,7 @@ class Exchange:
         if path != PATH:
             return error(404, -1000, f"Unknown endpoint {path}.")
         if self.retired:  # the front proxy answers before anything else is looked at
-            return Answer(410, RETIRED_HTML, content_type="text/html")
+            return RETIRED
         if method not in ("POST", "PUT", "DELETE"):
             allowed = (("Allow", "POST, PUT, DELETE"),)
             return error(405, -1000, f"Method {method} is not allowed on {path}.", allowed)
@@ -141,12 +145,11 @@ class Exchange:
             limited = self._charge(ip, now)
             if limited is not None:
                 return limited
-            used = (("X-MBX-USED-WEIGHT-1M", str(self._weights[ip].used)),)
             account = self._account(api_key)
-            if isinstance(account, Answer):
-                return Answer(account.status, account.body, account.content_type, used)
-            answer = self._operate(method, account, query, form, now)
-            return Answer(answer.status, answer.body, answer.content_type, used)
+            answer = (
+                account if isinstance(account, Answer) else self._operate(method, account, query, form, now)
+            )
+            return evolve(answer, headers=(("X-MBX-USED-WEIGHT-1M", str(self._weights[ip].used)),))
 
     def _charge(self, ip: str, now: float) -> Answer | None:
         """Count the request's weight against `ip`, or answer 429/418 if it may not be sent."""

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from binance_userstream._clock import Clock
 from binance_userstream._secrets import scrub
-from binance_userstream.simulator._exchange import RETIRED_HTML, WEIGHT_LIMIT, Answer, Exchange, error
+from binance_userstream.simulator._exchange import RETIRED, WEIGHT_LIMIT, Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
 
 log = logging.getLogger("binance_userstream.simulator")
@@ -166,7 +166,7 @@ class _IPv6Server(ThreadingHTTPServer):
 
 def _answer_fault(fault: Fault) -> Answer:
     if fault.status == 410:
-        return Answer(410, RETIRED_HTML, content_type="text/html")
+        return RETIRED
     headers: tuple[tuple[str, str], ...] = ()
     if fault.retry_after is not None:
         headers = (("Retry-After", f"{fault.retry_after:g}"),)
