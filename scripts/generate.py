@@ -79,10 +79,29 @@ def generate(spec: Path, out: Path, config: Path = CONFIG) -> None:
         header = _header()
         for py in sorted(target.rglob("*.py")):
             py.write_text(header + py.read_text(encoding="utf-8"), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(target, out)
+        _sync(target, out)
+
+
+def _sync(fresh: Path, out: Path) -> None:
+    """Make `out` match `fresh`, touching only the files that differ.
+
+    A file whose bytes are unchanged keeps its modification time, so `make` does not reinstall
+    the package after a regeneration that changed nothing in its metadata (pyproject.toml).
+    """
+    want, have = _tree(fresh), _tree(out) if out.exists() else {}
+    for rel in sorted(have.keys() - want.keys()):
+        have[rel].unlink()
+    for rel, source in want.items():
+        target = out / rel
+        if rel in have and filecmp.cmp(source, target, shallow=False):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    # A package folder the spec no longer has goes too, with its bytecode cache.
+    for folder in sorted((p for p in out.rglob("*") if p.is_dir()), reverse=True):
+        if folder.is_dir() and folder.name != "__pycache__":
+            if all(child.name == "__pycache__" for child in folder.iterdir()):
+                shutil.rmtree(folder)
 
 
 def _tree(root: Path) -> dict[str, Path]:

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 from binance_userstream_client import AuthenticatedClient
-from binance_userstream_client.api.user_data_stream import close, create, keepalive
+from binance_userstream_client.api.spot import close_spot_listen_key as close
+from binance_userstream_client.api.spot import create_spot_listen_key as create
+from binance_userstream_client.api.spot import keepalive_spot_listen_key as keepalive
 from binance_userstream_client.models import BinanceError, Empty, ListenKey, ListenKeyForm
 
 from tests._scripted import LISTEN_KEY, Reply, ScriptedServer

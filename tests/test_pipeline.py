@@ -17,7 +17,11 @@ from tests.conftest import ROOT
 
 SPEC = ROOT / "spec" / "userdatastream.yaml"
 GENERATED = ROOT / "generated" / "binance-userstream-client"
-OPERATIONS = [("post", "create"), ("put", "keepalive"), ("delete", "close")]
+OPERATIONS = [
+    ("post", "create_spot_listen_key"),
+    ("put", "keepalive_spot_listen_key"),
+    ("delete", "close_spot_listen_key"),
+]
 
 
 def load_spec() -> dict:
@@ -66,8 +70,8 @@ def test_each_operation_is_deprecated_and_documents_the_retirement(method: str, 
     assert "Weight: 2" in op["description"]
 
 
-def test_spec_lists_production_alternates_and_testnet_servers() -> None:
-    urls = [s["url"] for s in load_spec()["servers"]]
+def test_spot_lists_production_alternates_and_testnet_servers() -> None:
+    urls = [s["url"] for s in load_spec()["paths"]["/api/v3/userDataStream"]["servers"]]
     assert urls[0] == "https://api.binance.com"
     assert {f"https://api{i}.binance.com" for i in range(1, 5)} <= set(urls)
     assert {"https://api-gcp.binance.com", "https://testnet.binance.vision"} <= set(urls)
@@ -87,12 +91,13 @@ def test_generated_package_is_up_to_date() -> None:
 def test_check_mode_catches_a_changed_spec(tmp_path: Path) -> None:
     changed = tmp_path / "spec.yaml"
     text = SPEC.read_text()
-    assert "summary: Close user data stream (USER_STREAM)" in text
-    changed.write_text(text.replace("summary: Close user data stream (USER_STREAM)", "summary: Shut it down"))
+    summary = "summary: Close a USD-M futures user data stream (USER_STREAM)"
+    assert summary in text
+    changed.write_text(text.replace(summary, "summary: Shut it down"))
     proc = run_generate("--check", "--spec", str(changed))
     assert proc.returncode == 1
     removed = [
-        line for line in proc.stdout.splitlines() if line.startswith("-") and "Close user data" in line
+        line for line in proc.stdout.splitlines() if line.startswith("-") and "Close a USD-M futures" in line
     ]
     added = [line for line in proc.stdout.splitlines() if line.startswith("+") and "Shut it down" in line]
     assert removed
@@ -117,7 +122,7 @@ def test_a_generator_warning_fails_generation(tmp_path: Path) -> None:
     spec["paths"]["/api/v3/broken"] = {
         "get": {
             "operationId": "broken",
-            "tags": ["user_data_stream"],
+            "tags": ["spot"],
             "parameters": [{"name": "x", "in": "query", "required": True, "schema": {"$ref": "#/nope"}}],
             "responses": {"200": {"description": "ok"}},
         }
@@ -148,7 +153,9 @@ def test_generated_package_installs_into_a_fresh_venv_and_imports(tmp_path: Path
     )
     assert install.returncode == 0, install.stderr
     code = (
-        "from binance_userstream_client.api.user_data_stream import create, keepalive, close\n"
+        "from binance_userstream_client.api.spot import create_spot_listen_key as create\n"
+        "from binance_userstream_client.api.spot import keepalive_spot_listen_key as keepalive\n"
+        "from binance_userstream_client.api.spot import close_spot_listen_key as close\n"
         "from binance_userstream_client import AuthenticatedClient\n"
         "import binance_userstream_client, pathlib\n"
         "assert (pathlib.Path(binance_userstream_client.__file__).parent / 'py.typed').exists()\n"
@@ -175,3 +182,16 @@ def test_generated_code_passes_mypy_strict_and_ruff() -> None:
     )
     assert ruff.returncode == 0, ruff.stdout
     assert re.search(r"All checks passed", ruff.stdout)
+
+
+def test_regenerating_leaves_unchanged_files_untouched(tmp_path: Path) -> None:
+    """`make install` keys on the generated pyproject.toml: an idle regeneration must not touch it."""
+    out = tmp_path / "out"
+    assert run_generate("--out", str(out)).returncode == 0
+    pyproject = out / "pyproject.toml"
+    before = pyproject.stat().st_mtime_ns
+    (out / "binance_userstream_client" / "api" / "stale").mkdir()
+    (out / "binance_userstream_client" / "api" / "stale" / "gone.py").write_text("# stale\n")
+    assert run_generate("--out", str(out)).returncode == 0
+    assert pyproject.stat().st_mtime_ns == before
+    assert not (out / "binance_userstream_client" / "api" / "stale").exists()

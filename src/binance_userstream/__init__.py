@@ -15,6 +15,7 @@ from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock, VirtualClock
 from binance_userstream._gate import SHARED_GATE, BackoffGate
 from binance_userstream._hosts import HOSTS
+from binance_userstream._markets import MARKETS, Market
 from binance_userstream._policy import RetryPolicy
 from binance_userstream._session import (
     AsyncKeepaliveSession,
@@ -40,6 +41,7 @@ logging.getLogger("binance_userstream").addHandler(logging.NullHandler())
 
 __all__ = [
     "HOSTS",
+    "MARKETS",
     "SHARED_GATE",
     "AcceleratedClock",
     "AsyncKeepaliveSession",
@@ -53,6 +55,7 @@ __all__ = [
     "IPBannedError",
     "KeepaliveSession",
     "ListenKeyNotFoundError",
+    "Market",
     "NetworkError",
     "RateLimitedError",
     "RetryPolicy",

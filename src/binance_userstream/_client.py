@@ -8,7 +8,7 @@ generated operation with it and it gets the same key, retries and errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.cookiejar import CookieJar
 from types import TracebackType
@@ -16,17 +16,17 @@ from typing import Any, Self, TypeVar, cast
 
 import httpx
 from binance_userstream_client import AuthenticatedClient
-from binance_userstream_client.api.user_data_stream import close, create, keepalive
-from binance_userstream_client.models import Empty, ListenKey, ListenKeyForm
+from binance_userstream_client.models import Empty, ListenKey
 from binance_userstream_client.types import Response
 
 from binance_userstream._gate import SHARED_GATE, BackoffGate
 from binance_userstream._hosts import resolve_base_url
+from binance_userstream._markets import DEFAULT_MARKET, Market, market_named
 from binance_userstream._policy import RetryPolicy
 from binance_userstream._secrets import check_token, install_log_redaction, redact, resolve_api_key
 from binance_userstream._session import AsyncKeepaliveSession, KeepaliveSession
 from binance_userstream._transport import AsyncRetryingTransport, RetryingTransport, UsedWeight
-from binance_userstream.errors import UserStreamError
+from binance_userstream.errors import ListenKeyNotFoundError, UserStreamError
 
 API_KEY_HEADER = "X-MBX-APIKEY"
 DEFAULT_TIMEOUT = 10.0
@@ -61,24 +61,42 @@ def _expect(response: Response[Any], model: type[_T], operation: str) -> _T:
     return response.parsed
 
 
+def _operation_name(operation: Callable[..., Any]) -> str:
+    """`create_usdm_listen_key` for the generated `...api.usdm.create_usdm_listen_key.sync_detailed`."""
+    return getattr(operation, "__module__", "operation").rpartition(".")[2]
+
+
+def _check_echo(answer: object, listen_key: str) -> None:
+    """USD-M's keepalive answers the key it extended; another key means the one held is gone."""
+    if isinstance(answer, ListenKey) and answer.listen_key != listen_key:
+        raise ListenKeyNotFoundError(
+            200, None, "keepalive extended another listenKey of the account: the one given has expired"
+        )
+
+
 class _Base:
     """Configuration shared by the sync and async clients."""
 
     client: AuthenticatedClient
     """The generated client, configured with the key and the HTTP layer; use it for any operation."""
 
+    market: Market
+    """The market's row: its generated operations, hosts and wire rules (see `MARKETS`)."""
+
     def __init__(
         self,
         api_key: str | None,
-        base_url: str,
+        base_url: str | None,
+        market: str,
         timeout: float | httpx.Timeout,
         retry: RetryPolicy,
         gate: BackoffGate | None,
         httpx_args: Mapping[str, Any] | None,
     ) -> None:
         install_log_redaction()
+        self.market = market_named(market)
         key = resolve_api_key(api_key)
-        self.base_url = resolve_base_url(base_url)
+        self.base_url = resolve_base_url(base_url, self.market)
         self.retry = retry
         self.gate = SHARED_GATE if gate is None else gate
         self._weights = UsedWeight()
@@ -102,14 +120,19 @@ class _Base:
         return self._weights.snapshot()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self._key_hint!r})"
+        return (
+            f"{type(self).__name__}(market={self.market.name!r}, base_url={self.base_url!r},"
+            f" api_key={self._key_hint!r})"
+        )
 
 
 class UserDataStream(_Base):
     """Start, keep alive and close Binance user data streams (listenKeys), synchronously.
 
-    `api_key` defaults to $BINANCE_API_KEY. `base_url` is a URL or a name from `HOSTS`
-    ("testnet", "api1", ...); plain http is refused except to loopback. `transport` replaces the
+    `market` is a name from `MARKETS` ("usdm", "coinm", "portfolio", "options", or "spot", the
+    retired default). `api_key` defaults to $BINANCE_API_KEY. `base_url` is None (the market's
+    production host), a name from the market's hosts ("testnet", "demo", ...) or a URL; plain
+    http is refused except to loopback. `transport` replaces the
     httpx transport underneath (proxies, a mock); `httpx_args` go to the httpx.Client. `gate`
     defaults to the process-wide per-host gate (see BackoffGate).
     """
@@ -117,8 +140,9 @@ class UserDataStream(_Base):
     def __init__(
         self,
         api_key: str | None = None,
-        base_url: str = "https://api.binance.com",
+        base_url: str | None = None,
         *,
+        market: str = DEFAULT_MARKET,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 (frozen, so one shared default is safe)
         transport: httpx.BaseTransport | None = None,
@@ -126,30 +150,38 @@ class UserDataStream(_Base):
         httpx_args: Mapping[str, Any] | None = None,
     ) -> None:
         self._inner = transport
-        super().__init__(api_key, base_url, timeout, retry, gate, httpx_args)
+        super().__init__(api_key, base_url, market, timeout, retry, gate, httpx_args)
 
     def _layer(self) -> RetryingTransport:
         return RetryingTransport(self._inner or httpx.HTTPTransport(), self.retry, self.gate, self._weights)
 
+    def call(self, operation: Callable[..., Response[Any]], model: type[_T], /, **arguments: Any) -> _T:
+        """Call any generated operation's `sync_detailed` with this client; return its success model.
+
+        `uds.call(create_usdm_listen_key.sync_detailed, ListenKey)`: the request gets the key,
+        the retries and the typed errors; an answer that is not `model` raises UserStreamError.
+        """
+        name = _operation_name(operation)
+        with _answer(name):
+            response = operation(client=self.client, **arguments)
+        return _expect(response, model, name)
+
     def create(self) -> str:
         """Start a stream (or extend the account's active one) and return its listenKey."""
-        with _answer("create"):
-            response = create.sync_detailed(client=self.client)
-        return _expect(response, ListenKey, "create").listen_key
+        return self.call(self.market.create.sync_detailed, ListenKey).listen_key
 
     def keepalive(self, listen_key: str) -> None:
         """Extend `listen_key` by 60 minutes. Raises ListenKeyNotFoundError if it is gone."""
-        body = ListenKeyForm(listen_key=check_token(listen_key, "listen_key"))
-        with _answer("keepalive"):
-            response = keepalive.sync_detailed(client=self.client, body=body)
-        _expect(response, Empty, "keepalive")
+        key, market = check_token(listen_key, "listen_key"), self.market
+        answer = self.call(
+            market.keepalive.sync_detailed, market.keepalive_answer, **market.keepalive_arguments(key)
+        )
+        _check_echo(answer, key)
 
     def close(self, listen_key: str) -> None:
         """Close `listen_key`, for every consumer of the account."""
-        key = check_token(listen_key, "listen_key")
-        with _answer("close"):
-            response = close.sync_detailed(client=self.client, listen_key=key)
-        _expect(response, Empty, "close")
+        key, market = check_token(listen_key, "listen_key"), self.market
+        self.call(market.close.sync_detailed, Empty, **market.close_arguments(key))
 
     def session(self, **options: Any) -> KeepaliveSession:
         """A context manager that creates (or adopts) a key and keeps it alive in a thread.
@@ -180,8 +212,9 @@ class AsyncUserDataStream(_Base):
     def __init__(
         self,
         api_key: str | None = None,
-        base_url: str = "https://api.binance.com",
+        base_url: str | None = None,
         *,
+        market: str = DEFAULT_MARKET,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 (frozen, so one shared default is safe)
         transport: httpx.AsyncBaseTransport | None = None,
@@ -189,31 +222,36 @@ class AsyncUserDataStream(_Base):
         httpx_args: Mapping[str, Any] | None = None,
     ) -> None:
         self._inner = transport
-        super().__init__(api_key, base_url, timeout, retry, gate, httpx_args)
+        super().__init__(api_key, base_url, market, timeout, retry, gate, httpx_args)
 
     def _layer(self) -> AsyncRetryingTransport:
         inner = self._inner or httpx.AsyncHTTPTransport()
         return AsyncRetryingTransport(inner, self.retry, self.gate, self._weights)
 
+    async def call(
+        self, operation: Callable[..., Awaitable[Response[Any]]], model: type[_T], /, **arguments: Any
+    ) -> _T:
+        """Await any generated operation's `asyncio_detailed` with this client; as `UserDataStream.call`."""
+        name = _operation_name(operation)
+        with _answer(name):
+            response = await operation(client=self.client, **arguments)
+        return _expect(response, model, name)
+
     async def create(self) -> str:
         """Start a stream (or extend the account's active one) and return its listenKey."""
-        with _answer("create"):
-            response = await create.asyncio_detailed(client=self.client)
-        return _expect(response, ListenKey, "create").listen_key
+        return (await self.call(self.market.create.asyncio_detailed, ListenKey)).listen_key
 
     async def keepalive(self, listen_key: str) -> None:
         """Extend `listen_key` by 60 minutes. Raises ListenKeyNotFoundError if it is gone."""
-        body = ListenKeyForm(listen_key=check_token(listen_key, "listen_key"))
-        with _answer("keepalive"):
-            response = await keepalive.asyncio_detailed(client=self.client, body=body)
-        _expect(response, Empty, "keepalive")
+        key, market = check_token(listen_key, "listen_key"), self.market
+        operation = market.keepalive.asyncio_detailed
+        answer = await self.call(operation, market.keepalive_answer, **market.keepalive_arguments(key))
+        _check_echo(answer, key)
 
     async def close(self, listen_key: str) -> None:
         """Close `listen_key`, for every consumer of the account."""
-        key = check_token(listen_key, "listen_key")
-        with _answer("close"):
-            response = await close.asyncio_detailed(client=self.client, listen_key=key)
-        _expect(response, Empty, "close")
+        key, market = check_token(listen_key, "listen_key"), self.market
+        await self.call(market.close.asyncio_detailed, Empty, **market.close_arguments(key))
 
     def session(self, **options: Any) -> AsyncKeepaliveSession:
         """An async context manager that keeps a key alive in an asyncio task; as `UserDataStream.session`."""

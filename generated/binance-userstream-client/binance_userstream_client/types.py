@@ -6,7 +6,7 @@ from collections.abc import Mapping, MutableMapping
 from http import HTTPStatus
 from typing import IO, BinaryIO, Generic, Literal, TypeVar
 
-from attrs import define
+from attrs import define, field
 
 
 class Unset:
@@ -48,7 +48,8 @@ class Response(Generic[T]):
     """A response from an endpoint"""
 
     status_code: HTTPStatus
-    content: bytes
+    # binance-userstream override: the raw body may hold a listenKey; it stays out of the repr.
+    content: bytes = field(repr=False)
     headers: MutableMapping[str, str]
     parsed: T | None
 

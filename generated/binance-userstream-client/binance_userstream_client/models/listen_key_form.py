@@ -15,7 +15,7 @@ T = TypeVar("T", bound="ListenKeyForm")
 class ListenKeyForm:
     """The form body of a keepalive request."""
 
-    listen_key: str
+    listen_key: str = _attrs_field(repr=False)
     """ A listenKey (60 or more printable characters on production). A credential. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 

@@ -9,32 +9,20 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.binance_error import BinanceError
 from ...models.empty import Empty
-from ...types import UNSET, Response
+from ...types import Response
 
 
-def _get_kwargs(
-    *,
-    listen_key: str,
-) -> dict[str, Any]:
-
-    params: dict[str, Any] = {}
-
-    params["listenKey"] = listen_key
-
-    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+def _get_kwargs() -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
         "method": "delete",
-        "url": "/api/v3/userDataStream",
-        "params": params,
+        "url": "/papi/v1/listenKey",
     }
 
     return _kwargs
 
 
-def _parse_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> BinanceError | Empty | str | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> BinanceError | Empty | None:
     if response.status_code == 200:
         response_200 = Empty.from_dict(response.json())
 
@@ -54,10 +42,6 @@ def _parse_response(
         response_403 = BinanceError.from_dict(response.json())
 
         return response_403
-
-    if response.status_code == 410:
-        response_410 = response.text
-        return response_410
 
     if response.status_code == 418:
         response_418 = BinanceError.from_dict(response.json())
@@ -82,7 +66,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[BinanceError | Empty | str]:
+) -> Response[BinanceError | Empty]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -94,29 +78,21 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    listen_key: str,
-) -> Response[BinanceError | Empty | str]:
-    """Close user data stream (USER_STREAM)
+) -> Response[BinanceError | Empty]:
+    """Close a Portfolio Margin user data stream (USER_STREAM)
 
-     Close a user data stream: the listenKey stops working at once, for every consumer of the
-    account (keys are shared per account). Answers -1125 when the key does not exist.
-    Weight: 2.
-
-    Args:
-        listen_key (str): A listenKey (60 or more printable characters on production). A
-            credential. Example: pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
+     Close the account's active listenKey; takes no parameter. It stops working at once, for
+    every consumer of the account. Weight: 1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[BinanceError | Empty | str]
+        Response[BinanceError | Empty]
     """
 
-    kwargs = _get_kwargs(
-        listen_key=listen_key,
-    )
+    kwargs = _get_kwargs()
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -128,58 +104,43 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    listen_key: str,
-) -> BinanceError | Empty | str | None:
-    """Close user data stream (USER_STREAM)
+) -> BinanceError | Empty | None:
+    """Close a Portfolio Margin user data stream (USER_STREAM)
 
-     Close a user data stream: the listenKey stops working at once, for every consumer of the
-    account (keys are shared per account). Answers -1125 when the key does not exist.
-    Weight: 2.
-
-    Args:
-        listen_key (str): A listenKey (60 or more printable characters on production). A
-            credential. Example: pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
+     Close the account's active listenKey; takes no parameter. It stops working at once, for
+    every consumer of the account. Weight: 1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        BinanceError | Empty | str
+        BinanceError | Empty
     """
 
     return sync_detailed(
         client=client,
-        listen_key=listen_key,
     ).parsed
 
 
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    listen_key: str,
-) -> Response[BinanceError | Empty | str]:
-    """Close user data stream (USER_STREAM)
+) -> Response[BinanceError | Empty]:
+    """Close a Portfolio Margin user data stream (USER_STREAM)
 
-     Close a user data stream: the listenKey stops working at once, for every consumer of the
-    account (keys are shared per account). Answers -1125 when the key does not exist.
-    Weight: 2.
-
-    Args:
-        listen_key (str): A listenKey (60 or more printable characters on production). A
-            credential. Example: pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
+     Close the account's active listenKey; takes no parameter. It stops working at once, for
+    every consumer of the account. Weight: 1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[BinanceError | Empty | str]
+        Response[BinanceError | Empty]
     """
 
-    kwargs = _get_kwargs(
-        listen_key=listen_key,
-    )
+    kwargs = _get_kwargs()
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -189,29 +150,22 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    listen_key: str,
-) -> BinanceError | Empty | str | None:
-    """Close user data stream (USER_STREAM)
+) -> BinanceError | Empty | None:
+    """Close a Portfolio Margin user data stream (USER_STREAM)
 
-     Close a user data stream: the listenKey stops working at once, for every consumer of the
-    account (keys are shared per account). Answers -1125 when the key does not exist.
-    Weight: 2.
-
-    Args:
-        listen_key (str): A listenKey (60 or more printable characters on production). A
-            credential. Example: pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
+     Close the account's active listenKey; takes no parameter. It stops working at once, for
+    every consumer of the account. Weight: 1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        BinanceError | Empty | str
+        BinanceError | Empty
     """
 
     return (
         await asyncio_detailed(
             client=client,
-            listen_key=listen_key,
         )
     ).parsed

@@ -9,31 +9,20 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.binance_error import BinanceError
 from ...models.empty import Empty
-from ...models.listen_key_form import ListenKeyForm
 from ...types import Response
 
 
-def _get_kwargs(
-    *,
-    body: ListenKeyForm,
-) -> dict[str, Any]:
-    headers: dict[str, Any] = {}
+def _get_kwargs() -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
         "method": "put",
-        "url": "/api/v3/userDataStream",
+        "url": "/dapi/v1/listenKey",
     }
 
-    _kwargs["data"] = body.to_dict()
-    headers["Content-Type"] = "application/x-www-form-urlencoded"
-
-    _kwargs["headers"] = headers
     return _kwargs
 
 
-def _parse_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> BinanceError | Empty | str | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> BinanceError | Empty | None:
     if response.status_code == 200:
         response_200 = Empty.from_dict(response.json())
 
@@ -53,10 +42,6 @@ def _parse_response(
         response_403 = BinanceError.from_dict(response.json())
 
         return response_403
-
-    if response.status_code == 410:
-        response_410 = response.text
-        return response_410
 
     if response.status_code == 418:
         response_418 = BinanceError.from_dict(response.json())
@@ -81,7 +66,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[BinanceError | Empty | str]:
+) -> Response[BinanceError | Empty]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -93,28 +78,22 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    body: ListenKeyForm,
-) -> Response[BinanceError | Empty | str]:
-    """Keepalive user data stream (USER_STREAM)
+) -> Response[BinanceError | Empty]:
+    """Keepalive a COIN-M futures user data stream (USER_STREAM)
 
-     Keep a user data stream alive: extends the listenKey's validity by 60 minutes. User data
-    streams close after 60 minutes; send a keepalive about every 30 minutes. Answers -1125
-    when the key does not exist (never created, expired or closed). Weight: 2.
-
-    Args:
-        body (ListenKeyForm): The form body of a keepalive request.
+     Extend the account's active listenKey by 60 minutes; takes no parameter (the key is implied
+    by the API key). Answers `{}`. Answers -1125 when the account has no active key (never created,
+    expired or closed): create a new one. Weight: 1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[BinanceError | Empty | str]
+        Response[BinanceError | Empty]
     """
 
-    kwargs = _get_kwargs(
-        body=body,
-    )
+    kwargs = _get_kwargs()
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -126,56 +105,45 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    body: ListenKeyForm,
-) -> BinanceError | Empty | str | None:
-    """Keepalive user data stream (USER_STREAM)
+) -> BinanceError | Empty | None:
+    """Keepalive a COIN-M futures user data stream (USER_STREAM)
 
-     Keep a user data stream alive: extends the listenKey's validity by 60 minutes. User data
-    streams close after 60 minutes; send a keepalive about every 30 minutes. Answers -1125
-    when the key does not exist (never created, expired or closed). Weight: 2.
-
-    Args:
-        body (ListenKeyForm): The form body of a keepalive request.
+     Extend the account's active listenKey by 60 minutes; takes no parameter (the key is implied
+    by the API key). Answers `{}`. Answers -1125 when the account has no active key (never created,
+    expired or closed): create a new one. Weight: 1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        BinanceError | Empty | str
+        BinanceError | Empty
     """
 
     return sync_detailed(
         client=client,
-        body=body,
     ).parsed
 
 
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    body: ListenKeyForm,
-) -> Response[BinanceError | Empty | str]:
-    """Keepalive user data stream (USER_STREAM)
+) -> Response[BinanceError | Empty]:
+    """Keepalive a COIN-M futures user data stream (USER_STREAM)
 
-     Keep a user data stream alive: extends the listenKey's validity by 60 minutes. User data
-    streams close after 60 minutes; send a keepalive about every 30 minutes. Answers -1125
-    when the key does not exist (never created, expired or closed). Weight: 2.
-
-    Args:
-        body (ListenKeyForm): The form body of a keepalive request.
+     Extend the account's active listenKey by 60 minutes; takes no parameter (the key is implied
+    by the API key). Answers `{}`. Answers -1125 when the account has no active key (never created,
+    expired or closed): create a new one. Weight: 1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[BinanceError | Empty | str]
+        Response[BinanceError | Empty]
     """
 
-    kwargs = _get_kwargs(
-        body=body,
-    )
+    kwargs = _get_kwargs()
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -185,28 +153,23 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    body: ListenKeyForm,
-) -> BinanceError | Empty | str | None:
-    """Keepalive user data stream (USER_STREAM)
+) -> BinanceError | Empty | None:
+    """Keepalive a COIN-M futures user data stream (USER_STREAM)
 
-     Keep a user data stream alive: extends the listenKey's validity by 60 minutes. User data
-    streams close after 60 minutes; send a keepalive about every 30 minutes. Answers -1125
-    when the key does not exist (never created, expired or closed). Weight: 2.
-
-    Args:
-        body (ListenKeyForm): The form body of a keepalive request.
+     Extend the account's active listenKey by 60 minutes; takes no parameter (the key is implied
+    by the API key). Answers `{}`. Answers -1125 when the account has no active key (never created,
+    expired or closed): create a new one. Weight: 1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        BinanceError | Empty | str
+        BinanceError | Empty
     """
 
     return (
         await asyncio_detailed(
             client=client,
-            body=body,
         )
     ).parsed

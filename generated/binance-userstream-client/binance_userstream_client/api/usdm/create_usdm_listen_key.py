@@ -16,7 +16,7 @@ def _get_kwargs() -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
         "method": "post",
-        "url": "/api/v3/userDataStream",
+        "url": "/fapi/v1/listenKey",
     }
 
     return _kwargs
@@ -24,7 +24,7 @@ def _get_kwargs() -> dict[str, Any]:
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> BinanceError | ListenKey | str | None:
+) -> BinanceError | ListenKey | None:
     if response.status_code == 200:
         response_200 = ListenKey.from_dict(response.json())
 
@@ -44,10 +44,6 @@ def _parse_response(
         response_403 = BinanceError.from_dict(response.json())
 
         return response_403
-
-    if response.status_code == 410:
-        response_410 = response.text
-        return response_410
 
     if response.status_code == 418:
         response_418 = BinanceError.from_dict(response.json())
@@ -72,7 +68,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[BinanceError | ListenKey | str]:
+) -> Response[BinanceError | ListenKey]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -84,19 +80,20 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[BinanceError | ListenKey | str]:
-    """Start user data stream (USER_STREAM)
+) -> Response[BinanceError | ListenKey]:
+    """Start a USD-M futures user data stream (USER_STREAM)
 
-     Start a new user data stream and return its listenKey. The stream closes after 60
-    minutes unless a keepalive is sent. If the account already has an active listenKey,
-    that same key is returned and its validity is extended by 60 minutes. Weight: 2.
+     Start a USD-M futures user data stream and return its listenKey. The stream closes after 60
+    minutes unless a keepalive is sent. If the account already has an active listenKey, that same
+    key is returned and its validity is extended by 60 minutes. Weight: 1. See
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[BinanceError | ListenKey | str]
+        Response[BinanceError | ListenKey]
     """
 
     kwargs = _get_kwargs()
@@ -111,19 +108,20 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-) -> BinanceError | ListenKey | str | None:
-    """Start user data stream (USER_STREAM)
+) -> BinanceError | ListenKey | None:
+    """Start a USD-M futures user data stream (USER_STREAM)
 
-     Start a new user data stream and return its listenKey. The stream closes after 60
-    minutes unless a keepalive is sent. If the account already has an active listenKey,
-    that same key is returned and its validity is extended by 60 minutes. Weight: 2.
+     Start a USD-M futures user data stream and return its listenKey. The stream closes after 60
+    minutes unless a keepalive is sent. If the account already has an active listenKey, that same
+    key is returned and its validity is extended by 60 minutes. Weight: 1. See
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        BinanceError | ListenKey | str
+        BinanceError | ListenKey
     """
 
     return sync_detailed(
@@ -134,19 +132,20 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[BinanceError | ListenKey | str]:
-    """Start user data stream (USER_STREAM)
+) -> Response[BinanceError | ListenKey]:
+    """Start a USD-M futures user data stream (USER_STREAM)
 
-     Start a new user data stream and return its listenKey. The stream closes after 60
-    minutes unless a keepalive is sent. If the account already has an active listenKey,
-    that same key is returned and its validity is extended by 60 minutes. Weight: 2.
+     Start a USD-M futures user data stream and return its listenKey. The stream closes after 60
+    minutes unless a keepalive is sent. If the account already has an active listenKey, that same
+    key is returned and its validity is extended by 60 minutes. Weight: 1. See
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[BinanceError | ListenKey | str]
+        Response[BinanceError | ListenKey]
     """
 
     kwargs = _get_kwargs()
@@ -159,19 +158,20 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-) -> BinanceError | ListenKey | str | None:
-    """Start user data stream (USER_STREAM)
+) -> BinanceError | ListenKey | None:
+    """Start a USD-M futures user data stream (USER_STREAM)
 
-     Start a new user data stream and return its listenKey. The stream closes after 60
-    minutes unless a keepalive is sent. If the account already has an active listenKey,
-    that same key is returned and its validity is extended by 60 minutes. Weight: 2.
+     Start a USD-M futures user data stream and return its listenKey. The stream closes after 60
+    minutes unless a keepalive is sent. If the account already has an active listenKey, that same
+    key is returned and its validity is extended by 60 minutes. Weight: 1. See
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        BinanceError | ListenKey | str
+        BinanceError | ListenKey
     """
 
     return (
