@@ -1,102 +1,126 @@
-"""An operation added to the YAML gets the key header, retries and typed errors with no facade change.
+"""The README's "Extend the client" walkthrough, run as a user runs it.
 
-The test does what a user does: copy the spec, add an operation, regenerate (into a temporary
-folder, under another package name so that it can be imported beside the installed one), and
-call the new operation with the facade's `client`.
+The test copies the spec, adds the README's YAML under `paths:`, regenerates into a temporary
+folder, then type-checks the README's Python with `mypy --strict` and runs it (in a process whose
+`binance_userstream_client` is the regenerated one) against a scripted loopback server. The new
+operation gets the key header, the retries and the typed errors with no facade change.
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib
+import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 
-from binance_userstream import AsyncUserDataStream, BackoffGate, ListenKeyNotFoundError, UserDataStream
 from tests._scripted import LISTEN_KEY, Reply, ScriptedServer
-from tests.conftest import API_KEY, FAST_RETRY, ROOT
+from tests.conftest import API_KEY, ROOT
 
-FUTURES_OPERATION = {
-    "tags": ["futures"],
-    "operationId": "create_futures_listen_key",
-    "summary": "Start a USD-M futures user data stream (USER_STREAM)",
-    "security": [{"ApiKeyAuth": []}],
-    "responses": {
-        "200": {
-            "description": "The listenKey.",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ListenKey"}}},
-        },
-        "400": {"$ref": "#/components/responses/BadRequest"},
-        "5XX": {"$ref": "#/components/responses/ServerError"},
-    },
-}
+README = (ROOT / "README.md").read_text()
+SECTION = README[README.index("## Extend the client by editing the YAML") :]
+SECTION = SECTION[: SECTION.index("\n## ", 1)]
+YAML_BLOCK = re.findall(r"```yaml\n(.*?)```", SECTION, re.DOTALL)[0]
+PYTHON_BLOCK = re.findall(r"```python\n(.*?)```", SECTION, re.DOTALL)[0]
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def extended(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package generated from the spec plus the README's YAML: a folder for PYTHONPATH."""
     tmp = tmp_path_factory.mktemp("extended")
     spec = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
-    spec["paths"]["/fapi/v1/listenKey"] = {"post": FUTURES_OPERATION}
+    added = yaml.safe_load("paths:\n" + YAML_BLOCK)["paths"]
+    assert not set(added) & set(spec["paths"]), "the walkthrough must add an operation the spec lacks"
+    spec["paths"].update(added)
     (tmp / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    config = yaml.safe_load((ROOT / "spec" / "generator-config.yaml").read_text())
-    config["package_name_override"] = "extended_client"
-    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
-    out = tmp / "extended-client"
+    out = tmp / "binance-userstream-client"
     subprocess.run(
         [
-            *(sys.executable, str(ROOT / "scripts" / "generate.py")),
-            *("--spec", str(tmp / "spec.yaml"), "--config", str(tmp / "config.yaml"), "--out", str(out)),
+            sys.executable,
+            str(ROOT / "scripts" / "generate.py"),
+            "--spec",
+            str(tmp / "spec.yaml"),
+            "--out",
+            str(out),
         ],
         check=True,
         capture_output=True,
     )
-    sys.path.insert(0, str(out))
-    try:
-        yield importlib.import_module("extended_client.api.futures.create_futures_listen_key")
-    finally:
-        sys.path.remove(str(out))
+    return out
 
 
-def test_a_new_operation_is_sent_with_the_key_header_and_retried(
-    extended: ModuleType, server: ScriptedServer, gate: BackoffGate
+def _run_readme_python(regenerated: Path, base_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "walkthrough.py"
+    code = PYTHON_BLOCK.replace('"https://api.binance.com"', repr(base_url))
+    script.write_text(code + "print(key)\n")
+    env = {**os.environ, "PYTHONPATH": str(regenerated), "BINANCE_API_KEY": API_KEY}
+    return subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, check=False)
+
+
+def test_the_walkthrough_python_passes_mypy_strict_as_written(regenerated: Path, tmp_path: Path) -> None:
+    script = tmp_path / "walkthrough.py"
+    script.write_text(PYTHON_BLOCK)
+    env = {**os.environ, "MYPYPATH": str(regenerated)}
+    proc = subprocess.run(
+        [str(BIN / "mypy"), "--strict", "--no-incremental", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_new_operation_is_sent_with_the_key_header_and_retried(
+    regenerated: Path, server: ScriptedServer, tmp_path: Path
 ) -> None:
     server.script(Reply(status=503, body={"code": -1001, "msg": "busy"}), Reply(drop=True))
-    with UserDataStream(API_KEY, server.url, retry=FAST_RETRY, gate=gate) as uds:
-        parsed = extended.sync(client=uds.client)
-    assert parsed.listen_key == LISTEN_KEY
-    assert [(s.method, s.path) for s in server.requests] == [("POST", "/fapi/v1/listenKey")] * 3
+    proc = _run_readme_python(regenerated, server.url, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == LISTEN_KEY
+    assert [(s.method, s.path) for s in server.requests] == [("POST", "/sapi/v1/margin/listen-key")] * 3
     assert all(s.headers["x-mbx-apikey"] == API_KEY for s in server.requests)
 
 
-def test_a_new_operation_raises_the_typed_errors(
-    extended: ModuleType, server: ScriptedServer, gate: BackoffGate
+def test_the_new_operation_raises_the_typed_errors(
+    regenerated: Path, server: ScriptedServer, tmp_path: Path
 ) -> None:
     server.script(Reply(status=400, body={"code": -1125, "msg": "This listenKey does not exist."}))
-    with UserDataStream(API_KEY, server.url, gate=gate) as uds, pytest.raises(ListenKeyNotFoundError):
-        extended.sync(client=uds.client)
+    proc = _run_readme_python(regenerated, server.url, tmp_path)
+    assert proc.returncode != 0
+    assert "ListenKeyNotFoundError" in proc.stderr
+    assert len(server.requests) == 1
 
 
-def test_a_new_operation_works_through_the_async_client_too(
-    extended: ModuleType, server: ScriptedServer, gate: BackoffGate
+def test_the_new_operation_works_through_the_async_client(
+    regenerated: Path, server: ScriptedServer, tmp_path: Path
 ) -> None:
     server.script(Reply(status=502, body={"code": -1001, "msg": "busy"}))
-
-    async def go() -> str:
-        async with AsyncUserDataStream(API_KEY, server.url, retry=FAST_RETRY, gate=gate) as uds:
-            parsed = await extended.asyncio(client=uds.client)
-            return str(parsed.listen_key)
-
-    assert asyncio.run(go()) == LISTEN_KEY
+    script = tmp_path / "walkthrough_async.py"
+    script.write_text(
+        "import asyncio\n"
+        "from binance_userstream import AsyncUserDataStream\n"
+        "from binance_userstream_client.api.margin_risk import create_margin_risk_listen_key\n"
+        "from binance_userstream_client.models import ListenKey\n"
+        "async def main() -> str:\n"
+        f"    async with AsyncUserDataStream(base_url={server.url!r}) as uds:\n"
+        "        answer = await uds.call(create_margin_risk_listen_key.asyncio_detailed, ListenKey)\n"
+        "        return answer.listen_key\n"
+        "print(asyncio.run(main()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(regenerated), "BINANCE_API_KEY": API_KEY}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == LISTEN_KEY
     assert len(server.requests) == 2
-    assert server.requests[-1].headers["x-mbx-apikey"] == API_KEY
 
 
-def test_the_extension_really_came_from_the_edited_spec(extended: ModuleType) -> None:
-    assert "USD-M futures" in (extended.sync.__doc__ or "")
-    assert "extended-client" in Path(extended.__file__).parts
+def test_the_installed_package_does_not_have_the_walkthrough_operation() -> None:
+    """The walkthrough must stay a real extension: the shipped spec lacks it."""
+    import binance_userstream_client.api as api
+
+    assert not (Path(api.__file__).parent / "margin_risk").exists()
