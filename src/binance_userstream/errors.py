@@ -18,10 +18,15 @@ __all__ = [
     "UserStreamError",
 ]
 
+from binance_userstream._markets import live_markets
+
 RETIREMENT_NOTICE = (
-    "Binance retired the spot user data stream endpoints (/api/v3/userDataStream) on "
-    "2026-02-20 07:00 UTC; use the WebSocket API instead: userDataStream.subscribe.signature "
-    "(or userDataStream.subscribe after session.logon) on wss://ws-api.binance.com:443/ws-api/v3"
+    "Binance retired spot and margin listenKeys (/api/v3/userDataStream, /sapi/v1/userDataStream) on "
+    "2026-02-20 07:00 UTC. Derivatives listenKeys are live: "
+    + live_markets()
+    + ". Spot's user data comes from the WebSocket API's userDataStream.subscribe.signature (or "
+    "userDataStream.subscribe after session.logon) on wss://ws-api.binance.com:443/ws-api/v3; margin's "
+    "from POST /sapi/v1/userListenToken and userDataStream.subscribe.listenToken"
 )
 
 
