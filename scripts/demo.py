@@ -46,7 +46,8 @@ def run_demo(simulator_out: IO[str] | None, started: float) -> int:
     assert simulator_out is not None
     url = simulator_out.readline().split()[-1]
     say(f"simulator on {url}, clock x{SPEED} (30 simulated minutes = {1800 / SPEED:.1f} s)")
-    control = httpx.Client(base_url=url)
+    # Control requests need this header (it keeps web pages from sending them).
+    control = httpx.Client(base_url=url, headers={"X-Simulator-Control": "1"})
 
     def inject(*faults: dict[str, object]) -> Callable[[], None]:
         return lambda: control.post("/_simulator/faults", content=json.dumps(list(faults))).raise_for_status()

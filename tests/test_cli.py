@@ -211,6 +211,32 @@ def test_the_simulator_command_refuses_an_unknown_fault() -> None:
     assert "unknown fault" in proc.stderr
 
 
+def test_the_simulator_command_names_a_port_in_use(live: Simulator) -> None:
+    port = live.address[1]
+    proc = cli("simulator", "--port", str(port))
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1
+    assert f"127.0.0.1:{port}" in proc.stderr
+    assert "in use" in proc.stderr
+
+
+def test_the_simulator_command_on_all_interfaces_prints_a_url_clients_accept() -> None:
+    everywhere = "0.0.0.0"  # noqa: S104 (the point of the test)
+    with subprocess.Popen(
+        [*CLI, "simulator", "--host", everywhere, "--port", "0"], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            url = line.split()[-1]
+            assert "all interfaces" in line
+            assert url.startswith("http://127.0.0.1:")
+            assert cli("create", "--base-url", url).returncode == 0
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
 def test_run_status_lines_count_from_the_creation_of_the_key(live: Simulator) -> None:
     proc = cli("run", "--base-url", live.url, "--speed", "3600", "--for", "1h")
     assert proc.returncode == 0

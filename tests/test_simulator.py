@@ -214,14 +214,19 @@ def test_an_injected_delay_answers_late(sim: Simulator, http: httpx.Client) -> N
 
 def test_faults_can_be_injected_over_http_from_another_process(sim: Simulator, http: httpx.Client) -> None:
     faults = [Fault.server_error(503).to_json(), Fault.drop().to_json()]
-    assert http.post("/_simulator/faults", content=json.dumps(faults)).json() == {"queued": 2}
+    response = http.post(
+        "/_simulator/faults", content=json.dumps(faults), headers={"X-Simulator-Control": "1"}
+    )
+    assert response.json() == {"queued": 2}
     assert http.post(PATH).status_code == 503
     assert sim.pending_faults() == 1
 
 
 def test_keys_can_be_lost_on_purpose(sim: Simulator, http: httpx.Client) -> None:
     key = create(http)
-    assert http.post("/_simulator/forget-keys").json() == {"forgotten": 1}
+    assert http.post("/_simulator/forget-keys", headers={"X-Simulator-Control": "1"}).json() == {
+        "forgotten": 1
+    }
     assert code_of(http.put(PATH, data={"listenKey": key})) == -1125
 
 

@@ -336,7 +336,11 @@ def _simulator(args: argparse.Namespace) -> int:
     )
     sim.inject(*faults)
     mode = " (retired: every answer is 410)" if args.retired else ""
-    print(f"simulator listening on {sim.url}{mode}", flush=True)
+    where = sim.url
+    if sim.all_interfaces:  # 0.0.0.0 is no address to connect to: say so, and give one that is
+        host, port = sim.address
+        where = f"all interfaces ({host} port {port}); from this machine: {sim.url}"
+    print(f"simulator listening on {where}{mode}", flush=True)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(EXIT_OK))
     with contextlib.suppress(KeyboardInterrupt):
         sim.serve_forever()

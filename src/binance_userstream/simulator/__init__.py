@@ -8,8 +8,8 @@
 
 It answers POST/PUT/DELETE /api/v3/userDataStream with Binance's documented semantics (see
 `Exchange`), or, with `retired=True`, the way production has since 2026-02-20 (410, HTML).
-Room is left for the event-stream WebSocket endpoint: it would be a second server sharing
-`Simulator.exchange`.
+The server is aiohttp's, so the event-stream WebSocket endpoints can be served on the same port,
+by the same handler, sharing `Simulator.exchange`.
 """
 
 from binance_userstream._clock import AcceleratedClock, SystemClock, VirtualClock

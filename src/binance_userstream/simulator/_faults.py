@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Literal, get_args
 
 from attrs import frozen
 
 Kind = Literal["status", "drop", "delay", "lose_keys"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 
 
 @frozen
@@ -17,6 +19,17 @@ class Fault:
     status: int = 0
     retry_after: float | None = None
     delay: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        """Refuse a fault the server could not serve (a status 200, a negative or NaN delay...)."""
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}: use one of {', '.join(KINDS)}")
+        if self.kind == "status" and not (self.status in (410, 418, 429) or 500 <= self.status <= 599):
+            raise ValueError(f"a status fault is 410, 418, 429 or a 5XX, not {self.status!r}")
+        if self.retry_after is not None and not _seconds(self.retry_after):
+            raise ValueError(f"retry_after must be a finite number of seconds >= 0, not {self.retry_after!r}")
+        if not _seconds(self.delay):
+            raise ValueError(f"delay must be a finite number of seconds >= 0, not {self.delay!r}")
 
     @classmethod
     def server_error(cls, status: int = 503) -> Fault:
@@ -73,7 +86,8 @@ class Fault:
         except ValueError:
             pass
         raise ValueError(
-            f"unknown fault {spec!r}: use 5XX, 429:SECONDS, 418:SECONDS, 410, drop or delay:SECONDS"
+            f"unknown fault {spec!r}: use 5XX, 429:SECONDS, 418:SECONDS, 410, drop, lose-keys or "
+            "delay:SECONDS (seconds finite and >= 0)"
         )
 
     def to_json(self) -> dict[str, object]:
@@ -85,14 +99,30 @@ class Fault:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> Fault:
+    def from_json(cls, data: object) -> Fault:
+        """The fault `to_json` described; ValueError naming what is wrong with anything else."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a fault is a JSON object (Fault.to_json()), not {type(data).__name__}")
         kind = data.get("kind")
-        if kind not in ("status", "drop", "delay", "lose_keys"):
-            raise ValueError(f"unknown fault kind {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}: use one of {', '.join(KINDS)}")
+        status = data.get("status", 0)
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise ValueError(f"status must be an integer, not {status!r}")
         retry_after = data.get("retry_after")
         return cls(
             kind,
-            status=int(str(data.get("status", 0))),
-            retry_after=None if retry_after is None else float(str(retry_after)),
-            delay=float(str(data.get("delay", 0.0))),
+            status=status,
+            retry_after=None if retry_after is None else _number("retry_after", retry_after),
+            delay=_number("delay", data.get("delay", 0.0)),
         )
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+    return float(value)
+
+
+def _seconds(value: float) -> bool:
+    return math.isfinite(value) and value >= 0

@@ -1,36 +1,45 @@
-"""Simulator: the Exchange behind a real HTTP server on loopback, with fault injection.
+"""Simulator: the Exchange behind a real HTTP server, with fault injection and control requests.
 
-The server is the standard library's ThreadingHTTPServer: no extra dependency for users who only
-want to point their tests at a simulator, HTTP/1.1 keep-alive, and direct access to the socket,
-which a dropped-connection fault needs. A thread serves each connection.
+The server is aiohttp's, on an asyncio event loop in a thread of its own (or the caller's thread in
+`serve_forever`), so the API stays synchronous. aiohttp serves plain HTTP and WebSocket upgrades on
+one port (room for the event streams), bounds request heads and bodies, answers malformed requests
+with 400, and sets TCP_NODELAY. The port is bound when the Simulator is made, so `url` is known
+before `start` and a busy port fails at once, with a message that names it.
 
-Besides Binance's endpoint it answers a few control requests under `/_simulator/` (loopback only),
-so that another process (the demo, a user's test) can inject faults into a running simulator.
+Besides Binance's endpoints it answers a few control requests under `/_simulator/` (see `_http`:
+this machine only, with the `X-Simulator-Control` header), so that another process (the demo, a
+user's test) can inject faults into a running simulator.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
+import ipaddress
 import json
-import logging
+import math
 import random
 import socket
 import threading
-import time
 from collections import deque
-from collections.abc import Collection, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Collection, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from typing import Self
+
+from aiohttp import web
 
 from binance_userstream._clock import Clock
-from binance_userstream._secrets import scrub
-from binance_userstream.simulator._exchange import RETIRED, WEIGHT_LIMIT, Answer, Exchange, error
+from binance_userstream.simulator._exchange import WEIGHT_LIMIT, Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
+from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, log
 
-log = logging.getLogger("binance_userstream.simulator")
-CONTROL = "/_simulator/"
 REQUESTS_KEPT = 10_000
+#: Seconds a peer has to send a request's head (from connecting, or from the previous answer) and,
+#: separately, its body; an idle kept-alive connection is closed after as long.
+REQUEST_TIMEOUT = 10.0
+#: Seconds `stop` lets answers in progress finish before it cuts them off (a `slow` fault, say).
+STOP_GRACE = 0.5
 
 
 class Simulator:
@@ -38,6 +47,7 @@ class Simulator:
 
     `port=0` picks a free port. `clock` drives key validity and weight windows (a VirtualClock in
     tests, an AcceleratedClock in the demo). `inject` queues faults that replace the next answers.
+    `request_timeout` bounds how long a peer may take to send a request (see REQUEST_TIMEOUT).
     """
 
     def __init__(
@@ -50,7 +60,15 @@ class Simulator:
         retired: bool = False,
         weight_limit: int = WEIGHT_LIMIT,
         violations_before_ban: int = 3,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
+        _check_int("port", port, 0, 65535)
+        _check_int("weight_limit", weight_limit, 1)
+        _check_int("violations_before_ban", violations_before_ban, 0)
+        if not (isinstance(request_timeout, int | float) and 0 < request_timeout < math.inf):
+            raise ValueError(
+                f"request_timeout must be a finite number of seconds > 0, not {request_timeout!r}"
+            )
         self.exchange = Exchange(
             clock,
             api_keys=api_keys,
@@ -58,6 +76,7 @@ class Simulator:
             weight_limit=weight_limit,
             violations_before_ban=violations_before_ban,
         )
+        self.request_timeout = float(request_timeout)
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         #: The latest requests that reached the server, as (method, path), oldest first; bounded,
@@ -67,16 +86,31 @@ class Simulator:
         #: How many times each fault was served.
         self.faults_served: dict[Fault, int] = {}
         self._chaos: tuple[random.Random, float, tuple[Fault, ...]] | None = None
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
-        self._httpd = server_class((host, port), _handler(self))
-        self._httpd.daemon_threads = True
+        self._socket = _listen(host, port)
+        self._address: tuple[str, int] = self._socket.getsockname()[:2]
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) the server is bound to (`0.0.0.0` or `::` when on all interfaces)."""
+        return self._address
+
+    @property
+    def all_interfaces(self) -> bool:
+        """Whether it listens on every interface of the machine (a wildcard host)."""
+        return ipaddress.ip_address(self._address[0]).is_unspecified
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        name = host.decode() if isinstance(host, bytes) else host
-        return f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}"
+        """The URL to give a client; for a wildcard bind, the loopback address (a client cannot
+        connect to 0.0.0.0, and refuses plain http to anything but loopback)."""
+        host, port = self._address
+        if self.all_interfaces:
+            host = "::1" if ":" in host else "127.0.0.1"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def inject(self, *faults: Fault) -> None:
         """Answer the next len(faults) requests with these faults, in order."""
@@ -98,25 +132,74 @@ class Simulator:
             return len(self._faults)
 
     def start(self) -> Self:
+        """Serve in a background thread until `stop`."""
+        if self._thread is not None:
+            raise RuntimeError("the simulator is already running")
+        if self._socket.fileno() < 0:
+            raise RuntimeError("a stopped simulator cannot start again: make a new one")
+        ready = threading.Event()
+        self._failure = None
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, args=(0.05,), name="binance-userstream-simulator", daemon=True
+            target=self._run, args=(ready,), name="binance-userstream-simulator", daemon=True
         )
         self._thread.start()
+        ready.wait()
+        if self._failure is not None:
+            self._thread.join()
+            self._thread = None
+            raise self._failure
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
+        """Stop serving: answers in progress get STOP_GRACE seconds, then every connection is cut."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is not None:
+            if loop is not None and stopping is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has ended already
+                    loop.call_soon_threadsafe(stopping.set)
+            thread.join()
             self._thread = None
-        self._httpd.server_close()
+        self._socket.close()
 
     def serve_forever(self) -> None:
-        """Serve in this thread until interrupted (the CLI's `simulator` command)."""
+        """Serve until interrupted (the CLI's `simulator` command); the server stops on the way out."""
+        self.start()
         try:
-            self._httpd.serve_forever(0.2)
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(0.5)
         finally:
-            self._httpd.server_close()
+            self.stop()
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self, ready: threading.Event) -> None:
+        try:
+            asyncio.run(self._serve(ready.set))
+        except BaseException as exc:  # handed to start or serve_forever, never lost
+            self._failure = exc
+            if ready.is_set():
+                log.error("the simulator's server stopped: %r", exc)
+        finally:
+            ready.set()
+
+    async def _serve(self, ready: Callable[[], None]) -> None:
+        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_route("*", "/{path:.*}", handler(self))
+        runner = web.AppRunner(
+            app,
+            access_log=None,  # _http logs each request at DEBUG, its listenKey scrubbed
+            logger=QuietLog(),
+            keepalive_timeout=self.request_timeout,
+            shutdown_timeout=STOP_GRACE,
+        )
+        await runner.setup()
+        try:
+            await web.SockSite(runner, self._socket).start()
+            ready()
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -137,13 +220,17 @@ class Simulator:
                 self.faults_served[fault] = self.faults_served.get(fault, 0) + 1
             return fault
 
-    def _control(self, method: str, path: str, body: bytes) -> Answer:
-        """The `/_simulator/` requests: inject faults, lose keys, look at the state."""
-        action = path[len(CONTROL) :]
+    def _record(self, method: str, path: str) -> None:
+        with self._lock:
+            self.requests.append((method, path))
+            self.request_count += 1
+
+    def _control(self, method: str, action: str, body: bytes) -> Answer:
+        """The `/_simulator/` requests (already allowed by `_http`): inject faults, lose keys, look."""
         if method == "POST" and action == "faults":
             try:
-                faults = [Fault.from_json(item) for item in json.loads(body or b"[]")]
-            except (ValueError, TypeError, AttributeError) as exc:
+                faults = _faults(body)
+            except ValueError as exc:
                 return error(400, -1100, f"bad faults: {exc}")
             self.inject(*faults)
             return Answer(200, json.dumps({"queued": self.pending_faults()}).encode())
@@ -157,87 +244,45 @@ class Simulator:
                 "retired": self.exchange.retired,
             }
             return Answer(200, json.dumps(state).encode())
-        return error(404, -1000, f"unknown control request {method} {path}")
+        return error(404, -1000, f"unknown control request {method} /_simulator/{action}")
 
 
-class _IPv6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
+def _faults(body: bytes) -> list[Fault]:
+    """The faults a control request lists: a JSON list of `Fault.to_json()` objects."""
+    try:
+        items = json.loads(body or b"[]")
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[...", deeper than Python goes
+        raise ValueError(f"the body is not JSON ({type(exc).__name__})") from None
+    if not isinstance(items, list):
+        raise ValueError("the body must be a JSON list of faults (Fault.to_json())")
+    faults = []
+    for number, item in enumerate(items, 1):
+        try:
+            faults.append(Fault.from_json(item))
+        except ValueError as exc:
+            raise ValueError(f"fault {number}: {exc}") from None
+    return faults
 
 
-def _answer_fault(fault: Fault) -> Answer:
-    if fault.status == 410:
-        return RETIRED
-    headers: tuple[tuple[str, str], ...] = ()
-    if fault.retry_after is not None:
-        headers = (("Retry-After", f"{fault.retry_after:g}"),)
-    if fault.status == 429:
-        return error(429, -1003, "Too many requests; current limit is being exceeded.", headers)
-    if fault.status == 418:
-        return error(418, -1003, "Way too much request weight used; IP banned.", headers)
-    return error(fault.status, -1001, "Internal error; unable to process your request. Please try again.")
+def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        span = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer {span}, not {value!r}")
 
 
-def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in two writes; with Nagle's algorithm the second waits for the
-        # client's delayed ACK, 40 ms a request. TCP_NODELAY sends both at once.
-        disable_nagle_algorithm = True
-        server_version = "binance-userstream-simulator"
-        sys_version = ""
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s %s", self.address_string(), scrub(format % args))
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            parts = urlsplit(self.path)
-            with sim._lock:
-                sim.requests.append((self.command, parts.path))
-                sim.request_count += 1
-            if parts.path.startswith(CONTROL):
-                self._send(sim._control(self.command, parts.path, body))
-                return
-            fault = sim._next_fault()
-            if fault is not None and fault.kind == "drop":
-                self.close_connection = True  # hang up without a word
-                return
-            if fault is not None and fault.kind == "delay":
-                time.sleep(fault.delay)
-                fault = None
-            if fault is not None and fault.kind == "lose_keys":
-                sim.exchange.forget_keys()
-                fault = None
-            if fault is not None:
-                self._send(_answer_fault(fault))
-                return
-            form: dict[str, list[str]] = {}
-            if "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
-                form = parse_qs(body.decode("latin-1"), keep_blank_values=True)
-            answer = sim.exchange.handle(
-                self.command,
-                parts.path,
-                parse_qs(parts.query, keep_blank_values=True),
-                form,
-                self.headers.get("X-MBX-APIKEY"),
-                self.client_address[0],
-            )
-            self._send(answer)
-
-        def _send(self, answer: Answer) -> None:
-            self.send_response(answer.status)
-            self.send_header("Content-Type", answer.content_type)
-            self.send_header("Content-Length", str(len(answer.body)))
-            for name, value in answer.headers:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(answer.body)
-
-        def __getattr__(self, name: str) -> Any:
-            # Every method reaches _serve, which answers the undeclared ones with 405 and Allow.
-            if name.startswith("do_"):
-                return self._serve
-            raise AttributeError(name)
-
-    return Handler
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port); an error says which address could not be had, and why."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        failure = OSError(f"cannot listen on {where}: {reason}")
+        failure.errno = exc.errno
+        raise failure from None

@@ -1,0 +1,183 @@
+"""The simulator's HTTP adapter: aiohttp requests in, `Exchange` answers and faults out.
+
+Every method and path goes to one handler, which reads the (bounded) body, serves control requests
+under `/_simulator/` to this machine only, applies the next fault, and otherwise asks the Exchange.
+It holds no semantics of its own. A WebSocket upgrade can be dispatched from the same handler, so
+REST and streams can share one port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from binance_userstream._secrets import scrub
+from binance_userstream.simulator._exchange import RETIRED, Answer, error
+from binance_userstream.simulator._faults import Fault
+
+if TYPE_CHECKING:
+    from binance_userstream.simulator._server import Simulator
+
+log = logging.getLogger("binance_userstream.simulator")
+CONTROL = "/_simulator/"
+#: A header no web page can send cross-origin without a CORS preflight (which the simulator never
+#: grants), so a page cannot drive the control requests with a form or a `text/plain` fetch.
+CONTROL_HEADER = "X-Simulator-Control"
+#: The largest request body read; Binance's requests carry at most a listenKey.
+MAX_BODY = 64 * 1024
+SERVER = "binance-userstream-simulator"
+#: The answer when a handler fails: no traceback, no request text (the failure is logged at DEBUG).
+BROKEN = error(500, -1000, "The simulator failed to answer this request; its DEBUG log says why.")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def handler(sim: Simulator) -> Handler:
+    """The one request handler: every method, every path."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            answer = await _answer(sim, request)
+        except Exception as exc:  # a bug here must not become a traceback on the wire
+            log.debug("%s %s failed: %s", request.method, scrub(request.path), _where(exc))
+            answer = BROKEN
+        if answer is None:  # the drop fault: hang up without a word
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response()  # never written: the transport is closing
+        log.debug("%s %s %s: %d", request.remote, request.method, scrub(request.path_qs), answer.status)
+        response = web.Response(
+            status=answer.status,
+            body=answer.body,
+            headers=CIMultiDict([("Server", SERVER), ("Content-Type", answer.content_type), *answer.headers]),
+        )
+        if answer.status in (408, 413):  # the rest of the body is not read: no further request
+            response.force_close()
+        return response
+
+    return handle
+
+
+async def _answer(sim: Simulator, request: web.Request) -> Answer | None:
+    """The answer to `request`, or None to drop the connection without one."""
+    method, path = request.method, request.path
+    sim._record(method, path)
+    if (request.content_length or 0) > MAX_BODY:
+        return _too_large()
+    try:
+        async with asyncio.timeout(sim.request_timeout):
+            body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large()
+    except TimeoutError:
+        return error(408, -1000, f"The request body did not arrive within {sim.request_timeout:g} s.")
+    if path.startswith(CONTROL):
+        return _refuse_control(request) or sim._control(method, path[len(CONTROL) :], body)
+    fault = sim._next_fault()
+    if fault is not None and fault.kind == "drop":
+        return None
+    if fault is not None and fault.kind == "delay":
+        await asyncio.sleep(fault.delay)
+        fault = None
+    if fault is not None and fault.kind == "lose_keys":
+        sim.exchange.forget_keys()
+        fault = None
+    if fault is not None:
+        return _answer_fault(fault)
+    form: Mapping[str, list[str]] = {}
+    if "application/x-www-form-urlencoded" in request.headers.get("Content-Type", ""):
+        form = parse_qs(body.decode("latin-1"), keep_blank_values=True)
+    return sim.exchange.handle(
+        method,
+        path,
+        parse_qs(request.rel_url.raw_query_string, keep_blank_values=True),
+        form,
+        request.headers.get("X-MBX-APIKEY"),
+        request.remote or "",
+    )
+
+
+def _too_large() -> Answer:
+    return error(413, -1000, f"The request body is larger than {MAX_BODY} bytes.")
+
+
+def _refuse_control(request: web.Request) -> Answer | None:
+    """Why this control request may not be served (None if it may): it must come from this machine,
+    carry the control header, and name the simulator by address or `localhost` (a web page whose
+    DNS name was rebound to 127.0.0.1 can send any header, but its Host is its own name)."""
+    if not _is_loopback(request.remote):
+        return error(403, -1000, "Control requests are served to loopback peers only.")
+    if not request.headers.get(CONTROL_HEADER):
+        return error(403, -1000, f"Control requests need the header '{CONTROL_HEADER}: 1'.")
+    if not _names_an_address(request.headers.get("Host", "")):
+        return error(403, -1000, "Control requests must name the simulator by IP address or localhost.")
+    return None
+
+
+def _is_loopback(peer: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address((peer or "").partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _names_an_address(host: str) -> bool:
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name == "localhost"
+    return True
+
+
+def _answer_fault(fault: Fault) -> Answer:
+    if fault.status == 410:
+        return RETIRED
+    headers: tuple[tuple[str, str], ...] = ()
+    if fault.retry_after is not None:
+        headers = (("Retry-After", f"{fault.retry_after:g}"),)
+    if fault.status == 429:
+        return error(429, -1003, "Too many requests; current limit is being exceeded.", headers)
+    if fault.status == 418:
+        return error(418, -1003, "Way too much request weight used; IP banned.", headers)
+    return error(fault.status, -1001, "Internal error; unable to process your request. Please try again.")
+
+
+def _where(exc: BaseException) -> str:
+    """An exception's type and where it was raised: enough to find the bug, and no data (its
+    message could quote a request, and so a key)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    place = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+    return f"{type(exc).__name__}{place}"
+
+
+class QuietLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log, toned down: a peer's malformed request is the peer's problem, so it is
+    logged at DEBUG, as one line naming the exception's type, with no traceback and no request text."""
+
+    def __init__(self) -> None:
+        super().__init__(log.getChild("http"), {})
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.logger.isEnabledFor(logging.DEBUG):
+            return
+        exc = kwargs.get("exc_info")
+        if exc is True:
+            exc = sys.exc_info()[1]
+        text = scrub(str(msg) % args if args else str(msg))
+        if isinstance(exc, BaseException):
+            text = f"{text}: {_where(exc)}"
+        self.logger.debug("%s", text)
