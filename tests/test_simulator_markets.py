@@ -18,13 +18,14 @@ markets that differ in the details, which the simulator keeps:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from binance_userstream import VirtualClock
-from binance_userstream.simulator import MARKETS, Market, Simulator
+from binance_userstream.simulator import MARKETS, Exchange, Market, Simulator
 from binance_userstream.simulator._markets import COINM, OPTIONS, PORTFOLIO, SPOT, USDM
 from tests.conftest import API_KEY
 
@@ -372,3 +373,24 @@ def test_forget_keys_loses_the_keys_of_every_market(sim: Simulator, http: httpx.
     assert [code_of(call(http, "PUT", m, key)) for m, key in zip(LIVE, keys, strict=True)] == [-1125] * len(
         LIVE
     )
+
+
+def test_a_market_is_one_more_row_of_the_table(vclock: VirtualClock) -> None:
+    """The margin risk stream (https://developers.binance.com/docs/margin_trading/risk-data-stream)
+    is not served; one row, passed to the Exchange, serves it with the shared rules."""
+    risk = Market(
+        "margin-risk",
+        "/sapi/v1/margin/listen-key",
+        "api.binance.com",
+        weight=1,
+        weight_limit=6000,
+        key_in_request=True,
+        keepalive_echoes_key=False,
+    )
+    exchange = Exchange(vclock, markets=[*MARKETS, risk])
+    created = exchange.handle("POST", risk.path, {}, {}, API_KEY, "127.0.0.1")
+    key = json.loads(created.body)["listenKey"]
+    kept = exchange.handle("PUT", risk.path, {"listenKey": [key]}, {}, API_KEY, "127.0.0.1")
+    assert (kept.status, kept.body) == (200, b"{}")
+    assert ("PUT", risk.path) in exchange.served_paths()
+    assert Exchange(vclock).handle("POST", risk.path, {}, {}, API_KEY, "127.0.0.1").status == 404
