@@ -6,15 +6,27 @@
         sim.inject(Fault.rate_limited(retry_after=1), Fault.drop())
         ...  # point any client at sim.url
 
-It answers POST/PUT/DELETE /api/v3/userDataStream with Binance's documented semantics (see
-`Exchange`), or, with `retired=True`, the way production has since 2026-02-20 (410, HTML).
-The server is aiohttp's, so the event-stream WebSocket endpoints can be served on the same port,
-by the same handler, sharing `Simulator.exchange`.
+It serves every listenKey market on one port, each with its documented semantics (the rows of
+`MARKETS`: spot's /api/v3/userDataStream, USD-M's /fapi/v1/listenKey, COIN-M's /dapi, Portfolio
+Margin's /papi, Options' /eapi; see `Exchange`). With `retired=True` spot answers the way
+production has since 2026-02-20 (410, HTML) while the derivatives stay live; margin's retired
+/sapi/v1/userDataStream paths always answer 410. The server is aiohttp's, so the event-stream
+WebSocket endpoints can be served on the same port, sharing `Simulator.exchange`.
 """
 
 from binance_userstream._clock import AcceleratedClock, SystemClock, VirtualClock
 from binance_userstream.simulator._exchange import Exchange
 from binance_userstream.simulator._faults import Fault
+from binance_userstream.simulator._markets import MARKETS, Market
 from binance_userstream.simulator._server import Simulator
 
-__all__ = ["AcceleratedClock", "Exchange", "Fault", "Simulator", "SystemClock", "VirtualClock"]
+__all__ = [
+    "MARKETS",
+    "AcceleratedClock",
+    "Exchange",
+    "Fault",
+    "Market",
+    "Simulator",
+    "SystemClock",
+    "VirtualClock",
+]

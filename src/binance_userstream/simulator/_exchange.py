@@ -1,7 +1,9 @@
-"""Exchange: Binance's listenKey semantics, request weights and bans, on an injectable clock.
+"""Exchange: Binance's listenKey semantics for every market, request weights and bans, on an injectable clock.
 
 Pure logic, no sockets: `handle` takes a parsed request and returns an Answer, so the HTTP server
-(and, later, a WebSocket event-stream server) can share one state. Facts from binance-facts.md.
+(and, later, a WebSocket event-stream server) can share one state. What differs between markets
+(path, weight, limit, how keepalive finds the key, what it answers, retirement) is data, in
+`_markets.MARKETS`; the rules they share are here.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from typing import Final
 
 from attrs import define, evolve, frozen
 
 from binance_userstream._clock import Clock, SystemClock
+from binance_userstream.simulator._markets import MARKETS, METHODS, SPOT, Market
 
-PATH = "/api/v3/userDataStream"
-WEIGHT = 2  # per call, since 2023-08-25
-WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute per IP
+PATH = SPOT.path
+WEIGHT = SPOT.weight
 VALIDITY = 3600.0  # a listenKey lives 60 minutes after creation or keepalive
 FIRST_BAN = 120.0  # bans last from 2 minutes ...
 LONGEST_BAN = 3 * 86400.0  # ... to 3 days
@@ -31,6 +34,18 @@ RETIRED_HTML = (
 )
 _API_KEY = re.compile(r"[A-Za-z0-9]{1,128}")
 _ALPHABET = string.ascii_letters + string.digits
+
+
+class _DocumentedLimits(int):
+    """The default `weight_limit`: each market's own documented limit, not one number for all.
+
+    An int (spot's 6,000) so that callers which take `weight_limit: int = WEIGHT_LIMIT` and pass it
+    on keep working; any other int is one limit for every market.
+    """
+
+
+#: The default weight limit: every market's documented REQUEST_WEIGHT limit (spot's is 6,000).
+WEIGHT_LIMIT: Final[int] = _DocumentedLimits(SPOT.weight_limit)
 
 
 @frozen
@@ -55,6 +70,7 @@ def _ok(body: Mapping[str, str]) -> Answer:
 
 @define
 class _Key:
+    market: str
     account: str
     expires_at: float
 
@@ -69,12 +85,16 @@ class _Weight:
 
 
 class Exchange:
-    """The state of the simulated exchange: accounts, their listenKeys, and per-IP weight.
+    """The state of the simulated exchange: accounts, their listenKeys per market, and per-IP weight.
 
     `api_keys`: None accepts any well-formed key as an account of its own; a collection accepts
     only those keys (each its own account); a mapping names each key's account, so that two keys
-    can share one account (and so one listenKey). `violations_before_ban` 429s in one minute, and
-    the next request earns a 418 ban, doubling from 2 minutes up to 3 days.
+    can share one account (and so one listenKey per market). Each account has at most one active
+    key per market. Weight is counted per IP and per market host, as production's hosts count it
+    apart: `weight_limit` left alone is each market's documented limit, an int is one limit for
+    every market. `violations_before_ban` 429s in one minute, and the next request earns a 418
+    ban, doubling from 2 minutes up to 3 days. `retired=True` answers spot as production has since
+    2026-02-20 (410, HTML); margin's paths always do, and the derivatives markets never.
     """
 
     def __init__(
@@ -83,13 +103,15 @@ class Exchange:
         *,
         api_keys: Collection[str] | Mapping[str, str] | None = None,
         retired: bool = False,
-        weight_limit: int = WEIGHT_LIMIT,
+        weight_limit: int | None = WEIGHT_LIMIT,
         violations_before_ban: int = 3,
+        markets: Iterable[Market] = MARKETS,
     ) -> None:
         self.clock = clock or SystemClock()
         self.retired = retired
-        self.weight_limit = weight_limit
+        self.weight_limit = None if isinstance(weight_limit, _DocumentedLimits) else weight_limit
         self.violations_before_ban = violations_before_ban
+        self.markets: dict[str, Market] = {market.path: market for market in markets}
         if api_keys is None:
             self._accounts: dict[str, str] | None = None
         elif isinstance(api_keys, Mapping):
@@ -97,14 +119,28 @@ class Exchange:
         else:
             self._accounts = {key: key for key in api_keys}
         self._keys: dict[str, _Key] = {}
-        self._active: dict[str, str] = {}
-        self._weights: dict[str, _Weight] = {}
+        self._active: dict[tuple[str, str], str] = {}  # (market name, account) -> its listenKey
+        self._weights: dict[tuple[str, str], _Weight] = {}  # (host, IP) -> its weight this minute
         self._lock = threading.Lock()
 
     # -- what tests and the demo use to look and to meddle -----------------------------------------
 
+    def served_paths(self) -> frozenset[tuple[str, str]]:
+        """Every (method, path) whose listenKey lifecycle the simulator serves, whatever the mode
+        (in retired mode spot's answer 410). Margin's retired paths, always 410, are not among them."""
+        return frozenset(
+            operation
+            for market in self.markets.values()
+            if market.retired != "always"
+            for operation in market.operations()
+        )
+
+    def retired_paths(self) -> frozenset[str]:
+        """The paths answered 410 Gone whatever the mode and method (margin's, since 2026-02-20)."""
+        return frozenset(market.path for market in self.markets.values() if market.retired == "always")
+
     def live_keys(self) -> int:
-        """How many listenKeys are valid now."""
+        """How many listenKeys are valid now, in every market."""
         now = self.clock.now()
         with self._lock:
             return sum(1 for key in self._keys.values() if key.expires_at > now)
@@ -115,7 +151,7 @@ class Exchange:
             return key is not None and key.expires_at > self.clock.now()
 
     def forget_keys(self) -> int:
-        """Lose every listenKey, as if each had expired; returns how many there were."""
+        """Lose every listenKey of every market, as if each had expired; returns how many there were."""
         with self._lock:
             count = len(self._keys)
             self._keys.clear()
@@ -133,34 +169,53 @@ class Exchange:
         api_key: str | None,
         ip: str,
     ) -> Answer:
-        if path != PATH:
-            return error(404, -1000, f"Unknown endpoint {path}.")
-        if self.retired:  # the front proxy answers before anything else is looked at
-            return RETIRED
-        if method not in ("POST", "PUT", "DELETE"):
-            allowed = (("Allow", "POST, PUT, DELETE"),)
+        market = self.markets.get(path)
+        if market is None:
+            return self._not_served(method, path)
+        if market.retired == "always" or (self.retired and market.retired == "in retired mode"):
+            return RETIRED  # the front proxy answers before anything else is looked at
+        if method not in METHODS:
+            allowed = (("Allow", ", ".join(METHODS)),)
             return error(405, -1000, f"Method {method} is not allowed on {path}.", allowed)
         with self._lock:
             now = self.clock.now()
-            limited = self._charge(ip, now)
+            weight = self._weights.setdefault((market.host, ip), _Weight())
+            limited = self._charge(market, weight, now)
             if limited is not None:
                 return limited
             account = self._account(api_key)
             answer = (
-                account if isinstance(account, Answer) else self._operate(method, account, query, form, now)
+                account
+                if isinstance(account, Answer)
+                else self._operate(market, method, account, query, form, now)
             )
-            return evolve(answer, headers=(("X-MBX-USED-WEIGHT-1M", str(self._weights[ip].used)),))
+            return evolve(answer, headers=(("X-MBX-USED-WEIGHT-1M", str(weight.used)),))
 
-    def _charge(self, ip: str, now: float) -> Answer | None:
-        """Count the request's weight against `ip`, or answer 429/418 if it may not be sent."""
-        weight = self._weights.setdefault(ip, _Weight())
+    def _not_served(self, method: str, path: str) -> Answer:
+        """A 404 that cannot be taken for Binance's: it names the simulator and what it does serve."""
+        served = sorted(self.served_paths(), key=lambda op: (op[1], METHODS.index(op[0])))
+        body = {
+            "simulator": "binance-userstream",
+            "msg": f"The binance-userstream simulator does not serve {method} {path}; "
+            "see 'served' for what it serves.",
+            "served": [f"{m} {p}" for m, p in served],
+            "retired": sorted(self.retired_paths()),
+        }
+        return Answer(404, json.dumps(body).encode())
+
+    def _limit(self, market: Market) -> int:
+        return market.weight_limit if self.weight_limit is None else self.weight_limit
+
+    def _charge(self, market: Market, weight: _Weight, now: float) -> Answer | None:
+        """Count the request's weight against its IP on the market's host, or answer 429/418."""
         if weight.banned_until > now:
             return self._banned(weight, now)
         minute = math.floor(now / 60)
         if minute != weight.minute:
             weight.minute, weight.used, weight.violations = minute, 0, 0
-        if weight.used + WEIGHT <= self.weight_limit:
-            weight.used += WEIGHT
+        limit = self._limit(market)
+        if weight.used + market.weight <= limit:
+            weight.used += market.weight
             return None
         weight.violations += 1
         if weight.violations > self.violations_before_ban:
@@ -171,7 +226,7 @@ class Exchange:
         return error(
             429,
             -1003,
-            f"Too much request weight used; current limit is {self.weight_limit} request weight per "
+            f"Too much request weight used; current limit is {limit} request weight per "
             "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
             (("Retry-After", str(wait)), ("X-MBX-USED-WEIGHT-1M", str(weight.used))),
         )
@@ -200,40 +255,46 @@ class Exchange:
 
     def _operate(
         self,
+        market: Market,
         method: str,
         account: str,
         query: Mapping[str, list[str]],
         form: Mapping[str, list[str]],
         now: float,
     ) -> Answer:
+        active = (market.name, account)
         if method == "POST":
-            value = self._active.get(account)
+            value = self._active.get(active)
             key = self._keys.get(value) if value else None
             if value is None or key is None or key.expires_at <= now:
                 if value is not None:
                     self._keys.pop(value, None)  # the expired key: forget it, do not hoard it
                 value = "".join(secrets.choice(_ALPHABET) for _ in range(60))
-                self._active[account] = value
-            self._keys[value] = _Key(account, now + VALIDITY)
+                self._active[active] = value
+            self._keys[value] = _Key(market.name, account, now + VALIDITY)
             return _ok({"listenKey": value})
-        # Binance takes a parameter from the query string or the form body; the query wins.
-        given = (query.get("listenKey") or form.get("listenKey") or [""])[0]
-        if not given:
-            return error(
-                400, -1102, "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed."
-            )
+        if market.key_in_request:
+            # Binance takes a parameter from the query string or the form body; the query wins.
+            given = (query.get("listenKey") or form.get("listenKey") or [""])[0]
+            if not given:
+                return error(
+                    400, -1102, "Mandatory parameter 'listenKey' was not sent, was empty/null, or malformed."
+                )
+        else:
+            # No parameter: the API key implies the account, and so its one active key here.
+            given = self._active.get(active, "")
         key = self._keys.get(given)
-        if key is None or key.account != account or key.expires_at <= now:
+        if key is None or (key.market, key.account) != active or key.expires_at <= now:
             if key is not None and key.expires_at <= now:
                 self._drop(given)
             return error(400, -1125, "This listenKey does not exist.")
-        if method == "PUT":
-            key.expires_at = now + VALIDITY
-        else:
+        if method == "DELETE":
             self._drop(given)
-        return _ok({})
+            return _ok({})
+        key.expires_at = now + VALIDITY
+        return _ok({"listenKey": given} if market.keepalive_echoes_key else {})
 
     def _drop(self, value: str) -> None:
         key = self._keys.pop(value)
-        if self._active.get(key.account) == value:
-            del self._active[key.account]
+        if self._active.get((key.market, key.account)) == value:
+            del self._active[key.market, key.account]
