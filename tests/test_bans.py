@@ -18,14 +18,9 @@ from binance_userstream import BackoffGate, IPBannedError, RateLimitedError, Ret
 from binance_userstream._policy import MAX_RETRY_AFTER, retry_after
 from tests._both import Facade
 from tests._scripted import LISTEN_KEY, Reply, ScriptedServer
-from tests.conftest import API_KEY, FAST_RETRY, FakeClock
+from tests.conftest import API_KEY, FakeClock
 
 THREE_DAYS = 3 * 24 * 3600.0
-
-
-@pytest.fixture(params=["sync", "async"])
-def facade(request: pytest.FixtureRequest, server: ScriptedServer, gate: BackoffGate) -> Facade:
-    return Facade(request.param, api_key=API_KEY, base_url=server.url, retry=FAST_RETRY, gate=gate)
 
 
 # -- 3. Retry-After is capped at 3 days, and 0 means a short backoff --------------------------------
