@@ -389,6 +389,16 @@ def test_async_calls_outside_async_with_are_user_stream_errors(
 # -- 12. the key header is masked; errors carry no httpx objects -----------------------------------
 
 
+def test_the_key_header_is_masked_in_a_requests_headers_repr() -> None:
+    """While a request is in flight its headers hold the key: their repr hides it."""
+    from binance_userstream._transport import _MaskedHeaders
+
+    headers = _MaskedHeaders({"X-MBX-APIKEY": API_KEY, "Accept": "*/*"})
+    assert API_KEY not in repr(headers)
+    assert "[secure]" in repr(headers)
+    assert "*/*" in repr(headers)
+
+
 def test_the_httpx_clients_default_headers_never_hold_the_key(
     server: ScriptedServer, gate: BackoffGate
 ) -> None:
@@ -407,9 +417,8 @@ def test_a_sent_requests_repr_and_headers_repr_hide_the_secrets(
         response = uds.client.get_httpx_client().delete(
             "/api/v3/userDataStream", params={"listenKey": LISTEN_KEY}
         )
-    assert response.request.headers["X-MBX-APIKEY"] == API_KEY  # sent ...
-    assert API_KEY not in repr(response.request.headers)  # ... but not shown
-    assert "[secure]" in repr(response.request.headers)
+    assert server.requests[0].headers["x-mbx-apikey"] == API_KEY  # sent ...
+    assert "x-mbx-apikey" not in response.request.headers  # ... and taken out once answered
     assert LISTEN_KEY not in repr(response.request)
     assert "listenKey=pqia…" in repr(response.request)
 

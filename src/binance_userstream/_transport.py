@@ -159,6 +159,12 @@ class _Layer:
         timeouts: Mapping[str, Any] = request.extensions.get("timeout", {})
         return timeouts
 
+    @staticmethod
+    def forget(request: httpx.Request) -> None:
+        """Take the key out of a request that has been answered: the request lives on in the
+        response and in any error's traceback, which error trackers record."""
+        request.headers.pop(API_KEY_HEADER, None)
+
     def before_attempt(
         self, request: httpx.Request, attempt: int, timeouts: Mapping[str, Any], ends_at: float
     ) -> None:
@@ -281,6 +287,12 @@ class RetryingTransport(httpx.BaseTransport):
         self._sleep = sleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._send(request)
+        finally:
+            self._layer.forget(request)
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
         layer = self._layer
         started = time.monotonic()
         ends_at = started + layer.deadline
@@ -364,6 +376,12 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         self._sleep = sleep
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._send(request)
+        finally:
+            self._layer.forget(request)
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         layer = self._layer
         started = time.monotonic()
         ends_at = started + layer.deadline
