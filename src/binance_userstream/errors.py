@@ -35,6 +35,9 @@ class UserStreamError(Exception):
 class BinanceAPIError(UserStreamError):
     """Binance answered with an error: `status_code`, and Binance's `code` and `msg` when it sent them.
 
+    A 3XX is one too: redirects are never followed (the API key would go wherever they point), and
+    the error names only the Location's origin.
+
     `msg` is Binance's `msg` as sent (only a secret in it is redacted), or the HTTP reason phrase
     for an answer that is not Binance's `{code, msg}`; `operation` ("PUT /api/v3/userDataStream")
     is the request it answered, shown by `str(error)` with the message made safe to print.
