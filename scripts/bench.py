@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from binance.client import Client as PythonBinanceClient
 from binance_userstream_client import AuthenticatedClient
-from binance_userstream_client.api.user_data_stream import keepalive
+from binance_userstream_client.api.spot import keepalive_spot_listen_key as keepalive
 from binance_userstream_client.models import ListenKeyForm
 
 from binance_userstream import AsyncUserDataStream, BackoffGate, UserDataStream
@@ -70,13 +70,13 @@ def per_call(url: str, rounds: int, calls: int) -> dict[str, dict[str, float]]:
     """Microseconds per keepalive for each contender, `calls` a round, `rounds` rounds, interleaved."""
     raw = httpx.Client(base_url=url, headers={"X-MBX-APIKEY": API_KEY})
     generated = AuthenticatedClient(base_url=url, token=API_KEY, prefix="", auth_header_name="X-MBX-APIKEY")
-    facade = UserDataStream(API_KEY, url, gate=BackoffGate())
+    facade = UserDataStream(API_KEY, url, gate=BackoffGate()).__enter__()  # clients are used inside `with`
     peer = PythonBinanceClient(API_KEY, "unused-secret", ping=False)
     peer.API_URL = url + "/api"  # python-binance builds API_URL/v3/userDataStream
 
     loop = asyncio.new_event_loop()
     raw_async = httpx.AsyncClient(base_url=url, headers={"X-MBX-APIKEY": API_KEY})
-    facade_async = AsyncUserDataStream(API_KEY, url, gate=BackoffGate())
+    facade_async = loop.run_until_complete(AsyncUserDataStream(API_KEY, url, gate=BackoffGate()).__aenter__())
 
     def raw_httpx() -> None:
         response = raw.put(PATH, data={"listenKey": LISTEN_KEY})
@@ -140,7 +140,7 @@ def many_keys(url: str, keys: int, concurrency: int) -> dict[str, Any]:
     gate = BackoffGate()
 
     shared = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=8))
-    sync_clients = [UserDataStream(k, url, gate=gate, transport=shared) for k in api_keys]
+    sync_clients = [UserDataStream(k, url, gate=gate, transport=shared).__enter__() for k in api_keys]
     started = time.perf_counter()
     for uds in sync_clients:
         uds.keepalive(LISTEN_KEY)
@@ -152,7 +152,9 @@ def many_keys(url: str, keys: int, concurrency: int) -> dict[str, Any]:
             tracemalloc.start()
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         transport = httpx.AsyncHTTPTransport(limits=limits)
-        clients = [AsyncUserDataStream(k, url, gate=gate, transport=transport) for k in api_keys]
+        clients = [
+            await AsyncUserDataStream(k, url, gate=gate, transport=transport).__aenter__() for k in api_keys
+        ]
         bound = asyncio.Semaphore(concurrency)
 
         async def one(uds: AsyncUserDataStream) -> None:

@@ -99,9 +99,9 @@ def _sync(fresh: Path, out: Path) -> None:
         shutil.copyfile(source, target)
     # A package folder the spec no longer has goes too, with its bytecode cache.
     for folder in sorted((p for p in out.rglob("*") if p.is_dir()), reverse=True):
-        if folder.is_dir() and folder.name != "__pycache__":
-            if all(child.name == "__pycache__" for child in folder.iterdir()):
-                shutil.rmtree(folder)
+        stale = folder.is_dir() and folder.name != "__pycache__"
+        if stale and all(child.name == "__pycache__" for child in folder.iterdir()):
+            shutil.rmtree(folder)
 
 
 def _tree(root: Path) -> dict[str, Path]:

@@ -7,6 +7,7 @@ and an exact count of what reached the wire. It is a real server in a thread, sp
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -21,7 +22,12 @@ LISTEN_KEY = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
 
 @define
 class Reply:
-    """One scripted answer. `drop` closes the connection without answering."""
+    """One scripted answer. `drop` closes the connection without answering.
+
+    `reason` replaces the reason phrase; `length` the Content-Length (a larger one than the body
+    sends a short body, then hangs up); `stall` waits between the headers and the body; `trickle`
+    sends the body a byte at a time, this many seconds apart.
+    """
 
     status: int = 200
     body: Any = None
@@ -30,6 +36,10 @@ class Reply:
     drop: bool = False
     raw: bytes | None = None
     content_type: str = "application/json"
+    reason: str | None = None
+    length: int | None = None
+    stall: float = 0.0
+    trickle: float = 0.0
 
 
 @define
@@ -52,6 +62,12 @@ def default_reply(method: str) -> Reply:
     if method == "POST":
         return Reply(body={"listenKey": LISTEN_KEY})
     return Reply(body={})
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is expected here
+            super().handle_error(request, client_address)
 
 
 class ScriptedServer:
@@ -92,17 +108,36 @@ class ScriptedServer:
                     payload = reply.raw
                 else:
                     payload = json.dumps(reply.body if reply.body is not None else {}).encode()
-                self.send_response(reply.status)
+                self.send_response(reply.status, reply.reason)
                 self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header(
+                    "Content-Length", str(len(payload) if reply.length is None else reply.length)
+                )
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self._send_body(reply, payload)
+                except OSError:  # the client gave up: what a trickle or a stall is for
+                    self.close_connection = True
+                if reply.length is not None and reply.length > len(payload):
+                    self.close_connection = True
+
+            def _send_body(self, reply: Reply, payload: bytes) -> None:
+                if reply.stall:
+                    self.wfile.flush()
+                    time.sleep(reply.stall)
+                if not reply.trickle:
+                    self.wfile.write(payload)
+                    return
+                for byte in payload:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(reply.trickle)
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.01,), daemon=True)
 

@@ -7,6 +7,7 @@ import pytest
 
 from binance_userstream import BackoffGate, RetryPolicy, VirtualClock
 from binance_userstream.simulator import Simulator
+from tests._both import Facade
 from tests._scripted import ScriptedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +53,12 @@ def gate(clock: FakeClock) -> BackoffGate:
 
 #: Retries as by default, with waits short enough for a test.
 FAST_RETRY = RetryPolicy(attempts=5, backoff_base=0.01, backoff_cap=0.02, deadline=30.0)
+
+
+@pytest.fixture(params=["sync", "async"])
+def facade(request: pytest.FixtureRequest, server: ScriptedServer, gate: BackoffGate) -> Facade:
+    """The operations, through a client (sync, then async) with the test's own gate and fast retries."""
+    return Facade(request.param, api_key=API_KEY, base_url=server.url, retry=FAST_RETRY, gate=gate)
 
 
 @pytest.fixture

@@ -34,12 +34,6 @@ RETIRED_HTML = (
 )
 
 
-@pytest.fixture(params=["sync", "async"])
-def facade(request: pytest.FixtureRequest, server: ScriptedServer, gate: BackoffGate) -> Facade:
-    """The operations, through a client (sync, then async) with the test's own gate and fast retries."""
-    return Facade(request.param, api_key=API_KEY, base_url=server.url, retry=FAST_RETRY, gate=gate)
-
-
 def error_body(code: int, msg: str = "error") -> dict[str, Any]:
     return {"code": code, "msg": msg}
 

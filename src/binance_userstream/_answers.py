@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 import httpx
 from binance_userstream_client.models import BinanceError
@@ -21,7 +22,8 @@ from binance_userstream.errors import (
     ServerError,
 )
 
-#: Binance error codes with a class of their own (binance-facts.md, Errors).
+#: Binance error codes with a class of their own (https://github.com/binance/binance-spot-api-docs,
+#: errors.md).
 _BY_CODE: dict[int, type[BinanceAPIError]] = {
     -1125: ListenKeyNotFoundError,
     -2014: AuthenticationError,
@@ -30,33 +32,40 @@ _BY_CODE: dict[int, type[BinanceAPIError]] = {
 }
 
 
-def _code_and_msg(response: httpx.Response) -> tuple[int | None, str]:
-    """Binance's `{code, msg}` body via the generated model, or the reason phrase for any other body."""
+def _code_and_msg(response: httpx.Response, secrets: Iterable[str]) -> tuple[int | None, str]:
+    """Binance's `{code, msg}` body via the generated model, or the reason phrase for any other body.
+
+    The msg is kept as Binance sent it but for secrets (a gateway may echo the request's headers);
+    escaping and bounding it for printing is the exception's `__str__`'s job.
+    """
     try:
         body = BinanceError.from_dict(json.loads(response.content))
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None, response.reason_phrase or "error"
-    if not isinstance(body.code, int) or not isinstance(body.msg, str):
-        return None, response.reason_phrase or "error"
-    return body.code, scrub(body.msg)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        body = None
+    if body is None or not isinstance(body.code, int) or not isinstance(body.msg, str):
+        return None, scrub(response.reason_phrase or "error", secrets)
+    return body.code, scrub(body.msg, secrets)
 
 
-def error_for(response: httpx.Response) -> BinanceAPIError:
-    """The exception for an error answer (status >= 400) whose body has been read."""
+def error_for(response: httpx.Response, operation: str, secrets: Iterable[str] = ()) -> BinanceAPIError:
+    """The exception for an error answer (status >= 400) whose body has been read.
+
+    `operation` ("DELETE /api/v3/userDataStream") goes into `str(error)`; `secrets` (the API key,
+    the request's listenKey) are redacted from whatever server text the error quotes.
+    """
     status = response.status_code
-    operation = f"{response.request.method} {response.request.url.path}"
     if status == 410:
         # Production's front proxy answers with HTML since 2026-02-20: whatever the body, say why.
-        return EndpointRetiredError(status, None, f"{operation}: {RETIREMENT_NOTICE}")
-    code, msg = _code_and_msg(response)
-    msg = f"{operation}: {msg}"
+        return EndpointRetiredError(status, None, RETIREMENT_NOTICE, operation=operation)
+    code, msg = _code_and_msg(response, secrets)
     if status == 418:
-        return IPBannedError(status, code, msg, retry_after(response.headers) or DEFAULT_BAN_SECONDS)
+        wait = retry_after(response.headers) or DEFAULT_BAN_SECONDS
+        return IPBannedError(status, code, msg, wait, operation=operation)
     if status == 429:
-        return RateLimitedError(status, code, msg, retry_after(response.headers))
+        return RateLimitedError(status, code, msg, retry_after(response.headers), operation=operation)
     if status >= 500:
-        return ServerError(status, code, msg)
+        return ServerError(status, code, msg, operation=operation)
     if status == 401:
-        return AuthenticationError(status, code, msg)
+        return AuthenticationError(status, code, msg, operation=operation)
     cls = _BY_CODE.get(code, BinanceAPIError) if code is not None else BinanceAPIError
-    return cls(status, code, msg)
+    return cls(status, code, msg, operation=operation)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.cookiejar import CookieJar
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Literal, Self, TypeVar, cast
 
 import httpx
 from binance_userstream_client import AuthenticatedClient
@@ -25,11 +25,36 @@ from binance_userstream._markets import DEFAULT_MARKET, Market, market_named
 from binance_userstream._policy import RetryPolicy
 from binance_userstream._secrets import check_token, install_log_redaction, redact, resolve_api_key
 from binance_userstream._session import AsyncKeepaliveSession, KeepaliveSession
-from binance_userstream._transport import AsyncRetryingTransport, RetryingTransport, UsedWeight
-from binance_userstream.errors import ListenKeyNotFoundError, UserStreamError
+from binance_userstream._transport import (
+    ACCEPT_ENCODING,
+    API_KEY_HEADER,
+    AsyncRetryingTransport,
+    RetryingTransport,
+    UsedWeight,
+)
+from binance_userstream.errors import ListenKeyNotFoundError, MalformedAnswerError, UserStreamError
 
-API_KEY_HEADER = "X-MBX-APIKEY"
 DEFAULT_TIMEOUT = 10.0
+#: The longest listenKey a `create` answer may carry (Binance's are 60 to 64 characters).
+MAX_LISTEN_KEY_LENGTH = 256
+
+#: httpx_args the facade accepts. The transport options configure the default inner transport
+#: (with `transport=` given, configure that transport instead); `headers` may set User-Agent.
+_TRANSPORT_OPTIONS = frozenset({"verify", "cert", "trust_env", "proxy", "http1", "http2", "limits"})
+_ACCEPTED = "headers (User-Agent only), " + ", ".join(sorted(_TRANSPORT_OPTIONS))
+#: Why the others are refused, for the ones a user is likely to try.
+_REFUSED = {
+    "transport": "pass transport= to the client itself",
+    "mounts": "mounted transports would bypass the retries, the backoff gate and the typed errors",
+    "base_url": "pass base_url= to the client itself",
+    "timeout": "pass timeout= to the client itself",
+    "follow_redirects": "redirects are never followed, so the API key never travels to another origin",
+    "max_redirects": "redirects are never followed",
+    "auth": "the client sends the API key itself",
+    "cookies": "Binance's REST API uses no cookies",
+    "event_hooks": "hooks would see requests that carry the API key and listenKeys",
+}
+_Phase = Literal["new", "open", "closed"]
 
 _T = TypeVar("_T")
 
@@ -47,18 +72,35 @@ class _NoCookies(CookieJar):
 
 @contextmanager
 def _answer(operation: str) -> Iterator[None]:
-    """Turn a 2XX body the generated parser cannot read into UserStreamError."""
+    """Turn a 2XX body the generated parser cannot read into MalformedAnswerError."""
     try:
         yield
-    except (KeyError, TypeError, ValueError) as error:
-        raise UserStreamError(f"{operation}: malformed answer ({type(error).__name__})") from None
+    except (KeyError, TypeError, ValueError, RecursionError) as error:
+        raise MalformedAnswerError(f"{operation}: malformed answer ({type(error).__name__})") from None
 
 
 def _expect(response: Response[Any], model: type[_T], operation: str) -> _T:
-    """The parsed success model, or UserStreamError for an answer the spec does not describe."""
+    """The parsed success model, or MalformedAnswerError for an answer the spec does not describe."""
     if not isinstance(response.parsed, model):
-        raise UserStreamError(f"{operation}: unexpected answer (HTTP {int(response.status_code)})")
+        raise MalformedAnswerError(f"{operation}: unexpected answer (HTTP {int(response.status_code)})")
     return response.parsed
+
+
+def _listen_key(answer: ListenKey) -> str:
+    """The answer's listenKey if it is a sane one: printable ASCII, at most MAX_LISTEN_KEY_LENGTH."""
+    value = answer.listen_key
+    try:
+        check_token(value, "listenKey")
+    except (TypeError, ValueError):
+        sane = False
+    else:
+        sane = len(value) <= MAX_LISTEN_KEY_LENGTH
+    if not sane:
+        raise MalformedAnswerError(
+            "create: the answer's listenKey is not printable ASCII "
+            f"of at most {MAX_LISTEN_KEY_LENGTH} characters"
+        )
+    return value
 
 
 def _operation_name(operation: Callable[..., Any]) -> str:
@@ -74,11 +116,110 @@ def _check_echo(answer: object, listen_key: str) -> None:
         )
 
 
+def _httpx_options(
+    httpx_args: Mapping[str, Any] | None, own_transport: bool
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Check `httpx_args`: (the extra default headers, the default transport's options), or ValueError.
+
+    Values are never repeated in an error: they may hold a secret (a proxy URL's password).
+    """
+    args = dict(httpx_args or {})
+    for name in args:
+        if name != "headers" and name not in _TRANSPORT_OPTIONS:
+            why = _REFUSED.get(name, "not supported") if isinstance(name, str) else "not supported"
+            raise ValueError(f"httpx_args[{name!r}] is refused: {why}; accepted: {_ACCEPTED}")
+    options = {k: v for k, v in args.items() if k in _TRANSPORT_OPTIONS}
+    if options and own_transport:
+        raise ValueError(
+            f"httpx_args {', '.join(sorted(options))} configure the default transport: "
+            "with transport= given, configure that transport instead"
+        )
+    headers = args.get("headers") or {}
+    if not isinstance(headers, Mapping):
+        raise ValueError("httpx_args['headers'] must be a mapping (of User-Agent only)")
+    extra: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or name.lower() != "user-agent":
+            raise ValueError(f"httpx_args['headers'] may set User-Agent only, not {name!r}")
+        if not isinstance(value, str) or not value.isprintable() or not value.isascii() or len(value) > 256:
+            raise ValueError("the User-Agent must be printable ASCII of at most 256 characters")
+        extra["User-Agent"] = value
+    return extra, options
+
+
+def _unusable(owner: str, phase: _Phase, enter: str) -> UserStreamError:
+    if phase == "new":
+        return UserStreamError(f"{owner} is not open: use it inside `{enter} {owner}(...) as uds:`")
+    return UserStreamError(
+        f"{owner} is closed: its `{enter}` block has ended (or shutdown() ran); make a new one"
+    )
+
+
+class _Client(httpx.Client):
+    """httpx.Client that sends only while its `with` block runs, and says so with a UserStreamError."""
+
+    def __init__(self, owner: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._owner = owner
+        self._phase: _Phase = "new"
+
+    def __enter__(self) -> Self:
+        if self._phase != "new":
+            raise UserStreamError(f"{self._owner} can be entered once; make a new one")
+        super().__enter__()
+        self._phase = "open"
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self._phase = "closed"
+        super().__exit__(*args)
+
+    def close(self) -> None:
+        self._phase = "closed"
+        super().close()
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if self._phase != "open":
+            raise _unusable(self._owner, self._phase, "with")
+        return super().send(request, **kwargs)
+
+
+class _AsyncClient(httpx.AsyncClient):
+    """The asyncio twin of _Client."""
+
+    def __init__(self, owner: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._owner = owner
+        self._phase: _Phase = "new"
+
+    async def __aenter__(self) -> Self:
+        if self._phase != "new":
+            raise UserStreamError(f"{self._owner} can be entered once; make a new one")
+        await super().__aenter__()
+        self._phase = "open"
+        return self
+
+    async def __aexit__(self, *args: Any) -> None:
+        self._phase = "closed"
+        await super().__aexit__(*args)
+
+    async def aclose(self) -> None:
+        self._phase = "closed"
+        await super().aclose()
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if self._phase != "open":
+            raise _unusable(self._owner, self._phase, "async with")
+        return await super().send(request, **kwargs)
+
+
 class _Base:
     """Configuration shared by the sync and async clients."""
 
     client: AuthenticatedClient
-    """The generated client, configured with the key and the HTTP layer; use it for any operation."""
+    """The generated client, configured with the key and the HTTP layer; use it for any operation.
+
+    Its httpx client holds no key: the HTTP layer adds the header to each request it sends."""
 
     market: Market
     """The market's row: its generated operations, hosts and wire rules (see `MARKETS`)."""
@@ -92,26 +233,42 @@ class _Base:
         retry: RetryPolicy,
         gate: BackoffGate | None,
         httpx_args: Mapping[str, Any] | None,
+        own_transport: bool,
     ) -> None:
         install_log_redaction()
         self.market = market_named(market)
         key = resolve_api_key(api_key)
         self.base_url = resolve_base_url(base_url, self.market)
+        headers, transport_options = _httpx_options(httpx_args, own_transport)
         self.retry = retry
         self.gate = SHARED_GATE if gate is None else gate
         self._weights = UsedWeight()
         self._key_hint = redact(key)
+        layer = self._layer(transport_options, key)
+        http_timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.client = AuthenticatedClient(
             base_url=self.base_url,
-            token=key,
+            token="",  # never used: the client gets its httpx client below, and the layer adds the key
             prefix="",
             auth_header_name=API_KEY_HEADER,
             cookies=cast(dict[str, str], _NoCookies()),  # httpx takes a CookieJar as it is
-            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
-            httpx_args={**(httpx_args or {}), "transport": self._layer()},
+            timeout=http_timeout,
+            httpx_args={"transport": layer},
+        )
+        self._attach(
+            base_url=self.base_url,
+            headers={"Accept-Encoding": ACCEPT_ENCODING, **headers},
+            cookies=_NoCookies(),
+            timeout=http_timeout,
+            transport=layer,
+            follow_redirects=False,
+            trust_env=False,  # env proxies would be mounts, around the layer; the transport has its own
         )
 
-    def _layer(self) -> Any:
+    def _layer(self, options: dict[str, Any], key: str) -> Any:
+        raise NotImplementedError
+
+    def _attach(self, **kwargs: Any) -> None:
         raise NotImplementedError
 
     @property
@@ -132,9 +289,11 @@ class UserDataStream(_Base):
     `market` is a name from `MARKETS` ("usdm", "coinm", "portfolio", "options", or "spot", the
     retired default). `api_key` defaults to $BINANCE_API_KEY. `base_url` is None (the market's
     production host), a name from the market's hosts ("testnet", "demo", ...) or a URL; plain
-    http is refused except to loopback. `transport` replaces the
-    httpx transport underneath (proxies, a mock); `httpx_args` go to the httpx.Client. `gate`
-    defaults to the process-wide per-host gate (see BackoffGate).
+    http is refused except to loopback, and so is a URL with a user or password. `transport`
+    replaces the httpx transport underneath (proxies, a mock);
+    `httpx_args` may hold a User-Agent header and the default transport's `verify`, `cert`,
+    `trust_env`, `proxy`, `http1`, `http2` and `limits`; anything else is a ValueError. `gate`
+    defaults to the process-wide per-host gate (see BackoffGate). Use it inside `with`.
     """
 
     def __init__(
@@ -150,16 +309,20 @@ class UserDataStream(_Base):
         httpx_args: Mapping[str, Any] | None = None,
     ) -> None:
         self._inner = transport
-        super().__init__(api_key, base_url, market, timeout, retry, gate, httpx_args)
+        super().__init__(api_key, base_url, market, timeout, retry, gate, httpx_args, transport is not None)
 
-    def _layer(self) -> RetryingTransport:
-        return RetryingTransport(self._inner or httpx.HTTPTransport(), self.retry, self.gate, self._weights)
+    def _layer(self, options: dict[str, Any], key: str) -> RetryingTransport:
+        inner = self._inner or httpx.HTTPTransport(**options)
+        return RetryingTransport(inner, self.retry, self.gate, self._weights, api_key=key)
+
+    def _attach(self, **kwargs: Any) -> None:
+        self.client.set_httpx_client(_Client(type(self).__name__, **kwargs))
 
     def call(self, operation: Callable[..., Response[Any]], model: type[_T], /, **arguments: Any) -> _T:
         """Call any generated operation's `sync_detailed` with this client; return its success model.
 
         `uds.call(create_usdm_listen_key.sync_detailed, ListenKey)`: the request gets the key,
-        the retries and the typed errors; an answer that is not `model` raises UserStreamError.
+        the retries and the typed errors; an answer that is not `model` is a MalformedAnswerError.
         """
         name = _operation_name(operation)
         with _answer(name):
@@ -168,15 +331,13 @@ class UserDataStream(_Base):
 
     def create(self) -> str:
         """Start a stream (or extend the account's active one) and return its listenKey."""
-        return self.call(self.market.create.sync_detailed, ListenKey).listen_key
+        return _listen_key(self.call(self.market.create.sync_detailed, ListenKey))
 
     def keepalive(self, listen_key: str) -> None:
         """Extend `listen_key` by 60 minutes. Raises ListenKeyNotFoundError if it is gone."""
         key, market = check_token(listen_key, "listen_key"), self.market
-        answer = self.call(
-            market.keepalive.sync_detailed, market.keepalive_answer, **market.keepalive_arguments(key)
-        )
-        _check_echo(answer, key)
+        operation = market.keepalive.sync_detailed
+        _check_echo(self.call(operation, market.keepalive_answer, **market.keepalive_arguments(key)), key)
 
     def close(self, listen_key: str) -> None:
         """Close `listen_key`, for every consumer of the account."""
@@ -222,11 +383,14 @@ class AsyncUserDataStream(_Base):
         httpx_args: Mapping[str, Any] | None = None,
     ) -> None:
         self._inner = transport
-        super().__init__(api_key, base_url, market, timeout, retry, gate, httpx_args)
+        super().__init__(api_key, base_url, market, timeout, retry, gate, httpx_args, transport is not None)
 
-    def _layer(self) -> AsyncRetryingTransport:
-        inner = self._inner or httpx.AsyncHTTPTransport()
-        return AsyncRetryingTransport(inner, self.retry, self.gate, self._weights)
+    def _layer(self, options: dict[str, Any], key: str) -> AsyncRetryingTransport:
+        inner = self._inner or httpx.AsyncHTTPTransport(**options)
+        return AsyncRetryingTransport(inner, self.retry, self.gate, self._weights, api_key=key)
+
+    def _attach(self, **kwargs: Any) -> None:
+        self.client.set_async_httpx_client(_AsyncClient(type(self).__name__, **kwargs))
 
     async def call(
         self, operation: Callable[..., Awaitable[Response[Any]]], model: type[_T], /, **arguments: Any
@@ -239,7 +403,7 @@ class AsyncUserDataStream(_Base):
 
     async def create(self) -> str:
         """Start a stream (or extend the account's active one) and return its listenKey."""
-        return (await self.call(self.market.create.asyncio_detailed, ListenKey)).listen_key
+        return _listen_key(await self.call(self.market.create.asyncio_detailed, ListenKey))
 
     async def keepalive(self, listen_key: str) -> None:
         """Extend `listen_key` by 60 minutes. Raises ListenKeyNotFoundError if it is gone."""

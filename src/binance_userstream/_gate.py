@@ -3,7 +3,8 @@
 Binance limits and bans by IP, and every client in this process shares the machine's IP, so by
 default one gate serves every client of a host (`SHARED_GATE`): a ban seen by one client stops
 them all, which is what keeps a 429 from turning into a 418 ban, and a 418 ban from growing.
-A client can be given a gate of its own (tests do, with an injected clock).
+Hosts that share a ban (api, api-gcp and api1-4 for spot) share one closure: see
+`_hosts.BAN_GROUPS`. A client can be given a gate of its own (tests do, with an injected clock).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from attrs import frozen
 
+from binance_userstream._hosts import ban_group
 from binance_userstream.errors import IPBannedError, RateLimitedError
 
 #: Binance's shortest ban; assumed when a 418 comes without Retry-After.
@@ -27,7 +29,10 @@ class _Closed:
 
 
 class BackoffGate:
-    """Per-host 'closed until' times, set from 429/418 answers and checked before each request."""
+    """Per-ban-group 'closed until' times, set from 429/418 answers and checked before each request.
+
+    Methods take a host as in a URL ("api1.binance.com", "127.0.0.1:8765") and act on its ban group.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -39,14 +44,15 @@ class BackoffGate:
 
         `bans_only` is for a call's own retries, which already wait out their own Retry-After.
         """
-        closed = self._closed.get(host)
+        group = ban_group(host)
+        closed = self._closed.get(group)
         if closed is None or (bans_only and not closed.banned):
             return
         left = closed.until - self._clock()
         if left <= 0:
             with self._lock:
-                if self._closed.get(host) is closed:
-                    del self._closed[host]
+                if self._closed.get(group) is closed:
+                    del self._closed[group]
             return
         if closed.banned:
             raise IPBannedError(418, None, f"IP banned by {host}; refusing to send until the ban ends", left)
@@ -54,12 +60,13 @@ class BackoffGate:
 
     def close(self, host: str, seconds: float, *, banned: bool) -> None:
         """Refuse requests to `host` for `seconds` (a later, longer closure wins)."""
+        group = ban_group(host)
         until = self._clock() + seconds
         with self._lock:
-            current = self._closed.get(host)
+            current = self._closed.get(group)
             if current is not None:
                 until, banned = max(until, current.until), banned or current.banned
-            self._closed[host] = _Closed(until, banned)
+            self._closed[group] = _Closed(until, banned)
 
     def reset(self) -> None:
         """Forget every closure (for tests, or after moving to another IP)."""

@@ -1,8 +1,12 @@
-"""Named Binance REST hosts, so callers can say `base_url="testnet"` (each market's row in `_markets`)."""
+"""Named Binance REST hosts, so callers can say `base_url="testnet"` (each market's row in
+`_markets`), and which hosts share one IP limit and ban (`BAN_GROUPS`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from binance_userstream._markets import MARKETS, Market
 from binance_userstream._secrets import check_base_url
@@ -11,8 +15,56 @@ HOSTS: Mapping[str, str] = MARKETS["spot"].hosts
 """Spot's named hosts (kept for programs written before `market=`); see `Market.hosts`."""
 
 
+#: Hosts that share one rate limit and one IP ban, by group. Binance counts request weight and
+#: bans per IP and per API family: the spot hosts (api, api-gcp, api1-4) are one front end
+#: ("api1-4 ... may give better performance but have less stability":
+#: https://github.com/binance/binance-spot-api-docs, rest-api.md, General API Information), while
+#: each derivatives API (USD-M, COIN-M, Portfolio Margin, Options) keeps its own limits and bans,
+#: and each test network its own. So a 418 from api1 stops api.binance.com too, but not fapi.
+#: Adding a host is one row. Hosts not listed form a group of their own (name and port).
+BAN_GROUPS = MappingProxyType(
+    {
+        "api.binance.com": "binance-spot",
+        "api-gcp.binance.com": "binance-spot",
+        "api1.binance.com": "binance-spot",
+        "api2.binance.com": "binance-spot",
+        "api3.binance.com": "binance-spot",
+        "api4.binance.com": "binance-spot",
+        "testnet.binance.vision": "binance-spot-testnet",
+        "fapi.binance.com": "binance-usdm",
+        "dapi.binance.com": "binance-coinm",
+        "papi.binance.com": "binance-portfolio-margin",
+        "eapi.binance.com": "binance-options",
+        "testnet.binancefuture.com": "binance-futures-testnet",
+        "demo-fapi.binance.com": "binance-usdm-demo",
+    }
+)
+
+
+@functools.lru_cache(maxsize=256)
+def ban_group(host: str) -> str:
+    """The ban group of `host` ("name" or "name:port", as in a URL): the BAN_GROUPS entry of its
+    name (case and a trailing dot ignored, so "API1.binance.com." is "binance-spot"), else the
+    normalised "name:port" itself."""
+    name, port = host, ""
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif host.count(":") == 1:
+        name, _, port = host.partition(":")
+    name = name.rstrip(".").lower()
+    group = BAN_GROUPS.get(name)
+    if group is not None:
+        return group
+    return f"{name}:{port}" if port else name
+
+
 def resolve_base_url(base_url: str | None, market: Market) -> str:
-    """The market's production host for None, a host name from its row, or a checked URL."""
+    """The market's production host for None, a host name from its row, or a checked URL.
+
+    A URL with userinfo (`https://user:pw@host`) is refused: Binance takes no credentials there,
+    and the password would show in the client's repr; the error does not repeat the URL.
+    """
     if base_url is None:
         return check_base_url(market.production)
     if base_url in market.hosts:
@@ -23,4 +75,6 @@ def resolve_base_url(base_url: str | None, market: Market) -> str:
         raise ValueError(
             f"base_url{shown} is neither a URL nor a host of market {market.name!r}: use {names}, or a URL"
         )
+    if "@" in urlsplit(base_url).netloc:
+        raise ValueError("base_url must not contain a user name or password (user:password@host)")
     return check_base_url(base_url)

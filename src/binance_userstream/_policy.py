@@ -8,6 +8,7 @@ are retried; 418, 410 and every other 4XX are not.
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from typing import Any
 
@@ -21,7 +22,14 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
     httpx.TimeoutException,
     httpx.NetworkError,
     httpx.RemoteProtocolError,
+    httpx.DecodingError,  # a body that does not decode (bad gzip): a damaged answer, like a cut one
 )
+
+#: The longest wait a Retry-After can impose: Binance's longest IP ban, 3 days ("bans scale from
+#: 2 minutes to 3 days": https://github.com/binance/binance-spot-api-docs, rest-api.md, LIMITS).
+#: A longer or infinite value is taken as this; without a cap a `Retry-After: 1e12` (or a far HTTP
+#: date) would close the host for every client of the process for good.
+MAX_RETRY_AFTER = 3 * 24 * 3600.0
 
 
 def is_retryable_status(status_code: int) -> bool:
@@ -29,19 +37,26 @@ def is_retryable_status(status_code: int) -> bool:
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
-    """The `Retry-After` header in seconds (Binance sends seconds; an HTTP date is accepted too)."""
+    """The `Retry-After` header in seconds, at most MAX_RETRY_AFTER (3 days, Binance's longest ban).
+
+    Binance sends seconds; an HTTP date is accepted too. None when there is no usable wait: no
+    header, garbage, NaN, or a wait of zero or less (a date in the past): the caller then backs off
+    as it would without the header (the policy's jittered backoff), rather than retrying at once.
+    """
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            seconds = when.timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError, IndexError):
+            return None
+    if math.isnan(seconds) or seconds <= 0:
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(seconds, MAX_RETRY_AFTER)
 
 
 @frozen
@@ -49,8 +64,10 @@ class RetryPolicy:
     """Attempts, full-jitter exponential backoff, and an overall deadline for one call.
 
     The n-th wait is uniform in [0, min(backoff_cap, backoff_base * 2**(n-1))] seconds, or the
-    server's Retry-After when it sent one. A wait that would pass `deadline` (seconds since the
-    first attempt) is not waited: the call fails at once with the last answer.
+    server's Retry-After when it sent a positive one (capped at 3 days). `deadline` bounds the
+    whole call, attempts and their answers' bodies included: each attempt's timeouts are cut to
+    the time left, and a wait that would pass the deadline is not waited: the call fails at once
+    with the last answer.
     """
 
     attempts: int = field(default=5, validator=validators.ge(1))

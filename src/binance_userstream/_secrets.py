@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import os
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 API_KEY_ENV = "BINANCE_API_KEY"
@@ -18,6 +19,14 @@ API_KEY_ENV = "BINANCE_API_KEY"
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 #: A listenKey in a URL or a form body, as the HTTP library logs them.
 _LISTEN_KEY_PARAM = re.compile(r"(listenKey=)([^&\s'\"]+)")
+#: A token shaped like a listenKey or an API key (Binance's are 60 to 64 letters and digits),
+#: wherever it stands: server text may echo one we do not know of (a key from another request).
+_KEY_LIKE = re.compile(r"[A-Za-z0-9]{60,}")
+#: C0/C1 controls (terminal escapes, CR/LF), and the invisible formatting characters that can
+#: reorder or hide text on a terminal (bidi overrides and isolates, zero-width characters).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+#: How much server text an exception message quotes.
+SERVER_TEXT_LIMIT = 300
 
 
 def redact(secret: str) -> str:
@@ -65,9 +74,33 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def scrub(text: str) -> str:
-    """`text` with every listenKey parameter cut to its prefix."""
-    return _LISTEN_KEY_PARAM.sub(lambda m: m.group(1) + redact(m.group(2)), text)
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with each of `secrets`, every listenKey parameter and every key-like token cut to a prefix."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, redact(secret))
+    text = _LISTEN_KEY_PARAM.sub(lambda m: m.group(1) + redact(m.group(2)), text)
+    return _KEY_LIKE.sub(lambda m: redact(m.group(0)), text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, limit: int = SERVER_TEXT_LIMIT) -> str:
+    """`text` safe to print on a terminal or a log line: control characters escaped, at most `limit`
+    characters (and a count of the rest)."""
+    text = _CONTROL.sub(_escape, text)
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text) - limit} more characters)"
+    return text
+
+
+def server_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Text a server sent (a message, a reason phrase), fit for an exception message: scrubbed of
+    every secret, control characters escaped, length bounded."""
+    return printable(scrub(text, secrets))
 
 
 class RedactingFilter(logging.Filter):

@@ -1,17 +1,23 @@
-"""The HTTP layer: httpx transports that apply the retry policy, the backoff gate and weight tracking.
+"""The HTTP layer: httpx transports that add the API key and apply the retry policy, the backoff
+gate, weight tracking and typed errors.
 
 They wrap an ordinary httpx transport, so every request the generated client sends goes through
-them, including operations added to the spec later. Retries are tenacity's (full-jitter
-exponential wait, attempt and deadline stops, injectable sleep, sync and async alike); the custom
-part is small: reading Retry-After into the wait, and the per-host gate of `_gate`.
+them, including operations added to the spec later. Each attempt reads its answer's body too
+(capped, and within the call's deadline), so a body that fails is retried like any other network
+failure. Retries are tenacity's (full-jitter exponential wait, attempt and deadline stops,
+injectable sleep, sync and async alike); the custom part is small: reading Retry-After into the
+wait, and the per-host gate of `_gate`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+import re
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -21,10 +27,17 @@ import tenacity
 from binance_userstream._answers import error_for
 from binance_userstream._gate import DEFAULT_BAN_SECONDS, BackoffGate
 from binance_userstream._policy import RETRYABLE_ERRORS, RetryPolicy, is_retryable_status, retry_after
-from binance_userstream._secrets import scrub
-from binance_userstream.errors import NetworkError
+from binance_userstream._secrets import printable, scrub, server_text
+from binance_userstream.errors import BinanceAPIError, MalformedAnswerError, NetworkError
 
 log = logging.getLogger("binance_userstream")
+
+API_KEY_HEADER = "X-MBX-APIKEY"
+#: The largest answer body read, decoded: a listenKey answer is about 80 bytes and Binance's error
+#: bodies a few hundred, so 1 MiB is generous while a hostile answer (or a gzip bomb) stays small.
+MAX_BODY_BYTES = 1 << 20
+#: The encodings the layer decodes itself (bounded, see _Body); asked for in Accept-Encoding.
+ACCEPT_ENCODING = "gzip, deflate"
 
 _WEIGHT_PREFIX = b"x-mbx-used-weight-"
 _PREFIX_LENGTH = len(_WEIGHT_PREFIX)
@@ -55,22 +68,124 @@ class UsedWeight:
             return dict(self._values)
 
 
-class _Layer:
-    """What the sync and async transports share: the gate, the weights, the policy, the log lines."""
+class _MaskedHeaders(httpx.Headers):
+    """httpx.Headers whose repr hides the API key, as httpx hides only Authorization by itself."""
 
-    def __init__(self, policy: RetryPolicy, gate: BackoffGate, weights: UsedWeight) -> None:
+    def __repr__(self) -> str:
+        items = [(k, "[secure]" if k.lower() == "x-mbx-apikey" else v) for k, v in self.multi_items()]
+        return f"Headers({items!r})"
+
+
+class _ScrubbedRequest(httpx.Request):
+    """httpx.Request whose repr cuts a listenKey in its URL (an error tracker records reprs)."""
+
+    def __repr__(self) -> str:
+        return f"<Request({self.method!r}, {scrub(str(self.url))!r})>"
+
+
+_LISTEN_KEY_VALUE = re.compile(rb"listenKey=([^&\s]+)")
+
+
+class _Body:
+    """Collects one answer's body, at most MAX_BODY_BYTES decoded, before the call's deadline.
+
+    gzip and deflate are decoded here, not by httpx, so that decoding stops at the cap: httpx
+    decodes each network chunk whole, and a 64 KiB chunk of gzip can decode to 64 MiB.
+    """
+
+    def __init__(self, request: httpx.Request, response: httpx.Response, ends_at: float) -> None:
+        self.request = request
+        self.ends_at = ends_at
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.fed = False
+        coding = response.headers.get("content-encoding", "").strip().lower()
+        self.inflate: Any = None
+        if coding in ("gzip", "x-gzip", "deflate"):
+            self.inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)  # zlib or gzip header, detected
+        elif coding not in ("", "identity"):
+            raise httpx.DecodingError(
+                f"unsupported Content-Encoding {printable(coding, 40)!r}", request=request
+            )
+
+    def feed(self, chunk: bytes) -> None:
+        self.fed = True
+        if time.monotonic() > self.ends_at:
+            raise httpx.ReadTimeout(
+                "the call's deadline passed while the answer was read", request=self.request
+            )
+        if self.inflate is not None:
+            try:
+                chunk = self.inflate.decompress(chunk, MAX_BODY_BYTES - self.size + 1)
+            except zlib.error as error:
+                raise httpx.DecodingError(f"bad compressed body: {error}", request=self.request) from None
+        self.size += len(chunk)
+        if self.size > MAX_BODY_BYTES:
+            raise MalformedAnswerError(
+                f"{self.request.method} {self.request.url.path}: the answer is larger than "
+                f"{MAX_BODY_BYTES} bytes (decoded); refusing to read it"
+            )
+        self.parts.append(chunk)
+
+    def content(self) -> bytes:
+        if self.inflate is not None and self.fed and not self.inflate.eof:
+            raise httpx.DecodingError("compressed body cut short", request=self.request)
+        return b"".join(self.parts)
+
+
+class _Layer:
+    """What the sync and async transports share: the key, the gate, the weights, the policy, the log lines."""
+
+    def __init__(self, policy: RetryPolicy, gate: BackoffGate, weights: UsedWeight, api_key: str) -> None:
         self.gate = gate
         self.weights = weights
+        self.deadline = policy.deadline
+        self._api_key = api_key
         self.retrying_kwargs: dict[str, Any] = {
             **policy.tenacity_kwargs(),
             "before_sleep": self._before_sleep,
         }
 
-    def before_attempt(self, request: httpx.Request, attempt: int) -> None:
-        self.gate.check(request.url.netloc.decode("ascii"), bans_only=attempt > 1)
+    def prepare(self, request: httpx.Request) -> Mapping[str, Any]:
+        """Add the key header (to this request only, never to a client's default headers), give
+        the request and its headers reprs that hide the secrets; return the configured timeouts."""
+        # Swapping the class in place costs nothing, where copying the headers would cost a
+        # little on every call; both subclasses only override __repr__.
+        if type(request.headers) is httpx.Headers:
+            request.headers.__class__ = _MaskedHeaders
+        if type(request) is httpx.Request:
+            request.__class__ = _ScrubbedRequest
+        request.headers[API_KEY_HEADER] = self._api_key
+        timeouts: Mapping[str, Any] = request.extensions.get("timeout", {})
+        return timeouts
 
-    def after_response(self, request: httpx.Request, response: httpx.Response, started: float) -> None:
+    @staticmethod
+    def forget(request: httpx.Request) -> None:
+        """Take the key out of a request that has been answered: the request lives on in the
+        response and in any error's traceback, which error trackers record."""
+        request.headers.pop(API_KEY_HEADER, None)
+
+    def before_attempt(
+        self, request: httpx.Request, attempt: int, timeouts: Mapping[str, Any], ends_at: float
+    ) -> None:
+        """Check the gate, then cut this attempt's timeouts to the time the call has left."""
+        self.gate.check(request.url.netloc.decode("ascii"), bans_only=attempt > 1)
+        left = ends_at - time.monotonic()
+        if left <= 0:
+            raise httpx.TimeoutException("the call's deadline passed", request=request)
+        if attempt > 1 or any(v is None or v > left for v in timeouts.values()) or not timeouts:
+            cut = {k: left if v is None else min(v, left) for k, v in timeouts.items()}
+            for name in ("connect", "read", "write", "pool"):
+                cut.setdefault(name, left)
+            request.extensions = {**request.extensions, "timeout": cut}
+
+    def after_response(
+        self, request: httpx.Request, response: httpx.Response, content: bytes, started: float
+    ) -> None:
         response.request = request
+        response._content = content  # what httpx's read() stores: the body counts as read
+        elapsed = time.perf_counter() - started
+        response.elapsed = datetime.timedelta(seconds=elapsed)
         self.weights.update(response.headers)
         status = response.status_code
         if status in (418, 429):
@@ -79,13 +194,7 @@ class _Layer:
                 wait = DEFAULT_BAN_SECONDS
             if wait is not None:
                 self.gate.close(request.url.netloc.decode("ascii"), wait, banned=status == 418)
-        log.debug(
-            "%s %s answered %d in %.1f ms",
-            request.method,
-            request.url.path,
-            status,
-            (time.perf_counter() - started) * 1000,
-        )
+        log.debug("%s %s answered %d in %.1f ms", request.method, request.url.path, status, elapsed * 1000)
 
     def after_error(self, request: httpx.Request, error: Exception) -> None:
         log.debug("%s %s failed: %s", request.method, request.url.path, type(error).__name__)
@@ -115,30 +224,53 @@ class _Layer:
 
         return before
 
-    @staticmethod
-    def finish(response: httpx.Response) -> httpx.Response:
+    def secrets(self, request: httpx.Request) -> list[str]:
+        """The secrets this request carries: the API key, and the listenKey of its query or form."""
+        found = [self._api_key]
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            body = b""
+        for raw in _LISTEN_KEY_VALUE.findall(request.url.query + b"&" + body):
+            found.append(raw.decode("ascii", "replace"))
+        return found
+
+    def finish(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
         """The response, or its typed error (the body was read in the attempt)."""
-        if response.status_code >= 400:
-            response.close()
-            raise error_for(response)
-        return response
+        status = response.status_code
+        if status < 300:
+            return response
+        operation = f"{request.method} {request.url.path}"
+        if status < 400:
+            raise self._redirect(request, response, operation)
+        raise error_for(response, operation, self.secrets(request))
 
     @staticmethod
-    async def afinish(response: httpx.Response) -> httpx.Response:
-        if response.status_code >= 400:
-            await response.aclose()
-            raise error_for(response)
-        return response
+    def _redirect(request: httpx.Request, response: httpx.Response, operation: str) -> BinanceAPIError:
+        """Redirects are never followed: the key would go wherever the Location says."""
+        location = response.headers.get("location")
+        where = "without a Location"
+        if location is not None:
+            try:
+                target = request.url.join(location)
+                port = f":{target.port}" if target.port is not None else ""
+                where = f"to {printable(f'{target.scheme}://{target.host}{port}', 100)}"
+            except (httpx.InvalidURL, ValueError, TypeError):
+                where = "to an invalid Location"
+        reason = "redirects are never followed, so the API key never travels to another origin"
+        msg = f"redirected {where}; {reason}"
+        return BinanceAPIError(response.status_code, None, msg, operation=operation)
 
-    @staticmethod
-    def network_error(request: httpx.Request, error: Exception, attempts: int) -> NetworkError:
+    def network_error(self, request: httpx.Request, error: Exception, attempts: int) -> NetworkError:
+        """The NetworkError for `error`; raise it outside any `except` block, so that it carries no
+        chained httpx error (whose request and traceback frames hold the full URL)."""
         tried = f" after {attempts} attempts" if attempts > 1 else ""
-        detail = scrub(str(error)) or "no detail"
+        detail = server_text(str(error), self.secrets(request)) or "no detail"
         return NetworkError(f"{request.method} {request.url.path}: {type(error).__name__}{tried}: {detail}")
 
 
 class RetryingTransport(httpx.BaseTransport):
-    """Sends each request through `inner` under the retry policy and the backoff gate."""
+    """Sends each request through `inner` with the API key, under the retry policy and the backoff gate."""
 
     def __init__(
         self,
@@ -147,22 +279,36 @@ class RetryingTransport(httpx.BaseTransport):
         gate: BackoffGate,
         weights: UsedWeight,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        api_key: str,
     ) -> None:
         self._inner = inner
-        self._layer = _Layer(policy, gate, weights)
+        self._layer = _Layer(policy, gate, weights, api_key)
         self._sleep = sleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._send(request)
+        finally:
+            self._layer.forget(request)
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
         layer = self._layer
         started = time.monotonic()
+        ends_at = started + layer.deadline
+        timeouts = layer.prepare(request)
+        failure: Exception | None = None
         try:
-            first: httpx.Response | BaseException | None = self._attempt(request, 1)
+            first: httpx.Response | BaseException | None = self._attempt(request, 1, timeouts, ends_at)
         except RETRYABLE_ERRORS as error:
             first = error
-        except httpx.TransportError as error:
-            raise layer.network_error(request, error, 1) from error
+        except httpx.RequestError as error:
+            failure = error
+        if failure is not None:
+            raised, failure = layer.network_error(request, failure, 1), None
+            raise raised
         if isinstance(first, httpx.Response) and not is_retryable_status(first.status_code):
-            return layer.finish(first)  # the common case: no retry machinery at all
+            return layer.finish(request, first)  # the common case: no retry machinery at all
         attempts = 1
 
         def attempt() -> httpx.Response:
@@ -173,28 +319,39 @@ class RetryingTransport(httpx.BaseTransport):
                     raise outcome
                 return outcome
             attempts += 1
-            return self._attempt(request, attempts)
+            return self._attempt(request, attempts, timeouts, ends_at)
 
         retrying = tenacity.Retrying(
             sleep=self._sleep, before=layer.started_at(started), **layer.retrying_kwargs
         )
         try:
             response: httpx.Response = retrying(attempt)
-        except httpx.TransportError as error:
-            raise layer.network_error(request, error, attempts) from error
-        return layer.finish(response)
+        except httpx.RequestError as error:
+            failure = error
+        if failure is not None:
+            raised, failure = layer.network_error(request, failure, attempts), None
+            raise raised
+        return layer.finish(request, response)
 
-    def _attempt(self, request: httpx.Request, number: int) -> httpx.Response:
-        self._layer.before_attempt(request, number)
+    def _attempt(
+        self, request: httpx.Request, number: int, timeouts: Mapping[str, Any], ends_at: float
+    ) -> httpx.Response:
+        layer = self._layer
+        layer.before_attempt(request, number, timeouts, ends_at)
         started = time.perf_counter()
         try:
             response = self._inner.handle_request(request)
+            try:
+                body = _Body(request, response, ends_at)
+                for chunk in response.stream:  # type: ignore[union-attr]
+                    body.feed(chunk)
+                content = body.content()
+            finally:
+                response.close()
         except Exception as error:
-            self._layer.after_error(request, error)
+            layer.after_error(request, error)
             raise
-        if response.status_code >= 400:
-            response.read()  # frees the connection for a retry, keeps the body for the error
-        self._layer.after_response(request, response, started)
+        layer.after_response(request, response, content, started)
         return response
 
     def close(self) -> None:
@@ -211,22 +368,36 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         gate: BackoffGate,
         weights: UsedWeight,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        *,
+        api_key: str,
     ) -> None:
         self._inner = inner
-        self._layer = _Layer(policy, gate, weights)
+        self._layer = _Layer(policy, gate, weights, api_key)
         self._sleep = sleep
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._send(request)
+        finally:
+            self._layer.forget(request)
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         layer = self._layer
         started = time.monotonic()
+        ends_at = started + layer.deadline
+        timeouts = layer.prepare(request)
+        failure: Exception | None = None
         try:
-            first: httpx.Response | BaseException | None = await self._attempt(request, 1)
+            first: httpx.Response | BaseException | None = await self._attempt(request, 1, timeouts, ends_at)
         except RETRYABLE_ERRORS as error:
             first = error
-        except httpx.TransportError as error:
-            raise layer.network_error(request, error, 1) from error
+        except httpx.RequestError as error:
+            failure = error
+        if failure is not None:
+            raised, failure = layer.network_error(request, failure, 1), None
+            raise raised
         if isinstance(first, httpx.Response) and not is_retryable_status(first.status_code):
-            return await layer.afinish(first)
+            return layer.finish(request, first)
         attempts = 1
 
         async def attempt() -> httpx.Response:
@@ -237,28 +408,39 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
                     raise outcome
                 return outcome
             attempts += 1
-            return await self._attempt(request, attempts)
+            return await self._attempt(request, attempts, timeouts, ends_at)
 
         retrying = tenacity.AsyncRetrying(
             sleep=self._sleep, before=layer.started_at(started), **layer.retrying_kwargs
         )
         try:
             response: httpx.Response = await retrying(attempt)
-        except httpx.TransportError as error:
-            raise layer.network_error(request, error, attempts) from error
-        return await layer.afinish(response)
+        except httpx.RequestError as error:
+            failure = error
+        if failure is not None:
+            raised, failure = layer.network_error(request, failure, attempts), None
+            raise raised
+        return layer.finish(request, response)
 
-    async def _attempt(self, request: httpx.Request, number: int) -> httpx.Response:
-        self._layer.before_attempt(request, number)
+    async def _attempt(
+        self, request: httpx.Request, number: int, timeouts: Mapping[str, Any], ends_at: float
+    ) -> httpx.Response:
+        layer = self._layer
+        layer.before_attempt(request, number, timeouts, ends_at)
         started = time.perf_counter()
         try:
             response = await self._inner.handle_async_request(request)
+            try:
+                body = _Body(request, response, ends_at)
+                async for chunk in response.stream:  # type: ignore[union-attr]
+                    body.feed(chunk)
+                content = body.content()
+            finally:
+                await response.aclose()
         except Exception as error:
-            self._layer.after_error(request, error)
+            layer.after_error(request, error)
             raise
-        if response.status_code >= 400:
-            await response.aread()
-        self._layer.after_response(request, response, started)
+        layer.after_response(request, response, content, started)
         return response
 
     async def aclose(self) -> None:

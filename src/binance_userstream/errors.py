@@ -1,10 +1,12 @@
 """The exceptions the client raises: one class per thing a caller may want to handle differently.
 
 Every message is safe to log: it names the operation and Binance's code, never the API key or a
-full listenKey.
+full listenKey, and server text in it is scrubbed, control characters escaped, length bounded.
 """
 
 from __future__ import annotations
+
+from binance_userstream._secrets import printable
 
 __all__ = [
     "AuthenticationError",
@@ -12,6 +14,7 @@ __all__ = [
     "EndpointRetiredError",
     "IPBannedError",
     "ListenKeyNotFoundError",
+    "MalformedAnswerError",
     "NetworkError",
     "RateLimitedError",
     "ServerError",
@@ -35,21 +38,32 @@ class UserStreamError(Exception):
 
 
 class BinanceAPIError(UserStreamError):
-    """Binance answered with an error: `status_code`, and Binance's `code` and `msg` when it sent them."""
+    """Binance answered with an error: `status_code`, and Binance's `code` and `msg` when it sent them.
 
-    def __init__(self, status_code: int, code: int | None, msg: str) -> None:
+    A 3XX is one too: redirects are never followed (the API key would go wherever they point), and
+    the error names only the Location's origin.
+
+    `msg` is Binance's `msg` as sent (only a secret in it is redacted), or the HTTP reason phrase
+    for an answer that is not Binance's `{code, msg}`; `operation` ("PUT /api/v3/userDataStream")
+    is the request it answered, shown by `str(error)` with the message made safe to print.
+    """
+
+    def __init__(self, status_code: int, code: int | None, msg: str, *, operation: str | None = None) -> None:
         self.status_code = status_code
         self.code = code
         self.msg = msg
+        self.operation = operation
         super().__init__(status_code, code, msg)
 
     def __str__(self) -> str:
+        where = f"{self.operation}: " if self.operation else ""
         code = f", code {self.code}" if self.code is not None else ""
-        return f"HTTP {self.status_code}{code}: {self.msg}"
+        return f"{where}HTTP {self.status_code}{code}: {printable(self.msg)}"
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(status_code={self.status_code!r}, code={self.code!r}, msg={self.msg!r})"
+            f"{type(self).__name__}(status_code={self.status_code!r}, code={self.code!r}, "
+            f"msg={printable(self.msg)!r})"
         )
 
 
@@ -62,8 +76,16 @@ class AuthenticationError(BinanceAPIError):
 
 
 class _RetryAfterError(BinanceAPIError):
-    def __init__(self, status_code: int, code: int | None, msg: str, retry_after: float | None) -> None:
-        super().__init__(status_code, code, msg)
+    def __init__(
+        self,
+        status_code: int,
+        code: int | None,
+        msg: str,
+        retry_after: float | None,
+        *,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(status_code, code, msg, operation=operation)
         #: Seconds to wait before sending anything to this host again, when known.
         self.retry_after = retry_after
 
@@ -86,6 +108,12 @@ class EndpointRetiredError(BinanceAPIError):
 
 class ServerError(BinanceAPIError):
     """HTTP 5XX, still failing after the retries: the outcome on Binance's side is unknown."""
+
+
+class MalformedAnswerError(UserStreamError):
+    """The server answered with something no client should use: a body over the size cap (1 MiB
+    decoded), a success body the spec does not describe, or a listenKey that is not a short
+    printable token. Never retried: a server that sends it once will likely send it again."""
 
 
 class NetworkError(UserStreamError):
