@@ -12,7 +12,6 @@ from binance_userstream._gate import DEFAULT_BAN_SECONDS
 from binance_userstream._policy import retry_after
 from binance_userstream._secrets import scrub
 from binance_userstream.errors import (
-    RETIREMENT_NOTICE,
     AuthenticationError,
     BinanceAPIError,
     EndpointRetiredError,
@@ -54,10 +53,10 @@ def error_for(response: httpx.Response, operation: str, secrets: Iterable[str] =
     the request's listenKey) are redacted from whatever server text the error quotes.
     """
     status = response.status_code
+    code, msg = _code_and_msg(response, secrets)
     if status == 410:
         # Production's front proxy answers with HTML since 2026-02-20: whatever the body, say why.
-        return EndpointRetiredError(status, None, RETIREMENT_NOTICE, operation=operation)
-    code, msg = _code_and_msg(response, secrets)
+        return EndpointRetiredError(status, code, msg, operation=operation)
     if status == 418:
         wait = retry_after(response.headers) or DEFAULT_BAN_SECONDS
         return IPBannedError(status, code, msg, wait, operation=operation)

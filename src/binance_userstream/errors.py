@@ -103,7 +103,14 @@ class IPBannedError(_RetryAfterError):
 
 
 class EndpointRetiredError(BinanceAPIError):
-    """HTTP 410: the endpoint is gone (spot user data streams were retired on 2026-02-20). Never retried."""
+    """HTTP 410: the endpoint is gone (spot user data streams were retired on 2026-02-20). Never retried.
+
+    `msg` is the answer's own text (production sends an HTML page, so its reason phrase, "Gone");
+    `str(error)` adds what replaces the endpoint, whole: it is this package's text, not the server's.
+    """
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}. {RETIREMENT_NOTICE}"
 
 
 class ServerError(BinanceAPIError):
