@@ -27,7 +27,7 @@ from binance_userstream._client import UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock
 from binance_userstream._hosts import HOSTS
 from binance_userstream._policy import RetryPolicy
-from binance_userstream._secrets import API_KEY_ENV, redact
+from binance_userstream._secrets import API_KEY_ENV, read_secret, redact
 from binance_userstream._session import KEEPALIVE_INTERVAL, EventKind, SessionEvent
 from binance_userstream.errors import (
     AuthenticationError,
@@ -209,20 +209,8 @@ FAULT_HELP = (
 )
 
 
-def _read_secret(source: str, what: str) -> str:
-    """The first line of a file (or stdin). The path is not echoed in errors: it may be a pasted key."""
-    try:
-        text = sys.stdin.readline() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ValueError(f"cannot read the {what} file: {error.strerror or type(error).__name__}") from None
-    lines = text.strip().splitlines()
-    if not lines:
-        raise ValueError(f"no {what} in {'stdin' if source == '-' else source}")
-    return lines[0].strip()
-
-
 def _client(args: argparse.Namespace) -> UserDataStream:
-    api_key = _read_secret(args.api_key_file, "API key") if args.api_key_file else None
+    api_key = read_secret(args.api_key_file, "API key") if args.api_key_file else None
     retry = RetryPolicy.off() if args.no_retry else RetryPolicy()
     return UserDataStream(api_key, args.base_url, timeout=args.timeout, retry=retry)
 
@@ -259,7 +247,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _key_argument(value: str) -> str:
-    return _read_secret("-", "listenKey") if value == "-" else value
+    return read_secret("-", "listenKey") if value == "-" else value
 
 
 def _on_key(args: argparse.Namespace) -> int:
