@@ -402,3 +402,19 @@ def test_run_adopts_a_key_from_a_file(live: Simulator, tmp_path: Path) -> None:
 def test_help_says_a_key_argument_is_visible_in_ps(command: str) -> None:
     text = " ".join(cli(command, "--help").stdout.split())
     assert "visible to every user of this machine (ps)" in text
+
+
+def test_a_session_failing_during_run_ends_it_with_its_exit_code_and_a_json_error(live: Simulator) -> None:
+    env = {**os.environ, "BINANCE_API_KEY": API_KEY}
+    args = [*CLI, "run", "--base-url", live.url, "--json", "--interval", "1s"]
+    with spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["event"] == "created"
+        live.exchange.retired = True
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 6
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["event"] for e in events[-3:]] == ["failed", "stopped", "error"]
+    assert events[-1]["error"] == "EndpointRetiredError"
+    assert err.startswith("binance-userstream: error: ")
+    assert "2026-02-20" in err

@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,27 @@ def test_a_signal_while_a_keepalive_hangs_leaves_within_the_close_grace(server: 
     assert [r.method for r in server.requests] == ["POST", "PUT", "DELETE"]  # the close was tried
     assert b"stopped before the key could be closed" in err
     assert out.rstrip().splitlines()[-1].split()[1] == b"stopped"
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("command", ["create", "keepalive", "close"])
+def test_a_signal_ends_a_one_shot_command_with_its_exit_code(
+    server: ScriptedServer, tmp_path: Path, command: str, signum: int, code: int
+) -> None:
+    server.script(HANG)
+    key_file = tmp_path / "key"
+    key_file.write_text("k" * 60 + "\n")
+    key = [] if command == "create" else ["--key-file", str(key_file)]
+    with subprocess.Popen(
+        [*CLI, command, *key, "--base-url", server.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    ) as proc:
+        try:
+            eventually(lambda: len(server.requests) == 1)
+            returncode, took, _, err = stop(proc, signum)
+        finally:
+            proc.kill()
+    assert (returncode, took < PROMPT) == (code, True), (took, err)
+    assert b"Traceback" not in err

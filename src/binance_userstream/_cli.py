@@ -515,7 +515,7 @@ class _Runner:
                     file=sys.stderr,
                 )
         if failure is not None:
-            return _exit_code(failure)
+            raise failure  # a one-line error (and a JSON one with --json) after the FAILED event
         return EXIT_BROKEN_PIPE if self.stdout_closed else EXIT_OK
 
 
