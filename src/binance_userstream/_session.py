@@ -231,7 +231,7 @@ class _Keeper:
         self._failures += 1
         wait: float = min(LAST_RETRY, FIRST_RETRY * 2.0 ** (self._failures - 1))
         server_says = getattr(error, "retry_after", None)  # 429 and 418 say how long to keep away
-        if isinstance(server_says, int | float):
+        if isinstance(server_says, int | float) and math.isfinite(server_says):
             wait = max(wait, float(server_says))
         self.state = SessionState.RETRYING
         self.emit(EventKind.KEEPALIVE_FAILED, error=error, retry_in=wait)
