@@ -7,6 +7,7 @@ Exit codes as `--help` documents them: 0 once run had a key, 128 + the signal be
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
@@ -79,19 +80,25 @@ def test_a_signal_while_create_hangs_ends_run_at_once(server: ScriptedServer, si
             proc.kill()
     assert (returncode, took < PROMPT) == (code, True), (took, err)
     assert b"created" not in out
-    assert b"Traceback" not in err
+    assert err.decode().endswith(" before the session had a key\n")
     assert len(server.requests) == 1  # no key was created after the signal
 
 
 def test_a_signal_during_a_429_wait_ends_run_at_once(server: ScriptedServer) -> None:
     server.script(TOO_MANY)
-    with run("--base-url", server.url, "-v") as proc:
+    with run("--base-url", server.url, "--json") as proc:
         try:
             eventually(lambda: len(server.requests) == 1)
-            returncode, took, _, err = stop(proc, signal.SIGTERM)
+            returncode, took, out, err = stop(proc, signal.SIGTERM)
         finally:
             proc.kill()
     assert (returncode, took < PROMPT) == (143, True), (took, err)
+    assert json.loads(out) == {
+        "event": "error",
+        "error": "Terminated",
+        "detail": "terminated before the session had a key",
+        "exit": 143,
+    }
     assert len(server.requests) == 1
 
 

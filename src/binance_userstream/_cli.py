@@ -499,6 +499,11 @@ class _Runner:
             )
             entered, _ = await self._phase(session.__aenter__())
             if not entered:
+                how = "interrupted" if self.signals[0] == signal.SIGINT else "terminated"
+                message = f"{how} before the session had a key"
+                print(f"binance-userstream: {message}", file=sys.stderr)
+                if args.json:
+                    _print_json_error(how.capitalize(), message, 128 + self.signals[0])
                 return 128 + self.signals[0]
             self.started = True
             failure: UserStreamError | None = None
