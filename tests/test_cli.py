@@ -13,7 +13,9 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,6 +45,17 @@ def cli(
     assert API_KEY not in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     return proc
+
+
+@contextmanager
+def spawn(args: list[str], **options: Any) -> Iterator[subprocess.Popen[str]]:
+    """A CLI process that is killed if the test fails before it ends (no test waits forever)."""
+    with subprocess.Popen(args, **options) as proc:
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def test_create_prints_only_a_key_prefix_by_default(live: Simulator) -> None:
@@ -241,3 +254,193 @@ def test_run_status_lines_count_from_the_creation_of_the_key(live: Simulator) ->
     proc = cli("run", "--base-url", live.url, "--speed", "3600", "--for", "1h")
     assert proc.returncode == 0
     assert proc.stdout.splitlines()[0].startswith("+00:00:00 created key=")
+
+
+# -- key files (item 19) ---------------------------------------------------------------------------
+
+
+def test_create_key_file_replaces_a_world_readable_file_with_a_private_one(
+    live: Simulator, tmp_path: Path
+) -> None:
+    target = tmp_path / "key"
+    target.write_text("old\n")
+    target.chmod(0o644)
+    assert cli("create", "--base-url", live.url, "--key-file", str(target)).returncode == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert live.exchange.is_live(target.read_text().strip())
+
+
+def test_create_key_file_refuses_a_symlink_before_sending(live: Simulator, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("precious\n")
+    (tmp_path / "key").symlink_to(elsewhere)
+    proc = cli("create", "--base-url", live.url, "--key-file", str(tmp_path / "key"))
+    assert proc.returncode == 2
+    assert "symbolic link" in proc.stderr
+    assert elsewhere.read_text() == "precious\n"
+    assert live.request_count == 0
+
+
+def test_create_key_file_in_a_missing_directory_exits_2_before_sending(live: Simulator) -> None:
+    proc = cli("create", "--base-url", live.url, "--key-file", "/missing/dir/k")
+    assert proc.returncode == 2
+    assert live.request_count == 0
+    assert live.exchange.live_keys() == 0
+
+
+# -- one-line errors, never a traceback or an echoed secret (item 20) ------------------------------
+
+
+def one_line_usage_error(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith("usage: ")  # argparse: the usage, then the error on one line
+    assert [line for line in lines if "error:" in line] == [lines[-1]]
+
+
+@pytest.mark.parametrize("port", ["-1", "70000", "http"])
+def test_the_simulator_refuses_a_port_out_of_range(port: str) -> None:
+    one_line_usage_error(cli("simulator", "--port", port))
+
+
+@pytest.mark.parametrize("limit", ["-5", "0", "1e3"])
+def test_the_simulator_refuses_a_weight_limit_below_one(limit: str) -> None:
+    one_line_usage_error(cli("simulator", "--port", "0", "--weight-limit", limit))
+
+
+@pytest.mark.parametrize("spec", ["delay:-1", "delay:inf", "delay:nan", "429:-3", "418:inf"])
+def test_the_simulator_refuses_a_fault_with_bad_seconds(spec: str) -> None:
+    proc = cli("simulator", "--port", "0", "--fault", spec)
+    one_line_usage_error(proc)
+    assert "finite" in proc.stderr
+
+
+def test_the_unknown_fault_message_lists_every_fault() -> None:
+    proc = cli("simulator", "--port", "0", "--fault", "teapot")
+    for name in ("5XX", "429:", "418:", "410", "drop", "lose-keys", "delay:"):
+        assert name in proc.stderr
+
+
+def test_close_with_a_huge_listen_key_exits_2_with_one_line(live: Simulator) -> None:
+    proc = cli("close", "k" * 100_000, "--base-url", live.url)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert "at most 256" in proc.stderr
+    assert live.request_count == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [API_KEY],
+        ["run", "--interval", API_KEY],
+        ["run", "--for", API_KEY],
+        ["create", "--timeout", API_KEY],
+        ["simulator", "--port", API_KEY],
+        ["simulator", "--fault", API_KEY],
+        ["keepalive", "a", API_KEY],
+    ],
+)
+def test_usage_errors_never_repeat_what_was_typed(args: list[str]) -> None:
+    proc = cli(*args)  # cli() asserts that API_KEY is in neither stdout nor stderr
+    assert proc.returncode == 2
+
+
+def test_a_bad_subcommand_still_lists_the_choices() -> None:
+    proc = cli("crate")
+    assert proc.returncode == 2
+    assert "crate" not in proc.stderr.replace("create", "")
+    assert "'create'" in proc.stderr
+
+
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    proc = cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"binance-userstream {version('binance-userstream')}"
+
+
+def test_in_json_mode_a_failure_is_a_json_line_on_stdout_too() -> None:
+    with Simulator(retired=True) as sim:
+        proc = cli("run", "--base-url", sim.url, "--json")
+    assert proc.returncode == 6
+    error = json.loads(proc.stdout.splitlines()[-1])
+    assert error["event"] == "error"
+    assert error["error"] == "EndpointRetiredError"
+    assert error["exit"] == 6
+    assert "2026-02-20" in proc.stderr
+
+
+def test_in_json_mode_a_usage_error_is_a_json_line_on_stdout_too() -> None:
+    proc = cli("run", "--json", "--interval", "2h")
+    assert proc.returncode == 2
+    error = json.loads(proc.stdout)
+    assert (error["event"], error["error"], error["exit"]) == ("error", "UsageError", 2)
+    assert "3000 seconds" in error["detail"]
+
+
+def test_run_json_into_a_pipe_closed_early_exits_promptly(live: Simulator) -> None:
+    """`run --json | head -n 2`: when the reader goes, run ends (141, as if killed by SIGPIPE)."""
+    env = {**os.environ, "BINANCE_API_KEY": API_KEY}
+    args = [*CLI, "run", "--base-url", live.url, "--json", "--speed", "3600", "--close-on-exit"]
+    with spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        proc.stdout.close()
+        assert proc.wait(timeout=10) == 141
+        stderr = proc.stderr.read()
+    assert [json.loads(line)["event"] for line in lines] == ["created", "kept_alive"]
+    assert "Traceback" not in stderr
+    assert live.exchange.live_keys() == 0  # --close-on-exit was honoured
+
+
+# -- listenKeys from a file or stdin everywhere (item 21) ------------------------------------------
+
+
+def test_keepalive_and_close_read_the_key_from_a_file(live: Simulator, tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    assert cli("create", "--base-url", live.url, "--key-file", str(path)).returncode == 0
+    key = path.read_text().strip()
+    ok = cli("keepalive", "--key-file", str(path), "--base-url", live.url)
+    assert ok.returncode == 0
+    assert key not in ok.stdout
+    assert cli("close", "--key-file", str(path), "--base-url", live.url).returncode == 0
+    assert not live.exchange.is_live(key)
+
+
+def test_keepalive_needs_a_key_from_somewhere(live: Simulator) -> None:
+    proc = cli("keepalive", "--base-url", live.url)
+    assert proc.returncode == 2
+    assert live.request_count == 0
+
+
+def test_run_adopts_a_key_from_a_file(live: Simulator, tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    assert cli("create", "--base-url", live.url, "--key-file", str(path)).returncode == 0
+    proc = cli("run", "--base-url", live.url, "--listen-key-file", str(path), "--for", "1s", "--json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout.splitlines()[0])["event"] == "adopted"
+
+
+@pytest.mark.parametrize("command", ["keepalive", "close", "run"])
+def test_help_says_a_key_argument_is_visible_in_ps(command: str) -> None:
+    text = " ".join(cli(command, "--help").stdout.split())
+    assert "visible to every user of this machine (ps)" in text
+
+
+def test_a_session_failing_during_run_ends_it_with_its_exit_code_and_a_json_error(live: Simulator) -> None:
+    env = {**os.environ, "BINANCE_API_KEY": API_KEY}
+    args = [*CLI, "run", "--base-url", live.url, "--json", "--interval", "1s"]
+    with spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["event"] == "created"
+        live.exchange.retired = True
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 6
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["event"] for e in events[-3:]] == ["failed", "stopped", "error"]
+    assert events[-1]["error"] == "EndpointRetiredError"
+    assert err.startswith("binance-userstream: error: ")
+    assert "2026-02-20" in err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import threading
 
 import pytest
@@ -19,12 +20,15 @@ from binance_userstream import (
     EndpointRetiredError,
     EventKind,
     RetryPolicy,
+    SessionEvent,
     SessionState,
     UserDataStream,
+    UserStreamError,
     VirtualClock,
 )
 from binance_userstream.simulator import Fault, Simulator
 from tests._events import Recorder
+from tests._scripted import Reply, ScriptedServer
 from tests.conftest import API_KEY, FAST_RETRY
 
 HOUR = 3600.0
@@ -223,9 +227,29 @@ def test_events_and_sessions_show_only_a_key_prefix(uds: UserDataStream, vclock:
         assert event.key_hint == key[:4] + "…"
 
 
-def test_a_session_needs_a_positive_interval(uds: UserDataStream) -> None:
+@pytest.mark.parametrize("interval", [0, -1, 0.5, math.nan, math.inf, -math.inf, 3001, HOUR, 10 * HOUR])
+def test_an_interval_that_could_let_the_key_expire_or_spin_is_refused(
+    uds: UserDataStream, interval: float
+) -> None:
+    """A key lives 60 minutes past its last keepalive: more than 50 minutes leaves no time to retry."""
+    with pytest.raises(ValueError, match="interval must be between 1 and 3000 seconds"):
+        uds.session(interval=interval)
+
+
+def test_an_async_session_checks_its_interval_too(sim: Simulator, gate: BackoffGate) -> None:
     with pytest.raises(ValueError, match="interval"):
-        uds.session(interval=0)
+        AsyncUserDataStream(API_KEY, sim.url, gate=gate).session(interval=math.nan)
+
+
+@pytest.mark.parametrize("interval", [1, 60, 3000])
+def test_intervals_within_the_bounds_are_kept(
+    uds: UserDataStream, vclock: VirtualClock, interval: float
+) -> None:
+    rec = Recorder()
+    with uds, uds.session(interval=interval, on_event=rec, clock=vclock):
+        rec.wait_for_count(EventKind.KEPT_ALIVE, 2)
+    kept = rec.of(EventKind.KEPT_ALIVE)
+    assert kept[1].at - kept[0].at == interval
 
 
 def test_leaving_a_session_stops_its_thread(uds: UserDataStream, vclock: VirtualClock) -> None:
@@ -282,3 +306,184 @@ def test_an_async_session_replaces_a_lost_key(
     assert kinds[kinds.index(EventKind.KEY_LOST) + 1] is EventKind.REPLACED
     assert kinds[-2:] == [EventKind.CLOSED, EventKind.STOPPED]
     assert sim.exchange.live_keys() == 0
+
+
+# -- a create() answered -1125, callbacks that are coroutines or raise BaseException, wait() -------
+
+NOT_FOUND = Reply(status=400, body={"code": -1125, "msg": "This listenKey does not exist."})
+
+
+def test_a_replacement_answered_minus_1125_is_retried_with_backoff_not_recursion(
+    server: ScriptedServer, vclock: VirtualClock, gate: BackoffGate
+) -> None:
+    rec = Recorder()
+    uds = UserDataStream(API_KEY, server.url, retry=RetryPolicy.off(), gate=gate)
+    with uds, uds.session(on_event=rec, clock=vclock):
+        server.script(NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND)  # the keepalive, then three creates
+        rec.wait_for_count(EventKind.KEPT_ALIVE, 1)
+    kinds = rec.kinds()
+    assert kinds[:6] == [
+        EventKind.CREATED,
+        EventKind.KEY_LOST,
+        EventKind.KEEPALIVE_FAILED,
+        EventKind.KEEPALIVE_FAILED,
+        EventKind.KEEPALIVE_FAILED,
+        EventKind.REPLACED,
+    ]
+    assert [e.retry_in for e in rec.of(EventKind.KEEPALIVE_FAILED)] == [60, 120, 240]
+    creates = [r for r in server.requests if r.method == "POST"]
+    assert len(creates) == 1 + 4
+    replaced = rec.of(EventKind.REPLACED)[0]
+    assert replaced.at - rec.of(EventKind.KEY_LOST)[0].at == 60 + 120 + 240
+
+
+def test_an_async_replacement_answered_minus_1125_is_retried_with_backoff(
+    server: ScriptedServer, vclock: VirtualClock, gate: BackoffGate
+) -> None:
+    rec = Recorder()
+
+    async def main() -> None:
+        async with (
+            AsyncUserDataStream(API_KEY, server.url, retry=RetryPolicy.off(), gate=gate) as uds,
+            uds.session(on_event=rec, clock=vclock),
+        ):
+            server.script(NOT_FOUND, NOT_FOUND, NOT_FOUND)
+            while not rec.of(EventKind.KEPT_ALIVE):
+                await asyncio.sleep(0.001)
+
+    asyncio.run(main())
+    assert [e.retry_in for e in rec.of(EventKind.KEEPALIVE_FAILED)] == [60, 120]
+    assert rec.kinds().count(EventKind.KEY_LOST) == 1
+
+
+def test_an_async_session_awaits_a_coroutine_callback_before_it_goes_on(
+    sim: Simulator, vclock: VirtualClock, gate: BackoffGate
+) -> None:
+    handled: list[EventKind] = []
+
+    async def on_event(event: SessionEvent) -> None:
+        await asyncio.sleep(0)
+        handled.append(event.kind)
+
+    async def main() -> None:
+        async with (
+            AsyncUserDataStream(API_KEY, sim.url, retry=FAST_RETRY, gate=gate) as uds,
+            uds.session(on_event=on_event, clock=vclock, close_on_exit=True),
+        ):
+            async with asyncio.timeout(10):
+                while handled.count(EventKind.KEPT_ALIVE) < 2:
+                    await asyncio.sleep(0.001)
+
+    asyncio.run(main())
+    assert handled[0] is EventKind.CREATED
+    assert handled[-2:] == [EventKind.CLOSED, EventKind.STOPPED]
+
+
+def test_a_coroutine_callback_that_raises_is_logged_and_the_session_goes_on(
+    sim: Simulator, vclock: VirtualClock, gate: BackoffGate, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[EventKind] = []
+
+    async def on_event(event: SessionEvent) -> None:
+        seen.append(event.kind)
+        raise RuntimeError("handler bug")
+
+    async def main() -> None:
+        async with (
+            AsyncUserDataStream(API_KEY, sim.url, retry=FAST_RETRY, gate=gate) as uds,
+            uds.session(on_event=on_event, clock=vclock),
+        ):
+            async with asyncio.timeout(10):
+                while seen.count(EventKind.KEPT_ALIVE) < 3:
+                    await asyncio.sleep(0.001)
+
+    asyncio.run(main())
+    assert "on_event callback raised" in caplog.text
+
+
+def test_a_thread_session_refuses_a_coroutine_callback(uds: UserDataStream) -> None:
+    async def on_event(event: SessionEvent) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="coroutine function"):
+        uds.session(on_event=on_event)  # type: ignore[arg-type]
+
+
+def test_a_callback_raising_system_exit_leaves_the_session_failed_and_says_so(
+    uds: UserDataStream, vclock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = Recorder()
+
+    def on_event(event: SessionEvent) -> None:
+        rec(event)
+        if event.kind is EventKind.KEPT_ALIVE:
+            raise SystemExit(3)
+
+    with uds, uds.session(on_event=on_event, clock=vclock) as session:
+        with pytest.raises(UserStreamError, match="ended on SystemExit") as caught:
+            session.wait(timeout=10)
+        assert session.state is SessionState.FAILED
+        assert isinstance(caught.value.__cause__, SystemExit)
+    assert rec.kinds()[-3:] == [EventKind.KEPT_ALIVE, EventKind.FAILED, EventKind.STOPPED]
+    assert "no longer kept alive" in caplog.text
+
+
+class Fatal(BaseException):
+    pass
+
+
+def test_an_async_callback_raising_a_base_exception_leaves_the_session_failed(
+    sim: Simulator, vclock: VirtualClock, gate: BackoffGate
+) -> None:
+    rec = Recorder()
+
+    async def on_event(event: SessionEvent) -> None:
+        rec(event)
+        if event.kind is EventKind.KEPT_ALIVE:
+            raise Fatal
+
+    async def main() -> SessionState:
+        async with (
+            AsyncUserDataStream(API_KEY, sim.url, retry=FAST_RETRY, gate=gate) as uds,
+            uds.session(on_event=on_event, clock=vclock) as session,
+        ):
+            with pytest.raises(UserStreamError, match="ended on Fatal"):
+                await asyncio.wait_for(session.wait(), 10)
+            return session.state
+
+    assert asyncio.run(main()) is SessionState.FAILED
+    assert EventKind.FAILED in rec.kinds()
+
+
+def test_wait_raises_the_error_a_session_failed_on(vclock: VirtualClock, gate: BackoffGate) -> None:
+    with Simulator(clock=vclock) as sim:
+        uds = UserDataStream(API_KEY, sim.url, retry=FAST_RETRY, gate=gate)
+        with uds, uds.session(clock=vclock) as session:
+            assert session.wait(timeout=0.01) is False  # alive: the timeout passes
+            sim.exchange.retired = True
+            with pytest.raises(EndpointRetiredError):
+                session.wait()
+
+
+def test_wait_returns_once_the_session_is_left(uds: UserDataStream, vclock: VirtualClock) -> None:
+    with uds, uds.session(clock=vclock) as session:
+        pass
+    assert session.wait() is True
+
+
+def test_wait_before_entering_is_an_error(uds: UserDataStream) -> None:
+    with pytest.raises(UserStreamError, match="not been entered"):
+        uds.session().wait()
+
+
+def test_an_async_wait_raises_the_error_a_session_failed_on(vclock: VirtualClock, gate: BackoffGate) -> None:
+    async def main(sim: Simulator) -> None:
+        async with (
+            AsyncUserDataStream(API_KEY, sim.url, retry=FAST_RETRY, gate=gate) as uds,
+            uds.session(clock=vclock) as session,
+        ):
+            sim.exchange.retired = True
+            await asyncio.wait_for(session.wait(), 10)
+
+    with Simulator(clock=vclock) as sim, pytest.raises(EndpointRetiredError):
+        asyncio.run(main(sim))

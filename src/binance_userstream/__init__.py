@@ -18,6 +18,8 @@ from binance_userstream._hosts import HOSTS
 from binance_userstream._markets import MARKETS, Market
 from binance_userstream._policy import RetryPolicy
 from binance_userstream._session import (
+    MAX_INTERVAL,
+    MIN_INTERVAL,
     AsyncKeepaliveSession,
     EventKind,
     KeepaliveSession,
@@ -43,6 +45,8 @@ logging.getLogger("binance_userstream").addHandler(logging.NullHandler())
 __all__ = [
     "HOSTS",
     "MARKETS",
+    "MAX_INTERVAL",
+    "MIN_INTERVAL",
     "SHARED_GATE",
     "AcceleratedClock",
     "AsyncKeepaliveSession",

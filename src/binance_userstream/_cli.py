@@ -8,6 +8,7 @@ every user of the machine could read in `ps`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import logging
@@ -16,19 +17,27 @@ import os
 import re
 import signal
 import sys
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from binance_userstream._client import UserDataStream
+from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock
 from binance_userstream._hosts import HOSTS
+from binance_userstream._keyfile import check_destination, write_secret
 from binance_userstream._policy import RetryPolicy
-from binance_userstream._secrets import API_KEY_ENV, redact
-from binance_userstream._session import KEEPALIVE_INTERVAL, EventKind, SessionEvent
+from binance_userstream._secrets import API_KEY_ENV, read_secret, redact
+from binance_userstream._session import (
+    KEEPALIVE_INTERVAL,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+    AsyncKeepaliveSession,
+    SessionEvent,
+    check_interval,
+)
 from binance_userstream.errors import (
     AuthenticationError,
     EndpointRetiredError,
@@ -40,6 +49,9 @@ from binance_userstream.errors import (
     UserStreamError,
 )
 
+if TYPE_CHECKING:
+    from binance_userstream.simulator import Fault
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -48,11 +60,16 @@ EXIT_NOT_FOUND = 4
 EXIT_RATE_LIMITED = 5
 EXIT_RETIRED = 6
 EXIT_UNAVAILABLE = 7
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's code for a process ended by Ctrl-C
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, as if killed by SIGPIPE (`| head`)
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+
+#: After Ctrl-C or SIGTERM, `run` gives closing the key (--close-on-exit) this long, then leaves.
+CLOSE_GRACE = 1.0
 
 EXIT_CODES = f"""\
 exit codes:
-  {EXIT_OK}    success (for run: stopped by Ctrl-C, SIGTERM or --for)
+  {EXIT_OK}    success (for run: stopped by --for, or by Ctrl-C or SIGTERM once it had a key)
   {EXIT_ERROR}    any other error
   {EXIT_USAGE}    bad usage or input (nothing was sent)
   {EXIT_AUTH}    the API key was refused (-2014, -2015, 401)
@@ -60,40 +77,101 @@ exit codes:
   {EXIT_RATE_LIMITED}    rate limited (429) or IP banned (418)
   {EXIT_RETIRED}    the endpoint is retired (410; spot since 2026-02-20)
   {EXIT_UNAVAILABLE}    network failure or server error, after retries
+  {EXIT_INTERRUPTED}  interrupted by Ctrl-C before it finished (for run: before it had a key)
+  {EXIT_BROKEN_PIPE}  stdout was closed (a broken pipe, e.g. `| head`)
+  {EXIT_TERMINATED}  terminated by SIGTERM before it finished (for run: before it had a key)
 """
+
+PS_WARNING = "A key given as an argument is visible to every user of this machine (ps)"
 
 EPILOG = f"""\
 examples:
   export {API_KEY_ENV}=...                 # or --api-key-file PATH (- for stdin)
   binance-userstream simulator --port 8765 &
-  binance-userstream create --base-url http://127.0.0.1:8765 --print-key
-  binance-userstream keepalive - --base-url http://127.0.0.1:8765 < key.txt
+  binance-userstream create --base-url http://127.0.0.1:8765 --key-file key.txt
+  binance-userstream keepalive --key-file key.txt --base-url http://127.0.0.1:8765
+  binance-userstream close - --base-url http://127.0.0.1:8765 < key.txt
   binance-userstream run --base-url http://127.0.0.1:8765 --json
   binance-userstream run --base-url testnet --close-on-exit
+
+{PS_WARNING}: pass listenKeys as - (stdin) or in a file.
 
 {EXIT_CODES}"""
 
 _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>[smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
+# argparse types. Their errors never repeat the value: it may be a secret pasted in the wrong place.
+
 
 def duration(text: str) -> float:
     """`90`, `90s`, `30m`, `4h`, `1.5d` in seconds."""
     match = _DURATION.fullmatch(text.strip())
     if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 30m, 4h)")
+        raise argparse.ArgumentTypeError("not a duration (e.g. 90s, 30m, 4h)")
     return float(match["n"]) * _UNITS[match["unit"]]
 
 
+def interval(text: str) -> float:
+    """A duration that keeps a key alive (see check_interval)."""
+    try:
+        return check_interval(duration(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def positive(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
     if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+        raise argparse.ArgumentTypeError("must be a positive number")
     return value
 
 
+def _integer(text: str, low: int, high: int | None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise argparse.ArgumentTypeError(f"must be a whole number {bounds}")
+    return value
+
+
+def port(text: str) -> int:
+    return _integer(text, 0, 65535)
+
+
+def weight_limit(text: str) -> int:
+    return _integer(text, 1, None)
+
+
+FAULT_HELP = (
+    "5XX, 429:RETRY_AFTER, 418:RETRY_AFTER, 410, drop, lose-keys, delay:SECONDS"
+    " (each replaces one answer, in order)"
+)
+
+
+def fault(text: str) -> Fault:
+    """A simulator fault (`Fault.parse` refuses seconds that are not finite or are negative)."""
+    from binance_userstream.simulator import Fault
+
+    try:
+        return Fault.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault, or its seconds not a finite number >= 0: use {FAULT_HELP}"
+        ) from None
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, minus two ways a secret typed by mistake could reach the screen or a file."""
+    """argparse, minus the ways a secret typed by mistake could reach the screen or a file: no
+    abbreviations, and no error that repeats what was typed."""
+
+    json_errors = False  # `run --json`: a usage error is also a JSON line on stdout
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # `--api-key SECRET` must not be taken for an abbreviation of `--api-key-file SECRET`.
@@ -103,7 +181,20 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments"):
             message = "unrecognized arguments (not repeated here: they may hold a secret); see --help"
+        message = _INVALID_CHOICE.sub(r"invalid choice (not repeated here); choose from \g<choices>", message)
+        message = _INVALID_VALUE.sub(r"invalid \g<type> value (not repeated here)", message)
+        if _Parser.json_errors:
+            _print_json_error("UsageError", message, EXIT_USAGE)
         super().error(message)
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: .* \(choose from (?P<choices>[^()]*)\)$", re.DOTALL)
+_INVALID_VALUE = re.compile(r"invalid (?P<type>\S+) value: .*$", re.DOTALL)
+
+
+def _print_json_error(kind: str, detail: str, code: int) -> None:
+    with contextlib.suppress(OSError):
+        print(json.dumps({"event": "error", "error": kind, "detail": detail, "exit": code}), flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,6 +226,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -150,12 +242,21 @@ def _parser() -> argparse.ArgumentParser:
         "--print-key", action="store_true", help="print the whole listenKey to stdout (a credential)"
     )
     out.add_argument(
-        "--key-file", metavar="PATH", help="write the listenKey to this file, readable by you only"
+        "--key-file",
+        metavar="PATH",
+        help="write the listenKey to this file: atomically, readable by you only (a symlink is refused)",
     )
 
     for name, text in (("keepalive", "extend a listenKey by 60 minutes"), ("close", "close a listenKey")):
         sub = commands.add_parser(name, parents=[client], help=text, epilog=EXIT_CODES, formatter_class=fmt)
-        sub.add_argument("key", metavar="KEY", help="the listenKey, or - to read it from stdin")
+        key = sub.add_mutually_exclusive_group(required=True)
+        key.add_argument(
+            "key",
+            metavar="KEY",
+            nargs="?",
+            help=f"the listenKey, or - to read it from stdin. {PS_WARNING}: prefer - or --key-file",
+        )
+        key.add_argument("--key-file", metavar="PATH", help="read the listenKey from this file")
 
     run = commands.add_parser(
         "run",
@@ -164,16 +265,25 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=fmt,
     )
+    adopt = run.add_mutually_exclusive_group()
+    adopt.add_argument(
+        "--listen-key",
+        metavar="KEY",
+        help=f"adopt this key (- for stdin) instead of creating one. {PS_WARNING}: prefer -",
+    )
+    adopt.add_argument("--listen-key-file", metavar="PATH", help="adopt the key in this file")
     run.add_argument(
-        "--listen-key", metavar="KEY", help="adopt this key (- for stdin) instead of creating one"
+        "--interval",
+        type=interval,
+        default=KEEPALIVE_INTERVAL,
+        help=f"between keepalives, {MIN_INTERVAL:g}s to {MAX_INTERVAL / 60:g}m (default: 30m)",
     )
     run.add_argument(
-        "--interval", type=duration, default=KEEPALIVE_INTERVAL, help="between keepalives (default: 30m)"
+        "--close-on-exit",
+        action="store_true",
+        help=f"close the key on exit (it is shared per account); after a signal, within {CLOSE_GRACE:g} s",
     )
-    run.add_argument(
-        "--close-on-exit", action="store_true", help="close the key on exit (it is shared per account)"
-    )
-    run.add_argument("--json", action="store_true", help="print one JSON object per line")
+    run.add_argument("--json", action="store_true", help="print one JSON object per line (errors too)")
     run.add_argument("--for", dest="run_for", type=duration, metavar="DURATION", help="stop after this long")
     run.add_argument(
         "--speed", type=positive, default=1.0, help="run the clock this many times faster (simulator)"
@@ -183,7 +293,7 @@ def _parser() -> argparse.ArgumentParser:
         "simulator", help="run a local Binance simulator", formatter_class=fmt, epilog="faults: " + FAULT_HELP
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    sim.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
+    sim.add_argument("--port", type=port, default=8765, help="port (default: 8765; 0 picks a free one)")
     sim.add_argument(
         "--retired", action="store_true", help="answer like production since 2026-02-20 (410, HTML)"
     )
@@ -192,10 +302,15 @@ def _parser() -> argparse.ArgumentParser:
         "--api-keys-file", metavar="PATH", help="accept only these API keys (one per line): -2015"
     )
     sim.add_argument(
-        "--weight-limit", type=int, default=6000, help="request weight per minute (default: 6000)"
+        "--weight-limit", type=weight_limit, default=6000, help="request weight per minute (default: 6000)"
     )
     sim.add_argument(
-        "--fault", action="append", default=[], metavar="SPEC", help="answer a request with a fault"
+        "--fault",
+        type=fault,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="answer one request with a fault",
     )
     sim.add_argument(
         "-v", "--verbose", action="count", default=0, help="log each request to stderr (redacted)"
@@ -203,28 +318,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-FAULT_HELP = (
-    "5XX, 429:RETRY_AFTER, 418:RETRY_AFTER, 410, drop, lose-keys, delay:SECONDS"
-    " (each replaces one answer, in order)"
-)
-
-
-def _read_secret(source: str, what: str) -> str:
-    """The first line of a file (or stdin). The path is not echoed in errors: it may be a pasted key."""
+def _version() -> str:
     try:
-        text = sys.stdin.readline() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ValueError(f"cannot read the {what} file: {error.strerror or type(error).__name__}") from None
-    lines = text.strip().splitlines()
-    if not lines:
-        raise ValueError(f"no {what} in {'stdin' if source == '-' else source}")
-    return lines[0].strip()
+        return metadata.version("binance-userstream")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
-def _client(args: argparse.Namespace) -> UserDataStream:
-    api_key = _read_secret(args.api_key_file, "API key") if args.api_key_file else None
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    api_key = read_secret(args.api_key_file, "API key") if args.api_key_file else None
     retry = RetryPolicy.off() if args.no_retry else RetryPolicy()
-    return UserDataStream(api_key, args.base_url, timeout=args.timeout, retry=retry)
+    return {"api_key": api_key, "base_url": args.base_url, "timeout": args.timeout, "retry": retry}
 
 
 def _exit_code(error: BaseException) -> int:
@@ -244,28 +348,39 @@ def _exit_code(error: BaseException) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    with _client(args) as uds:
+    if args.key_file:
+        check_destination(args.key_file)  # before a key is created that could not be saved
+    with UserDataStream(**_options(args)) as uds:
         key = uds.create()
     if args.print_key:
         print(key)
     elif args.key_file:
-        fd = os.open(args.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
+        try:
+            write_secret(args.key_file, key)
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or error
+            message = f"created listenKey {redact(key)} but could not write it: {reason}"
+            raise UserStreamError(message) from None
         print(f"created listenKey {redact(key)}, written to {args.key_file}")
     else:
         print(f"created listenKey {redact(key)} (use --print-key or --key-file to get it whole)")
     return EXIT_OK
 
 
-def _key_argument(value: str) -> str:
-    return _read_secret("-", "listenKey") if value == "-" else value
+def _listen_key(value: str | None, path: str | None) -> str | None:
+    """The listenKey from an argument (`-`: stdin) or a file, or None if neither was given."""
+    if path is not None:
+        return read_secret(path, "listenKey")
+    if value == "-":
+        return read_secret("-", "listenKey")
+    return value
 
 
 def _on_key(args: argparse.Namespace) -> int:
     """`keepalive KEY` and `close KEY`: the same call shape, a different operation."""
-    key = _key_argument(args.key)
-    with _client(args) as uds:
+    key = _listen_key(args.key, args.key_file)
+    assert key is not None  # argparse requires one of KEY and --key-file
+    with UserDataStream(**_options(args)) as uds:
         if args.command == "keepalive":
             uds.keepalive(key)
             print(f"kept alive listenKey {redact(key)} for 60 more minutes")
@@ -280,61 +395,149 @@ def _clock_line(seconds: float) -> str:
     return f"+{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
-def _run(args: argparse.Namespace) -> int:
-    clock: Clock = AcceleratedClock(args.speed) if args.speed != 1 else SystemClock()
-    stop = threading.Event()
-    start: list[float] = []  # the first event's time: status lines count from the key's creation
-    failure: list[UserStreamError] = []
+class _StdoutClosed(Exception):
+    """Whoever read stdout has gone (`| head`)."""
 
-    def on_event(event: SessionEvent) -> None:
-        if not start:
-            start.append(event.at)
-        elapsed = event.at - start[0]
-        if args.json:
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit cannot fail on a broken pipe again."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+class _Runner:
+    """`run`: a session on the asyncio client, so that Ctrl-C and SIGTERM can cancel whatever is in
+    flight (a request to a hanging server, a 429 wait, a retry wait) at once.
+
+    A signal before the session has its key abandons the start (exit 130 or 143, no key kept); once
+    it has one, the session is left (exit 0) and --close-on-exit gets CLOSE_GRACE seconds. A second
+    signal, or the grace running out, cuts whatever is still in flight.
+    """
+
+    def __init__(self, args: argparse.Namespace, listen_key: str | None) -> None:
+        self.args = args
+        self.listen_key = listen_key
+        self.clock: Clock = AcceleratedClock(args.speed) if args.speed != 1 else SystemClock()
+        self.start: float | None = None  # the first event's time: lines count from the key's creation
+        self.stdout_closed = False
+        self.signals: list[int] = []
+        self.started = False
+        self.phase: asyncio.Future[Any] | None = None
+
+    def on_event(self, event: SessionEvent) -> None:
+        if self.start is None:
+            self.start = event.at
+        elapsed = event.at - self.start
+        if self.args.json:
             line = json.dumps({**event.to_json(), "at": round(elapsed, 3), "wall": time.time()})
         else:
             line = f"{_clock_line(elapsed)} {event.describe()}"
-        print(line, flush=True)
-        if event.kind is EventKind.FAILED:
-            assert event.error is not None
-            failure.append(event.error)
-            stop.set()
+        if self.stdout_closed:
+            return
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:
+            self.stdout_closed = True
+            _quiet_stdout()
+            self.stop.set()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    listen_key = _key_argument(args.listen_key) if args.listen_key else None
-    with (
-        _client(args) as uds,
-        uds.session(
-            listen_key=listen_key,
-            interval=args.interval,
-            close_on_exit=args.close_on_exit,
-            on_event=on_event,
-            clock=clock,
-        ),
-    ):
-        if args.run_for is None:
-            stop.wait()
+    def on_signal(self, signum: int) -> None:
+        first = not self.signals
+        self.signals.append(signum)
+        self.stop.set()
+        if not self.started or not first:
+            self._cut()
         else:
-            clock.wait(args.run_for, stop)
-    return _exit_code(failure[0]) if failure else EXIT_OK
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, self._cut)
+
+    def _cut(self) -> None:
+        if self.phase is not None:
+            self.phase.cancel()
+
+    async def _phase(self, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
+        """Run one step as a task the signal handler can cancel: (False, None) if it was cut."""
+        self.phase = asyncio.ensure_future(awaitable)
+        try:
+            await asyncio.wait({self.phase})
+        finally:
+            phase, self.phase = self.phase, None
+        if phase.cancelled():
+            return False, None
+        return True, phase.result()
+
+    async def _until_stopped(self, session: AsyncKeepaliveSession) -> None:
+        """Until a signal, --for, or the session failing (which raises its error)."""
+        waits = [asyncio.ensure_future(self.stop.wait()), asyncio.ensure_future(session.wait())]
+        if self.args.run_for is not None:
+            waits.append(asyncio.ensure_future(self.clock.sleep(self.args.run_for)))
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        for waiter in done:
+            waiter.result()
+
+    async def main(self) -> int:
+        self.stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.on_signal, signum)
+        args = self.args
+        async with AsyncUserDataStream(**_options(args)) as uds:
+            session = uds.session(
+                listen_key=self.listen_key,
+                interval=args.interval,
+                close_on_exit=args.close_on_exit,
+                on_event=self.on_event,
+                clock=self.clock,
+            )
+            entered, _ = await self._phase(session.__aenter__())
+            if not entered:
+                how = "interrupted" if self.signals[0] == signal.SIGINT else "terminated"
+                message = f"{how} before the session had a key"
+                print(f"binance-userstream: {message}", file=sys.stderr)
+                if args.json:
+                    _print_json_error(how.capitalize(), message, 128 + self.signals[0])
+                return 128 + self.signals[0]
+            self.started = True
+            failure: UserStreamError | None = None
+            if not self.stop.is_set():
+                try:
+                    await self._until_stopped(session)
+                except UserStreamError as error:
+                    failure = error
+            left, _ = await self._phase(session.__aexit__(None, None, None))
+            if not left:
+                print(
+                    f"binance-userstream: stopped before the key could be closed (within {CLOSE_GRACE:g} s);"
+                    " it expires 60 minutes after its last keepalive",
+                    file=sys.stderr,
+                )
+        if failure is not None:
+            raise failure  # a one-line error (and a JSON one with --json) after the FAILED event
+        return EXIT_BROKEN_PIPE if self.stdout_closed else EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    listen_key = _listen_key(args.listen_key, args.listen_key_file)
+    return asyncio.run(_Runner(args, listen_key).main())
 
 
 def _simulator(args: argparse.Namespace) -> int:
-    from binance_userstream.simulator import Fault, Simulator
+    from binance_userstream.simulator import Simulator
 
     keys = None
     if args.api_keys_file:
         keys = [line.strip() for line in Path(args.api_keys_file).read_text().splitlines() if line.strip()]
-    faults = [Fault.parse(spec) for spec in args.fault]
     clock = AcceleratedClock(args.speed) if args.speed != 1 else SystemClock()
     sim = Simulator(
         args.host, args.port, clock=clock, api_keys=keys, retired=args.retired, weight_limit=args.weight_limit
     )
-    sim.inject(*faults)
+    sim.inject(*args.fault)
     mode = " (retired: every answer is 410)" if args.retired else ""
     where = sim.url
     if sim.all_interfaces:  # 0.0.0.0 is no address to connect to: say so, and give one that is
@@ -363,17 +566,37 @@ def _configure_logging(verbosity: int) -> None:
 COMMANDS = {"create": _create, "keepalive": _on_key, "close": _on_key, "run": _run, "simulator": _simulator}
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the main thread is (outside `run`, which handles it itself)."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _Parser.json_errors = "--json" in argv
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        args = _parser().parse_args(argv)
+        _configure_logging(args.verbose)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("binance-userstream: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Terminated:
+        print("binance-userstream: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except (UserStreamError, ValueError, TypeError, OSError) as error:
+        code = _exit_code(error)
         print(f"binance-userstream: error: {error}", file=sys.stderr)
-        return _exit_code(error)
+        if _Parser.json_errors:
+            _print_json_error(type(error).__name__, str(error), code)
+        return code
 
 
 if __name__ == "__main__":

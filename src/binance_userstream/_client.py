@@ -19,12 +19,25 @@ from binance_userstream_client import AuthenticatedClient
 from binance_userstream_client.models import Empty, ListenKey
 from binance_userstream_client.types import Response
 
+from binance_userstream._clock import Clock
 from binance_userstream._gate import SHARED_GATE, BackoffGate
 from binance_userstream._hosts import resolve_base_url
 from binance_userstream._markets import DEFAULT_MARKET, Market, market_named
 from binance_userstream._policy import RetryPolicy
-from binance_userstream._secrets import check_token, install_log_redaction, redact, resolve_api_key
-from binance_userstream._session import AsyncKeepaliveSession, KeepaliveSession
+from binance_userstream._secrets import (
+    MAX_TOKEN_LENGTH,
+    check_token,
+    install_log_redaction,
+    redact,
+    resolve_api_key,
+)
+from binance_userstream._session import (
+    KEEPALIVE_INTERVAL,
+    AsyncEventCallback,
+    AsyncKeepaliveSession,
+    EventCallback,
+    KeepaliveSession,
+)
 from binance_userstream._transport import (
     ACCEPT_ENCODING,
     API_KEY_HEADER,
@@ -35,8 +48,6 @@ from binance_userstream._transport import (
 from binance_userstream.errors import ListenKeyNotFoundError, MalformedAnswerError, UserStreamError
 
 DEFAULT_TIMEOUT = 10.0
-#: The longest listenKey a `create` answer may carry (Binance's are 60 to 64 characters).
-MAX_LISTEN_KEY_LENGTH = 256
 
 #: httpx_args the facade accepts. The transport options configure the default inner transport
 #: (with `transport=` given, configure that transport instead); `headers` may set User-Agent.
@@ -87,20 +98,13 @@ def _expect(response: Response[Any], model: type[_T], operation: str) -> _T:
 
 
 def _listen_key(answer: ListenKey) -> str:
-    """The answer's listenKey if it is a sane one: printable ASCII, at most MAX_LISTEN_KEY_LENGTH."""
-    value = answer.listen_key
+    """The answer's listenKey if it is one the client could send back (see `check_token`)."""
     try:
-        check_token(value, "listenKey")
+        return check_token(answer.listen_key, "listenKey")
     except (TypeError, ValueError):
-        sane = False
-    else:
-        sane = len(value) <= MAX_LISTEN_KEY_LENGTH
-    if not sane:
         raise MalformedAnswerError(
-            "create: the answer's listenKey is not printable ASCII "
-            f"of at most {MAX_LISTEN_KEY_LENGTH} characters"
-        )
-    return value
+            f"create: the answer's listenKey is not printable ASCII of at most {MAX_TOKEN_LENGTH} characters"
+        ) from None
 
 
 def _operation_name(operation: Callable[..., Any]) -> str:
@@ -344,14 +348,29 @@ class UserDataStream(_Base):
         key, market = check_token(listen_key, "listen_key"), self.market
         self.call(market.close.sync_detailed, Empty, **market.close_arguments(key))
 
-    def session(self, **options: Any) -> KeepaliveSession:
+    def session(
+        self,
+        *,
+        listen_key: str | None = None,
+        interval: float = KEEPALIVE_INTERVAL,
+        close_on_exit: bool = False,
+        on_event: EventCallback | None = None,
+        clock: Clock | None = None,
+    ) -> KeepaliveSession:
         """A context manager that creates (or adopts) a key and keeps it alive in a thread.
 
-        Options: `listen_key` (adopt this key), `interval` (seconds, default 30 minutes),
-        `close_on_exit` (default False: the key is shared by every consumer of the account),
-        `on_event` (called with each SessionEvent), `clock`. See KeepaliveSession.
+        `listen_key` adopts that key; `interval` is in seconds (1 to 3000, default 30 minutes);
+        `close_on_exit` defaults to False, since the key is shared by every consumer of the
+        account; `on_event` is called with each SessionEvent. See KeepaliveSession.
         """
-        return KeepaliveSession(self, **options)
+        return KeepaliveSession(
+            self,
+            listen_key=listen_key,
+            interval=interval,
+            close_on_exit=close_on_exit,
+            on_event=on_event,
+            clock=clock,
+        )
 
     def shutdown(self) -> None:
         """Release the connections (what leaving the `with` block does). `close` is the operation."""
@@ -417,9 +436,26 @@ class AsyncUserDataStream(_Base):
         key, market = check_token(listen_key, "listen_key"), self.market
         await self.call(market.close.asyncio_detailed, Empty, **market.close_arguments(key))
 
-    def session(self, **options: Any) -> AsyncKeepaliveSession:
-        """An async context manager that keeps a key alive in an asyncio task; as `UserDataStream.session`."""
-        return AsyncKeepaliveSession(self, **options)
+    def session(
+        self,
+        *,
+        listen_key: str | None = None,
+        interval: float = KEEPALIVE_INTERVAL,
+        close_on_exit: bool = False,
+        on_event: AsyncEventCallback | None = None,
+        clock: Clock | None = None,
+    ) -> AsyncKeepaliveSession:
+        """An async context manager that keeps a key alive in an asyncio task; as `UserDataStream.session`.
+
+        `on_event` may be an `async def`: it is awaited before the session goes on."""
+        return AsyncKeepaliveSession(
+            self,
+            listen_key=listen_key,
+            interval=interval,
+            close_on_exit=close_on_exit,
+            on_event=on_event,
+            clock=clock,
+        )
 
     async def shutdown(self) -> None:
         """Release the connections (what leaving the `async with` block does)."""

@@ -8,9 +8,18 @@ test runs hours of keepalives in milliseconds.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from typing import Protocol
+
+
+def _seconds(value: float) -> float:
+    """A wait that every waiting primitive accepts: NaN and negatives are no wait, and anything past
+    `threading.TIMEOUT_MAX` (about 292 years) is cut to it, where `Event.wait` would raise."""
+    if math.isnan(value) or value <= 0:
+        return 0.0
+    return min(value, threading.TIMEOUT_MAX)
 
 
 class Clock(Protocol):
@@ -32,10 +41,10 @@ class SystemClock:
         return time.monotonic()
 
     def wait(self, seconds: float, stop: threading.Event) -> bool:
-        return stop.wait(max(0.0, seconds))
+        return stop.wait(_seconds(seconds))
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
+        await asyncio.sleep(_seconds(seconds))
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -45,8 +54,8 @@ class AcceleratedClock:
     """Time that runs `speed` times faster than real time (speed 720: an hour in five seconds)."""
 
     def __init__(self, speed: float) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be positive")
+        if not 0 < speed < math.inf:
+            raise ValueError("speed must be a positive, finite number")
         self.speed = speed
         self._start = time.monotonic()
 
@@ -54,10 +63,10 @@ class AcceleratedClock:
         return self._start + (time.monotonic() - self._start) * self.speed
 
     def wait(self, seconds: float, stop: threading.Event) -> bool:
-        return stop.wait(max(0.0, seconds) / self.speed)
+        return stop.wait(_seconds(seconds / self.speed))
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.speed)
+        await asyncio.sleep(_seconds(seconds / self.speed))
 
     def __repr__(self) -> str:
         return f"AcceleratedClock(speed={self.speed:g})"
@@ -75,7 +84,7 @@ class VirtualClock:
 
     def advance(self, seconds: float) -> None:
         with self._lock:
-            self._now += max(0.0, seconds)
+            self._now += _seconds(seconds)
 
     def wait(self, seconds: float, stop: threading.Event) -> bool:
         if stop.is_set():

@@ -10,10 +10,17 @@ import ipaddress
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 API_KEY_ENV = "BINANCE_API_KEY"
+#: The longest API key or listenKey accepted. Binance issues 64-character API keys and 60-character
+#: listenKeys; 256 leaves room for a longer format and still refuses a file pasted by mistake.
+MAX_TOKEN_LENGTH = 256
+#: Bytes read from a key file or stdin at most: a key, its newline and a BOM fit many times over.
+_MAX_SECRET_BYTES = 4096
+_BOM = "\ufeff"
 
 #: Printable ASCII without space: what Binance issues, and all that is safe in a header or a form.
 _TOKEN = re.compile(r"[\x21-\x7e]+")
@@ -40,19 +47,57 @@ def check_token(value: object, what: str) -> str:
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     if not value:
         raise ValueError(f"{what} is empty")
+    if len(value) > MAX_TOKEN_LENGTH:
+        raise ValueError(f"{what} is {len(value)} characters long; at most {MAX_TOKEN_LENGTH} are accepted")
     if not _TOKEN.fullmatch(value):
         raise ValueError(f"{what} must be printable ASCII without whitespace or control characters")
     return value
 
 
+def clean_secret(text: str) -> str:
+    """`text` without a leading UTF-8 byte order mark and surrounding whitespace: how an editor or
+    `echo` leaves a key in a file or a variable. The same rule for $BINANCE_API_KEY and key files."""
+    return text.strip().removeprefix(_BOM).strip()
+
+
 def resolve_api_key(api_key: str | None) -> str:
-    """The API key given, or else the one in $BINANCE_API_KEY, checked."""
+    """The API key given, or else the one in $BINANCE_API_KEY (cleaned like a key file), checked."""
     if api_key is None:
         api_key = os.environ.get(API_KEY_ENV)
         if api_key is None:
             raise ValueError(f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable")
-        return check_token(api_key, f"the API key in ${API_KEY_ENV}")
+        return check_token(clean_secret(api_key), f"the API key in ${API_KEY_ENV}")
     return check_token(api_key, "api_key")
+
+
+def read_secret(source: str, what: str) -> str:
+    """The API key or listenKey held in the file `source` (`-`: one line of stdin), cleaned and checked.
+
+    The file holds the key alone (surrounding whitespace and a UTF-8 BOM are dropped); at most a few
+    KB are read, so a wrong file is refused rather than sent. Errors never show the content; they
+    name the file once it is open (a path that cannot be opened may be a key pasted by mistake).
+    """
+    name = "stdin" if source == "-" else f"the {what} file"
+    try:
+        if source == "-":
+            raw = sys.stdin.buffer.readline(_MAX_SECRET_BYTES + 1)
+        else:
+            with open(source, "rb") as file:
+                raw = file.read(_MAX_SECRET_BYTES + 1)
+    except OSError as error:
+        raise ValueError(f"cannot read {name}: {error.strerror or type(error).__name__}") from None
+    if source != "-":
+        name = f"{name} {source!r}"
+    if len(raw) > _MAX_SECRET_BYTES:
+        raise ValueError(f"{name} is too large to hold a {what} (more than {_MAX_SECRET_BYTES} bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} is not UTF-8 text, so it cannot hold a {what}") from None
+    key = clean_secret(text)
+    if not key:
+        raise ValueError(f"no {what} in {name}")
+    return check_token(key, f"the {what} in {name}")
 
 
 def check_base_url(url: str) -> str:
