@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import ast
 import copy
+import importlib
 import inspect
 import itertools
 import json
 import keyword
 import re
+import shutil
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -234,6 +238,47 @@ def test_each_attribute_is_documented_with_its_description(name: str) -> None:
             docs[node.target.id] = " ".join(str(after.value.value).split())
     for prop in SCHEMAS[name]["properties"].values():
         assert docs.get(prop["x-python-name"]) == " ".join(prop["description"].split())
+
+
+def test_a_new_event_type_is_a_spec_edit_only(tmp_path: Path) -> None:
+    """Add a schema with x-event and x-python-name: the generated package decodes it, nothing else."""
+    spec = copy.deepcopy(SPEC)
+    spec["components"]["schemas"]["UniMmrDrop"] = {
+        "type": "object",
+        "x-event": "uniMMRDrop",
+        "description": "A made-up Portfolio Margin Pro event.",
+        "required": ["e", "E"],
+        "properties": {
+            "e": {"type": "string", "x-python-name": "event_type", "description": "Event type."},
+            "E": {"type": "integer", "format": "int64", "x-python-name": "event_time", "description": "T."},
+            "u": {"type": "string", "x-python-name": "uni_mmr", "description": "uniMMR. A decimal."},
+        },
+    }
+    edited = tmp_path / "spec.yaml"
+    edited.write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "generate.py"), "--spec", str(edited), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The generated package under another name, so it does not shadow the installed one.
+    shutil.copytree(out / "binance_userstream_client", tmp_path / "probe_client")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        probe = importlib.import_module("probe_client.models")
+        payload = {"e": "uniMMRDrop", "E": 1761700000000, "u": "1.25", "new": 1}
+        event = probe.EVENT_TYPES["uniMMRDrop"].from_dict(payload)
+        assert type(event).__name__ == "UniMmrDrop"
+        assert event.uni_mmr == "1.25"
+        assert event.to_dict() == payload
+        assert set(probe.EVENT_TYPES) == {*EVENT_TYPES, "uniMMRDrop"}
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == "probe_client" or m.startswith("probe_client.")]:
+            del sys.modules[name]
 
 
 # --- decoding the documented samples ----------------------------------------------------------
