@@ -11,6 +11,7 @@ attribute names.
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
 import importlib
 import inspect
@@ -64,6 +65,8 @@ EVENT_NAMES = {
     "EventStreamTerminated": "eventStreamTerminated",
     "ServerShutdown": "serverShutdown",
 }
+#: What every generated model already defines: no property may take these names.
+MODEL_MEMBERS = {"additional_properties", "additional_keys", "to_dict", "from_dict"}
 DECIMAL_MARK = "A decimal, sent as a string"
 #: Names that hold an amount of money or of an asset: they must be exact decimals. (A trailing
 #: delta is an integer number of basis points.)
@@ -173,8 +176,8 @@ def test_every_event_property_has_a_readable_name_and_a_description(name: str) -
         assert python_name.isidentifier(), python_name
         assert python_name == python_name.lower(), python_name
         assert not keyword.iskeyword(python_name), python_name
-        assert python_name not in dir(__builtins__), f"{python_name}: the generator would rename it"
-        assert python_name != "additional_properties"
+        assert python_name not in dir(builtins), f"{python_name}: the generator would rename it"
+        assert python_name not in MODEL_MEMBERS, f"{python_name}: taken by the generated model"
         names.append(python_name)
     assert len(names) == len(set(names)), f"{name}: two wire names map to one attribute"
 
