@@ -2,14 +2,120 @@
 # Do not edit: change spec/ and run `make generate`.
 """Contains all the data models used in inputs/outputs"""
 
+from .account_config_update import AccountConfigUpdate
+from .account_config_update_account_config import AccountConfigUpdateAccountConfig
+from .account_config_update_symbol_config import AccountConfigUpdateSymbolConfig
+from .account_update import AccountUpdate
+from .account_update_balance import AccountUpdateBalance
+from .account_update_data import AccountUpdateData
+from .account_update_position import AccountUpdatePosition
+from .algo_update import AlgoUpdate
+from .algo_update_order import AlgoUpdateOrder
+from .balance_update import BalanceUpdate
 from .binance_error import BinanceError
+from .conditional_order_trigger_reject import ConditionalOrderTriggerReject
+from .conditional_order_trigger_reject_order import ConditionalOrderTriggerRejectOrder
 from .empty import Empty
+from .event_stream_terminated import EventStreamTerminated
+from .execution_report import ExecutionReport
+from .external_lock_update import ExternalLockUpdate
+from .grid_update import GridUpdate
+from .grid_update_grid import GridUpdateGrid
+from .list_status import ListStatus
+from .list_status_order import ListStatusOrder
 from .listen_key import ListenKey
+from .listen_key_expired import ListenKeyExpired
 from .listen_key_form import ListenKeyForm
+from .margin_call import MarginCall
+from .margin_call_position import MarginCallPosition
+from .order_trade_update import OrderTradeUpdate
+from .order_trade_update_order import OrderTradeUpdateOrder
+from .outbound_account_position import OutboundAccountPosition
+from .outbound_account_position_balance import OutboundAccountPositionBalance
+from .server_shutdown import ServerShutdown
+from .strategy_update import StrategyUpdate
+from .strategy_update_strategy import StrategyUpdateStrategy
+from .trade_lite import TradeLite
+from .unknown_event import UnknownEvent
+
+UserDataEvent = (
+    AccountConfigUpdate
+    | AccountUpdate
+    | AlgoUpdate
+    | BalanceUpdate
+    | ConditionalOrderTriggerReject
+    | EventStreamTerminated
+    | ExecutionReport
+    | ExternalLockUpdate
+    | GridUpdate
+    | ListStatus
+    | ListenKeyExpired
+    | MarginCall
+    | OrderTradeUpdate
+    | OutboundAccountPosition
+    | ServerShutdown
+    | StrategyUpdate
+    | TradeLite
+)
+"""Any user-data event model the spec knows (a schema with `x-event`)."""
+
+EVENT_TYPES: dict[str, type[UserDataEvent]] = {
+    "ACCOUNT_CONFIG_UPDATE": AccountConfigUpdate,
+    "ACCOUNT_UPDATE": AccountUpdate,
+    "ALGO_UPDATE": AlgoUpdate,
+    "CONDITIONAL_ORDER_TRIGGER_REJECT": ConditionalOrderTriggerReject,
+    "GRID_UPDATE": GridUpdate,
+    "MARGIN_CALL": MarginCall,
+    "ORDER_TRADE_UPDATE": OrderTradeUpdate,
+    "STRATEGY_UPDATE": StrategyUpdate,
+    "TRADE_LITE": TradeLite,
+    "balanceUpdate": BalanceUpdate,
+    "eventStreamTerminated": EventStreamTerminated,
+    "executionReport": ExecutionReport,
+    "externalLockUpdate": ExternalLockUpdate,
+    "listStatus": ListStatus,
+    "listenKeyExpired": ListenKeyExpired,
+    "outboundAccountPosition": OutboundAccountPosition,
+    "serverShutdown": ServerShutdown,
+}
+"""Each event's wire name (the payload's `"e"`) to its model class, from the spec's `x-event`."""
 
 __all__ = (
+    "EVENT_TYPES",
+    "UserDataEvent",
+    "AccountConfigUpdate",
+    "AccountConfigUpdateAccountConfig",
+    "AccountConfigUpdateSymbolConfig",
+    "AccountUpdate",
+    "AccountUpdateBalance",
+    "AccountUpdateData",
+    "AccountUpdatePosition",
+    "AlgoUpdate",
+    "AlgoUpdateOrder",
+    "BalanceUpdate",
     "BinanceError",
+    "ConditionalOrderTriggerReject",
+    "ConditionalOrderTriggerRejectOrder",
     "Empty",
+    "EventStreamTerminated",
+    "ExecutionReport",
+    "ExternalLockUpdate",
+    "GridUpdate",
+    "GridUpdateGrid",
     "ListenKey",
+    "ListenKeyExpired",
     "ListenKeyForm",
+    "ListStatus",
+    "ListStatusOrder",
+    "MarginCall",
+    "MarginCallPosition",
+    "OrderTradeUpdate",
+    "OrderTradeUpdateOrder",
+    "OutboundAccountPosition",
+    "OutboundAccountPositionBalance",
+    "ServerShutdown",
+    "StrategyUpdate",
+    "StrategyUpdateStrategy",
+    "TradeLite",
+    "UnknownEvent",
 )
