@@ -302,7 +302,10 @@ def _parser() -> argparse.ArgumentParser:
         "--api-keys-file", metavar="PATH", help="accept only these API keys (one per line): -2015"
     )
     sim.add_argument(
-        "--weight-limit", type=weight_limit, default=6000, help="request weight per minute (default: 6000)"
+        "--weight-limit",
+        type=weight_limit,
+        default=None,
+        help="request weight per minute per IP, for every market (default: each market's documented limit)",
     )
     sim.add_argument(
         "--fault",
@@ -538,7 +541,7 @@ def _simulator(args: argparse.Namespace) -> int:
         args.host, args.port, clock=clock, api_keys=keys, retired=args.retired, weight_limit=args.weight_limit
     )
     sim.inject(*args.fault)
-    mode = " (retired: every answer is 410)" if args.retired else ""
+    mode = " (retired: spot and margin answer 410; the derivatives are live)" if args.retired else ""
     where = sim.url
     if sim.all_interfaces:  # 0.0.0.0 is no address to connect to: say so, and give one that is
         host, port = sim.address

@@ -16,7 +16,6 @@ import string
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping
-from typing import Final
 
 from attrs import define, evolve, frozen
 
@@ -34,18 +33,6 @@ RETIRED_HTML = (
 )
 _API_KEY = re.compile(r"[A-Za-z0-9]{1,128}")
 _ALPHABET = string.ascii_letters + string.digits
-
-
-class _DocumentedLimits(int):
-    """The default `weight_limit`: each market's own documented limit, not one number for all.
-
-    An int (spot's 6,000) so that callers which take `weight_limit: int = WEIGHT_LIMIT` and pass it
-    on keep working; any other int is one limit for every market.
-    """
-
-
-#: The default weight limit: every market's documented REQUEST_WEIGHT limit (spot's is 6,000).
-WEIGHT_LIMIT: Final[int] = _DocumentedLimits(SPOT.weight_limit)
 
 
 @frozen
@@ -103,13 +90,13 @@ class Exchange:
         *,
         api_keys: Collection[str] | Mapping[str, str] | None = None,
         retired: bool = False,
-        weight_limit: int | None = WEIGHT_LIMIT,
+        weight_limit: int | None = None,
         violations_before_ban: int = 3,
         markets: Iterable[Market] = MARKETS,
     ) -> None:
         self.clock = clock or SystemClock()
         self.retired = retired
-        self.weight_limit = None if isinstance(weight_limit, _DocumentedLimits) else weight_limit
+        self.weight_limit = weight_limit  # None: each market's documented limit
         self.violations_before_ban = violations_before_ban
         self.markets: dict[str, Market] = {market.path: market for market in markets}
         if api_keys is None:

@@ -30,7 +30,7 @@ from typing import Self
 from aiohttp import web
 
 from binance_userstream._clock import Clock
-from binance_userstream.simulator._exchange import WEIGHT_LIMIT, Answer, Exchange, error
+from binance_userstream.simulator._exchange import Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, log
 
@@ -58,12 +58,13 @@ class Simulator:
         clock: Clock | None = None,
         api_keys: Collection[str] | Mapping[str, str] | None = None,
         retired: bool = False,
-        weight_limit: int = WEIGHT_LIMIT,
+        weight_limit: int | None = None,
         violations_before_ban: int = 3,
         request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         _check_int("port", port, 0, 65535)
-        _check_int("weight_limit", weight_limit, 1)
+        if weight_limit is not None:
+            _check_int("weight_limit", weight_limit, 1)
         _check_int("violations_before_ban", violations_before_ban, 0)
         if not (isinstance(request_timeout, int | float) and 0 < request_timeout < math.inf):
             raise ValueError(
