@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock
-from binance_userstream._hosts import HOSTS
 from binance_userstream._keyfile import check_destination, write_secret
+from binance_userstream._markets import DEFAULT_MARKET, MARKETS
 from binance_userstream._policy import RetryPolicy
 from binance_userstream._secrets import API_KEY_ENV, read_secret, redact
 from binance_userstream._session import (
@@ -35,6 +35,7 @@ from binance_userstream._session import (
     MAX_INTERVAL,
     MIN_INTERVAL,
     AsyncKeepaliveSession,
+    EventKind,
     SessionEvent,
     check_interval,
 )
@@ -88,11 +89,11 @@ EPILOG = f"""\
 examples:
   export {API_KEY_ENV}=...                 # or --api-key-file PATH (- for stdin)
   binance-userstream simulator --port 8765 &
-  binance-userstream create --base-url http://127.0.0.1:8765 --key-file key.txt
-  binance-userstream keepalive --key-file key.txt --base-url http://127.0.0.1:8765
-  binance-userstream close - --base-url http://127.0.0.1:8765 < key.txt
-  binance-userstream run --base-url http://127.0.0.1:8765 --json
-  binance-userstream run --base-url testnet --close-on-exit
+  binance-userstream create --market usdm --base-url http://127.0.0.1:8765 --key-file key.txt
+  binance-userstream keepalive --market usdm --key-file key.txt --base-url http://127.0.0.1:8765
+  binance-userstream close - --market usdm --base-url http://127.0.0.1:8765 < key.txt
+  binance-userstream run --market usdm --base-url http://127.0.0.1:8765 --json --key-file key.txt
+  binance-userstream run --market coinm --base-url testnet --close-on-exit
 
 {PS_WARNING}: pass listenKeys as - (stdin) or in a file.
 
@@ -201,9 +202,17 @@ def _parser() -> argparse.ArgumentParser:
     client = _Parser(add_help=False)
     group = client.add_argument_group("connection")
     group.add_argument(
+        "--market",
+        choices=list(MARKETS),
+        default=DEFAULT_MARKET,
+        help=f"the market whose listenKey to use (default: {DEFAULT_MARKET}, retired on 2026-02-20)",
+    )
+    group.add_argument(
         "--base-url",
-        default="production",
-        help=f"a URL, or one of: {', '.join(HOSTS)} (default: production). Plain http only to loopback.",
+        default=None,
+        help="a URL, or a host name of the market ("
+        + "; ".join(f"{m.name}: {', '.join(m.hosts)}" for m in MARKETS.values())
+        + "); default: the market's production host. Plain http only to loopback.",
     )
     group.add_argument(
         "--api-key-file",
@@ -273,6 +282,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     adopt.add_argument("--listen-key-file", metavar="PATH", help="adopt the key in this file")
     run.add_argument(
+        "--key-file",
+        metavar="PATH",
+        help="keep the current listenKey in this file, rewritten atomically (mode 0600) whenever the key is"
+        " created or replaced, so another process can follow the session (a symlink is refused)",
+    )
+    run.add_argument(
         "--interval",
         type=interval,
         default=KEEPALIVE_INTERVAL,
@@ -331,7 +346,13 @@ def _version() -> str:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     api_key = read_secret(args.api_key_file, "API key") if args.api_key_file else None
     retry = RetryPolicy.off() if args.no_retry else RetryPolicy()
-    return {"api_key": api_key, "base_url": args.base_url, "timeout": args.timeout, "retry": retry}
+    return {
+        "api_key": api_key,
+        "base_url": args.base_url,
+        "market": args.market,
+        "timeout": args.timeout,
+        "retry": retry,
+    }
 
 
 def _exit_code(error: BaseException) -> int:
@@ -430,6 +451,9 @@ class _Runner:
         self.phase: asyncio.Future[Any] | None = None
 
     def on_event(self, event: SessionEvent) -> None:
+        if self.args.key_file and event.kind in _NEW_KEY and event.listen_key:
+            # Before the line is printed, and (for `replaced`) before the session uses the key.
+            write_secret(self.args.key_file, event.listen_key)
         if self.start is None:
             self.start = event.at
         elapsed = event.at - self.start
@@ -525,8 +549,14 @@ class _Runner:
         return EXIT_BROKEN_PIPE if self.stdout_closed else EXIT_OK
 
 
+#: The events after which `run --key-file` rewrites the file.
+_NEW_KEY = frozenset({EventKind.CREATED, EventKind.ADOPTED, EventKind.REPLACED})
+
+
 def _run(args: argparse.Namespace) -> int:
     listen_key = _listen_key(args.listen_key, args.listen_key_file)
+    if args.key_file:
+        check_destination(args.key_file)  # before a key is created that could not be saved
     return asyncio.run(_Runner(args, listen_key).main())
 
 
