@@ -65,7 +65,20 @@ def run_demo(simulator_out: IO[str] | None, started: float) -> int:
         4: ("the exchange loses every listenKey (the session must create a new one and say so)", lose_keys),
     }  # fmt: skip
     env = {**os.environ, "BINANCE_API_KEY": API_KEY}
-    command = [*CLI, "run", "--base-url", url, "--speed", str(SPEED), "--for", "4h", "--close-on-exit", "-v"]
+    command = [
+        *CLI,
+        "run",
+        "--market",
+        "usdm",
+        "--base-url",
+        url,
+        "--speed",
+        str(SPEED),
+        "--for",
+        "4h",
+        "--close-on-exit",
+        "-v",
+    ]
     say("$ BINANCE_API_KEY=… binance-userstream " + " ".join(command[3:]))
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     assert run.stdout is not None
