@@ -1,6 +1,6 @@
 """The facade: key handling, Binance-aware retries and typed errors, sync and async alike.
 
-Facts cited from binance-facts.md. Every test talks HTTP over loopback to a scripted server.
+Facts from Binance's spot API docs. Every test talks HTTP over loopback to a scripted server.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def test_plain_http_to_loopback_and_any_https_are_allowed(url: str, gate: Backof
 # -- typed errors ----------------------------------------------------------------------------------
 
 ERRORS = [
-    # (status, body, expected class, expected code): binance-facts.md, Errors
+    # (status, body, expected class, expected code): binance-spot-api-docs errors.md
     (400, error_body(-1125, "This listenKey does not exist."), ListenKeyNotFoundError, -1125),
     (400, error_body(-2014, "API-key format invalid."), AuthenticationError, -2014),
     (401, error_body(-2015, "Invalid API-key, IP, or permissions for action."), AuthenticationError, -2015),
@@ -189,7 +189,7 @@ def test_a_4xx_with_a_body_that_is_not_json_still_raises_binance_api_error(
 def test_410_with_an_html_body_names_the_retirement_and_is_never_retried(
     facade: Facade, server: ScriptedServer, operation: str
 ) -> None:
-    """Since 2026-02-20 production answers 410 Gone with an HTML body (binance-facts.md, Retirement)."""
+    """Since 2026-02-20 production answers 410 Gone with an HTML body (spot CHANGELOG 2026-01-21)."""
     server.script(Reply(status=410, raw=RETIRED_HTML, content_type="text/html"))
     args = () if operation == "create" else (LISTEN_KEY,)
     with pytest.raises(EndpointRetiredError) as caught:

@@ -1,7 +1,7 @@
 """The fault matrix: every fault x every operation x sync/async, against the simulator.
 
 Each cell states the expected outcome (retried and succeeded, or the right error class), how many
-requests reach the server, and that it ends in bounded time. Facts from binance-facts.md, Errors.
+requests reach the server, and that it ends in bounded time. Facts: Binance's errors.md.
 """
 
 from __future__ import annotations

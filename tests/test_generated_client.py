@@ -1,6 +1,6 @@
 """The generated operations on the wire: method, path, key header, listenKey placement, parsing.
 
-Wire facts from binance-facts.md: POST/PUT/DELETE /api/v3/userDataStream; the key in X-MBX-APIKEY;
+Wire facts (Binance's docs): POST/PUT/DELETE /api/v3/userDataStream; the key in X-MBX-APIKEY;
 keepalive sends listenKey as a form body, close as a query parameter (as the seed renders them).
 """
 
@@ -76,7 +76,7 @@ def test_error_bodies_parse_into_binance_error(
 
 
 def test_retired_answer_parses_as_html_text(server: ScriptedServer, client: AuthenticatedClient) -> None:
-    """Production answers 410 with an HTML body since 2026-02-20 (binance-facts.md, Retirement)."""
+    """Production answers 410 with an HTML body since 2026-02-20 (spot CHANGELOG 2026-01-21)."""
     html = b"<html><body><h1>410 Gone</h1></body></html>"
     server.script(Reply(status=410, raw=html, content_type="text/html"))
     response = close.sync_detailed(client=client, listen_key=LISTEN_KEY)

@@ -59,7 +59,7 @@ def test_each_operation_declares_the_api_key_itself(method: str, operation_id: s
 
 @pytest.mark.parametrize(("method", "operation_id"), OPERATIONS)
 def test_each_operation_is_deprecated_and_documents_the_retirement(method: str, operation_id: str) -> None:
-    """Binance retired the spot endpoints on 2026-02-20 (binance-facts.md, Retirement)."""
+    """Binance retired the spot endpoints on 2026-02-20 (spot API CHANGELOG, 2026-01-21)."""
     spec = load_spec()
     op = spec["paths"]["/api/v3/userDataStream"][method]
     assert op["deprecated"] is True

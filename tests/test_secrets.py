@@ -1,6 +1,6 @@
 """Nothing secret leaks: the API key and full listenKeys stay out of logs, reprs and exception text.
 
-binance-facts.md: a listenKey is a credential (whoever holds it reads the account's private
+Binance's docs: a listenKey is a credential (whoever holds it reads the account's private
 stream); API keys printed by debug logging are a known complaint about other clients.
 """
 

@@ -1,6 +1,6 @@
 """Keepalive sessions against the simulator, on virtual time: hours of keepalives in milliseconds.
 
-binance-facts.md: a key lives 60 minutes after its last keepalive; keep alive about every 30
+Binance's docs: a key lives 60 minutes after its last keepalive; keep alive about every 30
 minutes; -1125 means the key is gone and a new one must be created; keys are shared per account.
 """
 

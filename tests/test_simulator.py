@@ -1,6 +1,6 @@
 """The simulator's Binance semantics, each rule spoken to over HTTP with a plain httpx client.
 
-Facts from binance-facts.md: the three operations; API key only (-2014 malformed, -2015 unknown);
+Binance's spot docs say: the three operations; API key only (-2014 malformed, -2015 unknown);
 one active key per account, returned again and extended by POST; 60-minute validity; listenKey from
 the query or a form body (query wins); -1125 for unknown, expired or closed keys; weight 2 with
 X-MBX-USED-WEIGHT-1M; 6,000 per minute answered with 429 + Retry-After, then 418 bans.

@@ -1,6 +1,6 @@
 """Keepalive sessions soaked for 72 simulated hours each with ~5% of answers faulty (seeded).
 
-binance-facts.md: keys live 60 minutes after their last keepalive; complaints about other clients
+Binance's docs: keys live 60 minutes after their last keepalive; complaints about other clients
 are keepalive loops that die quietly and -1125 treated as fatal. Here every loss must be replaced
 and announced, the session's key must never lapse while it believes it alive, and nothing (thread,
 task, socket, file descriptor) may be left behind.
