@@ -12,6 +12,7 @@ wait, and the per-host gate of `_gate`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import re
@@ -99,7 +100,7 @@ class _Body:
         self.parts: list[bytes] = []
         self.size = 0
         self.fed = False
-        coding = response.headers.get("content-encoding", "").strip().lower()
+        coding = _content_encoding(response.headers)
         self.inflate: Any = None
         if coding in ("gzip", "x-gzip", "deflate"):
             self.inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)  # zlib or gzip header, detected
@@ -133,6 +134,16 @@ class _Body:
         return b"".join(self.parts)
 
 
+def _content_encoding(headers: httpx.Headers) -> str:
+    """The Content-Encoding, read off the raw header bytes (httpx's lookup decodes every header)."""
+    values = [
+        value.decode("latin-1").strip().lower()
+        for name, value in headers.raw
+        if len(name) == 16 and name.lower() == b"content-encoding"
+    ]
+    return ", ".join(values)  # two encodings stacked are refused as unsupported, as before
+
+
 class _Layer:
     """What the sync and async transports share: the key, the gate, the weights, the policy, the log lines."""
 
@@ -163,7 +174,8 @@ class _Layer:
     def forget(request: httpx.Request) -> None:
         """Take the key out of a request that has been answered: the request lives on in the
         response and in any error's traceback, which error trackers record."""
-        request.headers.pop(API_KEY_HEADER, None)
+        with contextlib.suppress(KeyError):
+            del request.headers[API_KEY_HEADER]  # not pop(): that reads the header first
 
     def before_attempt(
         self, request: httpx.Request, attempt: int, timeouts: Mapping[str, Any], ends_at: float
