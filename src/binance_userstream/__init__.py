@@ -13,6 +13,7 @@ import logging
 from binance_userstream import errors
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock, VirtualClock
+from binance_userstream._gap import GapReason, StreamGap
 from binance_userstream._gate import SHARED_GATE, BackoffGate
 from binance_userstream._hosts import HOSTS
 from binance_userstream._markets import MARKETS, Market
@@ -57,6 +58,7 @@ __all__ = [
     "Clock",
     "EndpointRetiredError",
     "EventKind",
+    "GapReason",
     "IPBannedError",
     "KeepaliveSession",
     "ListenKeyNotFoundError",
@@ -68,6 +70,7 @@ __all__ = [
     "ServerError",
     "SessionEvent",
     "SessionState",
+    "StreamGap",
     "SystemClock",
     "UserDataStream",
     "UserStreamError",
