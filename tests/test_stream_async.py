@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate
 
-from binance_userstream import AsyncUserDataStream, StreamGap
+from binance_userstream import AsyncUserDataStream, EndpointRetiredError, StreamGap
 from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
-from binance_userstream.simulator import Simulator
+from binance_userstream.simulator import Fault, Simulator
 from tests._scripted_ws import LOG, ScriptedStreamServer
 from tests.conftest import API_KEY, ROOT
 
@@ -275,3 +275,13 @@ async def test_a_market_without_a_stream_is_refused_before_anything_is_sent(sim:
 def test_stream_url_is_checked_when_the_client_is_made() -> None:
     with pytest.raises(ValueError, match="plain ws"):
         AsyncUserDataStream(api_key=API_KEY, market="usdm", stream_url="ws://example.com")
+
+
+async def test_a_fatal_session_answer_ends_the_iteration_with_its_typed_error(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST, interval=1.0) as stream:
+        await ws.wait(1)
+        sim.inject(Fault("status", status=410))  # the next keepalive: the endpoint is retired
+        with pytest.raises(EndpointRetiredError):
+            await take(stream, 1, timeout=10)
