@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -85,3 +87,51 @@ class ScriptedStreamServer:
         """Cut every open connection without a closing handshake (a network failure)."""
         for ws in list(self.open):
             ws.transport.abort()
+
+
+class ThreadedStreamServer:
+    """The scripted server on a loop of its own, for sync tests: the same methods, blocking."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="scripted-ws")
+        self.server = ScriptedStreamServer()
+
+    def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def __enter__(self) -> ThreadedStreamServer:
+        self._thread.start()
+        self._run(self.server.__aenter__())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._run(self.server.__aexit__())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def paths(self) -> list[str]:
+        return self.server.paths
+
+    def key_of(self, index: int) -> str:
+        return self.server.key_of(index)
+
+    def wait(self, connections: int, *, open_now: int | None = None, timeout: float = 5.0) -> None:
+        self._run(self.server.wait(connections, open_now=open_now, timeout=timeout))
+
+    def send(self, text: str) -> None:
+        self._run(self.server.send(text))
+
+    def ping(self) -> None:
+        self._run(self.server.ping())
+
+    def drop(self) -> None:
+        self._loop.call_soon_threadsafe(self.server.drop)

@@ -27,6 +27,9 @@ from binance_userstream._session import (
     SessionEvent,
     SessionState,
 )
+from binance_userstream._stream import AsyncEventStream
+from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
+from binance_userstream._stream_thread import EventStream
 from binance_userstream.errors import (
     AuthenticationError,
     BinanceAPIError,
@@ -50,6 +53,7 @@ __all__ = [
     "MIN_INTERVAL",
     "SHARED_GATE",
     "AcceleratedClock",
+    "AsyncEventStream",
     "AsyncKeepaliveSession",
     "AsyncUserDataStream",
     "AuthenticationError",
@@ -58,6 +62,7 @@ __all__ = [
     "Clock",
     "EndpointRetiredError",
     "EventKind",
+    "EventStream",
     "GapReason",
     "IPBannedError",
     "KeepaliveSession",
@@ -70,7 +75,10 @@ __all__ = [
     "ServerError",
     "SessionEvent",
     "SessionState",
+    "StreamEvent",
+    "StreamEventKind",
     "StreamGap",
+    "StreamTiming",
     "SystemClock",
     "UserDataStream",
     "UserStreamError",

@@ -41,6 +41,7 @@ from binance_userstream._session import (
 )
 from binance_userstream._stream import AsyncEventStream, StreamCallback
 from binance_userstream._stream_core import DEFAULT_MAXSIZE, StreamTiming
+from binance_userstream._stream_thread import EventStream
 from binance_userstream._transport import (
     ACCEPT_ENCODING,
     API_KEY_HEADER,
@@ -389,6 +390,31 @@ class UserDataStream(_Base):
     def shutdown(self) -> None:
         """Release the connections (what leaving the `with` block does). `close` is the operation."""
         self.client.get_httpx_client().close()
+
+    def events(
+        self,
+        *,
+        listen_key: str | None = None,
+        interval: float = KEEPALIVE_INTERVAL,
+        maxsize: int = DEFAULT_MAXSIZE,
+        on_event: StreamCallback | None = None,
+        timing: StreamTiming | None = None,
+        jitter: Callable[[], float] | None = None,
+    ) -> EventStream:
+        """The account's events: `with uds.events() as stream: for item in stream:`.
+
+        As `AsyncUserDataStream.events`: the key is kept alive by a KeepaliveSession (its thread),
+        the connections run on the stream's own thread, where `on_event` is called too.
+        """
+        return EventStream(
+            self,
+            listen_key=listen_key,
+            interval=interval,
+            maxsize=maxsize,
+            on_event=on_event,
+            timing=timing,
+            jitter=jitter,
+        )
 
     def __enter__(self) -> Self:
         self.client.__enter__()

@@ -15,7 +15,7 @@ import math
 import random
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -37,7 +37,7 @@ from binance_userstream._stream_core import (
 from binance_userstream.errors import UserStreamError
 
 if TYPE_CHECKING:
-    from binance_userstream._client import AsyncUserDataStream
+    from binance_userstream._client import AsyncUserDataStream, _Base
 
 log = logging.getLogger("binance_userstream.stream")
 #: websockets logs each handshake's request line (the URL, with the listenKey) at DEBUG: it logs
@@ -80,7 +80,7 @@ class AsyncEventStream:
 
     def __init__(
         self,
-        uds: AsyncUserDataStream,
+        uds: _Base,
         *,
         listen_key: str | None,
         interval: float,
@@ -102,9 +102,7 @@ class AsyncEventStream:
             random=jitter or random.random,
             maxsize=maxsize,
         )
-        self._session: AsyncKeepaliveSession = uds.session(
-            listen_key=listen_key, interval=interval, on_event=self._session_event
-        )
+        self._listen_key, self._interval = listen_key, interval
         self._connections: dict[int, asyncio.Task[None]] = {}
         self._sockets: dict[int, ClientConnection] = {}
         self._helpers: set[asyncio.Task[Any]] = set()
@@ -124,9 +122,7 @@ class AsyncEventStream:
             raise UserStreamError("an event stream can be entered once; call events() again")
         self._entered = True
         self._loop = asyncio.get_running_loop()
-        await self._session.__aenter__()
-        key = self._session.listen_key
-        assert key is not None
+        key = await self._open_session()
         self._watch(key)
         self._apply(self._core.start(key, self._now()))
         self._runner = asyncio.create_task(self._run(), name="binance-userstream-events")
@@ -177,7 +173,7 @@ class AsyncEventStream:
         self._sockets.clear()
         self._helpers.clear()
         try:
-            await self._session.__aexit__(exc_type, exc, tb)
+            await self._close_session(exc_type, exc, tb)
         finally:
             for key in self._keys:
                 watch_secret(key, False)
@@ -185,6 +181,27 @@ class AsyncEventStream:
     def __repr__(self) -> str:
         key = self._core.key
         return f"AsyncEventStream(market={self._uds.market.name!r}, listen_key={key and redact(key)!r})"
+
+    # -- the session: an asyncio task here, a thread for the sync client (_stream_thread) ---
+
+    async def _open_session(self) -> str:
+        """Start keeping a key alive; the key."""
+        uds = cast("AsyncUserDataStream", self._uds)
+        self._session: AsyncKeepaliveSession = uds.session(
+            listen_key=self._listen_key, interval=self._interval, on_event=self._session_event
+        )
+        await self._session.__aenter__()
+        assert self._session.listen_key is not None
+        return self._session.listen_key
+
+    async def _close_session(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if hasattr(self, "_session"):
+            await self._session.__aexit__(exc_type, exc, tb)
+
+    async def _create(self) -> str:
+        return await cast("AsyncUserDataStream", self._uds).create()
 
     # -- the driver ---------------------------------------------------------------------------
 
@@ -307,7 +324,7 @@ class AsyncEventStream:
     async def _renew(self) -> None:
         """The key expired: get the account's key (create) and give it to the core."""
         try:
-            key = await self._uds.create()
+            key = await self._create()
         except FATAL as error:
             self._fail(error)
             return
