@@ -515,3 +515,10 @@ def test_the_core_does_no_io_and_reads_no_clock() -> None:
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
     assert imported.isdisjoint({"asyncio", "time", "socket", "threading", "websockets", "random"})
+
+
+def test_a_tick_at_the_stall_deadline_acts_whatever_the_float_rounding() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.ping(conn, 16.400000000000002)  # (16.4... + 240) - 16.4... rounds below 240
+    assert Close(conn) in stream.tick(stream.next_deadline())

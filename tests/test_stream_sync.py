@@ -208,3 +208,17 @@ def test_a_fatal_session_answer_ends_the_iteration_with_its_typed_error(
         sim.inject(Fault("status", status=410))
         with pytest.raises(EndpointRetiredError):
             take(stream, 1)
+
+
+def test_bad_stream_options_are_refused_before_anything_is_sent(sim: Simulator) -> None:
+    with UserDataStream(api_key=API_KEY, base_url=sim.url, market="usdm") as uds:
+        with pytest.raises(ValueError, match="maxsize"):
+            uds.events(maxsize=0)
+        with pytest.raises(TypeError, match="on_event"):
+            uds.events(on_event="print")  # type: ignore[arg-type]
+    assert list(sim.requests) == []
+
+
+def test_the_sync_client_checks_stream_url_too() -> None:
+    with pytest.raises(ValueError, match="plain ws"):
+        UserDataStream(api_key=API_KEY, market="usdm", stream_url="ws://example.com")

@@ -269,7 +269,7 @@ class StreamCore:
         for conn in list(self._connections.values()):
             if (
                 conn.open
-                and at - conn.last_seen >= self.timing.stall_after
+                and at >= conn.last_seen + self.timing.stall_after
                 and conn.conn_id in self._connections
             ):
                 del self._connections[conn.conn_id]
