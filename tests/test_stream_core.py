@@ -522,3 +522,11 @@ def test_a_tick_at_the_stall_deadline_acts_whatever_the_float_rounding() -> None
     conn = opened(stream)
     stream.ping(conn, 16.400000000000002)  # (16.4... + 240) - 16.4... rounds below 240
     assert Close(conn) in stream.tick(stream.next_deadline())
+
+
+def test_the_old_connection_closed_by_the_server_in_the_overlap_is_not_reported_as_a_disconnection() -> None:
+    stream = core()
+    old, _new = rotated(stream)
+    stream.notes.clear()
+    stream.closed(old, DAY + 2, "code 1000")
+    assert StreamEventKind.DISCONNECTED not in [note.kind for note in stream.notes]

@@ -238,7 +238,8 @@ class StreamCore:
                 self._note(StreamEventKind.ROTATING, at, conn_id, self._rotate_at - at, detail)
                 return []
             return self._schedule_reconnect(at, detail)
-        self._note(StreamEventKind.DISCONNECTED, at, conn_id, detail=detail)
+        if not (conn_id in self._retiring and self._serving()):  # not the old one of a rotation
+            self._note(StreamEventKind.DISCONNECTED, at, conn_id, detail=detail)
         return self._lost(conn, at, "disconnected", detail)
 
     def key_replaced(self, key: str, at: float) -> list[Action]:
