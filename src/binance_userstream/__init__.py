@@ -13,6 +13,7 @@ import logging
 from binance_userstream import errors
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock, VirtualClock
+from binance_userstream._gap import GapReason, StreamGap
 from binance_userstream._gate import SHARED_GATE, BackoffGate
 from binance_userstream._hosts import HOSTS
 from binance_userstream._markets import MARKETS, Market
@@ -26,6 +27,9 @@ from binance_userstream._session import (
     SessionEvent,
     SessionState,
 )
+from binance_userstream._stream import AsyncEventStream
+from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
+from binance_userstream._stream_thread import EventStream
 from binance_userstream.errors import (
     AuthenticationError,
     BinanceAPIError,
@@ -49,6 +53,7 @@ __all__ = [
     "MIN_INTERVAL",
     "SHARED_GATE",
     "AcceleratedClock",
+    "AsyncEventStream",
     "AsyncKeepaliveSession",
     "AsyncUserDataStream",
     "AuthenticationError",
@@ -57,6 +62,8 @@ __all__ = [
     "Clock",
     "EndpointRetiredError",
     "EventKind",
+    "EventStream",
+    "GapReason",
     "IPBannedError",
     "KeepaliveSession",
     "ListenKeyNotFoundError",
@@ -68,6 +75,10 @@ __all__ = [
     "ServerError",
     "SessionEvent",
     "SessionState",
+    "StreamEvent",
+    "StreamEventKind",
+    "StreamGap",
+    "StreamTiming",
     "SystemClock",
     "UserDataStream",
     "UserStreamError",

@@ -21,13 +21,14 @@ from binance_userstream_client.types import Response
 
 from binance_userstream._clock import Clock
 from binance_userstream._gate import SHARED_GATE, BackoffGate
-from binance_userstream._hosts import resolve_base_url
+from binance_userstream._hosts import resolve_base_url, resolve_stream_url
 from binance_userstream._markets import DEFAULT_MARKET, Market, market_named
 from binance_userstream._policy import RetryPolicy
 from binance_userstream._secrets import (
     MAX_TOKEN_LENGTH,
     check_token,
     install_log_redaction,
+    install_stream_log_redaction,
     redact,
     resolve_api_key,
 )
@@ -38,6 +39,9 @@ from binance_userstream._session import (
     EventCallback,
     KeepaliveSession,
 )
+from binance_userstream._stream import AsyncEventStream, StreamCallback
+from binance_userstream._stream_core import DEFAULT_MAXSIZE, StreamTiming
+from binance_userstream._stream_thread import EventStream
 from binance_userstream._transport import (
     ACCEPT_ENCODING,
     API_KEY_HEADER,
@@ -238,11 +242,19 @@ class _Base:
         gate: BackoffGate | None,
         httpx_args: Mapping[str, Any] | None,
         own_transport: bool,
+        stream_url: str | None,
     ) -> None:
         install_log_redaction()
+        install_stream_log_redaction()
         self.market = market_named(market)
         key = resolve_api_key(api_key)
         self.base_url = resolve_base_url(base_url, self.market)
+        self.stream_url: str | None = (
+            None
+            if stream_url is None and self.market.stream_path is None
+            else resolve_stream_url(stream_url, self.market)
+        )
+        """The market's stream host (scheme, host, port) events() connects to; None: no stream."""
         headers, transport_options = _httpx_options(httpx_args, own_transport)
         self.retry = retry
         self.gate = SHARED_GATE if gate is None else gate
@@ -311,9 +323,12 @@ class UserDataStream(_Base):
         transport: httpx.BaseTransport | None = None,
         gate: BackoffGate | None = None,
         httpx_args: Mapping[str, Any] | None = None,
+        stream_url: str | None = None,
     ) -> None:
         self._inner = transport
-        super().__init__(api_key, base_url, market, timeout, retry, gate, httpx_args, transport is not None)
+        super().__init__(
+            api_key, base_url, market, timeout, retry, gate, httpx_args, transport is not None, stream_url
+        )
 
     def _layer(self, options: dict[str, Any], key: str) -> RetryingTransport:
         inner = self._inner or httpx.HTTPTransport(**options)
@@ -376,6 +391,31 @@ class UserDataStream(_Base):
         """Release the connections (what leaving the `with` block does). `close` is the operation."""
         self.client.get_httpx_client().close()
 
+    def events(
+        self,
+        *,
+        listen_key: str | None = None,
+        interval: float = KEEPALIVE_INTERVAL,
+        maxsize: int = DEFAULT_MAXSIZE,
+        on_event: StreamCallback | None = None,
+        timing: StreamTiming | None = None,
+        jitter: Callable[[], float] | None = None,
+    ) -> EventStream:
+        """The account's events: `with uds.events() as stream: for item in stream:`.
+
+        As `AsyncUserDataStream.events`: the key is kept alive by a KeepaliveSession (its thread),
+        the connections run on the stream's own thread, where `on_event` is called too.
+        """
+        return EventStream(
+            self,
+            listen_key=listen_key,
+            interval=interval,
+            maxsize=maxsize,
+            on_event=on_event,
+            timing=timing,
+            jitter=jitter,
+        )
+
     def __enter__(self) -> Self:
         self.client.__enter__()
         return self
@@ -400,9 +440,12 @@ class AsyncUserDataStream(_Base):
         transport: httpx.AsyncBaseTransport | None = None,
         gate: BackoffGate | None = None,
         httpx_args: Mapping[str, Any] | None = None,
+        stream_url: str | None = None,
     ) -> None:
         self._inner = transport
-        super().__init__(api_key, base_url, market, timeout, retry, gate, httpx_args, transport is not None)
+        super().__init__(
+            api_key, base_url, market, timeout, retry, gate, httpx_args, transport is not None, stream_url
+        )
 
     def _layer(self, options: dict[str, Any], key: str) -> AsyncRetryingTransport:
         inner = self._inner or httpx.AsyncHTTPTransport(**options)
@@ -455,6 +498,35 @@ class AsyncUserDataStream(_Base):
             close_on_exit=close_on_exit,
             on_event=on_event,
             clock=clock,
+        )
+
+    def events(
+        self,
+        *,
+        listen_key: str | None = None,
+        interval: float = KEEPALIVE_INTERVAL,
+        maxsize: int = DEFAULT_MAXSIZE,
+        on_event: StreamCallback | None = None,
+        timing: StreamTiming | None = None,
+        jitter: Callable[[], float] | None = None,
+    ) -> AsyncEventStream:
+        """The account's events: `async with uds.events() as stream: async for item in stream:`.
+
+        Creates (or adopts `listen_key`) the key and keeps it alive with a session (a keepalive every
+        `interval` seconds; a lost key is replaced and reconnected, with a gap), connects to
+        `stream_url` plus the market's path, and yields generated event models and StreamGap
+        markers in order. `maxsize` bounds the buffer (an overflow is a gap); `on_event` gets each
+        SessionEvent and StreamEvent (a plain function, in the loop); `timing` and `jitter`
+        (a `random.random` stand-in) bend the stream's clock rules, for tests and demos.
+        """
+        return AsyncEventStream(
+            self,
+            listen_key=listen_key,
+            interval=interval,
+            maxsize=maxsize,
+            on_event=on_event,
+            timing=timing,
+            jitter=jitter,
         )
 
     async def shutdown(self) -> None:

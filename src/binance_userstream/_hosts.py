@@ -9,7 +9,7 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from binance_userstream._markets import MARKETS, Market
-from binance_userstream._secrets import check_base_url
+from binance_userstream._secrets import check_base_url, is_loopback
 
 HOSTS: Mapping[str, str] = MARKETS["spot"].hosts
 """Spot's named hosts (kept for programs written before `market=`); see `Market.hosts`."""
@@ -78,3 +78,32 @@ def resolve_base_url(base_url: str | None, market: Market) -> str:
     if "@" in urlsplit(base_url).netloc:
         raise ValueError("base_url must not contain a user name or password (user:password@host)")
     return check_base_url(base_url)
+
+
+def resolve_stream_url(stream_url: str | None, market: Market) -> str:
+    """The market's production stream host for None, a name from its `stream_hosts`, or a checked
+    URL: wss, or plain ws to a loopback host (a local simulator), with no user, password, path or
+    query (the client appends the market's path). ValueError for a market without a stream."""
+    if not market.stream_hosts or market.stream_path is None:
+        raise ValueError(f"market {market.name!r} has no listenKey event stream")
+    if stream_url is None:
+        return market.stream_hosts["production"]
+    if stream_url in market.stream_hosts:
+        return market.stream_hosts[stream_url]
+    names = ", ".join(repr(name) for name in market.stream_hosts)
+    if "://" not in stream_url:
+        shown = f" {stream_url!r}" if stream_url.isidentifier() else ""  # never echo what may be a secret
+        raise ValueError(
+            f"stream_url{shown} is neither a URL nor a stream host of market {market.name!r}:"
+            f" use {names}, or a URL"
+        )
+    parts = urlsplit(stream_url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError("stream_url must be a ws(s) URL (scheme, host and port) or a stream host name")
+    if "@" in parts.netloc:
+        raise ValueError("stream_url must not contain a user name or password (user:password@host)")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise ValueError("stream_url is a host (scheme, host, port): the client appends the market's path")
+    if parts.scheme == "ws" and not is_loopback(parts.hostname):
+        raise ValueError(f"refusing plain ws to {parts.hostname}: the listenKey would travel unencrypted")
+    return f"{parts.scheme}://{parts.netloc}"

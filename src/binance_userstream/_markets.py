@@ -1,7 +1,9 @@
 """The market table: each Binance market with a listenKey is one row of data.
 
 A row names the market's generated operations (`binance_userstream_client.api.<market>`), its
-hosts, how its keepalive and close carry the listenKey, and what its keepalive answers. The
+hosts, how its keepalive and close carry the listenKey, and what its keepalive answers; and its
+event stream: named stream hosts, the connection path for a key, the events it sends, its ping
+interval and how long a connection lives. The
 facade, the session and the CLI read rows; none of them branches on a market's name, so adding a
 market is a spec edit (its operations under a tag of its own), `make generate`, and one row here.
 """
@@ -38,7 +40,7 @@ from binance_userstream_client.api.usdm import (
     create_usdm_listen_key,
     keepalive_usdm_listen_key,
 )
-from binance_userstream_client.models import Empty, ListenKey, ListenKeyForm
+from binance_userstream_client.models import EVENT_TYPES, Empty, ListenKey, ListenKeyForm
 from binance_userstream_client.types import Response
 
 
@@ -85,6 +87,23 @@ class Market:
     """The keepalive's success model: USD-M echoes the extended key, the others answer `{}`."""
     retired: str | None = None
     """When Binance retired this market's listenKey, and what replaces it; None while it is live."""
+    stream_hosts: Mapping[str, str] = MappingProxyType({})
+    """Named WebSocket hosts, "production" first: what `stream_url=` may name. Empty: no stream."""
+    stream_path: str | None = None
+    """The connection path for a key: a template with `{key}` (and `{events}`, the `/`-separated
+    wire names of `stream_events`); None when the market has no listenKey stream."""
+    stream_events: tuple[str, ...] = ()
+    """The wire names (`"e"`) of the events this market sends that the spec models."""
+    ping_interval: float = 180.0
+    """Seconds between the server's ping frames."""
+    connection_lifetime: float = 24 * 3600.0
+    """Seconds after which the server closes a connection."""
+
+    def stream_target(self, listen_key: str) -> str | None:
+        """The path and query to connect to for `listen_key`, or None if the market has no stream."""
+        if self.stream_path is None:
+            return None
+        return self.stream_path.format(key=listen_key, events="/".join(self.stream_events))
 
     @property
     def production(self) -> str:
@@ -93,6 +112,46 @@ class Market:
     def __repr__(self) -> str:
         return f"<Market {self.name}: {self.title}>"
 
+
+def _modelled(*names: str) -> tuple[str, ...]:
+    """`names`, each checked against the generated EVENT_TYPES: a row lists only modelled events."""
+    unknown = [name for name in names if name not in EVENT_TYPES]
+    if unknown:
+        raise AssertionError(f"events the spec does not model: {unknown}")
+    return names
+
+
+#: USD-M's private events (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+#: user-data-streams): since 2026-04-23 they come only from /private/ws with an `events` list, which
+#: acts as an allow-list, so it names every one, listenKeyExpired included.
+_USDM_EVENTS = _modelled(
+    "ORDER_TRADE_UPDATE",
+    "ACCOUNT_UPDATE",
+    "MARGIN_CALL",
+    "ACCOUNT_CONFIG_UPDATE",
+    "TRADE_LITE",
+    "ALGO_UPDATE",
+    "STRATEGY_UPDATE",
+    "GRID_UPDATE",
+    "CONDITIONAL_ORDER_TRIGGER_REJECT",
+    "listenKeyExpired",
+)
+_COINM_EVENTS = _modelled(
+    "ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "MARGIN_CALL", "ACCOUNT_CONFIG_UPDATE", "listenKeyExpired"
+)
+_PORTFOLIO_EVENTS = _modelled(
+    "ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "ACCOUNT_CONFIG_UPDATE", "listenKeyExpired"
+)
+_SPOT_EVENTS = _modelled(
+    "executionReport",
+    "outboundAccountPosition",
+    "balanceUpdate",
+    "listStatus",
+    "externalLockUpdate",
+    "eventStreamTerminated",
+    "listenKeyExpired",
+    "serverShutdown",
+)
 
 _SPOT_RETIREMENT = (
     "Binance retired spot listenKeys on 2026-02-20 07:00 UTC (spot testnet: 2026-02-04); spot's "
@@ -119,6 +178,15 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 keepalive_arguments=_no_arguments,
                 close_arguments=_no_arguments,
                 keepalive_answer=ListenKey,
+                stream_hosts=MappingProxyType(
+                    {
+                        "production": "wss://fstream.binance.com",
+                        "testnet": "wss://fstream.binancefuture.com",
+                        "demo": "wss://demo-fstream.binance.com",
+                    }
+                ),
+                stream_path="/private/ws?listenKey={key}&events={events}",
+                stream_events=_USDM_EVENTS,
             ),
             Market(
                 name="coinm",
@@ -132,6 +200,11 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 keepalive_arguments=_no_arguments,
                 close_arguments=_no_arguments,
                 keepalive_answer=Empty,
+                stream_hosts=MappingProxyType(
+                    {"production": "wss://dstream.binance.com", "testnet": "wss://dstream.binancefuture.com"}
+                ),
+                stream_path="/ws/{key}",
+                stream_events=_COINM_EVENTS,
             ),
             Market(
                 name="portfolio",
@@ -143,6 +216,9 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 keepalive_arguments=_no_arguments,
                 close_arguments=_no_arguments,
                 keepalive_answer=Empty,
+                stream_hosts=MappingProxyType({"production": "wss://fstream.binance.com"}),
+                stream_path="/pm/ws/{key}",
+                stream_events=_PORTFOLIO_EVENTS,
             ),
             Market(
                 name="options",
@@ -154,6 +230,11 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 keepalive_arguments=_no_arguments,
                 close_arguments=_no_arguments,
                 keepalive_answer=Empty,
+                stream_hosts=MappingProxyType({"production": "wss://fstream.binance.com"}),
+                # Options' own events are not in the spec yet: they arrive as UnknownEvent.
+                stream_path="/private/ws/{key}",
+                stream_events=_modelled("listenKeyExpired"),
+                ping_interval=300.0,
             ),
             Market(
                 name="spot",
@@ -176,6 +257,7 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 close_arguments=_key_in_query,
                 keepalive_answer=Empty,
                 retired=_SPOT_RETIREMENT,
+                stream_events=_SPOT_EVENTS,  # modelled now; the WebSocket API stream is a later issue
             ),
         )
     }

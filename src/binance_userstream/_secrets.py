@@ -11,6 +11,8 @@ import logging
 import os
 import re
 import sys
+import threading
+from collections import Counter
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -105,12 +107,12 @@ def check_base_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"base_url must be an http(s) URL or a host name, not {url!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(f"refusing plain http to {parts.hostname}: the API key would travel unencrypted")
     return url.rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -176,3 +178,55 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+#: listenKeys in use by open event streams: they stand whole in WebSocket URLs (COIN-M's
+#: `/ws/<key>` without the word listenKey), so the WebSocket library's records are scrubbed of each.
+_WATCHED: Counter[str] = Counter()
+_WATCHED_LOCK = threading.Lock()
+
+
+def watch_secret(secret: str, watch: bool) -> None:
+    """Start (or stop) scrubbing `secret` from the WebSocket library's log records."""
+    with _WATCHED_LOCK:
+        if watch:
+            _WATCHED[secret] += 1
+        else:
+            _WATCHED[secret] -= 1
+            if _WATCHED[secret] <= 0:
+                del _WATCHED[secret]
+
+
+class StreamRedactingFilter(logging.Filter):
+    """Rewrites a WebSocket library's record so that no listenKey (watched, key-like, or after
+    `listenKey=`) is written out whole; its exception text, if any, too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with _WATCHED_LOCK:
+            secrets = list(_WATCHED)
+        message = record.getMessage()
+        cleaned = scrub(message, secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info, record.exc_text = None, scrub(text, secrets)
+        return True
+
+
+#: websockets logs handshakes (the request line: the URL) and closes at DEBUG.
+_WS_LOGGERS = (
+    "websockets",
+    "websockets.client",
+    "websockets.protocol",
+    "binance_userstream.stream.websockets",
+)
+_STREAM_FILTER = StreamRedactingFilter()
+
+
+def install_stream_log_redaction() -> None:
+    """Attach the stream filter to the WebSocket library's loggers (idempotent)."""
+    for name in _WS_LOGGERS:
+        logger = logging.getLogger(name)
+        if _STREAM_FILTER not in logger.filters:
+            logger.addFilter(_STREAM_FILTER)

@@ -1,0 +1,75 @@
+"""Frame text to a generated event model: exact, forgiving, and never an exception.
+
+A frame is one JSON text. Envelopes are unwrapped: stream mode's `{"stream": ..., "data": {...}}`
+and the spot WebSocket API's `{"subscriptionId": ..., "event": {...}}`. The payload's `"e"` picks
+the model from the generated `EVENT_TYPES`; numbers-as-strings (prices, quantities) stay strings,
+so decimals are exact. Whatever cannot be decoded is still delivered, as the generated
+`UnknownEvent`: an unknown `"e"` or a payload its model refuses keeps its raw payload; a frame
+that is not a JSON object keeps its text under the key `"raw"` (`event["raw"]`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from binance_userstream_client.models import EVENT_TYPES, UnknownEvent, UserDataEvent
+
+Event = UserDataEvent | UnknownEvent
+"""What the stream yields for a frame: a generated event model, or an UnknownEvent."""
+
+#: The key under which an UnknownEvent keeps a frame that is not a JSON object.
+RAW = "raw"
+
+
+def unwrap(payload: dict[str, Any]) -> dict[str, Any]:
+    """The event inside a stream-mode or WebSocket API envelope; any other payload as it is."""
+    if "e" not in payload:
+        if set(payload) == {"stream", "data"} and isinstance(payload["data"], dict):
+            return payload["data"]
+        inner = payload.get("event")
+        if "subscriptionId" in payload and isinstance(inner, dict):
+            return inner
+        if set(payload) == {"event"} and isinstance(inner, dict):  # connection events carry no id
+            return inner
+    return payload
+
+
+def parse(text: str) -> dict[str, Any] | None:
+    """The event object in a frame, unwrapped; None if the frame is not a JSON object."""
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return unwrap(payload) if isinstance(payload, dict) else None
+
+
+def decode_payload(payload: dict[str, Any]) -> Event:
+    """The model for an event object; UnknownEvent when its type is unknown or its model refuses it."""
+    model = EVENT_TYPES.get(payload["e"]) if isinstance(payload.get("e"), str) else None
+    if model is not None:
+        try:
+            return model.from_dict(payload)
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
+            pass
+    return UnknownEvent.from_dict(payload)
+
+
+def decode(text: str) -> Event:
+    """The model for one frame's text (see the module's docstring); never raises."""
+    payload = parse(text)
+    if payload is None:
+        return UnknownEvent.from_dict({RAW: text})
+    return decode_payload(payload)
+
+
+def event_time(payload: dict[str, Any] | None) -> int | None:
+    """The payload's event time `E` in milliseconds (USD-M sometimes sends it as a string), or None."""
+    value = None if payload is None else payload.get("E")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None

@@ -1,0 +1,351 @@
+"""The asyncio event stream: `AsyncUserDataStream.events()`, a thin driver over the sans-I/O core.
+
+The core (`_stream_core`) decides everything; this module opens and closes WebSocket connections
+(the `websockets` asyncio client) when it says so, feeds it frames, pings and closes with the loop's
+time, keeps the listenKey alive with the client's session, and hands the items to the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import math
+import random
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, cast
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+
+from binance_userstream._gap import StreamGap
+from binance_userstream._secrets import redact, scrub, watch_secret
+from binance_userstream._session import FATAL, AsyncKeepaliveSession, EventKind, SessionEvent
+from binance_userstream._stream_core import (
+    Action,
+    Close,
+    Connect,
+    Item,
+    StreamCore,
+    StreamEvent,
+    StreamEventKind,
+    StreamTiming,
+)
+from binance_userstream.errors import UserStreamError
+
+if TYPE_CHECKING:
+    from binance_userstream._client import AsyncUserDataStream, _Base
+
+log = logging.getLogger("binance_userstream.stream")
+#: websockets logs each handshake's request line (the URL, with the listenKey) at DEBUG: it logs
+#: here instead, through the redacting filter (see `watch_secret`).
+_WS_LOG = logging.getLogger("binance_userstream.stream.websockets")
+
+StreamCallback = Callable[[SessionEvent | StreamEvent], object]
+"""What `events(on_event=...)` calls with each session and connection happening (a plain function)."""
+
+_LOUD = {
+    StreamEventKind.DISCONNECTED,
+    StreamEventKind.STALLED,
+    StreamEventKind.KEY_EXPIRED,
+    StreamEventKind.OVERFLOW,
+    StreamEventKind.RECONNECTING,
+}
+#: The largest frame accepted: Binance's events are a few KB; 1 MiB is websockets' default.
+MAX_FRAME = 2**20
+OPEN_TIMEOUT = 10.0
+
+
+class _Watched(ClientConnection):
+    """A client connection that reports each ping frame the server sends (a sign of life)."""
+
+    on_ping: Callable[[], None] | None = None
+
+    def process_event(self, event: Any) -> None:
+        if isinstance(event, Frame) and event.opcode is Opcode.PING and self.on_ping is not None:
+            self.on_ping()
+        super().process_event(event)
+
+
+class AsyncEventStream:
+    """The account's events, in order, with StreamGap markers: `async with` it, then `async for`.
+
+    Made by `AsyncUserDataStream.events()`. Leaving the block, or `close()` (from any thread),
+    ends the iteration; a fatal session answer (the API key refused, the endpoint retired) makes
+    it raise that error.
+    """
+
+    def __init__(
+        self,
+        uds: _Base,
+        *,
+        listen_key: str | None,
+        interval: float,
+        maxsize: int,
+        on_event: StreamCallback | None,
+        timing: StreamTiming | None,
+        jitter: Callable[[], float] | None,
+    ) -> None:
+        if on_event is not None and not callable(on_event):
+            raise TypeError(f"on_event must be callable, not {type(on_event).__name__}")
+        if uds.stream_url is None:
+            raise ValueError(f"market {uds.market.name!r} has no listenKey event stream")
+        self._uds = uds
+        self._on_event = on_event
+        base, target = uds.stream_url, uds.market.stream_target
+        self._core = StreamCore(
+            lambda key: f"{base}{target(key)}",
+            timing or StreamTiming.for_market(uds.market),
+            random=jitter or random.random,
+            maxsize=maxsize,
+        )
+        self._listen_key, self._interval = listen_key, interval
+        self._connections: dict[int, asyncio.Task[None]] = {}
+        self._sockets: dict[int, ClientConnection] = {}
+        self._helpers: set[asyncio.Task[Any]] = set()
+        self._error: BaseException | None = None
+        self._ended = False
+        self._entered = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = asyncio.Event()  # an item, an error or the end is waiting for the consumer
+        self._poke = asyncio.Event()  # the core's deadline may have moved
+        self._runner: asyncio.Task[None] | None = None
+        self._keys: list[str] = []
+
+    # -- the consumer's side ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise UserStreamError("an event stream can be entered once; call events() again")
+        self._entered = True
+        self._loop = asyncio.get_running_loop()
+        key = await self._open_session()
+        self._watch(key)
+        self._apply(self._core.start(key, self._now()))
+        self._runner = asyncio.create_task(self._run(), name="binance-userstream-events")
+        return self
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Item:
+        while True:
+            if self._error is not None:
+                raise self._error
+            item = self._core.pop(self._now())
+            if item is not None:
+                if isinstance(item, StreamGap):
+                    log.warning("stream %s", item.describe())
+                return item
+            if self._ended:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+
+    def close(self) -> None:
+        """End the iteration (thread-safe): the consumer's `async for` ends once it has been woken."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._ended = True
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._end()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._end)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._end()
+        tasks = [t for t in (self._runner, *self._connections.values(), *self._helpers) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._connections.clear()
+        self._sockets.clear()
+        self._helpers.clear()
+        try:
+            await self._close_session(exc_type, exc, tb)
+        finally:
+            for key in self._keys:
+                watch_secret(key, False)
+
+    def __repr__(self) -> str:
+        key = self._core.key
+        return f"AsyncEventStream(market={self._uds.market.name!r}, listen_key={key and redact(key)!r})"
+
+    # -- the session: an asyncio task here, a thread for the sync client (_stream_thread) ---
+
+    async def _open_session(self) -> str:
+        """Start keeping a key alive; the key."""
+        uds = cast("AsyncUserDataStream", self._uds)
+        self._session: AsyncKeepaliveSession = uds.session(
+            listen_key=self._listen_key, interval=self._interval, on_event=self._session_event
+        )
+        await self._session.__aenter__()
+        assert self._session.listen_key is not None
+        return self._session.listen_key
+
+    async def _close_session(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if hasattr(self, "_session"):
+            await self._session.__aexit__(exc_type, exc, tb)
+
+    async def _create(self) -> str:
+        return await cast("AsyncUserDataStream", self._uds).create()
+
+    # -- the driver ---------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._ready.set()
+        self._poke.set()
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self._end()
+
+    def _watch(self, key: str) -> None:
+        if key not in self._keys:
+            self._keys.append(key)
+            watch_secret(key, True)
+
+    async def _run(self) -> None:
+        """Wake at the core's deadlines (or when it may have moved) and let the core act."""
+        while not self._ended:
+            wait = self._core.next_deadline() - self._now()
+            self._poke.clear()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(None if math.isinf(wait) else wait):
+                        await self._poke.wait()
+            if not self._ended:
+                self._apply(self._core.tick(self._now()))
+
+    def _apply(self, actions: list[Action]) -> None:
+        """Carry out the core's actions, then report what it noted and wake whoever waits."""
+        for action in actions:
+            if isinstance(action, Connect):
+                name = f"binance-userstream-connection-{action.conn_id}"
+                task = asyncio.create_task(self._connection(action.conn_id, action.url), name=name)
+                self._connections[action.conn_id] = task
+            elif isinstance(action, Close):
+                closing = self._connections.pop(action.conn_id, None)
+                ws = self._sockets.pop(action.conn_id, None)
+                if ws is not None and closing is not None:  # a clean close (1000); its task then ends
+                    self._track(closing)
+                    self._spawn(ws.close(), "close")
+                elif closing is not None:
+                    closing.cancel()  # still connecting
+            else:
+                self._spawn(self._renew(), "renew")
+        notes, self._core.notes = self._core.notes, []
+        for note in notes:
+            log.log(logging.WARNING if note.kind in _LOUD else logging.INFO, "%s", note.describe())
+            self._report(note)
+        if len(self._core):
+            self._ready.set()
+        self._poke.set()
+
+    def _report(self, event: SessionEvent | StreamEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            result = self._on_event(event)
+        except Exception:
+            log.exception("stream: the on_event callback raised; the stream goes on")
+            return
+        if inspect.iscoroutine(result):
+            result.close()
+            log.error("stream: on_event returned a coroutine; the stream calls plain functions only")
+
+    def _spawn(self, coroutine: Any, what: str) -> None:
+        self._track(asyncio.create_task(coroutine, name=f"binance-userstream-{what}"))
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        """Keep `task` until it ends, so that leaving the block can cancel and await it."""
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+
+    async def _connection(self, conn_id: int, url: str) -> None:
+        """One WebSocket connection, from opening to its close, fed to the core."""
+        detail: str | None = None
+        try:
+            async with connect(
+                url,
+                create_connection=_Watched,
+                open_timeout=OPEN_TIMEOUT,
+                max_size=MAX_FRAME,
+                proxy=None,
+                logger=_WS_LOG,
+            ) as ws:
+                assert isinstance(ws, _Watched)
+                ws.on_ping = lambda: self._pinged(conn_id)
+                self._sockets[conn_id] = ws
+                self._apply(self._core.connected(conn_id, self._now()))
+                async for message in ws:
+                    text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                    self._apply(self._core.frame(conn_id, text, self._now()))
+                detail = _close_detail(ws)
+        except asyncio.CancelledError:
+            raise
+        except ConnectionClosed as error:
+            detail = f"closed: code {error.rcvd.code if error.rcvd else 1006}"
+        except Exception as error:
+            detail = scrub(f"{type(error).__name__}: {error}", self._keys)
+        finally:
+            if (
+                self._sockets.get(conn_id) is not None
+                and self._connections.get(conn_id) is asyncio.current_task()
+            ):
+                del self._sockets[conn_id]
+        if self._connections.get(conn_id) is asyncio.current_task():
+            del self._connections[conn_id]
+            self._apply(self._core.closed(conn_id, self._now(), detail))
+
+    def _pinged(self, conn_id: int) -> None:
+        self._core.ping(conn_id, self._now())
+        self._poke.set()  # the stall deadline moved
+
+    async def _renew(self) -> None:
+        """The key expired: get the account's key (create) and give it to the core."""
+        try:
+            key = await self._create()
+        except FATAL as error:
+            self._fail(error)
+            return
+        except UserStreamError as error:
+            self._apply(self._core.renew_failed(self._now(), f"renewing the key failed: {error}"))
+            return
+        self._watch(key)
+        self._apply(self._core.key_replaced(key, self._now()))
+
+    def _session_event(self, event: SessionEvent) -> None:
+        """The session's happenings: a replaced key is reconnected; a failure ends the stream."""
+        if event.kind is EventKind.REPLACED and event.listen_key is not None and self._loop is not None:
+            self._watch(event.listen_key)
+            if self._core.key is not None:
+                self._apply(self._core.key_replaced(event.listen_key, self._now()))
+        elif event.kind is EventKind.FAILED and event.error is not None and self._runner is not None:
+            self._fail(event.error)
+        self._report(event)
+
+
+def _close_detail(ws: ClientConnection) -> str:
+    code = ws.close_code
+    reason = scrub(ws.close_reason or "")
+    return f"closed by the server: code {code}" + (f" ({reason})" if reason else "")

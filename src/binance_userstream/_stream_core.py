@@ -1,0 +1,416 @@
+"""The event stream's rules, without I/O: which URL, when to rotate, what is a gap, when to retry.
+
+`StreamCore` is a state machine in the manner of python-websockets' sans-I/O protocols. A driver
+(asyncio or threads) feeds it what happened — a connection opened, a frame, a ping, a connection
+closed, the session replaced the key, time passed — with the time it happened on the stream's
+clock, and carries out the actions it returns: open a connection, close one, renew the key. The
+core reads no clock, sleeps never, and draws jitter from the `random` it is given, so every rule
+is tested without sockets (tests/test_stream_core.py).
+
+The rules:
+- Planned rotation, make-before-break: `rotate_after` (23h30m) after a connection opened, or on a
+  `serverShutdown` event, a second connection is opened; once it is open both are read for
+  `overlap` seconds (frames in flight on the old one arrive), then the old one is closed. During
+  the overlap a frame is delivered once: a text seen on the other connection is dropped.
+- Unplanned loss — a connection closed that was not asked to close, no frame or ping for
+  `ping_interval + stall_grace` seconds, `listenKeyExpired`, a key replaced by the session — is a
+  gap: a `StreamGap` is delivered in order, where the hole is, once events flow again.
+- Reconnects: full-jitter exponential backoff (`first_retry` doubling up to `max_retry`), forever.
+- A bounded buffer: past `maxsize` events, incoming events are dropped and counted; once the
+  consumer has made room, a `StreamGap(reason="overflow", dropped=n)` takes the hole's place.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Callable
+
+from attrs import define, field, frozen
+from binance_userstream_client.models import UnknownEvent
+
+from binance_userstream._decode import RAW, Event, decode_payload, event_time, parse
+from binance_userstream._gap import GapReason, StreamGap
+from binance_userstream._markets import Market
+
+Item = Event | StreamGap
+"""What a stream yields: an event model, or a gap marker."""
+
+DEFAULT_MAXSIZE = 10_000
+
+
+@frozen
+class StreamTiming:
+    """The stream's clock rules in seconds: the market's pings and lifetime, and the client's margins."""
+
+    ping_interval: float
+    """The server pings this often; `ping_interval + stall_grace` without a frame or ping is a stall."""
+    rotate_after: float = 23.5 * 3600
+    """A connection is replaced this long after it opened, before the server's 24-hour cut."""
+    stall_grace: float = 60.0
+    overlap: float = 5.0
+    """How long old and new connections are both read during a rotation."""
+    first_retry: float = 1.0
+    max_retry: float = 60.0
+
+    @classmethod
+    def for_market(cls, market: Market) -> StreamTiming:
+        return cls(ping_interval=market.ping_interval, rotate_after=market.connection_lifetime - 1800.0)
+
+    @property
+    def stall_after(self) -> float:
+        return self.ping_interval + self.stall_grace
+
+
+@frozen
+class Connect:
+    """Open connection `conn_id` to `url` (it holds the listenKey: kept out of the repr)."""
+
+    conn_id: int
+    url: str = field(repr=False)
+
+
+@frozen
+class Close:
+    """Close connection `conn_id`; the core has forgotten it already."""
+
+    conn_id: int
+
+
+@frozen
+class RenewKey:
+    """The key expired: get the account's key again (create) and report it with `key_replaced`."""
+
+
+Action = Connect | Close | RenewKey
+
+
+class StreamEventKind(enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    ROTATING = "rotating"
+    ROTATED = "rotated"
+    DISCONNECTED = "disconnected"
+    STALLED = "stalled"
+    RECONNECTING = "reconnecting"
+    KEY_EXPIRED = "key_expired"
+    KEY_REPLACED = "key_replaced"
+    OVERFLOW = "overflow"
+
+
+@frozen
+class StreamEvent:
+    """One connection happening, for the `on_event` callback and the log."""
+
+    kind: StreamEventKind
+    at: float
+    connection: int | None = None
+    retry_in: float | None = None
+    detail: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"stream {self.kind.value}"]
+        if self.connection is not None:
+            parts.append(f"connection={self.connection}")
+        if self.retry_in is not None:
+            parts.append(f"retry_in={self.retry_in:.3g}s")
+        if self.detail:
+            parts.append(self.detail)
+        return " ".join(parts)
+
+
+@define
+class _Connection:
+    conn_id: int
+    planned: bool  # opened for a rotation, while another connection serves
+    open: bool = False
+    opened_at: float = 0.0
+    last_seen: float = 0.0
+    seen: set[str] = field(factory=set)  # frame texts delivered from it during an overlap
+
+
+@define
+class _Hole:
+    reason: GapReason
+    started_at: float
+    last_event_time: int | None
+    dropped: int = 0
+
+    def gap(self, at: float) -> StreamGap:
+        return StreamGap(self.reason, self.started_at, at, self.last_event_time, self.dropped)
+
+
+class StreamCore:
+    """The rules of one event stream (see the module docstring). Not thread-safe: one driver feeds it."""
+
+    def __init__(
+        self,
+        url_for: Callable[[str], str],
+        timing: StreamTiming,
+        *,
+        random: Callable[[], float],
+        maxsize: int = DEFAULT_MAXSIZE,
+    ) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ValueError(f"maxsize must be a positive int, not {maxsize!r}")
+        self._url_for = url_for
+        self.timing = timing
+        self._random = random
+        self.maxsize = maxsize
+        self.key: str | None = None
+        self._connections: dict[int, _Connection] = {}
+        self._next_id = 1
+        self._buffer: deque[Item] = deque()
+        self._last_event_time: int | None = None
+        self._loss: _Hole | None = None
+        self._overflow: _Hole | None = None
+        self._failures = 0  # connection attempts failed (or lost early) since the last good one
+        self._reconnect_at: float | None = None
+        self._rotate_at: float | None = None
+        self._retire_at: float | None = None
+        self._retiring: list[int] = []
+        self._renew_at: float | None = None
+        self._awaiting_key = False
+        self.notes: list[StreamEvent] = []
+        """Happenings not yet reported: the driver drains them to its callback and log."""
+
+    # -- what the driver feeds ---------------------------------------------------------------
+
+    def start(self, key: str, at: float) -> list[Action]:
+        self.key = key
+        return [self._connect(at, planned=False)]
+
+    def connected(self, conn_id: int, at: float) -> list[Action]:
+        conn = self._connections.get(conn_id)
+        if conn is None or conn.open:
+            return []
+        conn.open, conn.opened_at, conn.last_seen = True, at, at
+        self._note(StreamEventKind.CONNECTED, at, conn_id)
+        self._rotate_at = at + self.timing.rotate_after
+        if conn.planned:
+            self._retiring = [c for c in self._connections if c != conn_id]
+            self._retire_at = at + self.timing.overlap
+        if self._loss is not None:
+            self._flush_overflow(at)
+            self._buffer.append(self._loss.gap(at))
+            self._loss = None
+        return []
+
+    def frame(self, conn_id: int, text: str, at: float) -> list[Action]:
+        conn = self._connections.get(conn_id)
+        if conn is None or not conn.open:
+            return []
+        conn.last_seen = at
+        others = [c for c in self._connections.values() if c.open and c is not conn]
+        if others:
+            for other in others:
+                if text in other.seen:
+                    other.seen.discard(text)
+                    return []
+            conn.seen.add(text)
+        payload = parse(text)
+        self._deliver(UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload), at)
+        if payload is not None:
+            self._last_event_time = event_time(payload) or self._last_event_time
+            kind = payload.get("e")
+            if kind == "serverShutdown":
+                return self._rotate(at, "the server announced a shutdown")
+            if kind == "listenKeyExpired" and payload.get("listenKey", self.key) == self.key:
+                return self._expired(at)
+        return []
+
+    def ping(self, conn_id: int, at: float) -> list[Action]:
+        conn = self._connections.get(conn_id)
+        if conn is not None and conn.open:
+            conn.last_seen = at
+        return []
+
+    def closed(self, conn_id: int, at: float, detail: str | None = None) -> list[Action]:
+        """Connection `conn_id` closed without being asked to, or failed to open."""
+        conn = self._connections.pop(conn_id, None)
+        if conn is None:
+            return []
+        if not conn.open:  # an attempt failed
+            self._failures += 1
+            if conn.planned and self._serving():
+                self._rotate_at = at + self._backoff()
+                self._note(StreamEventKind.ROTATING, at, conn_id, self._rotate_at - at, detail)
+                return []
+            return self._schedule_reconnect(at, detail)
+        if not (conn_id in self._retiring and self._serving()):  # not the old one of a rotation
+            self._note(StreamEventKind.DISCONNECTED, at, conn_id, detail=detail)
+        return self._lost(conn, at, "disconnected", detail)
+
+    def key_replaced(self, key: str, at: float) -> list[Action]:
+        """The session holds a new key (or the renewal after an expiry got one)."""
+        if key == self.key and not self._awaiting_key:
+            return []
+        self.key = key
+        self._note(StreamEventKind.KEY_REPLACED, at)
+        self._renew_at = None
+        if self._awaiting_key:
+            self._awaiting_key = False
+        else:
+            self._begin_loss("key_replaced", at)
+        actions: list[Action] = self._close_all()
+        actions.append(self._connect(at, planned=False))
+        return actions
+
+    def renew_failed(self, at: float, detail: str | None = None) -> list[Action]:
+        """The renewal asked for by RenewKey failed (not fatally): ask again after a backoff."""
+        self._failures += 1
+        self._renew_at = at + self._backoff()
+        self._note(StreamEventKind.RECONNECTING, at, retry_in=self._renew_at - at, detail=detail)
+        return []
+
+    def tick(self, at: float) -> list[Action]:
+        """Time passed: act on every deadline that has come (see `next_deadline`)."""
+        actions: list[Action] = []
+        for conn in list(self._connections.values()):
+            if (
+                conn.open
+                and at >= conn.last_seen + self.timing.stall_after
+                and conn.conn_id in self._connections
+            ):
+                del self._connections[conn.conn_id]
+                actions.append(Close(conn.conn_id))
+                self._note(
+                    StreamEventKind.STALLED, at, conn.conn_id, detail=f"silent for {at - conn.last_seen:.3g}s"
+                )
+                actions += self._lost(conn, at, "stalled", None)
+        if self._retire_at is not None and at >= self._retire_at:
+            self._retire_at = None
+            for conn_id in self._retiring:
+                if self._connections.pop(conn_id, None) is not None:
+                    actions.append(Close(conn_id))
+            self._retiring = []
+            for conn in self._connections.values():
+                conn.seen.clear()
+                conn.planned = False
+            self._note(StreamEventKind.ROTATED, at)
+        if self._rotate_at is not None and at >= self._rotate_at:
+            actions += self._rotate(at, "the connection is due for replacement")
+        if self._reconnect_at is not None and at >= self._reconnect_at:
+            self._reconnect_at = None
+            actions.append(self._connect(at, planned=False))
+        if self._renew_at is not None and at >= self._renew_at:
+            self._renew_at = None
+            actions.append(RenewKey())
+        return actions
+
+    def next_deadline(self) -> float:
+        """When `tick` has something to do next (math.inf: nothing until something happens)."""
+        deadlines = [c.last_seen + self.timing.stall_after for c in self._connections.values() if c.open]
+        deadlines += [
+            t for t in (self._retire_at, self._rotate_at, self._reconnect_at, self._renew_at) if t is not None
+        ]
+        return min(deadlines, default=math.inf)
+
+    # -- what the consumer takes -------------------------------------------------------------
+
+    def pop(self, at: float) -> Item | None:
+        """The next item in order, or None when there is none yet."""
+        if not self._buffer:
+            return None
+        item = self._buffer.popleft()
+        if self._overflow is not None and len(self._buffer) < self.maxsize:
+            self._flush_overflow(at)
+        return item
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    # -- the rules -----------------------------------------------------------------------------
+
+    def _note(
+        self,
+        kind: StreamEventKind,
+        at: float,
+        conn_id: int | None = None,
+        retry_in: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.notes.append(StreamEvent(kind, at, conn_id, retry_in, detail))
+
+    def _serving(self) -> bool:
+        return any(c.open for c in self._connections.values())
+
+    def _connect(self, at: float, *, planned: bool) -> Connect:
+        assert self.key is not None
+        conn_id, self._next_id = self._next_id, self._next_id + 1
+        self._connections[conn_id] = _Connection(conn_id, planned)
+        self._note(StreamEventKind.ROTATING if planned else StreamEventKind.CONNECTING, at, conn_id)
+        return Connect(conn_id, self._url_for(self.key))
+
+    def _backoff(self) -> float:
+        """Full jitter: a uniform draw below first_retry * 2**(failures-1), capped at max_retry."""
+        exponent = min(self._failures - 1, 32)
+        ceiling = min(self.timing.max_retry, self.timing.first_retry * 2.0**exponent)
+        return self._random() * ceiling
+
+    def _schedule_reconnect(self, at: float, detail: str | None) -> list[Action]:
+        if self._awaiting_key or any(not c.open for c in self._connections.values()):
+            return []  # a renewal or another attempt is under way
+        if self._failures == 0:
+            return [self._connect(at, planned=False)]
+        self._reconnect_at = at + self._backoff()
+        self._note(StreamEventKind.RECONNECTING, at, retry_in=self._reconnect_at - at, detail=detail)
+        return []
+
+    def _rotate(self, at: float, why: str) -> list[Action]:
+        self._rotate_at = None
+        if self._loss is not None or self._awaiting_key or len(self._connections) > 1:
+            return []  # reconnecting already, or a rotation is under way
+        return [self._connect(at, planned=True)]
+
+    def _begin_loss(self, reason: GapReason, at: float) -> None:
+        if self._loss is None:
+            self._loss = _Hole(reason, at, self._last_event_time)
+        self._rotate_at = self._retire_at = None
+        self._retiring = []
+
+    def _lost(self, conn: _Connection, at: float, reason: GapReason, detail: str | None) -> list[Action]:
+        """An open connection is gone: a gap unless another open one serves on."""
+        if conn.conn_id in self._retiring:
+            self._retiring.remove(conn.conn_id)
+        if self._serving():
+            return []
+        if at - conn.opened_at < self.timing.max_retry:
+            self._failures += 1  # lost soon after it opened: do not reconnect in a tight loop
+        else:
+            self._failures = 0
+        self._begin_loss(reason, at)
+        for other in self._connections.values():
+            other.planned = False  # a rotation's attempt now ends the gap
+        return self._schedule_reconnect(at, detail)
+
+    def _expired(self, at: float) -> list[Action]:
+        self._note(StreamEventKind.KEY_EXPIRED, at)
+        self._begin_loss("listen_key_expired", at)
+        actions: list[Action] = self._close_all()
+        self._reconnect_at = None
+        self._awaiting_key = True
+        actions.append(RenewKey())
+        return actions
+
+    def _close_all(self) -> list[Action]:
+        actions: list[Action] = [Close(conn_id) for conn_id in self._connections]
+        self._connections.clear()
+        self._reconnect_at = self._retire_at = self._rotate_at = None
+        self._retiring = []
+        return actions
+
+    def _deliver(self, item: Item, at: float) -> None:
+        if self._overflow is not None:
+            self._overflow.dropped += 1
+        elif len(self._buffer) >= self.maxsize:
+            self._overflow = _Hole("overflow", at, self._last_event_time, dropped=1)
+            self._note(StreamEventKind.OVERFLOW, at, detail=f"buffer full ({self.maxsize} items)")
+        else:
+            self._buffer.append(item)
+
+    def _flush_overflow(self, at: float) -> None:
+        if self._overflow is not None:
+            self._buffer.append(self._overflow.gap(at))
+            self._overflow = None

@@ -1,0 +1,127 @@
+"""The sync event stream: `UserDataStream.events()`, the asyncio driver run on a private loop thread.
+
+One driver serves both clients, so the sync stream follows exactly the rules the async one is
+tested on. The key is kept alive by the sync client's own KeepaliveSession (its thread, its HTTP
+client); the WebSocket connections and the core live on a private event loop in a thread of its
+own; `next()` waits for the loop's next item. `close()` from any thread ends a blocked `for`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+
+from binance_userstream._secrets import redact
+from binance_userstream._session import KeepaliveSession, SessionEvent
+from binance_userstream._stream import AsyncEventStream
+from binance_userstream._stream_core import Item
+from binance_userstream.errors import UserStreamError
+
+if TYPE_CHECKING:
+    from binance_userstream._client import UserDataStream
+
+_T = TypeVar("_T")
+
+
+class _ThreadedSession(AsyncEventStream):
+    """The asyncio driver with the sync client's KeepaliveSession and blocking create()."""
+
+    async def _open_session(self) -> str:
+        loop = asyncio.get_running_loop()
+
+        def hop(event: SessionEvent) -> None:  # called in the keepalive thread: on to the loop
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._session_event, event)
+
+        uds = cast("UserDataStream", self._uds)
+        self._thread_session = KeepaliveSession(
+            uds, listen_key=self._listen_key, interval=self._interval, on_event=hop
+        )
+        await asyncio.to_thread(self._thread_session.__enter__)
+        assert self._thread_session.listen_key is not None
+        return self._thread_session.listen_key
+
+    async def _close_session(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if hasattr(self, "_thread_session"):
+            await asyncio.to_thread(self._thread_session.__exit__, exc_type, exc, tb)
+
+    async def _create(self) -> str:
+        return await asyncio.to_thread(cast("UserDataStream", self._uds).create)
+
+
+class EventStream:
+    """The account's events, in order, with StreamGap markers: `with` it, then `for`.
+
+    Made by `UserDataStream.events()`; as AsyncEventStream, synchronously. `on_event` is called
+    in the stream's own thread.
+    """
+
+    def __init__(self, uds: UserDataStream, **options: Any) -> None:
+        self._inner = _ThreadedSession(uds, **options)  # checks the options before anything is sent
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run `coroutine` on the stream's loop and wait for it; an interruption cancels it."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def __enter__(self) -> Self:
+        if self._loop is not None:
+            raise UserStreamError("an event stream can be entered once; call events() again")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="binance-userstream-events")
+        self._thread.start()
+        try:
+            self._call(self._inner.__aenter__())
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Item:
+        try:
+            return self._call(self._inner.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """End the iteration (thread-safe): a blocked `for` ends."""
+        self._inner.close()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self._call(self._inner.__aexit__(exc_type, exc, tb))
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        """Stop the loop and its thread, leaving no thread behind (the loop's executor's included)."""
+        loop, thread = self._loop, self._thread
+        assert loop is not None
+        assert thread is not None
+        try:
+            asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop).result()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+
+    def __repr__(self) -> str:
+        key = self._inner._core.key
+        return f"EventStream(market={self._inner._uds.market.name!r}, listen_key={key and redact(key)!r})"

@@ -1,0 +1,287 @@
+"""AsyncUserDataStream.events(): the asyncio driver over loopback, against a scripted WebSocket
+server (tests/_scripted_ws.py) for the stream and the simulator for the listenKey's REST calls.
+
+The rules themselves are tested without sockets in test_stream_core.py; here each is seen end to
+end: the URL, events in order, gaps after a drop, a stall, an expiry and a replaced key, a rotation
+without gap or duplicate, overflow, close(), nothing left behind, no listenKey in any log record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate
+
+from binance_userstream import AsyncUserDataStream, EndpointRetiredError, StreamGap
+from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
+from binance_userstream.simulator import Fault, Simulator
+from tests._scripted_ws import LOG, ScriptedStreamServer
+from tests.conftest import API_KEY, ROOT
+
+pytestmark = pytest.mark.anyio
+
+#: Binance's rules, shrunk: a 0.2 s overlap, quick retries; a stall only after 10 s of silence.
+FAST = StreamTiming(
+    ping_interval=10, stall_grace=0.0, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
+)
+#: Pings due every 0.4 s: silence for 0.6 s is a stall.
+PINGS = StreamTiming(
+    ping_interval=0.4, stall_grace=0.2, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
+)
+SAMPLE = (ROOT / "tests/data/events/usdm/ORDER_TRADE_UPDATE.json").read_text()
+
+
+def event(n: int) -> str:
+    return json.dumps({"e": "TEST_EVENT", "E": n})
+
+
+def times(items: list[Any]) -> list[Any]:
+    return [("gap", i.reason) if isinstance(i, StreamGap) else i.to_dict()["E"] for i in items]
+
+
+@pytest.fixture
+async def ws() -> AsyncIterator[ScriptedStreamServer]:
+    async with ScriptedStreamServer() as server:
+        yield server
+
+
+def client(sim: Simulator, ws: ScriptedStreamServer, market: str = "usdm") -> AsyncUserDataStream:
+    return AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, stream_url=ws.url, market=market)
+
+
+async def take(stream: Any, n: int, timeout: float = 5.0) -> list[Any]:
+    items = []
+    async with asyncio.timeout(timeout):
+        async for item in stream:
+            items.append(item)
+            if len(items) == n:
+                break
+    return items
+
+
+async def test_it_connects_to_the_private_route_with_the_key_and_the_events_allow_list(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST) as stream:
+        await ws.wait(1)
+        key = ws.key_of(0)
+        assert repr(stream).count(key[:4]) == 1
+        assert key not in repr(stream)
+    path, _, query = ws.paths[0].partition("?")
+    assert path == "/private/ws"
+    assert query.startswith(f"listenKey={key}&events=")
+    assert "listenKeyExpired" in query
+
+
+async def test_coinm_connects_to_its_path(sim: Simulator, ws: ScriptedStreamServer) -> None:
+    async with client(sim, ws, "coinm") as uds, uds.events(timing=FAST):
+        await ws.wait(1)
+    assert ws.paths[0].startswith("/ws/")
+
+
+async def test_events_arrive_in_order_as_generated_models(sim: Simulator, ws: ScriptedStreamServer) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST) as stream:
+        await ws.wait(1)
+        for text in (SAMPLE, event(2), event(3)):
+            await ws.send(text)
+        items = await take(stream, 3)
+    assert isinstance(items[0], OrderTradeUpdate)
+    assert items[0].to_dict() == json.loads(SAMPLE)
+    assert times(items[1:]) == [2, 3]
+
+
+async def test_a_dropped_connection_is_reconnected_and_a_gap_marks_the_hole(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST) as stream:
+        await ws.wait(1)
+        await ws.send(event(1))
+        assert times(await take(stream, 1)) == [1]
+        ws.drop()
+        await ws.wait(2, open_now=1)
+        await ws.send(event(2))
+        items = await take(stream, 2)
+    assert times(items) == [("gap", "disconnected"), 2]
+    assert items[0].last_event_time == 1
+
+
+async def test_a_silent_connection_is_a_stall_closed_and_replaced_with_a_gap(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=PINGS) as stream:
+        await ws.wait(1)
+        await ws.wait(2, open_now=1)  # nothing sent for 0.6 s: the client gave up on the first
+        await ws.send(event(2))
+        items = await take(stream, 2)
+    assert times(items) == [("gap", "stalled"), 2]
+
+
+async def test_server_pings_keep_a_quiet_connection(sim: Simulator, ws: ScriptedStreamServer) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=PINGS) as stream:
+        await ws.wait(1)
+        for _ in range(10):
+            await ws.ping()
+            await asyncio.sleep(0.1)
+        await ws.send(event(1))
+        items = await take(stream, 1)
+    assert times(items) == [1]
+    assert len(ws.paths) == 1
+
+
+async def test_a_key_replaced_by_the_session_is_reconnected_with_a_gap(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST, interval=1.0) as stream:
+        await ws.wait(1)
+        await uds.close(ws.key_of(0))  # the next keepalive (in 1 s) finds it gone: a new key
+        await ws.wait(2, open_now=1, timeout=10)
+        await ws.send(event(2))
+        items = await take(stream, 2)
+    assert ws.key_of(1) != ws.key_of(0)
+    assert times(items) == [("gap", "key_replaced"), 2]
+
+
+async def test_listen_key_expired_renews_the_key_and_reconnects_with_a_gap(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST) as stream:
+        await ws.wait(1)
+        key = ws.key_of(0)
+        await ws.send(json.dumps({"e": "listenKeyExpired", "E": 5, "listenKey": key}))
+        await ws.wait(2, open_now=1)
+        await ws.send(event(6))
+        items = await take(stream, 3)
+    assert isinstance(items[0], ListenKeyExpired)
+    assert times(items[1:]) == [("gap", "listen_key_expired"), 6]
+
+
+async def test_a_planned_rotation_loses_nothing_and_delivers_nothing_twice(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    timing = StreamTiming(ping_interval=5, overlap=0.3, rotate_after=0.5)
+    async with client(sim, ws) as uds, uds.events(timing=timing) as stream:
+        await ws.wait(1)
+        await ws.send(event(1))
+        await ws.wait(2, open_now=2)  # the new connection is open, the old one still
+        await ws.send(event(2))  # sent on both, as the server does
+        await ws.wait(2, open_now=1)  # the old one closed by the client after the overlap
+        await ws.send(event(3))
+        items = await take(stream, 3)
+        await asyncio.sleep(0.1)
+        assert len(stream._core) == 0
+    assert times(items) == [1, 2, 3]
+    assert ws.closed_codes[0] == 1000
+
+
+async def test_server_shutdown_rotates_without_a_gap(sim: Simulator, ws: ScriptedStreamServer) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST) as stream:
+        await ws.wait(1)
+        await ws.send(json.dumps({"e": "serverShutdown", "E": 1}))
+        await ws.wait(2, open_now=2)
+        await ws.send(event(2))
+        await ws.wait(2, open_now=1)
+        await ws.send(event(3))
+        items = await take(stream, 3)
+    assert times(items) == [1, 2, 3]
+
+
+async def test_a_slow_consumer_gets_an_overflow_gap_with_the_count(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    overflowed = asyncio.Event()
+
+    def seen(note: object) -> None:
+        if isinstance(note, StreamEvent) and note.kind is StreamEventKind.OVERFLOW:
+            overflowed.set()
+
+    async with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=2, on_event=seen) as stream:
+        await ws.wait(1)
+        for n in range(1, 6):
+            await ws.send(event(n))
+        async with asyncio.timeout(5):
+            await overflowed.wait()
+        await asyncio.sleep(0.05)  # the rest arrive (and are dropped)
+        items = await take(stream, 3)
+        await ws.send(event(6))
+        items += await take(stream, 1)
+    assert times(items) == [1, 2, ("gap", "overflow"), 6]
+    assert items[2].dropped == 3
+
+
+async def test_close_from_another_thread_ends_the_iteration(sim: Simulator, ws: ScriptedStreamServer) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST) as stream:
+        await ws.wait(1)
+        threading.Timer(0.2, stream.close).start()
+        async with asyncio.timeout(5):
+            items = [item async for item in stream]
+    assert items == []
+
+
+async def test_nothing_is_left_behind_after_the_block(sim: Simulator, ws: ScriptedStreamServer) -> None:
+    async with client(sim, ws) as uds:
+        async with uds.events(timing=FAST):
+            await ws.wait(1)
+            ws.drop()
+            await ws.wait(2, open_now=1)
+        assert [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("binance-")] == []
+        await ws.wait(2, open_now=0)
+
+
+async def test_a_session_event_and_connection_events_reach_the_callback(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    kinds: list[str] = []
+    async with client(sim, ws) as uds, uds.events(timing=FAST, on_event=lambda e: kinds.append(e.kind.value)):
+        await ws.wait(1)
+        ws.drop()
+        await ws.wait(2, open_now=1)
+        await asyncio.sleep(0.05)
+    assert kinds[:3] == ["created", "connecting", "connected"]
+    assert "disconnected" in kinds
+
+
+@pytest.mark.parametrize("market", ["usdm", "coinm"])
+async def test_no_listen_key_in_any_log_record_at_debug(
+    sim: Simulator, ws: ScriptedStreamServer, caplog: pytest.LogCaptureFixture, market: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with client(sim, ws, market) as uds, uds.events(timing=FAST) as stream:
+        await ws.wait(1)
+        key = ws.key_of(0)
+        ws.drop()
+        await ws.wait(2, open_now=1)
+        await ws.send(event(1))
+        await take(stream, 2)
+    text = "\n".join(
+        f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records if r.name != LOG.name
+    )
+    assert "websockets" in text  # the library did log its handshakes
+    assert key not in text
+    assert key[:4] in text
+
+
+async def test_a_market_without_a_stream_is_refused_before_anything_is_sent(sim: Simulator) -> None:
+    async with AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, market="spot") as uds:
+        with pytest.raises(ValueError, match="no listenKey event stream"):
+            uds.events()
+
+
+def test_stream_url_is_checked_when_the_client_is_made() -> None:
+    with pytest.raises(ValueError, match="plain ws"):
+        AsyncUserDataStream(api_key=API_KEY, market="usdm", stream_url="ws://example.com")
+
+
+async def test_a_fatal_session_answer_ends_the_iteration_with_its_typed_error(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST, interval=1.0) as stream:
+        await ws.wait(1)
+        sim.inject(Fault("status", status=410))  # the next keepalive: the endpoint is retired
+        with pytest.raises(EndpointRetiredError):
+            await take(stream, 1, timeout=10)

@@ -1,0 +1,532 @@
+"""The event stream's rules, without sockets: the sans-I/O core fed happenings with their times.
+
+Binance's rules (the derivatives "User Data Streams" and "WebSocket Market Streams" pages): the
+server pings every 3 minutes (Options 5); a connection lives at most 24 hours; `listenKeyExpired`
+is pushed when a key expires; `serverShutdown` precedes a planned close (spot changelog
+2026-05-08). The client's rules are in the docstring of binance_userstream._stream_core.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate, UnknownEvent
+
+from binance_userstream import StreamGap
+from binance_userstream._stream_core import (
+    Close,
+    Connect,
+    RenewKey,
+    StreamCore,
+    StreamEventKind,
+    StreamTiming,
+)
+from tests.conftest import ROOT
+
+KEY = "A" * 60
+NEW_KEY = "B" * 60
+TIMING = StreamTiming(ping_interval=180.0)
+DAY = 23.5 * 3600
+
+
+def url(key: str) -> str:
+    return f"wss://stream.test/private/ws?listenKey={key}"
+
+
+def core(random: Callable[[], float] = lambda: 1.0, maxsize: int = 100) -> StreamCore:
+    return StreamCore(url, TIMING, random=random, maxsize=maxsize)
+
+
+def frame(n: int, kind: str = "TEST_EVENT", **extra: Any) -> str:
+    return json.dumps({"e": kind, "E": n, **extra})
+
+
+def opened(stream: StreamCore, at: float = 0.0) -> int:
+    """Start the stream and open its first connection; its id."""
+    (connect,) = stream.start(KEY, at)
+    assert isinstance(connect, Connect)
+    stream.connected(connect.conn_id, at)
+    return connect.conn_id
+
+
+def drain(stream: StreamCore, at: float = 0.0) -> list[Any]:
+    items = []
+    while (item := stream.pop(at)) is not None:
+        items.append(item)
+    return items
+
+
+def times(items: list[Any]) -> list[Any]:
+    """Each event's E, and each gap as ("gap", reason)."""
+    return [("gap", i.reason) if isinstance(i, StreamGap) else i.to_dict()["E"] for i in items]
+
+
+def connects(actions: list[Any]) -> list[Connect]:
+    return [a for a in actions if isinstance(a, Connect)]
+
+
+# -- connecting and delivering ---------------------------------------------------------------------
+
+
+def test_start_connects_to_the_url_for_the_key() -> None:
+    (action,) = core().start(KEY, 0.0)
+    assert isinstance(action, Connect)
+    assert action.url == url(KEY)
+
+
+def test_the_connect_action_keeps_the_url_out_of_its_repr() -> None:
+    (action,) = core().start(KEY, 0.0)
+    assert KEY not in repr(action)
+
+
+def test_frames_are_delivered_in_order_as_models() -> None:
+    stream = core()
+    conn = opened(stream)
+    sample = json.loads((ROOT / "tests/data/events/usdm/ORDER_TRADE_UPDATE.json").read_text())
+    stream.frame(conn, json.dumps(sample), 1.0)
+    stream.frame(conn, frame(2), 2.0)
+    first, second = drain(stream)
+    assert isinstance(first, OrderTradeUpdate)
+    assert first.to_dict() == sample
+    assert isinstance(second, UnknownEvent)
+
+
+def test_nothing_is_delivered_before_a_frame_arrives() -> None:
+    stream = core()
+    opened(stream)
+    assert stream.pop(1.0) is None
+
+
+def test_a_frame_that_is_not_json_is_delivered_as_an_unknown_event_with_its_text() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, "garbage", 1.0)
+    (item,) = drain(stream)
+    assert isinstance(item, UnknownEvent)
+    assert item["raw"] == "garbage"
+
+
+def test_frames_from_a_connection_the_core_closed_are_ignored() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.tick(TIMING.stall_after)  # stalled: closed by the core
+    stream.frame(conn, frame(1), TIMING.stall_after + 1)
+    assert [i for i in drain(stream) if not isinstance(i, StreamGap)] == []
+
+
+def test_maxsize_must_be_a_positive_int() -> None:
+    with pytest.raises(ValueError, match="maxsize"):
+        core(maxsize=0)
+
+
+# -- unplanned loss: gaps -----------------------------------------------------------------------
+
+
+def test_a_dropped_connection_is_reconnected_at_once_to_the_same_url() -> None:
+    stream = core()
+    conn = opened(stream)
+    actions = stream.closed(conn, 100.0, "code 1006")
+    assert [a.url for a in connects(actions)] == [url(KEY)]
+
+
+def test_a_dropped_connection_yields_a_gap_between_the_last_event_before_and_the_first_after() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 1.0)
+    (again,) = connects(stream.closed(conn, 100.0))
+    stream.connected(again.conn_id, 102.0)
+    stream.frame(again.conn_id, frame(2), 103.0)
+    assert times(drain(stream)) == [1, ("gap", "disconnected"), 2]
+
+
+def test_the_gap_says_when_the_loss_began_and_ended_and_the_last_event_time_before_it() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(1234), 1.0)
+    (again,) = connects(stream.closed(conn, 100.0))
+    stream.connected(again.conn_id, 102.5)
+    gap = drain(stream)[1]
+    assert gap == StreamGap("disconnected", started_at=100.0, ended_at=102.5, last_event_time=1234)
+    assert gap.duration == 2.5
+
+
+def test_the_gap_waits_until_a_connection_is_open_again() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.closed(conn, 100.0)
+    assert drain(stream) == []
+
+
+def test_failed_reconnects_back_off_exponentially_to_the_cap() -> None:
+    stream = core(random=lambda: 1.0)
+    conn = opened(stream)
+    (attempt,) = connects(stream.closed(conn, 1000.0))
+    at, waits = 1000.0, []
+    for _ in range(9):
+        assert stream.closed(attempt.conn_id, at) == []
+        waits.append(stream.next_deadline() - at)
+        at = stream.next_deadline()
+        (attempt,) = connects(stream.tick(at))
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+def test_backoff_is_full_jitter_drawn_from_the_injected_random() -> None:
+    draws = itertools.cycle([0.25, 0.0])
+    stream = core(random=lambda: next(draws))
+    conn = opened(stream)
+    (attempt,) = connects(stream.closed(conn, 1000.0))
+    stream.closed(attempt.conn_id, 1000.0)
+    assert stream.next_deadline() == 1000.25
+    (attempt,) = connects(stream.tick(1000.25))
+    stream.closed(attempt.conn_id, 1000.25)
+    assert stream.next_deadline() == 1000.25  # a draw of 0: at once
+
+
+def test_reconnects_go_on_forever() -> None:
+    stream = core()
+    conn = opened(stream)
+    (attempt,) = connects(stream.closed(conn, 1000.0))
+    at = 1000.0
+    for _ in range(200):
+        stream.closed(attempt.conn_id, at)
+        at = stream.next_deadline()
+        (attempt,) = connects(stream.tick(at))
+    stream.connected(attempt.conn_id, at)
+    assert times(drain(stream)) == [("gap", "disconnected")]
+
+
+def test_a_connection_lost_soon_after_opening_is_retried_after_a_backoff() -> None:
+    stream = core()
+    conn = opened(stream)
+    (attempt,) = connects(stream.closed(conn, 1000.0))
+    stream.connected(attempt.conn_id, 1001.0)
+    assert connects(stream.closed(attempt.conn_id, 1002.0)) == []
+    assert stream.next_deadline() > 1002.0
+
+
+def test_a_long_lived_connection_lost_is_reconnected_at_once_even_after_earlier_failures() -> None:
+    stream = core()
+    conn = opened(stream)
+    (attempt,) = connects(stream.closed(conn, 1000.0))
+    stream.closed(attempt.conn_id, 1000.0)
+    (attempt,) = connects(stream.tick(stream.next_deadline()))
+    stream.connected(attempt.conn_id, 1010.0)
+    assert len(connects(stream.closed(attempt.conn_id, 5000.0))) == 1
+
+
+def test_no_frame_or_ping_for_the_ping_interval_plus_a_minute_is_a_stall() -> None:
+    stream = core()
+    conn = opened(stream)
+    assert stream.tick(239.9) == []
+    actions = stream.tick(240.0)
+    assert Close(conn) in actions
+    (again,) = connects(actions)
+    stream.connected(again.conn_id, 241.0)
+    assert drain(stream) == [StreamGap("stalled", 240.0, 241.0)]
+
+
+def test_a_ping_keeps_a_quiet_connection_alive() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.ping(conn, 200.0)
+    assert stream.tick(300.0) == []
+    assert stream.next_deadline() == 440.0
+
+
+def test_a_frame_keeps_a_connection_alive() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 200.0)
+    assert stream.next_deadline() == 440.0
+
+
+def test_the_stall_deadline_follows_the_markets_ping_interval() -> None:
+    stream = StreamCore(url, StreamTiming(ping_interval=300.0), random=lambda: 1.0)
+    opened(stream)
+    assert stream.next_deadline() == 360.0
+
+
+def test_listen_key_expired_is_delivered_then_the_connections_close_and_a_key_is_asked_for() -> None:
+    stream = core()
+    conn = opened(stream)
+    actions = stream.frame(conn, frame(7, "listenKeyExpired", listenKey=KEY), 10.0)
+    assert actions == [Close(conn), RenewKey()]
+    (item,) = drain(stream)
+    assert isinstance(item, ListenKeyExpired)
+
+
+def test_after_an_expiry_the_new_key_is_connected_and_a_gap_marks_the_hole() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(7, "listenKeyExpired", listenKey=KEY), 10.0)
+    (connect,) = connects(stream.key_replaced(NEW_KEY, 11.0))
+    assert connect.url == url(NEW_KEY)
+    stream.connected(connect.conn_id, 12.0)
+    assert times(drain(stream)) == [7, ("gap", "listen_key_expired")]
+
+
+def test_a_renewal_that_failed_is_asked_for_again_after_a_backoff() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(7, "listenKeyExpired", listenKey=KEY), 10.0)
+    assert stream.renew_failed(11.0) == []
+    assert stream.tick(stream.next_deadline()) == [RenewKey()]
+
+
+def test_listen_key_expired_for_another_key_is_only_delivered() -> None:
+    stream = core()
+    conn = opened(stream)
+    assert stream.frame(conn, frame(7, "listenKeyExpired", listenKey="OLD"), 10.0) == []
+
+
+def test_a_key_replaced_by_the_session_reconnects_to_its_url_with_a_gap() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 1.0)
+    actions = stream.key_replaced(NEW_KEY, 50.0)
+    assert Close(conn) in actions
+    (connect,) = connects(actions)
+    assert connect.url == url(NEW_KEY)
+    stream.connected(connect.conn_id, 51.0)
+    stream.frame(connect.conn_id, frame(2), 52.0)
+    assert times(drain(stream)) == [1, ("gap", "key_replaced"), 2]
+
+
+def test_the_same_key_reported_again_changes_nothing() -> None:
+    stream = core()
+    opened(stream)
+    assert stream.key_replaced(KEY, 50.0) == []
+
+
+def test_one_loss_is_one_gap_whatever_follows_until_recovery() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.closed(conn, 10.0)
+    (connect,) = connects(stream.key_replaced(NEW_KEY, 11.0))
+    stream.connected(connect.conn_id, 12.0)
+    assert drain(stream) == [StreamGap("disconnected", 10.0, 12.0)]
+
+
+# -- planned rotation ---------------------------------------------------------------------------
+
+
+def test_a_second_connection_opens_23h30m_after_the_first_opened() -> None:
+    stream = core()
+    conn = opened(stream, at=5.0)
+    stream.ping(conn, 5.0 + DAY - 10)  # pings every 3 minutes keep it from stalling meanwhile
+    assert stream.tick(5.0 + DAY - 1) == []
+    (connect,) = connects(stream.tick(5.0 + DAY))
+    assert connect.url == url(KEY)
+
+
+def rotated(stream: StreamCore, at: float = DAY) -> tuple[int, int]:
+    """A stream whose second connection has just opened for a rotation: (old, new)."""
+    old = opened(stream)
+    stream.ping(old, at - 1)
+    (connect,) = connects(stream.tick(at))
+    stream.connected(connect.conn_id, at + 1)
+    return old, connect.conn_id
+
+
+def test_the_old_connection_is_closed_once_the_new_one_has_been_open_for_the_overlap() -> None:
+    stream = core()
+    old, _new = rotated(stream)
+    assert stream.tick(DAY + 1 + TIMING.overlap - 0.1) == []
+    assert stream.tick(DAY + 1 + TIMING.overlap) == [Close(old)]
+
+
+def test_a_rotation_yields_no_gap() -> None:
+    stream = core()
+    old, new = rotated(stream)
+    stream.frame(old, frame(1), DAY + 2)
+    stream.frame(new, frame(1), DAY + 2)
+    stream.tick(DAY + 10)
+    stream.frame(new, frame(2), DAY + 11)
+    assert times(drain(stream)) == [1, 2]
+
+
+def test_during_the_overlap_a_frame_seen_on_both_connections_is_delivered_once() -> None:
+    stream = core()
+    old, new = rotated(stream)
+    for n in (1, 2):
+        stream.frame(old, frame(n), DAY + 2)
+    for n in (1, 2, 3):
+        stream.frame(new, frame(n), DAY + 2)
+    stream.frame(old, frame(3), DAY + 3)
+    assert times(drain(stream)) == [1, 2, 3]
+
+
+def test_the_same_text_twice_on_one_connection_is_delivered_twice() -> None:
+    stream = core()
+    old, new = rotated(stream)
+    stream.frame(new, frame(1), DAY + 2)
+    stream.frame(new, frame(1), DAY + 2)
+    stream.frame(old, frame(1), DAY + 2)
+    assert times(drain(stream)) == [1, 1]
+
+
+def test_server_shutdown_starts_a_rotation() -> None:
+    stream = core()
+    conn = opened(stream)
+    (connect,) = connects(stream.frame(conn, frame(1, "serverShutdown"), 60.0))
+    stream.connected(connect.conn_id, 61.0)
+    assert stream.tick(61.0 + TIMING.overlap) == [Close(conn)]
+    assert [i for i in drain(stream) if isinstance(i, StreamGap)] == []
+
+
+def test_a_second_server_shutdown_during_a_rotation_opens_no_third_connection() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(1, "serverShutdown"), 60.0)
+    assert connects(stream.frame(conn, frame(2, "serverShutdown"), 61.0)) == []
+
+
+def test_a_failed_rotation_attempt_is_retried_while_the_old_connection_serves() -> None:
+    stream = core()
+    old = opened(stream)
+    stream.ping(old, DAY - 1)
+    (attempt,) = connects(stream.tick(DAY))
+    assert stream.closed(attempt.conn_id, DAY + 1) == []
+    (retry,) = connects(stream.tick(stream.next_deadline()))
+    stream.connected(retry.conn_id, DAY + 5)
+    assert [i for i in drain(stream) if isinstance(i, StreamGap)] == []
+
+
+def test_the_old_connection_lost_before_the_new_one_opened_is_a_gap_the_new_one_ends() -> None:
+    stream = core()
+    old = opened(stream)
+    stream.ping(old, DAY - 1)
+    (attempt,) = connects(stream.tick(DAY))
+    assert connects(stream.closed(old, DAY + 1)) == []  # the rotation's attempt is the reconnect
+    stream.connected(attempt.conn_id, DAY + 2)
+    assert drain(stream) == [StreamGap("disconnected", DAY + 1, DAY + 2)]
+
+
+def test_the_old_connection_closed_by_the_server_during_the_overlap_is_no_gap() -> None:
+    stream = core()
+    old, new = rotated(stream)
+    assert stream.closed(old, DAY + 2) == []
+    stream.frame(new, frame(1), DAY + 3)
+    assert times(drain(stream)) == [1]
+
+
+def test_after_a_rotation_the_next_is_due_23h30m_after_the_new_connection_opened() -> None:
+    stream = core()
+    _old, new = rotated(stream)
+    stream.tick(DAY + 10)
+    stream.ping(new, 2 * DAY)
+    assert len(connects(stream.tick(DAY + 1 + DAY))) == 1
+
+
+# -- a slow consumer --------------------------------------------------------------------------
+
+
+def test_a_full_buffer_drops_incoming_events_and_reports_how_many_once_there_is_room() -> None:
+    stream = core(maxsize=3)
+    conn = opened(stream)
+    for n in range(1, 8):
+        stream.frame(conn, frame(n), float(n))
+    assert len(stream) == 3
+    assert times([stream.pop(10.0), stream.pop(10.5)]) == [1, 2]
+    stream.frame(conn, frame(8), 11.0)
+    items = drain(stream, 12.0)
+    assert times(items) == [3, ("gap", "overflow"), 8]
+    assert items[1] == StreamGap("overflow", 4.0, 10.0, last_event_time=3, dropped=4)
+
+
+def test_a_loss_gap_is_never_dropped_by_a_full_buffer() -> None:
+    stream = core(maxsize=1)
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 1.0)
+    (again,) = connects(stream.closed(conn, 200.0))
+    stream.connected(again.conn_id, 201.0)
+    assert times(drain(stream)) == [1, ("gap", "disconnected")]
+
+
+def test_an_overflow_before_a_loss_is_reported_before_the_loss() -> None:
+    stream = core(maxsize=1)
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 1.0)
+    stream.frame(conn, frame(2), 1.5)
+    (again,) = connects(stream.closed(conn, 200.0))
+    stream.connected(again.conn_id, 201.0)
+    assert times(drain(stream)) == [1, ("gap", "overflow"), ("gap", "disconnected")]
+
+
+# -- what the driver reports ------------------------------------------------------------------
+
+
+def test_happenings_are_noted_for_the_callback_and_the_log() -> None:
+    stream = core()
+    conn = opened(stream)
+    (attempt,) = connects(stream.closed(conn, 100.0, "code 1006"))
+    stream.closed(attempt.conn_id, 100.0)
+    kinds = [note.kind for note in stream.notes]
+    assert kinds == [
+        StreamEventKind.CONNECTING,
+        StreamEventKind.CONNECTED,
+        StreamEventKind.DISCONNECTED,
+        StreamEventKind.CONNECTING,
+        StreamEventKind.RECONNECTING,
+    ]
+    assert stream.notes[2].detail == "code 1006"
+    assert stream.notes[-1].retry_in == 1.0
+
+
+def test_with_no_connection_there_is_no_deadline() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(7, "listenKeyExpired"), 10.0)
+    assert stream.next_deadline() == math.inf
+
+
+def test_a_gap_describes_itself_in_one_line() -> None:
+    gap = StreamGap("overflow", 1.0, 3.5, last_event_time=99, dropped=4)
+    assert gap.describe() == (
+        "gap (overflow): the consumer fell behind and the buffer was full for 2.5s; 4 events dropped;"
+        " events after event time 99 may be missing; reconcile"
+    )
+
+
+def test_stream_gap_is_exported_at_the_top_level_and_frozen() -> None:
+    import attrs
+
+    import binance_userstream
+
+    assert binance_userstream.StreamGap is StreamGap
+    gap = StreamGap("stalled", 1.0, 2.0)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        gap.reason = "overflow"  # type: ignore[misc]
+
+
+def test_the_core_does_no_io_and_reads_no_clock() -> None:
+    import ast
+
+    source = (ROOT / "src/binance_userstream/_stream_core.py").read_text()
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+    assert imported.isdisjoint({"asyncio", "time", "socket", "threading", "websockets", "random"})
+
+
+def test_a_tick_at_the_stall_deadline_acts_whatever_the_float_rounding() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.ping(conn, 16.400000000000002)  # (16.4... + 240) - 16.4... rounds below 240
+    assert Close(conn) in stream.tick(stream.next_deadline())
+
+
+def test_the_old_connection_closed_by_the_server_in_the_overlap_is_not_reported_as_a_disconnection() -> None:
+    stream = core()
+    old, _new = rotated(stream)
+    stream.notes.clear()
+    stream.closed(old, DAY + 2, "code 1000")
+    assert StreamEventKind.DISCONNECTED not in [note.kind for note in stream.notes]
