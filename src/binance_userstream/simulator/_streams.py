@@ -228,7 +228,6 @@ class Streams:
                 allowed = frozenset()
             delivering[key] = allowed
         ws = web.WebSocketResponse(autoping=True, heartbeat=None, timeout=2.0, max_msg_size=64 * 1024)
-        await ws.prepare(request)
         now = self.clock.now()
         market = next((m for m in markets if m is not None), _DELIVERS[route])
         connection = _Connection(
@@ -240,7 +239,18 @@ class Streams:
             opened_at=now,
             next_ping=now + _PING_INTERVAL[market],
         )
+        # Registered before the handshake's answer goes out: a client that pushes as soon as it is
+        # connected must find it (frames queue until the writer starts).
         self._connections.add(connection)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self._connections.discard(connection)
+            raise
+        if connection.closing:  # cut or dropped during the handshake
+            self._connections.add(connection)
+            connection.closing = False
+            self._close(connection, GOING_AWAY, "closed by the simulator")
         writer = self._spawn(self._write(connection))
         log.debug(
             "stream %s opened for %s (%s)",
