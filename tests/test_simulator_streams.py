@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 import httpx
@@ -489,9 +490,8 @@ async def test_traffic_sends_an_order_placed_partly_filled_and_filled_with_accou
     key = new_key(sim)
     async with stream(sim, f"/private/ws?listenKey={key}") as ws:
         assert sim.traffic("usdm") == [1, 1, 1, 1, 1]
-        events = [await receive(ws) for _ in range(5)]
-    assert all(isinstance(e, dict) for e in events)
-    steps = [(e["e"], e["o"]["X"] if "o" in e else None) for e in events]  # type: ignore[index]
+        events: list[Any] = [await receive(ws) for _ in range(5)]
+    steps = [(e["e"], e["o"]["X"] if "o" in e else None) for e in events]
     assert steps == [
         ("ORDER_TRADE_UPDATE", "NEW"),
         ("ORDER_TRADE_UPDATE", "PARTIALLY_FILLED"),
@@ -499,7 +499,7 @@ async def test_traffic_sends_an_order_placed_partly_filled_and_filled_with_accou
         ("ORDER_TRADE_UPDATE", "FILLED"),
         ("ACCOUNT_UPDATE", None),
     ]
-    times = [e["E"] for e in events]  # type: ignore[index]
+    times = [e["E"] for e in events]
     assert times == sorted(set(times))
 
 
