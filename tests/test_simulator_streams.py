@@ -473,6 +473,18 @@ async def test_subscribe_to_a_key_that_is_not_live_is_acknowledged_and_delivers_
         await nothing_delivered(sim, ws)
 
 
+@pytest.mark.parametrize("route", ["/public/stream", "/market/stream", "/public/ws", "/market/ws"])
+async def test_the_market_data_routes_accept_and_stay_silent_even_for_a_listen_key(
+    sim: Simulator, route: str
+) -> None:
+    key = new_key(sim)
+    async with stream(sim, route) as ws:  # Binance's SDK opens /public and /market beside /private
+        await ws.send(json.dumps({"method": "SUBSCRIBE", "params": [key], "id": 2}))
+        assert await receive(ws) == {"result": None, "id": 2}
+        assert sim.push("usdm", ORDER) == 0
+        await nothing_delivered(sim, ws)
+
+
 async def test_a_request_that_is_not_json_is_answered_with_an_error(sim: Simulator) -> None:
     async with stream(sim, "/private/stream") as ws:
         await ws.send("{not json")

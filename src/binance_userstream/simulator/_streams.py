@@ -11,6 +11,8 @@ Routes (what a connection gets is decided by the key's market, as the hosts shar
 - `/ws/<key>`: COIN-M delivers; a USD-M key is accepted and gets nothing (the legacy path, retired
   2026-04-23). `/pm/ws/<key>`: Portfolio Margin. `/private/ws/<key>`: Options; a USD-M key on the
   path form is accepted and gets nothing (production fails silently there).
+- `/public/ws|stream`, `/market/ws|stream`: USD-M's market-data routes, accepted and silent (no
+  market data here); Binance's SDK opens all three routes, so it needs them to connect.
 - A key that is not live (unknown, expired, closed) is refused before the upgrade: 400
   `{"code": -1125, "msg": "This listenKey does not exist."}`, the REST answer for such a key
   (production's handshake answer is undocumented).
@@ -86,6 +88,7 @@ class Delivery:
 class _Connection:
     ws: web.WebSocketResponse
     request: web.Request
+    route: str
     mode: Mode
     #: The market whose stream this is (its key's market; usdm for a bare /private/stream).
     market: str
@@ -100,9 +103,15 @@ class _Connection:
     closing: bool = False
 
 
+#: USD-M's market-data routes: accepted, and silent (the simulator has no market data), so that a
+#: client that opens all three routes (Binance's own SDK does) connects; a listenKey subscribed
+#: there gets nothing, as production's mis-routed subscriptions.
+MARKET_DATA = ("/public/ws", "/public/stream", "/market/ws", "/market/stream")
+
+
 def _stream_path(path: str) -> tuple[str, str | None] | None:
     """(route, key in the path) for a stream path, None for any other path."""
-    if path in ("/private/ws", "/private/stream"):
+    if path in ("/private/ws", "/private/stream", *MARKET_DATA):
         return path, None
     for prefix in ("/private/ws/", "/pm/ws/", "/ws/"):
         if path.startswith(prefix) and len(path) > len(prefix) and "/" not in path[len(prefix) :]:
@@ -115,7 +124,8 @@ def is_stream_path(path: str) -> bool:
 
 
 #: Route (path form) -> the market whose keys it delivers; other live keys are accepted and get nothing.
-_DELIVERS = {
+_DELIVERS: dict[str, str | None] = {
+    **dict.fromkeys(MARKET_DATA),
     "/private/ws": "usdm",
     "/private/stream": "usdm",
     "/private/ws/": "options",
@@ -209,7 +219,7 @@ class Streams:
         subscriptions: list[tuple[str, frozenset[str] | None]] = []
         if path_key is not None:
             subscriptions.append((path_key, None))
-        else:
+        elif route not in MARKET_DATA:
             for name, value in request.rel_url.query.items():
                 if name == "listenKey":
                     subscriptions.append((value, None))
@@ -229,11 +239,12 @@ class Streams:
             delivering[key] = allowed
         ws = web.WebSocketResponse(autoping=True, heartbeat=None, timeout=2.0, max_msg_size=64 * 1024)
         now = self.clock.now()
-        market = next((m for m in markets if m is not None), _DELIVERS[route])
+        market = next((m for m in markets if m is not None), _DELIVERS[route] or "usdm")
         connection = _Connection(
             ws,
             request,
-            "stream" if route == "/private/stream" else "ws",
+            route,
+            "stream" if route.endswith("/stream") else "ws",
             market,
             delivering,
             opened_at=now,
@@ -283,7 +294,7 @@ class Streams:
         if method == "SUBSCRIBE":
             for name in names:
                 key, _, event = name.partition("@")
-                if self.exchange.market_of(key) == "usdm" and connection.market == "usdm":
+                if self.exchange.market_of(key) == "usdm" and _DELIVERS[connection.route] == "usdm":
                     allowed = connection.subscriptions.get(key, frozenset())
                     connection.subscriptions[key] = (
                         None
