@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 
 from binance_userstream import VirtualClock
-from binance_userstream.simulator import Simulator
+from binance_userstream.simulator import Simulator, _streams
 from tests.conftest import API_KEY
 
 pytestmark = pytest.mark.anyio
@@ -212,6 +212,33 @@ async def test_push_reaches_only_the_named_market(sim: Simulator) -> None:
 def test_push_refuses_an_unknown_market_before_anything_is_sent(sim: Simulator) -> None:
     with pytest.raises(ValueError, match="market must be one of"):
         sim.push("spot", ORDER)
+
+
+def test_push_refuses_an_api_key_the_simulator_does_not_accept(vclock: VirtualClock) -> None:
+    with Simulator(clock=vclock, api_keys=[API_KEY]) as sim:
+        with pytest.raises(ValueError, match="no such API key"):
+            sim.push("usdm", ORDER, api_key=OTHER_API_KEY)
+
+
+async def test_a_peer_that_falls_too_far_behind_is_disconnected(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_streams, "MAX_QUEUED", 3)
+    key = new_key(sim)
+    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+        assert sim.push_many("usdm", [ORDER] * 5) == [1, 1, 1, 0, 0]
+        assert [await receive(ws) for _ in range(3)] == [ORDER] * 3
+        end = await closed(ws)
+    assert end.rcvd is not None
+    assert end.rcvd.code == 1008
+
+
+async def test_the_state_control_request_counts_streams_and_events(sim: Simulator) -> None:
+    key = new_key(sim)
+    async with stream(sim, f"/private/ws?listenKey={key}"):
+        sim.push("usdm", ORDER)
+        state = httpx.get(sim.url + "/_simulator/state", headers=CONTROL).json()
+    assert (state["stream_connections"], state["events_sent"]) == (1, 1)
 
 
 def test_deliveries_record_every_event_sent_and_how_many_got_it(sim: Simulator) -> None:
