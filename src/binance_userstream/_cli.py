@@ -323,6 +323,11 @@ def _parser() -> argparse.ArgumentParser:
         help="request weight per minute per IP, for every market (default: each market's documented limit)",
     )
     sim.add_argument(
+        "--strict-events",
+        action="store_true",
+        help="a USD-M stream opened without an events= list gets no event (default: every event)",
+    )
+    sim.add_argument(
         "--fault",
         type=fault,
         action="append",
@@ -568,7 +573,13 @@ def _simulator(args: argparse.Namespace) -> int:
         keys = [line.strip() for line in Path(args.api_keys_file).read_text().splitlines() if line.strip()]
     clock = AcceleratedClock(args.speed) if args.speed != 1 else SystemClock()
     sim = Simulator(
-        args.host, args.port, clock=clock, api_keys=keys, retired=args.retired, weight_limit=args.weight_limit
+        args.host,
+        args.port,
+        clock=clock,
+        api_keys=keys,
+        retired=args.retired,
+        weight_limit=args.weight_limit,
+        strict_events=args.strict_events,
     )
     sim.inject(*args.fault)
     mode = " (retired: spot and margin answer 410; the derivatives are live)" if args.retired else ""

@@ -15,7 +15,8 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Literal
 
 from attrs import define, evolve, frozen
 
@@ -53,6 +54,13 @@ def error(status: int, code: int, msg: str, headers: tuple[tuple[str, str], ...]
 
 def _ok(body: Mapping[str, str]) -> Answer:
     return Answer(200, json.dumps(body).encode())
+
+
+#: Why a listenKey ended: it expired (60 minutes without a keepalive, or lost), or it was closed (DELETE).
+Ending = Literal["expired", "closed"]
+#: Told of every listenKey that ends: (listenKey, its market's name, why). Called on whichever thread
+#: ended the key, after the Exchange's lock is released; it must not block.
+KeyListener = Callable[[str, str, Ending], None]
 
 
 @define
@@ -109,6 +117,20 @@ class Exchange:
         self._active: dict[tuple[str, str], str] = {}  # (market name, account) -> its listenKey
         self._weights: dict[tuple[str, str], _Weight] = {}  # (host, IP) -> its weight this minute
         self._lock = threading.Lock()
+        self._listeners: list[KeyListener] = []
+        self._ended: list[tuple[str, str, Ending]] = []  # keys ended under the lock, told after it
+
+    def add_listener(self, listener: KeyListener) -> None:
+        """Tell `listener` of every listenKey that ends from now on (the event streams close theirs)."""
+        self._listeners.append(listener)
+
+    def _tell(self) -> None:
+        """Tell the listeners of the keys that ended; called with the lock released."""
+        with self._lock:
+            ended, self._ended = self._ended, []
+        for listen_key, market, why in ended:
+            for listener in self._listeners:
+                listener(listen_key, market, why)
 
     # -- what tests and the demo use to look and to meddle -----------------------------------------
 
@@ -133,17 +155,66 @@ class Exchange:
             return sum(1 for key in self._keys.values() if key.expires_at > now)
 
     def is_live(self, listen_key: str) -> bool:
+        return self.market_of(listen_key) is not None
+
+    def market_of(self, listen_key: str) -> str | None:
+        """The name of the market whose live listenKey this is; None if no such key is live."""
         with self._lock:
             key = self._keys.get(listen_key)
-            return key is not None and key.expires_at > self.clock.now()
+            return key.market if key is not None and key.expires_at > self.clock.now() else None
+
+    def account_of(self, api_key: str) -> str:
+        """The account an API key belongs to; ValueError if the simulator does not accept it."""
+        account = self._account(api_key)
+        if isinstance(account, Answer):
+            raise ValueError("the simulator accepts no such API key")
+        return account
+
+    def live_listen_keys(self, market: str, account: str | None = None) -> list[str]:
+        """The live listenKeys of `market` (a market's name), of every account or of one."""
+        now = self.clock.now()
+        with self._lock:
+            return [
+                value
+                for value, key in self._keys.items()
+                if key.market == market and key.expires_at > now and account in (None, key.account)
+            ]
 
     def forget_keys(self) -> int:
         """Lose every listenKey of every market, as if each had expired; returns how many there were."""
         with self._lock:
             count = len(self._keys)
-            self._keys.clear()
+            for value in list(self._keys):
+                self._drop(value, "expired")
             self._active.clear()
-            return count
+        self._tell()
+        return count
+
+    def expire(self, listen_key: str | None = None, *, market: str | None = None) -> int:
+        """Expire now one listenKey, or every live key (of one market, if named), as 60 minutes
+        without a keepalive would; returns how many expired."""
+        now = self.clock.now()
+        with self._lock:
+            ended = [
+                value
+                for value, key in self._keys.items()
+                if key.expires_at > now and listen_key in (None, value) and market in (None, key.market)
+            ]
+            for value in ended:
+                self._drop(value, "expired")
+        self._tell()
+        return len(ended)
+
+    def sweep(self) -> int:
+        """Drop every key whose time is up, telling the listeners; returns how many. The stream
+        server calls it as its clock moves, so that an expiry is noticed without a request."""
+        now = self.clock.now()
+        with self._lock:
+            ended = [value for value, key in self._keys.items() if key.expires_at <= now]
+            for value in ended:
+                self._drop(value, "expired")
+        self._tell()
+        return len(ended)
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -164,19 +235,22 @@ class Exchange:
         if method not in METHODS:
             allowed = (("Allow", ", ".join(METHODS)),)
             return error(405, -1000, f"Method {method} is not allowed on {path}.", allowed)
-        with self._lock:
-            now = self.clock.now()
-            weight = self._weights.setdefault((market.host, ip), _Weight())
-            limited = self._charge(market, weight, now)
-            if limited is not None:
-                return limited
-            account = self._account(api_key)
-            answer = (
-                account
-                if isinstance(account, Answer)
-                else self._operate(market, method, account, query, form, now)
-            )
-            return evolve(answer, headers=(("X-MBX-USED-WEIGHT-1M", str(weight.used)),))
+        try:
+            with self._lock:
+                now = self.clock.now()
+                weight = self._weights.setdefault((market.host, ip), _Weight())
+                limited = self._charge(market, weight, now)
+                if limited is not None:
+                    return limited
+                account = self._account(api_key)
+                answer = (
+                    account
+                    if isinstance(account, Answer)
+                    else self._operate(market, method, account, query, form, now)
+                )
+                return evolve(answer, headers=(("X-MBX-USED-WEIGHT-1M", str(weight.used)),))
+        finally:
+            self._tell()
 
     def _not_served(self, method: str, path: str) -> Answer:
         """A 404 that cannot be taken for Binance's: it names the simulator and what it does serve."""
@@ -254,8 +328,8 @@ class Exchange:
             value = self._active.get(active)
             key = self._keys.get(value) if value else None
             if value is None or key is None or key.expires_at <= now:
-                if value is not None:
-                    self._keys.pop(value, None)  # the expired key: forget it, do not hoard it
+                if value is not None and value in self._keys:
+                    self._drop(value, "expired")  # the expired key: forget it, do not hoard it
                 value = "".join(secrets.choice(_ALPHABET) for _ in range(60))
                 self._active[active] = value
             self._keys[value] = _Key(market.name, account, now + VALIDITY)
@@ -273,15 +347,17 @@ class Exchange:
         key = self._keys.get(given)
         if key is None or (key.market, key.account) != active or key.expires_at <= now:
             if key is not None and key.expires_at <= now:
-                self._drop(given)
+                self._drop(given, "expired")
             return error(400, -1125, "This listenKey does not exist.")
         if method == "DELETE":
-            self._drop(given)
+            self._drop(given, "closed")
             return _ok({})
         key.expires_at = now + VALIDITY
         return _ok({"listenKey": given} if market.keepalive_echoes_key else {})
 
-    def _drop(self, value: str) -> None:
+    def _drop(self, value: str, why: Ending) -> None:
+        """Forget a key (the lock held) and note it for the listeners, told once the lock is released."""
         key = self._keys.pop(value)
         if self._active.get((key.market, key.account)) == value:
             del self._active[key.market, key.account]
+        self._ended.append((value, key.market, why))

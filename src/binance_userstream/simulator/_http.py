@@ -2,8 +2,8 @@
 
 Every method and path goes to one handler, which reads the (bounded) body, serves control requests
 under `/_simulator/` to this machine only, applies the next fault, and otherwise asks the Exchange.
-It holds no semantics of its own. A WebSocket upgrade can be dispatched from the same handler, so
-REST and streams can share one port.
+It holds no semantics of its own. The event-stream paths (see `_streams`) go to the streams, so
+REST and streams share one port.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from multidict import CIMultiDict
 from binance_userstream._secrets import scrub
 from binance_userstream.simulator._exchange import RETIRED, Answer, error
 from binance_userstream.simulator._faults import Fault
+from binance_userstream.simulator._streams import is_stream_path
 
 if TYPE_CHECKING:
     from binance_userstream.simulator._server import Simulator
@@ -44,6 +45,8 @@ def handler(sim: Simulator) -> Handler:
     """The one request handler: every method, every path."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if is_stream_path(request.path):
+            return await _stream(sim, request)
         try:
             answer = await _answer(sim, request)
         except Exception as exc:  # a bug here must not become a traceback on the wire
@@ -102,6 +105,27 @@ async def _answer(sim: Simulator, request: web.Request) -> Answer | None:
         form,
         request.headers.get("X-MBX-APIKEY"),
         request.remote or "",
+    )
+
+
+async def _stream(sim: Simulator, request: web.Request) -> web.StreamResponse:
+    """An event-stream path: a WebSocket upgrade is served by the streams, anything else is told so.
+    The path may hold a listenKey: it is recorded and logged scrubbed."""
+    sim._record(request.method, scrub(request.path))
+    if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
+        try:
+            return await sim.streams.serve(request)
+        except Exception as exc:  # a bug here must not become a traceback on the wire
+            log.debug("stream %s failed: %s", scrub(request.path), _where(exc))
+            raise
+    answer = error(426, -1000, "This path serves WebSocket event streams only (an Upgrade: websocket GET).")
+    log.debug("%s %s %s: %d", request.remote, request.method, scrub(request.path_qs), answer.status)
+    return web.Response(
+        status=answer.status,
+        body=answer.body,
+        headers=CIMultiDict(
+            [("Server", SERVER), ("Content-Type", answer.content_type), ("Upgrade", "websocket")]
+        ),
     )
 
 

@@ -17,6 +17,9 @@ the API key implies it, what a keepalive answers, and whether the path is retire
 - Options: https://developers.binance.com/docs/derivatives/options-trading/user-data-streams
   (Keepalive-User-Data-Stream: no parameter, answers `{}`, weight 1); the options docs name no
   number for the limit (it is in `/eapi/v1/exchangeInfo`), so the simulator keeps spot's 6,000;
+- event streams: a ping frame every 3 minutes on USD-M, COIN-M and Portfolio Margin, every 5 minutes
+  on Options (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams,
+  https://developers.binance.com/docs/derivatives/options-trading/websocket-market-streams);
 - margin: https://developers.binance.com/docs/margin_trading (change log 2026-01-21: cross and
   isolated margin's `/sapi/v1/userDataStream[/isolated]` retired on 2026-02-20 07:00 UTC).
 """
@@ -52,6 +55,8 @@ class Market:
     #: True: a keepalive answers `{"listenKey": <the key extended>}` (USD-M); False: `{}`.
     keepalive_echoes_key: bool
     retired: Retirement = "never"
+    #: Seconds between the ping frames the market's event stream sends.
+    ping_interval: float = 180.0
 
     def operations(self) -> frozenset[tuple[str, str]]:
         return frozenset((method, self.path) for method in METHODS)
@@ -102,6 +107,7 @@ OPTIONS = Market(
     weight_limit=6000,
     key_in_request=False,
     keepalive_echoes_key=False,
+    ping_interval=300.0,
 )
 #: Margin's old lifecycle (a listenKey parameter, like spot's) is never served: production has
 #: answered 410 since 2026-02-20, and a simulator that served it would only mislead.

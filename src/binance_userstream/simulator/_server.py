@@ -6,6 +6,10 @@ one port (room for the event streams), bounds request heads and bodies, answers 
 with 400, and sets TCP_NODELAY. The port is bound when the Simulator is made, so `url` is known
 before `start` and a busy port fails at once, with a message that names it.
 
+The same port serves the derivatives' user-data event streams (see `_streams`): events come from
+`push` (or `POST /_simulator/events`) and `traffic`; pings, the 24-hour cut and key expiry follow
+the simulator's clock; stream faults are `drop_streams`, `stall_streams`, `cut_streams`, `expire_key`.
+
 Besides Binance's endpoints it answers a few control requests under `/_simulator/` (see `_http`:
 this machine only, with the `X-Simulator-Control` header), so that another process (the demo, a
 user's test) can inject faults into a running simulator.
@@ -25,7 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from aiohttp import web
 
@@ -33,7 +37,10 @@ from binance_userstream._clock import Clock
 from binance_userstream.simulator._exchange import Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, log
+from binance_userstream.simulator._streams import STREAM_MARKETS, Delivery, Streams
+from binance_userstream.simulator._traffic import Traffic
 
+_T = TypeVar("_T")
 REQUESTS_KEPT = 10_000
 #: Seconds a peer has to send a request's head (from connecting, or from the previous answer) and,
 #: separately, its body; an idle kept-alive connection is closed after as long.
@@ -48,6 +55,9 @@ class Simulator:
     `port=0` picks a free port. `clock` drives key validity and weight windows (a VirtualClock in
     tests, an AcceleratedClock in the demo). `inject` queues faults that replace the next answers.
     `request_timeout` bounds how long a peer may take to send a request (see REQUEST_TIMEOUT).
+    `strict_events=True`: a USD-M stream opened without an `events` allow-list gets no event (one
+    third-party measurement saw production do that); by default it gets every event, as
+    python-binance and ccxt, which send no list, expect.
     """
 
     def __init__(
@@ -61,6 +71,7 @@ class Simulator:
         weight_limit: int | None = None,
         violations_before_ban: int = 3,
         request_timeout: float = REQUEST_TIMEOUT,
+        strict_events: bool = False,
     ) -> None:
         _check_int("port", port, 0, 65535)
         if weight_limit is not None:
@@ -78,6 +89,8 @@ class Simulator:
             violations_before_ban=violations_before_ban,
         )
         self.request_timeout = float(request_timeout)
+        self.streams = Streams(self.exchange, self.exchange.clock, strict_events=strict_events)
+        self._traffic = Traffic()
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         #: The latest requests that reached the server, as (method, path), oldest first; bounded,
@@ -131,6 +144,90 @@ class Simulator:
     def pending_faults(self) -> int:
         with self._lock:
             return len(self._faults)
+
+    # -- event streams ---------------------------------------------------------------------------
+
+    def push(self, market: str, event: Mapping[str, object], api_key: str | None = None) -> int:
+        """Send `event` (a JSON object, as Binance sends it) on the streams of every live listenKey of
+        `market` ("usdm", "coinm", "portfolio", "options"), or of one account's (`api_key`).
+
+        Serialised once; the same text goes to every connection whose allow-list lets it through.
+        Returns how many connections it was queued to (0 if none listens); `deliveries` records it.
+        """
+        return self.push_many(market, [event], api_key)[0]
+
+    def push_many(
+        self, market: str, events: Sequence[Mapping[str, object]], api_key: str | None = None
+    ) -> list[int]:
+        """`push` for several events, in order; returns how many connections got each."""
+        _check_market(market)
+        events = list(events)
+        for event in events:
+            if not isinstance(event, Mapping):
+                raise ValueError(f"an event is a JSON object (a dict), not {type(event).__name__}")
+        account = None if api_key is None else self.exchange.account_of(api_key)
+
+        def push() -> list[int]:
+            keys = self.exchange.live_listen_keys(market, account)
+            return self.streams.push(market, events, keys)
+
+        return self._on_loop(push)
+
+    def traffic(self, market: str = "usdm", api_key: str | None = None, **order: object) -> list[int]:
+        """Push one realistic order's events (placed, partly filled, filled, with the account updates
+        that go with the fills; see `Traffic.order`) with increasing `E` and order ids; returns how
+        many connections got each. `order` overrides: symbol, side, quantity, price, asset, balance."""
+        events = self._traffic.order(self.streams.event_time(), **order)  # type: ignore[arg-type]
+        return self.push_many(market, events, api_key)
+
+    def shutdown_notice(self, market: str | None = None) -> int:
+        """Send `{"e": "serverShutdown", "E": ...}` on every stream (of `market`) that gets events, as
+        Binance does before a planned close; returns to how many connections."""
+        if market is not None:
+            _check_market(market)
+        return self._on_loop(
+            lambda: self.streams.broadcast(market, {"e": "serverShutdown", "E": self.streams.event_time()})
+        )
+
+    def drop_streams(self, market: str | None = None) -> int:
+        """Fault: drop every stream connection (of `market`) without a close frame; returns how many."""
+        return self._on_loop(lambda: self.streams.drop(market))
+
+    def cut_streams(self, market: str | None = None) -> int:
+        """Fault: close every stream connection (of `market`) cleanly (1001); returns how many."""
+        return self._on_loop(lambda: self.streams.cut(market))
+
+    def stall_streams(self, seconds: float, market: str | None = None) -> int:
+        """Fault: send no frame and no ping on every stream connection (of `market`) for `seconds` of
+        the simulator's clock; events pushed meanwhile are lost to them. Returns how many stalled."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < math.inf:
+            raise ValueError(f"seconds must be a finite number >= 0, not {seconds!r}")
+        return self._on_loop(lambda: self.streams.stall(float(seconds), market))
+
+    def expire_key(self, listen_key: str | None = None, *, market: str | None = None) -> int:
+        """Fault: expire a listenKey now (or every live key, of `market` if named), as an hour without
+        keepalive would: its streams get `listenKeyExpired`, then are closed. Returns how many expired."""
+        count = self._on_loop(lambda: self.exchange.expire(listen_key, market=market))
+        self.tick()
+        return count
+
+    def tick(self) -> None:
+        """Look at the clock now, rather than at the next TICK: send the pings due, close connections
+        24 hours old, expire keys whose time is up. Tests on a VirtualClock call it after advancing."""
+        self._on_loop(self.streams.step)
+
+    def stream_connections(self, market: str | None = None) -> int:
+        """How many event-stream connections are open (of `market`)."""
+        return self._on_loop(lambda: self.streams.count(market))
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """The latest events sent on the streams (pushed, generated, listenKeyExpired,
+        serverShutdown), oldest first, each with how many connections got it."""
+        return self._on_loop(lambda: list(self.streams.deliveries))
+
+    def _on_loop(self, function: Callable[[], _T]) -> _T:
+        return self.streams.call(function)  # type: ignore[return-value]
 
     def start(self) -> Self:
         """Serve in a background thread until `stop`."""
@@ -195,11 +292,16 @@ class Simulator:
             shutdown_timeout=STOP_GRACE,
         )
         await runner.setup()
+        scheduler = asyncio.create_task(self.streams.run())
         try:
             await web.SockSite(runner, self._socket).start()
             ready()
             await self._stopping.wait()
         finally:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
+            await self.streams.close_all()
             await runner.cleanup()
 
     def __enter__(self) -> Self:
@@ -235,6 +337,10 @@ class Simulator:
                 return error(400, -1100, f"bad faults: {exc}")
             self.inject(*faults)
             return Answer(200, json.dumps({"queued": self.pending_faults()}).encode())
+        if method == "POST" and action == "events":
+            return self._control_events(body)
+        if method == "POST" and action == "streams":
+            return self._control_streams(body)
         if method == "POST" and action == "forget-keys":
             return Answer(200, json.dumps({"forgotten": self.exchange.forget_keys()}).encode())
         if method == "GET" and action == "state":
@@ -243,9 +349,65 @@ class Simulator:
                 "pending_faults": self.pending_faults(),
                 "requests": self.request_count,
                 "retired": self.exchange.retired,
+                "stream_connections": self.streams.count(),
+                "events_sent": self.streams.events_sent,
             }
             return Answer(200, json.dumps(state).encode())
         return error(404, -1000, f"unknown control request {method} /_simulator/{action}")
+
+    def _control_events(self, body: bytes) -> Answer:
+        """`POST /_simulator/events` `{"market": "usdm", "events": [...], "api_key"?: "..."}`."""
+        try:
+            request = _json_object(body)
+            market, events, api_key = request.get("market"), request.get("events"), request.get("api_key")
+            if not isinstance(market, str) or not isinstance(events, list):
+                raise ValueError('give {"market": "usdm", "events": [...]} and, optionally, "api_key"')
+            if api_key is not None and not isinstance(api_key, str):
+                raise ValueError("api_key must be a string")
+            delivered = self.push_many(market, events, api_key)
+        except ValueError as exc:
+            return error(400, -1100, f"bad events: {exc}")
+        return Answer(200, json.dumps({"delivered": delivered}).encode())
+
+    def _control_streams(self, body: bytes) -> Answer:
+        """`POST /_simulator/streams` `{"fault": "drop"|"cut"|"stall"|"expire"|"shutdown", "market"?,
+        "seconds"? (stall)}`: a stream fault, or a serverShutdown notice."""
+        try:
+            request = _json_object(body)
+            fault, market, seconds = request.get("fault"), request.get("market"), request.get("seconds")
+            if market is not None:
+                _check_market(market)
+                assert isinstance(market, str)
+            if fault == "drop":
+                count = self.drop_streams(market)
+            elif fault == "cut":
+                count = self.cut_streams(market)
+            elif fault == "stall":
+                count = self.stall_streams(seconds, market)  # type: ignore[arg-type]
+            elif fault == "expire":
+                count = self.expire_key(market=market)
+            elif fault == "shutdown":
+                count = self.shutdown_notice(market)
+            else:
+                raise ValueError(f"unknown stream fault {fault!r}: use drop, cut, stall, expire or shutdown")
+        except ValueError as exc:
+            return error(400, -1100, f"bad stream fault: {exc}")
+        return Answer(200, json.dumps({"affected": count}).encode())
+
+
+def _json_object(body: bytes) -> dict[str, object]:
+    try:
+        value = json.loads(body or b"{}")
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"the body is not JSON ({type(exc).__name__})") from None
+    if not isinstance(value, dict):
+        raise ValueError("the body must be a JSON object")
+    return value
+
+
+def _check_market(market: object) -> None:
+    if market not in STREAM_MARKETS:
+        raise ValueError(f"market must be one of {', '.join(STREAM_MARKETS)}, not {market!r}")
 
 
 def _faults(body: bytes) -> list[Fault]:

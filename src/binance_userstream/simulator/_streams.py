@@ -1,0 +1,469 @@
+"""The simulator's event streams: Binance's user-data WebSocket endpoints, on the REST server's port.
+
+Routes (what a connection gets is decided by the key's market, as the hosts share one port here):
+
+- `/private/ws?listenKey=K&events=A/B`: USD-M, raw event frames; `events` is an allow-list of wire
+  event names (`e`). Without `events` every event is delivered (python-binance and ccxt connect
+  that way), unless the simulator runs with `strict_events=True`, when nothing is.
+- `/private/stream?listenKey=K1&events=..&listenKey=K2&events=..`: USD-M stream mode, frames
+  `{"stream": <listenKey>, "data": <event>}`; a JSON `SUBSCRIBE` with listenKeys as params (what
+  Binance's own SDK sends) adds keys and is answered `{"result": null, "id": <id>}`.
+- `/ws/<key>`: COIN-M delivers; a USD-M key is accepted and gets nothing (the legacy path, retired
+  2026-04-23). `/pm/ws/<key>`: Portfolio Margin. `/private/ws/<key>`: Options; a USD-M key on the
+  path form is accepted and gets nothing (production fails silently there).
+- `/public/ws|stream`, `/market/ws|stream`: USD-M's market-data routes, accepted and silent (no
+  market data here); Binance's SDK opens all three routes, so it needs them to connect.
+- A key that is not live (unknown, expired, closed) is refused before the upgrade: 400
+  `{"code": -1125, "msg": "This listenKey does not exist."}`, the REST answer for such a key
+  (production's handshake answer is undocumented).
+
+Time follows the simulator's clock: a scheduler on the server's loop looks at `clock.now()` every
+TICK seconds of real time (and at once on `Simulator.tick()`): it sends pings at the market's
+interval, closes a connection 24 hours after it opened, ends stalls, and sweeps expired keys (which
+get `listenKeyExpired`, then their connections closed). On a VirtualClock, a test advances the clock
+and calls `sim.tick()`; nothing waits for real time. Each event is serialised once and the same
+text queued to every connection that gets it; each connection has a writer task of its own, so
+one slow peer never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Literal
+
+from aiohttp import WSMsgType, web
+from attrs import define, field, frozen
+
+from binance_userstream._clock import Clock
+from binance_userstream._secrets import redact
+from binance_userstream.simulator._exchange import Ending, Exchange
+from binance_userstream.simulator._markets import MARKETS
+
+log = logging.getLogger("binance_userstream.simulator.streams")
+
+#: Real seconds between two looks at the clock by the scheduler.
+TICK = 0.05
+#: A connection lives this long on the simulator's clock, then is closed (Binance: 24 hours).
+CONNECTION_LIFETIME = 86400.0
+#: Frames queued for one connection at most; a peer that falls this far behind is disconnected.
+MAX_QUEUED = 10_000
+#: Deliveries kept in `Streams.deliveries` (a simulator left running for days does not grow).
+DELIVERIES_KEPT = 10_000
+#: Close codes: a key ended (closed or expired) is a normal closure; the 24-hour cut, a cut fault,
+#: and the simulator stopping are "going away".
+KEY_ENDED = 1000
+GOING_AWAY = 1001
+TOO_SLOW = 1008
+#: Market names the push API takes (the derivatives; spot's stream comes with the spot issue).
+STREAM_MARKETS = ("usdm", "coinm", "portfolio", "options")
+_PING_INTERVAL = {market.name: market.ping_interval for market in MARKETS}
+_NO_KEY = json.dumps({"code": -1125, "msg": "This listenKey does not exist."}).encode()
+_PING = object()  # queued for a connection's writer: send a ping frame (in order with the frames)
+
+Mode = Literal["ws", "stream"]
+
+
+@frozen
+class Delivery:
+    """One event the simulator sent: its market, its type (`e`), the frame text (ws mode), and how
+    many connections it was queued to (0: nobody was listening, or the allow-lists kept it out)."""
+
+    market: str
+    event: str
+    text: str
+    connections: int
+
+    def __repr__(self) -> str:  # the text may carry a listenKey (listenKeyExpired)
+        return f"Delivery(market={self.market!r}, event={self.event!r}, connections={self.connections})"
+
+
+@define(eq=False)
+class _Connection:
+    ws: web.WebSocketResponse
+    request: web.Request
+    route: str
+    mode: Mode
+    #: The market whose stream this is (its key's market; usdm for a bare /private/stream).
+    market: str
+    #: listenKey -> its allow-list of event names (None: every event). Empty for a connection that
+    #: is accepted and gets nothing (legacy /ws/<usdm key>).
+    subscriptions: dict[str, frozenset[str] | None]
+    opened_at: float
+    next_ping: float
+    queue: asyncio.Queue[object] = field(factory=asyncio.Queue)
+    stalled_until: float = -math.inf
+    pings_sent: int = 0
+    closing: bool = False
+
+
+#: USD-M's market-data routes: accepted, and silent (the simulator has no market data), so that a
+#: client that opens all three routes (Binance's own SDK does) connects; a listenKey subscribed
+#: there gets nothing, as production's mis-routed subscriptions.
+MARKET_DATA = ("/public/ws", "/public/stream", "/market/ws", "/market/stream")
+
+
+def _stream_path(path: str) -> tuple[str, str | None] | None:
+    """(route, key in the path) for a stream path, None for any other path."""
+    if path in ("/private/ws", "/private/stream", *MARKET_DATA):
+        return path, None
+    for prefix in ("/private/ws/", "/pm/ws/", "/ws/"):
+        if path.startswith(prefix) and len(path) > len(prefix) and "/" not in path[len(prefix) :]:
+            return prefix, path[len(prefix) :]
+    return None
+
+
+def is_stream_path(path: str) -> bool:
+    return _stream_path(path) is not None
+
+
+#: Route (path form) -> the market whose keys it delivers; other live keys are accepted and get nothing.
+_DELIVERS: dict[str, str | None] = {
+    **dict.fromkeys(MARKET_DATA),
+    "/private/ws": "usdm",
+    "/private/stream": "usdm",
+    "/private/ws/": "options",
+    "/pm/ws/": "portfolio",
+    "/ws/": "coinm",
+}
+
+
+def _allow_list(values: list[str]) -> frozenset[str]:
+    return frozenset(name for value in values for name in value.split("/") if name)
+
+
+class Streams:
+    """Every event-stream connection of one simulator, and what is sent on them. Runs on the
+    server's event loop; the Simulator's thread-safe methods call in through `call`."""
+
+    def __init__(self, exchange: Exchange, clock: Clock, *, strict_events: bool = False) -> None:
+        self.exchange = exchange
+        self.clock = clock
+        self.strict_events = strict_events
+        #: The latest deliveries, oldest first (bounded); `events_sent` counts every one.
+        self.deliveries: deque[Delivery] = deque(maxlen=DELIVERIES_KEPT)
+        self.events_sent = 0
+        self.frames_sent = 0
+        self._connections: set[_Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        # Millisecond event times: the wall clock when the simulator was made, moved by its clock.
+        self._epoch = time.time() - clock.now()
+        exchange.add_listener(self._key_ended)
+
+    # -- life on the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The scheduler: a step at every TICK of real time, or at once when woken."""
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        while True:
+            self.step()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    async def close_all(self) -> None:
+        """Close every connection (going away) and wait for their tasks: the simulator is stopping."""
+        for connection in list(self._connections):
+            self._close(connection, GOING_AWAY, "the simulator is stopping")
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2.0)
+        for task in set(self._tasks):
+            task.cancel()
+
+    def call(self, function: Callable[[], object]) -> object:
+        """Run `function` on the loop (from any thread) and return what it returned. When the server
+        is not running there is no connection to meddle with, so it runs here."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return function()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            return function()
+
+        async def on_loop() -> object:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(on_loop(), loop).result()
+
+    def step(self) -> None:
+        """Look at the clock: sweep expired keys, end stalls, send pings due, cut 24-hour-old
+        connections. (Called on the loop.)"""
+        self.exchange.sweep()  # expired keys come back through _key_ended
+        now = self.clock.now()
+        for connection in list(self._connections):
+            if connection.closing:
+                continue
+            if now >= connection.opened_at + CONNECTION_LIFETIME:
+                self._close(connection, GOING_AWAY, "24-hour connection limit reached")
+            elif now >= connection.stalled_until and now >= connection.next_ping:
+                connection.next_ping = now + _PING_INTERVAL[connection.market]
+                connection.queue.put_nowait(_PING)
+
+    # -- connections -----------------------------------------------------------------------------
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        """Answer a WebSocket upgrade on a stream path (a key that is not live: 400 before it)."""
+        route, path_key = _stream_path(request.path) or ("", None)
+        subscriptions: list[tuple[str, frozenset[str] | None]] = []
+        if path_key is not None:
+            subscriptions.append((path_key, None))
+        elif route not in MARKET_DATA:
+            for name, value in request.rel_url.query.items():
+                if name == "listenKey":
+                    subscriptions.append((value, None))
+                elif name == "events" and subscriptions:
+                    key, allowed = subscriptions[-1]
+                    subscriptions[-1] = (key, (allowed or frozenset()) | _allow_list([value]))
+        markets = [self.exchange.market_of(key) for key, _ in subscriptions]
+        if None in markets or (route == "/private/ws" and not subscriptions):
+            log.debug("stream %s refused: no such listenKey", route)
+            return web.Response(status=400, body=_NO_KEY, content_type="application/json")
+        delivering: dict[str, frozenset[str] | None] = {}
+        for (key, allowed), market in zip(subscriptions, markets, strict=True):
+            if market != _DELIVERS[route]:
+                continue  # accepted, and nothing delivered: the wrong host or a retired path
+            if allowed is None and path_key is None and self.strict_events:
+                allowed = frozenset()
+            delivering[key] = allowed
+        ws = web.WebSocketResponse(autoping=True, heartbeat=None, timeout=2.0, max_msg_size=64 * 1024)
+        now = self.clock.now()
+        market = next((m for m in markets if m is not None), _DELIVERS[route] or "usdm")
+        connection = _Connection(
+            ws,
+            request,
+            route,
+            "stream" if route.endswith("/stream") else "ws",
+            market,
+            delivering,
+            opened_at=now,
+            next_ping=now + _PING_INTERVAL[market],
+        )
+        # Registered before the handshake's answer goes out: a client that pushes as soon as it is
+        # connected must find it (frames queue until the writer starts).
+        self._connections.add(connection)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self._connections.discard(connection)
+            raise
+        if connection.closing:  # cut or dropped during the handshake
+            self._connections.add(connection)
+            connection.closing = False
+            self._close(connection, GOING_AWAY, "closed by the simulator")
+        writer = self._spawn(self._write(connection))
+        log.debug(
+            "stream %s opened for %s (%s)",
+            route,
+            ", ".join(redact(key) for key, _ in subscriptions) or "no key",
+            market,
+        )
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._request(connection, message.data)
+        finally:
+            self._connections.discard(connection)
+            writer.cancel()
+            log.debug("stream %s ended (%s)", route, market)
+        return ws
+
+    def _request(self, connection: _Connection, text: str) -> None:
+        """A JSON request on a stream: SUBSCRIBE / UNSUBSCRIBE listenKeys, LIST_SUBSCRIPTIONS."""
+        try:
+            request = json.loads(text)
+        except (ValueError, RecursionError):
+            self._answer(connection, {"code": 3, "msg": "Invalid JSON"})
+            return
+        if not isinstance(request, dict) or not isinstance(request.get("params", []), list):
+            self._answer(connection, {"code": 2, "msg": "Invalid request"})
+            return
+        method, ident, params = request.get("method"), request.get("id"), request.get("params", [])
+        names = [param for param in params if isinstance(param, str)]
+        if method == "SUBSCRIBE":
+            for name in names:
+                key, _, event = name.partition("@")
+                if self.exchange.market_of(key) == "usdm" and _DELIVERS[connection.route] == "usdm":
+                    allowed = connection.subscriptions.get(key, frozenset())
+                    connection.subscriptions[key] = (
+                        None
+                        if not event and not self.strict_events
+                        else (allowed or frozenset()) | _allow_list([event])
+                    )
+            self._answer(connection, {"result": None, "id": ident})
+        elif method == "UNSUBSCRIBE":
+            for name in names:
+                connection.subscriptions.pop(name.partition("@")[0], None)
+            self._answer(connection, {"result": None, "id": ident})
+        elif method == "LIST_SUBSCRIPTIONS":
+            self._answer(connection, {"result": sorted(connection.subscriptions), "id": ident})
+        else:
+            self._answer(connection, {"code": 2, "msg": f"Invalid request: unknown method {method!r}"})
+
+    def _answer(self, connection: _Connection, body: Mapping[str, object]) -> None:
+        connection.queue.put_nowait(json.dumps(body, separators=(",", ":")))
+
+    async def _write(self, connection: _Connection) -> None:
+        """Send the connection's queue in order: frames, and pings when due."""
+        while True:
+            item = await connection.queue.get()
+            try:
+                if item is _PING:
+                    await connection.ws.ping()
+                    connection.pings_sent += 1
+                else:
+                    assert isinstance(item, str)
+                    await connection.ws.send_str(item)
+                    self.frames_sent += 1
+            except (ConnectionError, RuntimeError):
+                return  # the peer is gone; the handler ends the connection
+
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _close(self, connection: _Connection, code: int, reason: str) -> None:
+        """Close one connection cleanly (a close frame with `code` and `reason`), in a task."""
+        if connection.closing:
+            return
+        connection.closing = True
+        self._connections.discard(connection)
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await connection.ws.close(code=code, message=reason.encode())
+
+        self._spawn(close())
+
+    def _abort(self, connection: _Connection) -> None:
+        """Drop one connection: the TCP connection closed without a close frame."""
+        connection.closing = True
+        self._connections.discard(connection)
+        transport = connection.request.transport
+        if transport is not None:
+            transport.abort()
+
+    def _matching(self, market: str | None) -> list[_Connection]:
+        return [c for c in self._connections if not c.closing and market in (None, c.market)]
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def event_time(self) -> int:
+        """Now, in milliseconds since the epoch, as the simulator's clock tells it (event `E`)."""
+        return int((self._epoch + self.clock.now()) * 1000)
+
+    def push(self, market: str, events: Iterable[Mapping[str, object]], keys: Iterable[str]) -> list[int]:
+        """Queue each event to every connection subscribed to one of `keys` whose allow-list lets it
+        through; returns, per event, how many connections it was queued to. (Called on the loop.)"""
+        targets = set(keys)
+        counts = []
+        for event in events:
+            text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+            kind = str(event.get("e", ""))
+            wrapped: dict[str, str] = {}
+            count = 0
+            for connection in self._matching(market):
+                if self.clock.now() < connection.stalled_until:
+                    continue  # stalled: this frame is lost to it
+                for key, allowed in connection.subscriptions.items():
+                    if key not in targets or (allowed is not None and kind not in allowed):
+                        continue
+                    frame = text
+                    if connection.mode == "stream":
+                        frame = wrapped.setdefault(key, f'{{"stream":{json.dumps(key)},"data":{text}}}')
+                    count += self._queue(connection, frame)
+            self._record(market, kind, text, count)
+            counts.append(count)
+        return counts
+
+    def broadcast(self, market: str | None, event: Mapping[str, object]) -> int:
+        """Queue a connection event (serverShutdown) to every connection (of `market`), whatever its
+        allow-list, as it is about the connection, not the account; returns to how many."""
+        text = json.dumps(event, separators=(",", ":"))
+        count = sum(self._queue(c, text) for c in self._matching(market) if c.subscriptions)
+        self._record(market or "*", str(event.get("e", "")), text, count)
+        return count
+
+    def _queue(self, connection: _Connection, frame: str) -> int:
+        if connection.queue.qsize() >= MAX_QUEUED:
+            log.debug("stream closed: the peer fell %d frames behind", MAX_QUEUED)
+            self._close(connection, TOO_SLOW, "too slow: the send queue overflowed")
+            return 0
+        connection.queue.put_nowait(frame)
+        return 1
+
+    def _record(self, market: str, kind: str, text: str, count: int) -> None:
+        self.deliveries.append(Delivery(market, kind, text, count))
+        self.events_sent += 1
+
+    def _key_ended(self, listen_key: str, market: str, why: Ending) -> None:
+        """Exchange's listener (any thread): push listenKeyExpired if it expired, then close the key's
+        streams."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._end_key(listen_key, market, why)
+        else:
+            loop.call_soon_threadsafe(self._end_key, listen_key, market, why)
+
+    def _end_key(self, listen_key: str, market: str, why: Ending) -> None:
+        if why == "expired":
+            event = {"e": "listenKeyExpired", "E": self.event_time(), "listenKey": listen_key}
+            self.push(market, [event], [listen_key])
+        for connection in self._matching(None):
+            if listen_key in connection.subscriptions:
+                del connection.subscriptions[listen_key]
+                if not connection.subscriptions:
+                    self._close(connection, KEY_ENDED, f"listenKey {why}")
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def drop(self, market: str | None = None) -> int:
+        """Drop every connection (of `market`) without a close frame; returns how many."""
+        connections = self._matching(market)
+        for connection in connections:
+            self._abort(connection)
+        return len(connections)
+
+    def cut(self, market: str | None = None) -> int:
+        """Close every connection (of `market`) cleanly, going away; returns how many."""
+        connections = self._matching(market)
+        for connection in connections:
+            self._close(connection, GOING_AWAY, "closed by the simulator")
+        return len(connections)
+
+    def stall(self, seconds: float, market: str | None = None) -> int:
+        """Send nothing (no frame, no ping) on every connection (of `market`) for `seconds` of the
+        simulator's clock; events pushed meanwhile are lost to them. Returns how many stalled."""
+        until = self.clock.now() + seconds
+        connections = self._matching(market)
+        for connection in connections:
+            connection.stalled_until = until
+            connection.next_ping = max(connection.next_ping, until)
+        return len(connections)
+
+    def count(self, market: str | None = None) -> int:
+        """How many connections are open (of `market`)."""
+        return len(self._matching(market))
+
+    def pings(self, market: str | None = None) -> int:
+        """How many pings the open connections (of `market`) have been sent."""
+        return sum(c.pings_sent for c in self._matching(market))
