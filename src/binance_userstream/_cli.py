@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock
+from binance_userstream._gap import StreamGap
 from binance_userstream._keyfile import check_destination, write_secret
 from binance_userstream._markets import DEFAULT_MARKET, MARKETS
 from binance_userstream._policy import RetryPolicy
@@ -39,6 +40,8 @@ from binance_userstream._session import (
     SessionEvent,
     check_interval,
 )
+from binance_userstream._stream import AsyncEventStream
+from binance_userstream._stream_core import Item as StreamItem
 from binance_userstream.errors import (
     AuthenticationError,
     EndpointRetiredError,
@@ -267,6 +270,29 @@ def _parser() -> argparse.ArgumentParser:
         )
         key.add_argument("--key-file", metavar="PATH", help="read the listenKey from this file")
 
+    listen = commands.add_parser(
+        "listen",
+        parents=[client],
+        help="print the account's user-data events (and any gap) until Ctrl-C or SIGTERM",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    listen.add_argument(
+        "--stream-url",
+        default=None,
+        help="a ws(s) URL, or a stream host name of the market; default: its production stream host",
+    )
+    listen.add_argument("--json", action="store_true", help="print one JSON object per line (errors too)")
+    listen.add_argument(
+        "--events",
+        type=_event_names,
+        metavar="NAMES",
+        help="print only these event types (wire names, comma-separated, e.g. ORDER_TRADE_UPDATE);"
+        " gaps are always printed",
+    )
+    listen.add_argument(
+        "--for", dest="run_for", type=duration, metavar="DURATION", help="stop after this long"
+    )
     run = commands.add_parser(
         "run",
         parents=[client],
@@ -607,7 +633,94 @@ def _configure_logging(verbosity: int) -> None:
         logger.setLevel(logging.DEBUG)
 
 
-COMMANDS = {"create": _create, "keepalive": _on_key, "close": _on_key, "run": _run, "simulator": _simulator}
+def _event_names(text: str) -> frozenset[str]:
+    from binance_userstream_client.models import EVENT_TYPES
+
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    unknown = names - set(EVENT_TYPES)
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"use event wire names from: {', '.join(sorted(EVENT_TYPES))}")
+    return names
+
+
+def _wanted(item: StreamItem, names: frozenset[str] | None) -> bool:
+    """Gaps always; an event when no --events was given, or when it names the event's type."""
+    return names is None or isinstance(item, StreamGap) or item.to_dict().get("e") in names
+
+
+def _listen_line(item: StreamItem, as_json: bool) -> str:
+    """One output line for a delivered item: the event's own fields, or the gap."""
+    if isinstance(item, StreamGap):
+        if as_json:
+            return json.dumps(
+                {
+                    "event": "gap",
+                    "reason": item.reason,
+                    "seconds": round(item.duration, 3),
+                    "last_event_time": item.last_event_time,
+                    "dropped": item.dropped,
+                }
+            )
+        return f"GAP {item.describe()}"
+    payload = item.to_dict()
+    if "listenKey" in payload:  # listenKeyExpired names the key: a credential, never printed whole
+        payload["listenKey"] = redact(str(payload["listenKey"]))
+    if as_json:
+        return json.dumps(payload)
+    name = type(item).__name__
+    shown = {
+        k: v for k, v in payload.items() if k not in ("e", "listenKey") and not isinstance(v, dict | list)
+    }
+    fields = ", ".join(f"{key}={value}" for key, value in shown.items())
+    return f"{name} {fields}"
+
+
+class _Listener:
+    """`listen`: the async event stream, ended by Ctrl-C, SIGTERM or --for within about a second."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.signals: list[int] = []
+
+    async def main(self) -> int:
+        args = self.args
+        options = {**_options(args), "stream_url": args.stream_url}
+        async with AsyncUserDataStream(**options) as uds, uds.events() as stream:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, self._on_signal, signum, stream)
+            if args.run_for is not None:
+                loop.call_later(args.run_for, stream.close)
+            async for item in stream:
+                if not _wanted(item, args.events):
+                    continue
+                line = _listen_line(item, args.json)
+                try:
+                    print(line, flush=True)
+                except BrokenPipeError:
+                    _quiet_stdout()
+                    return EXIT_BROKEN_PIPE
+        if self.signals:
+            return 128 + self.signals[0]
+        return EXIT_OK
+
+    def _on_signal(self, signum: int, stream: AsyncEventStream) -> None:
+        self.signals.append(signum)
+        stream.close()
+
+
+def _listen(args: argparse.Namespace) -> int:
+    return asyncio.run(_Listener(args).main())
+
+
+COMMANDS = {
+    "create": _create,
+    "keepalive": _on_key,
+    "close": _on_key,
+    "run": _run,
+    "listen": _listen,
+    "simulator": _simulator,
+}
 
 
 class _Terminated(BaseException):
