@@ -400,6 +400,7 @@ class UserDataStream(_Base):
         on_event: StreamCallback | None = None,
         timing: StreamTiming | None = None,
         jitter: Callable[[], float] | None = None,
+        clock: Clock | None = None,
     ) -> EventStream:
         """The account's events: `with uds.events() as stream: for item in stream:`.
 
@@ -414,6 +415,7 @@ class UserDataStream(_Base):
             on_event=on_event,
             timing=timing,
             jitter=jitter,
+            clock=clock,
         )
 
     def __enter__(self) -> Self:
@@ -509,6 +511,7 @@ class AsyncUserDataStream(_Base):
         on_event: StreamCallback | None = None,
         timing: StreamTiming | None = None,
         jitter: Callable[[], float] | None = None,
+        clock: Clock | None = None,
     ) -> AsyncEventStream:
         """The account's events: `async with uds.events() as stream: async for item in stream:`.
 
@@ -517,7 +520,9 @@ class AsyncUserDataStream(_Base):
         `stream_url` plus the market's path, and yields generated event models and StreamGap
         markers in order. `maxsize` bounds the buffer (an overflow is a gap); `on_event` gets each
         SessionEvent and StreamEvent (a plain function, in the loop); `timing` and `jitter`
-        (a `random.random` stand-in) bend the stream's clock rules, for tests and demos.
+        (a `random.random` stand-in) bend the stream's clock rules, for tests and demos; `clock`
+        (an `AcceleratedClock`, shared with a simulator) runs the session and the stream's rules,
+        24-hour rotation included, faster than real time.
         """
         return AsyncEventStream(
             self,
@@ -527,6 +532,7 @@ class AsyncUserDataStream(_Base):
             on_event=on_event,
             timing=timing,
             jitter=jitter,
+            clock=clock,
         )
 
     async def shutdown(self) -> None:

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
+from binance_userstream._clock import Clock
 from binance_userstream._gap import StreamGap
 from binance_userstream._secrets import redact, scrub, watch_secret
 from binance_userstream._session import FATAL, AsyncKeepaliveSession, EventKind, SessionEvent
@@ -88,6 +89,7 @@ class AsyncEventStream:
         on_event: StreamCallback | None,
         timing: StreamTiming | None,
         jitter: Callable[[], float] | None,
+        clock: Clock | None = None,
     ) -> None:
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be callable, not {type(on_event).__name__}")
@@ -103,6 +105,7 @@ class AsyncEventStream:
             maxsize=maxsize,
         )
         self._listen_key, self._interval = listen_key, interval
+        self._clock = clock  # None: the loop's own clock
         self._connections: dict[int, asyncio.Task[None]] = {}
         self._sockets: dict[int, ClientConnection] = {}
         self._helpers: set[asyncio.Task[Any]] = set()
@@ -188,7 +191,10 @@ class AsyncEventStream:
         """Start keeping a key alive; the key."""
         uds = cast("AsyncUserDataStream", self._uds)
         self._session: AsyncKeepaliveSession = uds.session(
-            listen_key=self._listen_key, interval=self._interval, on_event=self._session_event
+            listen_key=self._listen_key,
+            interval=self._interval,
+            on_event=self._session_event,
+            clock=self._clock,
         )
         await self._session.__aenter__()
         assert self._session.listen_key is not None
@@ -206,6 +212,8 @@ class AsyncEventStream:
     # -- the driver ---------------------------------------------------------------------------
 
     def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock.now()
         assert self._loop is not None
         return self._loop.time()
 
@@ -230,11 +238,25 @@ class AsyncEventStream:
             wait = self._core.next_deadline() - self._now()
             self._poke.clear()
             if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(None if math.isinf(wait) else wait):
-                        await self._poke.wait()
+                await self._until(wait)
             if not self._ended:
                 self._apply(self._core.tick(self._now()))
+
+    async def _until(self, wait: float) -> None:
+        """Until `wait` seconds have passed on the stream's clock, or the core was poked."""
+        if self._clock is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(None if math.isinf(wait) else wait):
+                    await self._poke.wait()
+            return
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._poke.wait())}
+        if not math.isinf(wait):
+            waiters.add(asyncio.ensure_future(self._clock.sleep(wait)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     def _apply(self, actions: list[Action]) -> None:
         """Carry out the core's actions, then report what it noted and wake whoever waits."""

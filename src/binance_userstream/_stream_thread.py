@@ -38,7 +38,7 @@ class _ThreadedSession(AsyncEventStream):
 
         uds = cast("UserDataStream", self._uds)
         self._thread_session = KeepaliveSession(
-            uds, listen_key=self._listen_key, interval=self._interval, on_event=hop
+            uds, listen_key=self._listen_key, interval=self._interval, on_event=hop, clock=self._clock
         )
         await asyncio.to_thread(self._thread_session.__enter__)
         assert self._thread_session.listen_key is not None
