@@ -1,4 +1,7 @@
-"""`make demo`: the main job, end to end, against the local simulator, in well under a minute.
+"""`make demo`: the main job, end to end, against the local simulator, in under a minute.
+
+Two halves: the keepalive session through the CLI (below), then the event stream
+(`demo_stream.py`).
 
 It starts the simulator (`binance-userstream simulator`) on a free loopback port with a clock 720
 times faster than real time, runs the real CLI (`binance-userstream run`) for four simulated hours,
@@ -18,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
+import demo_stream
 import httpx
 
 SPEED = 720  # a simulated hour takes five real seconds
@@ -35,7 +39,8 @@ def main() -> int:
         [*CLI, "simulator", "--port", "0", "--speed", str(SPEED)], stdout=subprocess.PIPE, text=True
     )
     try:
-        return run_demo(simulator.stdout, started)
+        code = run_demo(simulator.stdout, started)
+        return code if demo_stream.main() else 1
     finally:
         simulator.terminate()
         simulator.wait(timeout=10)
