@@ -191,3 +191,26 @@ async def test_the_24_hour_rotation_on_a_shared_fast_clock_loses_nothing_and_dup
     assert StreamEventKind.DISCONNECTED not in kinds
     assert _event_times(received) == list(range(1, pushed + 1))
     assert connections == 1
+
+
+async def test_a_stalled_connection_is_replaced_and_the_silence_is_a_gap() -> None:
+    """No frame and no ping for longer than the market's ping rules allow: the stream moves on."""
+    clock = AcceleratedClock(600)  # the simulator pings every 3 simulated minutes: 0.3 s
+    timing = StreamTiming(ping_interval=180, stall_grace=600, overlap=60, first_retry=6, max_retry=60)
+    with Simulator(clock=clock) as sim:
+        uds = _client(sim)
+        notes: list[Any] = []
+        async with uds, uds.events(timing=timing, clock=clock, on_event=notes.append) as stream:
+            await _connected(sim, "usdm")
+            sim.push("usdm", {"e": "ACCOUNT_UPDATE", "E": 1, "T": 1, "a": {"m": "ORDER", "B": [], "P": []}})
+            items = await _take(stream, 1)
+            sim.stall_streams(24 * 3600, "usdm")  # the connection falls silent for good
+            sim.push("usdm", {"e": "ACCOUNT_UPDATE", "E": 2, "T": 2, "a": {"m": "ORDER", "B": [], "P": []}})
+            kinds = [StreamEventKind.STALLED, StreamEventKind.CONNECTED]
+            async with asyncio.timeout(10):  # stalled, then connected again
+                while [n.kind for n in notes if getattr(n, "kind", None) in kinds][-2:] != kinds:
+                    await asyncio.sleep(0.01)
+            sim.push("usdm", {"e": "ACCOUNT_UPDATE", "E": 3, "T": 3, "a": {"m": "ORDER", "B": [], "P": []}})
+            items += await _take(stream, 2)
+    assert _event_times(items) == [1, ("gap", "stalled"), 3]
+    assert items[1].last_event_time == 1
