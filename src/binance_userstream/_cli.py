@@ -22,7 +22,10 @@ from collections.abc import Awaitable, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+import attrs
+from binance_userstream_client.types import Unset
 
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock
@@ -648,6 +651,20 @@ def _wanted(item: StreamItem, names: frozenset[str] | None) -> bool:
     return names is None or isinstance(item, StreamGap) or item.to_dict().get("e") in names
 
 
+def _fields(model: attrs.AttrsInstance) -> str:
+    """`name=value` for a model's plain attributes, by their readable names (from the spec's
+    x-python-name); nested objects, lists, absent fields and credentials (repr=False) left out."""
+    parts = []
+    for field in attrs.fields(type(model)):
+        value = getattr(model, field.name)
+        if field.repr is False or field.name in ("event_type", "additional_properties"):
+            continue
+        if isinstance(value, Unset | list | dict) or attrs.has(type(value)):
+            continue
+        parts.append(f"{field.name}={value}")
+    return ", ".join(parts)
+
+
 def _listen_line(item: StreamItem, as_json: bool) -> str:
     """One output line for a delivered item: the event's own fields, or the gap."""
     if isinstance(item, StreamGap):
@@ -667,12 +684,7 @@ def _listen_line(item: StreamItem, as_json: bool) -> str:
         payload["listenKey"] = redact(str(payload["listenKey"]))
     if as_json:
         return json.dumps(payload)
-    name = type(item).__name__
-    shown = {
-        k: v for k, v in payload.items() if k not in ("e", "listenKey") and not isinstance(v, dict | list)
-    }
-    fields = ", ".join(f"{key}={value}" for key, value in shown.items())
-    return f"{name} {fields}"
+    return f"{type(item).__name__} {_fields(cast(attrs.AttrsInstance, item))}"
 
 
 class _Listener:
