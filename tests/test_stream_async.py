@@ -18,31 +18,14 @@ from typing import Any
 import pytest
 from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate
 
-from binance_userstream import AsyncUserDataStream, EndpointRetiredError, StreamGap
+from binance_userstream import AsyncUserDataStream, EndpointRetiredError
 from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
 from binance_userstream.simulator import Fault, Simulator
 from tests._scripted_ws import LOG, ScriptedStreamServer
-from tests.conftest import API_KEY, ROOT
+from tests._stream_helpers import FAST, PINGS, SAMPLE, event, times
+from tests.conftest import API_KEY
 
 pytestmark = pytest.mark.anyio
-
-#: Binance's rules, shrunk: a 0.2 s overlap, quick retries; a stall only after 10 s of silence.
-FAST = StreamTiming(
-    ping_interval=10, stall_grace=0.0, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
-)
-#: Pings due every 0.4 s: silence for 0.6 s is a stall.
-PINGS = StreamTiming(
-    ping_interval=0.4, stall_grace=0.2, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
-)
-SAMPLE = (ROOT / "tests/data/events/usdm/ORDER_TRADE_UPDATE.json").read_text()
-
-
-def event(n: int) -> str:
-    return json.dumps({"e": "TEST_EVENT", "E": n})
-
-
-def times(items: list[Any]) -> list[Any]:
-    return [("gap", i.reason) if isinstance(i, StreamGap) else i.to_dict()["E"] for i in items]
 
 
 @pytest.fixture

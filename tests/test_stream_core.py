@@ -361,6 +361,41 @@ def test_during_the_overlap_a_frame_seen_on_both_connections_is_delivered_once()
     assert times(drain(stream)) == [1, 2, 3]
 
 
+def test_a_frame_the_old_connection_delivered_is_dropped_when_the_new_one_sends_it_after_the_overlap() -> (
+    None
+):
+    """The new connection can lag: its copy of a frame may come after the old one was retired."""
+    stream = core()
+    old, new = rotated(stream)
+    stream.frame(old, frame(1), DAY + 2)
+    stream.frame(old, frame(2), DAY + 2)
+    stream.tick(DAY + 1 + TIMING.overlap)  # the old connection is retired
+    for n in (1, 2, 3, 4):
+        stream.frame(new, frame(n), DAY + 1 + TIMING.overlap + 1)
+    assert times(drain(stream)) == [1, 2, 3, 4]
+
+
+def test_after_the_first_new_frame_past_the_retired_ones_the_same_text_is_delivered_again() -> None:
+    """Echoes of the retired connection are expected only before the new one moves past them."""
+    stream = core()
+    old, new = rotated(stream)
+    stream.frame(old, frame(1), DAY + 2)
+    stream.tick(DAY + 1 + TIMING.overlap)
+    stream.frame(new, frame(2), DAY + 10)
+    stream.frame(new, frame(1), DAY + 11)  # not an echo any more: a new event that reads the same
+    assert times(drain(stream)) == [1, 2, 1]
+
+
+def test_frames_of_an_old_connection_the_server_closed_in_the_overlap_are_not_delivered_twice() -> None:
+    stream = core()
+    old, new = rotated(stream)
+    stream.frame(old, frame(1), DAY + 2)
+    stream.closed(old, DAY + 3, "code 1001")
+    stream.frame(new, frame(1), DAY + 4)
+    stream.frame(new, frame(2), DAY + 4)
+    assert times(drain(stream)) == [1, 2]
+
+
 def test_the_same_text_twice_on_one_connection_is_delivered_twice() -> None:
     stream = core()
     old, new = rotated(stream)

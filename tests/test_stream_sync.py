@@ -15,27 +15,12 @@ from typing import Any
 import pytest
 from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate
 
-from binance_userstream import EndpointRetiredError, EventStream, StreamGap, UserDataStream
+from binance_userstream import EndpointRetiredError, EventStream, UserDataStream
 from binance_userstream._stream_core import StreamTiming
 from binance_userstream.simulator import Fault, Simulator
 from tests._scripted_ws import LOG, ThreadedStreamServer
-from tests.conftest import API_KEY, ROOT
-
-FAST = StreamTiming(
-    ping_interval=10, stall_grace=0.0, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
-)
-PINGS = StreamTiming(
-    ping_interval=0.4, stall_grace=0.2, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
-)
-SAMPLE = (ROOT / "tests/data/events/usdm/ORDER_TRADE_UPDATE.json").read_text()
-
-
-def event(n: int) -> str:
-    return json.dumps({"e": "TEST_EVENT", "E": n})
-
-
-def times(items: list[Any]) -> list[Any]:
-    return [("gap", i.reason) if isinstance(i, StreamGap) else i.to_dict()["E"] for i in items]
+from tests._stream_helpers import FAST, PINGS, SAMPLE, event, times
+from tests.conftest import API_KEY
 
 
 @pytest.fixture

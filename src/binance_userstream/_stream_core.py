@@ -170,6 +170,9 @@ class StreamCore:
         self._rotate_at: float | None = None
         self._retire_at: float | None = None
         self._retiring: list[int] = []
+        # Texts a retired connection delivered in the overlap: the new one may still send them
+        # (it can lag), until its first frame past them.
+        self._echoes: set[str] = set()
         self._renew_at: float | None = None
         self._awaiting_key = False
         self.notes: list[StreamEvent] = []
@@ -202,6 +205,11 @@ class StreamCore:
         if conn is None or not conn.open:
             return []
         conn.last_seen = at
+        if self._echoes:
+            if text in self._echoes:
+                self._echoes.discard(text)
+                return []
+            self._echoes.clear()  # past the retired connection's frames: no echo can follow
         others = [c for c in self._connections.values() if c.open and c is not conn]
         if others:
             for other in others:
@@ -231,6 +239,8 @@ class StreamCore:
         conn = self._connections.pop(conn_id, None)
         if conn is None:
             return []
+        if conn_id in self._retiring:
+            self._echoes |= conn.seen
         if not conn.open:  # an attempt failed
             self._failures += 1
             if conn.planned and self._serving():
@@ -282,7 +292,8 @@ class StreamCore:
         if self._retire_at is not None and at >= self._retire_at:
             self._retire_at = None
             for conn_id in self._retiring:
-                if self._connections.pop(conn_id, None) is not None:
+                if (retired := self._connections.pop(conn_id, None)) is not None:
+                    self._echoes |= retired.seen
                     actions.append(Close(conn_id))
             self._retiring = []
             for conn in self._connections.values():

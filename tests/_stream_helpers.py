@@ -1,0 +1,30 @@
+"""What the stream tests share: shortened timings, a sample frame, and how to read a delivery."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from binance_userstream import StreamGap
+from binance_userstream._stream_core import StreamTiming
+from tests.conftest import ROOT
+
+#: Binance's rules, shrunk: a 0.2 s overlap, quick retries; a stall only after 10 s of silence.
+FAST = StreamTiming(
+    ping_interval=10, stall_grace=0.0, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
+)
+#: Pings due every 0.4 s: silence for 0.6 s is a stall.
+PINGS = StreamTiming(
+    ping_interval=0.4, stall_grace=0.2, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
+)
+SAMPLE = (ROOT / "tests/data/events/usdm/ORDER_TRADE_UPDATE.json").read_text()
+
+
+def event(n: int) -> str:
+    """A frame of an event type the spec does not know, numbered by its event time."""
+    return json.dumps({"e": "TEST_EVENT", "E": n})
+
+
+def times(items: list[Any]) -> list[Any]:
+    """Each item's event time, or ("gap", reason) for a StreamGap."""
+    return [("gap", i.reason) if isinstance(i, StreamGap) else i.to_dict()["E"] for i in items]
