@@ -59,6 +59,20 @@ def ban_group(host: str) -> str:
     return f"{name}:{port}" if port else name
 
 
+def _named(value: str, hosts: Mapping[str, str], what: str, kind: str, market: Market) -> str | None:
+    """The host `value` names in `hosts`; None when `value` is a URL; else ValueError listing the
+    names (the value itself is shown only when it is a plain name: never echo what may be a secret)."""
+    if value in hosts:
+        return hosts[value]
+    if "://" in value:
+        return None
+    names = ", ".join(repr(name) for name in hosts)
+    shown = f" {value!r}" if value.isidentifier() else ""
+    raise ValueError(
+        f"{what}{shown} is neither a URL nor a {kind} of market {market.name!r}: use {names}, or a URL"
+    )
+
+
 def resolve_base_url(base_url: str | None, market: Market) -> str:
     """The market's production host for None, a host name from its row, or a checked URL.
 
@@ -67,14 +81,9 @@ def resolve_base_url(base_url: str | None, market: Market) -> str:
     """
     if base_url is None:
         return check_base_url(market.production)
-    if base_url in market.hosts:
-        return check_base_url(market.hosts[base_url])
-    if "://" not in base_url:
-        names = ", ".join(repr(name) for name in market.hosts)
-        shown = f" {base_url!r}" if base_url.isidentifier() else ""  # never echo what may be a secret
-        raise ValueError(
-            f"base_url{shown} is neither a URL nor a host of market {market.name!r}: use {names}, or a URL"
-        )
+    named = _named(base_url, market.hosts, "base_url", "host", market)
+    if named is not None:
+        return check_base_url(named)
     if "@" in urlsplit(base_url).netloc:
         raise ValueError("base_url must not contain a user name or password (user:password@host)")
     return check_base_url(base_url)
@@ -88,15 +97,9 @@ def resolve_stream_url(stream_url: str | None, market: Market) -> str:
         raise ValueError(f"market {market.name!r} has no listenKey event stream")
     if stream_url is None:
         return market.stream_hosts["production"]
-    if stream_url in market.stream_hosts:
-        return market.stream_hosts[stream_url]
-    names = ", ".join(repr(name) for name in market.stream_hosts)
-    if "://" not in stream_url:
-        shown = f" {stream_url!r}" if stream_url.isidentifier() else ""  # never echo what may be a secret
-        raise ValueError(
-            f"stream_url{shown} is neither a URL nor a stream host of market {market.name!r}:"
-            f" use {names}, or a URL"
-        )
+    named = _named(stream_url, market.stream_hosts, "stream_url", "stream host", market)
+    if named is not None:
+        return named
     parts = urlsplit(stream_url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ValueError("stream_url must be a ws(s) URL (scheme, host and port) or a stream host name")

@@ -172,12 +172,17 @@ _HTTP_LOGGERS = (
 _FILTER = RedactingFilter()
 
 
+def _attach(log_filter: logging.Filter, names: Iterable[str]) -> None:
+    """Attach `log_filter` to each named logger, once."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if log_filter not in logger.filters:
+            logger.addFilter(log_filter)
+
+
 def install_log_redaction() -> None:
     """Attach the redacting filter to the HTTP libraries' loggers (idempotent)."""
-    for name in _HTTP_LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+    _attach(_FILTER, _HTTP_LOGGERS)
 
 
 #: listenKeys in use by open event streams: they stand whole in WebSocket URLs (COIN-M's
@@ -226,7 +231,4 @@ _STREAM_FILTER = StreamRedactingFilter()
 
 def install_stream_log_redaction() -> None:
     """Attach the stream filter to the WebSocket library's loggers (idempotent)."""
-    for name in _WS_LOGGERS:
-        logger = logging.getLogger(name)
-        if _STREAM_FILTER not in logger.filters:
-            logger.addFilter(_STREAM_FILTER)
+    _attach(_STREAM_FILTER, _WS_LOGGERS)
