@@ -1,5 +1,9 @@
 """Clocks: where sessions and the simulator read the time and wait, so tests and demos can bend it.
 
+Each clock also tells the wall time (`wall()`, seconds since the epoch) on its own scale: what a
+signed request's `timestamp` and the simulator's server time are read from, so that a client and
+a simulator sharing an accelerated clock agree on the time as they agree on durations.
+
 `SystemClock` is real time. `AcceleratedClock(speed)` runs `speed` times faster than real time
 (the demo spans hours in seconds). `VirtualClock` moves only when something waits on it, so a
 test runs hours of keepalives in milliseconds.
@@ -34,11 +38,20 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
+def wall_time(clock: Clock | None) -> float:
+    """Seconds since the epoch on `clock`'s scale (None, or a clock without `wall()`: real time)."""
+    wall = getattr(clock, "wall", None)
+    return time.time() if wall is None else float(wall())
+
+
 class SystemClock:
     """Real time."""
 
     def now(self) -> float:
         return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
 
     def wait(self, seconds: float, stop: threading.Event) -> bool:
         return stop.wait(_seconds(seconds))
@@ -58,9 +71,14 @@ class AcceleratedClock:
             raise ValueError("speed must be a positive, finite number")
         self.speed = speed
         self._start = time.monotonic()
+        self._wall_start = time.time()
 
     def now(self) -> float:
         return self._start + (time.monotonic() - self._start) * self.speed
+
+    def wall(self) -> float:
+        """The wall time at the clock's creation, plus the accelerated time since."""
+        return self._wall_start + (self.now() - self._start)
 
     def wait(self, seconds: float, stop: threading.Event) -> bool:
         return stop.wait(_seconds(seconds / self.speed))
@@ -77,10 +95,16 @@ class VirtualClock:
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
+        self._start = start
+        self._wall_start = time.time()
         self._lock = threading.Lock()
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> float:
+        """The wall time at the clock's creation, plus the virtual time since."""
+        return self._wall_start + (self._now - self._start)
 
     def advance(self, seconds: float) -> None:
         with self._lock:

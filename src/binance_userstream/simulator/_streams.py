@@ -33,7 +33,6 @@ import contextlib
 import json
 import logging
 import math
-import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Literal
@@ -41,7 +40,7 @@ from typing import Literal
 from aiohttp import WSMsgType, web
 from attrs import define, field, frozen
 
-from binance_userstream._clock import Clock
+from binance_userstream._clock import Clock, wall_time
 from binance_userstream._secrets import redact
 from binance_userstream.simulator._exchange import Ending, Exchange
 from binance_userstream.simulator._markets import MARKETS
@@ -155,7 +154,6 @@ class Streams:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         # Millisecond event times: the wall clock when the simulator was made, moved by its clock.
-        self._epoch = time.time() - clock.now()
         exchange.add_listener(self._key_ended)
 
     # -- life on the loop ------------------------------------------------------------------------
@@ -363,7 +361,7 @@ class Streams:
 
     def event_time(self) -> int:
         """Now, in milliseconds since the epoch, as the simulator's clock tells it (event `E`)."""
-        return int((self._epoch + self.clock.now()) * 1000)
+        return int(wall_time(self.clock) * 1000)
 
     def push(self, market: str, events: Iterable[Mapping[str, object]], keys: Iterable[str]) -> list[int]:
         """Queue each event to every connection subscribed to one of `keys` whose allow-list lets it
