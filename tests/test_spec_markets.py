@@ -75,10 +75,14 @@ def test_the_market_table_names_the_hosts_the_spec_lists(market: str) -> None:
 
 
 def _path_of(market: str) -> str:
-    return next(p for p, item in SPEC["paths"].items() if item["post"]["tags"] == [market])
+    return next(p for p, item in SPEC["paths"].items() if item.get("post", {}).get("tags") == [market])
 
 
-@pytest.mark.parametrize("market", list(MARKETS))
+#: The markets whose listenKey operations are in the spec (margin's were retired before they were).
+WITH_LISTEN_KEYS = [name for name, row in MARKETS.items() if row.create is not None]
+
+
+@pytest.mark.parametrize("market", WITH_LISTEN_KEYS)
 def test_the_market_table_calls_the_operations_generated_for_its_tag(market: str) -> None:
     row = MARKETS[market]
     for verb in VERBS.values():
@@ -120,6 +124,6 @@ def test_the_generated_readme_says_how_to_send_the_key() -> None:
     assert 'auth_header_name="X-MBX-APIKEY"' in readme
     assert 'prefix=""' in readme
     assert "SuperSecretToken" not in readme
-    for market in MARKETS:
+    for market in WITH_LISTEN_KEYS:
         assert f"binance_userstream_client.api.{market}`" in readme
         assert f"create_{market}_listen_key" in readme

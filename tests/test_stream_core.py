@@ -22,6 +22,7 @@ from binance_userstream._stream_core import (
     Close,
     Connect,
     RenewKey,
+    RenewToken,
     StreamCore,
     StreamEventKind,
     StreamTiming,
@@ -565,3 +566,77 @@ def test_the_old_connection_closed_by_the_server_in_the_overlap_is_not_reported_
     stream.notes.clear()
     stream.closed(old, DAY + 2, "code 1000")
     assert StreamEventKind.DISCONNECTED not in [note.kind for note in stream.notes]
+
+
+# -- the WebSocket API (spot, margin) --------------------------------------------------------------
+
+
+def envelope(n: int, subscription: int = 0, kind: str = "executionReport") -> str:
+    return json.dumps({"subscriptionId": subscription, "event": {"e": kind, "E": n}}, separators=(",", ":"))
+
+
+def test_event_stream_terminated_is_delivered_then_the_connection_is_replaced_with_a_gap() -> None:
+    """Binance's user-data-stream.md: eventStreamTerminated ends a subscription (a listenToken
+    expired unrenewed, or an unsubscribe); events after it need a new subscription."""
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, envelope(1), 100.0)
+    actions = stream.frame(conn, envelope(2, kind="eventStreamTerminated"), 200.0)
+    assert Close(conn) in actions
+    (again,) = connects(actions)
+    stream.connected(again.conn_id, 201.0)
+    stream.frame(again.conn_id, envelope(4), 202.0)
+    assert times(drain(stream)) == [1, 2, ("gap", "subscription_ended"), 4]
+    assert StreamEventKind.TERMINATED in [n.kind for n in stream.notes]
+
+
+def test_during_an_overlap_an_event_is_delivered_once_whatever_subscription_id_each_connection_gave() -> None:
+    stream = core()
+    old, new = rotated(stream)
+    stream.frame(old, envelope(7, subscription=0), DAY + 2)
+    stream.frame(new, envelope(7, subscription=3), DAY + 2.5)
+    assert times(drain(stream)) == [7]
+
+
+def test_a_listen_token_is_renewed_token_lead_before_it_expires() -> None:
+    stream = core()
+    opened(stream)
+    stream.token_valid(expires_at=7200.0, at=0.0)
+    due = 7200.0 - TIMING.token_lead
+    assert not any(isinstance(a, RenewToken) for a in stream.tick(due - 1))
+    assert any(isinstance(a, RenewToken) for a in stream.tick(due))
+
+
+def test_a_renewed_token_moves_the_next_renewal_and_is_noted() -> None:
+    stream = core()
+    opened(stream)
+    stream.token_valid(expires_at=3600.0, at=0.0)
+    stream.tick(1800.0)
+    stream.token_valid(expires_at=5400.0, at=1800.0)
+    assert not any(isinstance(a, RenewToken) for a in stream.tick(3599.0))
+    assert any(isinstance(a, RenewToken) for a in stream.tick(3600.0))
+    assert StreamEventKind.TOKEN_RENEWED in [n.kind for n in stream.notes]
+
+
+def test_a_failed_token_renewal_is_retried_before_the_old_token_runs_out() -> None:
+    stream = core(random=lambda: 1.0)
+    opened(stream)
+    stream.token_valid(expires_at=100.0, at=0.0)
+    now = 100.0 - TIMING.token_lead if TIMING.token_lead < 100 else 0.0
+    for _ in range(10):  # the backoff grows, but the retry is never later than halfway to the expiry
+        assert any(isinstance(a, RenewToken) for a in stream.tick(now))
+        stream.token_renew_failed(now, "minting failed")
+        assert stream.next_deadline() <= max(now, (now + 100.0) / 2)
+        now = stream.next_deadline()
+    assert StreamEventKind.TOKEN_RENEW_FAILED in [n.kind for n in stream.notes]
+
+
+def test_replacing_the_connections_is_make_before_break_with_no_gap() -> None:
+    stream = core()
+    old = opened(stream)
+    stream.frame(old, envelope(1), 1.0)
+    (new,) = connects(stream.replace_connections(2.0, "the new listenToken was refused"))
+    stream.connected(new.conn_id, 3.0)
+    assert Close(old) in stream.tick(3.0 + TIMING.overlap)
+    stream.frame(new.conn_id, envelope(5), 9.0)
+    assert times(drain(stream)) == [1, 5]

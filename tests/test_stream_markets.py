@@ -3,7 +3,9 @@
 Binance's "User Data Streams" pages per market: USD-M connects to
 `/private/ws?listenKey=<key>&events=<E1>/<E2>` since 2026-04-23 (the events list is an allow-list);
 COIN-M `/ws/<key>` on dstream; Portfolio Margin `/pm/ws/<key>` and Options `/private/ws/<key>` on
-fstream; pings every 3 minutes (Options: 5); a connection lives 24 hours.
+fstream; pings every 3 minutes (Options: 5); a connection lives 24 hours. Spot and margin use the
+WebSocket API (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api): one path,
+`wss://ws-api.binance.com:443/ws-api/v3`, no key in the URL, a ping every 20 seconds.
 """
 
 from __future__ import annotations
@@ -38,10 +40,17 @@ def test_other_derivatives_connect_to_their_documented_paths(market: str, path: 
     assert MARKETS[market].stream_target(KEY) == path
 
 
-def test_spot_has_no_listen_key_stream() -> None:
-    assert MARKETS["spot"].stream_target(KEY) is None
-    with pytest.raises(ValueError, match="no listenKey event stream"):
-        resolve_stream_url(None, MARKETS["spot"])
+@pytest.mark.parametrize("market", ["spot", "margin"])
+def test_spot_and_margin_connect_to_the_websocket_api_with_no_key_in_the_url(market: str) -> None:
+    assert MARKETS[market].stream_target(KEY) == "/ws-api/v3"
+    assert resolve_stream_url(None, MARKETS[market]) == "wss://ws-api.binance.com:443"
+    assert resolve_stream_url("testnet", MARKETS[market]) == "wss://ws-api.testnet.binance.vision"
+    assert not MARKETS[market].uses_listen_key
+
+
+def test_spot_signs_its_subscription_and_margin_presents_a_listen_token() -> None:
+    assert MARKETS["spot"].subscription == "signature"
+    assert MARKETS["margin"].subscription == "listen_token"
 
 
 def test_every_market_lists_only_modelled_events() -> None:
@@ -69,12 +78,16 @@ def test_stream_url_may_name_a_host_of_the_market() -> None:
     assert resolve_stream_url("testnet", MARKETS["coinm"]) == "wss://dstream.binancefuture.com"
 
 
-def test_pings_every_three_minutes_options_five_and_connections_live_a_day() -> None:
+def test_pings_every_three_minutes_options_five_the_websocket_api_twenty_seconds_and_connections_live_a_day() -> (
+    None
+):
     assert {m.name: m.ping_interval for m in MARKETS.values() if m.stream_path} == {
         "usdm": 180.0,
         "coinm": 180.0,
         "portfolio": 180.0,
         "options": 300.0,
+        "spot": 20.0,
+        "margin": 20.0,
     }
     assert all(m.connection_lifetime == 24 * 3600 for m in MARKETS.values())
 

@@ -19,6 +19,7 @@ from binance_userstream.errors import (
     ListenKeyNotFoundError,
     RateLimitedError,
     ServerError,
+    SignatureError,
 )
 
 #: Binance error codes with a class of their own (https://github.com/binance/binance-spot-api-docs,
@@ -28,6 +29,7 @@ _BY_CODE: dict[int, type[BinanceAPIError]] = {
     -2014: AuthenticationError,
     -2015: AuthenticationError,
     -1002: AuthenticationError,
+    -1022: SignatureError,
 }
 
 
@@ -64,6 +66,12 @@ def error_for(response: httpx.Response, operation: str, secrets: Iterable[str] =
         return RateLimitedError(status, code, msg, retry_after(response.headers), operation=operation)
     if status >= 500:
         return ServerError(status, code, msg, operation=operation)
+    return error_from(status, code, msg, operation)
+
+
+def error_from(status: int, code: int | None, msg: str, operation: str) -> BinanceAPIError:
+    """The exception for a status and Binance's code and msg that carry no header to read: the
+    WebSocket API's error answers, and the REST answers with no wait or retirement to report."""
     if status == 401:
         return AuthenticationError(status, code, msg, operation=operation)
     cls = _BY_CODE.get(code, BinanceAPIError) if code is not None else BinanceAPIError

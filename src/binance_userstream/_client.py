@@ -155,6 +155,22 @@ def _httpx_options(
     return extra, options
 
 
+def _check_symbol(symbol: str | None, market: Market) -> str | None:
+    """`symbol` if it names an isolated-margin pair ("BTCUSDT") on a listenToken market, else ValueError."""
+    if symbol is None:
+        return None
+    if market.subscription != "listen_token":
+        raise ValueError(f"symbol= names an isolated margin account: market {market.name!r} takes none")
+    if (
+        not isinstance(symbol, str)
+        or not (1 <= len(symbol) <= 20)
+        or not symbol.isascii()
+        or not symbol.isalnum()
+    ):
+        raise ValueError("symbol must be a trading pair of 1 to 20 ASCII letters and digits, as BTCUSDT")
+    return symbol.upper()
+
+
 def _unusable(owner: str, phase: _Phase, enter: str) -> UserStreamError:
     if phase == "new":
         return UserStreamError(f"{owner} is not open: use it inside `{enter} {owner}(...) as uds:`")
@@ -324,11 +340,14 @@ class UserDataStream(_Base):
         gate: BackoffGate | None = None,
         httpx_args: Mapping[str, Any] | None = None,
         stream_url: str | None = None,
+        symbol: str | None = None,
     ) -> None:
         self._inner = transport
         super().__init__(
             api_key, base_url, market, timeout, retry, gate, httpx_args, transport is not None, stream_url
         )
+        self.symbol = _check_symbol(symbol, self.market)
+        """The isolated-margin symbol whose account market="margin" streams; None: cross margin."""
 
     def _layer(self, options: dict[str, Any], key: str) -> RetryingTransport:
         inner = self._inner or httpx.HTTPTransport(**options)
@@ -350,18 +369,18 @@ class UserDataStream(_Base):
 
     def create(self) -> str:
         """Start a stream (or extend the account's active one) and return its listenKey."""
-        return _listen_key(self.call(self.market.create.sync_detailed, ListenKey))
+        return _listen_key(self.call(self.market.operation("create").sync_detailed, ListenKey))
 
     def keepalive(self, listen_key: str) -> None:
         """Extend `listen_key` by 60 minutes. Raises ListenKeyNotFoundError if it is gone."""
         key, market = check_token(listen_key, "listen_key"), self.market
-        operation = market.keepalive.sync_detailed
+        operation = market.operation("keepalive").sync_detailed
         _check_echo(self.call(operation, market.keepalive_answer, **market.keepalive_arguments(key)), key)
 
     def close(self, listen_key: str) -> None:
         """Close `listen_key`, for every consumer of the account."""
         key, market = check_token(listen_key, "listen_key"), self.market
-        self.call(market.close.sync_detailed, Empty, **market.close_arguments(key))
+        self.call(market.operation("close").sync_detailed, Empty, **market.close_arguments(key))
 
     def session(
         self,
@@ -443,11 +462,14 @@ class AsyncUserDataStream(_Base):
         gate: BackoffGate | None = None,
         httpx_args: Mapping[str, Any] | None = None,
         stream_url: str | None = None,
+        symbol: str | None = None,
     ) -> None:
         self._inner = transport
         super().__init__(
             api_key, base_url, market, timeout, retry, gate, httpx_args, transport is not None, stream_url
         )
+        self.symbol = _check_symbol(symbol, self.market)
+        """The isolated-margin symbol whose account market="margin" streams; None: cross margin."""
 
     def _layer(self, options: dict[str, Any], key: str) -> AsyncRetryingTransport:
         inner = self._inner or httpx.AsyncHTTPTransport(**options)
@@ -467,19 +489,19 @@ class AsyncUserDataStream(_Base):
 
     async def create(self) -> str:
         """Start a stream (or extend the account's active one) and return its listenKey."""
-        return _listen_key(await self.call(self.market.create.asyncio_detailed, ListenKey))
+        return _listen_key(await self.call(self.market.operation("create").asyncio_detailed, ListenKey))
 
     async def keepalive(self, listen_key: str) -> None:
         """Extend `listen_key` by 60 minutes. Raises ListenKeyNotFoundError if it is gone."""
         key, market = check_token(listen_key, "listen_key"), self.market
-        operation = market.keepalive.asyncio_detailed
+        operation = market.operation("keepalive").asyncio_detailed
         answer = await self.call(operation, market.keepalive_answer, **market.keepalive_arguments(key))
         _check_echo(answer, key)
 
     async def close(self, listen_key: str) -> None:
         """Close `listen_key`, for every consumer of the account."""
         key, market = check_token(listen_key, "listen_key"), self.market
-        await self.call(market.close.asyncio_detailed, Empty, **market.close_arguments(key))
+        await self.call(market.operation("close").asyncio_detailed, Empty, **market.close_arguments(key))
 
     def session(
         self,

@@ -10,17 +10,21 @@ from typing import Literal
 
 from attrs import frozen
 
-GapReason = Literal["disconnected", "stalled", "listen_key_expired", "key_replaced", "overflow"]
+GapReason = Literal[
+    "disconnected", "stalled", "listen_key_expired", "key_replaced", "subscription_ended", "overflow"
+]
 """Why events may be missing: the connection was lost ("disconnected"), went quiet past the
 market's ping rules ("stalled"), the key expired ("listen_key_expired"), the session replaced a
-lost key ("key_replaced"), or the consumer fell behind and the bounded buffer dropped events
-("overflow")."""
+lost key ("key_replaced"), the WebSocket API ended the subscription with `eventStreamTerminated`
+("subscription_ended": a listenToken expired, or someone unsubscribed it), or the consumer fell
+behind and the bounded buffer dropped events ("overflow")."""
 
 _WHY = {
     "disconnected": "the connection was lost",
     "stalled": "the connection went quiet (no frame or ping within the market's ping rules)",
     "listen_key_expired": "the listenKey expired",
     "key_replaced": "the session replaced a lost listenKey",
+    "subscription_ended": "the WebSocket API ended the subscription (eventStreamTerminated)",
     "overflow": "the consumer fell behind and the buffer was full",
 }
 

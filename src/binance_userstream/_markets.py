@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import attrs
 from binance_userstream_client.api.coinm import (
@@ -67,9 +67,15 @@ def _key_in_query(listen_key: str) -> dict[str, Any]:
     return {"listen_key": listen_key}
 
 
+Subscription = Literal["listen_key", "signature", "listen_token"]
+"""How a market's event stream is authorised: a listenKey in the stream's URL (the derivatives), a
+signed `userDataStream.subscribe.signature` on the WebSocket API (spot), or a listenToken minted by
+signed REST and given to `userDataStream.subscribe.listenToken` (margin)."""
+
+
 @attrs.frozen
 class Market:
-    """One market's listenKey lifecycle: its operations, hosts and wire rules."""
+    """One market: its listenKey lifecycle (operations, hosts, wire rules) and its event stream."""
 
     name: str
     """What `market=` says: "usdm", "coinm", ..."""
@@ -77,9 +83,10 @@ class Market:
     """A name for people: "USD-M futures"."""
     hosts: Mapping[str, str]
     """Named REST hosts, "production" first: what `base_url=` may name."""
-    create: Operation
-    keepalive: Operation
-    close: Operation
+    create: Operation | None
+    """The generated listenKey operations; None for a market that never had them in the spec."""
+    keepalive: Operation | None
+    close: Operation | None
     keepalive_arguments: Callable[[str], dict[str, Any]]
     """The generated keepalive's keyword arguments for a listenKey."""
     close_arguments: Callable[[str], dict[str, Any]]
@@ -90,8 +97,10 @@ class Market:
     stream_hosts: Mapping[str, str] = MappingProxyType({})
     """Named WebSocket hosts, "production" first: what `stream_url=` may name. Empty: no stream."""
     stream_path: str | None = None
-    """The connection path for a key: a template with `{key}` (and `{events}`, the `/`-separated
-    wire names of `stream_events`); None when the market has no listenKey stream."""
+    """The connection path: for a listenKey stream a template with `{key}` (and `{events}`, the
+    `/`-separated wire names of `stream_events`); for the WebSocket API its fixed path."""
+    subscription: Subscription = "listen_key"
+    """How the stream is authorised (see `Subscription`)."""
     stream_events: tuple[str, ...] = ()
     """The wire names (`"e"`) of the events this market sends that the spec models."""
     ping_interval: float = 180.0
@@ -100,10 +109,26 @@ class Market:
     """Seconds after which the server closes a connection."""
 
     def stream_target(self, listen_key: str) -> str | None:
-        """The path and query to connect to for `listen_key`, or None if the market has no stream."""
+        """The path and query to connect to for `listen_key` (ignored by the WebSocket API, whose
+        path names no key), or None if the market has no stream."""
         if self.stream_path is None:
             return None
+        if self.subscription != "listen_key":
+            return self.stream_path
         return self.stream_path.format(key=listen_key, events="/".join(self.stream_events))
+
+    @property
+    def uses_listen_key(self) -> bool:
+        """True when the stream needs a listenKey kept alive by REST (the derivatives)."""
+        return self.subscription == "listen_key"
+
+    def operation(self, verb: Literal["create", "keepalive", "close"]) -> Operation:
+        """The generated listenKey operation `verb`, or ValueError (before anything is sent) for a
+        market whose listenKeys Binance retired before the spec described them (margin)."""
+        found: Operation | None = getattr(self, verb)
+        if found is None:
+            raise ValueError(f"market {self.name!r} has no listenKey to {verb}: {self.retired}")
+        return found
 
     @property
     def production(self) -> str:
@@ -155,7 +180,34 @@ _SPOT_EVENTS = _modelled(
 
 _SPOT_RETIREMENT = (
     "Binance retired spot listenKeys on 2026-02-20 07:00 UTC (spot testnet: 2026-02-04); spot's "
-    "user data now comes from the WebSocket API's userDataStream.subscribe.signature"
+    "user data now comes from the WebSocket API's userDataStream.subscribe.signature: events() "
+    "subscribes that way"
+)
+_MARGIN_RETIREMENT = (
+    "Binance retired margin listenKeys (/sapi/v1/userDataStream, /isolated) on 2026-02-20 07:00 UTC; "
+    "margin's user data now comes from a listenToken (POST /sapi/v1/userListenToken) given to the "
+    "WebSocket API's userDataStream.subscribe.listenToken: events() subscribes that way"
+)
+#: The spot WebSocket API (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api):
+#: spot's and margin's user data since the listenKeys' retirement.
+_WS_API_HOSTS = MappingProxyType(
+    {
+        "production": "wss://ws-api.binance.com:443",
+        "production-9443": "wss://ws-api.binance.com:9443",
+        "testnet": "wss://ws-api.testnet.binance.vision",
+        "demo": "wss://demo-ws-api.binance.com",
+    }
+)
+_SPOT_HOSTS = MappingProxyType(
+    {
+        "production": "https://api.binance.com",
+        "gcp": "https://api-gcp.binance.com",
+        "api1": "https://api1.binance.com",
+        "api2": "https://api2.binance.com",
+        "api3": "https://api3.binance.com",
+        "api4": "https://api4.binance.com",
+        "testnet": "https://testnet.binance.vision",
+    }
 )
 
 MARKETS: Mapping[str, Market] = MappingProxyType(
@@ -239,17 +291,7 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
             Market(
                 name="spot",
                 title="Spot",
-                hosts=MappingProxyType(
-                    {
-                        "production": "https://api.binance.com",
-                        "gcp": "https://api-gcp.binance.com",
-                        "api1": "https://api1.binance.com",
-                        "api2": "https://api2.binance.com",
-                        "api3": "https://api3.binance.com",
-                        "api4": "https://api4.binance.com",
-                        "testnet": "https://testnet.binance.vision",
-                    }
-                ),
+                hosts=_SPOT_HOSTS,
                 create=create_spot_listen_key,
                 keepalive=keepalive_spot_listen_key,
                 close=close_spot_listen_key,
@@ -257,7 +299,28 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 close_arguments=_key_in_query,
                 keepalive_answer=Empty,
                 retired=_SPOT_RETIREMENT,
-                stream_events=_SPOT_EVENTS,  # modelled now; the WebSocket API stream is a later issue
+                stream_hosts=_WS_API_HOSTS,
+                stream_path="/ws-api/v3",
+                stream_events=_SPOT_EVENTS,
+                subscription="signature",
+                ping_interval=20.0,
+            ),
+            Market(
+                name="margin",
+                title="Margin (cross, or isolated with symbol=)",
+                hosts=_SPOT_HOSTS,  # /sapi/v1/userListenToken lives on the spot hosts
+                create=None,
+                keepalive=None,
+                close=None,
+                keepalive_arguments=_no_arguments,
+                close_arguments=_no_arguments,
+                keepalive_answer=Empty,
+                retired=_MARGIN_RETIREMENT,
+                stream_hosts=_WS_API_HOSTS,
+                stream_path="/ws-api/v3",
+                stream_events=_SPOT_EVENTS,
+                subscription="listen_token",
+                ping_interval=20.0,
             ),
         )
     }
@@ -280,3 +343,8 @@ def market_named(name: str) -> Market:
 def live_markets() -> str:
     """The markets whose listenKeys still work, as `market=` values for an error message."""
     return ", ".join(f'market="{m.name}" ({m.title})' for m in MARKETS.values() if m.retired is None)
+
+
+def ws_api_markets() -> str:
+    """The markets whose events come from the WebSocket API, as `market=` values for a message."""
+    return ", ".join(f'market="{m.name}"' for m in MARKETS.values() if not m.uses_listen_key)

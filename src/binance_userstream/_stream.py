@@ -3,6 +3,9 @@
 The core (`_stream_core`) decides everything; this module opens and closes WebSocket connections
 (the `websockets` asyncio client) when it says so, feeds it frames, pings and closes with the loop's
 time, keeps the listenKey alive with the client's session, and hands the items to the consumer.
+On the WebSocket API (spot, margin) a connection is first subscribed, as its `Subscriber`
+(`_wsapi`) says: signed afresh, or with a listenToken this module mints and renews; its answers go
+to the Subscriber, its events to the core, and leaving the stream unsubscribes.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
-from binance_userstream._clock import Clock
+from binance_userstream._clock import Clock, wall_time
 from binance_userstream._gap import StreamGap
 from binance_userstream._secrets import redact, scrub, watch_secret
 from binance_userstream._session import FATAL, AsyncKeepaliveSession, EventKind, SessionEvent
@@ -30,10 +33,22 @@ from binance_userstream._stream_core import (
     Close,
     Connect,
     Item,
+    RenewKey,
     StreamCore,
     StreamEvent,
     StreamEventKind,
     StreamTiming,
+)
+from binance_userstream._wsapi import (
+    Failed,
+    Refused,
+    Renewed,
+    RenewFailed,
+    Resynced,
+    Send,
+    Subscribed,
+    Subscriber,
+    is_event_frame,
 )
 from binance_userstream.errors import UserStreamError
 
@@ -54,7 +69,13 @@ _LOUD = {
     StreamEventKind.KEY_EXPIRED,
     StreamEventKind.OVERFLOW,
     StreamEventKind.RECONNECTING,
+    StreamEventKind.TERMINATED,
+    StreamEventKind.RESYNCED,
+    StreamEventKind.TOKEN_RENEW_FAILED,
 }
+#: The core's key for a WebSocket API stream: its URL names no key, and its credential is per
+#: connection (a signature) or a listenToken held here.
+_WS_API = "ws-api"
 #: The largest frame accepted: Binance's events are a few KB; 1 MiB is websockets' default.
 MAX_FRAME = 2**20
 OPEN_TIMEOUT = 10.0
@@ -95,6 +116,21 @@ class AsyncEventStream:
             raise TypeError(f"on_event must be callable, not {type(on_event).__name__}")
         if uds.stream_url is None:
             raise ValueError(f"market {uds.market.name!r} has no listenKey event stream")
+        market = uds.market
+        self._credentials: Any = None
+        if not market.uses_listen_key:
+            if listen_key is not None:
+                raise ValueError(
+                    f"market {market.name!r} subscribes on the WebSocket API: listen_key= does not apply"
+                )
+            self._credentials = getattr(uds, "_credentials", None)
+            if self._credentials is None or self._credentials.signer is None:
+                raise ValueError(
+                    f"market {market.name!r}'s events need a signature: pass api_secret= or private_key= "
+                    "to the client (or set $BINANCE_API_SECRET or $BINANCE_PRIVATE_KEY_FILE)"
+                )
+            if clock is not None:
+                self._credentials.clock = clock  # signed timestamps on the stream's clock
         self._uds = uds
         self._on_event = on_event
         base, target = uds.stream_url, uds.market.stream_target
@@ -117,6 +153,9 @@ class AsyncEventStream:
         self._poke = asyncio.Event()  # the core's deadline may have moved
         self._runner: asyncio.Task[None] | None = None
         self._keys: list[str] = []
+        self._subscribers: dict[int, Subscriber] = {}
+        self._token: tuple[str, float] | None = None  # the listenToken in use, and when it expires
+        self._token_lock = asyncio.Lock()
 
     # -- the consumer's side ------------------------------------------------------------------
 
@@ -125,8 +164,11 @@ class AsyncEventStream:
             raise UserStreamError("an event stream can be entered once; call events() again")
         self._entered = True
         self._loop = asyncio.get_running_loop()
-        key = await self._open_session()
-        self._watch(key)
+        if self._uds.market.uses_listen_key:
+            key = await self._open_session()
+            self._watch(key)
+        else:
+            key = _WS_API
         self._apply(self._core.start(key, self._now()))
         self._runner = asyncio.create_task(self._run(), name="binance-userstream-events")
         return self
@@ -168,6 +210,7 @@ class AsyncEventStream:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._end()
+        await self._unsubscribe()
         tasks = [t for t in (self._runner, *self._connections.values(), *self._helpers) if t is not None]
         for task in tasks:
             task.cancel()
@@ -209,6 +252,11 @@ class AsyncEventStream:
     async def _create(self) -> str:
         return await cast("AsyncUserDataStream", self._uds).create()
 
+    async def _create_token(self) -> Any:
+        """Mint a listenToken (signed REST); the generated ListenToken model."""
+        uds = cast("AsyncUserDataStream", self._uds)
+        return await uds.create_listen_token(uds.symbol)  # type: ignore[attr-defined]
+
     # -- the driver ---------------------------------------------------------------------------
 
     def _now(self) -> float:
@@ -216,6 +264,11 @@ class AsyncEventStream:
             return self._clock.now()
         assert self._loop is not None
         return self._loop.time()
+
+    def _wall_ms(self) -> float:
+        """The wall time in ms on the stream's clock, before any resync offset (what a Subscriber
+        dates its requests and answers with)."""
+        return wall_time(self._clock) * 1000
 
     def _end(self) -> None:
         self._ended = True
@@ -266,6 +319,7 @@ class AsyncEventStream:
                 task = asyncio.create_task(self._connection(action.conn_id, action.url), name=name)
                 self._connections[action.conn_id] = task
             elif isinstance(action, Close):
+                self._subscribers.pop(action.conn_id, None)
                 closing = self._connections.pop(action.conn_id, None)
                 ws = self._sockets.pop(action.conn_id, None)
                 if ws is not None and closing is not None:  # a clean close (1000); its task then ends
@@ -273,8 +327,10 @@ class AsyncEventStream:
                     self._spawn(ws.close(), "close")
                 elif closing is not None:
                     closing.cancel()  # still connecting
-            else:
+            elif isinstance(action, RenewKey):
                 self._spawn(self._renew(), "renew")
+            else:
+                self._spawn(self._renew_token(), "renew-token")
         notes, self._core.notes = self._core.notes, []
         for note in notes:
             log.log(logging.WARNING if note.kind in _LOUD else logging.INFO, "%s", note.describe())
@@ -318,13 +374,22 @@ class AsyncEventStream:
                 assert isinstance(ws, _Watched)
                 ws.on_ping = lambda: self._pinged(conn_id)
                 self._sockets[conn_id] = ws
+                early: list[str] = []
+                subscriber = await self._subscribe(conn_id, ws, early)
                 self._apply(self._core.connected(conn_id, self._now()))
+                for text in early:
+                    self._apply(self._core.frame(conn_id, text, self._now()))
                 async for message in ws:
                     text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                    if subscriber is not None and not is_event_frame(text):
+                        await self._answered(conn_id, ws, subscriber, text)
+                        continue
                     self._apply(self._core.frame(conn_id, text, self._now()))
                 detail = _close_detail(ws)
         except asyncio.CancelledError:
             raise
+        except _Refused:
+            return  # the stream has failed with the refusal; nothing to reconnect
         except ConnectionClosed as error:
             detail = f"closed: code {error.rcvd.code if error.rcvd else 1006}"
         except Exception as error:
@@ -338,6 +403,115 @@ class AsyncEventStream:
         if self._connections.get(conn_id) is asyncio.current_task():
             del self._connections[conn_id]
             self._apply(self._core.closed(conn_id, self._now(), detail))
+
+    # -- the WebSocket API's subscription ------------------------------------------------------------
+
+    async def _subscribe(self, conn_id: int, ws: ClientConnection, early: list[str]) -> Subscriber | None:
+        """Subscribe a WebSocket API connection (None for a listenKey stream, which needs nothing):
+        send the request and read until it is answered; events that come first are kept in `early`.
+        A failure raises (the attempt failed: the core retries after its backoff)."""
+        how = self._uds.market.subscription
+        if how == "listen_key":
+            return None
+        subscriber = Subscriber(how, self._credentials)
+        token = await self._listen_token() if how == "listen_token" else None
+        await ws.send(subscriber.subscribe(self._wall_ms(), token).text)
+        async with asyncio.timeout(OPEN_TIMEOUT):
+            async for message in ws:
+                text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                if is_event_frame(text):
+                    early.append(text)
+                elif await self._answered(conn_id, ws, subscriber, text):
+                    self._subscribers[conn_id] = subscriber
+                    return subscriber
+        raise ConnectionError("the connection closed before the subscription was answered")
+
+    async def _answered(self, conn_id: int, ws: ClientConnection, subscriber: Subscriber, text: str) -> bool:
+        """Carry out what an answer means; True once it subscribed the connection."""
+        subscribed = False
+        for outcome in subscriber.answer(text, self._wall_ms()):
+            if isinstance(outcome, Send):
+                await ws.send(outcome.text)
+            elif isinstance(outcome, Subscribed):
+                subscribed = True
+                self._core.note(
+                    StreamEventKind.SUBSCRIBED,
+                    self._now(),
+                    conn_id,
+                    f"subscriptionId={outcome.subscription_id}",
+                )
+            elif isinstance(outcome, Resynced):
+                self._core.note(
+                    StreamEventKind.RESYNCED,
+                    self._now(),
+                    conn_id,
+                    f"clock offset {outcome.offset_ms:+.0f} ms (-1021)",
+                )
+                self._apply([])
+            elif isinstance(outcome, Renewed):
+                log.debug("stream: connection %d took the new listenToken", conn_id)
+            elif isinstance(outcome, RenewFailed):
+                self._apply(
+                    self._core.replace_connections(
+                        self._now(), f"the new listenToken was refused: {outcome.detail}"
+                    )
+                )
+            elif isinstance(outcome, Refused):
+                self._fail(outcome.error)
+                raise _Refused
+            elif isinstance(outcome, Failed):
+                raise ConnectionError(outcome.detail)
+        return subscribed
+
+    async def _listen_token(self) -> str:
+        """The listenToken for a new connection: the one in use while it has time left, else a new one."""
+        async with self._token_lock:
+            now = self._now()
+            if self._token is None or self._token[1] - now <= self._core.timing.token_lead:
+                await self._mint()
+            assert self._token is not None
+            return self._token[0]
+
+    async def _mint(self) -> None:
+        """Mint a listenToken and tell the core when it expires; a fatal refusal ends the stream."""
+        try:
+            answer = await self._create_token()
+        except FATAL as error:
+            self._fail(error)
+            raise _Refused from None
+        token, expiration_ms = answer.token, answer.expiration_time
+        self._watch(token)
+        now = self._now()
+        expires_at = now + (expiration_ms - self._credentials.timestamp()) / 1000
+        self._token = (token, expires_at)
+        self._apply(self._core.token_valid(expires_at, now))
+
+    async def _renew_token(self) -> None:
+        """The token is due: mint a new one and present it on every subscribed connection."""
+        try:
+            async with self._token_lock:
+                await self._mint()
+        except _Refused:
+            return
+        except UserStreamError as error:
+            self._apply(self._core.token_renew_failed(self._now(), f"minting a listenToken failed: {error}"))
+            return
+        assert self._token is not None
+        for conn_id, subscriber in list(self._subscribers.items()):
+            ws = self._sockets.get(conn_id)
+            if ws is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(subscriber.renew(self._wall_ms(), self._token[0]).text)
+
+    async def _unsubscribe(self) -> None:
+        """Leaving: end each subscription before its connection closes (bounded; errors ignored)."""
+        for conn_id, subscriber in list(self._subscribers.items()):
+            ws = self._sockets.get(conn_id)
+            if ws is None or subscriber.subscription_id is None:
+                continue
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await ws.send(subscriber.unsubscribe(self._wall_ms()).text)
 
     def _pinged(self, conn_id: int) -> None:
         self._core.ping(conn_id, self._now())
@@ -365,6 +539,10 @@ class AsyncEventStream:
         elif event.kind is EventKind.FAILED and event.error is not None and self._runner is not None:
             self._fail(event.error)
         self._report(event)
+
+
+class _Refused(Exception):
+    """The stream failed with a refusal no reconnect can mend (already recorded by `_fail`)."""
 
 
 def _close_detail(ws: ClientConnection) -> str:

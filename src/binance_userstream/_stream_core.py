@@ -16,6 +16,11 @@ The rules:
   `ping_interval + stall_grace` seconds, `listenKeyExpired`, a key replaced by the session — is a
   gap: a `StreamGap` is delivered in order, where the hole is, once events flow again.
 - Reconnects: full-jitter exponential backoff (`first_retry` doubling up to `max_retry`), forever.
+- The WebSocket API (spot, margin): a connection counts as open once its subscription is confirmed
+  (the driver says so); `eventStreamTerminated` ends it like a lost connection, with a gap; a
+  listenToken is renewed `token_lead` before it expires (RenewToken), on the same connections, and
+  a failed renewal is retried after a backoff, before the token runs out. Overlap duplicates are
+  recognised by the event, whatever subscriptionId each connection's envelope carries.
 - A bounded buffer: past `maxsize` events, incoming events are dropped and counted; once the
   consumer has made room, a `StreamGap(reason="overflow", dropped=n)` takes the hole's place.
 """
@@ -53,6 +58,8 @@ class StreamTiming:
     """How long old and new connections are both read during a rotation."""
     first_retry: float = 1.0
     max_retry: float = 60.0
+    token_lead: float = 1800.0
+    """A listenToken is renewed this long before it expires."""
 
     @classmethod
     def for_market(cls, market: Market) -> StreamTiming:
@@ -83,7 +90,12 @@ class RenewKey:
     """The key expired: get the account's key again (create) and report it with `key_replaced`."""
 
 
-Action = Connect | Close | RenewKey
+@frozen
+class RenewToken:
+    """The listenToken is due: mint a new one, present it on every connection, report `token_valid`."""
+
+
+Action = Connect | Close | RenewKey | RenewToken
 
 
 class StreamEventKind(enum.Enum):
@@ -97,6 +109,11 @@ class StreamEventKind(enum.Enum):
     KEY_EXPIRED = "key_expired"
     KEY_REPLACED = "key_replaced"
     OVERFLOW = "overflow"
+    SUBSCRIBED = "subscribed"
+    TERMINATED = "terminated"
+    RESYNCED = "resynced"
+    TOKEN_RENEWED = "token_renewed"  # noqa: S105 (a name, not a password)
+    TOKEN_RENEW_FAILED = "token_renew_failed"  # noqa: S105
 
 
 @frozen
@@ -174,6 +191,8 @@ class StreamCore:
         # (it can lag), until its first frame past them.
         self._echoes: set[str] = set()
         self._renew_at: float | None = None
+        self._renew_token_at: float | None = None
+        self._token_expires_at: float | None = None
         self._awaiting_key = False
         self.notes: list[StreamEvent] = []
         """Happenings not yet reported: the driver drains them to its callback and log."""
@@ -205,18 +224,20 @@ class StreamCore:
         if conn is None or not conn.open:
             return []
         conn.last_seen = at
-        if self._echoes:
-            if text in self._echoes:
-                self._echoes.discard(text)
-                return []
-            self._echoes.clear()  # past the retired connection's frames: no echo can follow
-        others = [c for c in self._connections.values() if c.open and c is not conn]
-        if others:
-            for other in others:
-                if text in other.seen:
-                    other.seen.discard(text)
+        if self._echoes or len(self._connections) > 1:
+            same = _dedupe_key(text)
+            if self._echoes:
+                if same in self._echoes:
+                    self._echoes.discard(same)
                     return []
-            conn.seen.add(text)
+                self._echoes.clear()  # past the retired connection's frames: no echo can follow
+            others = [c for c in self._connections.values() if c.open and c is not conn]
+            if others:
+                for other in others:
+                    if same in other.seen:
+                        other.seen.discard(same)
+                        return []
+                conn.seen.add(same)
         payload = parse(text)
         self._deliver(UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload), at)
         if payload is not None:
@@ -226,6 +247,8 @@ class StreamCore:
                 return self._rotate(at, "the server announced a shutdown")
             if kind == "listenKeyExpired" and payload.get("listenKey", self.key) == self.key:
                 return self._expired(at)
+            if kind == "eventStreamTerminated":
+                return self._terminated(conn, at)
         return []
 
     def ping(self, conn_id: int, at: float) -> list[Action]:
@@ -274,6 +297,39 @@ class StreamCore:
         self._note(StreamEventKind.RECONNECTING, at, retry_in=self._renew_at - at, detail=detail)
         return []
 
+    def token_valid(self, expires_at: float, at: float) -> list[Action]:
+        """The listenToken in use is valid until `expires_at` (the stream's clock): renew it
+        `token_lead` before then."""
+        renewing = self._token_expires_at is not None
+        self._token_expires_at = expires_at
+        self._renew_token_at = max(at, expires_at - self.timing.token_lead)
+        if renewing:
+            self._note(StreamEventKind.TOKEN_RENEWED, at, detail=f"valid for {expires_at - at:.0f}s")
+        return []
+
+    def token_renew_failed(self, at: float, detail: str | None = None) -> list[Action]:
+        """Minting or presenting a new listenToken failed: try again after a backoff, and no later
+        than halfway to the old token's expiry (or at once, past it)."""
+        self._failures += 1
+        retry = at + self._backoff()
+        if self._token_expires_at is not None:
+            retry = min(retry, max(at, (at + self._token_expires_at) / 2))
+        self._renew_token_at = retry
+        self._note(StreamEventKind.TOKEN_RENEW_FAILED, at, retry_in=retry - at, detail=detail)
+        return []
+
+    def replace_connections(self, at: float, why: str) -> list[Action]:
+        """Open a new connection and retire the others after the overlap (make-before-break): for a
+        connection whose subscription could not be renewed."""
+        self._note(StreamEventKind.ROTATING, at, detail=why)
+        return self._rotate(at, why)
+
+    def note(
+        self, kind: StreamEventKind, at: float, conn_id: int | None = None, detail: str | None = None
+    ) -> None:
+        """Record a driver's happening (a subscription, a clock resync) among the core's notes."""
+        self._note(kind, at, conn_id, detail=detail)
+
     def tick(self, at: float) -> list[Action]:
         """Time passed: act on every deadline that has come (see `next_deadline`)."""
         actions: list[Action] = []
@@ -308,13 +364,24 @@ class StreamCore:
         if self._renew_at is not None and at >= self._renew_at:
             self._renew_at = None
             actions.append(RenewKey())
+        if self._renew_token_at is not None and at >= self._renew_token_at:
+            self._renew_token_at = None
+            actions.append(RenewToken())
         return actions
 
     def next_deadline(self) -> float:
         """When `tick` has something to do next (math.inf: nothing until something happens)."""
         deadlines = [c.last_seen + self.timing.stall_after for c in self._connections.values() if c.open]
         deadlines += [
-            t for t in (self._retire_at, self._rotate_at, self._reconnect_at, self._renew_at) if t is not None
+            t
+            for t in (
+                self._retire_at,
+                self._rotate_at,
+                self._reconnect_at,
+                self._renew_at,
+                self._renew_token_at,
+            )
+            if t is not None
         ]
         return min(deadlines, default=math.inf)
 
@@ -405,6 +472,15 @@ class StreamCore:
         actions.append(RenewKey())
         return actions
 
+    def _terminated(self, conn: _Connection, at: float) -> list[Action]:
+        """The WebSocket API ended this connection's subscription: it is lost, as if closed."""
+        if self._connections.pop(conn.conn_id, None) is None:
+            return []
+        if conn.conn_id in self._retiring:
+            self._echoes |= conn.seen
+        self._note(StreamEventKind.TERMINATED, at, conn.conn_id, detail="eventStreamTerminated")
+        return [Close(conn.conn_id), *self._lost(conn, at, "subscription_ended", None)]
+
     def _close_all(self) -> list[Action]:
         actions: list[Action] = [Close(conn_id) for conn_id in self._connections]
         self._connections.clear()
@@ -425,3 +501,13 @@ class StreamCore:
         if self._overflow is not None:
             self._buffer.append(self._overflow.gap(at))
             self._overflow = None
+
+
+def _dedupe_key(text: str) -> str:
+    """What identifies a frame's event across connections: the text, less a WebSocket API
+    envelope's subscriptionId (each connection numbers its subscriptions itself)."""
+    if text.startswith('{"subscriptionId"'):
+        start = text.find('"event"')
+        if start > 0:
+            return text[start:]
+    return text

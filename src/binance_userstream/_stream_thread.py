@@ -53,6 +53,10 @@ class _ThreadedSession(AsyncEventStream):
     async def _create(self) -> str:
         return await asyncio.to_thread(cast("UserDataStream", self._uds).create)
 
+    async def _create_token(self) -> Any:
+        uds = cast("UserDataStream", self._uds)
+        return await asyncio.to_thread(uds.create_listen_token, uds.symbol)  # type: ignore[attr-defined]
+
 
 class EventStream:
     """The account's events, in order, with StreamGap markers: `with` it, then `for`.

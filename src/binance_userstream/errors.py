@@ -11,6 +11,7 @@ from binance_userstream._secrets import printable
 __all__ = [
     "AuthenticationError",
     "BinanceAPIError",
+    "ClockSkewError",
     "EndpointRetiredError",
     "IPBannedError",
     "ListenKeyNotFoundError",
@@ -18,6 +19,7 @@ __all__ = [
     "NetworkError",
     "RateLimitedError",
     "ServerError",
+    "SignatureError",
     "UserStreamError",
 ]
 
@@ -73,6 +75,28 @@ class ListenKeyNotFoundError(BinanceAPIError):
 
 class AuthenticationError(BinanceAPIError):
     """The API key was refused: -2014 (malformed), -2015 (unknown, IP or permission), or HTTP 401."""
+
+
+class SignatureError(AuthenticationError):
+    """-1022: Binance refused the request's signature. Check that `api_secret` or `private_key` is the
+    one registered with this API key (an Ed25519 or RSA key: its private half), and its type."""
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()} (the signature was refused: check that api_secret or private_key "
+            "belongs to this API key, and the key's type: HMAC, RSA or Ed25519)"
+        )
+
+
+class ClockSkewError(BinanceAPIError):
+    """-1021: the request's timestamp was outside its recvWindow even after resyncing with the
+    server's time once: this machine's clock is drifting or the network is very slow."""
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()} (refused again after resyncing with the server's time: check this "
+            "machine's clock, NTP, and the network's latency)"
+        )
 
 
 class _RetryAfterError(BinanceAPIError):
