@@ -78,9 +78,7 @@ def test_stream_url_may_name_a_host_of_the_market() -> None:
     assert resolve_stream_url("testnet", MARKETS["coinm"]) == "wss://dstream.binancefuture.com"
 
 
-def test_pings_every_three_minutes_options_five_the_websocket_api_twenty_seconds_and_connections_live_a_day() -> (
-    None
-):
+def test_pings_every_3_minutes_options_5_the_websocket_api_20_seconds_connections_live_a_day() -> None:
     assert {m.name: m.ping_interval for m in MARKETS.values() if m.stream_path} == {
         "usdm": 180.0,
         "coinm": 180.0,
