@@ -285,6 +285,30 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="a ws(s) URL, or a stream host name of the market; default: its production stream host",
     )
+    signing = listen.add_argument_group(
+        "signing (spot and margin: the WebSocket API's subscription, margin's listenToken)"
+    )
+    secret = signing.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--api-secret-file",
+        metavar="PATH",
+        help="read the HMAC secret from this file (- for stdin) instead of $BINANCE_API_SECRET",
+    )
+    secret.add_argument(
+        "--private-key-file",
+        metavar="PATH",
+        help="sign with this Ed25519 or RSA private key (PEM) instead of $BINANCE_PRIVATE_KEY_FILE",
+    )
+    signing.add_argument(
+        "--private-key-passphrase-file",
+        metavar="PATH",
+        help="read the private key's passphrase from this file instead of $BINANCE_PRIVATE_KEY_PASSPHRASE",
+    )
+    signing.add_argument(
+        "--symbol",
+        metavar="PAIR",
+        help="--market margin: the isolated margin account of this pair (default: cross margin)",
+    )
     listen.add_argument("--json", action="store_true", help="print one JSON object per line (errors too)")
     listen.add_argument(
         "--events",
@@ -696,7 +720,7 @@ class _Listener:
 
     async def main(self) -> int:
         args = self.args
-        options = {**_options(args), "stream_url": args.stream_url}
+        options = {**_options(args), **_signing_options(args), "stream_url": args.stream_url}
         async with AsyncUserDataStream(**options) as uds, uds.events() as stream:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -719,6 +743,21 @@ class _Listener:
     def _on_signal(self, signum: int, stream: AsyncEventStream) -> None:
         self.signals.append(signum)
         stream.close()
+
+
+def _signing_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The client's signing keywords from `listen`'s files (none given: the environment's)."""
+    options: dict[str, Any] = {}
+    if args.api_secret_file:
+        options["api_secret"] = read_secret(args.api_secret_file, "API secret")
+    if args.private_key_file:
+        options["private_key"] = Path(args.private_key_file)
+    if args.private_key_passphrase_file:
+        passphrase = read_secret(args.private_key_passphrase_file, "passphrase")
+        options["private_key_passphrase"] = passphrase
+    if args.symbol:
+        options["symbol"] = args.symbol
+    return options
 
 
 def _listen(args: argparse.Namespace) -> int:

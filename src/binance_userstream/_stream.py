@@ -400,6 +400,7 @@ class AsyncEventStream:
                 and self._connections.get(conn_id) is asyncio.current_task()
             ):
                 del self._sockets[conn_id]
+                self._subscribers.pop(conn_id, None)
         if self._connections.get(conn_id) is asyncio.current_task():
             del self._connections[conn_id]
             self._apply(self._core.closed(conn_id, self._now(), detail))
