@@ -23,15 +23,18 @@ __all__ = [
     "UserStreamError",
 ]
 
-from binance_userstream._markets import live_markets
+from binance_userstream._markets import live_markets, ws_api_markets
 
 RETIREMENT_NOTICE = (
     "Binance retired spot and margin listenKeys (/api/v3/userDataStream, /sapi/v1/userDataStream) on "
     "2026-02-20 07:00 UTC. Derivatives listenKeys are live: "
     + live_markets()
-    + ". Spot's user data comes from the WebSocket API's userDataStream.subscribe.signature (or "
-    "userDataStream.subscribe after session.logon) on wss://ws-api.binance.com:443/ws-api/v3; margin's "
-    "from POST /sapi/v1/userListenToken and userDataStream.subscribe.listenToken"
+    + ". Spot's and margin's user data come from the WebSocket API (wss://ws-api.binance.com:443/ws-api/v3): "
+    "events() on "
+    + ws_api_markets()
+    + " subscribes there, with userDataStream.subscribe.signature (spot: pass api_secret= or "
+    "private_key=) or a listenToken from POST /sapi/v1/userListenToken and "
+    "userDataStream.subscribe.listenToken (margin)"
 )
 
 
