@@ -640,3 +640,28 @@ def test_replacing_the_connections_is_make_before_break_with_no_gap() -> None:
     assert Close(old) in stream.tick(3.0 + TIMING.overlap)
     stream.frame(new.conn_id, envelope(5), 9.0)
     assert times(drain(stream)) == [1, 5]
+
+
+def test_a_frame_served_while_the_rotations_connection_was_opening_is_not_delivered_again_by_it() -> None:
+    """The server registers the new connection before the client has its handshake answer: events
+    the old one delivers meanwhile come on the new one too."""
+    stream = core()
+    old = opened(stream)
+    stream.ping(old, DAY - 1)
+    (new,) = connects(stream.tick(DAY))
+    stream.frame(old, frame(1), DAY + 0.1)  # the new connection is still opening
+    stream.connected(new.conn_id, DAY + 0.2)
+    stream.frame(new.conn_id, frame(1), DAY + 0.3)
+    stream.frame(new.conn_id, frame(2), DAY + 0.4)
+    assert times(drain(stream)) == [1, 2]
+
+
+def test_a_rotation_attempt_that_failed_leaves_no_frames_remembered() -> None:
+    stream = core()
+    old = opened(stream)
+    stream.ping(old, DAY - 1)
+    (new,) = connects(stream.tick(DAY))
+    stream.frame(old, frame(1), DAY + 0.1)
+    stream.closed(new.conn_id, DAY + 0.2, "refused")
+    stream.frame(old, frame(1), DAY + 0.3)  # the same text again on the one connection: a new event
+    assert times(drain(stream)) == [1, 1]

@@ -12,7 +12,7 @@ import logging
 
 from binance_userstream import errors
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
-from binance_userstream._clock import AcceleratedClock, Clock, SystemClock, VirtualClock
+from binance_userstream._clock import AcceleratedClock, Clock, SteppedClock, SystemClock, VirtualClock
 from binance_userstream._gap import GapReason, StreamGap
 from binance_userstream._gate import SHARED_GATE, BackoffGate
 from binance_userstream._hosts import HOSTS
@@ -75,6 +75,7 @@ __all__ = [
     "ServerError",
     "SessionEvent",
     "SessionState",
+    "SteppedClock",
     "StreamEvent",
     "StreamEventKind",
     "StreamGap",

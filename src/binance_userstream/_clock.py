@@ -6,7 +6,8 @@ a simulator sharing an accelerated clock agree on the time as they agree on dura
 
 `SystemClock` is real time. `AcceleratedClock(speed)` runs `speed` times faster than real time
 (the demo spans hours in seconds). `VirtualClock` moves only when something waits on it, so a
-test runs hours of keepalives in milliseconds.
+test runs hours of keepalives in milliseconds. `SteppedClock` moves only when the test says, and
+its waits block until then: days of a stream over real sockets, a step at a time.
 """
 
 from __future__ import annotations
@@ -123,3 +124,67 @@ class VirtualClock:
 
     def __repr__(self) -> str:
         return f"VirtualClock(now={self._now:g})"
+
+
+class SteppedClock:
+    """Time that moves only when `advance` is called, and waits that block until it has moved far
+    enough: a soak test steps a client and a simulator through days, a minute at a time, while
+    their sockets stay real. (A VirtualClock leaps at every wait, so a client's timers would race
+    ahead of the simulator's pings.)"""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._start = start
+        self._wall_start = time.time()
+        self._moved = threading.Condition()
+        self._sleepers: list[tuple[float, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        """The wall time at the clock's creation, plus the stepped time since."""
+        return self._wall_start + (self._now - self._start)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward, and wake every wait that has come due."""
+        with self._moved:
+            self._now += _seconds(seconds)
+            due = [s for s in self._sleepers if s[0] <= self._now]
+            self._sleepers = [s for s in self._sleepers if s[0] > self._now]
+            self._moved.notify_all()
+        for _, loop, future in due:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_wake, future)
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        target = self._now + _seconds(seconds)
+        with self._moved:
+            while self._now < target and not stop.is_set():
+                self._moved.wait(0.05)  # `stop` is set without notifying: look again soon
+        return stop.is_set()
+
+    async def sleep(self, seconds: float) -> None:
+        target = self._now + _seconds(seconds)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        entry = (target, loop, future)
+        with self._moved:
+            if self._now >= target:
+                future.set_result(None)
+            else:
+                self._sleepers.append(entry)
+        try:
+            await future
+        finally:
+            with self._moved:
+                if entry in self._sleepers:
+                    self._sleepers.remove(entry)
+
+    def __repr__(self) -> str:
+        return f"SteppedClock(now={self._now:g})"
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

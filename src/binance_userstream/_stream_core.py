@@ -231,10 +231,12 @@ class StreamCore:
                     self._echoes.discard(same)
                     return []
                 self._echoes.clear()  # past the retired connection's frames: no echo can follow
-            others = [c for c in self._connections.values() if c.open and c is not conn]
+            # Another connection, open or still opening, may send this event too: a new one gets
+            # events from the moment the server registers it, before its handshake is answered.
+            others = [c for c in self._connections.values() if c is not conn]
             if others:
                 for other in others:
-                    if same in other.seen:
+                    if other.open and same in other.seen:
                         other.seen.discard(same)
                         return []
                 conn.seen.add(same)
@@ -264,6 +266,7 @@ class StreamCore:
             return []
         if conn_id in self._retiring:
             self._echoes |= conn.seen
+        self._forget_seen_if_alone()
         if not conn.open:  # an attempt failed
             self._failures += 1
             if conn.planned and self._serving():
@@ -340,6 +343,7 @@ class StreamCore:
                 and conn.conn_id in self._connections
             ):
                 del self._connections[conn.conn_id]
+                self._forget_seen_if_alone()
                 actions.append(Close(conn.conn_id))
                 self._note(
                     StreamEventKind.STALLED, at, conn.conn_id, detail=f"silent for {at - conn.last_seen:.3g}s"
@@ -410,6 +414,12 @@ class StreamCore:
         detail: str | None = None,
     ) -> None:
         self.notes.append(StreamEvent(kind, at, conn_id, retry_in, detail))
+
+    def _forget_seen_if_alone(self) -> None:
+        """With one connection left there is nobody to send its events twice: forget their texts."""
+        if len(self._connections) == 1:
+            for conn in self._connections.values():
+                conn.seen.clear()
 
     def _serving(self) -> bool:
         return any(c.open for c in self._connections.values())
