@@ -18,6 +18,9 @@ __all__ = [
     "NetworkError",
     "RateLimitedError",
     "ServerError",
+    "SignatureError",
+    "SignerMissingError",
+    "TimestampError",
     "UserStreamError",
 ]
 
@@ -73,6 +76,35 @@ class ListenKeyNotFoundError(BinanceAPIError):
 
 class AuthenticationError(BinanceAPIError):
     """The API key was refused: -2014 (malformed), -2015 (unknown, IP or permission), or HTTP 401."""
+
+
+class SignatureError(AuthenticationError):
+    """-1022: Binance computed another signature for the request than the one it carries."""
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()}. Check that the secret (api_secret=) or private key (private_key=) "
+            "is the one of this API key, that the key type matches (HMAC, RSA or Ed25519), and that the "
+            "local clock is right"
+        )
+
+
+class TimestampError(BinanceAPIError):
+    """-1021: the request's `timestamp` was outside `recvWindow` or ahead of Binance's clock.
+
+    A signed REST call that meets it learns the offset from the answer's `Date` and is sent once
+    more; this is raised when that did not help (or the answer had no `Date`).
+    """
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}. The local clock differs from Binance's: synchronise it (NTP)"
+
+
+class SignerMissingError(UserStreamError, ValueError):
+    """A SIGNED operation was called on a client that has neither a secret nor a private key.
+
+    Raised before anything is sent. A ValueError too: the client's configuration is incomplete.
+    """
 
 
 class _RetryAfterError(BinanceAPIError):
