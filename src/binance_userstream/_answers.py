@@ -19,6 +19,8 @@ from binance_userstream.errors import (
     ListenKeyNotFoundError,
     RateLimitedError,
     ServerError,
+    SignatureError,
+    TimestampError,
 )
 
 #: Binance error codes with a class of their own (https://github.com/binance/binance-spot-api-docs,
@@ -28,6 +30,8 @@ _BY_CODE: dict[int, type[BinanceAPIError]] = {
     -2014: AuthenticationError,
     -2015: AuthenticationError,
     -1002: AuthenticationError,
+    -1022: SignatureError,
+    -1021: TimestampError,
 }
 
 
@@ -44,6 +48,11 @@ def _code_and_msg(response: httpx.Response, secrets: Iterable[str]) -> tuple[int
     if body is None or not isinstance(body.code, int) or not isinstance(body.msg, str):
         return None, scrub(response.reason_phrase or "error", secrets)
     return body.code, scrub(body.msg, secrets)
+
+
+def error_code(response: httpx.Response) -> int | None:
+    """Binance's error code in an answer whose body has been read, or None."""
+    return _code_and_msg(response, ())[0]
 
 
 def error_for(response: httpx.Response, operation: str, secrets: Iterable[str] = ()) -> BinanceAPIError:
@@ -65,6 +74,7 @@ def error_for(response: httpx.Response, operation: str, secrets: Iterable[str] =
     if status >= 500:
         return ServerError(status, code, msg, operation=operation)
     if status == 401:
-        return AuthenticationError(status, code, msg, operation=operation)
+        unauthorized = SignatureError if code == -1022 else AuthenticationError
+        return unauthorized(status, code, msg, operation=operation)
     cls = _BY_CODE.get(code, BinanceAPIError) if code is not None else BinanceAPIError
     return cls(status, code, msg, operation=operation)
