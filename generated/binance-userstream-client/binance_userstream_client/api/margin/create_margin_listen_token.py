@@ -107,6 +107,8 @@ def sync_detailed(
     deliver the margin account's user data until `expirationTime`; it is not renewed: create
     another before it expires and subscribe with it again. Cross margin by default; isolated
     margin with `isIsolated=true` and `symbol`. Weight (UID): 1. The spot testnet has no margin.
+    Binance's page titles it USER_STREAM but lists no signature rules; it is declared SIGNED
+    here (a valid signature is sent either way), unconfirmed against production.
     See https://developers.binance.com/docs/margin_trading/trade-data-stream/Listen-Token-Websocket-API
 
     Args:
@@ -148,6 +150,8 @@ def sync(
     deliver the margin account's user data until `expirationTime`; it is not renewed: create
     another before it expires and subscribe with it again. Cross margin by default; isolated
     margin with `isIsolated=true` and `symbol`. Weight (UID): 1. The spot testnet has no margin.
+    Binance's page titles it USER_STREAM but lists no signature rules; it is declared SIGNED
+    here (a valid signature is sent either way), unconfirmed against production.
     See https://developers.binance.com/docs/margin_trading/trade-data-stream/Listen-Token-Websocket-API
 
     Args:
@@ -184,6 +188,8 @@ async def asyncio_detailed(
     deliver the margin account's user data until `expirationTime`; it is not renewed: create
     another before it expires and subscribe with it again. Cross margin by default; isolated
     margin with `isIsolated=true` and `symbol`. Weight (UID): 1. The spot testnet has no margin.
+    Binance's page titles it USER_STREAM but lists no signature rules; it is declared SIGNED
+    here (a valid signature is sent either way), unconfirmed against production.
     See https://developers.binance.com/docs/margin_trading/trade-data-stream/Listen-Token-Websocket-API
 
     Args:
@@ -223,6 +229,8 @@ async def asyncio(
     deliver the margin account's user data until `expirationTime`; it is not renewed: create
     another before it expires and subscribe with it again. Cross margin by default; isolated
     margin with `isIsolated=true` and `symbol`. Weight (UID): 1. The spot testnet has no margin.
+    Binance's page titles it USER_STREAM but lists no signature rules; it is declared SIGNED
+    here (a valid signature is sent either way), unconfirmed against production.
     See https://developers.binance.com/docs/margin_trading/trade-data-stream/Listen-Token-Websocket-API
 
     Args:
