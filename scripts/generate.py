@@ -7,6 +7,14 @@
 The generator and ruff are taken from this interpreter's environment (requirements/dev.txt pins
 both), never from whatever is first on PATH, so two machines produce byte-identical output.
 Any generator warning fails the run.
+
+Beside the generator's output this script writes one module itself,
+`binance_userstream_client/security.py`: each operation's security requirements as the spec
+declares them, and the set of SIGNED operations (those whose requirement names a scheme sent as
+the `signature` query parameter). openapi-python-client hands templates only a
+`requires_security` flag, so this is how the spec's declaration reaches the client's HTTP layer:
+every generated request names its operation in an httpx extension
+(spec/templates/endpoint_module.py.jinja) and the layer signs the ones the table lists.
 """
 
 from __future__ import annotations
@@ -21,12 +29,17 @@ import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
+
+import yaml
+from openapi_python_client.strings import PythonIdentifier
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "spec" / "userdatastream.yaml"
 CONFIG = ROOT / "spec" / "generator-config.yaml"
 TEMPLATES = ROOT / "spec" / "templates"
 PROJECT = "binance-userstream-client"
+PACKAGE = "binance_userstream_client"
 OUT = ROOT / "generated" / PROJECT
 
 #: Generator by-products that are not part of the package.
@@ -76,10 +89,87 @@ def generate(spec: Path, out: Path, config: Path = CONFIG) -> None:
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
+        _write_security(spec, config, target / PACKAGE, env)
         header = _header()
         for py in sorted(target.rglob("*.py")):
             py.write_text(header + py.read_text(encoding="utf-8"), encoding="utf-8")
         _sync(target, out)
+
+
+#: The extension each generated request carries (spec/templates/endpoint_module.py.jinja).
+OPERATION_EXTENSION = "binance_userstream_client.operation"
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+_SECURITY_MODULE = '''"""Each operation's security requirements, as {spec} declares them.
+
+Written by scripts/generate.py, since openapi-python-client hands templates no operation's
+`security`. Every generated request names its operation in the httpx extension
+`OPERATION_EXTENSION`; the client's HTTP layer looks it up here and signs each request of
+`SIGNED_OPERATIONS` (a `timestamp`, then a `signature` last).
+"""
+
+from collections.abc import Mapping
+
+#: The httpx request extension that names the generated operation a request comes from.
+OPERATION_EXTENSION = {extension!r}
+
+#: The spec's security schemes: name -> (where it is sent, the header or parameter name).
+SECURITY_SCHEMES: Mapping[str, tuple[str, str]] = {schemes!r}
+
+#: Each operation's security requirements: the alternatives, each the schemes it needs together.
+OPERATION_SECURITY: Mapping[str, tuple[tuple[str, ...], ...]] = {operations!r}
+
+#: The operations to sign: a requirement of theirs names a scheme sent as the `signature` query
+#: parameter.
+SIGNED_OPERATIONS: frozenset[str] = frozenset({signed!r})
+'''
+
+
+def security_table(spec: dict[str, Any], field_prefix: str = "field_") -> dict[str, Any]:
+    """The security schemes, each operation's requirements (by generated name) and the signed ones."""
+    schemes = {
+        name: (str(scheme.get("in", scheme.get("type"))), str(scheme.get("name", scheme.get("scheme", ""))))
+        for name, scheme in sorted((spec.get("components", {}).get("securitySchemes") or {}).items())
+    }
+    signing = {name for name, where in schemes.items() if where == ("query", "signature")}
+    root = spec.get("security") or []
+    operations: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for item in (spec.get("paths") or {}).values():
+        for method in _METHODS:
+            operation = item.get(method)
+            if operation is None or "operationId" not in operation:
+                continue
+            name = str(PythonIdentifier(operation["operationId"], prefix=field_prefix))
+            requirements = operation.get("security", root) or []
+            operations[name] = tuple(tuple(sorted(requirement)) for requirement in requirements)
+    signed = sorted(
+        name for name, requirements in operations.items() if any(signing & set(r) for r in requirements)
+    )
+    return {"schemes": schemes, "operations": dict(sorted(operations.items())), "signed": signed}
+
+
+def _write_security(spec: Path, config: Path, package: Path, env: dict[str, str]) -> None:
+    """Write `security.py` into the generated package, formatted by the pinned ruff."""
+    document = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    field_prefix = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("field_prefix", "field_")
+    table = security_table(document, field_prefix)
+    modules = {path.stem for path in (package / "api").glob("*/*.py")}
+    missing = sorted(set(table["operations"]) - modules)
+    if missing:
+        raise SystemExit(f"generate: the security table names operations with no generated module: {missing}")
+    path = package / "security.py"
+    path.write_text(
+        _SECURITY_MODULE.format(
+            spec=spec.name,
+            extension=OPERATION_EXTENSION,
+            schemes=table["schemes"],
+            operations=table["operations"],
+            signed=tuple(table["signed"]),
+        ),
+        encoding="utf-8",
+    )
+    ruff = str(Path(sys.executable).parent / "ruff")
+    subprocess.run([ruff, "format", "--quiet", str(path)], env=env, check=True, cwd=package.parent)
 
 
 def _sync(fresh: Path, out: Path) -> None:

@@ -52,6 +52,8 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     at: float
+    raw_query: str = ""
+    """The query string as sent (percent-encoded, in order): what a SIGNED request signs."""
 
     @property
     def form(self) -> dict[str, list[str]]:
@@ -95,6 +97,7 @@ class ScriptedServer:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
                     at=time.monotonic(),
+                    raw_query=parts.query,
                 )
                 with outer._lock:
                     outer.requests.append(seen)

@@ -44,8 +44,10 @@ from tests.conftest import API_KEY
 
 HOURS = 72
 STEP = 60.0
-#: About one fault every 90 simulated minutes.
+#: About one fault every 90 simulated minutes, after a first day and an hour of calm in which
+#: Binance's 24-hour cut must be beaten by a planned rotation.
 CHAOS = 1 / 90
+CALM = 25 * 60
 RETRY = RetryPolicy(backoff_base=0.001, backoff_cap=0.005)
 #: Faults that lose events (one gap each), and the gap each must produce.
 LOSSY = {"drop": "disconnected", "cut": "disconnected", "stall": "stalled", "lose": None, "429": None}
@@ -120,7 +122,8 @@ async def soak(market: str, seed: int) -> Run:
             for n in range(1, int(HOURS * 3600 / STEP) + 1):
                 clock.advance(STEP)
                 sim.tick()
-                if healthy and rng.random() < CHAOS:
+                await asyncio.sleep(0.001)  # let the stream's timers and the simulator act on the step
+                if healthy and n > CALM and rng.random() < CHAOS:
                     fault = rng.choice(["drop", "cut", "stall", "lose", "429", "shutdown"])
                     run.faults[fault] += 1
                     _inject(sim, market, fault)
@@ -131,7 +134,6 @@ async def soak(market: str, seed: int) -> Run:
                     healthy = True
                 else:
                     run.undelivered += 1
-                await asyncio.sleep(0)  # let the stream act on what the step brought
                 if n % (12 * 60) == 0:
                     run.memory.append(_traced())
             stream.close()
@@ -145,7 +147,7 @@ def _inject(sim: Simulator, market: str, fault: str) -> None:
     elif fault == "cut":
         sim.cut_streams(market)
     elif fault == "stall":
-        sim.stall_streams(400.0, market)
+        sim.stall_streams(600.0, market)
     elif fault == "shutdown":
         sim.shutdown_notice(market)
     else:
@@ -173,7 +175,8 @@ def check(run: Run) -> None:
     gaps = [value for kind, value in run.seen if kind == "gap"]
     lossy = sum(count for fault, count in run.faults.items() if fault in LOSSY)
     assert len(gaps) == lossy, (Counter(gaps), run.faults)
-    assert run.notes[StreamEventKind.ROTATED] >= 3 + run.faults["shutdown"] - 1  # 24 h cuts beaten
+    # Every serverShutdown and the first day's end were rotations, none of them a gap.
+    assert run.notes[StreamEventKind.ROTATED] >= run.faults["shutdown"] + 1
     assert "overflow" not in gaps
 
 
@@ -207,7 +210,7 @@ def test_a_stream_survives_72_hours_of_chaos_with_every_event_delivered_once_or_
     finally:
         tracemalloc.stop()
     check(run)
-    assert sum(run.faults.values()) >= 20, run.faults
+    assert sum(run.faults.values()) >= 15, run.faults
     # Memory: what the package holds at the end of day 3 is what it held after 12 hours.
     assert run.memory[-1] - run.memory[0] < 256 * 1024, run.memory
     threads, fds = before

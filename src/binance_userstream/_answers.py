@@ -20,6 +20,7 @@ from binance_userstream.errors import (
     RateLimitedError,
     ServerError,
     SignatureError,
+    TimestampError,
 )
 
 #: Binance error codes with a class of their own (https://github.com/binance/binance-spot-api-docs,
@@ -30,6 +31,7 @@ _BY_CODE: dict[int, type[BinanceAPIError]] = {
     -2015: AuthenticationError,
     -1002: AuthenticationError,
     -1022: SignatureError,
+    -1021: TimestampError,
 }
 
 
@@ -46,6 +48,11 @@ def _code_and_msg(response: httpx.Response, secrets: Iterable[str]) -> tuple[int
     if body is None or not isinstance(body.code, int) or not isinstance(body.msg, str):
         return None, scrub(response.reason_phrase or "error", secrets)
     return body.code, scrub(body.msg, secrets)
+
+
+def error_code(response: httpx.Response) -> int | None:
+    """Binance's error code in an answer whose body has been read, or None."""
+    return _code_and_msg(response, ())[0]
 
 
 def error_for(response: httpx.Response, operation: str, secrets: Iterable[str] = ()) -> BinanceAPIError:
@@ -73,6 +80,7 @@ def error_from(status: int, code: int | None, msg: str, operation: str) -> Binan
     """The exception for a status and Binance's code and msg that carry no header to read: the
     WebSocket API's error answers, and the REST answers with no wait or retirement to report."""
     if status == 401:
-        return AuthenticationError(status, code, msg, operation=operation)
+        unauthorized = SignatureError if code == -1022 else AuthenticationError
+        return unauthorized(status, code, msg, operation=operation)
     cls = _BY_CODE.get(code, BinanceAPIError) if code is not None else BinanceAPIError
     return cls(status, code, msg, operation=operation)

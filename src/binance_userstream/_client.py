@@ -8,6 +8,8 @@ generated operation with it and it gets the same key, retries and errors.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.cookiejar import CookieJar
@@ -16,7 +18,8 @@ from typing import Any, Literal, Self, TypeVar, cast
 
 import httpx
 from binance_userstream_client import AuthenticatedClient
-from binance_userstream_client.models import Empty, ListenKey
+from binance_userstream_client.api.margin import create_margin_listen_token
+from binance_userstream_client.models import Empty, ListenKey, ListenToken
 from binance_userstream_client.types import Response
 
 from binance_userstream._clock import Clock
@@ -39,6 +42,7 @@ from binance_userstream._session import (
     EventCallback,
     KeepaliveSession,
 )
+from binance_userstream._signing import Credentials, load_signer
 from binance_userstream._stream import AsyncEventStream, StreamCallback
 from binance_userstream._stream_core import DEFAULT_MAXSIZE, StreamTiming
 from binance_userstream._stream_thread import EventStream
@@ -90,6 +94,8 @@ def _answer(operation: str) -> Iterator[None]:
     """Turn a 2XX body the generated parser cannot read into MalformedAnswerError."""
     try:
         yield
+    except UserStreamError:
+        raise  # the HTTP layer's own errors (SignerMissingError is a ValueError too)
     except (KeyError, TypeError, ValueError, RecursionError) as error:
         raise MalformedAnswerError(f"{operation}: malformed answer ({type(error).__name__})") from None
 
@@ -109,6 +115,30 @@ def _listen_key(answer: ListenKey) -> str:
         raise MalformedAnswerError(
             f"create: the answer's listenKey is not printable ASCII of at most {MAX_TOKEN_LENGTH} characters"
         ) from None
+
+
+#: A listenToken's longest validity (Binance: default and maximum 24 hours), in seconds.
+MAX_LISTEN_TOKEN_VALIDITY = 86_400.0
+
+
+def _listen_token_arguments(symbol: str | None, validity: float | None) -> dict[str, Any]:
+    """The arguments of create_margin_listen_token: isolated margin for `symbol`, cross without;
+    `validity` in seconds, sent in milliseconds. ValueError before anything is sent."""
+    arguments: dict[str, Any] = {}
+    if symbol is not None:
+        if not isinstance(symbol, str) or not symbol or not symbol.isprintable() or " " in symbol:
+            raise ValueError("symbol must be a non-empty symbol name without spaces, e.g. BNBUSDT")
+        arguments.update(symbol=symbol, is_isolated=True)
+    if validity is not None:
+        if isinstance(validity, bool) or not isinstance(validity, int | float) or not math.isfinite(validity):
+            raise ValueError("validity must be a number of seconds")
+        milliseconds = round(validity * 1000)
+        if not 1 <= milliseconds <= MAX_LISTEN_TOKEN_VALIDITY * 1000:
+            raise ValueError(
+                f"validity must be more than 0 and at most {MAX_LISTEN_TOKEN_VALIDITY:g} seconds"
+            )
+        arguments["validity"] = milliseconds
+    return arguments
 
 
 def _operation_name(operation: Callable[..., Any]) -> str:
@@ -259,11 +289,16 @@ class _Base:
         httpx_args: Mapping[str, Any] | None,
         own_transport: bool,
         stream_url: str | None,
+        *,
+        api_secret: str | None,
+        private_key: bytes | str | os.PathLike[str] | None,
+        private_key_passphrase: bytes | str | None,
     ) -> None:
         install_log_redaction()
         install_stream_log_redaction()
         self.market = market_named(market)
         key = resolve_api_key(api_key)
+        signer = load_signer(api_secret, private_key, private_key_passphrase)
         self.base_url = resolve_base_url(base_url, self.market)
         self.stream_url: str | None = (
             None
@@ -276,7 +311,9 @@ class _Base:
         self.gate = SHARED_GATE if gate is None else gate
         self._weights = UsedWeight()
         self._key_hint = redact(key)
-        layer = self._layer(transport_options, key)
+        self._credentials = Credentials(key, signer)
+        """The API key, the signer and the clock offset, one object shared with the HTTP layer."""
+        layer = self._layer(transport_options, self._credentials)
         http_timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.client = AuthenticatedClient(
             base_url=self.base_url,
@@ -297,7 +334,7 @@ class _Base:
             trust_env=False,  # env proxies would be mounts, around the layer; the transport has its own
         )
 
-    def _layer(self, options: dict[str, Any], key: str) -> Any:
+    def _layer(self, options: dict[str, Any], credentials: Credentials) -> Any:
         raise NotImplementedError
 
     def _attach(self, **kwargs: Any) -> None:
@@ -309,9 +346,11 @@ class _Base:
         return self._weights.snapshot()
 
     def __repr__(self) -> str:
+        signer = self._credentials.signer
+        kind = "" if signer is None else f", signer={signer.kind!r}"
         return (
             f"{type(self).__name__}(market={self.market.name!r}, base_url={self.base_url!r},"
-            f" api_key={self._key_hint!r})"
+            f" api_key={self._key_hint!r}{kind})"
         )
 
 
@@ -325,7 +364,11 @@ class UserDataStream(_Base):
     replaces the httpx transport underneath (proxies, a mock);
     `httpx_args` may hold a User-Agent header and the default transport's `verify`, `cert`,
     `trust_env`, `proxy`, `http1`, `http2` and `limits`; anything else is a ValueError. `gate`
-    defaults to the process-wide per-host gate (see BackoffGate). Use it inside `with`.
+    defaults to the process-wide per-host gate (see BackoffGate). `api_secret` (an HMAC secret) or
+    `private_key` (Ed25519 or RSA: PEM bytes, PEM text or a PEM file's path, with
+    `private_key_passphrase` if encrypted) sign the SIGNED operations; they default to
+    $BINANCE_API_SECRET, $BINANCE_PRIVATE_KEY_FILE and $BINANCE_PRIVATE_KEY_PASSPHRASE. Use it
+    inside `with`.
     """
 
     def __init__(
@@ -340,18 +383,32 @@ class UserDataStream(_Base):
         gate: BackoffGate | None = None,
         httpx_args: Mapping[str, Any] | None = None,
         stream_url: str | None = None,
+        api_secret: str | None = None,
+        private_key: bytes | str | os.PathLike[str] | None = None,
+        private_key_passphrase: bytes | str | None = None,
         symbol: str | None = None,
     ) -> None:
         self._inner = transport
         super().__init__(
-            api_key, base_url, market, timeout, retry, gate, httpx_args, transport is not None, stream_url
+            api_key,
+            base_url,
+            market,
+            timeout,
+            retry,
+            gate,
+            httpx_args,
+            transport is not None,
+            stream_url,
+            api_secret=api_secret,
+            private_key=private_key,
+            private_key_passphrase=private_key_passphrase,
         )
         self.symbol = _check_symbol(symbol, self.market)
         """The isolated-margin symbol whose account market="margin" streams; None: cross margin."""
 
-    def _layer(self, options: dict[str, Any], key: str) -> RetryingTransport:
+    def _layer(self, options: dict[str, Any], credentials: Credentials) -> RetryingTransport:
         inner = self._inner or httpx.HTTPTransport(**options)
-        return RetryingTransport(inner, self.retry, self.gate, self._weights, api_key=key)
+        return RetryingTransport(inner, self.retry, self.gate, self._weights, credentials=credentials)
 
     def _attach(self, **kwargs: Any) -> None:
         self.client.set_httpx_client(_Client(type(self).__name__, **kwargs))
@@ -381,6 +438,16 @@ class UserDataStream(_Base):
         """Close `listen_key`, for every consumer of the account."""
         key, market = check_token(listen_key, "listen_key"), self.market
         self.call(market.operation("close").sync_detailed, Empty, **market.close_arguments(key))
+
+    def create_listen_token(self, symbol: str | None = None, *, validity: float | None = None) -> ListenToken:
+        """Create a margin listenToken (SIGNED: needs api_secret= or private_key=) on this client's host.
+
+        Cross margin, or the isolated margin account of `symbol`; `validity` in seconds (Binance's
+        default and maximum: 24 hours). The token, for `userDataStream.subscribe.listenToken`, is
+        kept out of the answer's repr.
+        """
+        operation = create_margin_listen_token.sync_detailed
+        return self.call(operation, ListenToken, **_listen_token_arguments(symbol, validity))
 
     def session(
         self,
@@ -462,18 +529,32 @@ class AsyncUserDataStream(_Base):
         gate: BackoffGate | None = None,
         httpx_args: Mapping[str, Any] | None = None,
         stream_url: str | None = None,
+        api_secret: str | None = None,
+        private_key: bytes | str | os.PathLike[str] | None = None,
+        private_key_passphrase: bytes | str | None = None,
         symbol: str | None = None,
     ) -> None:
         self._inner = transport
         super().__init__(
-            api_key, base_url, market, timeout, retry, gate, httpx_args, transport is not None, stream_url
+            api_key,
+            base_url,
+            market,
+            timeout,
+            retry,
+            gate,
+            httpx_args,
+            transport is not None,
+            stream_url,
+            api_secret=api_secret,
+            private_key=private_key,
+            private_key_passphrase=private_key_passphrase,
         )
         self.symbol = _check_symbol(symbol, self.market)
         """The isolated-margin symbol whose account market="margin" streams; None: cross margin."""
 
-    def _layer(self, options: dict[str, Any], key: str) -> AsyncRetryingTransport:
+    def _layer(self, options: dict[str, Any], credentials: Credentials) -> AsyncRetryingTransport:
         inner = self._inner or httpx.AsyncHTTPTransport(**options)
-        return AsyncRetryingTransport(inner, self.retry, self.gate, self._weights, api_key=key)
+        return AsyncRetryingTransport(inner, self.retry, self.gate, self._weights, credentials=credentials)
 
     def _attach(self, **kwargs: Any) -> None:
         self.client.set_async_httpx_client(_AsyncClient(type(self).__name__, **kwargs))
@@ -502,6 +583,13 @@ class AsyncUserDataStream(_Base):
         """Close `listen_key`, for every consumer of the account."""
         key, market = check_token(listen_key, "listen_key"), self.market
         await self.call(market.operation("close").asyncio_detailed, Empty, **market.close_arguments(key))
+
+    async def create_listen_token(
+        self, symbol: str | None = None, *, validity: float | None = None
+    ) -> ListenToken:
+        """Create a margin listenToken; as `UserDataStream.create_listen_token`."""
+        operation = create_margin_listen_token.asyncio_detailed
+        return await self.call(operation, ListenToken, **_listen_token_arguments(symbol, validity))
 
     def session(
         self,

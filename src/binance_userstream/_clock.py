@@ -16,7 +16,8 @@ import asyncio
 import math
 import threading
 import time
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 
 def _seconds(value: float) -> float:
@@ -164,8 +165,12 @@ class SteppedClock:
                 self._moved.wait(0.05)  # `stop` is set without notifying: look again soon
         return stop.is_set()
 
-    async def sleep(self, seconds: float) -> None:
-        target = self._now + _seconds(seconds)
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """Wait until the clock has moved `seconds` past now: now when called, not when the
+        coroutine first runs (by then the test may have stepped the clock on)."""
+        return self._sleep_until(self._now + _seconds(seconds))
+
+    async def _sleep_until(self, target: float) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         entry = (target, loop, future)

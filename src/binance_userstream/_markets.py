@@ -308,7 +308,8 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
             Market(
                 name="margin",
                 title="Margin (cross, or isolated with symbol=)",
-                hosts=_SPOT_HOSTS,  # /sapi/v1/userListenToken lives on the spot hosts
+                # /sapi/v1/userListenToken lives on the spot hosts; the spot testnet has no margin.
+                hosts=MappingProxyType({k: v for k, v in _SPOT_HOSTS.items() if k != "testnet"}),
                 create=None,
                 keepalive=None,
                 close=None,

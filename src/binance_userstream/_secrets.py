@@ -28,6 +28,8 @@ _BOM = "\ufeff"
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 #: A listenKey in a URL or a form body, as the HTTP library logs them.
 _LISTEN_KEY_PARAM = re.compile(r"(listenKey=)([^&\s'\"]+)")
+#: A SIGNED request's signature in its URL: no secret, but nothing a log needs either.
+_SIGNATURE_PARAM = re.compile(r"(signature=)([^&\s'\"]+)")
 #: A token shaped like a listenKey or an API key (Binance's are 60 to 64 letters and digits),
 #: wherever it stands: server text may echo one we do not know of (a key from another request).
 _KEY_LIKE = re.compile(r"[A-Za-z0-9]{60,}")
@@ -122,11 +124,13 @@ def is_loopback(host: str) -> bool:
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` with each of `secrets`, every listenKey parameter and every key-like token cut to a prefix."""
+    """`text` with each of `secrets`, every listenKey and signature parameter and every key-like token
+    cut to a prefix."""
     for secret in secrets:
         if secret and secret in text:
             text = text.replace(secret, redact(secret))
     text = _LISTEN_KEY_PARAM.sub(lambda m: m.group(1) + redact(m.group(2)), text)
+    text = _SIGNATURE_PARAM.sub(lambda m: m.group(1) + redact(m.group(2)), text)
     return _KEY_LIKE.sub(lambda m: redact(m.group(0)), text)
 
 
@@ -151,11 +155,12 @@ def server_text(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites a record so that no listenKey in it (a DELETE's URL, say) is written out whole."""
+    """Rewrites a record so that no listenKey (a DELETE's URL, say) nor a SIGNED request's signature
+    in it is written out whole."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "listenKey" in message:
+        if "listenKey" in message or "signature=" in message:
             record.msg, record.args = scrub(message), None
         return True
 

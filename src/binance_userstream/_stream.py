@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
-from binance_userstream._clock import Clock, wall_time
+from binance_userstream._clock import Clock
 from binance_userstream._gap import StreamGap
 from binance_userstream._secrets import redact, scrub, watch_secret
 from binance_userstream._session import FATAL, AsyncKeepaliveSession, EventKind, SessionEvent
@@ -255,7 +255,7 @@ class AsyncEventStream:
     async def _create_token(self) -> Any:
         """Mint a listenToken (signed REST); the generated ListenToken model."""
         uds = cast("AsyncUserDataStream", self._uds)
-        return await uds.create_listen_token(uds.symbol)  # type: ignore[attr-defined]
+        return await uds.create_listen_token(uds.symbol)
 
     # -- the driver ---------------------------------------------------------------------------
 
@@ -267,8 +267,8 @@ class AsyncEventStream:
 
     def _wall_ms(self) -> float:
         """The wall time in ms on the stream's clock, before any resync offset (what a Subscriber
-        dates its requests and answers with)."""
-        return wall_time(self._clock) * 1000
+        dates its requests and answers with, and `Credentials.resync` takes)."""
+        return float(self._credentials.wall_ms())
 
     def _end(self) -> None:
         self._ended = True

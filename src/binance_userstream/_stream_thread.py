@@ -55,7 +55,7 @@ class _ThreadedSession(AsyncEventStream):
 
     async def _create_token(self) -> Any:
         uds = cast("UserDataStream", self._uds)
-        return await asyncio.to_thread(uds.create_listen_token, uds.symbol)  # type: ignore[attr-defined]
+        return await asyncio.to_thread(uds.create_listen_token, uds.symbol)
 
 
 class EventStream:

@@ -1,8 +1,13 @@
-"""The HTTP layer: httpx transports that add the API key and apply the retry policy, the backoff
-gate, weight tracking and typed errors.
+"""The HTTP layer: httpx transports that add the API key, sign SIGNED requests, and apply the retry
+policy, the backoff gate, weight tracking and typed errors.
 
 They wrap an ordinary httpx transport, so every request the generated client sends goes through
-them, including operations added to the spec later. Each attempt reads its answer's body too
+them, including operations added to the spec later. A request is signed when the spec says so:
+each generated request names its operation (the `OPERATION_EXTENSION` httpx extension), and the
+generated table `binance_userstream_client.security.SIGNED_OPERATIONS` lists the operations whose
+security requires the signature. Each attempt is signed anew (a fresh `timestamp`), and a -1021
+answer (the timestamp outside recvWindow) teaches the client the server's clock from that
+answer's `Date` header and is sent once more. Each attempt reads its answer's body too
 (capped, and within the call's deadline), so a body that fails is retried like any other network
 failure. Retries are tenacity's (full-jitter exponential wait, attempt and deadline stops,
 injectable sleep, sync and async alike); the custom part is small: reading Retry-After into the
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import email.utils
 import logging
 import re
 import threading
@@ -21,15 +27,24 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import tenacity
+from binance_userstream_client.security import OPERATION_EXTENSION, SIGNED_OPERATIONS
 
-from binance_userstream._answers import error_for
+from binance_userstream._answers import error_code, error_for
 from binance_userstream._gate import DEFAULT_BAN_SECONDS, BackoffGate
 from binance_userstream._policy import RETRYABLE_ERRORS, RetryPolicy, is_retryable_status, retry_after
 from binance_userstream._secrets import printable, scrub, server_text
-from binance_userstream.errors import BinanceAPIError, MalformedAnswerError, NetworkError
+from binance_userstream._signing import PRIVATE_KEY_ENV, SECRET_ENV, Credentials
+from binance_userstream.errors import (
+    BinanceAPIError,
+    MalformedAnswerError,
+    NetworkError,
+    SignerMissingError,
+    UserStreamError,
+)
 
 log = logging.getLogger("binance_userstream")
 
@@ -134,6 +149,72 @@ class _Body:
         return b"".join(self.parts)
 
 
+#: Binance's code for a timestamp outside recvWindow (or more than a second ahead of its clock).
+_TIMESTAMP_OUTSIDE_WINDOW = -1021
+_FORM = "application/x-www-form-urlencoded"
+
+
+class _Signing:
+    """One SIGNED call's unsigned query and form body, from which each attempt is signed anew.
+
+    Binance signs `totalParams`, the query string followed by the form body with no separator
+    between them, as sent (percent-encoded). `timestamp` and then `signature` are appended to the
+    body when there is one, else to the query, so the signature is the last parameter either way.
+    """
+
+    def __init__(self, request: httpx.Request, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self.query = request.url.query.decode("ascii")
+        try:
+            self.body = request.content.decode("ascii")
+        except (httpx.RequestNotRead, UnicodeDecodeError):
+            raise UserStreamError(
+                f"{request.method} {request.url.path}: a SIGNED request's body must be a form"
+            ) from None
+        if self.body and request.headers.get("content-type", "").split(";")[0].strip() != _FORM:
+            raise UserStreamError(
+                f"{request.method} {request.url.path}: a SIGNED request's body must be a form"
+            )
+        self.sent_at_ms = 0.0
+        self.received_at_ms = 0.0
+        self.resynced = False
+
+    def apply(self, request: httpx.Request) -> None:
+        """Sign `request` with a fresh timestamp, replacing any earlier attempt's."""
+        credentials = self.credentials
+        signer = credentials.signer
+        assert signer is not None  # checked when the call began
+        stamp = f"timestamp={credentials.timestamp()}"
+        if self.body:
+            body, query = f"{self.body}&{stamp}", self.query
+        else:
+            body, query = "", f"{self.query}&{stamp}" if self.query else stamp
+        signature = quote(signer.sign(query + body), safe="")
+        if body:
+            content = f"{body}&signature={signature}".encode("ascii")
+            request.stream = httpx.ByteStream(content)
+            request._content = content  # what httpx's read() stores
+            request.headers["Content-Length"] = str(len(content))
+            request.url = request.url.copy_with(query=query.encode("ascii") or None)
+        else:
+            request.url = request.url.copy_with(query=f"{query}&signature={signature}".encode("ascii"))
+        self.sent_at_ms = credentials.wall_ms()
+
+    def answered(self) -> None:
+        self.received_at_ms = self.credentials.wall_ms()
+
+
+def _server_time_ms(headers: httpx.Headers) -> int | None:
+    """The answer's `Date` in milliseconds since the epoch (whole seconds), or None."""
+    value = headers.get("date")
+    if value is None:
+        return None
+    try:
+        return int(email.utils.parsedate_to_datetime(value).timestamp() * 1000)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
 def _content_encoding(headers: httpx.Headers) -> str:
     """The Content-Encoding, read off the raw header bytes (httpx's lookup decodes every header)."""
     values = [
@@ -145,13 +226,16 @@ def _content_encoding(headers: httpx.Headers) -> str:
 
 
 class _Layer:
-    """What the sync and async transports share: the key, the gate, the weights, the policy, the log lines."""
+    """What the sync and async transports share: the credentials, the gate, the weights, the policy,
+    the log lines."""
 
-    def __init__(self, policy: RetryPolicy, gate: BackoffGate, weights: UsedWeight, api_key: str) -> None:
+    def __init__(
+        self, policy: RetryPolicy, gate: BackoffGate, weights: UsedWeight, credentials: Credentials
+    ) -> None:
         self.gate = gate
         self.weights = weights
         self.deadline = policy.deadline
-        self._api_key = api_key
+        self.credentials = credentials
         self.retrying_kwargs: dict[str, Any] = {
             **policy.tenacity_kwargs(),
             "before_sleep": self._before_sleep,
@@ -166,9 +250,49 @@ class _Layer:
             request.headers.__class__ = _MaskedHeaders
         if type(request) is httpx.Request:
             request.__class__ = _ScrubbedRequest
-        request.headers[API_KEY_HEADER] = self._api_key
+        request.headers[API_KEY_HEADER] = self.credentials.api_key
         timeouts: Mapping[str, Any] = request.extensions.get("timeout", {})
         return timeouts
+
+    def signing(self, request: httpx.Request) -> _Signing | None:
+        """How to sign this request's attempts, None if its operation is not SIGNED; a
+        SignerMissingError before anything is sent if the client has no secret or private key."""
+        operation = request.extensions.get(OPERATION_EXTENSION)
+        if operation not in SIGNED_OPERATIONS:
+            return None
+        if self.credentials.signer is None:
+            raise SignerMissingError(
+                f"{operation} is a SIGNED operation (its security in the spec requires a signature): "
+                f"pass api_secret= or private_key= to the client, or set ${SECRET_ENV} or ${PRIVATE_KEY_ENV}"
+            )
+        return _Signing(request, self.credentials)
+
+    def resynced(self, signing: _Signing | None, response: httpx.Response) -> bool:
+        """After a -1021 to a SIGNED request, learn the server's clock from the answer's `Date`
+        (once a call) and say the request should be sent once more.
+
+        `Date` has whole seconds, so the offset learned puts timestamps up to a second (and half
+        the round trip) behind the server's clock, never ahead: inside Binance's window (5 s by
+        default), and clear of its refusal of timestamps more than a second in the future.
+        """
+        if signing is None or signing.resynced or not 400 <= response.status_code < 500:
+            return False
+        if error_code(response) != _TIMESTAMP_OUTSIDE_WINDOW:
+            return False
+        server = _server_time_ms(response.headers)
+        if server is None:
+            return False
+        signing.resynced = True
+        before = self.credentials.offset_ms
+        self.credentials.resync(server, signing.sent_at_ms, signing.received_at_ms)
+        request = response.request
+        log.warning(
+            "%s %s answered -1021: the local clock is %+.0f ms off the server's; resynced, sending once more",
+            request.method,
+            request.url.path,
+            before - self.credentials.offset_ms,
+        )
+        return True
 
     @staticmethod
     def forget(request: httpx.Request) -> None:
@@ -238,7 +362,7 @@ class _Layer:
 
     def secrets(self, request: httpx.Request) -> list[str]:
         """The secrets this request carries: the API key, and the listenKey of its query or form."""
-        found = [self._api_key]
+        found = [self.credentials.api_key]
         try:
             body = request.content
         except httpx.RequestNotRead:
@@ -292,26 +416,36 @@ class RetryingTransport(httpx.BaseTransport):
         weights: UsedWeight,
         sleep: Callable[[float], None] = time.sleep,
         *,
-        api_key: str,
+        credentials: Credentials,
     ) -> None:
         self._inner = inner
-        self._layer = _Layer(policy, gate, weights, api_key)
+        self._layer = _Layer(policy, gate, weights, credentials)
         self._sleep = sleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        layer = self._layer
         try:
-            return self._send(request)
+            signing = layer.signing(request)
+            timeouts = layer.prepare(request)
+            response = self._send(request, timeouts, signing)
+            if layer.resynced(signing, response):
+                response = self._send(request, timeouts, signing)
+            return layer.finish(request, response)
         finally:
-            self._layer.forget(request)
+            layer.forget(request)
 
-    def _send(self, request: httpx.Request) -> httpx.Response:
+    def _send(
+        self, request: httpx.Request, timeouts: Mapping[str, Any], signing: _Signing | None
+    ) -> httpx.Response:
+        """The answer after the retries (finish() turns an error answer into its exception)."""
         layer = self._layer
         started = time.monotonic()
         ends_at = started + layer.deadline
-        timeouts = layer.prepare(request)
         failure: Exception | None = None
         try:
-            first: httpx.Response | BaseException | None = self._attempt(request, 1, timeouts, ends_at)
+            first: httpx.Response | BaseException | None = self._attempt(
+                request, 1, timeouts, ends_at, signing
+            )
         except RETRYABLE_ERRORS as error:
             first = error
         except httpx.RequestError as error:
@@ -320,7 +454,7 @@ class RetryingTransport(httpx.BaseTransport):
             raised, failure = layer.network_error(request, failure, 1), None
             raise raised
         if isinstance(first, httpx.Response) and not is_retryable_status(first.status_code):
-            return layer.finish(request, first)  # the common case: no retry machinery at all
+            return first  # the common case: no retry machinery at all
         attempts = 1
 
         def attempt() -> httpx.Response:
@@ -331,7 +465,7 @@ class RetryingTransport(httpx.BaseTransport):
                     raise outcome
                 return outcome
             attempts += 1
-            return self._attempt(request, attempts, timeouts, ends_at)
+            return self._attempt(request, attempts, timeouts, ends_at, signing)
 
         retrying = tenacity.Retrying(
             sleep=self._sleep, before=layer.started_at(started), **layer.retrying_kwargs
@@ -343,13 +477,20 @@ class RetryingTransport(httpx.BaseTransport):
         if failure is not None:
             raised, failure = layer.network_error(request, failure, attempts), None
             raise raised
-        return layer.finish(request, response)
+        return response
 
     def _attempt(
-        self, request: httpx.Request, number: int, timeouts: Mapping[str, Any], ends_at: float
+        self,
+        request: httpx.Request,
+        number: int,
+        timeouts: Mapping[str, Any],
+        ends_at: float,
+        signing: _Signing | None,
     ) -> httpx.Response:
         layer = self._layer
         layer.before_attempt(request, number, timeouts, ends_at)
+        if signing is not None:
+            signing.apply(request)
         started = time.perf_counter()
         try:
             response = self._inner.handle_request(request)
@@ -363,6 +504,8 @@ class RetryingTransport(httpx.BaseTransport):
         except Exception as error:
             layer.after_error(request, error)
             raise
+        if signing is not None:
+            signing.answered()
         layer.after_response(request, response, content, started)
         return response
 
@@ -381,26 +524,35 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         weights: UsedWeight,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         *,
-        api_key: str,
+        credentials: Credentials,
     ) -> None:
         self._inner = inner
-        self._layer = _Layer(policy, gate, weights, api_key)
+        self._layer = _Layer(policy, gate, weights, credentials)
         self._sleep = sleep
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        layer = self._layer
         try:
-            return await self._send(request)
+            signing = layer.signing(request)
+            timeouts = layer.prepare(request)
+            response = await self._send(request, timeouts, signing)
+            if layer.resynced(signing, response):
+                response = await self._send(request, timeouts, signing)
+            return layer.finish(request, response)
         finally:
-            self._layer.forget(request)
+            layer.forget(request)
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(
+        self, request: httpx.Request, timeouts: Mapping[str, Any], signing: _Signing | None
+    ) -> httpx.Response:
         layer = self._layer
         started = time.monotonic()
         ends_at = started + layer.deadline
-        timeouts = layer.prepare(request)
         failure: Exception | None = None
         try:
-            first: httpx.Response | BaseException | None = await self._attempt(request, 1, timeouts, ends_at)
+            first: httpx.Response | BaseException | None = await self._attempt(
+                request, 1, timeouts, ends_at, signing
+            )
         except RETRYABLE_ERRORS as error:
             first = error
         except httpx.RequestError as error:
@@ -409,7 +561,7 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
             raised, failure = layer.network_error(request, failure, 1), None
             raise raised
         if isinstance(first, httpx.Response) and not is_retryable_status(first.status_code):
-            return layer.finish(request, first)
+            return first
         attempts = 1
 
         async def attempt() -> httpx.Response:
@@ -420,7 +572,7 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
                     raise outcome
                 return outcome
             attempts += 1
-            return await self._attempt(request, attempts, timeouts, ends_at)
+            return await self._attempt(request, attempts, timeouts, ends_at, signing)
 
         retrying = tenacity.AsyncRetrying(
             sleep=self._sleep, before=layer.started_at(started), **layer.retrying_kwargs
@@ -432,13 +584,20 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         if failure is not None:
             raised, failure = layer.network_error(request, failure, attempts), None
             raise raised
-        return layer.finish(request, response)
+        return response
 
     async def _attempt(
-        self, request: httpx.Request, number: int, timeouts: Mapping[str, Any], ends_at: float
+        self,
+        request: httpx.Request,
+        number: int,
+        timeouts: Mapping[str, Any],
+        ends_at: float,
+        signing: _Signing | None,
     ) -> httpx.Response:
         layer = self._layer
         layer.before_attempt(request, number, timeouts, ends_at)
+        if signing is not None:
+            signing.apply(request)
         started = time.perf_counter()
         try:
             response = await self._inner.handle_async_request(request)
@@ -452,6 +611,8 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         except Exception as error:
             layer.after_error(request, error)
             raise
+        if signing is not None:
+            signing.answered()
         layer.after_response(request, response, content, started)
         return response
 

@@ -10,7 +10,7 @@ the wall time of each answer is passed in.
 
 The answers' rules (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api and
 errors.md): `-1021` (timestamp outside the recvWindow) asks the server's time once (`time`),
-resyncs and subscribes again, and a second `-1021` is a ClockSkewError; `-1022` (bad signature)
+resyncs and subscribes again, and a second `-1021` is a TimestampError; `-1022` (bad signature)
 and the API key's refusals (-2014, -2015, 401) are fatal; anything else (-1209 an invalid token,
 -2042 subscription ids used up, 429, 5XX) fails the connection, which the stream replaces after
 its backoff.
@@ -27,7 +27,7 @@ from attrs import frozen
 from binance_userstream._answers import error_from
 from binance_userstream._markets import Subscription
 from binance_userstream._secrets import scrub
-from binance_userstream.errors import AuthenticationError, BinanceAPIError, ClockSkewError
+from binance_userstream.errors import AuthenticationError, BinanceAPIError
 
 #: The recvWindow sent with a signed subscription, in milliseconds (Binance's default is 5000).
 RECV_WINDOW = 5000
@@ -226,11 +226,7 @@ class Subscriber:
             return [RenewFailed(str(error))]
         if error.code == -1021 and self.how == "signature" and purpose == "subscribe":
             if self._resynced:
-                return [
-                    Refused(
-                        ClockSkewError(error.status_code, error.code, error.msg, operation=error.operation)
-                    )
-                ]
+                return [Refused(error)]  # a TimestampError: the resync did not help
             self._resynced = True
             return [self._request("time", now_ms, {})]
         return [Failed(str(error))]

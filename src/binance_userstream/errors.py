@@ -11,7 +11,6 @@ from binance_userstream._secrets import printable
 __all__ = [
     "AuthenticationError",
     "BinanceAPIError",
-    "ClockSkewError",
     "EndpointRetiredError",
     "IPBannedError",
     "ListenKeyNotFoundError",
@@ -20,6 +19,8 @@ __all__ = [
     "RateLimitedError",
     "ServerError",
     "SignatureError",
+    "SignerMissingError",
+    "TimestampError",
     "UserStreamError",
 ]
 
@@ -81,25 +82,32 @@ class AuthenticationError(BinanceAPIError):
 
 
 class SignatureError(AuthenticationError):
-    """-1022: Binance refused the request's signature. Check that `api_secret` or `private_key` is the
-    one registered with this API key (an Ed25519 or RSA key: its private half), and its type."""
+    """-1022: Binance computed another signature for the request than the one it carries."""
 
     def __str__(self) -> str:
         return (
-            f"{super().__str__()} (the signature was refused: check that api_secret or private_key "
-            "belongs to this API key, and the key's type: HMAC, RSA or Ed25519)"
+            f"{super().__str__()}. Check that the secret (api_secret=) or private key (private_key=) "
+            "is the one of this API key, that the key type matches (HMAC, RSA or Ed25519), and that the "
+            "local clock is right"
         )
 
 
-class ClockSkewError(BinanceAPIError):
-    """-1021: the request's timestamp was outside its recvWindow even after resyncing with the
-    server's time once: this machine's clock is drifting or the network is very slow."""
+class TimestampError(BinanceAPIError):
+    """-1021: the request's `timestamp` was outside `recvWindow` or ahead of Binance's clock.
+
+    A signed REST call that meets it learns the offset from the answer's `Date` and is sent once
+    more; this is raised when that did not help (or the answer had no `Date`).
+    """
 
     def __str__(self) -> str:
-        return (
-            f"{super().__str__()} (refused again after resyncing with the server's time: check this "
-            "machine's clock, NTP, and the network's latency)"
-        )
+        return f"{super().__str__()}. The local clock differs from Binance's: synchronise it (NTP)"
+
+
+class SignerMissingError(UserStreamError, ValueError):
+    """A SIGNED operation was called on a client that has neither a secret nor a private key.
+
+    Raised before anything is sent. A ValueError too: the client's configuration is incomplete.
+    """
 
 
 class _RetryAfterError(BinanceAPIError):

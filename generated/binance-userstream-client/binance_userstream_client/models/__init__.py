@@ -26,6 +26,7 @@ from .list_status_order import ListStatusOrder
 from .listen_key import ListenKey
 from .listen_key_expired import ListenKeyExpired
 from .listen_key_form import ListenKeyForm
+from .listen_token import ListenToken
 from .margin_call import MarginCall
 from .margin_call_position import MarginCallPosition
 from .order_trade_update import OrderTradeUpdate
@@ -105,6 +106,7 @@ __all__ = (
     "ListenKey",
     "ListenKeyExpired",
     "ListenKeyForm",
+    "ListenToken",
     "ListStatus",
     "ListStatusOrder",
     "MarginCall",

@@ -17,6 +17,7 @@ def _get_kwargs() -> dict[str, Any]:
     _kwargs: dict[str, Any] = {
         "method": "post",
         "url": "/dapi/v1/listenKey",
+        "extensions": {"binance_userstream_client.operation": "create_coinm_listen_key"},
     }
 
     return _kwargs

@@ -17,6 +17,7 @@ def _get_kwargs() -> dict[str, Any]:
     _kwargs: dict[str, Any] = {
         "method": "delete",
         "url": "/eapi/v1/listenKey",
+        "extensions": {"binance_userstream_client.operation": "close_options_listen_key"},
     }
 
     return _kwargs

@@ -17,6 +17,7 @@ def _get_kwargs() -> dict[str, Any]:
     _kwargs: dict[str, Any] = {
         "method": "post",
         "url": "/eapi/v1/listenKey",
+        "extensions": {"binance_userstream_client.operation": "create_options_listen_key"},
     }
 
     return _kwargs

@@ -27,6 +27,7 @@ def _get_kwargs(
         "method": "delete",
         "url": "/api/v3/userDataStream",
         "params": params,
+        "extensions": {"binance_userstream_client.operation": "close_spot_listen_key"},
     }
 
     return _kwargs

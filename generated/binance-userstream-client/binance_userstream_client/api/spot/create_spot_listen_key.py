@@ -17,6 +17,7 @@ def _get_kwargs() -> dict[str, Any]:
     _kwargs: dict[str, Any] = {
         "method": "post",
         "url": "/api/v3/userDataStream",
+        "extensions": {"binance_userstream_client.operation": "create_spot_listen_key"},
     }
 
     return _kwargs

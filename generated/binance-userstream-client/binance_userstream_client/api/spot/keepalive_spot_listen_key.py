@@ -22,6 +22,7 @@ def _get_kwargs(
     _kwargs: dict[str, Any] = {
         "method": "put",
         "url": "/api/v3/userDataStream",
+        "extensions": {"binance_userstream_client.operation": "keepalive_spot_listen_key"},
     }
 
     _kwargs["data"] = body.to_dict()
