@@ -79,6 +79,9 @@ _WS_API = "ws-api"
 #: The largest frame accepted: Binance's events are a few KB; 1 MiB is websockets' default.
 MAX_FRAME = 2**20
 OPEN_TIMEOUT = 10.0
+#: The latest keys and tokens scrubbed from logs by name (older ones are long out of any URL or
+#: frame; key-shaped text is scrubbed whatever it is).
+KEYS_WATCHED = 8
 
 
 class _Watched(ClientConnection):
@@ -283,6 +286,8 @@ class AsyncEventStream:
     def _watch(self, key: str) -> None:
         if key not in self._keys:
             self._keys.append(key)
+            if len(self._keys) > KEYS_WATCHED:  # a stream that runs for months renews many
+                watch_secret(self._keys.pop(0), False)
             watch_secret(key, True)
 
     async def _run(self) -> None:
