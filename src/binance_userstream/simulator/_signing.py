@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import re
 import threading
 from collections.abc import Mapping
@@ -164,7 +165,7 @@ def check_time(params: Mapping[str, object], server_ms: float) -> Refusal | None
             return Refusal(
                 400, -1102, "'recvWindow' contains unexpected value. Cannot be greater than 60000."
             )
-    now = Decimal(repr(server_ms))
+    now = Decimal(math.floor(server_ms))  # the server's time in whole milliseconds, as Binance's
     if timestamp >= now + AHEAD:
         return AHEAD_OF_SERVER
     if now - timestamp > window:
