@@ -17,7 +17,9 @@ import hmac
 import json
 import logging
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from binance_userstream import VirtualClock
+from binance_userstream import SystemClock, VirtualClock
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator, _wsapi
 
 pytestmark = pytest.mark.anyio
@@ -63,7 +65,7 @@ def sim(vclock: VirtualClock) -> Iterator[Simulator]:
         yield simulator
 
 
-def now_ms(clock: VirtualClock) -> int:
+def now_ms(clock: VirtualClock | SystemClock) -> int:
     return int(clock.wall() * 1000)
 
 
@@ -78,7 +80,7 @@ def signed(params: dict[str, Any], sign: Signer) -> dict[str, Any]:
 
 
 def subscribe_params(
-    clock: VirtualClock, api_key: str = TEST_API_KEY, sign: Signer | None = None
+    clock: VirtualClock | SystemClock, api_key: str = TEST_API_KEY, sign: Signer | None = None
 ) -> dict[str, Any]:
     return signed({"apiKey": api_key, "timestamp": now_ms(clock)}, sign or hmac_signer())
 
@@ -751,3 +753,29 @@ async def test_no_key_secret_token_or_signature_in_any_log_record_or_repr(
     ):
         assert secret not in text
     assert not [path for _, path in sim.requests if rest_signature in path]
+
+
+# -- the CLI ----------------------------------------------------------------------------------------
+
+
+async def test_the_simulator_command_prints_the_ws_api_url_and_the_test_accounts_pair(
+    vclock: VirtualClock,
+) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "binance_userstream", "simulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        url = lines[1].split()[-1]
+        async with connect(url, logger=CLIENT_LOG, open_timeout=WAIT) as ws:
+            answer = await call(ws, "userDataStream.subscribe.signature", subscribe_params(SystemClock()))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert lines[0].startswith("simulator listening on http://127.0.0.1:")
+    assert url.startswith("ws://127.0.0.1:")
+    assert url.endswith("/ws-api/v3")
+    assert TEST_API_KEY in lines[2]
+    assert TEST_API_SECRET in lines[2]
+    assert answer["status"] == 200
