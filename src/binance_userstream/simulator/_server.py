@@ -223,21 +223,24 @@ class Simulator:
         return self._on_loop(push)
 
     def traffic(
-        self, market: str = "usdm", api_key: str | None = None, *, symbol: str | None = None, **order: object
+        self, market: str = "usdm", api_key: str | None = None, *, isolated: bool = False, **order: object
     ) -> list[int]:
         """Push one realistic order's events with increasing `E` and order ids; returns how many
         connections got each. USD-M and the other derivatives: placed, partly filled, filled, with
         the ACCOUNT_UPDATEs the fills cause (`Traffic.order`); spot and margin: the executionReports
         (NEW, TRADE PARTIALLY_FILLED, TRADE FILLED) each with its outboundAccountPosition
-        (`Traffic.spot_order`; `symbol=` an isolated margin account's). `order` overrides: symbol
-        (derivatives), side, quantity, price, asset, balance."""
+        (`Traffic.spot_order`), to cross margin or, `isolated=True`, to the order symbol's isolated
+        margin account. `order` overrides: symbol, side, quantity, price, asset, balance."""
         now = self.streams.event_time()
         if market in ("spot", "margin"):
-            if symbol is not None:
-                order.setdefault("symbol", symbol)
             events = self._traffic.spot_order(now, **order)  # type: ignore[arg-type]
         else:
             events = self._traffic.order(now, **order)  # type: ignore[arg-type]
+        symbol = None
+        if isolated:
+            if market != "margin":
+                raise ValueError("isolated=True is for market 'margin' (an isolated margin account)")
+            symbol = str(order.get("symbol", events[0]["s"]))
         return self.push_many(market, events, api_key, symbol=symbol)
 
     def shutdown_notice(self, market: str | None = None) -> int:
@@ -420,7 +423,8 @@ class Simulator:
 
     def _control_keys(self, body: bytes) -> Answer:
         """`POST /_simulator/keys` `{"api_key": "...", "secret": "..." | "public_key": "<PEM>",
-        "account"?: "..."}`: `register_key` from another process. The answer names the account only."""
+        "account"?: "..."}`: `register_key` from another process. The answer is `{"registered": true}`:
+        it repeats neither the key nor its credential."""
         try:
             request = _json_object(body)
             api_key, secret, public_key, account = (
@@ -435,12 +439,10 @@ class Simulator:
             assert secret is None or isinstance(secret, str)
             assert public_key is None or isinstance(public_key, str)
             assert account is None or isinstance(account, str)
-            registered = self.register_key(api_key, secret=secret, public_key=public_key, account=account)
+            self.register_key(api_key, secret=secret, public_key=public_key, account=account)
         except ValueError as exc:
             return error(400, -1100, f"bad key: {exc}")
-        return Answer(
-            200, json.dumps({"registered": True, "same_account_as_key": registered == api_key}).encode()
-        )
+        return Answer(200, json.dumps({"registered": True}).encode())
 
     def _control_events(self, body: bytes) -> Answer:
         """`POST /_simulator/events` `{"market": "usdm", "events": [...], "api_key"?: "...",
