@@ -326,8 +326,11 @@ def test_margins_retired_paths_are_410_even_outside_retired_mode(
 # -- what the simulator serves, and what it does not ----------------------------------------------
 
 
-def test_served_paths_are_the_three_operations_of_every_live_market(sim: Simulator) -> None:
+def test_served_paths_are_the_three_operations_of_every_live_market_and_margins_listen_token(
+    sim: Simulator,
+) -> None:
     expected = {(method, m.path) for m in LIVE for method in ("POST", "PUT", "DELETE")}
+    expected.add(("POST", "/sapi/v1/userListenToken"))
     assert sim.exchange.served_paths() == expected
     assert sim.exchange.retired_paths() == set(MARGIN_PATHS)
 

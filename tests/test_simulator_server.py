@@ -243,7 +243,7 @@ def test_a_failing_handler_answers_500_without_a_traceback_or_a_secret(
 ) -> None:
     secret = "s" * 60
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError(f"the exchange broke on listenKey {secret}")
 
     monkeypatch.setattr(sim.exchange, "handle", broken)

@@ -211,7 +211,7 @@ async def test_push_reaches_only_the_named_market(sim: Simulator) -> None:
 
 def test_push_refuses_an_unknown_market_before_anything_is_sent(sim: Simulator) -> None:
     with pytest.raises(ValueError, match="market must be one of"):
-        sim.push("spot", ORDER)
+        sim.push("mars", ORDER)
 
 
 def test_push_refuses_an_api_key_the_simulator_does_not_accept(vclock: VirtualClock) -> None:
@@ -264,7 +264,7 @@ def test_the_events_control_request_needs_the_control_header(sim: Simulator) -> 
 
 @pytest.mark.parametrize(
     "body",
-    [{"market": "spot", "events": []}, {"market": "usdm", "events": [1]}, {"market": "usdm"}, [ORDER]],
+    [{"market": "mars", "events": []}, {"market": "usdm", "events": [1]}, {"market": "usdm"}, [ORDER]],
 )
 def test_the_events_control_request_refuses_a_malformed_body(sim: Simulator, body: object) -> None:
     answer = httpx.post(sim.url + "/_simulator/events", json=body, headers=CONTROL)

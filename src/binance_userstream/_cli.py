@@ -619,7 +619,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _simulator(args: argparse.Namespace) -> int:
-    from binance_userstream.simulator import Simulator
+    from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
 
     keys = None
     if args.api_keys_file:
@@ -641,6 +641,12 @@ def _simulator(args: argparse.Namespace) -> int:
         host, port = sim.address
         where = f"all interfaces ({host} port {port}); from this machine: {sim.url}"
     print(f"simulator listening on {where}{mode}", flush=True)
+    print(f"WebSocket API (spot and margin events): {sim.ws_api_url}", flush=True)
+    print(
+        f"test account: API key {TEST_API_KEY}, HMAC secret {TEST_API_SECRET}"
+        " (Binance's documented example pair: published, not a secret)",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(EXIT_OK))
     with contextlib.suppress(KeyboardInterrupt):
         sim.serve_forever()

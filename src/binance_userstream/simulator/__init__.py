@@ -14,6 +14,16 @@ production has since 2026-02-20 (410, HTML) while the derivatives stay live; mar
 event streams (USD-M `/private/ws?listenKey=&events=`, `/private/stream`, COIN-M `/ws/<key>`,
 Portfolio Margin `/pm/ws/<key>`, Options `/private/ws/<key>`), fed by `sim.push` and `sim.traffic`,
 sharing `Simulator.exchange`; see `_streams`.
+
+Spot's and margin's events, whose listenKeys are retired, come as Binance sends them now: on the
+spot WebSocket API, `sim.ws_api_url` (`ws://HOST:PORT/ws-api/v3`), with its user-data methods
+(`userDataStream.subscribe.signature`, `session.logon` + `userDataStream.subscribe`,
+`userDataStream.unsubscribe`, `session.subscriptions`, `userDataStream.subscribe.listenToken`; see
+`_wsapi`), each event as `{"subscriptionId": N, "event": ...}`. Margin's listenTokens are minted by
+`POST /sapi/v1/userListenToken` (see `_tokens`). Signed requests are verified with the key's
+credential: the test account's is Binance's documented example pair, `TEST_API_KEY` and
+`TEST_API_SECRET` (HMAC; published, so not secret); `sim.register_key(api_key, secret=... |
+public_key=PEM)` adds an HMAC, RSA or Ed25519 key, the same account everywhere (see `_signing`).
 """
 
 from binance_userstream._clock import AcceleratedClock, SystemClock, VirtualClock
@@ -21,11 +31,14 @@ from binance_userstream.simulator._exchange import Exchange
 from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._markets import MARKETS, Market
 from binance_userstream.simulator._server import Simulator
+from binance_userstream.simulator._signing import TEST_API_KEY, TEST_API_SECRET
 from binance_userstream.simulator._streams import Delivery
 from binance_userstream.simulator._traffic import Traffic
 
 __all__ = [
     "MARKETS",
+    "TEST_API_KEY",
+    "TEST_API_SECRET",
     "AcceleratedClock",
     "Delivery",
     "Exchange",

@@ -4,6 +4,12 @@ Pure logic, no sockets: `handle` takes a parsed request and returns an Answer, s
 (and, later, a WebSocket event-stream server) can share one state. What differs between markets
 (path, weight, limit, how keepalive finds the key, what it answers, retirement) is data, in
 `_markets.MARKETS`; the rules they share are here.
+
+The accounts are shared by everything the simulator serves: an API key is the same account for its
+REST listenKeys, its margin listenTokens (`POST /sapi/v1/userListenToken`, see `_tokens`) and its
+WebSocket API subscriptions (see `_wsapi`). Signed requests need the key's credential (`keys`, see
+`_signing`): the test account's (`TEST_API_KEY`, its HMAC secret `TEST_API_SECRET`) is known from
+the start, `register_key` adds more.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from attrs import define, evolve, frozen
 
 from binance_userstream._clock import Clock, SystemClock
 from binance_userstream.simulator._markets import MARKETS, METHODS, SPOT, Market
+from binance_userstream.simulator._signing import Credential, Keys, Refusal
+from binance_userstream.simulator._tokens import PATH as LISTEN_TOKEN_PATH
+from binance_userstream.simulator._tokens import ListenTokens
 
 PATH = SPOT.path
 WEIGHT = SPOT.weight
@@ -50,6 +59,11 @@ RETIRED = Answer(410, RETIRED_HTML, content_type="text/html")
 
 def error(status: int, code: int, msg: str, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
     return Answer(status, json.dumps({"code": code, "msg": msg}).encode(), headers=headers)
+
+
+def _code_msg(answer: Answer) -> tuple[int, str]:
+    body = json.loads(answer.body)
+    return int(body["code"]), str(body["msg"])
 
 
 def _ok(body: Mapping[str, str]) -> Answer:
@@ -113,12 +127,41 @@ class Exchange:
             self._accounts = dict(api_keys)
         else:
             self._accounts = {key: key for key in api_keys}
+        #: The credentials of the API keys whose signatures can be verified (signed requests).
+        self.keys = Keys()
+        #: Margin's listenTokens (`POST /sapi/v1/userListenToken`).
+        self.tokens = ListenTokens(self.clock)
         self._keys: dict[str, _Key] = {}
         self._active: dict[tuple[str, str], str] = {}  # (market name, account) -> its listenKey
         self._weights: dict[tuple[str, str], _Weight] = {}  # (host, IP) -> its weight this minute
         self._lock = threading.Lock()
         self._listeners: list[KeyListener] = []
         self._ended: list[tuple[str, str, Ending]] = []  # keys ended under the lock, told after it
+
+    def register_key(self, api_key: str, credential: Credential, account: str | None = None) -> str:
+        """Let `api_key` sign requests with `credential`; returns its account. A key the simulator
+        already accepts keeps its account (or takes `account`); with a list of accepted keys, the key
+        joins it, as its own account unless `account` names one."""
+        if not isinstance(api_key, str) or not _API_KEY.fullmatch(api_key):
+            raise ValueError("an API key is 1 to 128 letters and digits")
+        with self._lock:
+            if self._accounts is not None:
+                if account is not None or api_key not in self._accounts:
+                    self._accounts[api_key] = account or api_key
+                account = self._accounts[api_key]
+            elif account is not None and account != api_key:
+                raise ValueError(
+                    "account= needs a simulator made with api_keys= (else each key is its own account)"
+                )
+            else:
+                account = api_key
+        self.keys.register(api_key, credential)
+        return account
+
+    def credential_of(self, api_key: str) -> Credential | None:
+        """The credential that verifies `api_key`'s signatures; None if the simulator holds none (then
+        its signed requests are refused -2015) or does not accept the key."""
+        return self.keys.get(api_key) if not isinstance(self._account(api_key), Answer) else None
 
     def add_listener(self, listener: KeyListener) -> None:
         """Tell `listener` of every listenKey that ends from now on (the event streams close theirs)."""
@@ -136,13 +179,14 @@ class Exchange:
 
     def served_paths(self) -> frozenset[tuple[str, str]]:
         """Every (method, path) whose listenKey lifecycle the simulator serves, whatever the mode
-        (in retired mode spot's answer 410). Margin's retired paths, always 410, are not among them."""
+        (in retired mode spot's answer 410), and margin's `POST /sapi/v1/userListenToken`. Margin's
+        retired paths, always 410, are not among them."""
         return frozenset(
             operation
             for market in self.markets.values()
             if market.retired != "always"
             for operation in market.operations()
-        )
+        ) | {("POST", LISTEN_TOKEN_PATH)}
 
     def retired_paths(self) -> frozenset[str]:
         """The paths answered 410 Gone whatever the mode and method (margin's, since 2026-02-20)."""
@@ -226,7 +270,22 @@ class Exchange:
         form: Mapping[str, list[str]],
         api_key: str | None,
         ip: str,
+        *,
+        raw_query: str = "",
+        raw_body: str = "",
     ) -> Answer:
+        """Answer one REST request. `raw_query` and `raw_body` are the query string and form body as
+        sent, which a SIGNED request's signature covers (the listenToken endpoint)."""
+        if path == LISTEN_TOKEN_PATH:
+            account = self._account(api_key)
+            status, body, headers = self.tokens.handle(
+                method,
+                raw_query,
+                raw_body,
+                Refusal(account.status, *_code_msg(account)) if isinstance(account, Answer) else account,
+                lambda: self.keys.get(api_key or ""),
+            )
+            return Answer(status, body, headers=headers)
         market = self.markets.get(path)
         if market is None:
             return self._not_served(method, path)

@@ -2,8 +2,9 @@
 
 Every method and path goes to one handler, which reads the (bounded) body, serves control requests
 under `/_simulator/` to this machine only, applies the next fault, and otherwise asks the Exchange.
-It holds no semantics of its own. The event-stream paths (see `_streams`) go to the streams, so
-REST and streams share one port.
+It holds no semantics of its own. The event-stream paths (see `_streams`) go to the streams, and
+`/ws-api/v3` to the WebSocket API (see `_wsapi`), so REST, streams and the WebSocket API share one
+port. Signatures, listenTokens and API keys in a logged URL are cut to a prefix (`quiet`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,15 +21,19 @@ from urllib.parse import parse_qs, urlsplit
 from aiohttp import web
 from multidict import CIMultiDict
 
-from binance_userstream._secrets import scrub
+from binance_userstream._secrets import redact, scrub
 from binance_userstream.simulator._exchange import RETIRED, Answer, error
 from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._streams import is_stream_path
+from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
 
 if TYPE_CHECKING:
     from binance_userstream.simulator._server import Simulator
 
 log = logging.getLogger("binance_userstream.simulator")
+#: The parameters of a signed request that are credentials, or as good as one: a signature lets
+#: whoever holds it replay the request within its recvWindow; a listenToken reads an account.
+_SECRET_PARAMS = re.compile(r"((?:^|[?&])(?:signature|listenToken|apiKey)=)([^&\s'\"]*)")
 CONTROL = "/_simulator/"
 #: A header no web page can send cross-origin without a CORS preflight (which the simulator never
 #: grants), so a page cannot drive the control requests with a form or a `text/plain` fetch.
@@ -45,7 +51,7 @@ def handler(sim: Simulator) -> Handler:
     """The one request handler: every method, every path."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        if is_stream_path(request.path):
+        if request.path == WS_API_PATH or is_stream_path(request.path):
             return await _stream(sim, request)
         try:
             answer = await _answer(sim, request)
@@ -56,7 +62,7 @@ def handler(sim: Simulator) -> Handler:
             if request.transport is not None:
                 request.transport.close()
             return web.Response()  # never written: the transport is closing
-        log.debug("%s %s %s: %d", request.remote, request.method, scrub(request.path_qs), answer.status)
+        log.debug("%s %s %s: %d", request.remote, request.method, quiet(request.path_qs), answer.status)
         response = web.Response(
             status=answer.status,
             body=answer.body,
@@ -105,6 +111,8 @@ async def _answer(sim: Simulator, request: web.Request) -> Answer | None:
         form,
         request.headers.get("X-MBX-APIKEY"),
         request.remote or "",
+        raw_query=request.rel_url.raw_query_string,
+        raw_body=body.decode("latin-1") if form else "",
     )
 
 
@@ -114,12 +122,14 @@ async def _stream(sim: Simulator, request: web.Request) -> web.StreamResponse:
     sim._record(request.method, scrub(request.path))
     if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
         try:
+            if request.path == WS_API_PATH:
+                return await sim.wsapi.serve(request)
             return await sim.streams.serve(request)
         except Exception as exc:  # a bug here must not become a traceback on the wire
             log.debug("stream %s failed: %s", scrub(request.path), _where(exc))
             raise
     answer = error(426, -1000, "This path serves WebSocket event streams only (an Upgrade: websocket GET).")
-    log.debug("%s %s %s: %d", request.remote, request.method, scrub(request.path_qs), answer.status)
+    log.debug("%s %s %s: %d", request.remote, request.method, quiet(request.path_qs), answer.status)
     return web.Response(
         status=answer.status,
         body=answer.body,
@@ -127,6 +137,12 @@ async def _stream(sim: Simulator, request: web.Request) -> web.StreamResponse:
             [("Server", SERVER), ("Content-Type", answer.content_type), ("Upgrade", "websocket")]
         ),
     )
+
+
+def quiet(text: str) -> str:
+    """`text` (a path and query, a log line) fit for a log: listenKeys, key-like tokens, signatures,
+    listenTokens and API keys in parameters cut to a prefix."""
+    return scrub(_SECRET_PARAMS.sub(lambda m: m.group(1) + redact(m.group(2)), text))
 
 
 def _too_large() -> Answer:
@@ -201,7 +217,7 @@ class QuietLog(logging.LoggerAdapter[logging.Logger]):
         exc = kwargs.get("exc_info")
         if exc is True:
             exc = sys.exc_info()[1]
-        text = scrub(str(msg) % args if args else str(msg))
+        text = quiet(str(msg) % args if args else str(msg))
         if isinstance(exc, BaseException):
             text = f"{text}: {_where(exc)}"
         self.logger.debug("%s", text)

@@ -20,6 +20,8 @@ the API key implies it, what a keepalive answers, and whether the path is retire
 - event streams: a ping frame every 3 minutes on USD-M, COIN-M and Portfolio Margin, every 5 minutes
   on Options (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams,
   https://developers.binance.com/docs/derivatives/options-trading/websocket-market-streams);
+- spot's WebSocket API (where spot's and margin's events now come): a ping frame every 20 seconds,
+  a pong due within a minute (https://github.com/binance/binance-spot-api-docs, web-socket-api.md);
 - margin: https://developers.binance.com/docs/margin_trading (change log 2026-01-21: cross and
   isolated margin's `/sapi/v1/userDataStream[/isolated]` retired on 2026-02-20 07:00 UTC).
 """
@@ -71,6 +73,7 @@ SPOT = Market(
     key_in_request=True,
     keepalive_echoes_key=False,
     retired="in retired mode",
+    ping_interval=20.0,
 )
 USDM = Market(
     "usdm",

@@ -6,9 +6,13 @@ one port (room for the event streams), bounds request heads and bodies, answers 
 with 400, and sets TCP_NODELAY. The port is bound when the Simulator is made, so `url` is known
 before `start` and a busy port fails at once, with a message that names it.
 
-The same port serves the derivatives' user-data event streams (see `_streams`): events come from
-`push` (or `POST /_simulator/events`) and `traffic`; pings, the 24-hour cut and key expiry follow
-the simulator's clock; stream faults are `drop_streams`, `stall_streams`, `cut_streams`, `expire_key`.
+The same port serves the derivatives' user-data event streams (see `_streams`) and spot's WebSocket
+API at `/ws-api/v3` (see `_wsapi`), where spot's and margin's events come: events come from `push`
+(or `POST /_simulator/events`) and `traffic`; pings, the 24-hour cut, key and listenToken expiry
+follow the simulator's clock; stream faults are `drop_streams`, `stall_streams`, `cut_streams`,
+`expire_key`, and apply to WebSocket API connections (market "spot") too. Signed requests verify
+against the keys' credentials: the test account's (`TEST_API_KEY`, `TEST_API_SECRET`), and those
+`register_key` (or `POST /_simulator/keys`) adds.
 
 Besides Binance's endpoints it answers a few control requests under `/_simulator/` (see `_http`:
 this machine only, with the `X-Simulator-Control` header), so that another process (the demo, a
@@ -37,8 +41,11 @@ from binance_userstream._clock import Clock
 from binance_userstream.simulator._exchange import Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, log
+from binance_userstream.simulator._signing import Credential
 from binance_userstream.simulator._streams import STREAM_MARKETS, Delivery, Streams
 from binance_userstream.simulator._traffic import Traffic
+from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
+from binance_userstream.simulator._wsapi import WsApi
 
 _T = TypeVar("_T")
 REQUESTS_KEPT = 10_000
@@ -90,6 +97,7 @@ class Simulator:
         )
         self.request_timeout = float(request_timeout)
         self.streams = Streams(self.exchange, self.exchange.clock, strict_events=strict_events)
+        self.wsapi = WsApi(self.exchange, self.streams)
         self._traffic = Traffic()
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
@@ -126,6 +134,25 @@ class Simulator:
             host = "::1" if ":" in host else "127.0.0.1"
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
+    @property
+    def ws_api_url(self) -> str:
+        """The spot WebSocket API's URL on this simulator (`ws://HOST:PORT/ws-api/v3`)."""
+        return "ws" + self.url.removeprefix("http") + WS_API_PATH
+
+    def register_key(
+        self,
+        api_key: str,
+        *,
+        secret: str | None = None,
+        public_key: bytes | str | None = None,
+        account: str | None = None,
+    ) -> str:
+        """Let `api_key` sign requests: with an HMAC `secret`, or an RSA or Ed25519 `public_key` (PEM),
+        one of them. Returns its account: the same for its REST listenKeys, its listenTokens and its
+        WebSocket API subscriptions. With `api_keys=` the key is accepted from now on, as its own
+        account, or `account`'s (to share one). ValueError for a malformed key or credential."""
+        return self.exchange.register_key(api_key, Credential.of(secret, public_key), account)
+
     def inject(self, *faults: Fault) -> None:
         """Answer the next len(faults) requests with these faults, in order."""
         with self._lock:
@@ -147,20 +174,40 @@ class Simulator:
 
     # -- event streams ---------------------------------------------------------------------------
 
-    def push(self, market: str, event: Mapping[str, object], api_key: str | None = None) -> int:
-        """Send `event` (a JSON object, as Binance sends it) on the streams of every live listenKey of
-        `market` ("usdm", "coinm", "portfolio", "options"), or of one account's (`api_key`).
+    def push(
+        self,
+        market: str,
+        event: Mapping[str, object],
+        api_key: str | None = None,
+        *,
+        symbol: str | None = None,
+    ) -> int:
+        """Send `event` (a JSON object, as Binance sends it) to every listener of `market`, or of one
+        account's (`api_key`): on the derivatives ("usdm", "coinm", "portfolio", "options"), the
+        streams of every live listenKey; on "spot", the WebSocket API's spot subscriptions
+        (`subscribe.signature`, logon); on "margin", its listenToken subscriptions of cross margin,
+        or of `symbol`'s isolated margin account (margin only).
 
-        Serialised once; the same text goes to every connection whose allow-list lets it through.
-        Returns how many connections it was queued to (0 if none listens); `deliveries` records it.
+        Serialised once; the same text goes to every connection whose allow-list lets it through
+        (on the WebSocket API, wrapped as `{"subscriptionId": N, "event": ...}`). Returns how many
+        connections (subscriptions) it was queued to (0 if none listens); `deliveries` records it.
         """
-        return self.push_many(market, [event], api_key)[0]
+        return self.push_many(market, [event], api_key, symbol=symbol)[0]
 
     def push_many(
-        self, market: str, events: Sequence[Mapping[str, object]], api_key: str | None = None
+        self,
+        market: str,
+        events: Sequence[Mapping[str, object]],
+        api_key: str | None = None,
+        *,
+        symbol: str | None = None,
     ) -> list[int]:
         """`push` for several events, in order; returns how many connections got each."""
         _check_market(market)
+        if symbol is not None and (market != "margin" or not isinstance(symbol, str) or not symbol):
+            raise ValueError(
+                "symbol= names an isolated margin account: a non-empty str, market 'margin' only"
+            )
         events = list(events)
         for event in events:
             if not isinstance(event, Mapping):
@@ -168,17 +215,33 @@ class Simulator:
         account = None if api_key is None else self.exchange.account_of(api_key)
 
         def push() -> list[int]:
+            if market in ("spot", "margin"):
+                return self.wsapi.push(market, events, account, symbol)
             keys = self.exchange.live_listen_keys(market, account)
             return self.streams.push(market, events, keys)
 
         return self._on_loop(push)
 
-    def traffic(self, market: str = "usdm", api_key: str | None = None, **order: object) -> list[int]:
-        """Push one realistic order's events (placed, partly filled, filled, with the account updates
-        that go with the fills; see `Traffic.order`) with increasing `E` and order ids; returns how
-        many connections got each. `order` overrides: symbol, side, quantity, price, asset, balance."""
-        events = self._traffic.order(self.streams.event_time(), **order)  # type: ignore[arg-type]
-        return self.push_many(market, events, api_key)
+    def traffic(
+        self, market: str = "usdm", api_key: str | None = None, *, isolated: bool = False, **order: object
+    ) -> list[int]:
+        """Push one realistic order's events with increasing `E` and order ids; returns how many
+        connections got each. USD-M and the other derivatives: placed, partly filled, filled, with
+        the ACCOUNT_UPDATEs the fills cause (`Traffic.order`); spot and margin: the executionReports
+        (NEW, TRADE PARTIALLY_FILLED, TRADE FILLED) each with its outboundAccountPosition
+        (`Traffic.spot_order`), to cross margin or, `isolated=True`, to the order symbol's isolated
+        margin account. `order` overrides: symbol, side, quantity, price, asset, balance."""
+        now = self.streams.event_time()
+        if market in ("spot", "margin"):
+            events = self._traffic.spot_order(now, **order)  # type: ignore[arg-type]
+        else:
+            events = self._traffic.order(now, **order)  # type: ignore[arg-type]
+        symbol = None
+        if isolated:
+            if market != "margin":
+                raise ValueError("isolated=True is for market 'margin' (an isolated margin account)")
+            symbol = str(order.get("symbol", events[0]["s"]))
+        return self.push_many(market, events, api_key, symbol=symbol)
 
     def shutdown_notice(self, market: str | None = None) -> int:
         """Send `{"e": "serverShutdown", "E": ...}` on every stream (of `market`) that gets events, as
@@ -217,7 +280,7 @@ class Simulator:
         self._on_loop(self.streams.step)
 
     def stream_connections(self, market: str | None = None) -> int:
-        """How many event-stream connections are open (of `market`)."""
+        """How many event-stream connections are open (of `market`; the WebSocket API's are "spot")."""
         return self._on_loop(lambda: self.streams.count(market))
 
     @property
@@ -341,6 +404,8 @@ class Simulator:
             return self._control_events(body)
         if method == "POST" and action == "streams":
             return self._control_streams(body)
+        if method == "POST" and action == "keys":
+            return self._control_keys(body)
         if method == "POST" and action == "forget-keys":
             return Answer(200, json.dumps({"forgotten": self.exchange.forget_keys()}).encode())
         if method == "GET" and action == "state":
@@ -350,21 +415,49 @@ class Simulator:
                 "requests": self.request_count,
                 "retired": self.exchange.retired,
                 "stream_connections": self.streams.count(),
+                "ws_api_subscriptions": self._on_loop(self.wsapi.count),
                 "events_sent": self.streams.events_sent,
             }
             return Answer(200, json.dumps(state).encode())
         return error(404, -1000, f"unknown control request {method} /_simulator/{action}")
 
+    def _control_keys(self, body: bytes) -> Answer:
+        """`POST /_simulator/keys` `{"api_key": "...", "secret": "..." | "public_key": "<PEM>",
+        "account"?: "..."}`: `register_key` from another process. The answer is `{"registered": true}`:
+        it repeats neither the key nor its credential."""
+        try:
+            request = _json_object(body)
+            api_key, secret, public_key, account = (
+                request.get(k) for k in ("api_key", "secret", "public_key", "account")
+            )
+            if not isinstance(api_key, str) or not all(
+                v is None or isinstance(v, str) for v in (secret, public_key, account)
+            ):
+                raise ValueError(
+                    'give {"api_key": "...", "secret": "..."} or {"api_key": "...", "public_key": "<PEM>"}'
+                )
+            assert secret is None or isinstance(secret, str)
+            assert public_key is None or isinstance(public_key, str)
+            assert account is None or isinstance(account, str)
+            self.register_key(api_key, secret=secret, public_key=public_key, account=account)
+        except ValueError as exc:
+            return error(400, -1100, f"bad key: {exc}")
+        return Answer(200, json.dumps({"registered": True}).encode())
+
     def _control_events(self, body: bytes) -> Answer:
-        """`POST /_simulator/events` `{"market": "usdm", "events": [...], "api_key"?: "..."}`."""
+        """`POST /_simulator/events` `{"market": "usdm", "events": [...], "api_key"?: "...",
+        "symbol"?: "..." (margin: an isolated account)}`."""
         try:
             request = _json_object(body)
             market, events, api_key = request.get("market"), request.get("events"), request.get("api_key")
+            symbol = request.get("symbol")
             if not isinstance(market, str) or not isinstance(events, list):
                 raise ValueError('give {"market": "usdm", "events": [...]} and, optionally, "api_key"')
             if api_key is not None and not isinstance(api_key, str):
                 raise ValueError("api_key must be a string")
-            delivered = self.push_many(market, events, api_key)
+            if symbol is not None and not isinstance(symbol, str):
+                raise ValueError("symbol must be a string")
+            delivered = self.push_many(market, events, api_key, symbol=symbol)
         except ValueError as exc:
             return error(400, -1100, f"bad events: {exc}")
         return Answer(200, json.dumps({"delivered": delivered}).encode())

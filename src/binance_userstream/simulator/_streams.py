@@ -13,6 +13,9 @@ Routes (what a connection gets is decided by the key's market, as the hosts shar
   path form is accepted and gets nothing (production fails silently there).
 - `/public/ws|stream`, `/market/ws|stream`: USD-M's market-data routes, accepted and silent (no
   market data here); Binance's SDK opens all three routes, so it needs them to connect.
+- `/ws-api/v3`: the spot WebSocket API, whose connections live here too (pings every 20 s, a pong
+  due within a minute, the 24-hour cut, the faults) while `_wsapi` answers their requests and
+  routes spot and margin events to their subscriptions.
 - A key that is not live (unknown, expired, closed) is refused before the upgrade: 400
   `{"code": -1125, "msg": "This listenKey does not exist."}`, the REST answer for such a key
   (production's handshake answer is undocumented).
@@ -33,6 +36,7 @@ import contextlib
 import json
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Literal
@@ -60,11 +64,23 @@ DELIVERIES_KEPT = 10_000
 KEY_ENDED = 1000
 GOING_AWAY = 1001
 TOO_SLOW = 1008
-#: Market names the push API takes (the derivatives; spot's stream comes with the spot issue).
-STREAM_MARKETS = ("usdm", "coinm", "portfolio", "options")
+#: Market names the push API takes: the derivatives' listenKey streams, and spot and margin, whose
+#: events go to the WebSocket API's subscriptions.
+STREAM_MARKETS = ("usdm", "coinm", "portfolio", "options", "spot", "margin")
+#: Real seconds a ping's pong may take whatever the simulator's clock says, so that a jump of a
+#: VirtualClock (or a fast AcceleratedClock) does not take a pong on its way for a missing one.
+PONG_GRACE = 2 * TICK
 _PING_INTERVAL = {market.name: market.ping_interval for market in MARKETS}
 _NO_KEY = json.dumps({"code": -1125, "msg": "This listenKey does not exist."}).encode()
 _PING = object()  # queued for a connection's writer: send a ping frame (in order with the frames)
+
+
+@frozen
+class _Pong:
+    """Queued for a connection's writer: answer a ping (connections that do not autoping)."""
+
+    data: bytes
+
 
 Mode = Literal["ws", "stream"]
 
@@ -100,6 +116,21 @@ class _Connection:
     stalled_until: float = -math.inf
     pings_sent: int = 0
     closing: bool = False
+    #: A WebSocket API connection: its requests go to `on_text`, and `on_end` is told when it ends.
+    on_text: Callable[[str], None] | None = None
+    on_end: Callable[[], None] | None = None
+    #: Seconds of the simulator's clock a ping's pong may take (None: not enforced), and when the
+    #: oldest ping still unanswered was sent (the clock's time, and real time).
+    pong_timeout: float | None = None
+    ping_unanswered: tuple[float, float] | None = None
+
+    @property
+    def wsapi(self) -> bool:
+        return self.on_text is not None
+
+
+#: What other modules of the simulator (the WebSocket API) hold of a connection.
+Connection = _Connection
 
 
 #: USD-M's market-data routes: accepted, and silent (the simulator has no market data), so that a
@@ -153,6 +184,8 @@ class Streams:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        #: Called at each step, after the streams' own work (the WebSocket API expires listenTokens).
+        self.on_step: list[Callable[[], None]] = []
         # Millisecond event times: the wall clock when the simulator was made, moved by its clock.
         exchange.add_listener(self._key_ended)
 
@@ -205,9 +238,20 @@ class Streams:
                 continue
             if now >= connection.opened_at + CONNECTION_LIFETIME:
                 self._close(connection, GOING_AWAY, "24-hour connection limit reached")
+            elif self._pong_overdue(connection, now):
+                self._close(connection, TOO_SLOW, "no pong received in time")
             elif now >= connection.stalled_until and now >= connection.next_ping:
                 connection.next_ping = now + _PING_INTERVAL[connection.market]
                 connection.queue.put_nowait(_PING)
+        for hook in self.on_step:
+            hook()
+
+    @staticmethod
+    def _pong_overdue(connection: _Connection, now: float) -> bool:
+        if connection.pong_timeout is None or connection.ping_unanswered is None:
+            return False
+        sent, sent_real = connection.ping_unanswered
+        return now - sent > connection.pong_timeout and time.monotonic() - sent_real > PONG_GRACE
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -248,6 +292,30 @@ class Streams:
             opened_at=now,
             next_ping=now + _PING_INTERVAL[market],
         )
+        return await self.serve_connection(connection)
+
+    def open(self, request: web.Request, route: str, market: str, pong_timeout: float | None) -> _Connection:
+        """A WebSocket API connection (not yet upgraded): its requests are answered by whoever sets
+        `on_text`; it is pinged at its market's interval and must pong within `pong_timeout`."""
+        ws = web.WebSocketResponse(autoping=False, heartbeat=None, timeout=2.0, max_msg_size=64 * 1024)
+        now = self.clock.now()
+        return _Connection(
+            ws,
+            request,
+            route,
+            "ws",
+            market,
+            {},
+            opened_at=now,
+            next_ping=now + _PING_INTERVAL[market],
+            pong_timeout=pong_timeout,
+        )
+
+    async def serve_connection(self, connection: _Connection) -> web.WebSocketResponse:
+        """Upgrade, then serve `connection` until it ends: its writer sends the queue, its requests
+        are read and answered."""
+        ws, request, route, market = connection.ws, connection.request, connection.route, connection.market
+        subscriptions = list(connection.subscriptions)
         # Registered before the handshake's answer goes out: a client that pushes as soon as it is
         # connected must find it (frames queue until the writer starts).
         self._connections.add(connection)
@@ -264,16 +332,25 @@ class Streams:
         log.debug(
             "stream %s opened for %s (%s)",
             route,
-            ", ".join(redact(key) for key, _ in subscriptions) or "no key",
+            ", ".join(redact(key) for key in subscriptions) or "no key",
             market,
         )
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
-                    self._request(connection, message.data)
+                    if connection.on_text is not None:
+                        connection.on_text(message.data)
+                    else:
+                        self._request(connection, message.data)
+                elif message.type == WSMsgType.PING:
+                    connection.queue.put_nowait(_Pong(message.data))
+                elif message.type == WSMsgType.PONG:
+                    connection.ping_unanswered = None
         finally:
             self._connections.discard(connection)
             writer.cancel()
+            if connection.on_end is not None:
+                connection.on_end()
             log.debug("stream %s ended (%s)", route, market)
         return ws
 
@@ -320,6 +397,10 @@ class Streams:
                 if item is _PING:
                     await connection.ws.ping()
                     connection.pings_sent += 1
+                    if connection.ping_unanswered is None:
+                        connection.ping_unanswered = (self.clock.now(), time.monotonic())
+                elif isinstance(item, _Pong):
+                    await connection.ws.pong(item.data)
                 else:
                     assert isinstance(item, str)
                     await connection.ws.send_str(item)
@@ -389,11 +470,28 @@ class Streams:
 
     def broadcast(self, market: str | None, event: Mapping[str, object]) -> int:
         """Queue a connection event (serverShutdown) to every connection (of `market`), whatever its
-        allow-list, as it is about the connection, not the account; returns to how many."""
+        allow-list, as it is about the connection, not the account; returns to how many. On the
+        WebSocket API it comes as `{"event": ...}`, without a subscriptionId (web-socket-api.md)."""
         text = json.dumps(event, separators=(",", ":"))
-        count = sum(self._queue(c, text) for c in self._matching(market) if c.subscriptions)
+        wrapped = f'{{"event":{text}}}'
+        count = sum(
+            self._queue(c, wrapped if c.wsapi else text)
+            for c in self._matching(market)
+            if c.subscriptions or c.wsapi
+        )
         self._record(market or "*", str(event.get("e", "")), text, count)
         return count
+
+    def send(self, connection: _Connection, frame: str, *, event: bool = True) -> int:
+        """Queue `frame` for `connection`; an event (not an answer) is lost to a stalled connection.
+        Returns 1 if queued, 0 if not (stalled, closing, or too far behind: then it is closed)."""
+        if connection.closing or (event and self.clock.now() < connection.stalled_until):
+            return 0
+        return self._queue(connection, frame)
+
+    def record(self, market: str, kind: str, text: str, count: int) -> None:
+        """Note an event sent (`deliveries`), by whichever module sent it."""
+        self._record(market, kind, text, count)
 
     def _queue(self, connection: _Connection, frame: str) -> int:
         if connection.queue.qsize() >= MAX_QUEUED:

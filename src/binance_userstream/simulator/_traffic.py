@@ -1,10 +1,17 @@
-"""Realistic USD-M event traffic for demos and tests: one order's life, as its account sees it.
+"""Realistic event traffic for demos and tests: one order's life, as its account sees it.
+
+USD-M (and the other derivatives, `order`):
 
 An order is placed (ORDER_TRADE_UPDATE NEW), partly filled (PARTIALLY_FILLED / TRADE, then the
 ACCOUNT_UPDATE the fill causes), then filled (FILLED / TRADE, and its ACCOUNT_UPDATE). Payloads
 have the shapes of Binance's documentation samples
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Order-Update,
 .../Event-Balance-and-Position-Update); decimals are strings, event times `E` and ids only grow.
+
+Spot and margin (`spot_order`, the same shapes for both): a LIMIT order is placed (executionReport
+NEW, and the outboundAccountPosition of the funds it locks), partly filled (TRADE /
+PARTIALLY_FILLED, outboundAccountPosition), then filled (TRADE / FILLED, outboundAccountPosition),
+with the shapes of user-data-stream.md's samples (https://github.com/binance/binance-spot-api-docs).
 """
 
 from __future__ import annotations
@@ -82,6 +89,139 @@ class Traffic:
             self._balances[asset] = wallet
             self._last_time = start + 2 * len(fills)
             return events
+
+    def spot_order(
+        self,
+        now_ms: int,
+        *,
+        symbol: str = "BTCUSDT",
+        side: str = "BUY",
+        quantity: str = "0.01000000",
+        price: str = "43000.10000000",
+        asset: str = "USDT",
+        balance: str = "10000.00000000",
+    ) -> list[dict[str, object]]:
+        """The six events of one spot (or margin) LIMIT order filled in two halves: executionReport
+        NEW, TRADE PARTIALLY_FILLED, TRADE FILLED, each followed by the outboundAccountPosition of the
+        base asset (`symbol` without the quote `asset`) and the quote asset. `balance` is the free
+        quote (BUY) or, for SELL, base balance before the account's first order."""
+        if side not in ("BUY", "SELL"):
+            raise ValueError(f"side must be BUY or SELL, not {side!r}")
+        qty, px = Decimal(quantity), Decimal(price)
+        if not (qty > 0 and px > 0):
+            raise ValueError("quantity and price must be positive decimals")
+        base = symbol.removesuffix(asset) if symbol.endswith(asset) and symbol != asset else "BASE"
+        step = Decimal("0.00000001")
+        with self._lock:
+            self._order_id += 1
+            order_id = self._order_id
+            start = max(now_ms, self._last_time + 1)
+            # free and locked balances: what a BUY pays (quote) and gets (base), or a SELL the reverse
+            pay, get = (asset, base) if side == "BUY" else (base, asset)
+            cost = (qty * px).quantize(step) if side == "BUY" else qty
+            free = self._balances.setdefault(f"spot:{pay}", Decimal(balance))
+            got = self._balances.setdefault(f"spot:{get}", Decimal(0))
+            locked = cost
+            free -= cost
+            report = _SpotReport(symbol, side, qty, px, order_id, f"sim-{order_id}", start)
+            events: list[dict[str, object]] = [
+                report.event(start, "NEW", "NEW", Decimal(0), Decimal(0), None),
+                _position(start + 1, {pay: (free, locked), get: (got, Decimal(0))}),
+            ]
+            first = (qty / 2).quantize(qty, rounding=ROUND_DOWN)
+            fills = [first, qty - first] if 0 < first < qty else [qty]
+            filled = Decimal(0)
+            for number, fill in enumerate(fills, 1):
+                filled += fill
+                self._trade_id += 1
+                time = start + 2 * number
+                spent = (fill * px).quantize(step) if side == "BUY" else fill
+                received = fill if side == "BUY" else (fill * px).quantize(step)
+                commission = (received * COMMISSION * 2).quantize(step)  # spot's 0.1% taker fee
+                locked -= spent
+                got += received - commission
+                status = "FILLED" if filled == qty else "PARTIALLY_FILLED"
+                trade = report.event(time, "TRADE", status, filled, fill, (commission, get, self._trade_id))
+                events.append(trade)
+                events.append(_position(time + 1, {pay: (free, locked), get: (got, Decimal(0))}))
+            self._balances[f"spot:{pay}"] = free + locked  # an unfilled rest (rounding) is unlocked
+            self._balances[f"spot:{get}"] = got
+            self._last_time = start + 2 * len(fills) + 1
+            return events
+
+
+class _SpotReport:
+    """The executionReports of one spot order: what stays, and each step's fields."""
+
+    def __init__(
+        self, symbol: str, side: str, qty: Decimal, px: Decimal, order_id: int, client_id: str, created: int
+    ) -> None:
+        self.symbol, self.side, self.qty, self.px = symbol, side, qty, px
+        self.order_id, self.client_id, self.created = order_id, client_id, created
+        self.quote = Decimal(0)
+        self.executions = 0
+
+    def event(
+        self,
+        time: int,
+        execution: str,
+        status: str,
+        filled: Decimal,
+        last: Decimal,
+        trade: tuple[Decimal, str, int] | None,
+    ) -> dict[str, object]:
+        last_quote = (last * self.px).quantize(Decimal("0.00000001"))
+        self.quote += last_quote
+        commission, commission_asset, trade_id = trade if trade else (Decimal(0), None, -1)
+        self.executions += 1
+        return {
+            "e": "executionReport",
+            "E": time,
+            "s": self.symbol,
+            "c": self.client_id,
+            "S": self.side,
+            "o": "LIMIT",
+            "f": "GTC",
+            "q": f"{self.qty:.8f}",
+            "p": f"{self.px:.8f}",
+            "P": "0.00000000",
+            "F": "0.00000000",
+            "g": -1,
+            "C": "",
+            "x": execution,
+            "X": status,
+            "r": "NONE",
+            "i": self.order_id,
+            "l": f"{last:.8f}",
+            "z": f"{filled:.8f}",
+            "L": f"{self.px if trade else 0:.8f}",
+            "n": f"{commission:.8f}" if trade else "0",
+            "N": commission_asset,
+            "T": time - 1,
+            "t": trade_id,
+            "I": self.order_id * 100 + self.executions,
+            "w": status != "FILLED",
+            "m": False,
+            "M": trade is not None,
+            "O": self.created - 1,
+            "Z": f"{self.quote:.8f}",
+            "Y": f"{last_quote:.8f}",
+            "Q": "0.00000000",
+            "W": self.created - 1,
+            "V": "EXPIRE_MAKER",
+        }
+
+
+def _position(time: int, balances: dict[str, tuple[Decimal, Decimal]]) -> dict[str, object]:
+    return {
+        "e": "outboundAccountPosition",
+        "E": time,
+        "u": time - 1,
+        "B": [
+            {"a": asset, "f": f"{free:.8f}", "l": f"{locked:.8f}"}
+            for asset, (free, locked) in balances.items()
+        ],
+    }
 
 
 def _order_event(
