@@ -249,10 +249,15 @@ async def test_no_listen_key_in_any_log_record_at_debug(
     assert key[:4] in text
 
 
-async def test_a_market_without_a_stream_is_refused_before_anything_is_sent(sim: Simulator) -> None:
+async def test_a_websocket_api_market_without_signing_credentials_is_refused_before_anything_is_sent(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("BINANCE_API_SECRET", "BINANCE_PRIVATE_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
     async with AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, market="spot") as uds:
-        with pytest.raises(ValueError, match="no listenKey event stream"):
+        with pytest.raises(ValueError, match="need a signature"):
             uds.events()
+    assert sim.request_count == 0
 
 
 def test_stream_url_is_checked_when_the_client_is_made() -> None:

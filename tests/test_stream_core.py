@@ -621,14 +621,28 @@ def test_a_renewed_token_moves_the_next_renewal_and_is_noted() -> None:
 def test_a_failed_token_renewal_is_retried_before_the_old_token_runs_out() -> None:
     stream = core(random=lambda: 1.0)
     opened(stream)
-    stream.token_valid(expires_at=100.0, at=0.0)
-    now = 100.0 - TIMING.token_lead if TIMING.token_lead < 100 else 0.0
-    for _ in range(10):  # the backoff grows, but the retry is never later than halfway to the expiry
+    stream.token_valid(expires_at=4000.0, at=0.0)
+    now = 4000.0 - TIMING.token_lead
+    for _ in range(6):  # the backoff grows, but the retry comes no later than halfway to the expiry
         assert any(isinstance(a, RenewToken) for a in stream.tick(now))
         stream.token_renew_failed(now, "minting failed")
-        assert stream.next_deadline() <= max(now, (now + 100.0) / 2)
-        now = stream.next_deadline()
+        due = min(d for d in (stream._renew_token_at,) if d is not None)
+        assert now + TIMING.first_retry <= due <= max(now + TIMING.first_retry, (now + 4000.0) / 2)
+        now = due
     assert StreamEventKind.TOKEN_RENEW_FAILED in [n.kind for n in stream.notes]
+
+
+def test_failed_token_renewals_never_retry_in_a_tight_loop_even_past_the_expiry() -> None:
+    stream = core(random=lambda: 1.0)
+    opened(stream)
+    stream.token_valid(expires_at=10.0, at=0.0)
+    stream.token_renew_failed(9.9, "minting failed")
+    first = stream._renew_token_at
+    assert first is not None
+    assert first >= 9.9 + TIMING.first_retry
+    stream.token_renew_failed(first, "minting failed")
+    assert stream._renew_token_at is not None
+    assert stream._renew_token_at >= first + TIMING.first_retry
 
 
 def test_replacing_the_connections_is_make_before_break_with_no_gap() -> None:

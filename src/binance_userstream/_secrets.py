@@ -30,6 +30,9 @@ _TOKEN = re.compile(r"[\x21-\x7e]+")
 _LISTEN_KEY_PARAM = re.compile(r"(listenKey=)([^&\s'\"]+)")
 #: A SIGNED request's signature in its URL: no secret, but nothing a log needs either.
 _SIGNATURE_PARAM = re.compile(r"(signature=)([^&\s'\"]+)")
+#: A credential in a JSON text: a WebSocket API request (apiKey, signature, listenToken) or answer
+#: (token), as the WebSocket library logs frames at DEBUG.
+_JSON_SECRET = re.compile(r'("(?:apiKey|signature|listenToken|token|listenKey)"\s*:\s*")([^"]+)')
 #: A token shaped like a listenKey or an API key (Binance's are 60 to 64 letters and digits),
 #: wherever it stands: server text may echo one we do not know of (a key from another request).
 _KEY_LIKE = re.compile(r"[A-Za-z0-9]{60,}")
@@ -131,6 +134,7 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
             text = text.replace(secret, redact(secret))
     text = _LISTEN_KEY_PARAM.sub(lambda m: m.group(1) + redact(m.group(2)), text)
     text = _SIGNATURE_PARAM.sub(lambda m: m.group(1) + redact(m.group(2)), text)
+    text = _JSON_SECRET.sub(lambda m: m.group(1) + redact(m.group(2)), text)
     return _KEY_LIKE.sub(lambda m: redact(m.group(0)), text)
 
 
@@ -215,9 +219,9 @@ class StreamRedactingFilter(logging.Filter):
         with _WATCHED_LOCK:
             secrets = list(_WATCHED)
         message = record.getMessage()
-        cleaned = scrub(message, secrets)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        # Always flattened: the arguments (a frame, whose repr holds its whole payload) must not
+        # reach a handler that records them as they are.
+        record.msg, record.args = scrub(message, secrets), None
         if record.exc_info and record.exc_info[1] is not None:
             text = logging.Formatter().formatException(record.exc_info)
             record.exc_info, record.exc_text = None, scrub(text, secrets)

@@ -79,6 +79,8 @@ _WS_API = "ws-api"
 #: The largest frame accepted: Binance's events are a few KB; 1 MiB is websockets' default.
 MAX_FRAME = 2**20
 OPEN_TIMEOUT = 10.0
+#: Seconds leaving a stream waits for its connections' close handshakes.
+CLOSE_TIMEOUT = 2.0
 #: The latest keys and tokens scrubbed from logs by name (older ones are long out of any URL or
 #: frame; key-shaped text is scrubbed whatever it is).
 KEYS_WATCHED = 8
@@ -214,6 +216,7 @@ class AsyncEventStream:
     ) -> None:
         self._end()
         await self._unsubscribe()
+        await self._close_sockets()
         tasks = [t for t in (self._runner, *self._connections.values(), *self._helpers) if t is not None]
         for task in tasks:
             task.cancel()
@@ -317,7 +320,11 @@ class AsyncEventStream:
                 waiter.cancel()
 
     def _apply(self, actions: list[Action]) -> None:
-        """Carry out the core's actions, then report what it noted and wake whoever waits."""
+        """Carry out the core's actions, then report what it noted and wake whoever waits. Once the
+        stream has ended nothing is carried out: leaving it opens no connection, renews nothing,
+        and reports no disconnection of its own making."""
+        if self._ended:
+            return
         for action in actions:
             if isinstance(action, Connect):
                 name = f"binance-userstream-connection-{action.conn_id}"
@@ -393,8 +400,9 @@ class AsyncEventStream:
                 detail = _close_detail(ws)
         except asyncio.CancelledError:
             raise
-        except _Refused:
-            return  # the stream has failed with the refusal; nothing to reconnect
+        except _Refused as refused:
+            self._fail(refused.error)  # now that the connection is closed: nothing to reconnect
+            return
         except ConnectionClosed as error:
             detail = f"closed: code {error.rcvd.code if error.rcvd else 1006}"
         except Exception as error:
@@ -463,8 +471,7 @@ class AsyncEventStream:
                     )
                 )
             elif isinstance(outcome, Refused):
-                self._fail(outcome.error)
-                raise _Refused
+                raise _Refused(outcome.error)
             elif isinstance(outcome, Failed):
                 raise ConnectionError(outcome.detail)
         return subscribed
@@ -483,8 +490,7 @@ class AsyncEventStream:
         try:
             answer = await self._create_token()
         except FATAL as error:
-            self._fail(error)
-            raise _Refused from None
+            raise _Refused(error) from None
         token, expiration_ms = answer.token, answer.expiration_time
         self._watch(token)
         now = self._now()
@@ -497,7 +503,8 @@ class AsyncEventStream:
         try:
             async with self._token_lock:
                 await self._mint()
-        except _Refused:
+        except _Refused as refused:
+            self._fail(refused.error)
             return
         except UserStreamError as error:
             self._apply(self._core.token_renew_failed(self._now(), f"minting a listenToken failed: {error}"))
@@ -508,6 +515,15 @@ class AsyncEventStream:
             if ws is not None:
                 with contextlib.suppress(ConnectionClosed):
                     await ws.send(subscriber.renew(self._wall_ms(), self._token[0]).text)
+
+    async def _close_sockets(self) -> None:
+        """Leaving: close each open connection with a close handshake (bounded), before its task is
+        cancelled: a connection cancelled in the middle of closing can leave its socket open."""
+        sockets = list(self._sockets.values())
+        if sockets:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
     async def _unsubscribe(self) -> None:
         """Leaving: end each subscription before its connection closes (bounded; errors ignored)."""
@@ -548,7 +564,11 @@ class AsyncEventStream:
 
 
 class _Refused(Exception):
-    """The stream failed with a refusal no reconnect can mend (already recorded by `_fail`)."""
+    """A refusal no reconnect can mend: the stream fails with `error` once the connection is closed."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
 
 
 def _close_detail(ws: ClientConnection) -> str:

@@ -311,14 +311,15 @@ class StreamCore:
         return []
 
     def token_renew_failed(self, at: float, detail: str | None = None) -> list[Action]:
-        """Minting or presenting a new listenToken failed: try again after a backoff, and no later
-        than halfway to the old token's expiry (or at once, past it)."""
+        """Minting or presenting a new listenToken failed: try again after a backoff, but while the
+        old token lives no later than halfway to its expiry, and never sooner than `first_retry`
+        (past the expiry, eventStreamTerminated ends the subscription and a reconnect mints anew)."""
         self._failures += 1
-        retry = at + self._backoff()
-        if self._token_expires_at is not None:
-            retry = min(retry, max(at, (at + self._token_expires_at) / 2))
-        self._renew_token_at = retry
-        self._note(StreamEventKind.TOKEN_RENEW_FAILED, at, retry_in=retry - at, detail=detail)
+        wait = self._backoff()
+        if self._token_expires_at is not None and self._token_expires_at > at:
+            wait = max(self.timing.first_retry, min(wait, (self._token_expires_at - at) / 2))
+        self._renew_token_at = at + wait
+        self._note(StreamEventKind.TOKEN_RENEW_FAILED, at, retry_in=wait, detail=detail)
         return []
 
     def replace_connections(self, at: float, why: str) -> list[Action]:
