@@ -39,8 +39,7 @@ from binance_userstream import (
     StreamGap,
 )
 from binance_userstream._stream_core import StreamEvent, StreamEventKind
-from binance_userstream.simulator import Fault, Simulator
-from tests.conftest import API_KEY
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Fault, Simulator
 
 HOURS = 72
 STEP = 60.0
@@ -51,8 +50,17 @@ CHAOS = 1 / 90
 CALM = 25 * 60
 STEPS = int(HOURS * 3600 / STEP)
 RETRY = RetryPolicy(backoff_base=0.001, backoff_cap=0.005)
-#: Faults that lose events (one gap each), and the gap each must produce.
-LOSSY = {"drop": "disconnected", "cut": "disconnected", "stall": "stalled", "lose": None, "429": None}
+#: The faults each market family meets: the derivatives lose their listenKey ("lose"), spot and
+#: margin their subscription ("end": eventStreamTerminated; margin's tokens revoked with it); a
+#: 429 comes on the next create (a listenKey, or margin's listenToken).
+FAULTS = {
+    "usdm": ("drop", "cut", "stall", "lose", "429", "shutdown"),
+    "coinm": ("drop", "cut", "stall", "lose", "429", "shutdown"),
+    "spot": ("drop", "cut", "stall", "end", "shutdown"),
+    "margin": ("drop", "cut", "stall", "end", "429", "shutdown"),
+}
+#: Faults that lose events: one gap each. (serverShutdown is planned: a rotation, no gap.)
+LOSSY = {"drop", "cut", "stall", "lose", "end", "429"}
 #: Real seconds the test waits for an event to reach the consumer before it steps on: an event
 #: queued to a connection the client has just given up (stalled, closing) never arrives, and must
 #: then fall inside a gap, which `check` verifies.
@@ -124,18 +132,24 @@ async def soak(market: str, seed: int) -> Run:
                         run.seen.append((str(payload.get("e")), payload.get("E")))
 
             consumer = asyncio.create_task(consume())
-            assert await _until(lambda: sim.stream_connections(market) >= 1, timeout=10)
+            assert await _until(lambda: sim.stream_connections(connections_of(market)) >= 1, timeout=10)
+            if market in ("spot", "margin"):
+                assert await _until(lambda: sim.wsapi.count() >= 1, timeout=10)
             healthy = True
             for n in range(1, STEPS + 1):
                 clock.advance(STEP)
                 sim.tick()
                 await asyncio.sleep(0.001)  # let the stream's timers and the simulator act on the step
+                if market in ("spot", "margin"):
+                    # A handshake takes no time on Binance's clock: the clock stands still while a
+                    # connection mints its token and subscribes (its timestamp must be fresh).
+                    await _until(lambda: sim.stream_connections("spot") <= sim.wsapi.count(), timeout=2)
                 if healthy and CALM < n < STEPS - 60 and rng.random() < CHAOS:
-                    fault = rng.choice(["drop", "cut", "stall", "lose", "429", "shutdown"])
+                    fault = rng.choice(FAULTS[market])
                     run.faults[fault] += 1
                     _inject(sim, market, fault)
                     healthy = fault == "shutdown"
-                count = sim.push(market, event_for(market, n))
+                count = sim.push(market, event_for(market, n), TEST_API_KEY)
                 run.sent.append(n)
                 if count and await _until(lambda n=n: bool(run.seen) and run.seen[-1][1] == n):  # type: ignore[misc]
                     healthy = True
@@ -148,24 +162,37 @@ async def soak(market: str, seed: int) -> Run:
     return run
 
 
+def connections_of(market: str) -> str:
+    """The simulator's name for a market's connections: margin's are on the spot WebSocket API."""
+    return "spot" if market == "margin" else market
+
+
 def _inject(sim: Simulator, market: str, fault: str) -> None:
+    streams = connections_of(market)
     if fault == "drop":
-        sim.drop_streams(market)
+        sim.drop_streams(streams)
     elif fault == "cut":
-        sim.cut_streams(market)
+        sim.cut_streams(streams)
     elif fault == "stall":
-        sim.stall_streams(600.0, market)
+        sim.stall_streams(600.0, streams)
     elif fault == "shutdown":
-        sim.shutdown_notice(market)
+        sim.shutdown_notice(streams)
     else:
         if fault == "429":
             sim.inject(Fault.rate_limited(retry_after=0.01))
-        sim.expire_key(market=market)
+        if market in ("spot", "margin"):
+            sim.end_subscriptions(market)
+        else:
+            sim.expire_key(market=market)
+
+
+#: Events the simulator sends by itself, beside the soak's own.
+NOT_PUSHED = ("listenKeyExpired", "serverShutdown", "eventStreamTerminated")
 
 
 def check(run: Run) -> None:
     """Nothing lost silently, nothing twice, nothing out of order; one gap per unplanned loss."""
-    delivered = [e for kind, e in run.seen if kind not in ("gap", "listenKeyExpired", "serverShutdown")]
+    delivered = [e for kind, e in run.seen if kind != "gap" and kind not in NOT_PUSHED]
     assert delivered == sorted(set(delivered)), "an event was delivered twice or out of order"
     previous: int | None = None
     gap_pending = False
@@ -173,7 +200,7 @@ def check(run: Run) -> None:
         if kind == "gap":
             gap_pending = True
             continue
-        if kind in ("listenKeyExpired", "serverShutdown", "eventStreamTerminated"):
+        if kind in NOT_PUSHED:
             continue
         expected = 1 if previous is None else previous + 1
         if value != expected:
@@ -181,6 +208,13 @@ def check(run: Run) -> None:
         previous, gap_pending = value, False
     gaps = [value for kind, value in run.seen if kind == "gap"]
     lossy = sum(count for fault, count in run.faults.items() if fault in LOSSY)
+    assert set(gaps) <= {
+        "disconnected",
+        "stalled",
+        "listen_key_expired",
+        "key_replaced",
+        "subscription_ended",
+    }
     assert len(gaps) == lossy, (Counter(gaps), run.faults)
     # Every serverShutdown and the first day's end were rotations, none of them a gap.
     assert run.notes[StreamEventKind.ROTATED] >= run.faults["shutdown"] + 1
@@ -192,18 +226,20 @@ def _left_behind() -> tuple[int, int]:
 
 
 def client(market: str, sim: Simulator, clock: SteppedClock) -> AsyncUserDataStream:
-    """The client of one soak: quick REST retries, a backoff gate on the soak's clock."""
+    """The client of one soak: quick REST retries, a backoff gate on the soak's clock; the test
+    account's secret signs spot's subscriptions and margin's listenTokens."""
     return AsyncUserDataStream(
-        API_KEY,
+        TEST_API_KEY,
         sim.url,
         market=market,
         stream_url=sim.url.replace("http://", "ws://"),
         retry=RETRY,
         gate=BackoffGate(clock=clock.now),
+        api_secret=TEST_API_SECRET,
     )
 
 
-FAMILIES = ["usdm", "coinm"]
+FAMILIES = ["usdm", "coinm", "spot", "margin"]
 
 
 @pytest.mark.parametrize("market", FAMILIES)

@@ -477,11 +477,10 @@ class AsyncEventStream:
         return subscribed
 
     async def _listen_token(self) -> str:
-        """The listenToken for a new connection: the one in use while it has time left, else a new one."""
+        """A new listenToken for a new connection: the one in use may have been what ended the last
+        subscription (expired, revoked), and a mint costs one request per connection."""
         async with self._token_lock:
-            now = self._now()
-            if self._token is None or self._token[1] - now <= self._core.timing.token_lead:
-                await self._mint()
+            await self._mint()
             assert self._token is not None
             return self._token[0]
 

@@ -15,12 +15,14 @@ import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 from multidict import CIMultiDict
 
+from binance_userstream._clock import wall_time
 from binance_userstream._secrets import redact, scrub
 from binance_userstream.simulator._exchange import RETIRED, Answer, error
 from binance_userstream.simulator._faults import Fault
@@ -66,7 +68,16 @@ def handler(sim: Simulator) -> Handler:
         response = web.Response(
             status=answer.status,
             body=answer.body,
-            headers=CIMultiDict([("Server", SERVER), ("Content-Type", answer.content_type), *answer.headers]),
+            headers=CIMultiDict(
+                [
+                    ("Server", SERVER),
+                    # The server's time, on the simulator's clock: a client that resyncs its
+                    # timestamps from Date (after a -1021) must read the time it is judged by.
+                    ("Date", formatdate(wall_time(sim.exchange.clock), usegmt=True)),
+                    ("Content-Type", answer.content_type),
+                    *answer.headers,
+                ]
+            ),
         )
         if answer.status in (408, 413):  # the rest of the body is not read: no further request
             response.force_close()

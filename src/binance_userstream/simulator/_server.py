@@ -274,6 +274,21 @@ class Simulator:
         self.tick()
         return count
 
+    def end_subscriptions(self, market: str | None = None) -> int:
+        """Fault: end every WebSocket API subscription (of `market`: "spot" or "margin") with
+        `eventStreamTerminated`, and revoke every listenToken, as if they had all expired: a client
+        must subscribe again, margin's with a new token. The connections stay open. Returns how
+        many subscriptions ended."""
+        if market not in (None, "spot", "margin"):
+            raise ValueError(f"market must be 'spot' or 'margin' (or None for both), not {market!r}")
+
+        def end() -> int:
+            if market in (None, "margin"):
+                self.exchange.tokens.revoke()
+            return self.wsapi.terminate(market)
+
+        return self._on_loop(end)
+
     def tick(self) -> None:
         """Look at the clock now, rather than at the next TICK: send the pings due, close connections
         24 hours old, expire keys whose time is up. Tests on a VirtualClock call it after advancing."""

@@ -82,6 +82,13 @@ class ListenTokens:
             self._tokens[value] = ListenToken(account, symbol, now + validity_ms / 1000, expiration_ms)
         return value, expiration_ms
 
+    def revoke(self) -> int:
+        """Forget every token (a fault: as if all had expired); returns how many there were."""
+        with self._lock:
+            count = len(self._tokens)
+            self._tokens.clear()
+        return count
+
     def get(self, value: str) -> ListenToken | None:
         """The live token `value`; None if it was never minted or has expired."""
         with self._lock:

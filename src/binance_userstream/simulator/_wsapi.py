@@ -194,6 +194,17 @@ class WsApi:
         )
         self.streams.record(subscription.market, "eventStreamTerminated", text, count)
 
+    def terminate(self, market: str | None = None) -> int:
+        """End every subscription (of `market`, "spot" or "margin") with eventStreamTerminated, as
+        an expired listenToken or an unsubscribe would; returns how many ended."""
+        ended = 0
+        for session in list(self._sessions):
+            for subscription in list(session.subscriptions.values()):
+                if market in (None, subscription.market):
+                    self._terminate(session, subscription)
+                    ended += 1
+        return ended
+
     def count(self) -> int:
         """How many subscriptions are active, on every connection."""
         return sum(len(session.subscriptions) for session in self._sessions)
