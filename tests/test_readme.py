@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from binance_userstream.simulator import Simulator
+from binance_userstream.simulator import TEST_API_SECRET, Simulator
 from tests.conftest import API_KEY, ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -61,6 +61,7 @@ def test_the_cli_lines_run_in_order_against_the_simulator(tmp_path: Path) -> Non
     assert len(COMMANDS) >= 5
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
+    (tmp_path / "secret.txt").write_text(TEST_API_SECRET + "\n")  # the spot and margin lines sign
     with Simulator() as sim:
         port = sim.url.rpartition(":")[2]
         for line in COMMANDS:
@@ -75,6 +76,7 @@ def test_the_cli_lines_run_in_order_against_the_simulator(tmp_path: Path) -> Non
             )
             assert proc.returncode == 0, (line, proc.stderr)
             assert API_KEY not in proc.stdout + proc.stderr
+            assert TEST_API_SECRET not in proc.stdout + proc.stderr
 
 
 def test_the_readme_starts_with_a_live_market_example_and_the_retirement_notice() -> None:
@@ -84,8 +86,17 @@ def test_the_readme_starts_with_a_live_market_example_and_the_retirement_notice(
     assert "uds.create()" in first
     assert "2026-02-20" in head
     assert "userDataStream.subscribe.signature" in head
-    for market in ("usdm", "coinm", "portfolio", "options"):
+    for market in ("usdm", "coinm", "portfolio", "options", "spot", "margin"):
         assert f'market="{market}"' in head
+
+
+def test_the_spot_example_is_what_a_spot_user_reads_right_after_the_retirement_notice() -> None:
+    after_notice = README[README.index("> **Which market, today.**") :]
+    first_heading = after_notice[after_notice.index("\n## ") :].split("\n")[1]
+    assert first_heading == "## Spot and margin on the WebSocket API"
+    spot_example = after_notice.split("```python\n")[1].split("```")[0]
+    assert 'market="spot"' in spot_example
+    assert "uds.events()" in spot_example
 
 
 def test_the_cli_examples_use_only_options_the_cli_has() -> None:

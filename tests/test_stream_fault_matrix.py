@@ -177,7 +177,7 @@ def step(sim: Simulator, clock: SteppedClock, family: str) -> None:
     sim.tick()
     time.sleep(0.001)
     if family in WS_API:  # the clock stands still while a connection mints and subscribes
-        until(lambda: sim.stream_connections("spot") <= sim.wsapi.count(), timeout=2.0)
+        until(lambda: sim.stream_connections("spot") <= sim.subscriptions(), timeout=2.0)
 
 
 @pytest.mark.parametrize("mode", ["async", "sync"])
@@ -192,7 +192,7 @@ def test_each_stream_fault_ends_as_stated_in_bounded_time(family: str, fault: st
         consumer = start(mode, family, sim, clock)
         assert until(lambda: sim.stream_connections(streams) >= 1, timeout=10)
         if family in WS_API:
-            assert until(lambda: sim.wsapi.count() >= 1, timeout=10)
+            assert until(lambda: sim.subscriptions() >= 1, timeout=10)
         sim.push(family, event(family, 1), TEST_API_KEY)
         assert until(lambda: ("BalanceUpdate" if family in WS_API else "AccountUpdate", 1) in consumer.items)
         inject(sim, family, fault)

@@ -134,7 +134,7 @@ async def soak(market: str, seed: int) -> Run:
             consumer = asyncio.create_task(consume())
             assert await _until(lambda: sim.stream_connections(connections_of(market)) >= 1, timeout=10)
             if market in ("spot", "margin"):
-                assert await _until(lambda: sim.wsapi.count() >= 1, timeout=10)
+                assert await _until(lambda: sim.subscriptions() >= 1, timeout=10)
             healthy = True
             for n in range(1, STEPS + 1):
                 clock.advance(STEP)
@@ -143,7 +143,7 @@ async def soak(market: str, seed: int) -> Run:
                 if market in ("spot", "margin"):
                     # A handshake takes no time on Binance's clock: the clock stands still while a
                     # connection mints its token and subscribes (its timestamp must be fresh).
-                    await _until(lambda: sim.stream_connections("spot") <= sim.wsapi.count(), timeout=2)
+                    await _until(lambda: sim.stream_connections("spot") <= sim.subscriptions(), timeout=2)
                 if healthy and CALM < n < STEPS - 60 and rng.random() < CHAOS:
                     fault = rng.choice(FAULTS[market])
                     run.faults[fault] += 1

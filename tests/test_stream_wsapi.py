@@ -76,7 +76,7 @@ async def take(stream: Any, n: int, timeout: float = 10.0) -> list[Any]:
 
 async def subscribed(sim: Simulator, count: int = 1) -> None:
     async with asyncio.timeout(10):
-        while sim.wsapi.count() < count:  # type: ignore[attr-defined]
+        while sim.subscriptions() < count:  # type: ignore[attr-defined]
             await asyncio.sleep(0.01)
 
 
@@ -233,7 +233,7 @@ async def test_leaving_the_stream_unsubscribes(live: Simulator) -> None:
         async with uds.events(timing=FAST):
             await subscribed(live)
         async with asyncio.timeout(5):
-            while live.wsapi.count():  # type: ignore[attr-defined]
+            while live.subscriptions():  # type: ignore[attr-defined]
                 await asyncio.sleep(0.01)
 
 
@@ -243,7 +243,7 @@ def test_the_sync_stream_subscribes_spot_too(live: Simulator) -> None:
     )
     with uds, uds.events(timing=FAST) as stream:
         for _ in range(500):
-            if live.wsapi.count():  # type: ignore[attr-defined]
+            if live.subscriptions():  # type: ignore[attr-defined]
                 break
             threading_pause(0.01)
         live.push("spot", balance(7), TEST_API_KEY)

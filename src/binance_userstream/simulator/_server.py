@@ -274,6 +274,10 @@ class Simulator:
         self.tick()
         return count
 
+    def subscriptions(self) -> int:
+        """How many WebSocket API user-data subscriptions are active (spot's and margin's)."""
+        return self._on_loop(self.wsapi.count)
+
     def end_subscriptions(self, market: str | None = None) -> int:
         """Fault: end every WebSocket API subscription (of `market`: "spot" or "margin") with
         `eventStreamTerminated`, and revoke every listenToken, as if they had all expired: a client
