@@ -1,7 +1,7 @@
 """`make demo`: the main job, end to end, against the local simulator, in under a minute.
 
-Two halves: the keepalive session through the CLI (below), then the event stream
-(`demo_stream.py`).
+Three parts: the keepalive session through the CLI (below), the event stream (`demo_stream.py`),
+then spot and margin on the WebSocket API (`demo_spot.py`).
 
 It starts the simulator (`binance-userstream simulator`) on a free loopback port with a clock 720
 times faster than real time, runs the real CLI (`binance-userstream run`) for four simulated hours,
@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
+import demo_spot
 import demo_stream
 import httpx
 
@@ -40,7 +41,9 @@ def main() -> int:
     )
     try:
         code = run_demo(simulator.stdout, started)
-        return code if demo_stream.main() else 1
+        stream_ok = demo_stream.main()
+        spot_ok = demo_spot.main()
+        return code if stream_ok and spot_ok else 1
     finally:
         simulator.terminate()
         simulator.wait(timeout=10)

@@ -14,4 +14,5 @@ def test_the_demo_rides_out_every_fault_and_exits_0() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "FAIL" not in proc.stdout
-    assert proc.stdout.count("demo │ ok") == 17  # 10 for the keepalive session, 7 for the event stream
+    # 10 for the keepalive session, 7 for the event stream, 5 for spot and margin
+    assert proc.stdout.count("demo │ ok") == 22
