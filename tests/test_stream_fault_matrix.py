@@ -29,7 +29,8 @@ from binance_userstream import (
     StreamGap,
     UserDataStream,
 )
-from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Fault, Simulator
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
+from tests._chaos import WS_API, event_for, inject, streams_of
 
 RETRY = RetryPolicy(backoff_base=0.001, backoff_cap=0.005)
 STEP = 60.0
@@ -37,7 +38,6 @@ STEP = 60.0
 MAX_STEPS = 30
 BOUND = 20.0
 FAMILIES = ("usdm", "coinm", "spot", "margin")
-WS_API = ("spot", "margin")
 
 
 @frozen
@@ -62,38 +62,6 @@ def expected(family: str, fault: str) -> Outcome:
 
 
 FAULTS = ("drop", "cut", "stall", "loss", "429", "shutdown", "refused")
-
-
-def event(family: str, n: int) -> dict[str, Any]:
-    if family in WS_API:
-        return {"e": "balanceUpdate", "E": n, "a": "BTC", "d": "0.1", "T": n}
-    return {"e": "ACCOUNT_UPDATE", "E": n, "T": n, "a": {"m": "ORDER", "B": [], "P": []}}
-
-
-def inject(sim: Simulator, family: str, fault: str) -> None:
-    streams = "spot" if family == "margin" else family
-    if fault == "drop":
-        sim.drop_streams(streams)
-    elif fault == "cut":
-        sim.cut_streams(streams)
-    elif fault == "stall":
-        sim.stall_streams(600.0, streams)
-    elif fault == "shutdown":
-        sim.shutdown_notice(streams)
-    elif fault == "refused":
-        if family in WS_API:  # the account's secret was rotated: the next signature is refused
-            sim.register_key(TEST_API_KEY, secret="R" * 64)
-            sim.drop_streams(streams)
-        else:  # the next create meets the retirement spot met
-            sim.inject(Fault.retired())
-            sim.expire_key(market=family)
-    else:
-        if fault == "429":
-            sim.inject(Fault.rate_limited(retry_after=0.01))
-        if family in WS_API:
-            sim.end_subscriptions(family)
-        else:
-            sim.expire_key(market=family)
 
 
 @define
@@ -188,19 +156,19 @@ def test_each_stream_fault_ends_as_stated_in_bounded_time(family: str, fault: st
     began = time.monotonic()
     clock = SteppedClock()
     with Simulator(clock=clock) as sim:
-        streams = "spot" if family == "margin" else family
+        streams = streams_of(family)
         consumer = start(mode, family, sim, clock)
         assert until(lambda: sim.stream_connections(streams) >= 1, timeout=10)
         if family in WS_API:
             assert until(lambda: sim.subscriptions() >= 1, timeout=10)
-        sim.push(family, event(family, 1), TEST_API_KEY)
+        sim.push(family, event_for(family, 1), TEST_API_KEY)
         assert until(lambda: ("BalanceUpdate" if family in WS_API else "AccountUpdate", 1) in consumer.items)
         inject(sim, family, fault)
         n = 1
         for _ in range(MAX_STEPS):
             step(sim, clock, family)
             n += 1
-            if sim.push(family, event(family, n), TEST_API_KEY) and until(
+            if sim.push(family, event_for(family, n), TEST_API_KEY) and until(
                 lambda n=n: bool(consumer.items) and consumer.items[-1][1] == n  # type: ignore[misc]
             ):
                 break

@@ -39,7 +39,8 @@ from binance_userstream import (
     StreamGap,
 )
 from binance_userstream._stream_core import StreamEvent, StreamEventKind
-from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Fault, Simulator
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
+from tests._chaos import event_for, inject, streams_of
 
 HOURS = 72
 STEP = 60.0
@@ -50,28 +51,21 @@ CHAOS = 1 / 90
 CALM = 25 * 60
 STEPS = int(HOURS * 3600 / STEP)
 RETRY = RetryPolicy(backoff_base=0.001, backoff_cap=0.005)
-#: The faults each market family meets: the derivatives lose their listenKey ("lose"), spot and
-#: margin their subscription ("end": eventStreamTerminated; margin's tokens revoked with it); a
-#: 429 comes on the next create (a listenKey, or margin's listenToken).
+#: The faults each market family meets (see tests/_chaos.py): a lost credential is the derivatives'
+#: listenKey, spot's and margin's subscription (margin's tokens revoked with it); a 429 comes on the
+#: next create (a listenKey, or margin's listenToken).
 FAULTS = {
-    "usdm": ("drop", "cut", "stall", "lose", "429", "shutdown"),
-    "coinm": ("drop", "cut", "stall", "lose", "429", "shutdown"),
-    "spot": ("drop", "cut", "stall", "end", "shutdown"),
-    "margin": ("drop", "cut", "stall", "end", "429", "shutdown"),
+    "usdm": ("drop", "cut", "stall", "loss", "429", "shutdown"),
+    "coinm": ("drop", "cut", "stall", "loss", "429", "shutdown"),
+    "spot": ("drop", "cut", "stall", "loss", "shutdown"),
+    "margin": ("drop", "cut", "stall", "loss", "429", "shutdown"),
 }
 #: Faults that lose events: one gap each. (serverShutdown is planned: a rotation, no gap.)
-LOSSY = {"drop", "cut", "stall", "lose", "end", "429"}
+LOSSY = {"drop", "cut", "stall", "loss", "429"}
 #: Real seconds the test waits for an event to reach the consumer before it steps on: an event
 #: queued to a connection the client has just given up (stalled, closing) never arrives, and must
 #: then fall inside a gap, which `check` verifies.
 DELIVERY = 1.0
-
-
-def event_for(market: str, n: int) -> dict[str, Any]:
-    """The n-th event of the soak (`E` = n), a real event type of the market."""
-    if market in ("spot", "margin"):
-        return {"e": "balanceUpdate", "E": n, "a": "BTC", "d": "0.1", "T": n}
-    return {"e": "ACCOUNT_UPDATE", "E": n, "T": n, "a": {"m": "ORDER", "B": [], "P": []}}
 
 
 @define
@@ -132,7 +126,7 @@ async def soak(market: str, seed: int) -> Run:
                         run.seen.append((str(payload.get("e")), payload.get("E")))
 
             consumer = asyncio.create_task(consume())
-            assert await _until(lambda: sim.stream_connections(connections_of(market)) >= 1, timeout=10)
+            assert await _until(lambda: sim.stream_connections(streams_of(market)) >= 1, timeout=10)
             if market in ("spot", "margin"):
                 assert await _until(lambda: sim.subscriptions() >= 1, timeout=10)
             healthy = True
@@ -147,7 +141,7 @@ async def soak(market: str, seed: int) -> Run:
                 if healthy and CALM < n < STEPS - 60 and rng.random() < CHAOS:
                     fault = rng.choice(FAULTS[market])
                     run.faults[fault] += 1
-                    _inject(sim, market, fault)
+                    inject(sim, market, fault)
                     healthy = fault == "shutdown"
                 count = sim.push(market, event_for(market, n), TEST_API_KEY)
                 run.sent.append(n)
@@ -160,30 +154,6 @@ async def soak(market: str, seed: int) -> Run:
             stream.close()
             await consumer
     return run
-
-
-def connections_of(market: str) -> str:
-    """The simulator's name for a market's connections: margin's are on the spot WebSocket API."""
-    return "spot" if market == "margin" else market
-
-
-def _inject(sim: Simulator, market: str, fault: str) -> None:
-    streams = connections_of(market)
-    if fault == "drop":
-        sim.drop_streams(streams)
-    elif fault == "cut":
-        sim.cut_streams(streams)
-    elif fault == "stall":
-        sim.stall_streams(600.0, streams)
-    elif fault == "shutdown":
-        sim.shutdown_notice(streams)
-    else:
-        if fault == "429":
-            sim.inject(Fault.rate_limited(retry_after=0.01))
-        if market in ("spot", "margin"):
-            sim.end_subscriptions(market)
-        else:
-            sim.expire_key(market=market)
 
 
 #: Events the simulator sends by itself, beside the soak's own.
