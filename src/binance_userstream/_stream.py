@@ -159,7 +159,7 @@ class AsyncEventStream:
         self._runner: asyncio.Task[None] | None = None
         self._keys: list[str] = []
         self._subscribers: dict[int, Subscriber] = {}
-        self._token: tuple[str, float] | None = None  # the listenToken in use, and when it expires
+        self._token: str | None = None  # the listenToken minted last
         self._token_lock = asyncio.Lock()
 
     # -- the consumer's side ------------------------------------------------------------------
@@ -482,7 +482,7 @@ class AsyncEventStream:
         async with self._token_lock:
             await self._mint()
             assert self._token is not None
-            return self._token[0]
+            return self._token
 
     async def _mint(self) -> None:
         """Mint a listenToken and tell the core when it expires; a fatal refusal ends the stream."""
@@ -494,7 +494,7 @@ class AsyncEventStream:
         self._watch(token)
         now = self._now()
         expires_at = now + (expiration_ms - self._credentials.timestamp()) / 1000
-        self._token = (token, expires_at)
+        self._token = token
         self._apply(self._core.token_valid(expires_at, now))
 
     async def _renew_token(self) -> None:
@@ -513,7 +513,7 @@ class AsyncEventStream:
             ws = self._sockets.get(conn_id)
             if ws is not None:
                 with contextlib.suppress(ConnectionClosed):
-                    await ws.send(subscriber.renew(self._wall_ms(), self._token[0]).text)
+                    await ws.send(subscriber.renew(self._wall_ms(), self._token).text)
 
     async def _close_sockets(self) -> None:
         """Leaving: close each open connection with a close handshake (bounded), before its task is
