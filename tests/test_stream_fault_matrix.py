@@ -74,6 +74,7 @@ class Consumer:
     ready: threading.Event = field(factory=threading.Event)
     stop: Callable[[], None] | None = None
     thread: threading.Thread | None = None
+    tasks_left: int = 0
 
     def record(self, item: Any) -> None:
         if isinstance(item, StreamGap):
@@ -126,6 +127,7 @@ def start(mode: str, family: str, sim: Simulator, clock: SteppedClock) -> Consum
                 consumer.error = error
             finally:
                 consumer.ready.set()
+                consumer.tasks_left = len(asyncio.all_tasks()) - 1
 
         consumer.thread = threading.Thread(target=asyncio.run, args=(read_async(),))
     consumer.thread.start()
@@ -180,6 +182,7 @@ def test_each_stream_fault_ends_as_stated_in_bounded_time(family: str, fault: st
         consumer.thread.join(10)
         assert not consumer.thread.is_alive()
     assert time.monotonic() - began < BOUND
+    assert consumer.tasks_left == 0, "the stream left a task behind"
     gaps = [value for kind, value in consumer.items if kind == "gap"]
     if want.error is not None:
         assert isinstance(consumer.error, want.error), (consumer.error, consumer.items)

@@ -77,6 +77,7 @@ class Run:
     notes: Counter[StreamEventKind] = field(factory=Counter)
     sent: list[int] = field(factory=list)
     undelivered: int = 0
+    tasks_left: int = -1
     memory: list[int] = field(factory=list)
 
     def on_event(self, event: object) -> None:
@@ -153,6 +154,7 @@ async def soak(market: str, seed: int) -> Run:
                     run.memory.append(_traced())
             stream.close()
             await consumer
+        run.tasks_left = len(asyncio.all_tasks()) - 1  # the soak's own task aside
     return run
 
 
@@ -226,6 +228,7 @@ def test_a_stream_survives_72_hours_of_chaos_with_every_event_delivered_once_or_
     assert sum(run.faults.values()) >= 15, run.faults
     # Memory: what the package holds at the end of day 3 is what it held after 12 hours.
     assert run.memory[-1] - run.memory[0] < 32 * 1024, run.memory
+    assert run.tasks_left == 0
     threads, fds = before
     for _ in range(200):
         if _left_behind() == before:
