@@ -393,3 +393,11 @@ async def test_no_secret_reaches_any_log_at_debug_or_a_repr(
     for secret in (TEST_API_SECRET, TEST_API_KEY, *tokens):
         assert secret not in text
     assert json.dumps(TEST_API_SECRET)[1:-1] not in text
+
+
+async def test_margin_has_no_listen_key_to_create_and_says_why_before_sending(live: Simulator) -> None:
+    async with margin(live) as uds:
+        with pytest.raises(ValueError, match="retired margin listenKeys") as caught:
+            await uds.create()
+    assert "userListenToken" in str(caught.value)
+    assert live.request_count == 0

@@ -211,7 +211,8 @@ def _parser() -> argparse.ArgumentParser:
         "--market",
         choices=list(MARKETS),
         default=DEFAULT_MARKET,
-        help=f"the market whose listenKey to use (default: {DEFAULT_MARKET}, retired on 2026-02-20)",
+        help=f"the market (default: {DEFAULT_MARKET}, whose listenKey was retired on 2026-02-20; `listen` "
+        "subscribes spot and margin on the WebSocket API)",
     )
     group.add_argument(
         "--base-url",
