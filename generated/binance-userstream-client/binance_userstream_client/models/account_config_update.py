@@ -131,8 +131,9 @@ class AccountConfigUpdate:
             account_config,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        account_config_update.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        account_config_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_config_update
 
     @property

@@ -44,9 +44,8 @@ class AccountConfigUpdateAccountConfig:
             multi_assets_mode,
         )
 
-        extra = d.keys() - _WIRE_NAMES
         account_config_update_account_config.additional_properties = (
-            {k: v for k, v in d.items() if k in extra} if extra else {}
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return account_config_update_account_config
 

@@ -75,8 +75,9 @@ class AccountUpdateBalance:
             balance_change,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        account_update_balance.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        account_update_balance.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_update_balance
 
     @property

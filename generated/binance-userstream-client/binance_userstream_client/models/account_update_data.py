@@ -106,8 +106,9 @@ class AccountUpdateData:
             funding_symbol,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        account_update_data.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        account_update_data.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_update_data
 
     @property

@@ -124,8 +124,9 @@ class AccountUpdatePosition:
             isolated_wallet,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        account_update_position.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        account_update_position.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_update_position
 
     @property

@@ -84,8 +84,9 @@ class AlgoUpdate:
             order,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        algo_update.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        algo_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return algo_update
 
     @property

@@ -282,8 +282,9 @@ class AlgoUpdateOrder:
             is_activated,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        algo_update_order.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        algo_update_order.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return algo_update_order
 
     @property

@@ -87,8 +87,9 @@ class BalanceUpdate:
             clear_time,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        balance_update.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        balance_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return balance_update
 
     @property

@@ -62,8 +62,9 @@ class BinanceError:
             msg,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        binance_error.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        binance_error.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return binance_error
 
     @property

@@ -66,9 +66,8 @@ class ConditionalOrderTriggerRejectOrder:
             reject_reason,
         )
 
-        extra = d.keys() - _WIRE_NAMES
         conditional_order_trigger_reject_order.additional_properties = (
-            {k: v for k, v in d.items() if k in extra} if extra else {}
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return conditional_order_trigger_reject_order
 

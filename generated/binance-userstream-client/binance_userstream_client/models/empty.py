@@ -32,8 +32,9 @@ class Empty:
         d = src_dict
         empty = cls()
 
-        extra = d.keys() - _WIRE_NAMES
-        empty.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        empty.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return empty
 
     @property

@@ -61,8 +61,9 @@ class EventStreamTerminated:
             event_time,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        event_stream_terminated.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        event_stream_terminated.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return event_stream_terminated
 
     @property

@@ -581,8 +581,9 @@ class ExecutionReport:
             expiry_reason,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        execution_report.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        execution_report.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return execution_report
 
     @property

@@ -87,8 +87,9 @@ class ExternalLockUpdate:
             transaction_time,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        external_lock_update.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        external_lock_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return external_lock_update
 
     @property

@@ -82,8 +82,9 @@ class GridUpdate:
             grid,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        grid_update.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        grid_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return grid_update
 
     @property

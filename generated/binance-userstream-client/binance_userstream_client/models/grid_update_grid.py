@@ -129,8 +129,9 @@ class GridUpdateGrid:
             update_time,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        grid_update_grid.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        grid_update_grid.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return grid_update_grid
 
     @property

@@ -153,8 +153,9 @@ class ListStatus:
             orders,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        list_status.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        list_status.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return list_status
 
     @property

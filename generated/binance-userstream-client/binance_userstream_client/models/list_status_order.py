@@ -66,8 +66,9 @@ class ListStatusOrder:
             client_order_id,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        list_status_order.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        list_status_order.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return list_status_order
 
     @property

@@ -44,8 +44,9 @@ class ListenKey:
             listen_key,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        listen_key.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        listen_key.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return listen_key
 
     @property

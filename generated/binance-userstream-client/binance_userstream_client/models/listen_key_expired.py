@@ -79,8 +79,9 @@ class ListenKeyExpired:
             listen_key,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        listen_key_expired.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        listen_key_expired.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return listen_key_expired
 
     @property

@@ -104,8 +104,9 @@ class MarginCall:
             cross_wallet_balance,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        margin_call.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        margin_call.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return margin_call
 
     @property

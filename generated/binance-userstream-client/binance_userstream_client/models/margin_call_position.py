@@ -111,8 +111,9 @@ class MarginCallPosition:
             maintenance_margin,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        margin_call_position.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        margin_call_position.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return margin_call_position
 
     @property

@@ -108,8 +108,9 @@ class OrderTradeUpdate:
             account_alias,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        order_trade_update.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        order_trade_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return order_trade_update
 
     @property

@@ -425,8 +425,9 @@ class OrderTradeUpdateOrder:
             margin_asset,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        order_trade_update_order.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        order_trade_update_order.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return order_trade_update_order
 
     @property

@@ -90,8 +90,9 @@ class OutboundAccountPosition:
             balances,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        outbound_account_position.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        outbound_account_position.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return outbound_account_position
 
     @property

@@ -66,9 +66,8 @@ class OutboundAccountPositionBalance:
             locked,
         )
 
-        extra = d.keys() - _WIRE_NAMES
         outbound_account_position_balance.additional_properties = (
-            {k: v for k, v in d.items() if k in extra} if extra else {}
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return outbound_account_position_balance
 

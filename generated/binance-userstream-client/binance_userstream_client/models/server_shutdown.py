@@ -60,8 +60,9 @@ class ServerShutdown:
             event_time,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        server_shutdown.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        server_shutdown.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return server_shutdown
 
     @property

@@ -93,8 +93,9 @@ class StrategyUpdateStrategy:
             op_code,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        strategy_update_strategy.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        strategy_update_strategy.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return strategy_update_strategy
 
     @property

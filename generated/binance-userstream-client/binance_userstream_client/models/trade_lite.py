@@ -159,8 +159,9 @@ class TradeLite:
             order_id,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        trade_lite.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        trade_lite.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return trade_lite
 
     @property

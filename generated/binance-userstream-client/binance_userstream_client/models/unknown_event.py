@@ -70,8 +70,9 @@ class UnknownEvent:
             event_time,
         )
 
-        extra = d.keys() - _WIRE_NAMES
-        unknown_event.additional_properties = {k: v for k, v in d.items() if k in extra} if extra else {}
+        unknown_event.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return unknown_event
 
     @property
