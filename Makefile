@@ -33,7 +33,8 @@ test: check
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-# The benchmark's own venv: python-binance and the server stay out of the project's environment.
+# The benchmark's own venv: python-binance, Binance's SDK and the servers stay out of the project's
+# environment. `make bench BENCH_ARGS="--only stream"` (or rest) runs one half.
 BENCH := .venv-bench
 $(BENCH)/.installed: requirements/bench.txt pyproject.toml $(GEN)/pyproject.toml
 	test -x $(BENCH)/bin/python || $(PYTHON) -m venv $(BENCH)
@@ -44,7 +45,7 @@ $(BENCH)/.installed: requirements/bench.txt pyproject.toml $(GEN)/pyproject.toml
 
 bench: $(BENCH)/.installed
 	$(BENCH)/bin/python -m pip install --quiet --no-deps --force-reinstall ./$(GEN) .
-	$(BENCH)/bin/python scripts/bench.py
+	$(BENCH)/bin/python scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH) .pytest_cache .mypy_cache .ruff_cache

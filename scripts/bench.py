@@ -1,10 +1,12 @@
-"""`make bench`: per-call keepalive cost side by side, many keys at once, and import time.
+"""`make bench`: per-call keepalive cost side by side, many keys at once, and import time; then
+the event stream's benchmark (scripts/bench_stream.py: throughput, latency, many streams).
 
 All contenders talk to one fast loopback server in its own process (scripts/bench_server.py) and
 are measured interleaved in one run, in rounds whose order rotates, so that a noisy machine slows
 them alike; medians are reported with min and max over the rounds, and ratios are of medians.
 
     python scripts/bench.py [--rounds 25] [--calls 200] [--keys 1000] [--out bench-results.json]
+                            [--only rest|stream] [-- bench_stream.py's options]
 """
 
 from __future__ import annotations
@@ -219,7 +221,20 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
-    args = parser.parse_args()
+    parser.add_argument("--only", choices=["rest", "stream"], help="run one half (default: both)")
+    args, stream_args = parser.parse_known_args()
+    if args.only != "stream":
+        rest(args)
+    if args.only != "rest":
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import bench_stream
+
+        return bench_stream.main([a for a in stream_args if a != "--"])
+    return 0
+
+
+def rest(args: argparse.Namespace) -> None:
+    """The REST half: keepalive per call, many keys, import time."""
 
     server, url = start_server()
     try:
@@ -277,7 +292,6 @@ def main() -> int:
     for module, row in imports.items():
         print(f"import {module}: median {row['median_ms']} ms (min {row['min_ms']}, max {row['max_ms']})")
     print(f"wrote {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

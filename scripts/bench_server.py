@@ -26,7 +26,9 @@ async def app(
     more = True
     while more:  # drain the request body
         more = (await receive()).get("more_body", False)
-    body = CREATED if scope["method"] == "POST" else b"{}"
+    # POST creates; USD-M's PUT answers with the key it extended (spot's and COIN-M's with {}).
+    fapi_put = scope["method"] == "PUT" and scope["path"].startswith("/fapi/")
+    body = CREATED if scope["method"] == "POST" or fapi_put else b"{}"
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": body})
 

@@ -396,7 +396,11 @@ class AsyncEventStream:
                     if subscriber is not None and not is_event_frame(text):
                         await self._answered(conn_id, ws, subscriber, text)
                         continue
-                    self._apply(self._core.frame(conn_id, text, self._now()))
+                    actions = self._core.frame(conn_id, text, self._now())
+                    if actions or self._core.notes:
+                        self._apply(actions)
+                    else:  # the hot path: an event for the consumer, no deadline moved earlier
+                        self._ready.set()
                 detail = _close_detail(ws)
         except asyncio.CancelledError:
             raise

@@ -4,12 +4,18 @@ One driver serves both clients, so the sync stream follows exactly the rules the
 tested on. The key is kept alive by the sync client's own KeepaliveSession (its thread, its HTTP
 client); the WebSocket connections and the core live on a private event loop in a thread of its
 own; `next()` waits for the loop's next item. `close()` from any thread ends a blocked `for`.
+
+A hop to the loop thread and back costs tens of microseconds (and, while the loop thread is busy
+with frames, waits for its turn at the GIL), more than decoding an event; so `next()` takes every
+item that is ready, up to `maxsize`, and hands them out one by one. A sync stream may so hold up
+to twice its `maxsize` items: those taken, and a full buffer behind them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
@@ -53,6 +59,13 @@ class _ThreadedSession(AsyncEventStream):
     async def _create(self) -> str:
         return await asyncio.to_thread(cast("UserDataStream", self._uds).create)
 
+    async def take(self, most: int) -> list[Item]:
+        """The next item, as `__anext__` waits for it, and up to `most - 1` more that are ready."""
+        items = [await self.__anext__()]
+        while len(items) < most and len(self._core) and self._error is None:
+            items.append(await self.__anext__())
+        return items
+
     async def _create_token(self) -> Any:
         uds = cast("UserDataStream", self._uds)
         return await asyncio.to_thread(uds.create_listen_token, uds.symbol)
@@ -69,6 +82,8 @@ class EventStream:
         self._inner = _ThreadedSession(uds, **options)  # checks the options before anything is sent
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._ready: deque[Item] = deque()
+        self._batch = self._inner._core.maxsize  # the most items one hop takes
 
     def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run `coroutine` on the stream's loop and wait for it; an interruption cancels it."""
@@ -97,10 +112,12 @@ class EventStream:
         return self
 
     def __next__(self) -> Item:
-        try:
-            return self._call(self._inner.__anext__())
-        except StopAsyncIteration:
-            raise StopIteration from None
+        if not self._ready:
+            try:
+                self._ready.extend(self._call(self._inner.take(self._batch)))
+            except StopAsyncIteration:
+                raise StopIteration from None
+        return self._ready.popleft()
 
     def close(self) -> None:
         """End the iteration (thread-safe): a blocked `for` ends."""

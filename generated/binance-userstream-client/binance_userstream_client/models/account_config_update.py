@@ -17,6 +17,19 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="AccountConfigUpdate")
 
+#: The wire names of AccountConfigUpdate's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "T",
+        "fs",
+        "i",
+        "ac",
+        "ai",
+    )
+)
+
 
 @_attrs_define
 class AccountConfigUpdate:
@@ -83,28 +96,25 @@ class AccountConfigUpdate:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.account_config_update_account_config import AccountConfigUpdateAccountConfig  # noqa: PLC0415
-        from ..models.account_config_update_symbol_config import AccountConfigUpdateSymbolConfig  # noqa: PLC0415
+        d = src_dict
+        event_type = d["e"]
 
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        event_time = d["E"]
 
-        event_time = d.pop("E")
+        transaction_time = d["T"]
 
-        transaction_time = d.pop("T")
+        business_unit = d.get("fs", UNSET)
 
-        business_unit = d.pop("fs", UNSET)
+        account_alias = d.get("i", UNSET)
 
-        account_alias = d.pop("i", UNSET)
-
-        _symbol_config = d.pop("ac", UNSET)
+        _symbol_config = d.get("ac", UNSET)
         symbol_config: AccountConfigUpdateSymbolConfig | Unset
         if isinstance(_symbol_config, Unset):
             symbol_config = UNSET
         else:
             symbol_config = AccountConfigUpdateSymbolConfig.from_dict(_symbol_config)
 
-        _account_config = d.pop("ai", UNSET)
+        _account_config = d.get("ai", UNSET)
         account_config: AccountConfigUpdateAccountConfig | Unset
         if isinstance(_account_config, Unset):
             account_config = UNSET
@@ -112,16 +122,18 @@ class AccountConfigUpdate:
             account_config = AccountConfigUpdateAccountConfig.from_dict(_account_config)
 
         account_config_update = cls(
-            event_type=event_type,
-            event_time=event_time,
-            transaction_time=transaction_time,
-            business_unit=business_unit,
-            account_alias=account_alias,
-            symbol_config=symbol_config,
-            account_config=account_config,
+            event_type,
+            event_time,
+            transaction_time,
+            business_unit,
+            account_alias,
+            symbol_config,
+            account_config,
         )
 
-        account_config_update.additional_properties = d
+        account_config_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_config_update
 
     @property
@@ -139,3 +151,8 @@ class AccountConfigUpdate:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.account_config_update_account_config import AccountConfigUpdateAccountConfig
+from ..models.account_config_update_symbol_config import AccountConfigUpdateSymbolConfig

@@ -10,6 +10,9 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="AccountConfigUpdateAccountConfig")
 
+#: The wire names of AccountConfigUpdateAccountConfig's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(("j",))
+
 
 @_attrs_define
 class AccountConfigUpdateAccountConfig:
@@ -34,14 +37,16 @@ class AccountConfigUpdateAccountConfig:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        multi_assets_mode = d.pop("j")
+        d = src_dict
+        multi_assets_mode = d["j"]
 
         account_config_update_account_config = cls(
-            multi_assets_mode=multi_assets_mode,
+            multi_assets_mode,
         )
 
-        account_config_update_account_config.additional_properties = d
+        account_config_update_account_config.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_config_update_account_config
 
     @property

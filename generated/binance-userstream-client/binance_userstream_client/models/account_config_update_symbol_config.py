@@ -10,6 +10,14 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="AccountConfigUpdateSymbolConfig")
 
+#: The wire names of AccountConfigUpdateSymbolConfig's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "s",
+        "l",
+    )
+)
+
 
 @_attrs_define
 class AccountConfigUpdateSymbolConfig:
@@ -39,17 +47,19 @@ class AccountConfigUpdateSymbolConfig:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        symbol = d.pop("s")
+        d = src_dict
+        symbol = d["s"]
 
-        leverage = d.pop("l")
+        leverage = d["l"]
 
         account_config_update_symbol_config = cls(
-            symbol=symbol,
-            leverage=leverage,
+            symbol,
+            leverage,
         )
 
-        account_config_update_symbol_config.additional_properties = d
+        account_config_update_symbol_config.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_config_update_symbol_config
 
     @property

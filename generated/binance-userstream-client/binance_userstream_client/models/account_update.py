@@ -16,6 +16,18 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="AccountUpdate")
 
+#: The wire names of AccountUpdate's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "T",
+        "a",
+        "fs",
+        "i",
+    )
+)
+
 
 @_attrs_define
 class AccountUpdate:
@@ -74,31 +86,31 @@ class AccountUpdate:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.account_update_data import AccountUpdateData  # noqa: PLC0415
+        d = src_dict
+        event_type = d["e"]
 
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        event_time = d["E"]
 
-        event_time = d.pop("E")
+        transaction_time = d["T"]
 
-        transaction_time = d.pop("T")
+        update_data = AccountUpdateData.from_dict(d["a"])
 
-        update_data = AccountUpdateData.from_dict(d.pop("a"))
+        business_unit = d.get("fs", UNSET)
 
-        business_unit = d.pop("fs", UNSET)
-
-        account_alias = d.pop("i", UNSET)
+        account_alias = d.get("i", UNSET)
 
         account_update = cls(
-            event_type=event_type,
-            event_time=event_time,
-            transaction_time=transaction_time,
-            update_data=update_data,
-            business_unit=business_unit,
-            account_alias=account_alias,
+            event_type,
+            event_time,
+            transaction_time,
+            update_data,
+            business_unit,
+            account_alias,
         )
 
-        account_update.additional_properties = d
+        account_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_update
 
     @property
@@ -116,3 +128,7 @@ class AccountUpdate:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.account_update_data import AccountUpdateData

@@ -10,6 +10,16 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="AccountUpdateBalance")
 
+#: The wire names of AccountUpdateBalance's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "a",
+        "wb",
+        "cw",
+        "bc",
+    )
+)
+
 
 @_attrs_define
 class AccountUpdateBalance:
@@ -49,23 +59,25 @@ class AccountUpdateBalance:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        asset = d.pop("a")
+        d = src_dict
+        asset = d["a"]
 
-        wallet_balance = d.pop("wb")
+        wallet_balance = d["wb"]
 
-        cross_wallet_balance = d.pop("cw")
+        cross_wallet_balance = d["cw"]
 
-        balance_change = d.pop("bc")
+        balance_change = d["bc"]
 
         account_update_balance = cls(
-            asset=asset,
-            wallet_balance=wallet_balance,
-            cross_wallet_balance=cross_wallet_balance,
-            balance_change=balance_change,
+            asset,
+            wallet_balance,
+            cross_wallet_balance,
+            balance_change,
         )
 
-        account_update_balance.additional_properties = d
+        account_update_balance.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_update_balance
 
     @property

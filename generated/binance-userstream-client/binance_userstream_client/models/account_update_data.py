@@ -17,6 +17,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="AccountUpdateData")
 
+#: The wire names of AccountUpdateData's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "m",
+        "B",
+        "P",
+        "S",
+    )
+)
+
 
 @_attrs_define
 class AccountUpdateData:
@@ -68,20 +78,17 @@ class AccountUpdateData:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.account_update_balance import AccountUpdateBalance  # noqa: PLC0415
-        from ..models.account_update_position import AccountUpdatePosition  # noqa: PLC0415
-
-        d = dict(src_dict)
-        reason = d.pop("m")
+        d = src_dict
+        reason = d["m"]
 
         balances = []
-        _balances = d.pop("B")
+        _balances = d["B"]
         for b_item_data in _balances:
             b_item = AccountUpdateBalance.from_dict(b_item_data)
 
             balances.append(b_item)
 
-        _positions = d.pop("P", UNSET)
+        _positions = d.get("P", UNSET)
         positions: list[AccountUpdatePosition] | Unset = UNSET
         if _positions is not UNSET:
             positions = []
@@ -90,16 +97,18 @@ class AccountUpdateData:
 
                 positions.append(p_item)
 
-        funding_symbol = d.pop("S", UNSET)
+        funding_symbol = d.get("S", UNSET)
 
         account_update_data = cls(
-            reason=reason,
-            balances=balances,
-            positions=positions,
-            funding_symbol=funding_symbol,
+            reason,
+            balances,
+            positions,
+            funding_symbol,
         )
 
-        account_update_data.additional_properties = d
+        account_update_data.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_update_data
 
     @property
@@ -117,3 +126,8 @@ class AccountUpdateData:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.account_update_balance import AccountUpdateBalance
+from ..models.account_update_position import AccountUpdatePosition

@@ -12,6 +12,21 @@ from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="AccountUpdatePosition")
 
+#: The wire names of AccountUpdatePosition's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "s",
+        "pa",
+        "ep",
+        "bep",
+        "cr",
+        "up",
+        "ps",
+        "mt",
+        "iw",
+    )
+)
+
 
 @_attrs_define
 class AccountUpdatePosition:
@@ -78,38 +93,40 @@ class AccountUpdatePosition:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        symbol = d.pop("s")
+        d = src_dict
+        symbol = d["s"]
 
-        position_amount = d.pop("pa")
+        position_amount = d["pa"]
 
-        entry_price = d.pop("ep")
+        entry_price = d["ep"]
 
-        breakeven_price = d.pop("bep")
+        breakeven_price = d["bep"]
 
-        accumulated_realized = d.pop("cr")
+        accumulated_realized = d["cr"]
 
-        unrealized_pnl = d.pop("up")
+        unrealized_pnl = d["up"]
 
-        position_side = d.pop("ps")
+        position_side = d["ps"]
 
-        margin_type = d.pop("mt", UNSET)
+        margin_type = d.get("mt", UNSET)
 
-        isolated_wallet = d.pop("iw", UNSET)
+        isolated_wallet = d.get("iw", UNSET)
 
         account_update_position = cls(
-            symbol=symbol,
-            position_amount=position_amount,
-            entry_price=entry_price,
-            breakeven_price=breakeven_price,
-            accumulated_realized=accumulated_realized,
-            unrealized_pnl=unrealized_pnl,
-            position_side=position_side,
-            margin_type=margin_type,
-            isolated_wallet=isolated_wallet,
+            symbol,
+            position_amount,
+            entry_price,
+            breakeven_price,
+            accumulated_realized,
+            unrealized_pnl,
+            position_side,
+            margin_type,
+            isolated_wallet,
         )
 
-        account_update_position.additional_properties = d
+        account_update_position.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return account_update_position
 
     @property

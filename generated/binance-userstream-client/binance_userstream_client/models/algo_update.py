@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="AlgoUpdate")
 
+#: The wire names of AlgoUpdate's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "T",
+        "o",
+    )
+)
+
 
 @_attrs_define
 class AlgoUpdate:
@@ -58,25 +68,25 @@ class AlgoUpdate:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.algo_update_order import AlgoUpdateOrder  # noqa: PLC0415
+        d = src_dict
+        event_type = d["e"]
 
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        event_time = d["E"]
 
-        event_time = d.pop("E")
+        transaction_time = d["T"]
 
-        transaction_time = d.pop("T")
-
-        order = AlgoUpdateOrder.from_dict(d.pop("o"))
+        order = AlgoUpdateOrder.from_dict(d["o"])
 
         algo_update = cls(
-            event_type=event_type,
-            event_time=event_time,
-            transaction_time=transaction_time,
-            order=order,
+            event_type,
+            event_time,
+            transaction_time,
+            order,
         )
 
-        algo_update.additional_properties = d
+        algo_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return algo_update
 
     @property
@@ -94,3 +104,7 @@ class AlgoUpdate:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.algo_update_order import AlgoUpdateOrder

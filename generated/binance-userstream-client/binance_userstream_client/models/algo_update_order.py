@@ -12,6 +12,38 @@ from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="AlgoUpdateOrder")
 
+#: The wire names of AlgoUpdateOrder's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "caid",
+        "aid",
+        "at",
+        "o",
+        "s",
+        "S",
+        "ps",
+        "f",
+        "q",
+        "X",
+        "ai",
+        "tp",
+        "p",
+        "V",
+        "wt",
+        "pm",
+        "cp",
+        "pP",
+        "R",
+        "tt",
+        "gtd",
+        "ap",
+        "aq",
+        "act",
+        "rm",
+        "ia",
+    )
+)
+
 
 @_attrs_define
 class AlgoUpdateOrder:
@@ -168,89 +200,91 @@ class AlgoUpdateOrder:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        client_algo_id = d.pop("caid")
+        d = src_dict
+        client_algo_id = d["caid"]
 
-        algo_id = d.pop("aid")
+        algo_id = d["aid"]
 
-        algo_type = d.pop("at")
+        algo_type = d["at"]
 
-        order_type = d.pop("o")
+        order_type = d["o"]
 
-        symbol = d.pop("s")
+        symbol = d["s"]
 
-        side = d.pop("S")
+        side = d["S"]
 
-        position_side = d.pop("ps")
+        position_side = d["ps"]
 
-        time_in_force = d.pop("f")
+        time_in_force = d["f"]
 
-        quantity = d.pop("q")
+        quantity = d["q"]
 
-        algo_status = d.pop("X")
+        algo_status = d["X"]
 
-        order_id = d.pop("ai")
+        order_id = d["ai"]
 
-        trigger_price = d.pop("tp")
+        trigger_price = d["tp"]
 
-        price = d.pop("p")
+        price = d["p"]
 
-        self_trade_prevention_mode = d.pop("V")
+        self_trade_prevention_mode = d["V"]
 
-        working_type = d.pop("wt")
+        working_type = d["wt"]
 
-        price_match_mode = d.pop("pm")
+        price_match_mode = d["pm"]
 
-        is_close_all = d.pop("cp")
+        is_close_all = d["cp"]
 
-        price_protection = d.pop("pP")
+        price_protection = d["pP"]
 
-        is_reduce_only = d.pop("R")
+        is_reduce_only = d["R"]
 
-        trigger_time = d.pop("tt")
+        trigger_time = d["tt"]
 
-        good_till_date = d.pop("gtd")
+        good_till_date = d["gtd"]
 
-        average_price = d.pop("ap", UNSET)
+        average_price = d.get("ap", UNSET)
 
-        executed_quantity = d.pop("aq", UNSET)
+        executed_quantity = d.get("aq", UNSET)
 
-        actual_order_type = d.pop("act", UNSET)
+        actual_order_type = d.get("act", UNSET)
 
-        fail_reason = d.pop("rm", UNSET)
+        fail_reason = d.get("rm", UNSET)
 
-        is_activated = d.pop("ia", UNSET)
+        is_activated = d.get("ia", UNSET)
 
         algo_update_order = cls(
-            client_algo_id=client_algo_id,
-            algo_id=algo_id,
-            algo_type=algo_type,
-            order_type=order_type,
-            symbol=symbol,
-            side=side,
-            position_side=position_side,
-            time_in_force=time_in_force,
-            quantity=quantity,
-            algo_status=algo_status,
-            order_id=order_id,
-            trigger_price=trigger_price,
-            price=price,
-            self_trade_prevention_mode=self_trade_prevention_mode,
-            working_type=working_type,
-            price_match_mode=price_match_mode,
-            is_close_all=is_close_all,
-            price_protection=price_protection,
-            is_reduce_only=is_reduce_only,
-            trigger_time=trigger_time,
-            good_till_date=good_till_date,
-            average_price=average_price,
-            executed_quantity=executed_quantity,
-            actual_order_type=actual_order_type,
-            fail_reason=fail_reason,
-            is_activated=is_activated,
+            client_algo_id,
+            algo_id,
+            algo_type,
+            order_type,
+            symbol,
+            side,
+            position_side,
+            time_in_force,
+            quantity,
+            algo_status,
+            order_id,
+            trigger_price,
+            price,
+            self_trade_prevention_mode,
+            working_type,
+            price_match_mode,
+            is_close_all,
+            price_protection,
+            is_reduce_only,
+            trigger_time,
+            good_till_date,
+            average_price,
+            executed_quantity,
+            actual_order_type,
+            fail_reason,
+            is_activated,
         )
 
-        algo_update_order.additional_properties = d
+        algo_update_order.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return algo_update_order
 
     @property

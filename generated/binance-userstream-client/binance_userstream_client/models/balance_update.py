@@ -10,6 +10,17 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="BalanceUpdate")
 
+#: The wire names of BalanceUpdate's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "a",
+        "d",
+        "T",
+    )
+)
+
 
 @_attrs_define
 class BalanceUpdate:
@@ -57,26 +68,28 @@ class BalanceUpdate:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        d = src_dict
+        event_type = d["e"]
 
-        event_time = d.pop("E")
+        event_time = d["E"]
 
-        asset = d.pop("a")
+        asset = d["a"]
 
-        balance_delta = d.pop("d")
+        balance_delta = d["d"]
 
-        clear_time = d.pop("T")
+        clear_time = d["T"]
 
         balance_update = cls(
-            event_type=event_type,
-            event_time=event_time,
-            asset=asset,
-            balance_delta=balance_delta,
-            clear_time=clear_time,
+            event_type,
+            event_time,
+            asset,
+            balance_delta,
+            clear_time,
         )
 
-        balance_update.additional_properties = d
+        balance_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return balance_update
 
     @property

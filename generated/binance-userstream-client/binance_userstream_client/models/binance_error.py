@@ -10,6 +10,14 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="BinanceError")
 
+#: The wire names of BinanceError's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "code",
+        "msg",
+    )
+)
+
 
 @_attrs_define
 class BinanceError:
@@ -44,17 +52,19 @@ class BinanceError:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        code = d.pop("code")
+        d = src_dict
+        code = d["code"]
 
-        msg = d.pop("msg")
+        msg = d["msg"]
 
         binance_error = cls(
-            code=code,
-            msg=msg,
+            code,
+            msg,
         )
 
-        binance_error.additional_properties = d
+        binance_error.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return binance_error
 
     @property

@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="ConditionalOrderTriggerReject")
 
+#: The wire names of ConditionalOrderTriggerReject's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "T",
+        "or",
+    )
+)
+
 
 @_attrs_define
 class ConditionalOrderTriggerReject:
@@ -57,25 +67,25 @@ class ConditionalOrderTriggerReject:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.conditional_order_trigger_reject_order import ConditionalOrderTriggerRejectOrder  # noqa: PLC0415
+        d = src_dict
+        event_type = d["e"]
 
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        event_time = d["E"]
 
-        event_time = d.pop("E")
+        transaction_time = d["T"]
 
-        transaction_time = d.pop("T")
-
-        order = ConditionalOrderTriggerRejectOrder.from_dict(d.pop("or"))
+        order = ConditionalOrderTriggerRejectOrder.from_dict(d["or"])
 
         conditional_order_trigger_reject = cls(
-            event_type=event_type,
-            event_time=event_time,
-            transaction_time=transaction_time,
-            order=order,
+            event_type,
+            event_time,
+            transaction_time,
+            order,
         )
 
-        conditional_order_trigger_reject.additional_properties = d
+        conditional_order_trigger_reject.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return conditional_order_trigger_reject
 
     @property
@@ -93,3 +103,7 @@ class ConditionalOrderTriggerReject:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.conditional_order_trigger_reject_order import ConditionalOrderTriggerRejectOrder

@@ -10,6 +10,15 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="ConditionalOrderTriggerRejectOrder")
 
+#: The wire names of ConditionalOrderTriggerRejectOrder's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "s",
+        "i",
+        "r",
+    )
+)
+
 
 @_attrs_define
 class ConditionalOrderTriggerRejectOrder:
@@ -44,20 +53,22 @@ class ConditionalOrderTriggerRejectOrder:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        symbol = d.pop("s")
+        d = src_dict
+        symbol = d["s"]
 
-        order_id = d.pop("i")
+        order_id = d["i"]
 
-        reject_reason = d.pop("r")
+        reject_reason = d["r"]
 
         conditional_order_trigger_reject_order = cls(
-            symbol=symbol,
-            order_id=order_id,
-            reject_reason=reject_reason,
+            symbol,
+            order_id,
+            reject_reason,
         )
 
-        conditional_order_trigger_reject_order.additional_properties = d
+        conditional_order_trigger_reject_order.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return conditional_order_trigger_reject_order
 
     @property

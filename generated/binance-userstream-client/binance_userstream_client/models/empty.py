@@ -10,6 +10,9 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="Empty")
 
+#: The wire names of Empty's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(())
+
 
 @_attrs_define
 class Empty:
@@ -26,10 +29,12 @@ class Empty:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
+        d = src_dict
         empty = cls()
 
-        empty.additional_properties = d
+        empty.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return empty
 
     @property

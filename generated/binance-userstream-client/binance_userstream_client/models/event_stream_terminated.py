@@ -10,6 +10,14 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="EventStreamTerminated")
 
+#: The wire names of EventStreamTerminated's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+    )
+)
+
 
 @_attrs_define
 class EventStreamTerminated:
@@ -43,17 +51,19 @@ class EventStreamTerminated:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        d = src_dict
+        event_type = d["e"]
 
-        event_time = d.pop("E")
+        event_time = d["E"]
 
         event_stream_terminated = cls(
-            event_type=event_type,
-            event_time=event_time,
+            event_type,
+            event_time,
         )
 
-        event_stream_terminated.additional_properties = d
+        event_stream_terminated.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return event_stream_terminated
 
     @property

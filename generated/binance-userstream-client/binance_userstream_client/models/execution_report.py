@@ -12,6 +12,68 @@ from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="ExecutionReport")
 
+#: The wire names of ExecutionReport's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "s",
+        "c",
+        "S",
+        "o",
+        "f",
+        "q",
+        "p",
+        "P",
+        "F",
+        "g",
+        "C",
+        "x",
+        "X",
+        "r",
+        "i",
+        "l",
+        "z",
+        "L",
+        "n",
+        "N",
+        "T",
+        "t",
+        "I",
+        "w",
+        "m",
+        "M",
+        "O",
+        "Z",
+        "Y",
+        "Q",
+        "V",
+        "v",
+        "W",
+        "d",
+        "D",
+        "j",
+        "J",
+        "A",
+        "B",
+        "u",
+        "U",
+        "Cs",
+        "pl",
+        "pL",
+        "pY",
+        "b",
+        "a",
+        "k",
+        "uS",
+        "gP",
+        "gOT",
+        "gOV",
+        "gp",
+        "eR",
+    )
+)
+
 
 @_attrs_define
 class ExecutionReport:
@@ -342,184 +404,186 @@ class ExecutionReport:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        d = src_dict
+        event_type = d["e"]
 
-        event_time = d.pop("E")
+        event_time = d["E"]
 
-        symbol = d.pop("s")
+        symbol = d["s"]
 
-        client_order_id = d.pop("c")
+        client_order_id = d["c"]
 
-        side = d.pop("S")
+        side = d["S"]
 
-        order_type = d.pop("o")
+        order_type = d["o"]
 
-        time_in_force = d.pop("f")
+        time_in_force = d["f"]
 
-        quantity = d.pop("q")
+        quantity = d["q"]
 
-        price = d.pop("p")
+        price = d["p"]
 
-        stop_price = d.pop("P")
+        stop_price = d["P"]
 
-        iceberg_quantity = d.pop("F")
+        iceberg_quantity = d["F"]
 
-        order_list_id = d.pop("g")
+        order_list_id = d["g"]
 
-        original_client_order_id = d.pop("C")
+        original_client_order_id = d["C"]
 
-        execution_type = d.pop("x")
+        execution_type = d["x"]
 
-        order_status = d.pop("X")
+        order_status = d["X"]
 
-        reject_reason = d.pop("r")
+        reject_reason = d["r"]
 
-        order_id = d.pop("i")
+        order_id = d["i"]
 
-        last_executed_quantity = d.pop("l")
+        last_executed_quantity = d["l"]
 
-        cumulative_filled_quantity = d.pop("z")
+        cumulative_filled_quantity = d["z"]
 
-        last_executed_price = d.pop("L")
+        last_executed_price = d["L"]
 
-        commission = d.pop("n")
+        commission = d["n"]
 
         def _parse_commission_asset(data: object) -> None | str:
             if data is None:
                 return data
             return cast(None | str, data)
 
-        commission_asset = _parse_commission_asset(d.pop("N"))
+        commission_asset = _parse_commission_asset(d["N"])
 
-        transaction_time = d.pop("T")
+        transaction_time = d["T"]
 
-        trade_id = d.pop("t")
+        trade_id = d["t"]
 
-        execution_id = d.pop("I")
+        execution_id = d["I"]
 
-        is_working = d.pop("w")
+        is_working = d["w"]
 
-        is_maker = d.pop("m")
+        is_maker = d["m"]
 
-        ignored_m = d.pop("M")
+        ignored_m = d["M"]
 
-        order_creation_time = d.pop("O")
+        order_creation_time = d["O"]
 
-        cumulative_quote_quantity = d.pop("Z")
+        cumulative_quote_quantity = d["Z"]
 
-        last_quote_quantity = d.pop("Y")
+        last_quote_quantity = d["Y"]
 
-        quote_order_quantity = d.pop("Q")
+        quote_order_quantity = d["Q"]
 
-        self_trade_prevention_mode = d.pop("V")
+        self_trade_prevention_mode = d["V"]
 
-        prevented_match_id = d.pop("v", UNSET)
+        prevented_match_id = d.get("v", UNSET)
 
-        working_time = d.pop("W", UNSET)
+        working_time = d.get("W", UNSET)
 
-        trailing_delta = d.pop("d", UNSET)
+        trailing_delta = d.get("d", UNSET)
 
-        trailing_time = d.pop("D", UNSET)
+        trailing_time = d.get("D", UNSET)
 
-        strategy_id = d.pop("j", UNSET)
+        strategy_id = d.get("j", UNSET)
 
-        strategy_type = d.pop("J", UNSET)
+        strategy_type = d.get("J", UNSET)
 
-        prevented_quantity = d.pop("A", UNSET)
+        prevented_quantity = d.get("A", UNSET)
 
-        last_prevented_quantity = d.pop("B", UNSET)
+        last_prevented_quantity = d.get("B", UNSET)
 
-        trade_group_id = d.pop("u", UNSET)
+        trade_group_id = d.get("u", UNSET)
 
-        counter_order_id = d.pop("U", UNSET)
+        counter_order_id = d.get("U", UNSET)
 
-        counter_symbol = d.pop("Cs", UNSET)
+        counter_symbol = d.get("Cs", UNSET)
 
-        prevented_execution_quantity = d.pop("pl", UNSET)
+        prevented_execution_quantity = d.get("pl", UNSET)
 
-        prevented_execution_price = d.pop("pL", UNSET)
+        prevented_execution_price = d.get("pL", UNSET)
 
-        prevented_execution_quote_quantity = d.pop("pY", UNSET)
+        prevented_execution_quote_quantity = d.get("pY", UNSET)
 
-        match_type = d.pop("b", UNSET)
+        match_type = d.get("b", UNSET)
 
-        allocation_id = d.pop("a", UNSET)
+        allocation_id = d.get("a", UNSET)
 
-        working_floor = d.pop("k", UNSET)
+        working_floor = d.get("k", UNSET)
 
-        used_sor = d.pop("uS", UNSET)
+        used_sor = d.get("uS", UNSET)
 
-        pegged_price_type = d.pop("gP", UNSET)
+        pegged_price_type = d.get("gP", UNSET)
 
-        pegged_offset_type = d.pop("gOT", UNSET)
+        pegged_offset_type = d.get("gOT", UNSET)
 
-        pegged_offset_value = d.pop("gOV", UNSET)
+        pegged_offset_value = d.get("gOV", UNSET)
 
-        pegged_price = d.pop("gp", UNSET)
+        pegged_price = d.get("gp", UNSET)
 
-        expiry_reason = d.pop("eR", UNSET)
+        expiry_reason = d.get("eR", UNSET)
 
         execution_report = cls(
-            event_type=event_type,
-            event_time=event_time,
-            symbol=symbol,
-            client_order_id=client_order_id,
-            side=side,
-            order_type=order_type,
-            time_in_force=time_in_force,
-            quantity=quantity,
-            price=price,
-            stop_price=stop_price,
-            iceberg_quantity=iceberg_quantity,
-            order_list_id=order_list_id,
-            original_client_order_id=original_client_order_id,
-            execution_type=execution_type,
-            order_status=order_status,
-            reject_reason=reject_reason,
-            order_id=order_id,
-            last_executed_quantity=last_executed_quantity,
-            cumulative_filled_quantity=cumulative_filled_quantity,
-            last_executed_price=last_executed_price,
-            commission=commission,
-            commission_asset=commission_asset,
-            transaction_time=transaction_time,
-            trade_id=trade_id,
-            execution_id=execution_id,
-            is_working=is_working,
-            is_maker=is_maker,
-            ignored_m=ignored_m,
-            order_creation_time=order_creation_time,
-            cumulative_quote_quantity=cumulative_quote_quantity,
-            last_quote_quantity=last_quote_quantity,
-            quote_order_quantity=quote_order_quantity,
-            self_trade_prevention_mode=self_trade_prevention_mode,
-            prevented_match_id=prevented_match_id,
-            working_time=working_time,
-            trailing_delta=trailing_delta,
-            trailing_time=trailing_time,
-            strategy_id=strategy_id,
-            strategy_type=strategy_type,
-            prevented_quantity=prevented_quantity,
-            last_prevented_quantity=last_prevented_quantity,
-            trade_group_id=trade_group_id,
-            counter_order_id=counter_order_id,
-            counter_symbol=counter_symbol,
-            prevented_execution_quantity=prevented_execution_quantity,
-            prevented_execution_price=prevented_execution_price,
-            prevented_execution_quote_quantity=prevented_execution_quote_quantity,
-            match_type=match_type,
-            allocation_id=allocation_id,
-            working_floor=working_floor,
-            used_sor=used_sor,
-            pegged_price_type=pegged_price_type,
-            pegged_offset_type=pegged_offset_type,
-            pegged_offset_value=pegged_offset_value,
-            pegged_price=pegged_price,
-            expiry_reason=expiry_reason,
+            event_type,
+            event_time,
+            symbol,
+            client_order_id,
+            side,
+            order_type,
+            time_in_force,
+            quantity,
+            price,
+            stop_price,
+            iceberg_quantity,
+            order_list_id,
+            original_client_order_id,
+            execution_type,
+            order_status,
+            reject_reason,
+            order_id,
+            last_executed_quantity,
+            cumulative_filled_quantity,
+            last_executed_price,
+            commission,
+            commission_asset,
+            transaction_time,
+            trade_id,
+            execution_id,
+            is_working,
+            is_maker,
+            ignored_m,
+            order_creation_time,
+            cumulative_quote_quantity,
+            last_quote_quantity,
+            quote_order_quantity,
+            self_trade_prevention_mode,
+            prevented_match_id,
+            working_time,
+            trailing_delta,
+            trailing_time,
+            strategy_id,
+            strategy_type,
+            prevented_quantity,
+            last_prevented_quantity,
+            trade_group_id,
+            counter_order_id,
+            counter_symbol,
+            prevented_execution_quantity,
+            prevented_execution_price,
+            prevented_execution_quote_quantity,
+            match_type,
+            allocation_id,
+            working_floor,
+            used_sor,
+            pegged_price_type,
+            pegged_offset_type,
+            pegged_offset_value,
+            pegged_price,
+            expiry_reason,
         )
 
-        execution_report.additional_properties = d
+        execution_report.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return execution_report
 
     @property

@@ -10,6 +10,17 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="ExternalLockUpdate")
 
+#: The wire names of ExternalLockUpdate's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "a",
+        "d",
+        "T",
+    )
+)
+
 
 @_attrs_define
 class ExternalLockUpdate:
@@ -57,26 +68,28 @@ class ExternalLockUpdate:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        d = src_dict
+        event_type = d["e"]
 
-        event_time = d.pop("E")
+        event_time = d["E"]
 
-        asset = d.pop("a")
+        asset = d["a"]
 
-        delta = d.pop("d")
+        delta = d["d"]
 
-        transaction_time = d.pop("T")
+        transaction_time = d["T"]
 
         external_lock_update = cls(
-            event_type=event_type,
-            event_time=event_time,
-            asset=asset,
-            delta=delta,
-            transaction_time=transaction_time,
+            event_type,
+            event_time,
+            asset,
+            delta,
+            transaction_time,
         )
 
-        external_lock_update.additional_properties = d
+        external_lock_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return external_lock_update
 
     @property

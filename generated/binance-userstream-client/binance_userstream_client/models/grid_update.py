@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="GridUpdate")
 
+#: The wire names of GridUpdate's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "T",
+        "gu",
+    )
+)
+
 
 @_attrs_define
 class GridUpdate:
@@ -56,25 +66,25 @@ class GridUpdate:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.grid_update_grid import GridUpdateGrid  # noqa: PLC0415
+        d = src_dict
+        event_type = d["e"]
 
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        event_time = d["E"]
 
-        event_time = d.pop("E")
+        transaction_time = d["T"]
 
-        transaction_time = d.pop("T")
-
-        grid = GridUpdateGrid.from_dict(d.pop("gu"))
+        grid = GridUpdateGrid.from_dict(d["gu"])
 
         grid_update = cls(
-            event_type=event_type,
-            event_time=event_time,
-            transaction_time=transaction_time,
-            grid=grid,
+            event_type,
+            event_time,
+            transaction_time,
+            grid,
         )
 
-        grid_update.additional_properties = d
+        grid_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return grid_update
 
     @property
@@ -92,3 +102,7 @@ class GridUpdate:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.grid_update_grid import GridUpdateGrid

@@ -10,6 +10,22 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="GridUpdateGrid")
 
+#: The wire names of GridUpdateGrid's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "si",
+        "st",
+        "ss",
+        "s",
+        "r",
+        "up",
+        "uq",
+        "uf",
+        "mp",
+        "ut",
+    )
+)
+
 
 @_attrs_define
 class GridUpdateGrid:
@@ -79,41 +95,43 @@ class GridUpdateGrid:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        strategy_id = d.pop("si")
+        d = src_dict
+        strategy_id = d["si"]
 
-        strategy_type = d.pop("st")
+        strategy_type = d["st"]
 
-        strategy_status = d.pop("ss")
+        strategy_status = d["ss"]
 
-        symbol = d.pop("s")
+        symbol = d["s"]
 
-        realized_pnl = d.pop("r")
+        realized_pnl = d["r"]
 
-        unmatched_average_price = d.pop("up")
+        unmatched_average_price = d["up"]
 
-        unmatched_quantity = d.pop("uq")
+        unmatched_quantity = d["uq"]
 
-        unmatched_fee = d.pop("uf")
+        unmatched_fee = d["uf"]
 
-        matched_pnl = d.pop("mp")
+        matched_pnl = d["mp"]
 
-        update_time = d.pop("ut")
+        update_time = d["ut"]
 
         grid_update_grid = cls(
-            strategy_id=strategy_id,
-            strategy_type=strategy_type,
-            strategy_status=strategy_status,
-            symbol=symbol,
-            realized_pnl=realized_pnl,
-            unmatched_average_price=unmatched_average_price,
-            unmatched_quantity=unmatched_quantity,
-            unmatched_fee=unmatched_fee,
-            matched_pnl=matched_pnl,
-            update_time=update_time,
+            strategy_id,
+            strategy_type,
+            strategy_status,
+            symbol,
+            realized_pnl,
+            unmatched_average_price,
+            unmatched_quantity,
+            unmatched_fee,
+            matched_pnl,
+            update_time,
         )
 
-        grid_update_grid.additional_properties = d
+        grid_update_grid.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return grid_update_grid
 
     @property

@@ -14,6 +14,23 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="ListStatus")
 
+#: The wire names of ListStatus's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "s",
+        "g",
+        "c",
+        "l",
+        "L",
+        "r",
+        "C",
+        "T",
+        "O",
+    )
+)
+
 
 @_attrs_define
 class ListStatus:
@@ -94,51 +111,51 @@ class ListStatus:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.list_status_order import ListStatusOrder  # noqa: PLC0415
+        d = src_dict
+        event_type = d["e"]
 
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        event_time = d["E"]
 
-        event_time = d.pop("E")
+        symbol = d["s"]
 
-        symbol = d.pop("s")
+        order_list_id = d["g"]
 
-        order_list_id = d.pop("g")
+        contingency_type = d["c"]
 
-        contingency_type = d.pop("c")
+        list_status_type = d["l"]
 
-        list_status_type = d.pop("l")
+        list_order_status = d["L"]
 
-        list_order_status = d.pop("L")
+        list_reject_reason = d["r"]
 
-        list_reject_reason = d.pop("r")
+        list_client_order_id = d["C"]
 
-        list_client_order_id = d.pop("C")
-
-        transaction_time = d.pop("T")
+        transaction_time = d["T"]
 
         orders = []
-        _orders = d.pop("O")
+        _orders = d["O"]
         for o_item_data in _orders:
             o_item = ListStatusOrder.from_dict(o_item_data)
 
             orders.append(o_item)
 
         list_status = cls(
-            event_type=event_type,
-            event_time=event_time,
-            symbol=symbol,
-            order_list_id=order_list_id,
-            contingency_type=contingency_type,
-            list_status_type=list_status_type,
-            list_order_status=list_order_status,
-            list_reject_reason=list_reject_reason,
-            list_client_order_id=list_client_order_id,
-            transaction_time=transaction_time,
-            orders=orders,
+            event_type,
+            event_time,
+            symbol,
+            order_list_id,
+            contingency_type,
+            list_status_type,
+            list_order_status,
+            list_reject_reason,
+            list_client_order_id,
+            transaction_time,
+            orders,
         )
 
-        list_status.additional_properties = d
+        list_status.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return list_status
 
     @property
@@ -156,3 +173,7 @@ class ListStatus:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.list_status_order import ListStatusOrder

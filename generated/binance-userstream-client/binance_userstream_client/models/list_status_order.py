@@ -10,6 +10,15 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="ListStatusOrder")
 
+#: The wire names of ListStatusOrder's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "s",
+        "i",
+        "c",
+    )
+)
+
 
 @_attrs_define
 class ListStatusOrder:
@@ -44,20 +53,22 @@ class ListStatusOrder:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        symbol = d.pop("s")
+        d = src_dict
+        symbol = d["s"]
 
-        order_id = d.pop("i")
+        order_id = d["i"]
 
-        client_order_id = d.pop("c")
+        client_order_id = d["c"]
 
         list_status_order = cls(
-            symbol=symbol,
-            order_id=order_id,
-            client_order_id=client_order_id,
+            symbol,
+            order_id,
+            client_order_id,
         )
 
-        list_status_order.additional_properties = d
+        list_status_order.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return list_status_order
 
     @property

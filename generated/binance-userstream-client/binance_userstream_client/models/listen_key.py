@@ -10,6 +10,9 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="ListenKey")
 
+#: The wire names of ListenKey's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(("listenKey",))
+
 
 @_attrs_define
 class ListenKey:
@@ -34,14 +37,16 @@ class ListenKey:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        listen_key = d.pop("listenKey")
+        d = src_dict
+        listen_key = d["listenKey"]
 
         listen_key = cls(
-            listen_key=listen_key,
+            listen_key,
         )
 
-        listen_key.additional_properties = d
+        listen_key.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return listen_key
 
     @property

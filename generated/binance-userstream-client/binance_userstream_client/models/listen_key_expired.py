@@ -12,6 +12,15 @@ from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="ListenKeyExpired")
 
+#: The wire names of ListenKeyExpired's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "listenKey",
+    )
+)
+
 
 @_attrs_define
 class ListenKeyExpired:
@@ -54,23 +63,25 @@ class ListenKeyExpired:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        d = src_dict
+        event_type = d["e"]
 
         def _parse_event_time(data: object) -> int | str:
             return cast(int | str, data)
 
-        event_time = _parse_event_time(d.pop("E"))
+        event_time = _parse_event_time(d["E"])
 
-        listen_key = d.pop("listenKey", UNSET)
+        listen_key = d.get("listenKey", UNSET)
 
         listen_key_expired = cls(
-            event_type=event_type,
-            event_time=event_time,
-            listen_key=listen_key,
+            event_type,
+            event_time,
+            listen_key,
         )
 
-        listen_key_expired.additional_properties = d
+        listen_key_expired.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return listen_key_expired
 
     @property

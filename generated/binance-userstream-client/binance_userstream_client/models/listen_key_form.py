@@ -10,6 +10,9 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="ListenKeyForm")
 
+#: The wire names of ListenKeyForm's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(("listenKey",))
+
 
 @_attrs_define
 class ListenKeyForm:
@@ -34,14 +37,16 @@ class ListenKeyForm:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        listen_key = d.pop("listenKey")
+        d = src_dict
+        listen_key = d["listenKey"]
 
         listen_key_form = cls(
-            listen_key=listen_key,
+            listen_key,
         )
 
-        listen_key_form.additional_properties = d
+        listen_key_form.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return listen_key_form
 
     @property

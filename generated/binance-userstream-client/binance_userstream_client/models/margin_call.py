@@ -16,6 +16,17 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="MarginCall")
 
+#: The wire names of MarginCall's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "p",
+        "i",
+        "cw",
+    )
+)
+
 
 @_attrs_define
 class MarginCall:
@@ -69,33 +80,33 @@ class MarginCall:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.margin_call_position import MarginCallPosition  # noqa: PLC0415
+        d = src_dict
+        event_type = d["e"]
 
-        d = dict(src_dict)
-        event_type = d.pop("e")
-
-        event_time = d.pop("E")
+        event_time = d["E"]
 
         positions = []
-        _positions = d.pop("p")
+        _positions = d["p"]
         for p_item_data in _positions:
             p_item = MarginCallPosition.from_dict(p_item_data)
 
             positions.append(p_item)
 
-        account_alias = d.pop("i", UNSET)
+        account_alias = d.get("i", UNSET)
 
-        cross_wallet_balance = d.pop("cw", UNSET)
+        cross_wallet_balance = d.get("cw", UNSET)
 
         margin_call = cls(
-            event_type=event_type,
-            event_time=event_time,
-            positions=positions,
-            account_alias=account_alias,
-            cross_wallet_balance=cross_wallet_balance,
+            event_type,
+            event_time,
+            positions,
+            account_alias,
+            cross_wallet_balance,
         )
 
-        margin_call.additional_properties = d
+        margin_call.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return margin_call
 
     @property
@@ -113,3 +124,7 @@ class MarginCall:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.margin_call_position import MarginCallPosition

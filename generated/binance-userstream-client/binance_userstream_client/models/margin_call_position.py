@@ -10,6 +10,20 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="MarginCallPosition")
 
+#: The wire names of MarginCallPosition's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "s",
+        "ps",
+        "pa",
+        "mt",
+        "iw",
+        "mp",
+        "up",
+        "mm",
+    )
+)
+
 
 @_attrs_define
 class MarginCallPosition:
@@ -69,35 +83,37 @@ class MarginCallPosition:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        symbol = d.pop("s")
+        d = src_dict
+        symbol = d["s"]
 
-        position_side = d.pop("ps")
+        position_side = d["ps"]
 
-        position_amount = d.pop("pa")
+        position_amount = d["pa"]
 
-        margin_type = d.pop("mt")
+        margin_type = d["mt"]
 
-        isolated_wallet = d.pop("iw")
+        isolated_wallet = d["iw"]
 
-        mark_price = d.pop("mp")
+        mark_price = d["mp"]
 
-        unrealized_pnl = d.pop("up")
+        unrealized_pnl = d["up"]
 
-        maintenance_margin = d.pop("mm")
+        maintenance_margin = d["mm"]
 
         margin_call_position = cls(
-            symbol=symbol,
-            position_side=position_side,
-            position_amount=position_amount,
-            margin_type=margin_type,
-            isolated_wallet=isolated_wallet,
-            mark_price=mark_price,
-            unrealized_pnl=unrealized_pnl,
-            maintenance_margin=maintenance_margin,
+            symbol,
+            position_side,
+            position_amount,
+            margin_type,
+            isolated_wallet,
+            mark_price,
+            unrealized_pnl,
+            maintenance_margin,
         )
 
-        margin_call_position.additional_properties = d
+        margin_call_position.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return margin_call_position
 
     @property

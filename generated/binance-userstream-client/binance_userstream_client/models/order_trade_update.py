@@ -16,6 +16,18 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="OrderTradeUpdate")
 
+#: The wire names of OrderTradeUpdate's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "T",
+        "o",
+        "fs",
+        "i",
+    )
+)
+
 
 @_attrs_define
 class OrderTradeUpdate:
@@ -74,31 +86,31 @@ class OrderTradeUpdate:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.order_trade_update_order import OrderTradeUpdateOrder  # noqa: PLC0415
+        d = src_dict
+        event_type = d["e"]
 
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        event_time = d["E"]
 
-        event_time = d.pop("E")
+        transaction_time = d["T"]
 
-        transaction_time = d.pop("T")
+        order = OrderTradeUpdateOrder.from_dict(d["o"])
 
-        order = OrderTradeUpdateOrder.from_dict(d.pop("o"))
+        business_unit = d.get("fs", UNSET)
 
-        business_unit = d.pop("fs", UNSET)
-
-        account_alias = d.pop("i", UNSET)
+        account_alias = d.get("i", UNSET)
 
         order_trade_update = cls(
-            event_type=event_type,
-            event_time=event_time,
-            transaction_time=transaction_time,
-            order=order,
-            business_unit=business_unit,
-            account_alias=account_alias,
+            event_type,
+            event_time,
+            transaction_time,
+            order,
+            business_unit,
+            account_alias,
         )
 
-        order_trade_update.additional_properties = d
+        order_trade_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return order_trade_update
 
     @property
@@ -116,3 +128,7 @@ class OrderTradeUpdate:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.order_trade_update_order import OrderTradeUpdateOrder

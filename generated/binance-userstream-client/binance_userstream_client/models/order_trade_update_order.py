@@ -12,6 +12,52 @@ from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="OrderTradeUpdateOrder")
 
+#: The wire names of OrderTradeUpdateOrder's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "s",
+        "c",
+        "S",
+        "o",
+        "f",
+        "q",
+        "p",
+        "ap",
+        "sp",
+        "x",
+        "X",
+        "i",
+        "l",
+        "z",
+        "L",
+        "T",
+        "t",
+        "b",
+        "a",
+        "m",
+        "R",
+        "ps",
+        "rp",
+        "V",
+        "N",
+        "n",
+        "wt",
+        "ot",
+        "cp",
+        "AP",
+        "cr",
+        "pP",
+        "si",
+        "ss",
+        "st",
+        "pm",
+        "gtd",
+        "er",
+        "M",
+        "ma",
+    )
+)
+
 
 @_attrs_define
 class OrderTradeUpdateOrder:
@@ -255,131 +301,133 @@ class OrderTradeUpdateOrder:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        symbol = d.pop("s")
+        d = src_dict
+        symbol = d["s"]
 
-        client_order_id = d.pop("c")
+        client_order_id = d["c"]
 
-        side = d.pop("S")
+        side = d["S"]
 
-        order_type = d.pop("o")
+        order_type = d["o"]
 
-        time_in_force = d.pop("f")
+        time_in_force = d["f"]
 
-        quantity = d.pop("q")
+        quantity = d["q"]
 
-        price = d.pop("p")
+        price = d["p"]
 
-        average_price = d.pop("ap")
+        average_price = d["ap"]
 
-        stop_price = d.pop("sp")
+        stop_price = d["sp"]
 
-        execution_type = d.pop("x")
+        execution_type = d["x"]
 
-        order_status = d.pop("X")
+        order_status = d["X"]
 
-        order_id = d.pop("i")
+        order_id = d["i"]
 
-        last_filled_quantity = d.pop("l")
+        last_filled_quantity = d["l"]
 
-        cumulative_filled_quantity = d.pop("z")
+        cumulative_filled_quantity = d["z"]
 
-        last_filled_price = d.pop("L")
+        last_filled_price = d["L"]
 
-        trade_time = d.pop("T")
+        trade_time = d["T"]
 
-        trade_id = d.pop("t")
+        trade_id = d["t"]
 
-        bids_notional = d.pop("b")
+        bids_notional = d["b"]
 
-        asks_notional = d.pop("a")
+        asks_notional = d["a"]
 
-        is_maker = d.pop("m")
+        is_maker = d["m"]
 
-        is_reduce_only = d.pop("R")
+        is_reduce_only = d["R"]
 
-        position_side = d.pop("ps")
+        position_side = d["ps"]
 
-        realized_profit = d.pop("rp")
+        realized_profit = d["rp"]
 
-        self_trade_prevention_mode = d.pop("V")
+        self_trade_prevention_mode = d["V"]
 
-        commission_asset = d.pop("N", UNSET)
+        commission_asset = d.get("N", UNSET)
 
-        commission = d.pop("n", UNSET)
+        commission = d.get("n", UNSET)
 
-        working_type = d.pop("wt", UNSET)
+        working_type = d.get("wt", UNSET)
 
-        original_order_type = d.pop("ot", UNSET)
+        original_order_type = d.get("ot", UNSET)
 
-        is_close_all = d.pop("cp", UNSET)
+        is_close_all = d.get("cp", UNSET)
 
-        activation_price = d.pop("AP", UNSET)
+        activation_price = d.get("AP", UNSET)
 
-        callback_rate = d.pop("cr", UNSET)
+        callback_rate = d.get("cr", UNSET)
 
-        price_protection = d.pop("pP", UNSET)
+        price_protection = d.get("pP", UNSET)
 
-        strategy_id = d.pop("si", UNSET)
+        strategy_id = d.get("si", UNSET)
 
-        ignored_ss = d.pop("ss", UNSET)
+        ignored_ss = d.get("ss", UNSET)
 
-        strategy_type = d.pop("st", UNSET)
+        strategy_type = d.get("st", UNSET)
 
-        price_match_mode = d.pop("pm", UNSET)
+        price_match_mode = d.get("pm", UNSET)
 
-        good_till_date = d.pop("gtd", UNSET)
+        good_till_date = d.get("gtd", UNSET)
 
-        expiry_reason = d.pop("er", UNSET)
+        expiry_reason = d.get("er", UNSET)
 
-        modify_id = d.pop("M", UNSET)
+        modify_id = d.get("M", UNSET)
 
-        margin_asset = d.pop("ma", UNSET)
+        margin_asset = d.get("ma", UNSET)
 
         order_trade_update_order = cls(
-            symbol=symbol,
-            client_order_id=client_order_id,
-            side=side,
-            order_type=order_type,
-            time_in_force=time_in_force,
-            quantity=quantity,
-            price=price,
-            average_price=average_price,
-            stop_price=stop_price,
-            execution_type=execution_type,
-            order_status=order_status,
-            order_id=order_id,
-            last_filled_quantity=last_filled_quantity,
-            cumulative_filled_quantity=cumulative_filled_quantity,
-            last_filled_price=last_filled_price,
-            trade_time=trade_time,
-            trade_id=trade_id,
-            bids_notional=bids_notional,
-            asks_notional=asks_notional,
-            is_maker=is_maker,
-            is_reduce_only=is_reduce_only,
-            position_side=position_side,
-            realized_profit=realized_profit,
-            self_trade_prevention_mode=self_trade_prevention_mode,
-            commission_asset=commission_asset,
-            commission=commission,
-            working_type=working_type,
-            original_order_type=original_order_type,
-            is_close_all=is_close_all,
-            activation_price=activation_price,
-            callback_rate=callback_rate,
-            price_protection=price_protection,
-            strategy_id=strategy_id,
-            ignored_ss=ignored_ss,
-            strategy_type=strategy_type,
-            price_match_mode=price_match_mode,
-            good_till_date=good_till_date,
-            expiry_reason=expiry_reason,
-            modify_id=modify_id,
-            margin_asset=margin_asset,
+            symbol,
+            client_order_id,
+            side,
+            order_type,
+            time_in_force,
+            quantity,
+            price,
+            average_price,
+            stop_price,
+            execution_type,
+            order_status,
+            order_id,
+            last_filled_quantity,
+            cumulative_filled_quantity,
+            last_filled_price,
+            trade_time,
+            trade_id,
+            bids_notional,
+            asks_notional,
+            is_maker,
+            is_reduce_only,
+            position_side,
+            realized_profit,
+            self_trade_prevention_mode,
+            commission_asset,
+            commission,
+            working_type,
+            original_order_type,
+            is_close_all,
+            activation_price,
+            callback_rate,
+            price_protection,
+            strategy_id,
+            ignored_ss,
+            strategy_type,
+            price_match_mode,
+            good_till_date,
+            expiry_reason,
+            modify_id,
+            margin_asset,
         )
 
-        order_trade_update_order.additional_properties = d
+        order_trade_update_order.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return order_trade_update_order
 
     @property

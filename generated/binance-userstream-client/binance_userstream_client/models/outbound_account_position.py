@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="OutboundAccountPosition")
 
+#: The wire names of OutboundAccountPosition's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "u",
+        "B",
+    )
+)
+
 
 @_attrs_define
 class OutboundAccountPosition:
@@ -59,30 +69,30 @@ class OutboundAccountPosition:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.outbound_account_position_balance import OutboundAccountPositionBalance  # noqa: PLC0415
+        d = src_dict
+        event_type = d["e"]
 
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        event_time = d["E"]
 
-        event_time = d.pop("E")
-
-        last_update_time = d.pop("u")
+        last_update_time = d["u"]
 
         balances = []
-        _balances = d.pop("B")
+        _balances = d["B"]
         for b_item_data in _balances:
             b_item = OutboundAccountPositionBalance.from_dict(b_item_data)
 
             balances.append(b_item)
 
         outbound_account_position = cls(
-            event_type=event_type,
-            event_time=event_time,
-            last_update_time=last_update_time,
-            balances=balances,
+            event_type,
+            event_time,
+            last_update_time,
+            balances,
         )
 
-        outbound_account_position.additional_properties = d
+        outbound_account_position.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return outbound_account_position
 
     @property
@@ -100,3 +110,7 @@ class OutboundAccountPosition:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.outbound_account_position_balance import OutboundAccountPositionBalance

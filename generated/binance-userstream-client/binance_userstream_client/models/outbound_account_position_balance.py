@@ -10,6 +10,15 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="OutboundAccountPositionBalance")
 
+#: The wire names of OutboundAccountPositionBalance's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "a",
+        "f",
+        "l",
+    )
+)
+
 
 @_attrs_define
 class OutboundAccountPositionBalance:
@@ -44,20 +53,22 @@ class OutboundAccountPositionBalance:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        asset = d.pop("a")
+        d = src_dict
+        asset = d["a"]
 
-        free = d.pop("f")
+        free = d["f"]
 
-        locked = d.pop("l")
+        locked = d["l"]
 
         outbound_account_position_balance = cls(
-            asset=asset,
-            free=free,
-            locked=locked,
+            asset,
+            free,
+            locked,
         )
 
-        outbound_account_position_balance.additional_properties = d
+        outbound_account_position_balance.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return outbound_account_position_balance
 
     @property

@@ -10,6 +10,14 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="ServerShutdown")
 
+#: The wire names of ServerShutdown's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+    )
+)
+
 
 @_attrs_define
 class ServerShutdown:
@@ -42,17 +50,19 @@ class ServerShutdown:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        d = src_dict
+        event_type = d["e"]
 
-        event_time = d.pop("E")
+        event_time = d["E"]
 
         server_shutdown = cls(
-            event_type=event_type,
-            event_time=event_time,
+            event_type,
+            event_time,
         )
 
-        server_shutdown.additional_properties = d
+        server_shutdown.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return server_shutdown
 
     @property

@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound="StrategyUpdate")
 
+#: The wire names of StrategyUpdate's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "T",
+        "su",
+    )
+)
+
 
 @_attrs_define
 class StrategyUpdate:
@@ -56,25 +66,25 @@ class StrategyUpdate:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.strategy_update_strategy import StrategyUpdateStrategy  # noqa: PLC0415
+        d = src_dict
+        event_type = d["e"]
 
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        event_time = d["E"]
 
-        event_time = d.pop("E")
+        transaction_time = d["T"]
 
-        transaction_time = d.pop("T")
-
-        strategy = StrategyUpdateStrategy.from_dict(d.pop("su"))
+        strategy = StrategyUpdateStrategy.from_dict(d["su"])
 
         strategy_update = cls(
-            event_type=event_type,
-            event_time=event_time,
-            transaction_time=transaction_time,
-            strategy=strategy,
+            event_type,
+            event_time,
+            transaction_time,
+            strategy,
         )
 
-        strategy_update.additional_properties = d
+        strategy_update.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return strategy_update
 
     @property
@@ -92,3 +102,7 @@ class StrategyUpdate:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+# Below the class, so that models referring to each other import (see the model template).
+from ..models.strategy_update_strategy import StrategyUpdateStrategy

@@ -10,6 +10,18 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="StrategyUpdateStrategy")
 
+#: The wire names of StrategyUpdateStrategy's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "si",
+        "st",
+        "ss",
+        "s",
+        "ut",
+        "c",
+    )
+)
+
 
 @_attrs_define
 class StrategyUpdateStrategy:
@@ -59,29 +71,31 @@ class StrategyUpdateStrategy:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        strategy_id = d.pop("si")
+        d = src_dict
+        strategy_id = d["si"]
 
-        strategy_type = d.pop("st")
+        strategy_type = d["st"]
 
-        strategy_status = d.pop("ss")
+        strategy_status = d["ss"]
 
-        symbol = d.pop("s")
+        symbol = d["s"]
 
-        update_time = d.pop("ut")
+        update_time = d["ut"]
 
-        op_code = d.pop("c")
+        op_code = d["c"]
 
         strategy_update_strategy = cls(
-            strategy_id=strategy_id,
-            strategy_type=strategy_type,
-            strategy_status=strategy_status,
-            symbol=symbol,
-            update_time=update_time,
-            op_code=op_code,
+            strategy_id,
+            strategy_type,
+            strategy_status,
+            symbol,
+            update_time,
+            op_code,
         )
 
-        strategy_update_strategy.additional_properties = d
+        strategy_update_strategy.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return strategy_update_strategy
 
     @property

@@ -10,6 +10,25 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="TradeLite")
 
+#: The wire names of TradeLite's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+        "T",
+        "s",
+        "q",
+        "p",
+        "m",
+        "c",
+        "S",
+        "L",
+        "l",
+        "t",
+        "i",
+    )
+)
+
 
 @_attrs_define
 class TradeLite:
@@ -97,50 +116,52 @@ class TradeLite:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        event_type = d.pop("e")
+        d = src_dict
+        event_type = d["e"]
 
-        event_time = d.pop("E")
+        event_time = d["E"]
 
-        transaction_time = d.pop("T")
+        transaction_time = d["T"]
 
-        symbol = d.pop("s")
+        symbol = d["s"]
 
-        quantity = d.pop("q")
+        quantity = d["q"]
 
-        price = d.pop("p")
+        price = d["p"]
 
-        is_maker = d.pop("m")
+        is_maker = d["m"]
 
-        client_order_id = d.pop("c")
+        client_order_id = d["c"]
 
-        side = d.pop("S")
+        side = d["S"]
 
-        last_filled_price = d.pop("L")
+        last_filled_price = d["L"]
 
-        last_filled_quantity = d.pop("l")
+        last_filled_quantity = d["l"]
 
-        trade_id = d.pop("t")
+        trade_id = d["t"]
 
-        order_id = d.pop("i")
+        order_id = d["i"]
 
         trade_lite = cls(
-            event_type=event_type,
-            event_time=event_time,
-            transaction_time=transaction_time,
-            symbol=symbol,
-            quantity=quantity,
-            price=price,
-            is_maker=is_maker,
-            client_order_id=client_order_id,
-            side=side,
-            last_filled_price=last_filled_price,
-            last_filled_quantity=last_filled_quantity,
-            trade_id=trade_id,
-            order_id=order_id,
+            event_type,
+            event_time,
+            transaction_time,
+            symbol,
+            quantity,
+            price,
+            is_maker,
+            client_order_id,
+            side,
+            last_filled_price,
+            last_filled_quantity,
+            trade_id,
+            order_id,
         )
 
-        trade_lite.additional_properties = d
+        trade_lite.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return trade_lite
 
     @property

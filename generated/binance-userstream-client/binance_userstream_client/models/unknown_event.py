@@ -12,6 +12,14 @@ from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="UnknownEvent")
 
+#: The wire names of UnknownEvent's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "e",
+        "E",
+    )
+)
+
 
 @_attrs_define
 class UnknownEvent:
@@ -47,22 +55,24 @@ class UnknownEvent:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        event_type = d.pop("e", UNSET)
+        d = src_dict
+        event_type = d.get("e", UNSET)
 
         def _parse_event_time(data: object) -> int | str | Unset:
             if isinstance(data, Unset):
                 return data
             return cast(int | str | Unset, data)
 
-        event_time = _parse_event_time(d.pop("E", UNSET))
+        event_time = _parse_event_time(d.get("E", UNSET))
 
         unknown_event = cls(
-            event_type=event_type,
-            event_time=event_time,
+            event_type,
+            event_time,
         )
 
-        unknown_event.additional_properties = d
+        unknown_event.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return unknown_event
 
     @property
