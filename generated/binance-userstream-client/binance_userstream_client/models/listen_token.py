@@ -10,6 +10,14 @@ from attrs import field as _attrs_field
 
 T = TypeVar("T", bound="ListenToken")
 
+#: The wire names of ListenToken's properties: any other key of a payload is an additional property.
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "token",
+        "expirationTime",
+    )
+)
+
 
 @_attrs_define
 class ListenToken:
@@ -39,17 +47,19 @@ class ListenToken:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        token = d.pop("token")
+        d = src_dict
+        token = d["token"]
 
-        expiration_time = d.pop("expirationTime")
+        expiration_time = d["expirationTime"]
 
         listen_token = cls(
-            token=token,
-            expiration_time=expiration_time,
+            token,
+            expiration_time,
         )
 
-        listen_token.additional_properties = d
+        listen_token.additional_properties = (
+            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        )
         return listen_token
 
     @property
