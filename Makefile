@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 GEN := generated/binance-userstream-client
 STAMP := $(VENV)/.installed
 
-.PHONY: install generate check test demo bench clean
+.PHONY: install generate check test demo bench peers clean
 
 install: $(STAMP)
 
@@ -43,9 +43,14 @@ $(BENCH)/.installed: requirements/bench.txt pyproject.toml $(GEN)/pyproject.toml
 	$(BENCH)/bin/python -m pip install --quiet ./$(GEN) .
 	touch $@
 
-bench: $(BENCH)/.installed
-	$(BENCH)/bin/python -m pip install --quiet --no-deps --force-reinstall ./$(GEN) .
+bench: peers
 	$(BENCH)/bin/python scripts/bench.py $(BENCH_ARGS)
+
+# Clients nobody here wrote, against the simulator, unchanged: python-binance 1.0.37's spot, margin
+# and isolated-margin user sockets (they subscribe on the WebSocket API).
+peers: $(BENCH)/.installed
+	$(BENCH)/bin/python -m pip install --quiet --no-deps --force-reinstall ./$(GEN) .
+	$(BENCH)/bin/python scripts/check_python_binance.py
 
 clean:
 	rm -rf $(VENV) $(BENCH) .pytest_cache .mypy_cache .ruff_cache
