@@ -679,3 +679,39 @@ def test_a_rotation_attempt_that_failed_leaves_no_frames_remembered() -> None:
     stream.closed(new.conn_id, DAY + 0.2, "refused")
     stream.frame(old, frame(1), DAY + 0.3)  # the same text again on the one connection: a new event
     assert times(drain(stream)) == [1, 1]
+
+
+def test_the_rotations_new_connection_lost_in_the_overlap_leaves_the_old_one_serving_and_retries_later() -> (
+    None
+):
+    stream = core()
+    old, new = rotated(stream)
+    stream.closed(new, DAY + 2, "closed: code 1006")  # lost before the old one was retired
+    actions = stream.tick(DAY + 1 + TIMING.overlap)
+    assert Close(old) not in actions  # the old one serves on
+    assert len(connects(actions)) == 1  # the rotation, tried again after its backoff
+    stream.frame(old, frame(1), DAY + 10)
+    assert times(drain(stream)) == [1]
+
+
+def test_events_a_lost_connection_delivered_are_not_delivered_again_by_the_one_still_opening() -> None:
+    """The old connection delivers e1 while the rotation's is still subscribing, then dies; the new
+    one, once open, sends e1 too (the server registered it first): e1 once, then the gap."""
+    stream = core()
+    old = opened(stream)
+    stream.ping(old, DAY - 1)
+    (new,) = connects(stream.tick(DAY))
+    stream.frame(old, frame(1), DAY + 0.1)
+    stream.closed(old, DAY + 0.2, "closed: code 1006")
+    stream.connected(new.conn_id, DAY + 0.3)
+    stream.frame(new.conn_id, frame(1), DAY + 0.4)
+    stream.frame(new.conn_id, frame(2), DAY + 0.5)
+    assert times(drain(stream)) == [1, ("gap", "disconnected"), 2]
+
+
+def test_a_token_shorter_than_the_lead_is_renewed_at_half_its_life_not_at_once() -> None:
+    stream = core()
+    opened(stream)
+    stream.token_valid(expires_at=600.0, at=0.0)  # ten minutes, under the 30-minute lead
+    assert not any(isinstance(a, RenewToken) for a in stream.tick(299.0))
+    assert any(isinstance(a, RenewToken) for a in stream.tick(300.0))

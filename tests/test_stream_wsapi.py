@@ -401,3 +401,24 @@ async def test_margin_has_no_listen_key_to_create_and_says_why_before_sending(li
             await uds.create()
     assert "userListenToken" in str(caught.value)
     assert live.request_count == 0
+
+
+def test_a_subscription_frame_the_websocket_library_logs_cut_to_head_and_tail_is_withheld() -> None:
+    """websockets logs a long frame as `head...tail`: the tail of a listenToken or signature has no
+    key name left to scrub by, so the whole request is withheld."""
+    from binance_userstream._secrets import StreamRedactingFilter
+
+    tail = "jklmnopqrstuvwxyz0123456789"
+    frame = f'TEXT \'{{"id":2,"method":"userDataStream.subscribe.list...{tail}"}}}}\' [160 bytes]'
+    record = logging.LogRecord("websockets.client", logging.DEBUG, "", 0, "> %s", (frame,), None)
+    StreamRedactingFilter().filter(record)
+    assert tail not in record.getMessage()
+    assert "withheld" in record.getMessage()
+
+
+def test_a_request_to_send_keeps_its_credentials_out_of_its_repr() -> None:
+    from binance_userstream._wsapi import Subscriber
+
+    send = Subscriber("listen_token", None).subscribe(0.0, token="secret-token-value")
+    assert "secret-token-value" in send.text
+    assert "secret-token-value" not in repr(send)

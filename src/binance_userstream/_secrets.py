@@ -211,6 +211,11 @@ def watch_secret(secret: str, watch: bool) -> None:
                 del _WATCHED[secret]
 
 
+#: A WebSocket API request that carries credentials, as the WebSocket library logs the frame.
+_SUBSCRIPTION_REQUEST = "userDataStream.subscribe"
+_SUBSCRIPTION_FRAME = re.compile(r"(TEXT )'.*userDataStream\.subscribe.*'", re.DOTALL)
+
+
 class StreamRedactingFilter(logging.Filter):
     """Rewrites a WebSocket library's record so that no listenKey (watched, key-like, or after
     `listenKey=`) is written out whole; its exception text, if any, too."""
@@ -219,6 +224,10 @@ class StreamRedactingFilter(logging.Filter):
         with _WATCHED_LOCK:
             secrets = list(_WATCHED)
         message = record.getMessage()
+        if _SUBSCRIPTION_REQUEST in message:
+            # The library logs a long frame as its head and tail: the tail of a signed subscription
+            # or a listenToken has no key name left to scrub by. The whole frame is withheld.
+            message = _SUBSCRIPTION_FRAME.sub(r"\1[a user-data subscription request, withheld]", message)
         # Always flattened: the arguments (a frame, whose repr holds its whole payload) must not
         # reach a handler that records them as they are.
         record.msg, record.args = scrub(message, secrets), None

@@ -471,6 +471,8 @@ class AsyncEventStream:
                     await reader  # until the connection closes; raises what ended it
                 finally:
                     reader.cancel()
+                    if reader.done() and not reader.cancelled():
+                        reader.exception()  # retrieved: what ended the connection is reported below
                 detail = _close_detail(ws)
         except asyncio.CancelledError:
             raise
@@ -517,7 +519,8 @@ class AsyncEventStream:
         async with asyncio.timeout(OPEN_TIMEOUT):
             while (text := await inbox.answer(ws, reader)) is not None:
                 if await self._answered(conn_id, ws, subscriber, text):
-                    self._subscribers[conn_id] = subscriber
+                    if conn_id in self._sockets:  # not closed by the core meanwhile
+                        self._subscribers[conn_id] = subscriber
                     return subscriber
         raise ConnectionError("the connection closed before the subscription was answered")
 

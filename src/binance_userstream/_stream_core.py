@@ -18,8 +18,9 @@ The rules:
 - Reconnects: full-jitter exponential backoff (`first_retry` doubling up to `max_retry`), forever.
 - The WebSocket API (spot, margin): a connection counts as open once its subscription is confirmed
   (the driver says so); `eventStreamTerminated` ends it like a lost connection, with a gap; a
-  listenToken is renewed `token_lead` before it expires (RenewToken), on the same connections, and
-  a failed renewal is retried after a backoff, before the token runs out. Overlap duplicates are
+  listenToken is renewed `token_lead` before it expires (RenewToken), on the same connections; a
+  mint that failed is retried after a backoff, before the token runs out, and a new token the
+  server refused replaces the connection make-before-break (`replace_connections`). Overlap duplicates are
   recognised by the event, whatever subscriptionId each connection's envelope carries.
 - A bounded buffer: past `maxsize` events, incoming events are dropped and counted; once the
   consumer has made room, a `StreamGap(reason="overflow", dropped=n)` takes the hole's place.
@@ -261,12 +262,9 @@ class StreamCore:
 
     def closed(self, conn_id: int, at: float, detail: str | None = None) -> list[Action]:
         """Connection `conn_id` closed without being asked to, or failed to open."""
-        conn = self._connections.pop(conn_id, None)
+        conn = self._remove(conn_id)
         if conn is None:
             return []
-        if conn_id in self._retiring:
-            self._echoes |= conn.seen
-        self._forget_seen_if_alone()
         if not conn.open:  # an attempt failed
             self._failures += 1
             if conn.planned and self._serving():
@@ -302,10 +300,14 @@ class StreamCore:
 
     def token_valid(self, expires_at: float, at: float) -> list[Action]:
         """The listenToken in use is valid until `expires_at` (the stream's clock): renew it
-        `token_lead` before then."""
+        `token_lead` before then (see the comment below for short tokens)."""
         renewing = self._token_expires_at is not None
         self._token_expires_at = expires_at
-        self._renew_token_at = max(at, expires_at - self.timing.token_lead)
+        # `token_lead` before the expiry; for a token shorter than that, at half its life; never
+        # sooner than `first_retry`: a short token must not make a loop of mints.
+        self._renew_token_at = max(
+            at + self.timing.first_retry, expires_at - self.timing.token_lead, (at + expires_at) / 2
+        )
         if renewing:
             self._note(StreamEventKind.TOKEN_RENEWED, at, detail=f"valid for {expires_at - at:.0f}s")
         return []
@@ -343,8 +345,7 @@ class StreamCore:
                 and at >= conn.last_seen + self.timing.stall_after
                 and conn.conn_id in self._connections
             ):
-                del self._connections[conn.conn_id]
-                self._forget_seen_if_alone()
+                self._remove(conn.conn_id)
                 actions.append(Close(conn.conn_id))
                 self._note(
                     StreamEventKind.STALLED, at, conn.conn_id, detail=f"silent for {at - conn.last_seen:.3g}s"
@@ -416,11 +417,17 @@ class StreamCore:
     ) -> None:
         self.notes.append(StreamEvent(kind, at, conn_id, retry_in, detail))
 
-    def _forget_seen_if_alone(self) -> None:
-        """With one connection left there is nobody to send its events twice: forget their texts."""
-        if len(self._connections) == 1:
-            for conn in self._connections.values():
-                conn.seen.clear()
+    def _remove(self, conn_id: int) -> _Connection | None:
+        """Forget connection `conn_id`. What it delivered may still come on another connection, even
+        one still opening (the server registered it first): those texts become echoes to drop.
+        With one connection left, nobody can send its events twice: its texts are forgotten."""
+        conn = self._connections.pop(conn_id, None)
+        if conn is not None and self._connections:
+            self._echoes |= conn.seen
+            if len(self._connections) == 1:
+                for other in self._connections.values():
+                    other.seen.clear()
+        return conn
 
     def _serving(self) -> bool:
         return any(c.open for c in self._connections.values())
@@ -463,6 +470,12 @@ class StreamCore:
         """An open connection is gone: a gap unless another open one serves on."""
         if conn.conn_id in self._retiring:
             self._retiring.remove(conn.conn_id)
+        elif self._retire_at is not None:
+            # The rotation's new connection was lost in the overlap: the old one serves on (it
+            # would otherwise be retired, leaving none), and the rotation is tried again later.
+            self._retire_at, self._retiring = None, []
+            self._failures += 1
+            self._rotate_at = at + self._backoff()
         if self._serving():
             return []
         if at - conn.opened_at < self.timing.max_retry:
@@ -485,10 +498,8 @@ class StreamCore:
 
     def _terminated(self, conn: _Connection, at: float) -> list[Action]:
         """The WebSocket API ended this connection's subscription: it is lost, as if closed."""
-        if self._connections.pop(conn.conn_id, None) is None:
+        if self._remove(conn.conn_id) is None:
             return []
-        if conn.conn_id in self._retiring:
-            self._echoes |= conn.seen
         self._note(StreamEventKind.TERMINATED, at, conn.conn_id, detail="eventStreamTerminated")
         return [Close(conn.conn_id), *self._lost(conn, at, "subscription_ended", None)]
 

@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-from attrs import frozen
+from attrs import field, frozen
 
 from binance_userstream._answers import error_from
 from binance_userstream._markets import Subscription
@@ -50,9 +50,10 @@ class Signing(Protocol):
 
 @frozen
 class Send:
-    """Send this text frame on the connection."""
+    """Send this text frame on the connection (it may hold the API key, a signature or a
+    listenToken: kept out of the repr)."""
 
-    text: str
+    text: str = field(repr=False)
 
 
 @frozen
