@@ -715,3 +715,11 @@ def test_a_token_shorter_than_the_lead_is_renewed_at_half_its_life_not_at_once()
     stream.token_valid(expires_at=600.0, at=0.0)  # ten minutes, under the 30-minute lead
     assert not any(isinstance(a, RenewToken) for a in stream.tick(299.0))
     assert any(isinstance(a, RenewToken) for a in stream.tick(300.0))
+
+
+def test_a_failed_attempt_the_server_said_to_retry_later_waits_at_least_that_long() -> None:
+    stream = core(random=lambda: 0.0)  # a backoff of nothing: only the server's wait counts
+    (connect,) = stream.start(KEY, 0.0)
+    assert stream.closed(connect.conn_id, 1.0, "429", retry_after=90.0) == []
+    assert stream.tick(90.9) == []
+    assert len(connects(stream.tick(91.0))) == 1

@@ -218,3 +218,30 @@ def test_the_subscribers_repr_shows_no_token() -> None:
 )
 def test_event_frames_are_told_from_answers(text: str, event: bool) -> None:
     assert is_event_frame(text) is event
+
+
+@pytest.mark.parametrize("status", [429, 418])
+def test_a_rate_limit_or_ban_answer_carries_the_servers_wait_to_the_retry(status: int) -> None:
+    """web-socket-api.md: a 429 or 418 answer's error.data holds serverTime and retryAfter (ms)."""
+    subscriber, _, sent = signed()
+    answer = json.dumps(
+        {
+            "id": sent["id"],
+            "status": status,
+            "error": {
+                "code": -1003,
+                "msg": "Too much request weight used",
+                "data": {"serverTime": 1000, "retryAfter": 91_000},
+            },
+        }
+    )
+    (outcome,) = subscriber.answer(answer, NOW)
+    assert isinstance(outcome, Failed)
+    assert outcome.retry_after == 90.0
+
+
+def test_a_rate_limit_answer_without_data_leaves_the_wait_to_the_backoff() -> None:
+    subscriber, _, sent = signed()
+    (outcome,) = subscriber.answer(refused(sent["id"], 429, -1003), NOW)
+    assert isinstance(outcome, Failed)
+    assert outcome.retry_after is None

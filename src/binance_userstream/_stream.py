@@ -445,6 +445,7 @@ class AsyncEventStream:
     async def _connection(self, conn_id: int, url: str) -> None:
         """One WebSocket connection, from opening to its close, fed to the core."""
         detail: str | None = None
+        retry_after: float | None = None
         try:
             inbox = _Inbox(
                 deliver=lambda text: self._event(conn_id, text),
@@ -481,6 +482,8 @@ class AsyncEventStream:
             return
         except ConnectionClosed as error:
             detail = f"closed: code {error.rcvd.code if error.rcvd else 1006}"
+        except _Backoff as error:
+            detail, retry_after = str(error), error.retry_after
         except Exception as error:
             detail = scrub(f"{type(error).__name__}: {error}", self._keys)
         finally:
@@ -492,7 +495,7 @@ class AsyncEventStream:
                 self._subscribers.pop(conn_id, None)
         if self._connections.get(conn_id) is asyncio.current_task():
             del self._connections[conn_id]
-            self._apply(self._core.closed(conn_id, self._now(), detail))
+            self._apply(self._core.closed(conn_id, self._now(), detail, retry_after))
 
     def _event(self, conn_id: int, text: str) -> None:
         """A text frame carrying an event, from connection `conn_id`: to the core, at once."""
@@ -557,7 +560,7 @@ class AsyncEventStream:
             elif isinstance(outcome, Refused):
                 raise _Refused(outcome.error)
             elif isinstance(outcome, Failed):
-                raise ConnectionError(outcome.detail)
+                raise _Backoff(outcome.detail, outcome.retry_after)
         return subscribed
 
     async def _listen_token(self) -> str:
@@ -644,6 +647,14 @@ class AsyncEventStream:
         elif event.kind is EventKind.FAILED and event.error is not None and self._runner is not None:
             self._fail(event.error)
         self._report(event)
+
+
+class _Backoff(ConnectionError):
+    """The subscription failed in a way a new connection may mend, not before `retry_after` seconds."""
+
+    def __init__(self, detail: str, retry_after: float | None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class _Refused(Exception):

@@ -260,18 +260,21 @@ class StreamCore:
             conn.last_seen = at
         return []
 
-    def closed(self, conn_id: int, at: float, detail: str | None = None) -> list[Action]:
-        """Connection `conn_id` closed without being asked to, or failed to open."""
+    def closed(
+        self, conn_id: int, at: float, detail: str | None = None, retry_after: float | None = None
+    ) -> list[Action]:
+        """Connection `conn_id` closed without being asked to, or failed to open; `retry_after`:
+        the server said when to come back (a 429 or 418 answer), the least wait before the next try."""
         conn = self._remove(conn_id)
         if conn is None:
             return []
         if not conn.open:  # an attempt failed
             self._failures += 1
             if conn.planned and self._serving():
-                self._rotate_at = at + self._backoff()
+                self._rotate_at = at + max(self._backoff(), retry_after or 0.0)
                 self._note(StreamEventKind.ROTATING, at, conn_id, self._rotate_at - at, detail)
                 return []
-            return self._schedule_reconnect(at, detail)
+            return self._schedule_reconnect(at, detail, retry_after)
         if not (conn_id in self._retiring and self._serving()):  # not the old one of a rotation
             self._note(StreamEventKind.DISCONNECTED, at, conn_id, detail=detail)
         return self._lost(conn, at, "disconnected", detail)
@@ -445,12 +448,14 @@ class StreamCore:
         ceiling = min(self.timing.max_retry, self.timing.first_retry * 2.0**exponent)
         return self._random() * ceiling
 
-    def _schedule_reconnect(self, at: float, detail: str | None) -> list[Action]:
+    def _schedule_reconnect(
+        self, at: float, detail: str | None, at_least: float | None = None
+    ) -> list[Action]:
         if self._awaiting_key or any(not c.open for c in self._connections.values()):
             return []  # a renewal or another attempt is under way
-        if self._failures == 0:
+        if self._failures == 0 and not at_least:
             return [self._connect(at, planned=False)]
-        self._reconnect_at = at + self._backoff()
+        self._reconnect_at = at + max(self._backoff(), at_least or 0.0)
         self._note(StreamEventKind.RECONNECTING, at, retry_in=self._reconnect_at - at, detail=detail)
         return []
 

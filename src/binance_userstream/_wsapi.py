@@ -27,10 +27,12 @@ from attrs import field, frozen
 from binance_userstream._answers import error_from
 from binance_userstream._markets import Subscription
 from binance_userstream._secrets import scrub
-from binance_userstream.errors import AuthenticationError, BinanceAPIError
+from binance_userstream.errors import AuthenticationError, BinanceAPIError, IPBannedError, RateLimitedError
 
 #: The recvWindow sent with a signed subscription, in milliseconds (Binance's default is 5000).
 RECV_WINDOW = 5000
+#: The longest wait a 429 or 418 answer is believed for: Binance's longest ban, three days.
+MAX_RETRY_AFTER = 3 * 86400.0
 
 _SUBSCRIBE: dict[Subscription, str] = {
     "signature": "userDataStream.subscribe.signature",
@@ -93,9 +95,11 @@ class Refused:
 
 @frozen
 class Failed:
-    """The subscription failed in a way a new connection may mend: close this one, retry later."""
+    """The subscription failed in a way a new connection may mend: close this one, retry later,
+    and not sooner than `retry_after` seconds when the server said so (a 429 or 418)."""
 
     detail: str
+    retry_after: float | None = None
 
 
 Outcome = Send | Subscribed | Renewed | RenewFailed | Resynced | Refused | Failed
@@ -230,18 +234,30 @@ class Subscriber:
                 return [Refused(error)]  # a TimestampError: the resync did not help
             self._resynced = True
             return [self._request("time", now_ms, {})]
-        return [Failed(str(error))]
+        return [Failed(str(error), getattr(error, "retry_after", None))]
 
 
 def _error(payload: Mapping[str, object], operation: str) -> BinanceAPIError:
-    """The typed error of a WebSocket API error answer (a key-like token in its text redacted)."""
+    """The typed error of a WebSocket API error answer (a key-like token in its text redacted). A
+    429 or 418 carries its wait: `error.data.retryAfter` (when the ban ends, ms) less `serverTime`."""
     status = payload.get("status")
     body = payload.get("error")
     code = body.get("code") if isinstance(body, dict) else None
     msg = body.get("msg") if isinstance(body, dict) else None
-    return error_from(
-        status if isinstance(status, int) and not isinstance(status, bool) else 0,
-        code if isinstance(code, int) and not isinstance(code, bool) else None,
-        scrub(msg) if isinstance(msg, str) else "error",
-        operation,
-    )
+    status = status if isinstance(status, int) and not isinstance(status, bool) else 0
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    text = scrub(msg) if isinstance(msg, str) else "error"
+    if status in (418, 429):
+        data = body.get("data") if isinstance(body, dict) else None
+        until = data.get("retryAfter") if isinstance(data, dict) else None
+        now = data.get("serverTime") if isinstance(data, dict) else None
+        wait = None
+        if _is_ms(until) and _is_ms(now):
+            wait = min(max(0.0, (until - now) / 1000), MAX_RETRY_AFTER)  # type: ignore[operator]
+        cls = IPBannedError if status == 418 else RateLimitedError
+        return cls(status, code, text, wait, operation=operation)
+    return error_from(status, code, text, operation)
+
+
+def _is_ms(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
