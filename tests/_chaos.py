@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from binance_userstream.simulator import TEST_API_KEY, Fault, Simulator
+from binance_userstream import AsyncUserDataStream, BackoffGate, RetryPolicy, SteppedClock, UserDataStream
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Fault, Simulator
 
 #: The families whose events come from the WebSocket API (their connections count as "spot").
 WS_API = ("spot", "margin")
+#: Quick REST retries: the runs measure streams, not the HTTP layer's waits.
+RETRY = RetryPolicy(backoff_base=0.001, backoff_cap=0.005)
+
+
+def client(family: str, sim: Simulator, clock: SteppedClock, *, sync: bool = False) -> Any:
+    """A client of `family` against `sim`: quick REST retries, a backoff gate on the run's clock,
+    the test account's key and secret (spot's subscriptions and margin's listenTokens are signed)."""
+    cls = UserDataStream if sync else AsyncUserDataStream
+    return cls(
+        TEST_API_KEY,
+        sim.url,
+        market=family,
+        stream_url=sim.url.replace("http://", "ws://"),
+        retry=RETRY,
+        gate=BackoffGate(clock=clock.now),
+        api_secret=TEST_API_SECRET,
+    )
 
 
 def streams_of(family: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -28,3 +29,14 @@ def event(n: int) -> str:
 def times(items: list[Any]) -> list[Any]:
     """Each item's event time, or ("gap", reason) for a StreamGap."""
     return [("gap", i.reason) if isinstance(i, StreamGap) else i.to_dict()["E"] for i in items]
+
+
+async def take(stream: Any, n: int, timeout: float = 10.0) -> list[Any]:
+    """The next `n` items of an async stream, within `timeout` real seconds."""
+    items: list[Any] = []
+    async with asyncio.timeout(timeout):
+        async for item in stream:
+            items.append(item)
+            if len(items) == n:
+                break
+    return items

@@ -13,7 +13,6 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate
@@ -22,7 +21,7 @@ from binance_userstream import AsyncUserDataStream, EndpointRetiredError
 from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
 from binance_userstream.simulator import Fault, Simulator
 from tests._scripted_ws import LOG, ScriptedStreamServer
-from tests._stream_helpers import FAST, PINGS, SAMPLE, event, times
+from tests._stream_helpers import FAST, PINGS, SAMPLE, event, take, times
 from tests.conftest import API_KEY
 
 pytestmark = pytest.mark.anyio
@@ -36,16 +35,6 @@ async def ws() -> AsyncIterator[ScriptedStreamServer]:
 
 def client(sim: Simulator, ws: ScriptedStreamServer, market: str = "usdm") -> AsyncUserDataStream:
     return AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, stream_url=ws.url, market=market)
-
-
-async def take(stream: Any, n: int, timeout: float = 5.0) -> list[Any]:
-    items = []
-    async with asyncio.timeout(timeout):
-        async for item in stream:
-            items.append(item)
-            if len(items) == n:
-                break
-    return items
 
 
 async def test_it_connects_to_the_private_route_with_the_key_and_the_events_allow_list(

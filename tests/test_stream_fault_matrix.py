@@ -20,19 +20,14 @@ import pytest
 from attrs import define, field, frozen
 
 from binance_userstream import (
-    AsyncUserDataStream,
-    BackoffGate,
     EndpointRetiredError,
-    RetryPolicy,
     SignatureError,
     SteppedClock,
     StreamGap,
-    UserDataStream,
 )
-from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
-from tests._chaos import WS_API, event_for, inject, streams_of
+from binance_userstream.simulator import TEST_API_KEY, Simulator
+from tests._chaos import WS_API, client, event_for, inject, streams_of
 
-RETRY = RetryPolicy(backoff_base=0.001, backoff_cap=0.005)
 STEP = 60.0
 #: Simulated minutes a cell may take to reach its outcome, and real seconds for the whole cell.
 MAX_STEPS = 30
@@ -83,26 +78,16 @@ class Consumer:
             self.items.append((type(item).__name__, item.to_dict().get("E")))
 
 
-def client(mode: str, family: str, sim: Simulator, clock: SteppedClock) -> Any:
-    cls = AsyncUserDataStream if mode == "async" else UserDataStream
-    return cls(
-        TEST_API_KEY,
-        sim.url,
-        market=family,
-        stream_url=sim.url.replace("http://", "ws://"),
-        retry=RETRY,
-        gate=BackoffGate(clock=clock.now),
-        api_secret=TEST_API_SECRET,
-    )
-
-
 def start(mode: str, family: str, sim: Simulator, clock: SteppedClock) -> Consumer:
     consumer = Consumer()
     if mode == "sync":
 
         def read_sync() -> None:
             try:
-                with client(mode, family, sim, clock) as uds, uds.events(clock=clock) as stream:
+                with (
+                    client(family, sim, clock, sync=mode == "sync") as uds,
+                    uds.events(clock=clock) as stream,
+                ):
                     consumer.stop = stream.close
                     consumer.ready.set()
                     for item in stream:
@@ -117,7 +102,10 @@ def start(mode: str, family: str, sim: Simulator, clock: SteppedClock) -> Consum
 
         async def read_async() -> None:
             try:
-                async with client(mode, family, sim, clock) as uds, uds.events(clock=clock) as stream:
+                async with (
+                    client(family, sim, clock, sync=mode == "sync") as uds,
+                    uds.events(clock=clock) as stream,
+                ):
                     loop = asyncio.get_running_loop()
                     consumer.stop = lambda: loop.is_closed() or loop.call_soon_threadsafe(stream.close)
                     consumer.ready.set()

@@ -19,6 +19,7 @@ from binance_userstream_client.models import AccountUpdate, OrderTradeUpdate
 from binance_userstream import AcceleratedClock, AsyncUserDataStream, SteppedClock, StreamGap, UserDataStream
 from binance_userstream._stream_core import StreamEventKind, StreamTiming
 from binance_userstream.simulator import Simulator
+from tests._stream_helpers import take as _take
 from tests.conftest import API_KEY
 
 pytestmark = pytest.mark.anyio
@@ -41,16 +42,6 @@ def _client(sim: Simulator, market: str = "usdm") -> AsyncUserDataStream:
     return AsyncUserDataStream(
         API_KEY, sim.url, market=market, stream_url=sim.url.replace("http://", "ws://")
     )
-
-
-async def _take(stream: Any, n: int, timeout: float = 10.0) -> list[Any]:
-    items: list[Any] = []
-    async with asyncio.timeout(timeout):
-        async for item in stream:
-            items.append(item)
-            if len(items) == n:
-                break
-    return items
 
 
 async def _connected(sim: Simulator, market: str, count: int = 1) -> None:

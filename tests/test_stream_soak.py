@@ -32,15 +32,12 @@ import pytest
 from attrs import define, field
 
 from binance_userstream import (
-    AsyncUserDataStream,
-    BackoffGate,
-    RetryPolicy,
     SteppedClock,
     StreamGap,
 )
 from binance_userstream._stream_core import StreamEvent, StreamEventKind
-from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
-from tests._chaos import event_for, inject, streams_of
+from binance_userstream.simulator import TEST_API_KEY, Simulator
+from tests._chaos import client, event_for, inject, streams_of
 
 HOURS = 72
 STEP = 60.0
@@ -50,7 +47,6 @@ STEP = 60.0
 CHAOS = 1 / 90
 CALM = 25 * 60
 STEPS = int(HOURS * 3600 / STEP)
-RETRY = RetryPolicy(backoff_base=0.001, backoff_cap=0.005)
 #: The faults each market family meets (see tests/_chaos.py): a lost credential is the derivatives'
 #: listenKey, spot's and margin's subscription (margin's tokens revoked with it); a 429 comes on the
 #: next create (a listenKey, or margin's listenToken).
@@ -195,20 +191,6 @@ def check(run: Run) -> None:
 
 def _left_behind() -> tuple[int, int]:
     return threading.active_count(), len(os.listdir("/proc/self/fd"))
-
-
-def client(market: str, sim: Simulator, clock: SteppedClock) -> AsyncUserDataStream:
-    """The client of one soak: quick REST retries, a backoff gate on the soak's clock; the test
-    account's secret signs spot's subscriptions and margin's listenTokens."""
-    return AsyncUserDataStream(
-        TEST_API_KEY,
-        sim.url,
-        market=market,
-        stream_url=sim.url.replace("http://", "ws://"),
-        retry=RETRY,
-        gate=BackoffGate(clock=clock.now),
-        api_secret=TEST_API_SECRET,
-    )
 
 
 FAMILIES = ["usdm", "coinm", "spot", "margin"]

@@ -33,6 +33,7 @@ from binance_userstream import (
 from binance_userstream._signing import Credentials
 from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
+from tests._stream_helpers import take
 
 pytestmark = pytest.mark.anyio
 
@@ -62,16 +63,6 @@ def spot(sim: Simulator, **options: Any) -> AsyncUserDataStream:
 def margin(sim: Simulator, **options: Any) -> AsyncUserDataStream:
     options.setdefault("api_secret", TEST_API_SECRET)
     return AsyncUserDataStream(TEST_API_KEY, sim.url, market="margin", stream_url=ws(sim), **options)
-
-
-async def take(stream: Any, n: int, timeout: float = 10.0) -> list[Any]:
-    items: list[Any] = []
-    async with asyncio.timeout(timeout):
-        async for item in stream:
-            items.append(item)
-            if len(items) == n:
-                break
-    return items
 
 
 async def subscribed(sim: Simulator, count: int = 1) -> None:
