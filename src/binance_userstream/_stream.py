@@ -240,6 +240,7 @@ class AsyncEventStream:
             raise UserStreamError("an event stream can be entered once; call events() again")
         self._entered = True
         self._loop = asyncio.get_running_loop()
+        self._now = self._clock.now if self._clock is not None else self._loop.time  # type: ignore[method-assign]
         if self._uds.market.uses_listen_key:
             key = await self._open_session()
             self._watch(key)
@@ -337,6 +338,8 @@ class AsyncEventStream:
     # -- the driver ---------------------------------------------------------------------------
 
     def _now(self) -> float:
+        """The stream's clock: the loop's, unless a clock was given (`__aenter__` binds it once,
+        so that the hot path calls it directly)."""
         if self._clock is not None:
             return self._clock.now()
         assert self._loop is not None
@@ -448,7 +451,7 @@ class AsyncEventStream:
         retry_after: float | None = None
         try:
             inbox = _Inbox(
-                deliver=lambda text: self._event(conn_id, text),
+                deliver=functools.partial(self._event, conn_id),
                 answers_wanted=not self._uds.market.uses_listen_key,
             )
             async with connect(
@@ -467,6 +470,8 @@ class AsyncEventStream:
                     subscriber = await self._subscribe(conn_id, ws, inbox, reader)
                     self._apply(self._core.connected(conn_id, self._now()))
                     inbox.go_live()
+                    if subscriber is None:  # a listenKey stream: every frame is an event, straight on
+                        ws.on_text = inbox.deliver
                     while subscriber is not None and (text := await inbox.answer(ws, reader)) is not None:
                         await self._answered(conn_id, ws, subscriber, text)
                     await reader  # until the connection closes; raises what ended it

@@ -242,9 +242,16 @@ class StreamCore:
                         return []
                 conn.seen.add(same)
         payload = parse(text)
-        self._deliver(UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload), at)
+        item = UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload)
+        if self._overflow is None and len(self._buffer) < self.maxsize:
+            self._buffer.append(item)  # the hot path of _deliver, without the call
+        else:
+            self._deliver(item, at)
         if payload is not None:
-            self._last_event_time = event_time(payload) or self._last_event_time
+            stamp = payload.get("E")
+            if type(stamp) is not int:  # USD-M sometimes sends it as a string; never a bool
+                stamp = event_time(payload)
+            self._last_event_time = stamp or self._last_event_time
             kind = payload.get("e")
             if kind == "serverShutdown":
                 return self._rotate(at, "the server announced a shutdown")
