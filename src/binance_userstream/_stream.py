@@ -56,6 +56,7 @@ from binance_userstream.errors import UserStreamError
 
 if TYPE_CHECKING:
     from binance_userstream._client import AsyncUserDataStream, _Base
+    from binance_userstream._signing import Credentials
 
 log = logging.getLogger("binance_userstream.stream")
 #: websockets logs each handshake's request line (the URL, with the listenKey) at DEBUG: it logs
@@ -154,7 +155,7 @@ class _Inbox:
         async for message in ws:
             self.put(message if isinstance(message, str) else message.decode("utf-8", "replace"))
 
-    async def answer(self, ws: ClientConnection, reader: asyncio.Future[None]) -> str | None:
+    async def answer(self, reader: asyncio.Future[None]) -> str | None:
         """The next answer, or None once the connection has closed (`reader` has ended)."""
         getter = asyncio.ensure_future(self.answers.get())
         waiters: set[asyncio.Future[Any]] = {getter, reader}
@@ -193,14 +194,13 @@ class AsyncEventStream:
         if uds.stream_url is None:
             raise ValueError(f"market {uds.market.name!r} has no listenKey event stream")
         market = uds.market
-        self._credentials: Any = None
+        self._credentials: Credentials = uds._credentials
         if not market.uses_listen_key:
             if listen_key is not None:
                 raise ValueError(
                     f"market {market.name!r} subscribes on the WebSocket API: listen_key= does not apply"
                 )
-            self._credentials = getattr(uds, "_credentials", None)
-            if self._credentials is None or self._credentials.signer is None:
+            if self._credentials.signer is None:
                 raise ValueError(
                     f"market {market.name!r}'s events need a signature: pass api_secret= or private_key= "
                     "to the client (or set $BINANCE_API_SECRET or $BINANCE_PRIVATE_KEY_FILE)"
@@ -348,7 +348,7 @@ class AsyncEventStream:
     def _wall_ms(self) -> float:
         """The wall time in ms on the stream's clock, before any resync offset (what a Subscriber
         dates its requests and answers with, and `Credentials.resync` takes)."""
-        return float(self._credentials.wall_ms())
+        return self._credentials.wall_ms()
 
     def _end(self) -> None:
         self._ended = True
@@ -472,7 +472,7 @@ class AsyncEventStream:
                     inbox.go_live()
                     if subscriber is None:  # a listenKey stream: every frame is an event, straight on
                         ws.on_text = inbox.deliver
-                    while subscriber is not None and (text := await inbox.answer(ws, reader)) is not None:
+                    while subscriber is not None and (text := await inbox.answer(reader)) is not None:
                         await self._answered(conn_id, ws, subscriber, text)
                     await reader  # until the connection closes; raises what ended it
                 finally:
@@ -525,7 +525,7 @@ class AsyncEventStream:
         token = await self._listen_token() if how == "listen_token" else None
         await ws.send(subscriber.subscribe(self._wall_ms(), token).text)
         async with asyncio.timeout(OPEN_TIMEOUT):
-            while (text := await inbox.answer(ws, reader)) is not None:
+            while (text := await inbox.answer(reader)) is not None:
                 if await self._answered(conn_id, ws, subscriber, text):
                     if conn_id in self._sockets:  # not closed by the core meanwhile
                         self._subscribers[conn_id] = subscriber

@@ -143,7 +143,6 @@ class Subscriber:
         self._recv_window = recv_window
         self._next_id = 1
         self._pending: dict[int, tuple[_Purpose, float]] = {}
-        self._token: str | None = None
         self._resynced = False
         self.subscription_id: int | None = None
 
@@ -157,14 +156,12 @@ class Subscriber:
         if self.how == "listen_token":
             if token is None:
                 raise ValueError("a listenToken subscription needs a token")
-            self._token = token
             return self._request("subscribe", now_ms, {"listenToken": token})
         assert self._signing is not None
         return self._request("subscribe", now_ms, self._signing.sign_ws({}, recv_window=self._recv_window))
 
     def renew(self, now_ms: float, token: str) -> Send:
         """Present a new listenToken on the same connection: the subscription goes on, extended."""
-        self._token = token
         return self._request("renew", now_ms, {"listenToken": token})
 
     def unsubscribe(self, now_ms: float) -> Send:
