@@ -337,8 +337,10 @@ class StreamCore:
     def replace_connections(self, at: float, why: str) -> list[Action]:
         """Open a new connection and retire the others after the overlap (make-before-break): for a
         connection whose subscription could not be renewed."""
-        self._note(StreamEventKind.ROTATING, at, detail=why)
-        return self._rotate(at, why)
+        actions = self._rotate(at, why)
+        if not actions:  # a rotation or a reconnect is under way: say why it was wanted anyway
+            self._note(StreamEventKind.ROTATING, at, detail=why)
+        return actions
 
     def note(
         self, kind: StreamEventKind, at: float, conn_id: int | None = None, detail: str | None = None
@@ -442,11 +444,12 @@ class StreamCore:
     def _serving(self) -> bool:
         return any(c.open for c in self._connections.values())
 
-    def _connect(self, at: float, *, planned: bool) -> Connect:
+    def _connect(self, at: float, *, planned: bool, why: str | None = None) -> Connect:
         assert self.key is not None
         conn_id, self._next_id = self._next_id, self._next_id + 1
         self._connections[conn_id] = _Connection(conn_id, planned)
-        self._note(StreamEventKind.ROTATING if planned else StreamEventKind.CONNECTING, at, conn_id)
+        kind = StreamEventKind.ROTATING if planned else StreamEventKind.CONNECTING
+        self._note(kind, at, conn_id, detail=why)
         return Connect(conn_id, self._url_for(self.key))
 
     def _backoff(self) -> float:
@@ -470,7 +473,7 @@ class StreamCore:
         self._rotate_at = None
         if self._loss is not None or self._awaiting_key or len(self._connections) > 1:
             return []  # reconnecting already, or a rotation is under way
-        return [self._connect(at, planned=True)]
+        return [self._connect(at, planned=True, why=why)]
 
     def _begin_loss(self, reason: GapReason, at: float) -> None:
         if self._loss is None:
