@@ -126,9 +126,7 @@ def _listen_token_arguments(symbol: str | None, validity: float | None) -> dict[
     `validity` in seconds, sent in milliseconds. ValueError before anything is sent."""
     arguments: dict[str, Any] = {}
     if symbol is not None:
-        if not isinstance(symbol, str) or not symbol or not symbol.isprintable() or " " in symbol:
-            raise ValueError("symbol must be a non-empty symbol name without spaces, e.g. BNBUSDT")
-        arguments.update(symbol=symbol, is_isolated=True)
+        arguments.update(symbol=_pair(symbol), is_isolated=True)
     if validity is not None:
         if isinstance(validity, bool) or not isinstance(validity, int | float) or not math.isfinite(validity):
             raise ValueError("validity must be a number of seconds")
@@ -191,6 +189,11 @@ def _check_symbol(symbol: str | None, market: Market) -> str | None:
         return None
     if market.subscription != "listen_token":
         raise ValueError(f"symbol= names an isolated margin account: market {market.name!r} takes none")
+    return _pair(symbol)
+
+
+def _pair(symbol: object) -> str:
+    """`symbol` as Binance names a trading pair ("BTCUSDT"), or ValueError before anything is sent."""
     if (
         not isinstance(symbol, str)
         or not (1 <= len(symbol) <= 20)
