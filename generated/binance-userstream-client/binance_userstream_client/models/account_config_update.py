@@ -97,15 +97,16 @@ class AccountConfigUpdate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        account_config_update = cls.__new__(cls)
+        account_config_update.event_type = d["e"]
 
-        event_time = d["E"]
+        account_config_update.event_time = d["E"]
 
-        transaction_time = d["T"]
+        account_config_update.transaction_time = d["T"]
 
-        business_unit = d.get("fs", UNSET)
+        account_config_update.business_unit = business_unit = d.get("fs", UNSET)
 
-        account_alias = d.get("i", UNSET)
+        account_config_update.account_alias = account_alias = d.get("i", UNSET)
 
         _symbol_config = d.get("ac", UNSET)
         symbol_config: AccountConfigUpdateSymbolConfig | Unset
@@ -114,6 +115,8 @@ class AccountConfigUpdate:
         else:
             symbol_config = AccountConfigUpdateSymbolConfig.from_dict(_symbol_config)
 
+        account_config_update.symbol_config = symbol_config
+
         _account_config = d.get("ai", UNSET)
         account_config: AccountConfigUpdateAccountConfig | Unset
         if isinstance(_account_config, Unset):
@@ -121,18 +124,18 @@ class AccountConfigUpdate:
         else:
             account_config = AccountConfigUpdateAccountConfig.from_dict(_account_config)
 
-        account_config_update = cls(
-            event_type,
-            event_time,
-            transaction_time,
-            business_unit,
-            account_alias,
-            symbol_config,
-            account_config,
+        account_config_update.account_config = account_config
+
+        known = (
+            3
+            + (business_unit is not UNSET)
+            + (account_alias is not UNSET)
+            + (symbol_config is not UNSET)
+            + (account_config is not UNSET)
         )
 
         account_config_update.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return account_config_update
 

@@ -38,14 +38,13 @@ class AccountConfigUpdateAccountConfig:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        multi_assets_mode = d["j"]
+        account_config_update_account_config = cls.__new__(cls)
+        account_config_update_account_config.multi_assets_mode = d["j"]
 
-        account_config_update_account_config = cls(
-            multi_assets_mode,
-        )
+        known = 1
 
         account_config_update_account_config.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return account_config_update_account_config
 

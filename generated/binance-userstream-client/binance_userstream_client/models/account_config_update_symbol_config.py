@@ -48,17 +48,15 @@ class AccountConfigUpdateSymbolConfig:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        symbol = d["s"]
+        account_config_update_symbol_config = cls.__new__(cls)
+        account_config_update_symbol_config.symbol = d["s"]
 
-        leverage = d["l"]
+        account_config_update_symbol_config.leverage = d["l"]
 
-        account_config_update_symbol_config = cls(
-            symbol,
-            leverage,
-        )
+        known = 2
 
         account_config_update_symbol_config.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return account_config_update_symbol_config
 

@@ -87,29 +87,25 @@ class AccountUpdate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        account_update = cls.__new__(cls)
+        account_update.event_type = d["e"]
 
-        event_time = d["E"]
+        account_update.event_time = d["E"]
 
-        transaction_time = d["T"]
+        account_update.transaction_time = d["T"]
 
         update_data = AccountUpdateData.from_dict(d["a"])
 
-        business_unit = d.get("fs", UNSET)
+        account_update.update_data = update_data
 
-        account_alias = d.get("i", UNSET)
+        account_update.business_unit = business_unit = d.get("fs", UNSET)
 
-        account_update = cls(
-            event_type,
-            event_time,
-            transaction_time,
-            update_data,
-            business_unit,
-            account_alias,
-        )
+        account_update.account_alias = account_alias = d.get("i", UNSET)
+
+        known = 4 + (business_unit is not UNSET) + (account_alias is not UNSET)
 
         account_update.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return account_update
 

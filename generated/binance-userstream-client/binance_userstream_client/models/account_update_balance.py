@@ -60,23 +60,19 @@ class AccountUpdateBalance:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        asset = d["a"]
+        account_update_balance = cls.__new__(cls)
+        account_update_balance.asset = d["a"]
 
-        wallet_balance = d["wb"]
+        account_update_balance.wallet_balance = d["wb"]
 
-        cross_wallet_balance = d["cw"]
+        account_update_balance.cross_wallet_balance = d["cw"]
 
-        balance_change = d["bc"]
+        account_update_balance.balance_change = d["bc"]
 
-        account_update_balance = cls(
-            asset,
-            wallet_balance,
-            cross_wallet_balance,
-            balance_change,
-        )
+        known = 4
 
         account_update_balance.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return account_update_balance
 

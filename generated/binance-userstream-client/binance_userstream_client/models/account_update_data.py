@@ -79,7 +79,8 @@ class AccountUpdateData:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        reason = d["m"]
+        account_update_data = cls.__new__(cls)
+        account_update_data.reason = d["m"]
 
         balances = []
         _balances = d["B"]
@@ -87,6 +88,8 @@ class AccountUpdateData:
             b_item = AccountUpdateBalance.from_dict(b_item_data)
 
             balances.append(b_item)
+
+        account_update_data.balances = balances
 
         _positions = d.get("P", UNSET)
         positions: list[AccountUpdatePosition] | Unset = UNSET
@@ -97,17 +100,14 @@ class AccountUpdateData:
 
                 positions.append(p_item)
 
-        funding_symbol = d.get("S", UNSET)
+        account_update_data.positions = positions
 
-        account_update_data = cls(
-            reason,
-            balances,
-            positions,
-            funding_symbol,
-        )
+        account_update_data.funding_symbol = funding_symbol = d.get("S", UNSET)
+
+        known = 2 + (positions is not UNSET) + (funding_symbol is not UNSET)
 
         account_update_data.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return account_update_data
 

@@ -94,38 +94,29 @@ class AccountUpdatePosition:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        symbol = d["s"]
+        account_update_position = cls.__new__(cls)
+        account_update_position.symbol = d["s"]
 
-        position_amount = d["pa"]
+        account_update_position.position_amount = d["pa"]
 
-        entry_price = d["ep"]
+        account_update_position.entry_price = d["ep"]
 
-        breakeven_price = d["bep"]
+        account_update_position.breakeven_price = d["bep"]
 
-        accumulated_realized = d["cr"]
+        account_update_position.accumulated_realized = d["cr"]
 
-        unrealized_pnl = d["up"]
+        account_update_position.unrealized_pnl = d["up"]
 
-        position_side = d["ps"]
+        account_update_position.position_side = d["ps"]
 
-        margin_type = d.get("mt", UNSET)
+        account_update_position.margin_type = margin_type = d.get("mt", UNSET)
 
-        isolated_wallet = d.get("iw", UNSET)
+        account_update_position.isolated_wallet = isolated_wallet = d.get("iw", UNSET)
 
-        account_update_position = cls(
-            symbol,
-            position_amount,
-            entry_price,
-            breakeven_price,
-            accumulated_realized,
-            unrealized_pnl,
-            position_side,
-            margin_type,
-            isolated_wallet,
-        )
+        known = 7 + (margin_type is not UNSET) + (isolated_wallet is not UNSET)
 
         account_update_position.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return account_update_position
 

@@ -69,23 +69,21 @@ class AlgoUpdate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        algo_update = cls.__new__(cls)
+        algo_update.event_type = d["e"]
 
-        event_time = d["E"]
+        algo_update.event_time = d["E"]
 
-        transaction_time = d["T"]
+        algo_update.transaction_time = d["T"]
 
         order = AlgoUpdateOrder.from_dict(d["o"])
 
-        algo_update = cls(
-            event_type,
-            event_time,
-            transaction_time,
-            order,
-        )
+        algo_update.order = order
+
+        known = 4
 
         algo_update.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return algo_update
 

@@ -201,89 +201,70 @@ class AlgoUpdateOrder:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        client_algo_id = d["caid"]
+        algo_update_order = cls.__new__(cls)
+        algo_update_order.client_algo_id = d["caid"]
 
-        algo_id = d["aid"]
+        algo_update_order.algo_id = d["aid"]
 
-        algo_type = d["at"]
+        algo_update_order.algo_type = d["at"]
 
-        order_type = d["o"]
+        algo_update_order.order_type = d["o"]
 
-        symbol = d["s"]
+        algo_update_order.symbol = d["s"]
 
-        side = d["S"]
+        algo_update_order.side = d["S"]
 
-        position_side = d["ps"]
+        algo_update_order.position_side = d["ps"]
 
-        time_in_force = d["f"]
+        algo_update_order.time_in_force = d["f"]
 
-        quantity = d["q"]
+        algo_update_order.quantity = d["q"]
 
-        algo_status = d["X"]
+        algo_update_order.algo_status = d["X"]
 
-        order_id = d["ai"]
+        algo_update_order.order_id = d["ai"]
 
-        trigger_price = d["tp"]
+        algo_update_order.trigger_price = d["tp"]
 
-        price = d["p"]
+        algo_update_order.price = d["p"]
 
-        self_trade_prevention_mode = d["V"]
+        algo_update_order.self_trade_prevention_mode = d["V"]
 
-        working_type = d["wt"]
+        algo_update_order.working_type = d["wt"]
 
-        price_match_mode = d["pm"]
+        algo_update_order.price_match_mode = d["pm"]
 
-        is_close_all = d["cp"]
+        algo_update_order.is_close_all = d["cp"]
 
-        price_protection = d["pP"]
+        algo_update_order.price_protection = d["pP"]
 
-        is_reduce_only = d["R"]
+        algo_update_order.is_reduce_only = d["R"]
 
-        trigger_time = d["tt"]
+        algo_update_order.trigger_time = d["tt"]
 
-        good_till_date = d["gtd"]
+        algo_update_order.good_till_date = d["gtd"]
 
-        average_price = d.get("ap", UNSET)
+        algo_update_order.average_price = average_price = d.get("ap", UNSET)
 
-        executed_quantity = d.get("aq", UNSET)
+        algo_update_order.executed_quantity = executed_quantity = d.get("aq", UNSET)
 
-        actual_order_type = d.get("act", UNSET)
+        algo_update_order.actual_order_type = actual_order_type = d.get("act", UNSET)
 
-        fail_reason = d.get("rm", UNSET)
+        algo_update_order.fail_reason = fail_reason = d.get("rm", UNSET)
 
-        is_activated = d.get("ia", UNSET)
+        algo_update_order.is_activated = is_activated = d.get("ia", UNSET)
 
-        algo_update_order = cls(
-            client_algo_id,
-            algo_id,
-            algo_type,
-            order_type,
-            symbol,
-            side,
-            position_side,
-            time_in_force,
-            quantity,
-            algo_status,
-            order_id,
-            trigger_price,
-            price,
-            self_trade_prevention_mode,
-            working_type,
-            price_match_mode,
-            is_close_all,
-            price_protection,
-            is_reduce_only,
-            trigger_time,
-            good_till_date,
-            average_price,
-            executed_quantity,
-            actual_order_type,
-            fail_reason,
-            is_activated,
+        known = (
+            21
+            + (average_price is not UNSET)
+            + (executed_quantity is not UNSET)
+            + (actual_order_type is not UNSET)
+            + (fail_reason is not UNSET)
+            + (is_activated is not UNSET)
         )
 
         algo_update_order.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return algo_update_order
 

@@ -69,26 +69,21 @@ class BalanceUpdate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        balance_update = cls.__new__(cls)
+        balance_update.event_type = d["e"]
 
-        event_time = d["E"]
+        balance_update.event_time = d["E"]
 
-        asset = d["a"]
+        balance_update.asset = d["a"]
 
-        balance_delta = d["d"]
+        balance_update.balance_delta = d["d"]
 
-        clear_time = d["T"]
+        balance_update.clear_time = d["T"]
 
-        balance_update = cls(
-            event_type,
-            event_time,
-            asset,
-            balance_delta,
-            clear_time,
-        )
+        known = 5
 
         balance_update.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return balance_update
 

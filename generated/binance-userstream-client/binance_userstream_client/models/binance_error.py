@@ -53,17 +53,15 @@ class BinanceError:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        code = d["code"]
+        binance_error = cls.__new__(cls)
+        binance_error.code = d["code"]
 
-        msg = d["msg"]
+        binance_error.msg = d["msg"]
 
-        binance_error = cls(
-            code,
-            msg,
-        )
+        known = 2
 
         binance_error.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return binance_error
 

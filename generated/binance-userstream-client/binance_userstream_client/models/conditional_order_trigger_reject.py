@@ -68,23 +68,21 @@ class ConditionalOrderTriggerReject:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        conditional_order_trigger_reject = cls.__new__(cls)
+        conditional_order_trigger_reject.event_type = d["e"]
 
-        event_time = d["E"]
+        conditional_order_trigger_reject.event_time = d["E"]
 
-        transaction_time = d["T"]
+        conditional_order_trigger_reject.transaction_time = d["T"]
 
         order = ConditionalOrderTriggerRejectOrder.from_dict(d["or"])
 
-        conditional_order_trigger_reject = cls(
-            event_type,
-            event_time,
-            transaction_time,
-            order,
-        )
+        conditional_order_trigger_reject.order = order
+
+        known = 4
 
         conditional_order_trigger_reject.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return conditional_order_trigger_reject
 

@@ -54,20 +54,17 @@ class ConditionalOrderTriggerRejectOrder:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        symbol = d["s"]
+        conditional_order_trigger_reject_order = cls.__new__(cls)
+        conditional_order_trigger_reject_order.symbol = d["s"]
 
-        order_id = d["i"]
+        conditional_order_trigger_reject_order.order_id = d["i"]
 
-        reject_reason = d["r"]
+        conditional_order_trigger_reject_order.reject_reason = d["r"]
 
-        conditional_order_trigger_reject_order = cls(
-            symbol,
-            order_id,
-            reject_reason,
-        )
+        known = 3
 
         conditional_order_trigger_reject_order.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return conditional_order_trigger_reject_order
 

@@ -30,11 +30,10 @@ class Empty:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        empty = cls()
+        empty = cls.__new__(cls)
+        known = 0
 
-        empty.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
-        )
+        empty.additional_properties = {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         return empty
 
     @property

@@ -52,17 +52,15 @@ class EventStreamTerminated:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        event_stream_terminated = cls.__new__(cls)
+        event_stream_terminated.event_type = d["e"]
 
-        event_time = d["E"]
+        event_stream_terminated.event_time = d["E"]
 
-        event_stream_terminated = cls(
-            event_type,
-            event_time,
-        )
+        known = 2
 
         event_stream_terminated.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return event_stream_terminated
 

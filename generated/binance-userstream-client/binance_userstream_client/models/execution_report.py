@@ -405,47 +405,48 @@ class ExecutionReport:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        execution_report = cls.__new__(cls)
+        execution_report.event_type = d["e"]
 
-        event_time = d["E"]
+        execution_report.event_time = d["E"]
 
-        symbol = d["s"]
+        execution_report.symbol = d["s"]
 
-        client_order_id = d["c"]
+        execution_report.client_order_id = d["c"]
 
-        side = d["S"]
+        execution_report.side = d["S"]
 
-        order_type = d["o"]
+        execution_report.order_type = d["o"]
 
-        time_in_force = d["f"]
+        execution_report.time_in_force = d["f"]
 
-        quantity = d["q"]
+        execution_report.quantity = d["q"]
 
-        price = d["p"]
+        execution_report.price = d["p"]
 
-        stop_price = d["P"]
+        execution_report.stop_price = d["P"]
 
-        iceberg_quantity = d["F"]
+        execution_report.iceberg_quantity = d["F"]
 
-        order_list_id = d["g"]
+        execution_report.order_list_id = d["g"]
 
-        original_client_order_id = d["C"]
+        execution_report.original_client_order_id = d["C"]
 
-        execution_type = d["x"]
+        execution_report.execution_type = d["x"]
 
-        order_status = d["X"]
+        execution_report.order_status = d["X"]
 
-        reject_reason = d["r"]
+        execution_report.reject_reason = d["r"]
 
-        order_id = d["i"]
+        execution_report.order_id = d["i"]
 
-        last_executed_quantity = d["l"]
+        execution_report.last_executed_quantity = d["l"]
 
-        cumulative_filled_quantity = d["z"]
+        execution_report.cumulative_filled_quantity = d["z"]
 
-        last_executed_price = d["L"]
+        execution_report.last_executed_price = d["L"]
 
-        commission = d["n"]
+        execution_report.commission = d["n"]
 
         def _parse_commission_asset(data: object) -> None | str:
             if data is None:
@@ -454,135 +455,105 @@ class ExecutionReport:
 
         commission_asset = _parse_commission_asset(d["N"])
 
-        transaction_time = d["T"]
+        execution_report.commission_asset = commission_asset
 
-        trade_id = d["t"]
+        execution_report.transaction_time = d["T"]
 
-        execution_id = d["I"]
+        execution_report.trade_id = d["t"]
 
-        is_working = d["w"]
+        execution_report.execution_id = d["I"]
 
-        is_maker = d["m"]
+        execution_report.is_working = d["w"]
 
-        ignored_m = d["M"]
+        execution_report.is_maker = d["m"]
 
-        order_creation_time = d["O"]
+        execution_report.ignored_m = d["M"]
 
-        cumulative_quote_quantity = d["Z"]
+        execution_report.order_creation_time = d["O"]
 
-        last_quote_quantity = d["Y"]
+        execution_report.cumulative_quote_quantity = d["Z"]
 
-        quote_order_quantity = d["Q"]
+        execution_report.last_quote_quantity = d["Y"]
 
-        self_trade_prevention_mode = d["V"]
+        execution_report.quote_order_quantity = d["Q"]
 
-        prevented_match_id = d.get("v", UNSET)
+        execution_report.self_trade_prevention_mode = d["V"]
 
-        working_time = d.get("W", UNSET)
+        execution_report.prevented_match_id = prevented_match_id = d.get("v", UNSET)
 
-        trailing_delta = d.get("d", UNSET)
+        execution_report.working_time = working_time = d.get("W", UNSET)
 
-        trailing_time = d.get("D", UNSET)
+        execution_report.trailing_delta = trailing_delta = d.get("d", UNSET)
 
-        strategy_id = d.get("j", UNSET)
+        execution_report.trailing_time = trailing_time = d.get("D", UNSET)
 
-        strategy_type = d.get("J", UNSET)
+        execution_report.strategy_id = strategy_id = d.get("j", UNSET)
 
-        prevented_quantity = d.get("A", UNSET)
+        execution_report.strategy_type = strategy_type = d.get("J", UNSET)
 
-        last_prevented_quantity = d.get("B", UNSET)
+        execution_report.prevented_quantity = prevented_quantity = d.get("A", UNSET)
 
-        trade_group_id = d.get("u", UNSET)
+        execution_report.last_prevented_quantity = last_prevented_quantity = d.get("B", UNSET)
 
-        counter_order_id = d.get("U", UNSET)
+        execution_report.trade_group_id = trade_group_id = d.get("u", UNSET)
 
-        counter_symbol = d.get("Cs", UNSET)
+        execution_report.counter_order_id = counter_order_id = d.get("U", UNSET)
 
-        prevented_execution_quantity = d.get("pl", UNSET)
+        execution_report.counter_symbol = counter_symbol = d.get("Cs", UNSET)
 
-        prevented_execution_price = d.get("pL", UNSET)
+        execution_report.prevented_execution_quantity = prevented_execution_quantity = d.get("pl", UNSET)
 
-        prevented_execution_quote_quantity = d.get("pY", UNSET)
+        execution_report.prevented_execution_price = prevented_execution_price = d.get("pL", UNSET)
 
-        match_type = d.get("b", UNSET)
+        execution_report.prevented_execution_quote_quantity = prevented_execution_quote_quantity = d.get("pY", UNSET)
 
-        allocation_id = d.get("a", UNSET)
+        execution_report.match_type = match_type = d.get("b", UNSET)
 
-        working_floor = d.get("k", UNSET)
+        execution_report.allocation_id = allocation_id = d.get("a", UNSET)
 
-        used_sor = d.get("uS", UNSET)
+        execution_report.working_floor = working_floor = d.get("k", UNSET)
 
-        pegged_price_type = d.get("gP", UNSET)
+        execution_report.used_sor = used_sor = d.get("uS", UNSET)
 
-        pegged_offset_type = d.get("gOT", UNSET)
+        execution_report.pegged_price_type = pegged_price_type = d.get("gP", UNSET)
 
-        pegged_offset_value = d.get("gOV", UNSET)
+        execution_report.pegged_offset_type = pegged_offset_type = d.get("gOT", UNSET)
 
-        pegged_price = d.get("gp", UNSET)
+        execution_report.pegged_offset_value = pegged_offset_value = d.get("gOV", UNSET)
 
-        expiry_reason = d.get("eR", UNSET)
+        execution_report.pegged_price = pegged_price = d.get("gp", UNSET)
 
-        execution_report = cls(
-            event_type,
-            event_time,
-            symbol,
-            client_order_id,
-            side,
-            order_type,
-            time_in_force,
-            quantity,
-            price,
-            stop_price,
-            iceberg_quantity,
-            order_list_id,
-            original_client_order_id,
-            execution_type,
-            order_status,
-            reject_reason,
-            order_id,
-            last_executed_quantity,
-            cumulative_filled_quantity,
-            last_executed_price,
-            commission,
-            commission_asset,
-            transaction_time,
-            trade_id,
-            execution_id,
-            is_working,
-            is_maker,
-            ignored_m,
-            order_creation_time,
-            cumulative_quote_quantity,
-            last_quote_quantity,
-            quote_order_quantity,
-            self_trade_prevention_mode,
-            prevented_match_id,
-            working_time,
-            trailing_delta,
-            trailing_time,
-            strategy_id,
-            strategy_type,
-            prevented_quantity,
-            last_prevented_quantity,
-            trade_group_id,
-            counter_order_id,
-            counter_symbol,
-            prevented_execution_quantity,
-            prevented_execution_price,
-            prevented_execution_quote_quantity,
-            match_type,
-            allocation_id,
-            working_floor,
-            used_sor,
-            pegged_price_type,
-            pegged_offset_type,
-            pegged_offset_value,
-            pegged_price,
-            expiry_reason,
+        execution_report.expiry_reason = expiry_reason = d.get("eR", UNSET)
+
+        known = (
+            33
+            + (prevented_match_id is not UNSET)
+            + (working_time is not UNSET)
+            + (trailing_delta is not UNSET)
+            + (trailing_time is not UNSET)
+            + (strategy_id is not UNSET)
+            + (strategy_type is not UNSET)
+            + (prevented_quantity is not UNSET)
+            + (last_prevented_quantity is not UNSET)
+            + (trade_group_id is not UNSET)
+            + (counter_order_id is not UNSET)
+            + (counter_symbol is not UNSET)
+            + (prevented_execution_quantity is not UNSET)
+            + (prevented_execution_price is not UNSET)
+            + (prevented_execution_quote_quantity is not UNSET)
+            + (match_type is not UNSET)
+            + (allocation_id is not UNSET)
+            + (working_floor is not UNSET)
+            + (used_sor is not UNSET)
+            + (pegged_price_type is not UNSET)
+            + (pegged_offset_type is not UNSET)
+            + (pegged_offset_value is not UNSET)
+            + (pegged_price is not UNSET)
+            + (expiry_reason is not UNSET)
         )
 
         execution_report.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return execution_report
 

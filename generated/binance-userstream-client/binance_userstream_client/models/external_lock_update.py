@@ -69,26 +69,21 @@ class ExternalLockUpdate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        external_lock_update = cls.__new__(cls)
+        external_lock_update.event_type = d["e"]
 
-        event_time = d["E"]
+        external_lock_update.event_time = d["E"]
 
-        asset = d["a"]
+        external_lock_update.asset = d["a"]
 
-        delta = d["d"]
+        external_lock_update.delta = d["d"]
 
-        transaction_time = d["T"]
+        external_lock_update.transaction_time = d["T"]
 
-        external_lock_update = cls(
-            event_type,
-            event_time,
-            asset,
-            delta,
-            transaction_time,
-        )
+        known = 5
 
         external_lock_update.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return external_lock_update
 

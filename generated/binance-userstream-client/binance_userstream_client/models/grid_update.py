@@ -67,23 +67,21 @@ class GridUpdate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        grid_update = cls.__new__(cls)
+        grid_update.event_type = d["e"]
 
-        event_time = d["E"]
+        grid_update.event_time = d["E"]
 
-        transaction_time = d["T"]
+        grid_update.transaction_time = d["T"]
 
         grid = GridUpdateGrid.from_dict(d["gu"])
 
-        grid_update = cls(
-            event_type,
-            event_time,
-            transaction_time,
-            grid,
-        )
+        grid_update.grid = grid
+
+        known = 4
 
         grid_update.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return grid_update
 

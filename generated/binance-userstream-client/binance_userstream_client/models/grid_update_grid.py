@@ -96,41 +96,31 @@ class GridUpdateGrid:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        strategy_id = d["si"]
+        grid_update_grid = cls.__new__(cls)
+        grid_update_grid.strategy_id = d["si"]
 
-        strategy_type = d["st"]
+        grid_update_grid.strategy_type = d["st"]
 
-        strategy_status = d["ss"]
+        grid_update_grid.strategy_status = d["ss"]
 
-        symbol = d["s"]
+        grid_update_grid.symbol = d["s"]
 
-        realized_pnl = d["r"]
+        grid_update_grid.realized_pnl = d["r"]
 
-        unmatched_average_price = d["up"]
+        grid_update_grid.unmatched_average_price = d["up"]
 
-        unmatched_quantity = d["uq"]
+        grid_update_grid.unmatched_quantity = d["uq"]
 
-        unmatched_fee = d["uf"]
+        grid_update_grid.unmatched_fee = d["uf"]
 
-        matched_pnl = d["mp"]
+        grid_update_grid.matched_pnl = d["mp"]
 
-        update_time = d["ut"]
+        grid_update_grid.update_time = d["ut"]
 
-        grid_update_grid = cls(
-            strategy_id,
-            strategy_type,
-            strategy_status,
-            symbol,
-            realized_pnl,
-            unmatched_average_price,
-            unmatched_quantity,
-            unmatched_fee,
-            matched_pnl,
-            update_time,
-        )
+        known = 10
 
         grid_update_grid.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return grid_update_grid
 

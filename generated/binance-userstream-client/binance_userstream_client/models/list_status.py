@@ -112,25 +112,26 @@ class ListStatus:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        list_status = cls.__new__(cls)
+        list_status.event_type = d["e"]
 
-        event_time = d["E"]
+        list_status.event_time = d["E"]
 
-        symbol = d["s"]
+        list_status.symbol = d["s"]
 
-        order_list_id = d["g"]
+        list_status.order_list_id = d["g"]
 
-        contingency_type = d["c"]
+        list_status.contingency_type = d["c"]
 
-        list_status_type = d["l"]
+        list_status.list_status_type = d["l"]
 
-        list_order_status = d["L"]
+        list_status.list_order_status = d["L"]
 
-        list_reject_reason = d["r"]
+        list_status.list_reject_reason = d["r"]
 
-        list_client_order_id = d["C"]
+        list_status.list_client_order_id = d["C"]
 
-        transaction_time = d["T"]
+        list_status.transaction_time = d["T"]
 
         orders = []
         _orders = d["O"]
@@ -139,22 +140,12 @@ class ListStatus:
 
             orders.append(o_item)
 
-        list_status = cls(
-            event_type,
-            event_time,
-            symbol,
-            order_list_id,
-            contingency_type,
-            list_status_type,
-            list_order_status,
-            list_reject_reason,
-            list_client_order_id,
-            transaction_time,
-            orders,
-        )
+        list_status.orders = orders
+
+        known = 11
 
         list_status.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return list_status
 

@@ -54,20 +54,17 @@ class ListStatusOrder:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        symbol = d["s"]
+        list_status_order = cls.__new__(cls)
+        list_status_order.symbol = d["s"]
 
-        order_id = d["i"]
+        list_status_order.order_id = d["i"]
 
-        client_order_id = d["c"]
+        list_status_order.client_order_id = d["c"]
 
-        list_status_order = cls(
-            symbol,
-            order_id,
-            client_order_id,
-        )
+        known = 3
 
         list_status_order.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return list_status_order
 

@@ -64,23 +64,22 @@ class ListenKeyExpired:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        listen_key_expired = cls.__new__(cls)
+        listen_key_expired.event_type = d["e"]
 
         def _parse_event_time(data: object) -> int | str:
             return cast(int | str, data)
 
         event_time = _parse_event_time(d["E"])
 
-        listen_key = d.get("listenKey", UNSET)
+        listen_key_expired.event_time = event_time
 
-        listen_key_expired = cls(
-            event_type,
-            event_time,
-            listen_key,
-        )
+        listen_key_expired.listen_key = listen_key = d.get("listenKey", UNSET)
+
+        known = 2 + (listen_key is not UNSET)
 
         listen_key_expired.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return listen_key_expired
 

@@ -38,14 +38,13 @@ class ListenKeyForm:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        listen_key = d["listenKey"]
+        listen_key_form = cls.__new__(cls)
+        listen_key_form.listen_key = d["listenKey"]
 
-        listen_key_form = cls(
-            listen_key,
-        )
+        known = 1
 
         listen_key_form.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return listen_key_form
 

@@ -48,17 +48,15 @@ class ListenToken:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        token = d["token"]
+        listen_token = cls.__new__(cls)
+        listen_token.token = d["token"]
 
-        expiration_time = d["expirationTime"]
+        listen_token.expiration_time = d["expirationTime"]
 
-        listen_token = cls(
-            token,
-            expiration_time,
-        )
+        known = 2
 
         listen_token.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return listen_token
 

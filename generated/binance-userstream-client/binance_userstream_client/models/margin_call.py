@@ -81,9 +81,10 @@ class MarginCall:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        margin_call = cls.__new__(cls)
+        margin_call.event_type = d["e"]
 
-        event_time = d["E"]
+        margin_call.event_time = d["E"]
 
         positions = []
         _positions = d["p"]
@@ -92,20 +93,16 @@ class MarginCall:
 
             positions.append(p_item)
 
-        account_alias = d.get("i", UNSET)
+        margin_call.positions = positions
 
-        cross_wallet_balance = d.get("cw", UNSET)
+        margin_call.account_alias = account_alias = d.get("i", UNSET)
 
-        margin_call = cls(
-            event_type,
-            event_time,
-            positions,
-            account_alias,
-            cross_wallet_balance,
-        )
+        margin_call.cross_wallet_balance = cross_wallet_balance = d.get("cw", UNSET)
+
+        known = 3 + (account_alias is not UNSET) + (cross_wallet_balance is not UNSET)
 
         margin_call.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return margin_call
 

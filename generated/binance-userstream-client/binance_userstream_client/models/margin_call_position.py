@@ -84,35 +84,27 @@ class MarginCallPosition:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        symbol = d["s"]
+        margin_call_position = cls.__new__(cls)
+        margin_call_position.symbol = d["s"]
 
-        position_side = d["ps"]
+        margin_call_position.position_side = d["ps"]
 
-        position_amount = d["pa"]
+        margin_call_position.position_amount = d["pa"]
 
-        margin_type = d["mt"]
+        margin_call_position.margin_type = d["mt"]
 
-        isolated_wallet = d["iw"]
+        margin_call_position.isolated_wallet = d["iw"]
 
-        mark_price = d["mp"]
+        margin_call_position.mark_price = d["mp"]
 
-        unrealized_pnl = d["up"]
+        margin_call_position.unrealized_pnl = d["up"]
 
-        maintenance_margin = d["mm"]
+        margin_call_position.maintenance_margin = d["mm"]
 
-        margin_call_position = cls(
-            symbol,
-            position_side,
-            position_amount,
-            margin_type,
-            isolated_wallet,
-            mark_price,
-            unrealized_pnl,
-            maintenance_margin,
-        )
+        known = 8
 
         margin_call_position.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return margin_call_position
 

@@ -87,29 +87,25 @@ class OrderTradeUpdate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        order_trade_update = cls.__new__(cls)
+        order_trade_update.event_type = d["e"]
 
-        event_time = d["E"]
+        order_trade_update.event_time = d["E"]
 
-        transaction_time = d["T"]
+        order_trade_update.transaction_time = d["T"]
 
         order = OrderTradeUpdateOrder.from_dict(d["o"])
 
-        business_unit = d.get("fs", UNSET)
+        order_trade_update.order = order
 
-        account_alias = d.get("i", UNSET)
+        order_trade_update.business_unit = business_unit = d.get("fs", UNSET)
 
-        order_trade_update = cls(
-            event_type,
-            event_time,
-            transaction_time,
-            order,
-            business_unit,
-            account_alias,
-        )
+        order_trade_update.account_alias = account_alias = d.get("i", UNSET)
+
+        known = 4 + (business_unit is not UNSET) + (account_alias is not UNSET)
 
         order_trade_update.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return order_trade_update
 

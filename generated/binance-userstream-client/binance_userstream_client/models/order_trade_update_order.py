@@ -302,131 +302,109 @@ class OrderTradeUpdateOrder:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        symbol = d["s"]
+        order_trade_update_order = cls.__new__(cls)
+        order_trade_update_order.symbol = d["s"]
 
-        client_order_id = d["c"]
+        order_trade_update_order.client_order_id = d["c"]
 
-        side = d["S"]
+        order_trade_update_order.side = d["S"]
 
-        order_type = d["o"]
+        order_trade_update_order.order_type = d["o"]
 
-        time_in_force = d["f"]
+        order_trade_update_order.time_in_force = d["f"]
 
-        quantity = d["q"]
+        order_trade_update_order.quantity = d["q"]
 
-        price = d["p"]
+        order_trade_update_order.price = d["p"]
 
-        average_price = d["ap"]
+        order_trade_update_order.average_price = d["ap"]
 
-        stop_price = d["sp"]
+        order_trade_update_order.stop_price = d["sp"]
 
-        execution_type = d["x"]
+        order_trade_update_order.execution_type = d["x"]
 
-        order_status = d["X"]
+        order_trade_update_order.order_status = d["X"]
 
-        order_id = d["i"]
+        order_trade_update_order.order_id = d["i"]
 
-        last_filled_quantity = d["l"]
+        order_trade_update_order.last_filled_quantity = d["l"]
 
-        cumulative_filled_quantity = d["z"]
+        order_trade_update_order.cumulative_filled_quantity = d["z"]
 
-        last_filled_price = d["L"]
+        order_trade_update_order.last_filled_price = d["L"]
 
-        trade_time = d["T"]
+        order_trade_update_order.trade_time = d["T"]
 
-        trade_id = d["t"]
+        order_trade_update_order.trade_id = d["t"]
 
-        bids_notional = d["b"]
+        order_trade_update_order.bids_notional = d["b"]
 
-        asks_notional = d["a"]
+        order_trade_update_order.asks_notional = d["a"]
 
-        is_maker = d["m"]
+        order_trade_update_order.is_maker = d["m"]
 
-        is_reduce_only = d["R"]
+        order_trade_update_order.is_reduce_only = d["R"]
 
-        position_side = d["ps"]
+        order_trade_update_order.position_side = d["ps"]
 
-        realized_profit = d["rp"]
+        order_trade_update_order.realized_profit = d["rp"]
 
-        self_trade_prevention_mode = d["V"]
+        order_trade_update_order.self_trade_prevention_mode = d["V"]
 
-        commission_asset = d.get("N", UNSET)
+        order_trade_update_order.commission_asset = commission_asset = d.get("N", UNSET)
 
-        commission = d.get("n", UNSET)
+        order_trade_update_order.commission = commission = d.get("n", UNSET)
 
-        working_type = d.get("wt", UNSET)
+        order_trade_update_order.working_type = working_type = d.get("wt", UNSET)
 
-        original_order_type = d.get("ot", UNSET)
+        order_trade_update_order.original_order_type = original_order_type = d.get("ot", UNSET)
 
-        is_close_all = d.get("cp", UNSET)
+        order_trade_update_order.is_close_all = is_close_all = d.get("cp", UNSET)
 
-        activation_price = d.get("AP", UNSET)
+        order_trade_update_order.activation_price = activation_price = d.get("AP", UNSET)
 
-        callback_rate = d.get("cr", UNSET)
+        order_trade_update_order.callback_rate = callback_rate = d.get("cr", UNSET)
 
-        price_protection = d.get("pP", UNSET)
+        order_trade_update_order.price_protection = price_protection = d.get("pP", UNSET)
 
-        strategy_id = d.get("si", UNSET)
+        order_trade_update_order.strategy_id = strategy_id = d.get("si", UNSET)
 
-        ignored_ss = d.get("ss", UNSET)
+        order_trade_update_order.ignored_ss = ignored_ss = d.get("ss", UNSET)
 
-        strategy_type = d.get("st", UNSET)
+        order_trade_update_order.strategy_type = strategy_type = d.get("st", UNSET)
 
-        price_match_mode = d.get("pm", UNSET)
+        order_trade_update_order.price_match_mode = price_match_mode = d.get("pm", UNSET)
 
-        good_till_date = d.get("gtd", UNSET)
+        order_trade_update_order.good_till_date = good_till_date = d.get("gtd", UNSET)
 
-        expiry_reason = d.get("er", UNSET)
+        order_trade_update_order.expiry_reason = expiry_reason = d.get("er", UNSET)
 
-        modify_id = d.get("M", UNSET)
+        order_trade_update_order.modify_id = modify_id = d.get("M", UNSET)
 
-        margin_asset = d.get("ma", UNSET)
+        order_trade_update_order.margin_asset = margin_asset = d.get("ma", UNSET)
 
-        order_trade_update_order = cls(
-            symbol,
-            client_order_id,
-            side,
-            order_type,
-            time_in_force,
-            quantity,
-            price,
-            average_price,
-            stop_price,
-            execution_type,
-            order_status,
-            order_id,
-            last_filled_quantity,
-            cumulative_filled_quantity,
-            last_filled_price,
-            trade_time,
-            trade_id,
-            bids_notional,
-            asks_notional,
-            is_maker,
-            is_reduce_only,
-            position_side,
-            realized_profit,
-            self_trade_prevention_mode,
-            commission_asset,
-            commission,
-            working_type,
-            original_order_type,
-            is_close_all,
-            activation_price,
-            callback_rate,
-            price_protection,
-            strategy_id,
-            ignored_ss,
-            strategy_type,
-            price_match_mode,
-            good_till_date,
-            expiry_reason,
-            modify_id,
-            margin_asset,
+        known = (
+            24
+            + (commission_asset is not UNSET)
+            + (commission is not UNSET)
+            + (working_type is not UNSET)
+            + (original_order_type is not UNSET)
+            + (is_close_all is not UNSET)
+            + (activation_price is not UNSET)
+            + (callback_rate is not UNSET)
+            + (price_protection is not UNSET)
+            + (strategy_id is not UNSET)
+            + (ignored_ss is not UNSET)
+            + (strategy_type is not UNSET)
+            + (price_match_mode is not UNSET)
+            + (good_till_date is not UNSET)
+            + (expiry_reason is not UNSET)
+            + (modify_id is not UNSET)
+            + (margin_asset is not UNSET)
         )
 
         order_trade_update_order.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return order_trade_update_order
 

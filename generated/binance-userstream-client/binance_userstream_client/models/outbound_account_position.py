@@ -70,11 +70,12 @@ class OutboundAccountPosition:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        outbound_account_position = cls.__new__(cls)
+        outbound_account_position.event_type = d["e"]
 
-        event_time = d["E"]
+        outbound_account_position.event_time = d["E"]
 
-        last_update_time = d["u"]
+        outbound_account_position.last_update_time = d["u"]
 
         balances = []
         _balances = d["B"]
@@ -83,15 +84,12 @@ class OutboundAccountPosition:
 
             balances.append(b_item)
 
-        outbound_account_position = cls(
-            event_type,
-            event_time,
-            last_update_time,
-            balances,
-        )
+        outbound_account_position.balances = balances
+
+        known = 4
 
         outbound_account_position.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return outbound_account_position
 

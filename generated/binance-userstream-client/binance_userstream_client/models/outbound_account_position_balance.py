@@ -54,20 +54,17 @@ class OutboundAccountPositionBalance:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        asset = d["a"]
+        outbound_account_position_balance = cls.__new__(cls)
+        outbound_account_position_balance.asset = d["a"]
 
-        free = d["f"]
+        outbound_account_position_balance.free = d["f"]
 
-        locked = d["l"]
+        outbound_account_position_balance.locked = d["l"]
 
-        outbound_account_position_balance = cls(
-            asset,
-            free,
-            locked,
-        )
+        known = 3
 
         outbound_account_position_balance.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return outbound_account_position_balance
 

@@ -51,17 +51,15 @@ class ServerShutdown:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        server_shutdown = cls.__new__(cls)
+        server_shutdown.event_type = d["e"]
 
-        event_time = d["E"]
+        server_shutdown.event_time = d["E"]
 
-        server_shutdown = cls(
-            event_type,
-            event_time,
-        )
+        known = 2
 
         server_shutdown.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return server_shutdown
 

@@ -67,23 +67,21 @@ class StrategyUpdate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        strategy_update = cls.__new__(cls)
+        strategy_update.event_type = d["e"]
 
-        event_time = d["E"]
+        strategy_update.event_time = d["E"]
 
-        transaction_time = d["T"]
+        strategy_update.transaction_time = d["T"]
 
         strategy = StrategyUpdateStrategy.from_dict(d["su"])
 
-        strategy_update = cls(
-            event_type,
-            event_time,
-            transaction_time,
-            strategy,
-        )
+        strategy_update.strategy = strategy
+
+        known = 4
 
         strategy_update.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return strategy_update
 

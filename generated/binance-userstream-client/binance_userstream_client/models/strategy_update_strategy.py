@@ -72,29 +72,23 @@ class StrategyUpdateStrategy:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        strategy_id = d["si"]
+        strategy_update_strategy = cls.__new__(cls)
+        strategy_update_strategy.strategy_id = d["si"]
 
-        strategy_type = d["st"]
+        strategy_update_strategy.strategy_type = d["st"]
 
-        strategy_status = d["ss"]
+        strategy_update_strategy.strategy_status = d["ss"]
 
-        symbol = d["s"]
+        strategy_update_strategy.symbol = d["s"]
 
-        update_time = d["ut"]
+        strategy_update_strategy.update_time = d["ut"]
 
-        op_code = d["c"]
+        strategy_update_strategy.op_code = d["c"]
 
-        strategy_update_strategy = cls(
-            strategy_id,
-            strategy_type,
-            strategy_status,
-            symbol,
-            update_time,
-            op_code,
-        )
+        known = 6
 
         strategy_update_strategy.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return strategy_update_strategy
 

@@ -117,50 +117,37 @@ class TradeLite:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d["e"]
+        trade_lite = cls.__new__(cls)
+        trade_lite.event_type = d["e"]
 
-        event_time = d["E"]
+        trade_lite.event_time = d["E"]
 
-        transaction_time = d["T"]
+        trade_lite.transaction_time = d["T"]
 
-        symbol = d["s"]
+        trade_lite.symbol = d["s"]
 
-        quantity = d["q"]
+        trade_lite.quantity = d["q"]
 
-        price = d["p"]
+        trade_lite.price = d["p"]
 
-        is_maker = d["m"]
+        trade_lite.is_maker = d["m"]
 
-        client_order_id = d["c"]
+        trade_lite.client_order_id = d["c"]
 
-        side = d["S"]
+        trade_lite.side = d["S"]
 
-        last_filled_price = d["L"]
+        trade_lite.last_filled_price = d["L"]
 
-        last_filled_quantity = d["l"]
+        trade_lite.last_filled_quantity = d["l"]
 
-        trade_id = d["t"]
+        trade_lite.trade_id = d["t"]
 
-        order_id = d["i"]
+        trade_lite.order_id = d["i"]
 
-        trade_lite = cls(
-            event_type,
-            event_time,
-            transaction_time,
-            symbol,
-            quantity,
-            price,
-            is_maker,
-            client_order_id,
-            side,
-            last_filled_price,
-            last_filled_quantity,
-            trade_id,
-            order_id,
-        )
+        known = 13
 
         trade_lite.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return trade_lite
 

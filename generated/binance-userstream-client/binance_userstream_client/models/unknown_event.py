@@ -56,7 +56,8 @@ class UnknownEvent:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        event_type = d.get("e", UNSET)
+        unknown_event = cls.__new__(cls)
+        unknown_event.event_type = event_type = d.get("e", UNSET)
 
         def _parse_event_time(data: object) -> int | str | Unset:
             if isinstance(data, Unset):
@@ -65,13 +66,12 @@ class UnknownEvent:
 
         event_time = _parse_event_time(d.get("E", UNSET))
 
-        unknown_event = cls(
-            event_type,
-            event_time,
-        )
+        unknown_event.event_time = event_time
+
+        known = 0 + (event_type is not UNSET) + (event_time is not UNSET)
 
         unknown_event.additional_properties = (
-            {} if d.keys() <= _WIRE_NAMES else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
         return unknown_event
 
