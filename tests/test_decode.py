@@ -19,7 +19,7 @@ from binance_userstream_client.models import (
     UnknownEvent,
 )
 
-from binance_userstream._decode import RAW, decode, event_time
+from binance_userstream._decode import RAW, decode, event_time, parse, unwrap
 from tests.conftest import ROOT
 
 SAMPLES = sorted((ROOT / "tests" / "data" / "events").glob("*/*.json"))
@@ -65,11 +65,42 @@ def test_a_payload_without_a_type_is_an_unknown_event() -> None:
     assert decode('{"result": null, "id": 1}').to_dict() == {"result": None, "id": 1}
 
 
-@pytest.mark.parametrize("text", ["not json", "[1, 2]", "42", '{"e": ', "\x00"])
+@pytest.mark.parametrize(
+    "text",
+    ["not json", "[1, 2]", "42", '{"e": ', "\x00", '{"e": "x"} {"e": "y"}', '{"e": "x"} ]', "\ufeff{}"],
+)
 def test_a_frame_that_is_not_a_json_object_keeps_its_text(text: str) -> None:
     event = decode(text)
     assert isinstance(event, UnknownEvent)
     assert event[RAW] == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"e": "x", "E": 1}',
+        ' {"e": "x", "E": 1}',
+        '{"e": "x", "E": 1}\n',
+        '\t\r\n {"e": "x", "E": 1} \r\n',
+        '{"stream": "s", "data": {"e": "x", "E": 1}}',
+        '{"e": "x", "E": 1, "e": "y"}',
+        '{"e": "x", "E": NaN}',
+        '{"e": "x", "E": 123456789012345678901234567890}',
+        '"e"',
+        "",
+        " ",
+        '{"e": "x"}\x0b',
+    ],
+)
+def test_a_frame_is_read_as_json_loads_reads_it(text: str) -> None:
+    # The fast path (raw_decode) must answer what json.loads answers, whitespace, duplicate keys,
+    # NaN and huge numbers included.
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        expected = None
+    expected = unwrap(expected) if isinstance(expected, dict) else None
+    assert repr(parse(text)) == repr(expected)  # repr: NaN is not equal to itself
 
 
 def test_decimals_stay_exact_strings() -> None:
