@@ -44,6 +44,7 @@ class Tally:
         self.last: tuple[float, float] | None = None
         self.done = asyncio.Event() if _has_loop() else None
         self.on_done: Callable[[], None] | None = None
+        self.parser: str | None = None  # how this project's contenders parsed the JSON
 
     def see(self, seq: int, sent_ns: int) -> None:
         self.latencies.append(time.time_ns() - sent_ns)
@@ -71,6 +72,8 @@ class Tally:
             "duplicates": self.duplicates,
             "out_of_order": self.out_of_order,
         }
+        if self.parser is not None:
+            out["parser"] = self.parser
         if self.first is not None:
             out["first_event_ms"] = round((self.first[0] - self.started) * 1000, 1)
         if self.first is not None and self.last is not None and self.unique > 1:
@@ -127,13 +130,36 @@ async def raw(ws_url: str, rest_url: str, count: int) -> Tally:
     return tally
 
 
+async def raw_msgspec(ws_url: str, rest_url: str, count: int) -> Tally:
+    """The floor with msgspec's parser instead of json's: what the `fast` extra starts from."""
+    from msgspec.json import Decoder
+    from websockets.asyncio.client import connect
+
+    tally = Tally(count)
+    loads = Decoder().decode
+
+    def callback(event: dict[str, Any]) -> None:
+        tally.see(event["o"]["i"], event["T"])
+
+    url = f"{ws_url}/private/ws?listenKey=bench&events=ORDER_TRADE_UPDATE/listenKeyExpired"
+    async with connect(url, max_size=2**20, compression=None) as ws:
+        async for message in ws:
+            callback(loads(message))
+            if tally.unique == count:
+                break
+    return tally
+
+
 async def facade_async(ws_url: str, rest_url: str, count: int) -> Tally:
-    """This project: AsyncUserDataStream.events(), typed models (the key created over REST)."""
+    """This project: AsyncUserDataStream.events(), typed models (the key created over REST), as
+    installed with the `fast` extra (msgspec parses the JSON)."""
     from binance_userstream_client.models import OrderTradeUpdate
 
     from binance_userstream import AsyncUserDataStream
+    from binance_userstream._decode import FAST_PARSER
 
     tally = Tally(count)
+    tally.parser = "stdlib json" if FAST_PARSER is None else "msgspec"
     async with (
         AsyncUserDataStream(API_KEY, rest_url, market="usdm", stream_url=ws_url) as uds,
         uds.events() as stream,
@@ -148,13 +174,23 @@ async def facade_async(ws_url: str, rest_url: str, count: int) -> Tally:
     return tally
 
 
+async def facade_async_stdlib(ws_url: str, rest_url: str, count: int) -> Tally:
+    """facade_async without the `fast` extra: msgspec hidden, so the standard library parses."""
+    sys.modules["msgspec"] = None  # type: ignore[assignment]  # import msgspec now raises ImportError
+    tally = await facade_async(ws_url, rest_url, count)
+    assert tally.parser == "stdlib json"
+    return tally
+
+
 def facade_sync(ws_url: str, rest_url: str, count: int) -> Tally:
     """This project: UserDataStream.events(), typed models, in a plain `for`."""
     from binance_userstream_client.models import OrderTradeUpdate
 
     from binance_userstream import UserDataStream
+    from binance_userstream._decode import FAST_PARSER
 
     tally = Tally(count)
+    tally.parser = "stdlib json" if FAST_PARSER is None else "msgspec"
     with UserDataStream(API_KEY, rest_url, market="usdm", stream_url=ws_url) as uds, uds.events() as stream:
         for item in stream:
             if isinstance(item, OrderTradeUpdate):
@@ -224,7 +260,9 @@ async def binance_sdk(ws_url: str, rest_url: str, count: int) -> Tally:
 
 CONTENDERS: dict[str, Callable[[str, str, int], Any]] = {
     "raw_websockets": raw,
+    "raw_msgspec": raw_msgspec,
     "facade_async": facade_async,
+    "facade_async_stdlib": facade_async_stdlib,
     "facade_sync": facade_sync,
     "python_binance": python_binance,
     "binance_sdk": binance_sdk,

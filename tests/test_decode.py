@@ -8,7 +8,10 @@ on `/private/stream`, and `{"subscriptionId": ..., "event": ...}` on the spot We
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from binance_userstream_client.models import (
@@ -18,8 +21,10 @@ from binance_userstream_client.models import (
     ServerShutdown,
     UnknownEvent,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from binance_userstream._decode import RAW, decode, event_time, parse, unwrap
+from binance_userstream._decode import FAST_PARSER, RAW, decode, event_time, parse, unwrap
 from tests.conftest import ROOT
 
 SAMPLES = sorted((ROOT / "tests" / "data" / "events").glob("*/*.json"))
@@ -75,32 +80,96 @@ def test_a_frame_that_is_not_a_json_object_keeps_its_text(text: str) -> None:
     assert event[RAW] == text
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        '{"e": "x", "E": 1}',
-        ' {"e": "x", "E": 1}',
-        '{"e": "x", "E": 1}\n',
-        '\t\r\n {"e": "x", "E": 1} \r\n',
-        '{"stream": "s", "data": {"e": "x", "E": 1}}',
-        '{"e": "x", "E": 1, "e": "y"}',
-        '{"e": "x", "E": NaN}',
-        '{"e": "x", "E": 123456789012345678901234567890}',
-        '"e"',
-        "",
-        " ",
-        '{"e": "x"}\x0b',
-    ],
-)
-def test_a_frame_is_read_as_json_loads_reads_it(text: str) -> None:
-    # The fast path (raw_decode) must answer what json.loads answers, whitespace, duplicate keys,
-    # NaN and huge numbers included.
+#: The parsers a frame may meet: msgspec's (the `fast` extra, installed for the tests) and the
+#: standard library's (raw_decode), each checked against json.loads.
+PARSERS = {"msgspec": FAST_PARSER, "stdlib": None}
+
+#: Texts where a parser could differ from json.loads: whitespace, duplicate keys, what json takes
+#: and msgspec refuses (NaN, a lone surrogate, 1e400), integers beyond 64 bits (orjson's trap).
+TRICKY = [
+    '{"e": "x", "E": 1}',
+    ' {"e": "x", "E": 1}',
+    '{"e": "x", "E": 1}\n',
+    '\t\r\n {"e": "x", "E": 1} \r\n',
+    '{"stream": "s", "data": {"e": "x", "E": 1}}',
+    '{"e": "x", "E": 1, "e": "y"}',
+    '{"a": 1, "b": 2, "a": 3}',
+    '{"e": "x", "E": NaN}',
+    '{"e": "x", "E": -Infinity}',
+    '{"e": "x", "E": 1e400}',
+    '{"e": "\\ud800"}',
+    '{"e": "x", "E": 123456789012345678901234567890}',
+    '{"e": "x", "E": 18446744073709551616}',
+    '{"e": "x", "E": -9223372036854775809}',
+    '{"e": "x", "E": -0.0, "p": 2.2250738585072011e-308}',
+    '{"e": "\\u0000\\ud83d\\ude00"}',
+    '"e"',
+    "[]",
+    "",
+    " ",
+    '{"e": "x"}\x0b',
+    '{"e": "x"} {"e": "y"}',
+    "\ufeff{}",
+    '{"e": "\x01"}',
+    "[" * 5000 + "]" * 5000,
+    '{"a":' * 5000 + "1" + "}" * 5000,
+]
+
+
+def expected_parse(text: str) -> dict[str, Any] | None:
+    """What parse must answer: json.loads's object, unwrapped, or None."""
     try:
-        expected = json.loads(text)
-    except ValueError:
-        expected = None
-    expected = unwrap(expected) if isinstance(expected, dict) else None
-    assert repr(parse(text)) == repr(expected)  # repr: NaN is not equal to itself
+        payload = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return unwrap(payload) if isinstance(payload, dict) else None
+
+
+def test_msgspec_is_installed_for_the_tests() -> None:
+    assert FAST_PARSER is not None  # else the "msgspec" cases below would test the stdlib twice
+
+
+@pytest.mark.parametrize("parser", PARSERS.values(), ids=PARSERS.keys())
+@pytest.mark.parametrize("text", TRICKY, ids=range(len(TRICKY)))
+def test_a_frame_is_read_as_json_loads_reads_it(text: str, parser: Any) -> None:
+    assert repr(parse(text, parser)) == repr(expected_parse(text))  # repr: NaN is not equal to itself
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80) | st.floats() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_json, ensure_ascii=st.booleans(), indent=st.sampled_from([None, 0, 2]))
+def test_any_json_text_parses_as_json_loads_parses_it(
+    value: Any, ensure_ascii: bool, indent: int | None
+) -> None:
+    text = json.dumps(value, ensure_ascii=ensure_ascii, indent=indent)
+    for parser in PARSERS.values():
+        assert repr(parse(text, parser)) == repr(expected_parse(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet='{}[]":,0123456789.eE-+ \ntrufalsnN\\u', max_size=40))
+def test_any_text_parses_as_json_loads_parses_it(text: str) -> None:
+    for parser in PARSERS.values():
+        assert repr(parse(text, parser)) == repr(expected_parse(text))
+
+
+def test_without_msgspec_the_standard_library_parses() -> None:
+    code = (
+        "import sys; sys.modules['msgspec'] = None\n"
+        "from binance_userstream._decode import FAST_PARSER, decode\n"
+        "assert FAST_PARSER is None\n"
+        'print(type(decode(\'{"e": "listenKeyExpired", "E": 1, "listenKey": "k"}\')).__name__)'
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ListenKeyExpired"
 
 
 def test_decimals_stay_exact_strings() -> None:
