@@ -89,6 +89,9 @@ CLOSE_TIMEOUT = 2.0
 KEYS_WATCHED = 8
 
 
+_TEXT, _PING, _DATA = Opcode.TEXT, Opcode.PING, (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+
 class _Watched(ClientConnection):
     """A client connection that reports each ping frame the server sends (a sign of life), and hands
     each text frame to `on_text` as the parser yields it, in order.
@@ -108,10 +111,8 @@ class _Watched(ClientConnection):
 
     def process_event(self, event: Any) -> None:
         if isinstance(event, Frame):
-            if event.opcode is Opcode.PING:
-                if self.on_ping is not None:
-                    self.on_ping()
-            elif event.opcode is Opcode.TEXT and event.fin and not self.assembling:
+            opcode = event.opcode
+            if opcode is _TEXT and event.fin and not self.assembling:  # every event: first
                 try:
                     text = str(event.data, "utf-8")
                 except UnicodeDecodeError:
@@ -119,7 +120,10 @@ class _Watched(ClientConnection):
                 else:
                     self.on_text(text)
                     return
-            elif event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            elif opcode is _PING:
+                if self.on_ping is not None:
+                    self.on_ping()
+            elif opcode in _DATA:
                 self.assembling = True
         super().process_event(event)
 
@@ -451,7 +455,7 @@ class AsyncEventStream:
         retry_after: float | None = None
         try:
             inbox = _Inbox(
-                deliver=functools.partial(self._event, conn_id),
+                deliver=self._events_of(conn_id),
                 answers_wanted=not self._uds.market.uses_listen_key,
             )
             async with connect(
@@ -502,13 +506,19 @@ class AsyncEventStream:
             del self._connections[conn_id]
             self._apply(self._core.closed(conn_id, self._now(), detail, retry_after))
 
-    def _event(self, conn_id: int, text: str) -> None:
-        """A text frame carrying an event, from connection `conn_id`: to the core, at once."""
-        actions = self._core.frame(conn_id, text, self._now())
-        if actions or self._core.notes:
-            self._apply(actions)
-        else:  # the hot path: an event for the consumer, no deadline moved earlier
-            self._ready.set()
+    def _events_of(self, conn_id: int) -> Callable[[str], None]:
+        """What takes connection `conn_id`'s text frames carrying events: to the core, at once.
+        A closure over what it needs, since it runs for every event."""
+        core, frame, now, ready, apply = self._core, self._core.frame, self._now, self._ready, self._apply
+
+        def event(text: str) -> None:
+            actions = frame(conn_id, text, now())
+            if actions or core.notes:
+                apply(actions)
+            else:  # the hot path: an event for the consumer, no deadline moved earlier
+                ready.set()
+
+        return event
 
     # -- the WebSocket API's subscription ------------------------------------------------------------
 

@@ -253,12 +253,13 @@ class StreamCore:
                 stamp = event_time(payload)
             self._last_event_time = stamp or self._last_event_time
             kind = payload.get("e")
-            if kind == "serverShutdown":
-                return self._rotate(at, "the server announced a shutdown")
-            if kind == "listenKeyExpired" and payload.get("listenKey", self.key) == self.key:
-                return self._expired(at)
-            if kind == "eventStreamTerminated":
-                return self._terminated(conn, at)
+            if kind in _CONTROL_EVENTS:  # one test for the events that change the connections
+                if kind == "serverShutdown":
+                    return self._rotate(at, "the server announced a shutdown")
+                if kind == "listenKeyExpired" and payload.get("listenKey", self.key) == self.key:
+                    return self._expired(at)
+                if kind == "eventStreamTerminated":
+                    return self._terminated(conn, at)
         return []
 
     def ping(self, conn_id: int, at: float) -> list[Action]:
@@ -538,6 +539,10 @@ class StreamCore:
         if self._overflow is not None:
             self._buffer.append(self._overflow.gap(at))
             self._overflow = None
+
+
+#: The events that change the connections: a rotation, the key's expiry, the subscription's end.
+_CONTROL_EVENTS = frozenset({"serverShutdown", "listenKeyExpired", "eventStreamTerminated"})
 
 
 def _dedupe_key(text: str) -> str:
