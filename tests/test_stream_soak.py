@@ -22,6 +22,7 @@ import contextlib
 import gc
 import os
 import random
+import sys
 import threading
 import tracemalloc
 from collections import Counter
@@ -120,7 +121,12 @@ async def soak(market: str, seed: int) -> Run:
                         run.seen.append(("gap", item.reason))
                     else:
                         payload = item.to_dict()
-                        run.seen.append((str(payload.get("e")), payload.get("E")))
+                        # Copies made here: the parser's own strings and numbers, kept, would count
+                        # as the package's memory (tracemalloc names the frame that allocated them).
+                        stamp = payload.get("E")
+                        run.seen.append(
+                            (sys.intern(str(payload.get("e"))), None if stamp is None else int(str(stamp)))
+                        )
 
             consumer = asyncio.create_task(consume())
             assert await _until(lambda: sim.stream_connections(streams_of(market)) >= 1, timeout=10)
