@@ -42,9 +42,9 @@ CONTENDERS = [
 LABELS = {
     "raw_websockets": "raw websockets + json, dicts (the floor)",
     "raw_msgspec": "raw websockets + msgspec, dicts",
-    "facade_async": "this project, async events() [fast]",
-    "facade_async_stdlib": "this project, async events(), stdlib json",
-    "facade_sync": "this project, UserDataStream.events() [fast]",
+    "facade_async": "this project, AsyncUserDataStream.events()",
+    "facade_async_stdlib": "  the same, msgspec hidden (stdlib json)",
+    "facade_sync": "this project, UserDataStream.events()",
     "python_binance": "python-binance 1.0.37 futures_user_socket",
     "binance_sdk": "Binance USD-M SDK 18.0.1 user_data",
 }
@@ -54,13 +54,13 @@ TARGETS = [  # (name, contender, metric, other, comparison, bound)
     ("CPU per event vs the floor", "facade_async", "cpu_us_per_event", "raw_websockets", "<=", 1.5),
     ("p99 latency vs the floor", "facade_async", "latency_p99_us", "raw_websockets", "<=", 1.3),
 ]
-# The same four for the stream installed without the `fast` extra (the standard library parses),
+# The same four for the stream where msgspec is missing (the standard library parses),
 # and its overhead over the floor with msgspec: reported, not targets.
-TARGETS += [
+REPORTED = [
     (f"{name} (stdlib json)", "facade_async_stdlib", metric, other, comparison, bound)
     for name, _, metric, other, comparison, bound in TARGETS
 ]
-TARGETS.append(
+REPORTED.append(
     ("CPU per event vs websockets + msgspec", "facade_async", "cpu_us_per_event", "raw_msgspec", "<=", 1.5)
 )
 
@@ -248,10 +248,18 @@ def many_streams(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def ratios(table: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    for name, contender, metric, other, comparison, bound in TARGETS:
-        value = table[contender][metric]["median"] / table[other][metric]["median"]
-        met = value >= bound if comparison == ">=" else value <= bound
-        out.append({"target": f"{name} {comparison} {bound}", "ratio": round(value, 2), "met": met})
+    for rows, is_target in ((TARGETS, True), (REPORTED, False)):
+        for name, contender, metric, other, comparison, bound in rows:
+            value = table[contender][metric]["median"] / table[other][metric]["median"]
+            met = value >= bound if comparison == ">=" else value <= bound
+            out.append(
+                {
+                    "target": f"{name} {comparison} {bound}",
+                    "ratio": round(value, 2),
+                    "met": met,
+                    "is_target": is_target,
+                }
+            )
     return out
 
 
@@ -274,7 +282,10 @@ def report(results: dict[str, Any]) -> None:
             f"  {row['missing']}/{row['duplicates']}/{row['out_of_order']} of {row['events_checked']}"
         )
     for row in results["targets"]:
-        print(f"  target {row['target']}: {row['ratio']} {'met' if row['met'] else 'MISSED'}")
+        if row["is_target"]:
+            print(f"  target {row['target']}: {row['ratio']} {'met' if row['met'] else 'MISSED'}")
+        else:
+            print(f"  (compare) {row['target']}: {row['ratio']} {'within' if row['met'] else 'outside'}")
     idle = [row["server_idle_share_in_flood"]["median"] for row in table.values()]
     print(f"  server idle during floods (waiting on the client): medians {min(idle):.0%}-{max(idle):.0%}")
     for name, row in results.get("server_check", {}).items():

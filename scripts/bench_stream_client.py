@@ -131,7 +131,7 @@ async def raw(ws_url: str, rest_url: str, count: int) -> Tally:
 
 
 async def raw_msgspec(ws_url: str, rest_url: str, count: int) -> Tally:
-    """The floor with msgspec's parser instead of json's: what the `fast` extra starts from."""
+    """The floor with msgspec's parser instead of json's: what this project's stream starts from."""
     from msgspec.json import Decoder
     from websockets.asyncio.client import connect
 
@@ -152,7 +152,7 @@ async def raw_msgspec(ws_url: str, rest_url: str, count: int) -> Tally:
 
 async def facade_async(ws_url: str, rest_url: str, count: int) -> Tally:
     """This project: AsyncUserDataStream.events(), typed models (the key created over REST), as
-    installed with the `fast` extra (msgspec parses the JSON)."""
+    installed (msgspec parses the JSON)."""
     from binance_userstream_client.models import OrderTradeUpdate
 
     from binance_userstream import AsyncUserDataStream
@@ -175,7 +175,7 @@ async def facade_async(ws_url: str, rest_url: str, count: int) -> Tally:
 
 
 async def facade_async_stdlib(ws_url: str, rest_url: str, count: int) -> Tally:
-    """facade_async without the `fast` extra: msgspec hidden, so the standard library parses."""
+    """facade_async where msgspec is missing (PyPy, --no-deps): hidden, so the standard library parses."""
     sys.modules["msgspec"] = None  # type: ignore[assignment]  # import msgspec now raises ImportError
     tally = await facade_async(ws_url, rest_url, count)
     assert tally.parser == "stdlib json"

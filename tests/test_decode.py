@@ -80,7 +80,7 @@ def test_a_frame_that_is_not_a_json_object_keeps_its_text(text: str) -> None:
     assert event[RAW] == text
 
 
-#: The parsers a frame may meet: msgspec's (the `fast` extra, installed for the tests) and the
+#: The parsers a frame may meet: msgspec's (a dependency) and the
 #: standard library's (raw_decode), each checked against json.loads.
 PARSERS = {"msgspec": FAST_PARSER, "stdlib": None}
 

@@ -7,9 +7,9 @@ so decimals are exact. Whatever cannot be decoded is still delivered, as the gen
 `UnknownEvent`: an unknown `"e"` or a payload its model refuses keeps its raw payload; a frame
 that is not a JSON object keeps its text under the key `"raw"` (`event["raw"]`).
 
-JSON is parsed by msgspec when it is installed (`pip install 'binance-userstream[fast]'`), in
-half the time of the standard library's json, which parses it otherwise. Either way the result
-is json.loads's: msgspec keeps every integer exact (orjson turns one beyond 64 bits into a float,
+JSON is parsed by msgspec (a dependency), in half the time of the standard library's json, which
+parses it where msgspec is missing (PyPy, an install with --no-deps). Either way the result is
+json.loads's: msgspec keeps every integer exact (orjson turns one beyond 64 bits into a float,
 which is why it is not the choice), and what it refuses (NaN, a lone surrogate, 1e400, which
 json accepts) goes to json.loads.
 """
@@ -24,7 +24,7 @@ from binance_userstream_client.models import EVENT_TYPES, UnknownEvent, UserData
 
 try:
     from msgspec.json import Decoder as _MsgspecDecoder
-except ImportError:  # the optional extra is not installed: the standard library parses
+except ImportError:  # PyPy, or installed with --no-deps: the standard library parses
     _MsgspecDecoder = None  # type: ignore[assignment,misc]
 
 Event = UserDataEvent | UnknownEvent
@@ -47,7 +47,7 @@ def unwrap(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-#: msgspec's parser, when the `fast` extra installed it (None otherwise).
+#: msgspec's parser (None where msgspec is not installed).
 FAST_PARSER: Callable[[str], Any] | None = None if _MsgspecDecoder is None else _MsgspecDecoder().decode
 
 #: `raw_decode` is json.loads without its layers: loads() and decode() check the type, look for
