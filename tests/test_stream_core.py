@@ -112,6 +112,16 @@ def test_a_frame_that_is_not_json_is_delivered_as_an_unknown_event_with_its_text
     assert item["raw"] == "garbage"
 
 
+@pytest.mark.parametrize("kind", ['["serverShutdown"]', "{}", "1", "null"])
+def test_an_event_type_that_is_not_a_string_is_delivered_as_an_unknown_event(kind: str) -> None:
+    stream = core()
+    conn = opened(stream)
+    assert stream.frame(conn, f'{{"e": {kind}, "E": 1}}', 1.0) == []
+    (item,) = drain(stream)
+    assert isinstance(item, UnknownEvent)
+    assert stream.frame(conn, '{"e": "x", "E": 2}', 2.0) == []  # the connection serves on
+
+
 def test_frames_from_a_connection_the_core_closed_are_ignored() -> None:
     stream = core()
     conn = opened(stream)

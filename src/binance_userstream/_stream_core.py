@@ -253,7 +253,8 @@ class StreamCore:
                 stamp = event_time(payload)
             self._last_event_time = stamp or self._last_event_time
             kind = payload.get("e")
-            if kind in _CONTROL_EVENTS:  # one test for the events that change the connections
+            # One test for the events that change the connections ("e" may be any JSON value).
+            if type(kind) is str and kind in _CONTROL_EVENTS:
                 if kind == "serverShutdown":
                     return self._rotate(at, "the server announced a shutdown")
                 if kind == "listenKeyExpired" and payload.get("listenKey", self.key) == self.key:
