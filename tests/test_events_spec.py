@@ -35,6 +35,7 @@ from binance_userstream_client.models import (
     ExecutionReport,
     ListenKeyExpired,
     OrderTradeUpdate,
+    OrderTradeUpdateOrder,
     UnknownEvent,
 )
 from binance_userstream_client.types import UNSET
@@ -255,6 +256,11 @@ def test_a_new_event_type_is_a_spec_edit_only(tmp_path: Path) -> None:
             "e": {"type": "string", "x-python-name": "event_type", "description": "Event type."},
             "E": {"type": "integer", "format": "int64", "x-python-name": "event_time", "description": "T."},
             "u": {"type": "string", "x-python-name": "uni_mmr", "description": "uniMMR. A decimal."},
+            # Names the decoder's own locals had (its instance is named after the module).
+            "x": {"type": "string", "x-python-name": "uni_mmr_drop", "description": "The module's name."},
+            "k": {"type": "integer", "x-python-name": "known", "description": "A count's name."},
+            "d": {"type": "string", "x-python-name": "d", "description": "The payload's name."},
+            "b": {"type": "string", "x-python-name": "base", "description": "A subclass's name."},
         },
     }
     edited = tmp_path / "spec.yaml"
@@ -272,10 +278,13 @@ def test_a_new_event_type_is_a_spec_edit_only(tmp_path: Path) -> None:
     sys.path.insert(0, str(tmp_path))
     try:
         probe = importlib.import_module("probe_client.models")
-        payload = {"e": "uniMMRDrop", "E": 1761700000000, "u": "1.25", "new": 1}
+        payload = {"e": "uniMMRDrop", "E": 1761700000000, "u": "1.25", "new": 1, "x": "X", "k": 2, "d": "D"}
         event = probe.EVENT_TYPES["uniMMRDrop"].from_dict(payload)
         assert type(event).__name__ == "UniMmrDrop"
         assert event.uni_mmr == "1.25"
+        unset = importlib.import_module("probe_client.types").UNSET
+        assert (event.uni_mmr_drop, event.known, event.d, event.base) == ("X", 2, "D", unset)
+        assert event.additional_properties == {"new": 1}
         assert event.to_dict() == payload
         assert set(probe.EVENT_TYPES) == {*EVENT_TYPES, "uniMMRDrop"}
     finally:
@@ -522,6 +531,24 @@ def test_a_model_has_nothing_for_its_constructor_to_run(cls: type[Any]) -> None:
     assert not hasattr(cls, "__attrs_post_init__")
     assert not hasattr(cls, "__attrs_pre_init__")
     assert "__setattr__" not in vars(cls)
+
+
+def test_a_subclass_is_decoded_by_its_constructor() -> None:
+    @attrs.define
+    class Noted(OrderTradeUpdateOrder):
+        note: str = "checked"
+
+        def __attrs_post_init__(self) -> None:
+            self.note += "!"
+
+    payload = copy.deepcopy(sample("usdm/ORDER_TRADE_UPDATE.json")["o"])
+    payload["zz"] = 1
+    order = Noted.from_dict(payload)
+    assert type(order) is Noted
+    assert order.note == "checked!"
+    assert order.order_id == payload["i"]
+    assert order.additional_properties == {"zz": 1}
+    assert order.to_dict() == payload
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
 
@@ -137,6 +138,12 @@ class AccountConfigUpdate:
         account_config_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not AccountConfigUpdate:  # a subclass: its constructor may have more to set or check
+            base = account_config_update
+            account_config_update = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(AccountConfigUpdate) if f.init}
+            )
+            account_config_update.additional_properties = base.additional_properties
         return account_config_update
 
     @property

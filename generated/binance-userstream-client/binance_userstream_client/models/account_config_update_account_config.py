@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="AccountConfigUpdateAccountConfig")
 
@@ -46,6 +47,12 @@ class AccountConfigUpdateAccountConfig:
         account_config_update_account_config.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not AccountConfigUpdateAccountConfig:  # a subclass: its constructor may have more to set or check
+            base = account_config_update_account_config
+            account_config_update_account_config = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(AccountConfigUpdateAccountConfig) if f.init}
+            )
+            account_config_update_account_config.additional_properties = base.additional_properties
         return account_config_update_account_config
 
     @property

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
 
@@ -107,6 +108,10 @@ class AccountUpdate:
         account_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not AccountUpdate:  # a subclass: its constructor may have more to set or check
+            base = account_update
+            account_update = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(AccountUpdate) if f.init})
+            account_update.additional_properties = base.additional_properties
         return account_update
 
     @property

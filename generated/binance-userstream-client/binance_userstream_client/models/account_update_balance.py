@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="AccountUpdateBalance")
 
@@ -74,6 +75,12 @@ class AccountUpdateBalance:
         account_update_balance.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not AccountUpdateBalance:  # a subclass: its constructor may have more to set or check
+            base = account_update_balance
+            account_update_balance = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(AccountUpdateBalance) if f.init}
+            )
+            account_update_balance.additional_properties = base.additional_properties
         return account_update_balance
 
     @property

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 if TYPE_CHECKING:
     from ..models.algo_update_order import AlgoUpdateOrder
@@ -85,6 +86,10 @@ class AlgoUpdate:
         algo_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not AlgoUpdate:  # a subclass: its constructor may have more to set or check
+            base = algo_update
+            algo_update = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(AlgoUpdate) if f.init})
+            algo_update.additional_properties = base.additional_properties
         return algo_update
 
     @property

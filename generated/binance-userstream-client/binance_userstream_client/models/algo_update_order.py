@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
 
@@ -266,6 +267,10 @@ class AlgoUpdateOrder:
         algo_update_order.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not AlgoUpdateOrder:  # a subclass: its constructor may have more to set or check
+            base = algo_update_order
+            algo_update_order = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(AlgoUpdateOrder) if f.init})
+            algo_update_order.additional_properties = base.additional_properties
         return algo_update_order
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="BinanceError")
 
@@ -63,6 +64,10 @@ class BinanceError:
         binance_error.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not BinanceError:  # a subclass: its constructor may have more to set or check
+            base = binance_error
+            binance_error = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(BinanceError) if f.init})
+            binance_error.additional_properties = base.additional_properties
         return binance_error
 
     @property

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 if TYPE_CHECKING:
     from ..models.conditional_order_trigger_reject_order import ConditionalOrderTriggerRejectOrder
@@ -84,6 +85,12 @@ class ConditionalOrderTriggerReject:
         conditional_order_trigger_reject.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not ConditionalOrderTriggerReject:  # a subclass: its constructor may have more to set or check
+            base = conditional_order_trigger_reject
+            conditional_order_trigger_reject = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(ConditionalOrderTriggerReject) if f.init}
+            )
+            conditional_order_trigger_reject.additional_properties = base.additional_properties
         return conditional_order_trigger_reject
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="ConditionalOrderTriggerRejectOrder")
 
@@ -66,6 +67,12 @@ class ConditionalOrderTriggerRejectOrder:
         conditional_order_trigger_reject_order.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not ConditionalOrderTriggerRejectOrder:  # a subclass: its constructor may have more to set or check
+            base = conditional_order_trigger_reject_order
+            conditional_order_trigger_reject_order = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(ConditionalOrderTriggerRejectOrder) if f.init}
+            )
+            conditional_order_trigger_reject_order.additional_properties = base.additional_properties
         return conditional_order_trigger_reject_order
 
     @property

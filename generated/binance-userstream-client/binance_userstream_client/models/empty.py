@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="Empty")
 
@@ -34,6 +35,10 @@ class Empty:
         known = 0
 
         empty.additional_properties = {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+        if cls is not Empty:  # a subclass: its constructor may have more to set or check
+            base = empty
+            empty = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(Empty) if f.init})
+            empty.additional_properties = base.additional_properties
         return empty
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="EventStreamTerminated")
 
@@ -62,6 +63,12 @@ class EventStreamTerminated:
         event_stream_terminated.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not EventStreamTerminated:  # a subclass: its constructor may have more to set or check
+            base = event_stream_terminated
+            event_stream_terminated = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(EventStreamTerminated) if f.init}
+            )
+            event_stream_terminated.additional_properties = base.additional_properties
         return event_stream_terminated
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
 
@@ -555,6 +556,10 @@ class ExecutionReport:
         execution_report.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not ExecutionReport:  # a subclass: its constructor may have more to set or check
+            base = execution_report
+            execution_report = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(ExecutionReport) if f.init})
+            execution_report.additional_properties = base.additional_properties
         return execution_report
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="ExternalLockUpdate")
 
@@ -85,6 +86,12 @@ class ExternalLockUpdate:
         external_lock_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not ExternalLockUpdate:  # a subclass: its constructor may have more to set or check
+            base = external_lock_update
+            external_lock_update = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(ExternalLockUpdate) if f.init}
+            )
+            external_lock_update.additional_properties = base.additional_properties
         return external_lock_update
 
     @property

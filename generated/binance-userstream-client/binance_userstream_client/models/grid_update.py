@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 if TYPE_CHECKING:
     from ..models.grid_update_grid import GridUpdateGrid
@@ -83,6 +84,10 @@ class GridUpdate:
         grid_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not GridUpdate:  # a subclass: its constructor may have more to set or check
+            base = grid_update
+            grid_update = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(GridUpdate) if f.init})
+            grid_update.additional_properties = base.additional_properties
         return grid_update
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="GridUpdateGrid")
 
@@ -122,6 +123,10 @@ class GridUpdateGrid:
         grid_update_grid.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not GridUpdateGrid:  # a subclass: its constructor may have more to set or check
+            base = grid_update_grid
+            grid_update_grid = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(GridUpdateGrid) if f.init})
+            grid_update_grid.additional_properties = base.additional_properties
         return grid_update_grid
 
     @property

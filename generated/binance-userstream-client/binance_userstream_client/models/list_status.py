@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 if TYPE_CHECKING:
     from ..models.list_status_order import ListStatusOrder
@@ -147,6 +148,10 @@ class ListStatus:
         list_status.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not ListStatus:  # a subclass: its constructor may have more to set or check
+            base = list_status
+            list_status = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(ListStatus) if f.init})
+            list_status.additional_properties = base.additional_properties
         return list_status
 
     @property

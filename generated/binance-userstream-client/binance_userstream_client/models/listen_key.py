@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="ListenKey")
 
@@ -38,15 +39,19 @@ class ListenKey:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
-        listen_key = cls.__new__(cls)
-        listen_key.listen_key = d["listenKey"]
+        new_listen_key = cls.__new__(cls)
+        new_listen_key.listen_key = d["listenKey"]
 
         known = 1
 
-        listen_key.additional_properties = (
+        new_listen_key.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
-        return listen_key
+        if cls is not ListenKey:  # a subclass: its constructor may have more to set or check
+            base = new_listen_key
+            new_listen_key = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(ListenKey) if f.init})
+            new_listen_key.additional_properties = base.additional_properties
+        return new_listen_key
 
     @property
     def additional_keys(self) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
 
@@ -81,6 +82,12 @@ class ListenKeyExpired:
         listen_key_expired.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not ListenKeyExpired:  # a subclass: its constructor may have more to set or check
+            base = listen_key_expired
+            listen_key_expired = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(ListenKeyExpired) if f.init}
+            )
+            listen_key_expired.additional_properties = base.additional_properties
         return listen_key_expired
 
     @property

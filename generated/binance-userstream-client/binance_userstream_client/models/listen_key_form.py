@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="ListenKeyForm")
 
@@ -46,6 +47,10 @@ class ListenKeyForm:
         listen_key_form.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not ListenKeyForm:  # a subclass: its constructor may have more to set or check
+            base = listen_key_form
+            listen_key_form = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(ListenKeyForm) if f.init})
+            listen_key_form.additional_properties = base.additional_properties
         return listen_key_form
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="ListenToken")
 
@@ -58,6 +59,10 @@ class ListenToken:
         listen_token.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not ListenToken:  # a subclass: its constructor may have more to set or check
+            base = listen_token
+            listen_token = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(ListenToken) if f.init})
+            listen_token.additional_properties = base.additional_properties
         return listen_token
 
     @property

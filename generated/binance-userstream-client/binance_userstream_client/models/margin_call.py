@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
 
@@ -104,6 +105,10 @@ class MarginCall:
         margin_call.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not MarginCall:  # a subclass: its constructor may have more to set or check
+            base = margin_call
+            margin_call = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(MarginCall) if f.init})
+            margin_call.additional_properties = base.additional_properties
         return margin_call
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="MarginCallPosition")
 
@@ -106,6 +107,12 @@ class MarginCallPosition:
         margin_call_position.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not MarginCallPosition:  # a subclass: its constructor may have more to set or check
+            base = margin_call_position
+            margin_call_position = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(MarginCallPosition) if f.init}
+            )
+            margin_call_position.additional_properties = base.additional_properties
         return margin_call_position
 
     @property

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
 
@@ -107,6 +108,12 @@ class OrderTradeUpdate:
         order_trade_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not OrderTradeUpdate:  # a subclass: its constructor may have more to set or check
+            base = order_trade_update
+            order_trade_update = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(OrderTradeUpdate) if f.init}
+            )
+            order_trade_update.additional_properties = base.additional_properties
         return order_trade_update
 
     @property

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 if TYPE_CHECKING:
     from ..models.outbound_account_position_balance import OutboundAccountPositionBalance
@@ -91,6 +92,12 @@ class OutboundAccountPosition:
         outbound_account_position.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not OutboundAccountPosition:  # a subclass: its constructor may have more to set or check
+            base = outbound_account_position
+            outbound_account_position = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(OutboundAccountPosition) if f.init}
+            )
+            outbound_account_position.additional_properties = base.additional_properties
         return outbound_account_position
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="OutboundAccountPositionBalance")
 
@@ -66,6 +67,12 @@ class OutboundAccountPositionBalance:
         outbound_account_position_balance.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not OutboundAccountPositionBalance:  # a subclass: its constructor may have more to set or check
+            base = outbound_account_position_balance
+            outbound_account_position_balance = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(OutboundAccountPositionBalance) if f.init}
+            )
+            outbound_account_position_balance.additional_properties = base.additional_properties
         return outbound_account_position_balance
 
     @property

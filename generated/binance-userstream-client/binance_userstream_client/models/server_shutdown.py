@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="ServerShutdown")
 
@@ -61,6 +62,10 @@ class ServerShutdown:
         server_shutdown.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not ServerShutdown:  # a subclass: its constructor may have more to set or check
+            base = server_shutdown
+            server_shutdown = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(ServerShutdown) if f.init})
+            server_shutdown.additional_properties = base.additional_properties
         return server_shutdown
 
     @property

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 if TYPE_CHECKING:
     from ..models.strategy_update_strategy import StrategyUpdateStrategy
@@ -83,6 +84,10 @@ class StrategyUpdate:
         strategy_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not StrategyUpdate:  # a subclass: its constructor may have more to set or check
+            base = strategy_update
+            strategy_update = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(StrategyUpdate) if f.init})
+            strategy_update.additional_properties = base.additional_properties
         return strategy_update
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="StrategyUpdateStrategy")
 
@@ -90,6 +91,12 @@ class StrategyUpdateStrategy:
         strategy_update_strategy.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not StrategyUpdateStrategy:  # a subclass: its constructor may have more to set or check
+            base = strategy_update_strategy
+            strategy_update_strategy = cls(
+                **{f.name: getattr(base, f.name) for f in _attrs_fields(StrategyUpdateStrategy) if f.init}
+            )
+            strategy_update_strategy.additional_properties = base.additional_properties
         return strategy_update_strategy
 
     @property

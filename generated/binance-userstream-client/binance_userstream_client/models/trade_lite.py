@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 T = TypeVar("T", bound="TradeLite")
 
@@ -149,6 +150,10 @@ class TradeLite:
         trade_lite.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not TradeLite:  # a subclass: its constructor may have more to set or check
+            base = trade_lite
+            trade_lite = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(TradeLite) if f.init})
+            trade_lite.additional_properties = base.additional_properties
         return trade_lite
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
 
@@ -73,6 +74,10 @@ class UnknownEvent:
         unknown_event.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         )
+        if cls is not UnknownEvent:  # a subclass: its constructor may have more to set or check
+            base = unknown_event
+            unknown_event = cls(**{f.name: getattr(base, f.name) for f in _attrs_fields(UnknownEvent) if f.init})
+            unknown_event.additional_properties = base.additional_properties
         return unknown_event
 
     @property
