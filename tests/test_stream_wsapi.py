@@ -161,7 +161,8 @@ async def test_a_clock_off_by_ten_minutes_is_resynced_once_against_the_servers_t
 async def test_a_timestamp_refused_again_after_the_resync_ends_the_stream_with_a_clear_error(
     live: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(Credentials, "resync", lambda self, *args: None)  # a resync that does not help
+    # A resync that does not help: the offset stays what it was.
+    monkeypatch.setattr(Credentials, "resync", lambda self, *args: self.offset_ms)
     async with spot(live) as uds:
         uds._credentials.offset_ms = -600_000.0
         with pytest.raises(TimestampError, match="synchronise it"):

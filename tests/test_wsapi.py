@@ -43,8 +43,9 @@ class FakeSigning:
         self.signed += 1
         return {**params, "apiKey": "K", "timestamp": 1000 + self.signed, "signature": f"sig{self.signed}"}
 
-    def resync(self, server_time_ms: int, sent_at_ms: float, received_at_ms: float) -> None:
+    def resync(self, server_time_ms: int, sent_at_ms: float, received_at_ms: float) -> float:
         self.resyncs.append((server_time_ms, sent_at_ms, received_at_ms))
+        return server_time_ms - (sent_at_ms + received_at_ms) / 2  # Credentials.resync's rule
 
 
 def request(send: Send) -> dict[str, Any]:

@@ -241,12 +241,13 @@ class Credentials:
         """The local wall time in milliseconds, on the clock's scale: what `resync` takes."""
         return wall_time(self.clock) * 1000
 
-    def resync(self, server_time_ms: int, sent_at_ms: float, received_at_ms: float) -> None:
+    def resync(self, server_time_ms: int, sent_at_ms: float, received_at_ms: float) -> float:
         """Learn the offset from a server time read between `sent_at_ms` and `received_at_ms` (local
-        wall times, `wall_ms()`): the server is taken to have read it at the midpoint."""
+        wall times, `wall_ms()`): the server is taken to have read it at the midpoint. Returns it."""
         if received_at_ms < sent_at_ms:
             raise ValueError("received_at_ms is before sent_at_ms")
         self.offset_ms = server_time_ms - (sent_at_ms + received_at_ms) / 2
+        return self.offset_ms
 
     def sign_ws(self, params: Mapping[str, object], *, recv_window: float | None = None) -> dict[str, object]:
         """`params` signed for the WebSocket API: with `apiKey`, `timestamp`, `recvWindow` (when

@@ -284,13 +284,13 @@ class _Layer:
             return False
         signing.resynced = True
         before = self.credentials.offset_ms
-        self.credentials.resync(server, signing.sent_at_ms, signing.received_at_ms)
+        after = self.credentials.resync(server, signing.sent_at_ms, signing.received_at_ms)
         request = response.request
         log.warning(
             "%s %s answered -1021: the local clock is %+.0f ms off the server's; resynced, sending once more",
             request.method,
             request.url.path,
-            before - self.credentials.offset_ms,
+            before - after,
         )
         return True
 

@@ -47,7 +47,9 @@ class Signing(Protocol):
         """`params` plus apiKey, timestamp, recvWindow and their signature."""
         ...
 
-    def resync(self, server_time_ms: int, sent_at_ms: float, received_at_ms: float) -> None: ...
+    def resync(self, server_time_ms: int, sent_at_ms: float, received_at_ms: float) -> float:
+        """Learn the clock offset from a server time read between the two local times; returns it."""
+        ...
 
 
 @frozen
@@ -207,8 +209,7 @@ class Subscriber:
             server_time = result.get("serverTime") if isinstance(result, dict) else None
             if not isinstance(server_time, int) or isinstance(server_time, bool) or self._signing is None:
                 return [Failed("the server's time answer had no serverTime")]
-            offset = server_time - (sent_at + now_ms) / 2
-            self._signing.resync(server_time, sent_at, now_ms)
+            offset = self._signing.resync(server_time, sent_at, now_ms)
             return [Resynced(offset), self.subscribe(now_ms)]
         if purpose == "unsubscribe":
             self.subscription_id = None
