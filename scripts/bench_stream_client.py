@@ -112,31 +112,13 @@ async def until_done(tally: Tally) -> None:
 # -- the contenders ---------------------------------------------------------------------------
 
 
-async def raw(ws_url: str, rest_url: str, count: int) -> Tally:
-    """The floor: websockets' asyncio client and stdlib json, a dict to a callback."""
+async def raw(
+    ws_url: str, rest_url: str, count: int, loads: Callable[[str | bytes], Any] = json.loads
+) -> Tally:
+    """The floor: websockets' asyncio client and stdlib json (or `loads`), a dict to a callback."""
     from websockets.asyncio.client import connect
 
     tally = Tally(count)
-
-    def callback(event: dict[str, Any]) -> None:
-        tally.see(event["o"]["i"], event["T"])
-
-    url = f"{ws_url}/private/ws?listenKey=bench&events=ORDER_TRADE_UPDATE/listenKeyExpired"
-    async with connect(url, max_size=2**20, compression=None) as ws:
-        async for message in ws:
-            callback(json.loads(message))
-            if tally.unique == count:
-                break
-    return tally
-
-
-async def raw_msgspec(ws_url: str, rest_url: str, count: int) -> Tally:
-    """The floor with msgspec's parser instead of json's: what this project's stream starts from."""
-    from msgspec.json import Decoder
-    from websockets.asyncio.client import connect
-
-    tally = Tally(count)
-    loads = Decoder().decode
 
     def callback(event: dict[str, Any]) -> None:
         tally.see(event["o"]["i"], event["T"])
@@ -148,6 +130,13 @@ async def raw_msgspec(ws_url: str, rest_url: str, count: int) -> Tally:
             if tally.unique == count:
                 break
     return tally
+
+
+async def raw_msgspec(ws_url: str, rest_url: str, count: int) -> Tally:
+    """The floor with msgspec's parser instead of json's: what this project's stream starts from."""
+    from msgspec.json import Decoder
+
+    return await raw(ws_url, rest_url, count, Decoder().decode)
 
 
 async def facade_async(ws_url: str, rest_url: str, count: int) -> Tally:
