@@ -296,6 +296,7 @@ class _Base:
         api_secret: str | None,
         private_key: bytes | str | os.PathLike[str] | None,
         private_key_passphrase: bytes | str | None,
+        symbol: str | None,
     ) -> None:
         install_log_redaction()
         install_stream_log_redaction()
@@ -336,6 +337,8 @@ class _Base:
             follow_redirects=False,
             trust_env=False,  # env proxies would be mounts, around the layer; the transport has its own
         )
+        self.symbol = _check_symbol(symbol, self.market)
+        """The isolated-margin symbol whose account market="margin" streams; None: cross margin."""
 
     def _layer(self, options: dict[str, Any], credentials: Credentials) -> Any:
         raise NotImplementedError
@@ -405,9 +408,8 @@ class UserDataStream(_Base):
             api_secret=api_secret,
             private_key=private_key,
             private_key_passphrase=private_key_passphrase,
+            symbol=symbol,
         )
-        self.symbol = _check_symbol(symbol, self.market)
-        """The isolated-margin symbol whose account market="margin" streams; None: cross margin."""
 
     def _layer(self, options: dict[str, Any], credentials: Credentials) -> RetryingTransport:
         inner = self._inner or httpx.HTTPTransport(**options)
@@ -551,9 +553,8 @@ class AsyncUserDataStream(_Base):
             api_secret=api_secret,
             private_key=private_key,
             private_key_passphrase=private_key_passphrase,
+            symbol=symbol,
         )
-        self.symbol = _check_symbol(symbol, self.market)
-        """The isolated-margin symbol whose account market="margin" streams; None: cross margin."""
 
     def _layer(self, options: dict[str, Any], credentials: Credentials) -> AsyncRetryingTransport:
         inner = self._inner or httpx.AsyncHTTPTransport(**options)
