@@ -83,6 +83,19 @@ def start(args: list[str], probe: str) -> subprocess.Popen[bytes]:
     raise SystemExit(f"bench: {args[0]} did not start")
 
 
+def run_script(script: str, args: list[str], what: str, timeout: float) -> dict[str, Any]:
+    """Run one of the bench's scripts in a process of its own: the JSON object its last line prints."""
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, timeout=timeout
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise SystemExit(f"bench: {what} failed (exit {proc.returncode})")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
 class Servers:
     """The REST server and one stream server (an implementation, a batch size)."""
 
@@ -109,24 +122,9 @@ class Servers:
     def run(self, contender: str, count: int, rate: float) -> dict[str, Any]:
         """One client process: the server's plan set, the client run, both sides' figures."""
         httpx.get(f"{self.http}/_bench/plan", params={"count": count, "rate": rate}).raise_for_status()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                str(SCRIPTS / "bench_stream_client.py"),
-                contender,
-                self.ws,
-                self.rest,
-                str(count),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
+        result = run_script(
+            "bench_stream_client.py", [contender, self.ws, self.rest, str(count)], contender, timeout=300
         )
-        lines = proc.stdout.strip().splitlines()
-        if proc.returncode != 0 or not lines:
-            sys.stderr.write(proc.stderr[-3000:])
-            raise SystemExit(f"bench: {contender} failed (exit {proc.returncode})")
-        result: dict[str, Any] = json.loads(lines[-1])
         result["server"] = httpx.get(f"{self.http}/_bench/stats").json()
         return result
 
@@ -221,24 +219,14 @@ def many_streams(args: argparse.Namespace) -> list[dict[str, Any]]:
                 time.sleep(0.05)
         results = []
         for n in args.streams:
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    str(SCRIPTS / "bench_many_streams.py"),
-                    url,
-                    str(n),
-                    "--sim-pid",
-                    str(sim.pid),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=600,
+            results.append(
+                run_script(
+                    "bench_many_streams.py",
+                    [url, str(n), "--sim-pid", str(sim.pid)],
+                    f"many streams ({n})",
+                    timeout=600,
+                )
             )
-            lines = proc.stdout.strip().splitlines()
-            if proc.returncode != 0 or not lines:
-                sys.stderr.write(proc.stderr[-3000:])
-                raise SystemExit(f"bench: many streams ({n}) failed (exit {proc.returncode})")
-            results.append(json.loads(lines[-1]))
             print(f"  {n} streams done", flush=True)
         return results
     finally:
