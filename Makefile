@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 GEN := generated/binance-userstream-client
 STAMP := $(VENV)/.installed
 
-.PHONY: install generate check test demo bench peers clean
+.PHONY: install generate check test test-latest demo bench peers clean
 
 install: $(STAMP)
 
@@ -30,6 +30,20 @@ check: $(STAMP)
 test: check
 	$(BIN)/python -m pytest
 
+# The suite against the newest release of every dependency the package's bounds allow (what a
+# user's fresh `pip install` gets), in its own venv built anew each time: the tools and test
+# libraries stay pinned by requirements/dev.txt, then the package's dependencies are upgraded eagerly.
+# `make test` keeps the pinned versions alone. PYTEST_ARGS="-x -q" narrows the run.
+LATEST := .venv-latest
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(LATEST)/bin/python -m pip install --quiet -r requirements/dev.txt
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ./$(GEN) -e .
+	$(LATEST)/bin/python scripts/dependency_versions.py
+	$(LATEST)/bin/python -m pytest $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
@@ -53,4 +67,4 @@ peers: $(BENCH)/.installed
 	$(BENCH)/bin/python scripts/check_python_binance.py
 
 clean:
-	rm -rf $(VENV) $(BENCH) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH) $(LATEST) .pytest_cache .mypy_cache .ruff_cache
