@@ -198,10 +198,18 @@ def install_log_redaction() -> None:
 #: `/ws/<key>` without the word listenKey), so the WebSocket library's records are scrubbed of each.
 _WATCHED: Counter[str] = Counter()
 _WATCHED_LOCK = threading.Lock()
+#: The shortest piece of a watched secret scrubbed on its own. websockets logs a long frame as its
+#: head and tail (`'{"e":"listenKeyExp...Fhx3AAX1c"}'`), which can cut a secret anywhere and leave
+#: a piece with neither a key name before it nor a key's length. 8 letters and digits are 47 bits:
+#: too little to matter, too much to turn up in other text by chance.
+FRAGMENT = 8
+#: Every FRAGMENT-long piece of every watched secret (rebuilt when the watched secrets change).
+_PIECES: frozenset[str] = frozenset()
 
 
 def watch_secret(secret: str, watch: bool) -> None:
-    """Start (or stop) scrubbing `secret` from the WebSocket library's log records."""
+    """Start (or stop) scrubbing `secret`, and any piece of it, from the WebSocket library's log records."""
+    global _PIECES
     with _WATCHED_LOCK:
         if watch:
             _WATCHED[secret] += 1
@@ -209,6 +217,29 @@ def watch_secret(secret: str, watch: bool) -> None:
             _WATCHED[secret] -= 1
             if _WATCHED[secret] <= 0:
                 del _WATCHED[secret]
+        _PIECES = frozenset(
+            watched[i : i + FRAGMENT] for watched in _WATCHED for i in range(len(watched) - FRAGMENT + 1)
+        )
+
+
+def scrub_pieces(text: str, pieces: frozenset[str]) -> str:
+    """`text` with each run of FRAGMENT or more characters made of `pieces` (pieces of secrets, as
+    `watch_secret` keeps them) replaced by `…`."""
+    hidden: list[tuple[int, int]] = []  # spans to replace, in order, merged where they touch
+    for start in range(len(text) - FRAGMENT + 1):
+        if text[start : start + FRAGMENT] in pieces:
+            if hidden and start <= hidden[-1][1]:
+                hidden[-1] = (hidden[-1][0], start + FRAGMENT)
+            else:
+                hidden.append((start, start + FRAGMENT))
+    if not hidden:
+        return text
+    kept, end = [], 0
+    for first, last in hidden:
+        kept.append(text[end:first])
+        end = last
+    kept.append(text[end:])
+    return "…".join(kept)
 
 
 #: A WebSocket API request that carries credentials, as the WebSocket library logs the frame.
@@ -218,11 +249,12 @@ _SUBSCRIPTION_FRAME = re.compile(r"(TEXT )'.*userDataStream\.subscribe.*'", re.D
 
 class StreamRedactingFilter(logging.Filter):
     """Rewrites a WebSocket library's record so that no listenKey (watched, key-like, or after
-    `listenKey=`) is written out whole; its exception text, if any, too."""
+    `listenKey=`) is written out whole, nor any piece of a watched secret that a cut frame left;
+    its exception text, if any, too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         with _WATCHED_LOCK:
-            secrets = list(_WATCHED)
+            secrets, pieces = list(_WATCHED), _PIECES
         message = record.getMessage()
         if _SUBSCRIPTION_REQUEST in message:
             # The library logs a long frame as its head and tail: the tail of a signed subscription
@@ -230,10 +262,10 @@ class StreamRedactingFilter(logging.Filter):
             message = _SUBSCRIPTION_FRAME.sub(r"\1[a user-data subscription request, withheld]", message)
         # Always flattened: the arguments (a frame, whose repr holds its whole payload) must not
         # reach a handler that records them as they are.
-        record.msg, record.args = scrub(message, secrets), None
+        record.msg, record.args = scrub_pieces(scrub(message, secrets), pieces), None
         if record.exc_info and record.exc_info[1] is not None:
             text = logging.Formatter().formatException(record.exc_info)
-            record.exc_info, record.exc_text = None, scrub(text, secrets)
+            record.exc_info, record.exc_text = None, scrub_pieces(scrub(text, secrets), pieces)
         return True
 
 

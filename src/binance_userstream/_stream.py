@@ -250,6 +250,7 @@ class AsyncEventStream:
             self._watch(key)
         else:
             key = _WS_API
+        watch_secret(self._credentials.api_key, True)  # a server's error frame may echo it
         self._apply(self._core.start(key, self._now()))
         self._runner = asyncio.create_task(self._run(), name="binance-userstream-events")
         return self
@@ -303,6 +304,7 @@ class AsyncEventStream:
         try:
             await self._close_session(exc_type, exc, tb)
         finally:
+            watch_secret(self._credentials.api_key, False)
             for key in self._keys:
                 watch_secret(key, False)
 

@@ -1,0 +1,84 @@
+"""No piece of a secret in the WebSocket library's DEBUG log of a stream, even where it cuts a frame.
+
+websockets logs each frame at DEBUG, a long one as its head and tail (`'{"e":"TES...vw0MuIg"}'`):
+the cut can fall inside a listenKey or an API key a server echoes, leaving a piece with no key
+name before it and too short to look like a key. Binance's docs: a listenKey is a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from binance_userstream import AsyncUserDataStream
+from binance_userstream._secrets import StreamRedactingFilter, watch_secret
+from binance_userstream.simulator import Simulator
+from tests._scripted_ws import LOG, ScriptedStreamServer
+from tests._stream_helpers import FAST, take
+from tests.conftest import API_KEY
+
+pytestmark = pytest.mark.anyio
+
+#: The shortest piece of a secret that counts as a leak.
+PIECE = 8
+
+
+@pytest.fixture
+async def ws() -> AsyncIterator[ScriptedStreamServer]:
+    async with ScriptedStreamServer() as server:
+        yield server
+
+
+def pieces(secret: str) -> list[str]:
+    return [secret[i : i + PIECE] for i in range(len(secret) - PIECE + 1)]
+
+
+def frames_around(secret: str) -> list[str]:
+    """Frames long enough to be cut, with `secret` across the cut: at the end (its tail survives
+    the cut), and starting inside the head (its first characters survive)."""
+    return [
+        json.dumps({"e": "TEST_EVENT", "E": 1, "msg": f"Invalid API-key, IP, or permissions: {secret}"}),
+        json.dumps({"e": "TEST_EVENT", "E": 2, "k": secret, "pad": "x" * 80}),
+    ]
+
+
+@pytest.mark.parametrize("market", ["usdm", "coinm"])
+async def test_no_piece_of_a_listen_key_or_the_api_key_survives_a_cut_frame_in_the_debug_log(
+    sim: Simulator, ws: ScriptedStreamServer, caplog: pytest.LogCaptureFixture, market: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    uds = AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, stream_url=ws.url, market=market)
+    async with uds, uds.events(timing=FAST) as stream:
+        await ws.wait(1)
+        key = ws.key_of(0)
+        frames = frames_around(key) + frames_around(API_KEY)
+        for frame in frames:
+            await ws.send(frame)
+        await take(stream, len(frames))
+        await ws.open[0].close(1008, f"invalid API-key {API_KEY}")
+        await ws.wait(2, open_now=1)
+    text = "\n".join(
+        f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records if r.name != LOG.name
+    )
+    assert '< TEXT \'{"e": "TEST_EVENT"' in text  # the library logged the frames, cut ...
+    assert "< CLOSE 1008" in text
+    for secret in (key, API_KEY):  # ... and no piece of a secret was left at either side of a cut
+        assert [piece for piece in pieces(secret) if piece in text] == []
+
+
+def test_a_piece_of_a_watched_secret_is_scrubbed_wherever_it_stands() -> None:
+    """The filter alone: pieces of a watched secret at both sides of a cut go."""
+    secret = "Zq9" + "k" * 50 + "Xy7Wv3Tu"
+    watch_secret(secret, True)
+    try:
+        frame = f'TEXT \'{{"e":"x","m":"{secret[:20]}...{secret[-8:]}"}}\' [90 bytes]'
+        record = logging.LogRecord("websockets.client", logging.DEBUG, "", 0, "< %s", (frame,), None)
+        StreamRedactingFilter().filter(record)
+    finally:
+        watch_secret(secret, False)
+    message = record.getMessage()
+    assert [piece for piece in pieces(secret) if piece in message] == []
+    assert message == '< TEXT \'{"e":"x","m":"…...…"}\' [90 bytes]'
