@@ -30,6 +30,7 @@ from binance_userstream._policy import RetryPolicy
 from binance_userstream._secrets import (
     MAX_TOKEN_LENGTH,
     check_token,
+    clears_locals_on_error,
     install_log_redaction,
     install_stream_log_redaction,
     redact,
@@ -377,6 +378,7 @@ class UserDataStream(_Base):
     inside `with`.
     """
 
+    @clears_locals_on_error  # its arguments and what loading them made may be secrets
     def __init__(
         self,
         api_key: str | None = None,
@@ -522,6 +524,7 @@ class UserDataStream(_Base):
 class AsyncUserDataStream(_Base):
     """The asyncio twin of UserDataStream: the same options, `async with`, and awaited operations."""
 
+    @clears_locals_on_error  # its arguments and what loading them made may be secrets
     def __init__(
         self,
         api_key: str | None = None,

@@ -6,6 +6,9 @@ the API key: checked before anything is sent, and never written out whole.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import ipaddress
 import logging
 import os
@@ -13,7 +16,8 @@ import re
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 API_KEY_ENV = "BINANCE_API_KEY"
@@ -41,6 +45,54 @@ _KEY_LIKE = re.compile(r"[A-Za-z0-9]{60,}")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 #: How much server text an exception message quotes.
 SERVER_TEXT_LIMIT = 300
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def clears_locals_on_error(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`function`, except that an exception leaving it leaves no locals in its frame nor in the
+    package's frames below: they hold what it was given (a secret, a private key's PEM, a passphrase,
+    a key file's text), and error trackers that record a traceback's locals (Sentry does by default)
+    would send them. Other code's frames keep theirs.
+    """
+
+    @functools.wraps(function)
+    def clearing(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return function(*args, **kwargs)
+        except BaseException as error:
+            del args, kwargs  # this frame stays in the traceback: it keeps neither
+            _clear_locals(error)
+            raise
+
+    return clearing
+
+
+#: The package's own source files: the frames whose locals `clears_locals_on_error` clears.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def _clear_locals(error: BaseException) -> None:
+    """Clear the locals of the package's finished frames in the tracebacks of `error` and of the
+    exceptions it chains (an error raised `from None` still holds the one it replaced)."""
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        entry = current.__traceback__
+        while entry is not None:
+            code = entry.tb_frame.f_code
+            # Not a generator's or a coroutine's frame: clearing one that is suspended would close it.
+            if code.co_filename.startswith(_PACKAGE) and not code.co_flags & _RESUMABLE:
+                with contextlib.suppress(RuntimeError):  # a frame still running (the wrapper's) is kept
+                    entry.tb_frame.clear()
+            entry = entry.tb_next
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
 def redact(secret: str) -> str:
@@ -77,6 +129,7 @@ def resolve_api_key(api_key: str | None) -> str:
     return check_token(api_key, "api_key")
 
 
+@clears_locals_on_error
 def read_secret(source: str, what: str) -> str:
     """The API key or listenKey held in the file `source` (`-`: one line of stdin), cleaned and checked.
 
