@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import binance_userstream
 from binance_userstream import AsyncUserDataStream, UserDataStream
+from binance_userstream._keyfile import write_secret
 from binance_userstream._secrets import read_secret
 from tests.conftest import API_KEY
 
@@ -124,6 +125,14 @@ def test_a_key_file_that_holds_a_malformed_key_leaves_it_in_no_local(tmp_path: P
         read_secret(str(path), "API key")
     assert list(package_frames(caught.value))
     assert secrets_in_locals(caught.value, [API_KEY[:30]]) == []
+
+
+def test_a_key_file_that_cannot_be_written_leaves_the_key_in_no_local(tmp_path: Path) -> None:
+    (tmp_path / "key").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="symbolic link") as caught:
+        write_secret(tmp_path / "key", API_KEY)
+    assert list(package_frames(caught.value))
+    assert secrets_in_locals(caught.value, [API_KEY]) == []
 
 
 def test_the_frames_of_an_error_being_handled_outside_the_package_keep_their_locals() -> None:

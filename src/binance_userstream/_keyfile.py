@@ -14,6 +14,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from binance_userstream._secrets import clears_locals_on_error
+
 _MODE = 0o600
 
 
@@ -39,6 +41,7 @@ def check_destination(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+@clears_locals_on_error
 def write_secret(path: str | os.PathLike[str], secret: str) -> None:
     """Write `secret` and a newline to `path`, atomically, mode 0600, never through a symlink."""
     target = check_destination(path)
