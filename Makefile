@@ -33,7 +33,8 @@ test: check
 # The suite against the newest release of every dependency the package's bounds allow (what a
 # user's fresh `pip install` gets), in its own venv built anew each time: the tools and test
 # libraries stay pinned by requirements/dev.txt, then the package's dependencies are upgraded eagerly.
-# `make test` keeps the pinned versions alone. PYTEST_ARGS="-x -q" narrows the run.
+# `make test` keeps the pinned versions alone. PYTEST_ARGS="-x -q" narrows the run. pip may report
+# that a pinned tool (openapi-python-client) wants an older release: the package does not use it.
 LATEST := .venv-latest
 test-latest:
 	rm -rf $(LATEST)
