@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import string
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.frames import Close, Frame, Opcode
 
 from binance_userstream import AsyncUserDataStream
 from binance_userstream._secrets import StreamRedactingFilter, watch_secret
@@ -68,16 +72,41 @@ async def test_no_piece_of_a_listen_key_or_the_api_key_survives_a_cut_frame_in_t
         assert [piece for piece in pieces(secret) if piece in text] == []
 
 
-def test_a_piece_of_a_watched_secret_is_scrubbed_wherever_it_stands() -> None:
-    """The filter alone: pieces of a watched secret at both sides of a cut go."""
-    secret = "Zq9" + "k" * 50 + "Xy7Wv3Tu"
+#: A secret's characters (Binance's keys are letters and digits), and frame text that holds none.
+KEYS = st.text(alphabet=string.ascii_letters + string.digits, min_size=60, max_size=64)
+AROUND = ' {}":,_-'
+
+
+def logged(frame: Frame, secret: str) -> str:
+    """`frame` as websockets logs it at DEBUG, through the stream's filter, `secret` watched."""
+    record = logging.LogRecord("websockets.client", logging.DEBUG, "", 0, "< %s", (frame,), None)
     watch_secret(secret, True)
     try:
-        frame = f'TEXT \'{{"e":"x","m":"{secret[:20]}...{secret[-8:]}"}}\' [90 bytes]'
-        record = logging.LogRecord("websockets.client", logging.DEBUG, "", 0, "< %s", (frame,), None)
         StreamRedactingFilter().filter(record)
     finally:
         watch_secret(secret, False)
-    message = record.getMessage()
+    return record.getMessage()
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.text(AROUND, max_size=120), secret=KEYS, after=st.text(AROUND, max_size=120))
+def test_no_piece_of_a_watched_secret_survives_wherever_websockets_cuts_a_text_frame(
+    before: str, secret: str, after: str
+) -> None:
+    message = logged(Frame(Opcode.TEXT, (before + secret + after).encode()), secret)
     assert [piece for piece in pieces(secret) if piece in message] == []
-    assert message == '< TEXT \'{"e":"x","m":"…...…"}\' [90 bytes]'
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.text(AROUND, max_size=29), secret=KEYS, after=st.text(AROUND, max_size=29))
+def test_no_piece_of_a_watched_secret_survives_wherever_websockets_cuts_a_close_reason(
+    before: str, secret: str, after: str
+) -> None:
+    message = logged(Frame(Opcode.CLOSE, Close(1008, before + secret + after).serialize()), secret)
+    assert [piece for piece in pieces(secret) if piece in message] == []
+
+
+def test_the_rest_of_a_cut_frame_is_kept() -> None:
+    secret = "Zq9" + "k" * 50 + "Xy7Wv3Tu"
+    message = logged(Frame(Opcode.TEXT, f'{{"e":"x","msg":"bad key {secret}"}}'.encode()), secret)
+    assert message == '< TEXT \'{"e":"x","msg":"bad key …...…"}\' [87 bytes]'

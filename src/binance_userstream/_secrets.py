@@ -256,13 +256,12 @@ _WATCHED_LOCK = threading.Lock()
 #: a piece with neither a key name before it nor a key's length. 8 letters and digits are 47 bits:
 #: too little to matter, too much to turn up in other text by chance.
 FRAGMENT = 8
-#: Every FRAGMENT-long piece of every watched secret (rebuilt when the watched secrets change).
-_PIECES: frozenset[str] = frozenset()
+#: Where websockets left out the middle of a long frame or close reason (websockets.frames.Frame).
+_CUT = "..."
 
 
 def watch_secret(secret: str, watch: bool) -> None:
     """Start (or stop) scrubbing `secret`, and any piece of it, from the WebSocket library's log records."""
-    global _PIECES
     with _WATCHED_LOCK:
         if watch:
             _WATCHED[secret] += 1
@@ -270,25 +269,38 @@ def watch_secret(secret: str, watch: bool) -> None:
             _WATCHED[secret] -= 1
             if _WATCHED[secret] <= 0:
                 del _WATCHED[secret]
-        _PIECES = frozenset(
-            watched[i : i + FRAGMENT] for watched in _WATCHED for i in range(len(watched) - FRAGMENT + 1)
-        )
 
 
-def scrub_pieces(text: str, pieces: frozenset[str]) -> str:
-    """`text` with each run of FRAGMENT or more characters made of `pieces` (pieces of secrets, as
-    `watch_secret` keeps them) replaced by `…`."""
-    hidden: list[tuple[int, int]] = []  # spans to replace, in order, merged where they touch
-    for start in range(len(text) - FRAGMENT + 1):
-        if text[start : start + FRAGMENT] in pieces:
-            if hidden and start <= hidden[-1][1]:
-                hidden[-1] = (hidden[-1][0], start + FRAGMENT)
-            else:
-                hidden.append((start, start + FRAGMENT))
+def scrub_pieces(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each piece of one of `secrets` (FRAGMENT characters or more) that ends or starts
+    at a cut replaced by `…`. Elsewhere a secret stands whole, as `scrub` finds it: the cut is the
+    only place that splits one."""
+    hidden: list[tuple[int, int]] = []
+    cut = text.find(_CUT)
+    while cut != -1:
+        after = cut + len(_CUT)
+        for secret in secrets:
+            if cut >= FRAGMENT and text[cut - FRAGMENT : cut] in secret:
+                first = cut - FRAGMENT
+                while first > 0 and text[first - 1 : cut] in secret:
+                    first -= 1
+                hidden.append((first, cut))
+            if text[after : after + FRAGMENT] in secret and len(text) - after >= FRAGMENT:
+                last = after + FRAGMENT
+                while last < len(text) and text[after : last + 1] in secret:
+                    last += 1
+                hidden.append((after, last))
+        cut = text.find(_CUT, after)
     if not hidden:
         return text
+    merged: list[tuple[int, int]] = []  # two secrets may share a piece
+    for first, last in sorted(hidden):
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
     kept, end = [], 0
-    for first, last in hidden:
+    for first, last in merged:
         kept.append(text[end:first])
         end = last
     kept.append(text[end:])
@@ -307,7 +319,7 @@ class StreamRedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         with _WATCHED_LOCK:
-            secrets, pieces = list(_WATCHED), _PIECES
+            secrets = list(_WATCHED)
         message = record.getMessage()
         if _SUBSCRIPTION_REQUEST in message:
             # The library logs a long frame as its head and tail: the tail of a signed subscription
@@ -315,10 +327,10 @@ class StreamRedactingFilter(logging.Filter):
             message = _SUBSCRIPTION_FRAME.sub(r"\1[a user-data subscription request, withheld]", message)
         # Always flattened: the arguments (a frame, whose repr holds its whole payload) must not
         # reach a handler that records them as they are.
-        record.msg, record.args = scrub_pieces(scrub(message, secrets), pieces), None
+        record.msg, record.args = scrub_pieces(scrub(message, secrets), secrets), None
         if record.exc_info and record.exc_info[1] is not None:
             text = logging.Formatter().formatException(record.exc_info)
-            record.exc_info, record.exc_text = None, scrub_pieces(scrub(text, secrets), pieces)
+            record.exc_info, record.exc_text = None, scrub_pieces(scrub(text, secrets), secrets)
         return True
 
 
