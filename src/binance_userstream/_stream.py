@@ -113,8 +113,8 @@ class _Watched(ClientConnection):
     or binary message switches the connection to the library's own assembly for good, so that the
     messages stay in order; `_Inbox.read_assembled` then hands them on.
 
-    A connection whose unsent bytes would pass MAX_UNSENT is dropped (`drop`): what waits on it
-    then raises the `_Backoff` that says why.
+    A connection whose unsent bytes would pass MAX_UNSENT, or whose inbox would hold more than it
+    may, is dropped (`drop`): what waits on it then raises the `_Backoff` that says why.
     """
 
     def __init__(self, *args: Any, on_text: Callable[[str], None], **kwargs: Any) -> None:
@@ -132,7 +132,10 @@ class _Watched(ClientConnection):
                 except UnicodeDecodeError:
                     pass  # the library closes the connection with 1007, as it should
                 else:
-                    self.on_text(text)
+                    try:
+                        self.on_text(text)
+                    except _Backoff as failure:  # the frame past the inbox's bounds
+                        self.drop(failure)
                     return
             elif opcode is _PING:
                 if self.on_ping is not None:
@@ -173,8 +176,9 @@ class _Inbox:
     connection's task, which sends what they call for.
 
     What it holds is bounded (MAX_HELD_FRAMES, MAX_HELD_CHARS, for `early` and `answers` each):
-    the frame past a bound sets `failure`, a `_Backoff` that fails the attempt, and from then on
-    what it would hold is let go (the connection closes with the attempt)."""
+    the frame past a bound raises `failure`, a `_Backoff` that fails the attempt, and the
+    connection is dropped (a server that floods it would not answer a close handshake in time);
+    what still comes is let go."""
 
     deliver: Callable[[str], None]
     answers_wanted: bool
@@ -184,7 +188,6 @@ class _Inbox:
     answers: asyncio.Queue[str] = field(factory=asyncio.Queue)
     answer_chars: int = 0
     failure: _Backoff | None = None
-    failed: asyncio.Event = field(factory=asyncio.Event)
 
     def put(self, text: str) -> None:
         if self.answers_wanted and not is_event_frame(text):
@@ -211,7 +214,7 @@ class _Inbox:
             None,
         )
         self.early.clear()
-        self.failed.set()
+        raise self.failure
 
     def go_live(self) -> None:
         if self.failure is not None:
@@ -221,12 +224,16 @@ class _Inbox:
         for text in early:
             self.deliver(text)
 
-    async def read_assembled(self, ws: ClientConnection) -> None:
+    async def read_assembled(self, ws: _Watched) -> None:
         """Until the connection closes: the messages the library assembled (none from Binance).
         Raises what ended the connection: ConnectionClosed, or the `_Backoff` it was dropped for."""
         try:
             async for message in ws:
-                self.put(message if isinstance(message, str) else message.decode("utf-8", "replace"))
+                try:
+                    self.put(message if isinstance(message, str) else message.decode("utf-8", "replace"))
+                except _Backoff as failure:
+                    ws.drop(failure)
+                    raise
         except ConnectionClosed as closed:
             if isinstance(closed.__cause__, _Backoff):
                 raise closed.__cause__ from None
@@ -237,12 +244,10 @@ class _Inbox:
         `_Backoff` that failed the attempt (the inbox's bounds passed, the connection dropped)."""
         if self.failure is None:
             getter = asyncio.ensure_future(self.answers.get())
-            failed = asyncio.ensure_future(self.failed.wait())
-            waiters: set[asyncio.Future[Any]] = {getter, reader, failed}
+            waiters: set[asyncio.Future[Any]] = {getter, reader}
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                failed.cancel()
                 if not getter.done():
                     getter.cancel()
             if self.failure is None and getter.done() and not getter.cancelled():
@@ -617,6 +622,8 @@ class AsyncEventStream:
             return None
         subscriber = Subscriber(how, self._credentials)
         token = await self._listen_token() if how == "listen_token" else None
+        if inbox.failure is not None:  # flooded while it opened: dropped, and this says why
+            raise inbox.failure
         await ws.send(subscriber.subscribe(self._wall_ms(), token).text)
         async with asyncio.timeout(OPEN_TIMEOUT):
             while (text := await inbox.answer(reader)) is not None:
