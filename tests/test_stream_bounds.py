@@ -106,9 +106,10 @@ async def test_events_flooding_a_connection_before_its_subscription_is_confirmed
         for n in range(frames):
             await ws.send(spot_event(n, pad))
         failed = await notes.first(StreamEventKind.RECONNECTING, timeout=5.0)
-        await ws.wait(2)  # and a new attempt is made
+        await ws.wait(2, open_now=1)  # and a new attempt is made
         assert stream._core.pop(0) is None  # nothing of the failed attempt was delivered
     assert "before the subscription was confirmed" in (failed.detail or "")
+    assert ws.closed_codes[0] == 1006  # dropped, not a close handshake with the flooding server
 
 
 def inbox() -> _Inbox:
