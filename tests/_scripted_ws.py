@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.utils import accept_key
 
 #: The server's own log (it stands for Binance: it sees the listenKey, as Binance does).
 LOG = logging.getLogger("tests.scripted_ws")
@@ -135,3 +137,69 @@ class ThreadedStreamServer:
 
     def drop(self) -> None:
         self._loop.call_soon_threadsafe(self.server.drop)
+
+
+class DeafPingServer:
+    """A hostile WebSocket server, raw asyncio: it completes the opening handshake, then sends ping
+    frames (`flood` bytes of them, then the text frame `then`) and never reads again, so whatever
+    the client writes (its pongs) stays unsent once the socket buffers are full.
+
+    The listening socket's receive buffer is shrunk (accepted sockets inherit it), so the kernel
+    takes little of the client's writes before they pile up in the client.
+    """
+
+    PING = b"\x89\x7d" + b"p" * 125  # FIN + ping, 125 bytes of payload (the most), unmasked
+
+    def __init__(self, flood: int, then: str) -> None:
+        self.flood = flood
+        self.then = then
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._ending = asyncio.Event()
+
+    async def __aenter__(self) -> DeafPingServer:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        listener.bind(("127.0.0.1", 0))
+        self._server = await asyncio.start_server(self._handle, sock=listener)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self._server is not None
+        self._ending.set()
+        self._server.close()
+        await self._server.wait_closed()
+        await asyncio.sleep(0)  # the handlers see the end
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            request = await reader.readuntil(b"\r\n\r\n")
+            key = next(
+                line.split(b":", 1)[1].strip().decode()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
+            )
+            pings = self.PING * 512
+            for _ in range(0, self.flood, len(pings)):
+                writer.write(pings)
+                await writer.drain()
+            text = self.then.encode()
+            assert len(text) < 126
+            writer.write(bytes([0x81, len(text)]) + text)
+            await writer.drain()
+            await self._ending.wait()  # reading nothing, until the test ends
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from binance_userstream._signing import Credentials, load_signer
 from binance_userstream._wsapi import (
     Failed,
     Refused,
@@ -246,3 +247,63 @@ def test_a_rate_limit_answer_without_data_leaves_the_wait_to_the_backoff() -> No
     (outcome,) = subscriber.answer(refused(sent["id"], 429, -1003), NOW)
     assert isinstance(outcome, Failed)
     assert outcome.retry_after is None
+
+
+@pytest.mark.parametrize("until", ["1" + "0" * 400, "1e400"], ids=["integer", "float"])
+def test_a_ban_ending_beyond_any_float_is_waited_for_the_three_day_cap_as_for_rest(until: str) -> None:
+    """An integer of 400 digits (no float holds it) or 1e400 (json reads it as infinity): the wait is
+    Binance's longest ban, the cap a REST `Retry-After` has, not an OverflowError on every attempt."""
+    subscriber, _, sent = signed()
+    answer = (
+        f'{{"id":{sent["id"]},"status":418,"error":{{"code":-1003,"msg":"banned",'
+        f'"data":{{"serverTime":1000,"retryAfter":{until}}}}}}}'
+    )
+    (outcome,) = subscriber.answer(answer, NOW)
+    assert isinstance(outcome, Failed)
+    assert outcome.retry_after == 3 * 86400
+
+
+def test_a_ban_answer_whose_server_time_is_beyond_any_float_fails_the_connection_with_no_wait() -> None:
+    subscriber, _, sent = signed()
+    answer = (
+        f'{{"id":{sent["id"]},"status":429,"error":{{"code":-1003,"msg":"slow down",'
+        f'"data":{{"serverTime":1{"0" * 400},"retryAfter":91000}}}}}}'
+    )
+    (outcome,) = subscriber.answer(answer, NOW)
+    assert isinstance(outcome, Failed)
+    assert outcome.retry_after == 0.0  # the ban ended long ago by that clock: the backoff decides
+
+
+TEN_YEARS_MS = 10 * 365 * 86_400_000
+
+
+@pytest.mark.parametrize(
+    "server_time",
+    [int(NOW) + TEN_YEARS_MS, int(NOW) - TEN_YEARS_MS, 10**400, int(NOW) + 3_600_001],
+    ids=["ten-years-ahead", "ten-years-behind", "beyond-any-float", "an-hour-and-a-ms-ahead"],
+)
+def test_a_server_time_more_than_an_hour_off_fails_the_connection_and_is_never_taken_as_the_offset(
+    server_time: int,
+) -> None:
+    """The offset is the client's one (REST signs with it too): an absurd `time` answer is refused,
+    the offset stays what it was, and the connection fails with the reason (the stream retries)."""
+    credentials = Credentials("K", load_signer("S" * 64, environ={}))
+    subscriber = Subscriber("signature", credentials)
+    sent = request(subscriber.subscribe(NOW))
+    (ask,) = subscriber.answer(refused(sent["id"], 400, -1021), NOW)
+    assert isinstance(ask, Send)
+    (outcome,) = subscriber.answer(ok(request(ask)["id"], {"serverTime": server_time}), NOW)
+    assert isinstance(outcome, Failed)
+    assert "more than an hour" in outcome.detail
+    assert credentials.offset_ms == 0.0
+
+
+def test_a_server_time_within_the_hour_is_taken_as_the_offset() -> None:
+    credentials = Credentials("K", load_signer("S" * 64, environ={}))
+    subscriber = Subscriber("signature", credentials)
+    sent = request(subscriber.subscribe(NOW))
+    (ask,) = subscriber.answer(refused(sent["id"], 400, -1021), NOW)
+    assert isinstance(ask, Send)
+    resynced, _ = subscriber.answer(ok(request(ask)["id"], {"serverTime": int(NOW) + 3_599_000}), NOW)
+    assert resynced == Resynced(3_599_000)
+    assert credentials.offset_ms == 3_599_000

@@ -39,6 +39,14 @@ PASSPHRASE_ENV = "BINANCE_PRIVATE_KEY_PASSPHRASE"  # noqa: S105 (a variable's na
 _MAX_PEM_BYTES = 64 * 1024
 #: Binance's largest recvWindow, in milliseconds.
 MAX_RECV_WINDOW_MS = 60_000
+#: The largest clock offset a server's time answer may teach, in milliseconds: an hour. Binance
+#: takes a timestamp up to recvWindow (at most 60 s) behind its clock and 1 s ahead, so the offset
+#: only has to make up for this machine's clock error, which NTP keeps under a second and a clock
+#: left unsynchronised for months puts at minutes. A clock hours off is misconfigured (a local
+#: time set as UTC), and an answer that far off (ten years ahead, 10**400) is more likely wrong
+#: than the clock: the offset would misdate every signed request of the client, REST and
+#: WebSocket alike, so it is refused rather than shared.
+MAX_CLOCK_OFFSET_MS = 3_600_000
 #: The parameters `Credentials.sign_ws` sets itself.
 _SIGNED_NAMES = frozenset({"apiKey", "timestamp", "recvWindow", "signature"})
 
@@ -218,6 +226,10 @@ def _recv_window(value: float) -> int | float:
     return int(rounded) if rounded.is_integer() else rounded
 
 
+class ClockOffsetError(ValueError):
+    """A server's time answer that would put the clock offset beyond MAX_CLOCK_OFFSET_MS: refused."""
+
+
 @attrs.define(repr=False)
 class Credentials:
     """The API key, the Signer (None: the client cannot sign) and the clock offset, shared by every
@@ -243,11 +255,25 @@ class Credentials:
 
     def resync(self, server_time_ms: int, sent_at_ms: float, received_at_ms: float) -> float:
         """Learn the offset from a server time read between `sent_at_ms` and `received_at_ms` (local
-        wall times, `wall_ms()`): the server is taken to have read it at the midpoint. Returns it."""
+        wall times, `wall_ms()`): the server is taken to have read it at the midpoint. Returns it.
+
+        An offset beyond MAX_CLOCK_OFFSET_MS (an hour) is a ClockOffsetError, and the offset in use
+        stays what it was."""
         if received_at_ms < sent_at_ms:
             raise ValueError("received_at_ms is before sent_at_ms")
-        self.offset_ms = server_time_ms - (sent_at_ms + received_at_ms) / 2
-        return self.offset_ms
+        midpoint = (sent_at_ms + received_at_ms) / 2
+        try:
+            offset = server_time_ms - midpoint
+        except OverflowError:  # an integer beyond a float's range
+            offset = math.inf if server_time_ms > midpoint else -math.inf
+        if not abs(offset) <= MAX_CLOCK_OFFSET_MS:  # NaN too
+            way = "ahead of" if offset > 0 else "behind"
+            raise ClockOffsetError(
+                f"the server's time is more than an hour {way} this machine's clock: not taken as the "
+                "clock offset (if the local clock is wrong, synchronise it: NTP)"
+            )
+        self.offset_ms = offset
+        return offset
 
     def sign_ws(self, params: Mapping[str, object], *, recv_window: float | None = None) -> dict[str, object]:
         """`params` signed for the WebSocket API: with `apiKey`, `timestamp`, `recvWindow` (when

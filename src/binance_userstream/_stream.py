@@ -87,6 +87,17 @@ CLOSE_TIMEOUT = 2.0
 #: The latest keys and tokens scrubbed from logs by name (older ones are long out of any URL or
 #: frame; key-shaped text is scrubbed whatever it is).
 KEYS_WATCHED = 8
+#: The most a connection may have written and not yet sent, in bytes: past it the connection is
+#: dropped. A server reads at once what this client writes (pongs, a subscription, a close); one
+#: that pings and never reads would grow the pongs without bound (1.09 GB in 40 s was measured).
+#: websockets' `write_limit` holds back `send()` alone: its automatic pongs are written regardless.
+MAX_UNSENT = 2**20
+#: The most frames a connection holds for later, and their characters: events that came before
+#: its subscription was confirmed, or answers its task has not read. Binance starts the events with
+#: the subscription and answers each request once, so a handful is the most ever held; past it
+#: (a flood, 2.4 GB in a subscription's timeout was measured) the attempt fails.
+MAX_HELD_FRAMES = 1_000
+MAX_HELD_CHARS = 4 * 2**20
 
 
 _TEXT, _PING, _DATA = Opcode.TEXT, Opcode.PING, (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
@@ -101,6 +112,9 @@ class _Watched(ClientConnection):
     stream benchmark measured that queue at about a quarter of the client's time). A fragmented
     or binary message switches the connection to the library's own assembly for good, so that the
     messages stay in order; `_Inbox.read_assembled` then hands them on.
+
+    A connection whose unsent bytes would pass MAX_UNSENT, or whose inbox would hold more than it
+    may, is dropped (`drop`): what waits on it then raises the `_Backoff` that says why.
     """
 
     def __init__(self, *args: Any, on_text: Callable[[str], None], **kwargs: Any) -> None:
@@ -118,7 +132,10 @@ class _Watched(ClientConnection):
                 except UnicodeDecodeError:
                     pass  # the library closes the connection with 1007, as it should
                 else:
-                    self.on_text(text)
+                    try:
+                        self.on_text(text)
+                    except _Backoff as failure:  # the frame past the inbox's bounds
+                        self.drop(failure)
                     return
             elif opcode is _PING:
                 if self.on_ping is not None:
@@ -127,49 +144,121 @@ class _Watched(ClientConnection):
                 self.assembling = True
         super().process_event(event)
 
+    def send_data(self) -> None:
+        """Write what the protocol has to send, unless that would leave more than MAX_UNSENT bytes
+        unsent: then the server is not reading, and the connection is dropped instead."""
+        writes = self.protocol.writes
+        if writes:
+            unsent = self.transport.get_write_buffer_size() + sum(map(len, writes))
+            if unsent > MAX_UNSENT:
+                self.drop(
+                    _Backoff(
+                        f"dropped: the server does not read what this client sends (its pongs): "
+                        f"{unsent} bytes would be unsent, more than the {MAX_UNSENT} a connection may hold",
+                        None,
+                    )
+                )
+                return
+            super().send_data()
+
+    def drop(self, failure: _Backoff) -> None:
+        """Abort the connection at once (a server that floods it would not answer a close) and
+        have whatever waits on it raise `failure`."""
+        self.protocol.data_to_send()  # discarded: nothing more is sent
+        self.set_connection_exc(failure)  # the cause of the ConnectionClosed that waiters raise
+        self.transport.abort()
+
 
 @define(eq=False)
 class _Inbox:
     """Where one connection's text frames go: events to the core once it counts the connection
     open (`live`), kept in `early` until then; the WebSocket API's answers to `answers`, for the
-    connection's task, which sends what they call for."""
+    connection's task, which sends what they call for.
+
+    What it holds is bounded (MAX_HELD_FRAMES, MAX_HELD_CHARS, for `early` and `answers` each):
+    the frame past a bound raises `failure`, a `_Backoff` that fails the attempt, and the
+    connection is dropped (a server that floods it would not answer a close handshake in time);
+    what still comes is let go."""
 
     deliver: Callable[[str], None]
     answers_wanted: bool
     live: bool = False
     early: list[str] = field(factory=list)
+    early_chars: int = 0
     answers: asyncio.Queue[str] = field(factory=asyncio.Queue)
+    answer_chars: int = 0
+    failure: _Backoff | None = None
 
     def put(self, text: str) -> None:
         if self.answers_wanted and not is_event_frame(text):
-            self.answers.put_nowait(text)
+            if self.failure is None:
+                self.answers.put_nowait(text)
+                self.answer_chars += len(text)
+                if self.answers.qsize() > MAX_HELD_FRAMES or self.answer_chars > MAX_HELD_CHARS:
+                    self._fail(f"{self.answers.qsize()} answers ({self.answer_chars} characters) came unread")
         elif self.live:
             self.deliver(text)
-        else:
+        elif self.failure is None:
             self.early.append(text)
+            self.early_chars += len(text)
+            if len(self.early) > MAX_HELD_FRAMES or self.early_chars > MAX_HELD_CHARS:
+                self._fail(
+                    f"{len(self.early)} events ({self.early_chars} characters) came before the "
+                    "subscription was confirmed"
+                )
+
+    def _fail(self, what: str) -> None:
+        self.failure = _Backoff(
+            f"dropped: {what}, more than the {MAX_HELD_FRAMES} frames or {MAX_HELD_CHARS // 2**20} MiB "
+            "a connection holds",
+            None,
+        )
+        self.early.clear()
+        raise self.failure
 
     def go_live(self) -> None:
+        if self.failure is not None:
+            raise self.failure
         self.live = True
-        early, self.early = self.early, []
+        early, self.early, self.early_chars = self.early, [], 0
         for text in early:
             self.deliver(text)
 
-    async def read_assembled(self, ws: ClientConnection) -> None:
-        """Until the connection closes: the messages the library assembled (none from Binance)."""
-        async for message in ws:
-            self.put(message if isinstance(message, str) else message.decode("utf-8", "replace"))
+    async def read_assembled(self, ws: _Watched) -> None:
+        """Until the connection closes: the messages the library assembled (none from Binance).
+        Raises what ended the connection: ConnectionClosed, or the `_Backoff` it was dropped for."""
+        try:
+            async for message in ws:
+                try:
+                    self.put(message if isinstance(message, str) else message.decode("utf-8", "replace"))
+                except _Backoff as failure:
+                    ws.drop(failure)
+                    raise
+        except ConnectionClosed as closed:
+            if isinstance(closed.__cause__, _Backoff):
+                raise closed.__cause__ from None
+            raise
 
     async def answer(self, reader: asyncio.Future[None]) -> str | None:
-        """The next answer, or None once the connection has closed (`reader` has ended)."""
-        getter = asyncio.ensure_future(self.answers.get())
-        waiters: set[asyncio.Future[Any]] = {getter, reader}
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not getter.done():
-                getter.cancel()
-        if getter.done() and not getter.cancelled():
-            return getter.result()
+        """The next answer, or None once the connection has closed (`reader` has ended); raises the
+        `_Backoff` that failed the attempt (the inbox's bounds passed, the connection dropped)."""
+        if self.failure is None:
+            getter = asyncio.ensure_future(self.answers.get())
+            waiters: set[asyncio.Future[Any]] = {getter, reader}
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            if self.failure is None and getter.done() and not getter.cancelled():
+                text = getter.result()
+                self.answer_chars -= len(text)
+                return text
+        if self.failure is not None:
+            raise self.failure
+        ended = reader.exception() if reader.done() and not reader.cancelled() else None
+        if isinstance(ended, _Backoff):
+            raise ended
         return None
 
 
@@ -535,6 +624,8 @@ class AsyncEventStream:
             return None
         subscriber = Subscriber(how, self._credentials)
         token = await self._listen_token() if how == "listen_token" else None
+        if inbox.failure is not None:  # flooded while it opened: dropped, and this says why
+            raise inbox.failure
         await ws.send(subscriber.subscribe(self._wall_ms(), token).text)
         async with asyncio.timeout(OPEN_TIMEOUT):
             while (text := await inbox.answer(reader)) is not None:

@@ -37,7 +37,7 @@ from binance_userstream._answers import error_code, error_for
 from binance_userstream._gate import DEFAULT_BAN_SECONDS, BackoffGate
 from binance_userstream._policy import RETRYABLE_ERRORS, RetryPolicy, is_retryable_status, retry_after
 from binance_userstream._secrets import printable, scrub, server_text
-from binance_userstream._signing import PRIVATE_KEY_ENV, SECRET_ENV, Credentials
+from binance_userstream._signing import PRIVATE_KEY_ENV, SECRET_ENV, ClockOffsetError, Credentials
 from binance_userstream.errors import (
     BinanceAPIError,
     MalformedAnswerError,
@@ -273,7 +273,8 @@ class _Layer:
 
         `Date` has whole seconds, so the offset learned puts timestamps up to a second (and half
         the round trip) behind the server's clock, never ahead: inside Binance's window (5 s by
-        default), and clear of its refusal of timestamps more than a second in the future.
+        default), and clear of its refusal of timestamps more than a second in the future. A `Date`
+        more than an hour off is not learned (`MAX_CLOCK_OFFSET_MS`): the -1021 is the call's error.
         """
         if signing is None or signing.resynced or not 400 <= response.status_code < 500:
             return False
@@ -284,8 +285,12 @@ class _Layer:
             return False
         signing.resynced = True
         before = self.credentials.offset_ms
-        after = self.credentials.resync(server, signing.sent_at_ms, signing.received_at_ms)
         request = response.request
+        try:
+            after = self.credentials.resync(server, signing.sent_at_ms, signing.received_at_ms)
+        except ClockOffsetError as refused:
+            log.warning("%s %s answered -1021, and %s", request.method, request.url.path, refused)
+            return False
         log.warning(
             "%s %s answered -1021: the local clock is %+.0f ms off the server's; resynced, sending once more",
             request.method,

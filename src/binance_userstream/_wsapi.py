@@ -10,7 +10,8 @@ the wall time of each answer is passed in.
 
 The answers' rules (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-api and
 errors.md): `-1021` (timestamp outside the recvWindow) asks the server's time once (`time`),
-resyncs and subscribes again, and a second `-1021` is a TimestampError; `-1022` (bad signature)
+resyncs and subscribes again (a server time more than an hour off fails the connection instead:
+see `_signing.MAX_CLOCK_OFFSET_MS`), and a second `-1021` is a TimestampError; `-1022` (bad signature)
 and the API key's refusals (-2014, -2015, 401) are fatal; anything else (-1209 an invalid token,
 -2042 subscription ids used up, 429, 5XX) fails the connection, which the stream replaces after
 its backoff.
@@ -19,6 +20,7 @@ its backoff.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
@@ -26,13 +28,13 @@ from attrs import field, frozen
 
 from binance_userstream._answers import error_from
 from binance_userstream._markets import Subscription
+from binance_userstream._policy import MAX_RETRY_AFTER
 from binance_userstream._secrets import scrub
+from binance_userstream._signing import ClockOffsetError
 from binance_userstream.errors import AuthenticationError, BinanceAPIError, IPBannedError, RateLimitedError
 
 #: The recvWindow sent with a signed subscription, in milliseconds (Binance's default is 5000).
 RECV_WINDOW = 5000
-#: The longest wait a 429 or 418 answer is believed for: Binance's longest ban, three days.
-MAX_RETRY_AFTER = 3 * 86400.0
 
 _SUBSCRIBE: dict[Subscription, str] = {
     "signature": "userDataStream.subscribe.signature",
@@ -48,7 +50,8 @@ class Signing(Protocol):
         ...
 
     def resync(self, server_time_ms: int, sent_at_ms: float, received_at_ms: float) -> float:
-        """Learn the clock offset from a server time read between the two local times; returns it."""
+        """Learn the clock offset from a server time read between the two local times; returns it.
+        An offset too large to trust is a ClockOffsetError, and not learned."""
         ...
 
 
@@ -209,7 +212,10 @@ class Subscriber:
             server_time = result.get("serverTime") if isinstance(result, dict) else None
             if not isinstance(server_time, int) or isinstance(server_time, bool) or self._signing is None:
                 return [Failed("the server's time answer had no serverTime")]
-            offset = self._signing.resync(server_time, sent_at, now_ms)
+            try:
+                offset = self._signing.resync(server_time, sent_at, now_ms)
+            except ClockOffsetError as refused:
+                return [Failed(str(refused))]
             return [Resynced(offset), self.subscribe(now_ms)]
         if purpose == "unsubscribe":
             self.subscription_id = None
@@ -249,13 +255,30 @@ def _error(payload: Mapping[str, object], operation: str) -> BinanceAPIError:
         data = body.get("data") if isinstance(body, dict) else None
         until = data.get("retryAfter") if isinstance(data, dict) else None
         now = data.get("serverTime") if isinstance(data, dict) else None
-        wait = None
-        if _is_ms(until) and _is_ms(now):
-            wait = min(max(0.0, (until - now) / 1000), MAX_RETRY_AFTER)  # type: ignore[operator]
         cls = IPBannedError if status == 418 else RateLimitedError
-        return cls(status, code, text, wait, operation=operation)
+        return cls(status, code, text, _wait(until, now), operation=operation)
     return error_from(status, code, text, operation)
 
 
-def _is_ms(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+def _wait(until: object, now: object) -> float | None:
+    """Seconds from `now` to `until` (both ms), within [0, MAX_RETRY_AFTER]; None without two numbers.
+
+    Any JSON number is taken: an integer too large for a float (10**400) or an infinity is further
+    away than the cap, so it is the cap, as a `Retry-After: 1e400` is for REST."""
+    until, now = _ms(until), _ms(now)
+    if until is None or now is None:
+        return None
+    try:
+        ms = until - now
+    except OverflowError:  # an integer beyond a float's range, against a float
+        ms = math.inf if until > now else -math.inf
+    if ms != ms:  # infinity less infinity (math.isnan would overflow on a large integer)
+        return None
+    return float(min(max(0, ms), MAX_RETRY_AFTER * 1000)) / 1000
+
+
+def _ms(value: object) -> int | float | None:
+    """A JSON number (not a boolean, not NaN), or None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+        return value
+    return None
