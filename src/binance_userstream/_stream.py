@@ -462,6 +462,7 @@ class AsyncEventStream:
                 url,
                 create_connection=functools.partial(_Watched, on_text=inbox.put),  # type: ignore[arg-type]
                 open_timeout=OPEN_TIMEOUT,
+                close_timeout=CLOSE_TIMEOUT,
                 max_size=MAX_FRAME,
                 proxy=None,
                 logger=_WS_LOG,
