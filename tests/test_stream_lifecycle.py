@@ -9,16 +9,18 @@ The listenKey's REST calls go to the simulator; the stream to a scripted WebSock
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
-from binance_userstream import AsyncUserDataStream
+from binance_userstream import AsyncUserDataStream, SteppedClock, UserDataStream
 from binance_userstream import _stream as stream_module
 from binance_userstream._stream_core import StreamEventKind
 from binance_userstream.simulator import Simulator
 from tests._scripted_ws import ScriptedStreamServer
-from tests._stream_helpers import FAST
+from tests._stream_helpers import FAST, take, times
 from tests.conftest import API_KEY
 
 pytestmark = pytest.mark.anyio
@@ -67,3 +69,107 @@ async def test_leaving_a_server_that_ignores_the_close_handshake_is_bounded_by_t
         for connection in ws.open:
             connection.transport.abort()  # the deaf server's side, which would wait for the client
     assert took < 3 * 0.3, f"leaving took {took:.2f} s"
+
+
+# -- a listenKey closed by another program (item: a key closed elsewhere) ------------------------
+
+
+def _order(n: int) -> dict[str, object]:
+    return {"e": "ACCOUNT_UPDATE", "E": n, "T": n, "a": {"m": "ORDER", "B": [], "P": []}}
+
+
+async def _close_the_account_s_key(sim: Simulator) -> str:
+    """What another program does: get the account's key (the same one: keys are per account) and
+    DELETE it. The key closed."""
+    async with AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, market="usdm") as other:
+        key = await other.create()
+        await other.close(key)
+    return key
+
+
+async def _noted(notes: list[Any], kind: StreamEventKind, count: int = 1) -> None:
+    async with asyncio.timeout(10):
+        while sum(getattr(n, "kind", None) is kind for n in notes) < count:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_key_closed_by_another_program_is_replaced_at_once_and_the_hole_is_a_gap() -> None:
+    """The simulator closes the key's connection saying so ("listenKey closed"), and refuses
+    every upgrade for it. The stream and the simulator share a SteppedClock that nothing steps:
+    the stream is back without waiting for any backoff, nor for the session's keepalive (30
+    minutes away), and the new key is the one the session keeps alive."""
+    clock = SteppedClock()
+    notes: list[Any] = []
+    with Simulator(clock=clock) as sim:
+        uds = AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, market="usdm", stream_url=_ws(sim))
+        async with uds, uds.events(clock=clock, on_event=notes.append) as stream:
+            await _noted(notes, StreamEventKind.CONNECTED)
+            sim.push("usdm", _order(1))
+            items = await take(stream, 1)
+            closed = await _close_the_account_s_key(sim)
+            await _noted(notes, StreamEventKind.CONNECTED, 2)
+            sim.push("usdm", _order(2))
+            items += await take(stream, 2)
+            kept = stream._session.listen_key
+    assert times(items) == [1, ("gap", "disconnected"), 2]
+    assert clock.now() == 0.0  # no time had to pass
+    assert kept is not None
+    assert kept != closed
+    kinds = [n.kind for n in notes]
+    assert StreamEventKind.KEY_REFUSED in kinds
+    assert StreamEventKind.KEY_REPLACED in kinds
+
+
+async def test_a_handshake_refused_for_a_closed_key_asks_for_the_account_s_key() -> None:
+    """The key is closed while the stream is between connections: its next handshake is refused
+    (400, -1125), and the stream connects with the account's new key at once."""
+    clock = SteppedClock()
+    notes: list[Any] = []
+    with Simulator(clock=clock) as sim:
+        uds = AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, market="usdm", stream_url=_ws(sim))
+        async with uds, uds.events(clock=clock, on_event=notes.append) as stream:
+            await _noted(notes, StreamEventKind.CONNECTED)
+            sim.drop_streams("usdm")
+            await _noted(notes, StreamEventKind.RECONNECTING)  # lost soon after opening: a backoff
+            await _close_the_account_s_key(sim)
+            clock.advance(60.0)  # the backoff passes: the next handshake carries the closed key
+            await _noted(notes, StreamEventKind.CONNECTED, 2)
+            assert clock.now() == 60.0
+            sim.push("usdm", _order(2))
+            items = await take(stream, 2)
+    assert times(items) == [("gap", "disconnected"), 2]
+    (refused,) = [n for n in notes if n.kind is StreamEventKind.KEY_REFUSED]
+    assert "HTTP 400" in refused.detail
+    assert "-1125" in refused.detail
+
+
+def test_the_sync_stream_replaces_a_key_closed_by_another_program_at_once() -> None:
+    clock = SteppedClock()
+    notes: list[Any] = []
+    with Simulator(clock=clock) as sim:
+        uds = UserDataStream(api_key=API_KEY, base_url=sim.url, market="usdm", stream_url=_ws(sim))
+        with uds, uds.events(clock=clock, on_event=notes.append) as stream:
+            _wait_for(lambda: sum(getattr(n, "kind", None) is StreamEventKind.CONNECTED for n in notes) == 1)
+            sim.push("usdm", _order(1))
+            iterator = iter(stream)
+            items = [next(iterator)]
+            closed = asyncio.run(_close_the_account_s_key(sim))
+            _wait_for(lambda: sum(getattr(n, "kind", None) is StreamEventKind.CONNECTED for n in notes) == 2)
+            sim.push("usdm", _order(2))
+            items += [next(iterator), next(iterator)]
+            kept = stream._inner._thread_session.listen_key
+    assert times(items) == [1, ("gap", "disconnected"), 2]
+    assert clock.now() == 0.0
+    assert kept is not None
+    assert kept != closed
+
+
+def _ws(sim: Simulator) -> str:
+    return sim.url.replace("http://", "ws://")
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
