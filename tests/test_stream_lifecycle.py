@@ -17,6 +17,7 @@ import pytest
 
 from binance_userstream import AsyncUserDataStream, SteppedClock, UserDataStream
 from binance_userstream import _stream as stream_module
+from binance_userstream._session import EventKind
 from binance_userstream._stream_core import StreamEventKind
 from binance_userstream.simulator import Simulator
 from tests._scripted_ws import ScriptedStreamServer
@@ -87,7 +88,7 @@ async def _close_the_account_s_key(sim: Simulator) -> str:
     return key
 
 
-async def _noted(notes: list[Any], kind: StreamEventKind, count: int = 1) -> None:
+async def _noted(notes: list[Any], kind: StreamEventKind | EventKind, count: int = 1) -> None:
     async with asyncio.timeout(10):
         while sum(getattr(n, "kind", None) is kind for n in notes) < count:
             await asyncio.sleep(0.01)
@@ -173,3 +174,22 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+async def test_after_an_expiry_the_session_keeps_the_renewed_key_alive_not_the_dead_one() -> None:
+    """The stream renews the key after listenKeyExpired; the session's next keepalive is for that
+    key, so it does not find its own key gone and replace it a second time (make demo's stray
+    key_lost and replaced half an hour after a renewal)."""
+    clock = SteppedClock()
+    notes: list[Any] = []
+    with Simulator(clock=clock) as sim:
+        uds = AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, market="usdm", stream_url=_ws(sim))
+        async with uds, uds.events(clock=clock, interval=60.0, on_event=notes.append):
+            await _noted(notes, StreamEventKind.CONNECTED)
+            sim.expire_key(market="usdm")
+            await _noted(notes, StreamEventKind.CONNECTED, 2)
+            clock.advance(60.0)  # the session's keepalive is due
+            await _noted(notes, EventKind.KEPT_ALIVE)
+    kinds = [n.kind for n in notes]
+    assert EventKind.KEY_LOST not in kinds
+    assert kinds.count(EventKind.REPLACED) == 1  # the renewal's key, announced once
