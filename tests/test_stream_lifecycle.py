@@ -9,17 +9,20 @@ The listenKey's REST calls go to the simulator; the stream to a scripted WebSock
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from websockets.frames import Close as CloseFrame
 
 from binance_userstream import AsyncUserDataStream, SteppedClock, UserDataStream
 from binance_userstream import _stream as stream_module
 from binance_userstream._session import EventKind
+from binance_userstream._stream import _close_detail, _resync_detail
 from binance_userstream._stream_core import StreamEventKind
-from binance_userstream.simulator import Simulator
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
 from tests._scripted_ws import ScriptedStreamServer
 from tests._stream_helpers import FAST, take, times
 from tests.conftest import API_KEY
@@ -193,3 +196,100 @@ async def test_after_an_expiry_the_session_keeps_the_renewed_key_alive_not_the_d
     kinds = [n.kind for n in notes]
     assert EventKind.KEY_LOST not in kinds
     assert kinds.count(EventKind.REPLACED) == 1  # the renewal's key, announced once
+
+
+# -- how a close and a failed attempt are reported --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("offset", "said"), [(-0.4, "+0 ms"), (0.4, "+0 ms"), (-1.6, "-2 ms"), (250.0, "+250 ms")]
+)
+def test_a_resync_note_gives_the_offset_in_whole_ms_and_never_minus_zero(offset: float, said: str) -> None:
+    assert _resync_detail(offset) == f"clock offset {said} (-1021)"
+
+
+async def _disconnected(
+    sim: Simulator, ws: ScriptedStreamServer, fault: Callable[[], Awaitable[None]]
+) -> str:
+    """The detail of the DISCONNECTED note after `fault` ends the stream's one connection."""
+    notes: list[Any] = []
+    async with client(sim, ws) as uds, uds.events(timing=FAST, on_event=notes.append):
+        await _noted(notes, StreamEventKind.CONNECTED)
+        await fault()
+        await _noted(notes, StreamEventKind.DISCONNECTED)
+    (note,) = [n for n in notes if n.kind is StreamEventKind.DISCONNECTED]
+    assert note.detail is not None
+    return note.detail
+
+
+@pytest.mark.parametrize("code", [1008, 4000, 1011])
+async def test_a_server_s_close_is_reported_with_its_code_and_reason(
+    sim: Simulator, ws: ScriptedStreamServer, code: int
+) -> None:
+    async def close() -> None:
+        for connection in list(ws.open):
+            await connection.close(code, "maintenance window")
+
+    assert await _disconnected(sim, ws, close) == f"closed by the server: code {code} (maintenance window)"
+
+
+async def test_a_frame_too_big_is_reported_as_this_client_s_close_1009_not_1006(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async def too_big() -> None:
+        await ws.send("x" * (stream_module.MAX_FRAME + 1))
+
+    assert (await _disconnected(sim, ws, too_big)).startswith("closed by this client: code 1009 (")
+
+
+def test_a_ping_unanswered_is_reported_as_this_client_s_close_1011() -> None:
+    """websockets closes with 1011 when the server does not answer its keepalive ping; a server
+    that does not answer the close either leaves no close frame received."""
+    sent = CloseFrame(1011, "keepalive ping timeout")
+    assert _close_detail(None, sent, None, []) == "closed by this client: code 1011 (keepalive ping timeout)"
+
+
+async def test_a_close_reason_reaches_notes_and_logs_escaped_and_without_the_key(
+    sim: Simulator, ws: ScriptedStreamServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hostile reason: terminal escapes, a CR/LF that would forge a log line, and the key."""
+    caplog.set_level(logging.INFO, logger="binance_userstream")
+
+    async def hostile() -> None:
+        key = ws.key_of(0)
+        for connection in list(ws.open):
+            await connection.close(1000, f"\x1b[2J\x1b[31m\r\nERROR forged {key}")
+
+    detail = await _disconnected(sim, ws, hostile)
+    key = ws.key_of(0)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("binance_userstream"))
+    for text in (detail, logged):
+        assert key not in text
+        assert "\x1b" not in text
+        assert "\r" not in text
+    assert "\\x1b[2J\\x1b[31m\\x0d\\x0aERROR forged" in detail
+    assert "\n" not in detail
+
+
+def test_a_close_reason_is_scrubbed_of_the_key_in_use_whatever_its_shape() -> None:
+    """Key-shaped text (60+ letters and digits) is scrubbed anyway; a key of another shape only by
+    name, which the driver passes."""
+    rcvd = CloseFrame(4000, "bye my-key.7_Q")
+    detail = _close_detail(rcvd, None, None, ["my-key.7_Q"])
+    assert "my-key.7_Q" not in detail
+    assert detail.startswith("closed by the server: code 4000 (bye my-k")
+
+
+async def test_an_unanswered_subscription_is_reported_as_such_not_as_an_empty_timeout_error(
+    sim: Simulator, ws: ScriptedStreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scripted server accepts the WebSocket API connection and never answers the subscribe."""
+    monkeypatch.setattr(stream_module, "OPEN_TIMEOUT", 0.1)
+    notes: list[Any] = []
+    uds = AsyncUserDataStream(
+        TEST_API_KEY, sim.url, market="spot", stream_url=ws.url, api_secret=TEST_API_SECRET
+    )
+    async with uds, uds.events(timing=FAST, on_event=notes.append):
+        await _noted(notes, StreamEventKind.RECONNECTING)
+    (note, *_) = [n for n in notes if n.kind is StreamEventKind.RECONNECTING]
+    assert note.detail == "ConnectionError: the subscription was not answered within 0.1 s"

@@ -588,12 +588,15 @@ class AsyncEventStream:
         subscriber = Subscriber(how, self._credentials)
         token = await self._listen_token() if how == "listen_token" else None
         await ws.send(subscriber.subscribe(self._wall_ms(), token).text)
-        async with asyncio.timeout(OPEN_TIMEOUT):
-            while (text := await inbox.answer(reader)) is not None:
-                if await self._answered(conn_id, ws, subscriber, text):
-                    if conn_id in self._sockets:  # not closed by the core meanwhile
-                        self._subscribers[conn_id] = subscriber
-                    return subscriber
+        try:
+            async with asyncio.timeout(OPEN_TIMEOUT):
+                while (text := await inbox.answer(reader)) is not None:
+                    if await self._answered(conn_id, ws, subscriber, text):
+                        if conn_id in self._sockets:  # not closed by the core meanwhile
+                            self._subscribers[conn_id] = subscriber
+                        return subscriber
+        except TimeoutError:
+            raise ConnectionError(f"the subscription was not answered within {OPEN_TIMEOUT:g} s") from None
         raise ConnectionError("the connection closed before the subscription was answered")
 
     async def _answered(self, conn_id: int, ws: ClientConnection, subscriber: Subscriber, text: str) -> bool:
@@ -615,7 +618,7 @@ class AsyncEventStream:
                     StreamEventKind.RESYNCED,
                     self._now(),
                     conn_id,
-                    f"clock offset {outcome.offset_ms:+.0f} ms (-1021)",
+                    _resync_detail(outcome.offset_ms),
                 )
                 self._apply([])
             elif isinstance(outcome, Renewed):
@@ -733,6 +736,11 @@ class _Refused(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__()
         self.error = error
+
+
+def _resync_detail(offset_ms: float) -> str:
+    """A clock resync's note: the offset in whole ms, signed, never "-0" (an offset under half a ms)."""
+    return f"clock offset {round(offset_ms):+d} ms (-1021)"
 
 
 def _close_detail(
