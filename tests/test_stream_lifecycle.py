@@ -12,13 +12,23 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Close as CloseFrame
+from websockets.http11 import Request, Response
 
-from binance_userstream import AsyncUserDataStream, SteppedClock, UserDataStream
+from binance_userstream import (
+    AsyncUserDataStream,
+    BackoffGate,
+    RateLimitedError,
+    SteppedClock,
+    UserDataStream,
+)
 from binance_userstream import _stream as stream_module
+from binance_userstream._hosts import ban_group
 from binance_userstream._session import EventKind
 from binance_userstream._stream import _close_detail, _resync_detail
 from binance_userstream._stream_core import StreamEventKind
@@ -293,3 +303,78 @@ async def test_an_unanswered_subscription_is_reported_as_such_not_as_an_empty_ti
         await _noted(notes, StreamEventKind.RECONNECTING)
     (note, *_) = [n for n in notes if n.kind is StreamEventKind.RECONNECTING]
     assert note.detail == "ConnectionError: the subscription was not answered within 0.1 s"
+
+
+# -- a handshake answered 429 or 418, and the backoff gate shared with REST ---------------------------
+
+
+@pytest.fixture
+async def refusing() -> AsyncIterator[str]:
+    """A WebSocket server that answers every handshake 429 with Retry-After: 30 (Binance's
+    answer to a client over its limits); its URL."""
+
+    def refuse(connection: ServerConnection, request: Request) -> Response:
+        response = connection.respond(
+            HTTPStatus.TOO_MANY_REQUESTS, '{"code":-1003,"msg":"Too many requests."}'
+        )
+        response.headers["Retry-After"] = "30"
+        return response
+
+    async def handler(connection: ServerConnection) -> None:
+        raise AssertionError("no handshake is accepted")
+
+    async with serve(handler, "127.0.0.1", 0, process_request=refuse) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{port}"
+
+
+async def test_a_handshake_answered_429_waits_its_retry_after_and_closes_the_gate_of_the_host(
+    sim: Simulator, refusing: str, gate: BackoffGate
+) -> None:
+    """Binance: "A Retry-After header is sent with a 418 or 429 responses and will give the number
+    of seconds required to wait" (rest-api.md, LIMITS). The stream's clock does not move, so the
+    next try is never made; the note says when it would be."""
+    clock = SteppedClock()
+    notes: list[Any] = []
+    uds = AsyncUserDataStream(
+        api_key=API_KEY, base_url=sim.url, market="usdm", stream_url=refusing, gate=gate
+    )
+    async with uds, uds.events(timing=FAST, clock=clock, on_event=notes.append):
+        await _noted(notes, StreamEventKind.RECONNECTING)
+    (note,) = [n for n in notes if n.kind is StreamEventKind.RECONNECTING]
+    assert note.retry_in >= 30
+    assert "HTTP 429" in note.detail
+    with pytest.raises(RateLimitedError):  # REST calls to the host's group wait too
+        gate.check(refusing.removeprefix("ws://"))
+
+
+async def test_a_ban_the_rest_side_saw_holds_the_stream_s_connection_back(
+    sim: Simulator, ws: ScriptedStreamServer, gate: BackoffGate
+) -> None:
+    """A REST call to the group was answered 418 (the gate is closed for 100 s): the stream sends
+    no handshake until the ban ends, and says why."""
+    gate.close(ws.url.removeprefix("ws://"), 100, banned=True)
+    clock = SteppedClock()
+    notes: list[Any] = []
+    uds = AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, market="usdm", stream_url=ws.url, gate=gate)
+    async with uds, uds.events(timing=FAST, clock=clock, on_event=notes.append):
+        await _noted(notes, StreamEventKind.RECONNECTING)
+    (note,) = [n for n in notes if n.kind is StreamEventKind.RECONNECTING]
+    assert note.retry_in >= 100
+    assert "IP banned" in note.detail
+    assert ws.paths == []  # nothing was sent
+
+
+@pytest.mark.parametrize(
+    ("stream", "rest"),
+    [
+        ("fstream.binance.com", "fapi.binance.com"),
+        ("dstream.binance.com", "dapi.binance.com"),
+        ("ws-api.binance.com:443", "api.binance.com"),
+        ("ws-api.binance.com:9443", "api1.binance.com"),
+        ("fstream.binancefuture.com", "testnet.binancefuture.com"),
+    ],
+)
+def test_a_stream_host_shares_the_ban_group_of_its_api_family(stream: str, rest: str) -> None:
+    """Binance: "The limits on the API are based on the IPs, not the API keys" (rest-api.md, LIMITS)."""
+    assert ban_group(stream) == ban_group(rest)
