@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
@@ -33,9 +35,11 @@ from binance_userstream._session import EventKind
 from binance_userstream._stream import _close_detail, _resync_detail
 from binance_userstream._stream_core import StreamEventKind
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
-from tests._scripted_ws import ScriptedStreamServer
+from tests._scripted_ws import ScriptedStreamServer, ThreadedStreamServer
 from tests._stream_helpers import FAST, take, times
 from tests.conftest import API_KEY
+from tests.test_cli import CLI
+from tests.test_cli_signals import ENV, PROMPT, read_until, stop
 
 pytestmark = pytest.mark.anyio
 
@@ -75,13 +79,11 @@ async def test_leaving_a_server_that_ignores_the_close_handshake_is_bounded_by_t
         ).__aenter__()
         async with asyncio.timeout(10):
             await connected.wait()
-        for connection in ws.open:
-            connection.transport.pause_reading()  # deaf from now on: the close frame is never read
+        ws.deafen()
         started = loop.time()
         await stream.__aexit__(None, None, None)
         took = loop.time() - started
-        for connection in ws.open:
-            connection.transport.abort()  # the deaf server's side, which would wait for the client
+        ws.drop()  # the deaf server's side, which would wait for the client
     assert took < 3 * 0.3, f"leaving took {took:.2f} s"
 
 
@@ -378,3 +380,21 @@ async def test_a_ban_the_rest_side_saw_holds_the_stream_s_connection_back(
 def test_a_stream_host_shares_the_ban_group_of_its_api_family(stream: str, rest: str) -> None:
     """Binance: "The limits on the API are based on the IPs, not the API keys" (rest-api.md, LIMITS)."""
     assert ban_group(stream) == ban_group(rest)
+
+
+def test_listen_exits_within_the_close_timeout_of_sigterm_when_the_server_ignores_the_close() -> None:
+    """The command's exit is bounded as the stream's leaving is: CLOSE_TIMEOUT (2 s) for the close
+    handshake, plus the interpreter's start and stop (tests/test_cli_signals.py's PROMPT); it was
+    websockets' default 10 s."""
+    with Simulator() as sim, ThreadedStreamServer() as ws:
+        args = ["listen", "--market", "usdm", "--base-url", sim.url, "--stream-url", ws.url, "-v"]
+        with subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV) as proc:
+            try:
+                read_until(proc.stderr, b"stream connected")
+                ws.deafen()
+                returncode, took, _, err = stop(proc, signal.SIGTERM)
+            finally:
+                proc.kill()
+            ws.drop()
+    assert returncode == 128 + signal.SIGTERM
+    assert took < stream_module.CLOSE_TIMEOUT + PROMPT, (took, err[-500:])
