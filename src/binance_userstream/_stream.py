@@ -17,6 +17,7 @@ import inspect
 import logging
 import math
 import random
+import sys
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, cast
@@ -32,7 +33,7 @@ from binance_userstream._clock import Clock
 from binance_userstream._gap import StreamGap
 from binance_userstream._gate import DEFAULT_BAN_SECONDS
 from binance_userstream._policy import retry_after as retry_after_header
-from binance_userstream._secrets import SERVER_TEXT_LIMIT, redact, server_text, watch_secret
+from binance_userstream._secrets import SERVER_TEXT_LIMIT, printable, redact, server_text, watch_secret
 from binance_userstream._session import FATAL, AsyncKeepaliveSession, EventKind, SessionEvent
 from binance_userstream._stream_core import (
     Action,
@@ -66,6 +67,21 @@ log = logging.getLogger("binance_userstream.stream")
 #: websockets logs each handshake's request line (the URL, with the listenKey) at DEBUG: it logs
 #: here instead, through the redacting filter (see `watch_secret`).
 _WS_LOG = logging.getLogger("binance_userstream.stream.websockets")
+
+
+class _EscapingFilter(logging.Filter):
+    """Escapes control characters in the WebSocket library's records: it logs a close frame's
+    reason as the server sent it, terminal escapes and a CR/LF that would forge a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = printable(message, limit=sys.maxsize)
+        if escaped != message:
+            record.msg, record.args = escaped, None
+        return True
+
+
+_WS_LOG.addFilter(_EscapingFilter())
 
 StreamCallback = Callable[[SessionEvent | StreamEvent], object]
 """What `events(on_event=...)` calls with each session and connection happening (a plain function)."""
