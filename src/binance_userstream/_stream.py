@@ -546,8 +546,8 @@ class AsyncEventStream:
 
     def _says_key_gone(self, rcvd: CloseFrame | None) -> bool:
         """Whether the server's close frame says the listenKey is gone (closed elsewhere, expired):
-        a reason that names the key or Binance's -1125. Production's wording is undocumented; the
-        simulator's is "listenKey closed" and "listenKey expired"."""
+        a reason that mentions the listenKey or Binance's -1125. Production's wording is
+        undocumented; the simulator's is "listenKey closed" and "listenKey expired"."""
         if rcvd is None or not self._uds.market.uses_listen_key:
             return False
         return "listenkey" in rcvd.reason.lower() or "-1125" in rcvd.reason
