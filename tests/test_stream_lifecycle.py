@@ -9,6 +9,7 @@ The listenKey's REST calls go to the simulator; the stream to a scripted WebSock
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import subprocess
@@ -25,11 +26,13 @@ from websockets.http11 import Request, Response
 from binance_userstream import (
     AsyncUserDataStream,
     BackoffGate,
+    IPBannedError,
     RateLimitedError,
     SteppedClock,
     UserDataStream,
 )
 from binance_userstream import _stream as stream_module
+from binance_userstream._gate import DEFAULT_BAN_SECONDS
 from binance_userstream._hosts import ban_group
 from binance_userstream._session import EventKind
 from binance_userstream._stream import _close_detail, _resync_detail
@@ -312,16 +315,15 @@ async def test_an_unanswered_subscription_is_reported_as_such_not_as_an_empty_ti
 # -- a handshake answered 429 or 418, and the backoff gate shared with REST ---------------------------
 
 
-@pytest.fixture
-async def refusing() -> AsyncIterator[str]:
-    """A WebSocket server that answers every handshake 429 with Retry-After: 30 (Binance's
-    answer to a client over its limits); its URL."""
+@contextlib.asynccontextmanager
+async def _refusing(status: HTTPStatus, retry_after: str | None) -> AsyncIterator[str]:
+    """A WebSocket server that answers every handshake `status` (with `Retry-After` if given), as
+    Binance answers a client over its limits (429) or banned (418); its URL."""
 
     def refuse(connection: ServerConnection, request: Request) -> Response:
-        response = connection.respond(
-            HTTPStatus.TOO_MANY_REQUESTS, '{"code":-1003,"msg":"Too many requests."}'
-        )
-        response.headers["Retry-After"] = "30"
+        response = connection.respond(status, '{"code":-1003,"msg":"Too many requests."}')
+        if retry_after is not None:
+            response.headers["Retry-After"] = retry_after
         return response
 
     async def handler(connection: ServerConnection) -> None:
@@ -330,6 +332,12 @@ async def refusing() -> AsyncIterator[str]:
     async with serve(handler, "127.0.0.1", 0, process_request=refuse) as server:
         port = server.sockets[0].getsockname()[1]
         yield f"ws://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def refusing() -> AsyncIterator[str]:
+    async with _refusing(HTTPStatus.TOO_MANY_REQUESTS, "30") as url:
+        yield url
 
 
 async def test_a_handshake_answered_429_waits_its_retry_after_and_closes_the_gate_of_the_host(
@@ -400,3 +408,20 @@ def test_listen_exits_within_the_close_timeout_of_sigterm_when_the_server_ignore
             ws.drop()
     assert returncode == 128 + signal.SIGTERM
     assert took < stream_module.CLOSE_TIMEOUT + PROMPT, (took, err[-500:])
+
+
+async def test_a_handshake_answered_418_without_retry_after_waits_binance_s_shortest_ban(
+    sim: Simulator, gate: BackoffGate
+) -> None:
+    """Bans "scale from 2 minutes to 3 days" (rest-api.md, LIMITS): a 418 that does not say how
+    long is taken as the shortest, for the stream and for REST calls to the group."""
+    clock = SteppedClock()
+    notes: list[Any] = []
+    async with _refusing(HTTPStatus.IM_A_TEAPOT, None) as url:
+        uds = AsyncUserDataStream(api_key=API_KEY, base_url=sim.url, market="usdm", stream_url=url, gate=gate)
+        async with uds, uds.events(timing=FAST, clock=clock, on_event=notes.append):
+            await _noted(notes, StreamEventKind.RECONNECTING)
+    (note,) = [n for n in notes if n.kind is StreamEventKind.RECONNECTING]
+    assert note.retry_in >= DEFAULT_BAN_SECONDS
+    with pytest.raises(IPBannedError):
+        gate.check(url.removeprefix("ws://"))
