@@ -90,6 +90,12 @@ class ScriptedStreamServer:
         for ws in list(self.open):
             ws.transport.abort()
 
+    def deafen(self) -> None:
+        """Stop reading every open connection: the client's close frame is never read, so never
+        answered (a server that ignores the close handshake). `drop()` ends them."""
+        for ws in list(self.open):
+            ws.transport.pause_reading()
+
 
 class ThreadedStreamServer:
     """The scripted server on a loop of its own, for sync tests: the same methods, blocking."""
@@ -137,6 +143,9 @@ class ThreadedStreamServer:
 
     def drop(self) -> None:
         self._loop.call_soon_threadsafe(self.server.drop)
+
+    def deafen(self) -> None:
+        self._loop.call_soon_threadsafe(self.server.deafen)
 
 
 class DeafPingServer:

@@ -487,3 +487,44 @@ def test_an_async_wait_raises_the_error_a_session_failed_on(vclock: VirtualClock
 
     with Simulator(clock=vclock) as sim, pytest.raises(EndpointRetiredError):
         asyncio.run(main(sim))
+
+
+def test_renew_replaces_a_key_closed_elsewhere_at_once_and_keeps_the_new_one_alive(
+    sim: Simulator, gate: BackoffGate
+) -> None:
+    """What a stream whose server refused the key calls: no waiting for the next keepalive."""
+    rec = Recorder()
+    uds = UserDataStream(API_KEY, sim.url, retry=FAST_RETRY, gate=gate, market="usdm")
+    with uds, uds.session(on_event=rec, interval=3000.0) as session:
+        old = session.listen_key
+        assert old is not None
+        uds.close(old)  # as another program would
+        new = session.renew()
+        assert session.listen_key == new
+    assert new != old
+    assert [e.kind for e in rec.events][:2] == [EventKind.CREATED, EventKind.REPLACED]
+    assert rec.events[1].listen_key == new
+
+
+def test_renew_of_a_key_that_lives_returns_it_and_announces_nothing(
+    sim: Simulator, gate: BackoffGate
+) -> None:
+    rec = Recorder()
+    uds = UserDataStream(API_KEY, sim.url, retry=FAST_RETRY, gate=gate, market="usdm")
+    with uds, uds.session(on_event=rec, interval=3000.0) as session:
+        assert session.renew() == session.listen_key
+    assert EventKind.REPLACED not in [e.kind for e in rec.events]
+
+
+@pytest.mark.anyio
+async def test_the_async_session_renews_a_key_closed_elsewhere_at_once(
+    sim: Simulator, gate: BackoffGate
+) -> None:
+    async with AsyncUserDataStream(API_KEY, sim.url, gate=gate, retry=FAST_RETRY, market="usdm") as auds:
+        async with auds.session(interval=3000.0) as session:
+            old = session.listen_key
+            assert old is not None
+            await auds.close(old)
+            new = await session.renew()
+            assert session.listen_key == new
+    assert new != old

@@ -21,9 +21,20 @@ HOSTS: Mapping[str, str] = MARKETS["spot"].hosts
 #: https://github.com/binance/binance-spot-api-docs, rest-api.md, General API Information), while
 #: each derivatives API (USD-M, COIN-M, Portfolio Margin, Options) keeps its own limits and bans,
 #: and each test network its own. So a 418 from api1 stops api.binance.com too, but not fapi.
+#: A family's WebSocket hosts are in its group: "The limits on the API are based on the IPs" (the
+#: same page, LIMITS), so a 429 or 418 on a stream's handshake holds REST calls back, and a ban seen
+#: by REST holds the stream's reconnects back (fstream also carries Portfolio Margin's and Options'
+#: streams since 2026; it is counted with USD-M, whose host it was).
 #: Adding a host is one row. Hosts not listed form a group of their own (name and port).
 BAN_GROUPS = MappingProxyType(
     {
+        "ws-api.binance.com": "binance-spot",
+        "ws-api.testnet.binance.vision": "binance-spot-testnet",
+        "fstream.binance.com": "binance-usdm",
+        "dstream.binance.com": "binance-coinm",
+        "fstream.binancefuture.com": "binance-futures-testnet",
+        "dstream.binancefuture.com": "binance-futures-testnet",
+        "demo-fstream.binance.com": "binance-usdm-demo",
         "api.binance.com": "binance-spot",
         "api-gcp.binance.com": "binance-spot",
         "api1.binance.com": "binance-spot",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -36,8 +37,9 @@ def is_retryable_status(status_code: int) -> bool:
     return status_code == 429 or status_code >= 500
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
     """The `Retry-After` header in seconds, at most MAX_RETRY_AFTER (3 days, Binance's longest ban).
+    `headers`: httpx's, or websockets' for a refused handshake (both look names up case-blind).
 
     Binance sends seconds; an HTTP date is accepted too. None when there is no usable wait: no
     header, garbage, NaN, or a wait of zero or less (a date in the past): the caller then backs off

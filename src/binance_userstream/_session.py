@@ -221,6 +221,16 @@ class _Keeper:
         self.emit(EventKind.REPLACED)
         return self.interval
 
+    def renewed(self, listen_key: str) -> None:
+        """The account's key, got out of turn (a stream was told its key is gone): kept alive from
+        now on, and announced (REPLACED) if it is another key."""
+        if listen_key != self.listen_key:
+            self.replaced(listen_key)
+        else:
+            self.needs_new_key = False
+            self._failures = 0
+            self.state = SessionState.ACTIVE
+
     def failed(self, error: UserStreamError) -> float | None:
         """Next wait after a failure, or None when the error is fatal (the session ends)."""
         self.last_error = error
@@ -330,6 +340,7 @@ class KeepaliveSession(_SessionView["UserDataStream"]):
             clock=clock,
         )
         self._done = threading.Event()
+        self._busy = threading.Lock()  # one request about the key at a time: the thread's or renew()'s
 
     def __enter__(self) -> Self:
         keeper = self._keeper
@@ -376,8 +387,21 @@ class KeepaliveSession(_SessionView["UserDataStream"]):
             if keeper.state is SessionState.FAILED:
                 self._done.set()
 
+    def renew(self) -> str:
+        """Get the account's key now and keep it alive from then on; the key. A create answers the
+        key in use while it lives, else a new one: for a stream whose connection was refused for
+        its key, which cannot wait for the next keepalive. Errors are raised, not retried."""
+        with self._busy:
+            key = self._uds.create()
+            self._keeper.renewed(key)
+        return key
+
     def _beat(self) -> float | None:
         """One keepalive, or one attempt to replace a lost key; the wait until the next."""
+        with self._busy:
+            return self._beat_once()
+
+    def _beat_once(self) -> float | None:
         keeper = self._keeper
         try:
             if keeper.needs_new_key:
@@ -443,6 +467,16 @@ class AsyncKeepaliveSession(_SessionView["AsyncUserDataStream"]):
             on_event=on_event,
             clock=clock,
         )
+        self._busy = asyncio.Lock()  # one request about the key at a time: the task's or renew()'s
+
+    async def renew(self) -> str:
+        """Get the account's key now and keep it alive from then on; the key (see
+        KeepaliveSession.renew)."""
+        async with self._busy:
+            key = await self._uds.create()
+            self._keeper.renewed(key)
+            await self._keeper.drain()
+        return key
 
     async def __aenter__(self) -> Self:
         keeper = self._keeper
@@ -489,6 +523,10 @@ class AsyncKeepaliveSession(_SessionView["AsyncUserDataStream"]):
                 self._done.set()
 
     async def _beat(self) -> float | None:
+        async with self._busy:
+            return await self._beat_once()
+
+    async def _beat_once(self) -> float | None:
         keeper = self._keeper
         try:
             if keeper.needs_new_key:

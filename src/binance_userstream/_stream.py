@@ -17,18 +17,23 @@ import inspect
 import logging
 import math
 import random
+import sys
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, cast
+from urllib.parse import urlsplit
 
 from attrs import define, field
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Close as CloseFrame
 from websockets.frames import Frame, Opcode
 
 from binance_userstream._clock import Clock
 from binance_userstream._gap import StreamGap
-from binance_userstream._secrets import redact, scrub, watch_secret
+from binance_userstream._gate import DEFAULT_BAN_SECONDS
+from binance_userstream._policy import retry_after as retry_after_header
+from binance_userstream._secrets import SERVER_TEXT_LIMIT, printable, redact, server_text, watch_secret
 from binance_userstream._session import FATAL, AsyncKeepaliveSession, EventKind, SessionEvent
 from binance_userstream._stream_core import (
     Action,
@@ -52,7 +57,7 @@ from binance_userstream._wsapi import (
     Subscriber,
     is_event_frame,
 )
-from binance_userstream.errors import UserStreamError
+from binance_userstream.errors import IPBannedError, RateLimitedError, UserStreamError
 
 if TYPE_CHECKING:
     from binance_userstream._client import AsyncUserDataStream, _Base
@@ -62,6 +67,21 @@ log = logging.getLogger("binance_userstream.stream")
 #: websockets logs each handshake's request line (the URL, with the listenKey) at DEBUG: it logs
 #: here instead, through the redacting filter (see `watch_secret`).
 _WS_LOG = logging.getLogger("binance_userstream.stream.websockets")
+
+
+class _EscapingFilter(logging.Filter):
+    """Escapes control characters in the WebSocket library's records: it logs a close frame's
+    reason as the server sent it, terminal escapes and a CR/LF that would forge a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = printable(message, limit=sys.maxsize)
+        if escaped != message:
+            record.msg, record.args = escaped, None
+        return True
+
+
+_WS_LOG.addFilter(_EscapingFilter())
 
 StreamCallback = Callable[[SessionEvent | StreamEvent], object]
 """What `events(on_event=...)` calls with each session and connection happening (a plain function)."""
@@ -75,6 +95,7 @@ _LOUD = {
     StreamEventKind.TERMINATED,
     StreamEventKind.RESYNCED,
     StreamEventKind.TOKEN_RENEW_FAILED,
+    StreamEventKind.KEY_REFUSED,
 }
 #: The core's key for a WebSocket API stream: its URL names no key, and its credential is per
 #: connection (a signature) or a listenToken held here.
@@ -422,8 +443,9 @@ class AsyncEventStream:
         if hasattr(self, "_session"):
             await self._session.__aexit__(exc_type, exc, tb)
 
-    async def _create(self) -> str:
-        return await cast("AsyncUserDataStream", self._uds).create()
+    async def _renew_key(self) -> str:
+        """The account's key, got now by the session, which keeps it alive from then on."""
+        return await self._session.renew()
 
     async def _create_token(self) -> Any:
         """Mint a listenToken (signed REST); the generated ListenToken model."""
@@ -544,7 +566,10 @@ class AsyncEventStream:
         """One WebSocket connection, from opening to its close, fed to the core."""
         detail: str | None = None
         retry_after: float | None = None
+        key_gone = False  # the server refused the key, or closed the connection saying it is gone
+        host = urlsplit(url).netloc
         try:
+            self._uds.gate.check(host)  # a ban or Retry-After seen by any client of this host's group
             inbox = _Inbox(
                 deliver=self._events_of(conn_id),
                 answers_wanted=not self._uds.market.uses_listen_key,
@@ -553,6 +578,7 @@ class AsyncEventStream:
                 url,
                 create_connection=functools.partial(_Watched, on_text=inbox.put),  # type: ignore[arg-type]
                 open_timeout=OPEN_TIMEOUT,
+                close_timeout=CLOSE_TIMEOUT,
                 max_size=MAX_FRAME,
                 proxy=None,
                 logger=_WS_LOG,
@@ -574,18 +600,28 @@ class AsyncEventStream:
                     reader.cancel()
                     if reader.done() and not reader.cancelled():
                         reader.exception()  # retrieved: what ended the connection is reported below
-                detail = _close_detail(ws)
+            protocol = ws.protocol
+            detail = _close_detail(
+                protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent, self._keys
+            )
+            key_gone = self._says_key_gone(protocol.close_rcvd)
         except asyncio.CancelledError:
             raise
         except _Refused as refused:
             self._fail(refused.error)  # now that the connection is closed: nothing to reconnect
             return
         except ConnectionClosed as error:
-            detail = f"closed: code {error.rcvd.code if error.rcvd else 1006}"
+            detail = _close_detail(error.rcvd, error.sent, error.rcvd_then_sent, self._keys)
+            key_gone = self._says_key_gone(error.rcvd)
+        except InvalidStatus as error:
+            detail, retry_after, key_gone = self._refused_upgrade(host, error)
+        except (IPBannedError, RateLimitedError) as error:  # the gate: nothing was sent
+            detail, retry_after = str(error), error.retry_after
         except _Backoff as error:
             detail, retry_after = str(error), error.retry_after
         except Exception as error:
-            detail = scrub(f"{type(error).__name__}: {error}", self._keys)
+            what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            detail = server_text(what, self._keys)
         finally:
             if (
                 self._sockets.get(conn_id) is not None
@@ -595,7 +631,41 @@ class AsyncEventStream:
                 self._subscribers.pop(conn_id, None)
         if self._connections.get(conn_id) is asyncio.current_task():
             del self._connections[conn_id]
-            self._apply(self._core.closed(conn_id, self._now(), detail, retry_after))
+            now = self._now()
+            asked = self._core.key_refused(now, detail) if key_gone else []
+            self._apply([*asked, *self._core.closed(conn_id, now, detail, retry_after)])
+
+    def _says_key_gone(self, rcvd: CloseFrame | None) -> bool:
+        """Whether the server's close frame says the listenKey is gone (closed elsewhere, expired):
+        a reason that mentions the listenKey or Binance's -1125. Production's wording is
+        undocumented; the simulator's is "listenKey closed" and "listenKey expired"."""
+        if rcvd is None or not self._uds.market.uses_listen_key:
+            return False
+        return "listenkey" in rcvd.reason.lower() or "-1125" in rcvd.reason
+
+    def _refused_upgrade(self, host: str, error: InvalidStatus) -> tuple[str, float | None, bool]:
+        """What a handshake refused with an HTTP answer means: its detail, the least wait before
+        the next try, and whether the key is to blame. A 429 or 418 closes the backoff gate of the
+        host's ban group for its Retry-After (capped as for REST), so that REST calls to the group
+        wait too; any other 4XX on a listenKey stream blames the key, the only part of the URL
+        that changes (Binance's answer for a dead key is undocumented; the simulator's is 400 with
+        -1125), and a create tells whether it lives."""
+        response = error.response
+        status = response.status_code
+        body = (
+            response.body[: 4 * SERVER_TEXT_LIMIT].decode("utf-8", "replace").strip() if response.body else ""
+        )
+        detail = f"the handshake was refused: HTTP {status}" + (
+            f" ({server_text(body, self._keys)})" if body else ""
+        )
+        if status in (418, 429):
+            wait = retry_after_header(response.headers)
+            if status == 418 and wait is None:
+                wait = DEFAULT_BAN_SECONDS
+            if wait is not None:
+                self._uds.gate.close(host, wait, banned=status == 418)
+            return detail, wait, False
+        return detail, None, self._uds.market.uses_listen_key and 400 <= status < 500
 
     def _events_of(self, conn_id: int) -> Callable[[str], None]:
         """What takes connection `conn_id`'s text frames carrying events: to the core, at once.
@@ -627,12 +697,15 @@ class AsyncEventStream:
         if inbox.failure is not None:  # flooded while it opened: dropped, and this says why
             raise inbox.failure
         await ws.send(subscriber.subscribe(self._wall_ms(), token).text)
-        async with asyncio.timeout(OPEN_TIMEOUT):
-            while (text := await inbox.answer(reader)) is not None:
-                if await self._answered(conn_id, ws, subscriber, text):
-                    if conn_id in self._sockets:  # not closed by the core meanwhile
-                        self._subscribers[conn_id] = subscriber
-                    return subscriber
+        try:
+            async with asyncio.timeout(OPEN_TIMEOUT):
+                while (text := await inbox.answer(reader)) is not None:
+                    if await self._answered(conn_id, ws, subscriber, text):
+                        if conn_id in self._sockets:  # not closed by the core meanwhile
+                            self._subscribers[conn_id] = subscriber
+                        return subscriber
+        except TimeoutError:
+            raise ConnectionError(f"the subscription was not answered within {OPEN_TIMEOUT:g} s") from None
         raise ConnectionError("the connection closed before the subscription was answered")
 
     async def _answered(self, conn_id: int, ws: ClientConnection, subscriber: Subscriber, text: str) -> bool:
@@ -654,7 +727,7 @@ class AsyncEventStream:
                     StreamEventKind.RESYNCED,
                     self._now(),
                     conn_id,
-                    f"clock offset {outcome.offset_ms:+.0f} ms (-1021)",
+                    _resync_detail(outcome.offset_ms),
                 )
                 self._apply([])
             elif isinstance(outcome, Renewed):
@@ -734,9 +807,10 @@ class AsyncEventStream:
         self._poke.set()  # the stall deadline moved
 
     async def _renew(self) -> None:
-        """The key expired: get the account's key (create) and give it to the core."""
+        """The key expired or was refused: get the account's key through the session (which then
+        keeps that key alive, not the dead one) and give it to the core."""
         try:
-            key = await self._create()
+            key = await self._renew_key()
         except FATAL as error:
             self._fail(error)
             return
@@ -773,7 +847,22 @@ class _Refused(Exception):
         self.error = error
 
 
-def _close_detail(ws: ClientConnection) -> str:
-    code = ws.close_code
-    reason = scrub(ws.close_reason or "")
-    return f"closed by the server: code {code}" + (f" ({reason})" if reason else "")
+def _resync_detail(offset_ms: float) -> str:
+    """A clock resync's note: the offset in whole ms, signed, never "-0" (an offset under half a ms)."""
+    return f"clock offset {round(offset_ms):+d} ms (-1021)"
+
+
+def _close_detail(
+    rcvd: CloseFrame | None, sent: CloseFrame | None, rcvd_then_sent: bool | None, secrets: list[str]
+) -> str:
+    """How a connection closed, for notes and logs: who closed it first (this client closes with
+    1009 on a frame too big, 1011 on a ping unanswered), its code, and its reason as server text
+    (the keys in use scrubbed by name, control characters escaped, length bounded)."""
+    if sent is not None and (rcvd is None or rcvd_then_sent is False):
+        who, frame = "closed by this client", sent
+    elif rcvd is not None:
+        who, frame = "closed by the server", rcvd
+    else:
+        return "closed without a close frame: code 1006"
+    reason = server_text(frame.reason, secrets)
+    return f"{who}: code {frame.code}" + (f" ({reason})" if reason else "")

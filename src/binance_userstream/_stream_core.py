@@ -16,6 +16,8 @@ The rules:
   `ping_interval + stall_grace` seconds, `listenKeyExpired`, a key replaced by the session — is a
   gap: a `StreamGap` is delivered in order, where the hole is, once events flow again.
 - Reconnects: full-jitter exponential backoff (`first_retry` doubling up to `max_retry`), forever.
+  A key the server refuses (or closes a connection for) is not retried: the account's key is
+  asked for at once (`key_refused`), and the stream reconnects with it.
 - The WebSocket API (spot, margin): a connection counts as open once its subscription is confirmed
   (the driver says so); `eventStreamTerminated` ends it like a lost connection, with a gap; a
   listenToken is renewed `token_lead` before it expires (RenewToken), on the same connections; a
@@ -88,7 +90,8 @@ class Close:
 
 @frozen
 class RenewKey:
-    """The key expired: get the account's key again (create) and report it with `key_replaced`."""
+    """The key expired or was refused: get the account's key again (create: the key itself if it
+    lives, else a new one) and report it with `key_replaced`."""
 
 
 @frozen
@@ -109,6 +112,7 @@ class StreamEventKind(enum.Enum):
     RECONNECTING = "reconnecting"
     KEY_EXPIRED = "key_expired"
     KEY_REPLACED = "key_replaced"
+    KEY_REFUSED = "key_refused"
     OVERFLOW = "overflow"
     SUBSCRIBED = "subscribed"
     TERMINATED = "terminated"
@@ -289,19 +293,34 @@ class StreamCore:
         return self._lost(conn, at, "disconnected", detail)
 
     def key_replaced(self, key: str, at: float) -> list[Action]:
-        """The session holds a new key (or the renewal after an expiry got one)."""
+        """The session holds a new key (or the renewal after an expiry or a refusal got one)."""
         if key == self.key and not self._awaiting_key:
             return []
+        self._renew_at = None
+        if key == self.key:  # the refused key lives: the refusal was something else; back off
+            self._awaiting_key = False
+            return [] if self._serving() else self._schedule_reconnect(at, "the listenKey is still valid")
         self.key = key
         self._note(StreamEventKind.KEY_REPLACED, at)
-        self._renew_at = None
-        if self._awaiting_key:
-            self._awaiting_key = False
-        else:
+        if not self._awaiting_key or self._serving():  # connections on the old key close here
             self._begin_loss("key_replaced", at)
+        self._awaiting_key = False
         actions: list[Action] = self._close_all()
         actions.append(self._connect(at, planned=False))
         return actions
+
+    def key_refused(self, at: float, detail: str | None = None) -> list[Action]:
+        """The server said the key is gone: it refused a connection for it, or closed one saying so
+        (another program may have closed the account's key). Ask for the account's key now
+        (RenewKey) rather than retry the dead one until the session's next keepalive; no
+        connection is opened until it comes (`key_replaced`). The driver reports the connection
+        itself with `closed` right after."""
+        if self._awaiting_key:
+            return []  # a renewal is under way
+        self._note(StreamEventKind.KEY_REFUSED, at, detail=detail)
+        self._awaiting_key = True
+        self._reconnect_at = self._renew_at = None
+        return [RenewKey()]
 
     def renew_failed(self, at: float, detail: str | None = None) -> list[Action]:
         """The renewal asked for by RenewKey failed (not fatally): ask again after a backoff."""

@@ -56,8 +56,8 @@ class _ThreadedSession(AsyncEventStream):
         if hasattr(self, "_thread_session"):
             await asyncio.to_thread(self._thread_session.__exit__, exc_type, exc, tb)
 
-    async def _create(self) -> str:
-        return await asyncio.to_thread(cast("UserDataStream", self._uds).create)
+    async def _renew_key(self) -> str:
+        return await asyncio.to_thread(self._thread_session.renew)
 
     async def take(self, most: int) -> list[Item]:
         """The next item, as `__anext__` waits for it, and up to `most - 1` more that are ready."""
