@@ -122,6 +122,22 @@ def test_an_event_type_that_is_not_a_string_is_delivered_as_an_unknown_event(kin
     assert stream.frame(conn, '{"e": "x", "E": 2}', 2.0) == []  # the connection serves on
 
 
+@pytest.mark.parametrize("stamp", ['"²"', f'"{"9" * 5000}"', "9" * 400, "-5"])
+def test_an_unusable_event_time_is_treated_as_missing_and_the_frame_and_the_next_are_delivered(
+    stamp: str,
+) -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 1.0)
+    assert stream.frame(conn, f'{{"e": "TEST_EVENT", "E": {stamp}, "n": 2}}', 2.0) == []
+    stream.frame(conn, '{"e": "TEST_EVENT", "n": 3}', 3.0)
+    (again,) = connects(stream.closed(conn, 200.0))
+    stream.connected(again.conn_id, 201.0)
+    first, second, third, gap = drain(stream)
+    assert [first.to_dict()["E"], second["n"], third["n"]] == [1, 2, 3]
+    assert gap == StreamGap("disconnected", 200.0, 201.0, last_event_time=1)
+
+
 def test_frames_from_a_connection_the_core_closed_are_ignored() -> None:
     stream = core()
     conn = opened(stream)

@@ -22,6 +22,8 @@ The rules:
   mint that failed is retried after a backoff, before the token runs out, and a new token the
   server refused replaces the connection make-before-break (`replace_connections`). Overlap duplicates are
   recognised by the event, whatever subscriptionId each connection's envelope carries.
+- Frame handling never raises: any text is delivered, as a model or an UnknownEvent; an event
+  time `E` that is no usable number of milliseconds (a "²", 5,000 nines) counts as missing.
 - A bounded buffer: past `maxsize` events, incoming events are dropped and counted; once the
   consumer has made room, a `StreamGap(reason="overflow", dropped=n)` takes the hole's place.
 """
@@ -36,7 +38,7 @@ from collections.abc import Callable
 from attrs import define, field, frozen
 from binance_userstream_client.models import UnknownEvent
 
-from binance_userstream._decode import RAW, Event, decode_payload, event_time, parse
+from binance_userstream._decode import MAX_EVENT_TIME, RAW, Event, decode_payload, event_time, parse
 from binance_userstream._gap import GapReason, StreamGap
 from binance_userstream._markets import Market
 
@@ -249,7 +251,7 @@ class StreamCore:
             self._deliver(item, at)
         if payload is not None:
             stamp = payload.get("E")
-            if type(stamp) is not int:  # USD-M sometimes sends it as a string; never a bool
+            if type(stamp) is not int or not 0 < stamp < MAX_EVENT_TIME:  # a string (USD-M), junk
                 stamp = event_time(payload)
             self._last_event_time = stamp or self._last_event_time
             kind = payload.get("e")
