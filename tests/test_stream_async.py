@@ -19,7 +19,7 @@ from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate
 
 from binance_userstream import AsyncUserDataStream, EndpointRetiredError
 from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
-from binance_userstream.simulator import Fault, Simulator
+from binance_userstream.simulator import TEST_API_SECRET, Fault, Simulator
 from tests._scripted_ws import LOG, ScriptedStreamServer
 from tests._stream_helpers import FAST, PINGS, SAMPLE, event, take, times
 from tests.conftest import API_KEY
@@ -262,3 +262,24 @@ async def test_a_fatal_session_answer_ends_the_iteration_with_its_typed_error(
         sim.inject(Fault("status", status=410))  # the next keepalive: the endpoint is retired
         with pytest.raises(EndpointRetiredError):
             await take(stream, 1, timeout=10)
+
+
+async def test_an_event_of_another_subscription_on_a_websocket_api_connection_is_dropped_and_reported(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    """Binance's WebSocket API wraps each event as {"subscriptionId": N, "event": ...} with the N its
+    subscribe answered (user-data-stream.md, 2025-08-12); a connection may carry others' events."""
+    notes: list[object] = []
+    uds = AsyncUserDataStream(
+        api_key=API_KEY, api_secret=TEST_API_SECRET, base_url=sim.url, stream_url=ws.url, market="spot"
+    )
+    async with uds, uds.events(timing=FAST, on_event=notes.append) as stream:
+        await ws.wait(1)
+        request = json.loads(await ws.open[0].recv())
+        await ws.send(json.dumps({"id": request["id"], "status": 200, "result": {"subscriptionId": 0}}))
+        await ws.send('{"subscriptionId":1,"event":{"e":"TEST_EVENT","E":1}}')
+        await ws.send('{"subscriptionId":0,"event":{"e":"TEST_EVENT","E":2}}')
+        items = await take(stream, 1)
+    assert times(items) == [2]
+    (other,) = [n for n in notes if getattr(n, "kind", None) is StreamEventKind.OTHER_SUBSCRIPTION]
+    assert "subscriptionId 1" in str(other.detail)

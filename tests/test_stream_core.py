@@ -749,3 +749,71 @@ def test_a_failed_attempt_the_server_said_to_retry_later_waits_at_least_that_lon
     assert stream.closed(connect.conn_id, 1.0, "429", retry_after=90.0) == []
     assert stream.tick(90.9) == []
     assert len(connects(stream.tick(91.0))) == 1
+
+
+# -- the WebSocket API: one connection, one subscription ---------------------------------------
+
+
+def subscribed(stream: StreamCore, subscription: int = 3) -> int:
+    """Start a WebSocket API stream whose first connection is subscribed as `subscription`; its id."""
+    (connect,) = stream.start(KEY, 0.0)
+    assert isinstance(connect, Connect)
+    stream.connected(connect.conn_id, 0.0, subscription_id=subscription)
+    return connect.conn_id
+
+
+def test_an_event_of_another_subscription_than_the_connections_is_not_delivered() -> None:
+    stream = core()
+    conn = subscribed(stream, 3)
+    assert stream.frame(conn, envelope(1, subscription=4), 1.0) == []
+    stream.frame(conn, envelope(2, subscription=3), 2.0)
+    assert times(drain(stream)) == [2]
+
+
+@pytest.mark.parametrize("other", ["30", '"3"', "true", "null", "[3]"])
+def test_a_subscription_id_that_only_looks_like_the_connections_is_another(other: str) -> None:
+    stream = core()
+    conn = subscribed(stream, 3)
+    stream.frame(conn, f'{{"subscriptionId": {other}, "event": {{"e": "executionReport", "E": 1}}}}', 1.0)
+    assert drain(stream) == []
+
+
+def test_the_connections_own_events_are_delivered_however_their_json_is_spaced() -> None:
+    stream = core()
+    conn = subscribed(stream, 3)
+    stream.frame(conn, '{ "subscriptionId" : 3 , "event": {"e": "executionReport", "E": 1}}', 1.0)
+    stream.frame(conn, '{"event": {"e": "executionReport", "E": 2}, "subscriptionId": 3}', 2.0)
+    stream.frame(conn, '{"event": {"e": "serverShutdown", "E": 3}}', 3.0)  # a connection event: no id
+    assert times(drain(stream)) == [1, 2, 3]
+
+
+def test_events_of_another_subscription_are_counted_and_noted_on_the_first_second_fourth_and_so_on() -> None:
+    stream = core()
+    conn = subscribed(stream, 3)
+    stream.notes.clear()
+    for n in range(1, 6):
+        stream.frame(conn, envelope(n, subscription=7), float(n))
+    assert [(note.kind, note.at) for note in stream.notes] == [
+        (StreamEventKind.OTHER_SUBSCRIPTION, 1.0),
+        (StreamEventKind.OTHER_SUBSCRIPTION, 2.0),
+        (StreamEventKind.OTHER_SUBSCRIPTION, 4.0),
+    ]
+    assert stream.notes[-1].detail == (
+        "dropped an event of subscriptionId 7, not this connection's 3 (4 dropped so far)"
+    )
+
+
+def test_a_renewal_that_answered_another_subscription_id_moves_the_connection_to_it() -> None:
+    stream = core()
+    conn = subscribed(stream, 3)
+    stream.subscribed(conn, 5)
+    stream.frame(conn, envelope(1, subscription=3), 1.0)
+    stream.frame(conn, envelope(2, subscription=5), 2.0)
+    assert times(drain(stream)) == [2]
+
+
+def test_a_connection_without_a_subscription_delivers_every_envelope() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, envelope(1, subscription=4), 1.0)
+    assert times(drain(stream)) == [1]

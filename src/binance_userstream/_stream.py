@@ -75,6 +75,7 @@ _LOUD = {
     StreamEventKind.TERMINATED,
     StreamEventKind.RESYNCED,
     StreamEventKind.TOKEN_RENEW_FAILED,
+    StreamEventKind.OTHER_SUBSCRIPTION,
 }
 #: The core's key for a WebSocket API stream: its URL names no key, and its credential is per
 #: connection (a signature) or a listenToken held here.
@@ -472,7 +473,8 @@ class AsyncEventStream:
                 reader = asyncio.ensure_future(inbox.read_assembled(ws))
                 try:
                     subscriber = await self._subscribe(conn_id, ws, inbox, reader)
-                    self._apply(self._core.connected(conn_id, self._now()))
+                    subscription = None if subscriber is None else subscriber.subscription_id
+                    self._apply(self._core.connected(conn_id, self._now(), subscription))
                     inbox.go_live()
                     if subscriber is None:  # a listenKey stream: every frame is an event, straight on
                         ws.on_text = inbox.deliver
@@ -566,6 +568,7 @@ class AsyncEventStream:
                 self._apply([])
             elif isinstance(outcome, Renewed):
                 log.debug("stream: connection %d took the new listenToken", conn_id)
+                self._core.subscribed(conn_id, outcome.subscription_id)
             elif isinstance(outcome, RenewFailed):
                 self._apply(
                     self._core.replace_connections(

@@ -21,7 +21,10 @@ The rules:
   listenToken is renewed `token_lead` before it expires (RenewToken), on the same connections; a
   mint that failed is retried after a backoff, before the token runs out, and a new token the
   server refused replaces the connection make-before-break (`replace_connections`). Overlap duplicates are
-  recognised by the event, whatever subscriptionId each connection's envelope carries.
+  recognised by the event, whatever subscriptionId each connection's envelope carries. An event
+  whose envelope carries another subscriptionId than its connection's own subscription (the
+  driver says which, `connected(..., subscription_id=)`) is not this stream's: it is dropped,
+  counted and noted (OTHER_SUBSCRIPTION, on the 1st, 2nd, 4th, 8th... of a connection).
 - Frame handling never raises: any text is delivered, as a model or an UnknownEvent; an event
   time `E` that is no usable number of milliseconds (a "²", 5,000 nines) counts as missing.
 - A bounded buffer: past `maxsize` events, incoming events are dropped and counted; once the
@@ -31,6 +34,7 @@ The rules:
 from __future__ import annotations
 
 import enum
+import json
 import math
 from collections import deque
 from collections.abc import Callable
@@ -117,6 +121,7 @@ class StreamEventKind(enum.Enum):
     RESYNCED = "resynced"
     TOKEN_RENEWED = "token_renewed"  # noqa: S105 (a name, not a password)
     TOKEN_RENEW_FAILED = "token_renew_failed"  # noqa: S105
+    OTHER_SUBSCRIPTION = "other_subscription"
 
 
 @frozen
@@ -148,6 +153,9 @@ class _Connection:
     opened_at: float = 0.0
     last_seen: float = 0.0
     seen: set[str] = field(factory=set)  # frame texts delivered from it during an overlap
+    subscription_id: int | None = None  # the WebSocket API subscription its events belong to
+    envelope: str | None = None  # how that subscription's events begin, as Binance writes them
+    others: int = 0  # events of another subscription dropped
 
 
 @define
@@ -206,11 +214,13 @@ class StreamCore:
         self.key = key
         return [self._connect(at, planned=False)]
 
-    def connected(self, conn_id: int, at: float) -> list[Action]:
+    def connected(self, conn_id: int, at: float, subscription_id: int | None = None) -> list[Action]:
+        """Connection `conn_id` is open (on the WebSocket API: subscribed, as `subscription_id`)."""
         conn = self._connections.get(conn_id)
         if conn is None or conn.open:
             return []
         conn.open, conn.opened_at, conn.last_seen = True, at, at
+        self.subscribed(conn_id, subscription_id)
         self._note(StreamEventKind.CONNECTED, at, conn_id)
         self._rotate_at = at + self.timing.rotate_after
         if conn.planned:
@@ -227,6 +237,8 @@ class StreamCore:
         if conn is None or not conn.open:
             return []
         conn.last_seen = at
+        if conn.envelope is not None and not text.startswith(conn.envelope) and self._other(conn, text, at):
+            return []
         if self._echoes or len(self._connections) > 1:
             same = _dedupe_key(text)
             if self._echoes:
@@ -264,6 +276,14 @@ class StreamCore:
                 if kind == "eventStreamTerminated":
                     return self._terminated(conn, at)
         return []
+
+    def subscribed(self, conn_id: int, subscription_id: int | None) -> None:
+        """Connection `conn_id`'s events belong to subscription `subscription_id` (None: any frame is
+        its own, as on a listenKey stream); a renewal that answered another id moves it there."""
+        conn = self._connections.get(conn_id)
+        if conn is not None:
+            conn.subscription_id = subscription_id
+            conn.envelope = None if subscription_id is None else f'{{"subscriptionId":{subscription_id},'
 
     def ping(self, conn_id: int, at: float) -> list[Action]:
         conn = self._connections.get(conn_id)
@@ -528,6 +548,31 @@ class StreamCore:
         self._reconnect_at = self._retire_at = self._rotate_at = None
         self._retiring = []
         return actions
+
+    def _other(self, conn: _Connection, text: str, at: float) -> bool:
+        """True for an event envelope of another subscription than the connection's (dropped,
+        counted and noted); False for any other frame the prefix test passed over: the connection's
+        own written otherwise (spaces), a connection event without an id, or no envelope at all."""
+        try:
+            envelope = json.loads(text)
+        except (ValueError, RecursionError):
+            return False
+        if type(envelope) is not dict or "subscriptionId" not in envelope:
+            return False
+        subscription = envelope["subscriptionId"]
+        if type(subscription) is int and subscription == conn.subscription_id:
+            return False
+        conn.others += 1
+        if conn.others & (conn.others - 1) == 0:  # a power of two: visible, and never a flood of notes
+            shown = subscription if type(subscription) is int and abs(subscription) < 2**63 else "(malformed)"
+            self._note(
+                StreamEventKind.OTHER_SUBSCRIPTION,
+                at,
+                conn.conn_id,
+                detail=f"dropped an event of subscriptionId {shown}, not this connection's "
+                f"{conn.subscription_id} ({conn.others} dropped so far)",
+            )
+        return True
 
     def _deliver(self, item: Item, at: float) -> None:
         if self._overflow is not None:
