@@ -39,8 +39,8 @@ def url(key: str) -> str:
     return f"wss://stream.test/private/ws?listenKey={key}"
 
 
-def core(random: Callable[[], float] = lambda: 1.0, maxsize: int = 100) -> StreamCore:
-    return StreamCore(url, TIMING, random=random, maxsize=maxsize)
+def core(random: Callable[[], float] = lambda: 1.0, maxsize: int = 100, max_bytes: int = 2**20) -> StreamCore:
+    return StreamCore(url, TIMING, random=random, maxsize=maxsize, max_bytes=max_bytes)
 
 
 def frame(n: int, kind: str = "TEST_EVENT", **extra: Any) -> str:
@@ -488,17 +488,76 @@ def test_after_a_rotation_the_next_is_due_23h30m_after_the_new_connection_opened
 # -- a slow consumer --------------------------------------------------------------------------
 
 
-def test_a_full_buffer_drops_incoming_events_and_reports_how_many_once_there_is_room() -> None:
-    stream = core(maxsize=3)
+def test_a_full_buffer_drops_events_until_the_consumer_has_drained_it_to_half_then_reports_how_many() -> None:
+    stream = core(maxsize=4)
     conn = opened(stream)
     for n in range(1, 8):
         stream.frame(conn, frame(n), float(n))
-    assert len(stream) == 3
-    assert times([stream.pop(10.0), stream.pop(10.5)]) == [1, 2]
-    stream.frame(conn, frame(8), 11.0)
-    items = drain(stream, 12.0)
-    assert times(items) == [3, ("gap", "overflow"), 8]
-    assert items[1] == StreamGap("overflow", 4.0, 10.0, last_event_time=3, dropped=4)
+    assert len(stream) == 4
+    assert times([stream.pop(10.0)]) == [1]
+    stream.frame(conn, frame(8), 11.0)  # one slot free, above the low-water mark: still dropped
+    assert times([stream.pop(12.0)]) == [2]  # two held: half the buffer, it reopens
+    stream.frame(conn, frame(9), 13.0)
+    items = drain(stream, 14.0)
+    assert times(items) == [3, 4, ("gap", "overflow"), 9]
+    assert items[2] == StreamGap("overflow", 5.0, 12.0, last_event_time=4, dropped=4)
+
+
+def test_a_full_buffer_of_large_events_drops_by_size_before_the_count_is_reached() -> None:
+    stream = core(maxsize=100, max_bytes=1000)
+    conn = opened(stream)
+    for n in range(1, 6):
+        stream.frame(conn, frame(n, pad="x" * 300), float(n))  # about 340 characters each
+    assert len(stream) == 2
+    assert stream.notes[-1].kind is StreamEventKind.OVERFLOW
+    items = drain(stream, 10.0)
+    assert times(items) == [1, 2, ("gap", "overflow")]
+    assert items[2].dropped == 3
+
+
+def test_an_overflow_that_begins_again_before_any_event_followed_its_gap_grows_that_gap() -> None:
+    stream = core(max_bytes=1000)
+    conn = opened(stream)
+    for n in (1, 2, 3):
+        stream.frame(conn, frame(n, pad="x" * 380), float(n))  # 400 characters each: the third is dropped
+    assert times([stream.pop(4.0)]) == [1]  # 400 held, at most half: the gap is buffered
+    stream.frame(conn, frame(5, pad="x" * 680), 5.0)  # 700 more would be too many: dropped again
+    assert times([stream.pop(6.0)]) == [2]
+    stream.frame(conn, frame(7), 7.0)
+    (gap, last) = drain(stream, 8.0)
+    assert gap == StreamGap("overflow", 3.0, 6.0, last_event_time=2, dropped=2)
+    assert times([last]) == [7]
+
+
+def test_a_batch_counts_against_the_bounds_until_it_has_been_handed_out() -> None:
+    stream = core(maxsize=3)
+    conn = opened(stream)
+    for n in (1, 2, 3):
+        stream.frame(conn, frame(n), float(n))
+    assert times(stream.pop_batch(3, 4.0)) == [1, 2, 3]
+    stream.frame(conn, frame(4), 5.0)  # the consumer still holds three
+    stream.batch_done(6.0)
+    stream.frame(conn, frame(7), 7.0)
+    assert times(stream.pop_batch(3, 8.0)) == [("gap", "overflow"), 7]
+
+
+def test_a_batch_ends_before_a_gap_so_that_an_overflow_beginning_again_can_grow_it() -> None:
+    stream = core(max_bytes=1000)
+    conn = opened(stream)
+    for n in (1, 2, 3):
+        stream.frame(conn, frame(n, pad="x" * 380), float(n))  # 400 characters each: the third is dropped
+    assert times(stream.pop_batch(1, 4.0)) == [1]
+    stream.batch_done(5.0)  # 400 held, at most half: the gap follows event 2
+    assert times(stream.pop_batch(5, 6.0)) == [2]
+    stream.frame(conn, frame(7, pad="x" * 680), 7.0)  # 700 more than the 400 lent: dropped again
+    stream.batch_done(8.0)
+    (gap,) = stream.pop_batch(5, 9.0)
+    assert gap == StreamGap("overflow", 3.0, 8.0, last_event_time=2, dropped=2)
+
+
+def test_max_bytes_must_be_a_positive_int() -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        core(max_bytes=0)
 
 
 def test_a_loss_gap_is_never_dropped_by_a_full_buffer() -> None:
@@ -817,3 +876,38 @@ def test_a_connection_without_a_subscription_delivers_every_envelope() -> None:
     conn = opened(stream)
     stream.frame(conn, envelope(1, subscription=4), 1.0)
     assert times(drain(stream)) == [1]
+
+
+# -- a failure no retry mends ----------------------------------------------------------------------
+
+
+def test_a_failure_leaves_the_buffered_events_then_the_loss_in_progress_as_a_gap() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 1.0)
+    stream.frame(conn, frame(2), 2.0)
+    (attempt,) = connects(stream.closed(conn, 200.0))
+    assert stream.failed(201.0) == [Close(attempt.conn_id)]
+    items = drain(stream)
+    assert times(items) == [1, 2, ("gap", "disconnected")]
+    assert items[2] == StreamGap("disconnected", 200.0, 201.0, last_event_time=2)
+
+
+def test_a_failure_ends_the_overflow_in_progress_with_its_gap() -> None:
+    stream = core(maxsize=1)
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 1.0)
+    stream.frame(conn, frame(2), 2.0)
+    assert stream.failed(3.0) == [Close(conn)]
+    items = drain(stream)
+    assert times(items) == [1, ("gap", "overflow")]
+    assert items[1] == StreamGap("overflow", 2.0, 3.0, last_event_time=1, dropped=1)
+
+
+def test_after_a_failure_nothing_is_scheduled_and_no_frame_is_taken() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.failed(1.0)
+    stream.frame(conn, frame(1), 2.0)
+    assert stream.next_deadline() == math.inf
+    assert stream.pop(3.0) is None

@@ -31,6 +31,7 @@ from binance_userstream._gap import StreamGap
 from binance_userstream._secrets import redact, scrub, watch_secret
 from binance_userstream._session import FATAL, AsyncKeepaliveSession, EventKind, SessionEvent
 from binance_userstream._stream_core import (
+    DEFAULT_MAX_BYTES,
     Action,
     Close,
     Connect,
@@ -189,6 +190,7 @@ class AsyncEventStream:
         listen_key: str | None,
         interval: float,
         maxsize: int,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         on_event: StreamCallback | None,
         timing: StreamTiming | None,
         jitter: Callable[[], float] | None,
@@ -196,6 +198,10 @@ class AsyncEventStream:
     ) -> None:
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be callable, not {type(on_event).__name__}")
+        if isinstance(max_bytes, int) and not isinstance(max_bytes, bool) and max_bytes < MAX_FRAME:
+            raise ValueError(
+                f"max_bytes must be at least {MAX_FRAME}, the largest frame accepted, not {max_bytes}"
+            )
         if uds.stream_url is None:
             raise ValueError(f"market {uds.market.name!r} has no listenKey event stream")
         market = uds.market
@@ -220,6 +226,7 @@ class AsyncEventStream:
             timing or StreamTiming.for_market(uds.market),
             random=jitter or random.random,
             maxsize=maxsize,
+            max_bytes=max_bytes,
         )
         self._listen_key, self._interval = listen_key, interval
         self._clock = clock  # None: the loop's own clock
@@ -259,14 +266,20 @@ class AsyncEventStream:
         return self
 
     async def __anext__(self) -> Item:
-        while True:
+        item = self._core.pop(self._now())
+        while item is None:
+            await self._until_ready()
+            item = self._core.pop(self._now())
+        if isinstance(item, StreamGap):
+            log.warning("stream %s", item.describe())
+        return item
+
+    async def _until_ready(self) -> None:
+        """Until an item waits; once none is left, the error that ended the stream (after every
+        item buffered before it, the gap of the loss in progress included), or StopAsyncIteration."""
+        while not len(self._core):
             if self._error is not None:
                 raise self._error
-            item = self._core.pop(self._now())
-            if item is not None:
-                if isinstance(item, StreamGap):
-                    log.warning("stream %s", item.describe())
-                return item
             if self._ended:
                 raise StopAsyncIteration
             self._ready.clear()
@@ -361,6 +374,9 @@ class AsyncEventStream:
         self._poke.set()
 
     def _fail(self, error: BaseException) -> None:
+        """End the stream with `error`, raised once the consumer has what was buffered before it."""
+        if self._error is None and not self._ended:
+            self._apply(self._core.failed(self._now()))
         if self._error is None:
             self._error = error
         self._end()

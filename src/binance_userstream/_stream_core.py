@@ -27,8 +27,17 @@ The rules:
   counted and noted (OTHER_SUBSCRIPTION, on the 1st, 2nd, 4th, 8th... of a connection).
 - Frame handling never raises: any text is delivered, as a model or an UnknownEvent; an event
   time `E` that is no usable number of milliseconds (a "²", 5,000 nines) counts as missing.
-- A bounded buffer: past `maxsize` events, incoming events are dropped and counted; once the
-  consumer has made room, a `StreamGap(reason="overflow", dropped=n)` takes the hole's place.
+- A bounded buffer, by count and by size: an event that would make it hold more than `maxsize`
+  events, or more than `max_bytes` of frame text (each event costs its frame's length; gaps cost
+  nothing), is dropped and counted. The buffer reopens only once the consumer has drained it to
+  half of both bounds (a low-water mark: under a sustained flood the consumer gets half a buffer of
+  events between gaps, not one gap per freed slot); then a `StreamGap(reason="overflow",
+  dropped=n)` takes the hole's place. An overflow that begins again before any event followed
+  that gap grows the same gap (the dropped counts add up): two overflow gaps never touch.
+  Items a consumer took as a batch (`pop_batch`, the sync stream) count until it says it has
+  handed them all out (`batch_done`), so the stream holds no more than the bounds in all.
+- A failure no retry mends (`failed`): what is buffered, then the overflow and the loss in
+  progress as gaps, are left for the consumer before the driver raises the error.
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ Item = Event | StreamGap
 """What a stream yields: an event model, or a gap marker."""
 
 DEFAULT_MAXSIZE = 10_000
+DEFAULT_MAX_BYTES = 64 * 2**20
+"""64 MiB of frame text: 64 events of the largest frame accepted, about 50,000 order updates."""
 
 
 @frozen
@@ -179,17 +190,25 @@ class StreamCore:
         *,
         random: Callable[[], float],
         maxsize: int = DEFAULT_MAXSIZE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
-            raise ValueError(f"maxsize must be a positive int, not {maxsize!r}")
+        for name, value in (("maxsize", maxsize), ("max_bytes", max_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, not {value!r}")
         self._url_for = url_for
         self.timing = timing
         self._random = random
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
         self.key: str | None = None
         self._connections: dict[int, _Connection] = {}
         self._next_id = 1
         self._buffer: deque[Item] = deque()
+        self._costs: deque[int] = deque()  # each buffered item's cost: its frame's length; -1 a gap
+        self._held = 0  # events buffered or lent (taken by pop_batch, not yet handed out)
+        self._held_bytes = 0
+        self._lent = 0
+        self._lent_bytes = 0
         self._last_event_time: int | None = None
         self._loss: _Hole | None = None
         self._overflow: _Hole | None = None
@@ -228,7 +247,7 @@ class StreamCore:
             self._retire_at = at + self.timing.overlap
         if self._loss is not None:
             self._flush_overflow(at)
-            self._buffer.append(self._loss.gap(at))
+            self._append_gap(self._loss.gap(at))
             self._loss = None
         return []
 
@@ -257,10 +276,14 @@ class StreamCore:
                 conn.seen.add(same)
         payload = parse(text)
         item = UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload)
-        if self._overflow is None and len(self._buffer) < self.maxsize:
-            self._buffer.append(item)  # the hot path of _deliver, without the call
+        cost = len(text)
+        if self._overflow is None and self._held < self.maxsize and self._held_bytes + cost <= self.max_bytes:
+            self._buffer.append(item)  # the hot path: room for it
+            self._costs.append(cost)
+            self._held += 1
+            self._held_bytes += cost
         else:
-            self._deliver(item, at)
+            self._drop(at)
         if payload is not None:
             stamp = payload.get("E")
             if type(stamp) is not int or not 0 < stamp < MAX_EVENT_TIME:  # a string (USD-M), junk
@@ -434,9 +457,50 @@ class StreamCore:
         if not self._buffer:
             return None
         item = self._buffer.popleft()
-        if self._overflow is not None and len(self._buffer) < self.maxsize:
-            self._flush_overflow(at)
+        cost = self._costs.popleft()
+        if cost >= 0:
+            self._held -= 1
+            self._held_bytes -= cost
+            if self._overflow is not None:
+                self._reopen(at)
         return item
+
+    def pop_batch(self, most: int, at: float) -> list[Item]:
+        """Up to `most` items in order, for a consumer that hands them out one by one later (the
+        sync stream): they count against the bounds until `batch_done`. A gap comes only first in
+        a batch, so that one still buffered can grow if the overflow begins again at once."""
+        items: list[Item] = []
+        while self._buffer and len(items) < most:
+            cost = self._costs[0]
+            if cost < 0 and items:
+                break
+            items.append(self._buffer.popleft())
+            self._costs.popleft()
+            if cost >= 0:
+                self._lent += 1
+                self._lent_bytes += cost
+        return items
+
+    def batch_done(self, at: float) -> None:
+        """The consumer has handed out every item of its last batch: they no longer count."""
+        self._held -= self._lent
+        self._held_bytes -= self._lent_bytes
+        self._lent = self._lent_bytes = 0
+        if self._overflow is not None:
+            self._reopen(at)
+
+    def failed(self, at: float) -> list[Action]:
+        """The stream ends with an error no retry mends: the overflow and the loss in progress become
+        gaps after what is buffered (the consumer takes them before the driver raises the error);
+        every connection closes and nothing more is scheduled."""
+        self._flush_overflow(at)
+        if self._loss is not None:
+            self._append_gap(self._loss.gap(at))
+            self._loss = None
+        actions = self._close_all()
+        self._renew_at = self._renew_token_at = None
+        self._awaiting_key = False
+        return actions
 
     def __len__(self) -> int:
         return len(self._buffer)
@@ -574,19 +638,38 @@ class StreamCore:
             )
         return True
 
-    def _deliver(self, item: Item, at: float) -> None:
+    def _drop(self, at: float) -> None:
+        """An event found no room: count it in the overflow in progress, or begin one."""
         if self._overflow is not None:
             self._overflow.dropped += 1
-        elif len(self._buffer) >= self.maxsize:
-            self._overflow = _Hole("overflow", at, self._last_event_time, dropped=1)
-            self._note(StreamEventKind.OVERFLOW, at, detail=f"buffer full ({self.maxsize} items)")
-        else:
-            self._buffer.append(item)
+            return
+        last = self._buffer[-1] if self._buffer else None
+        if isinstance(last, StreamGap) and last.reason == "overflow":  # no event since: the same hole
+            self._buffer.pop()
+            self._costs.pop()
+            self._overflow = _Hole("overflow", last.started_at, last.last_event_time, last.dropped + 1)
+            return
+        self._overflow = _Hole("overflow", at, self._last_event_time, dropped=1)
+        self._note(
+            StreamEventKind.OVERFLOW,
+            at,
+            detail=f"buffer full ({self._held} events, {self._held_bytes} bytes; "
+            f"bounds {self.maxsize} events, {self.max_bytes} bytes)",
+        )
+
+    def _reopen(self, at: float) -> None:
+        """End the overflow once the buffer is down to half of both bounds (the low-water mark)."""
+        if self._held <= self.maxsize // 2 and self._held_bytes <= self.max_bytes // 2:
+            self._flush_overflow(at)
 
     def _flush_overflow(self, at: float) -> None:
         if self._overflow is not None:
-            self._buffer.append(self._overflow.gap(at))
+            self._append_gap(self._overflow.gap(at))
             self._overflow = None
+
+    def _append_gap(self, gap: StreamGap) -> None:
+        self._buffer.append(gap)
+        self._costs.append(-1)
 
 
 #: The events that change the connections: a rotation, the key's expiry, the subscription's end.
