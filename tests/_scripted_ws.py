@@ -83,6 +83,11 @@ class ScriptedStreamServer:
         for ws in list(self.open):
             await ws.ping()
 
+    async def round_trip(self) -> None:
+        """Until every open connection has answered a ping: the client has read what came before."""
+        for ws in list(self.open):
+            await (await ws.ping())
+
     def drop(self) -> None:
         """Cut every open connection without a closing handshake (a network failure)."""
         for ws in list(self.open):
@@ -132,6 +137,9 @@ class ThreadedStreamServer:
 
     def ping(self) -> None:
         self._run(self.server.ping())
+
+    def round_trip(self) -> None:
+        self._run(self.server.round_trip())
 
     def drop(self) -> None:
         self._loop.call_soon_threadsafe(self.server.drop)

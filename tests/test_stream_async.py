@@ -186,6 +186,43 @@ async def test_a_slow_consumer_gets_an_overflow_gap_with_the_count(
     assert items[2].dropped == 3
 
 
+async def collect(stream: AsyncIterator[object], items: list[object]) -> None:
+    """Every item of `stream` into `items`, until it ends (or raises), within 10 seconds."""
+    async with asyncio.timeout(10):
+        async for item in stream:
+            items.append(item)
+
+
+async def test_large_events_overflow_the_byte_bound_before_the_count_bound(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=100, max_bytes=2**20) as stream:
+        await ws.wait(1)
+        for n in (1, 2, 3):  # 400 KB each: the third would make 1.2 MB of the 1 MiB allowed
+            await ws.send(json.dumps({"e": "TEST_EVENT", "E": n, "pad": "x" * 400_000}))
+        await ws.round_trip()
+        items = await take(stream, 3)
+        await ws.send(event(4))
+        items += await take(stream, 1)
+    assert times(items) == [1, 2, ("gap", "overflow"), 4]
+    assert items[2].dropped == 1
+
+
+async def test_a_fatal_error_is_raised_after_the_buffered_events_and_the_gap_of_the_loss_in_progress(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST) as stream:
+        await ws.wait(1)
+        sim.inject(Fault("status", status=410))  # the key's renewal after its expiry: retired
+        for n in (1, 2, 3):
+            await ws.send(event(n))
+        await ws.send(json.dumps({"e": "listenKeyExpired", "E": 4, "listenKey": ws.key_of(0)}))
+        items: list[object] = []
+        with pytest.raises(EndpointRetiredError):
+            await collect(stream, items)
+    assert times(items) == [1, 2, 3, 4, ("gap", "listen_key_expired")]
+
+
 async def test_close_from_another_thread_ends_the_iteration(sim: Simulator, ws: ScriptedStreamServer) -> None:
     async with client(sim, ws) as uds, uds.events(timing=FAST) as stream:
         await ws.wait(1)
