@@ -911,3 +911,19 @@ def test_after_a_failure_nothing_is_scheduled_and_no_frame_is_taken() -> None:
     stream.frame(conn, frame(1), 2.0)
     assert stream.next_deadline() == math.inf
     assert stream.pop(3.0) is None
+
+
+def test_under_a_sustained_flood_the_consumer_gets_runs_of_events_between_single_gaps() -> None:
+    """Three events arrive for each one the consumer takes: it used to get a gap for every slot it
+    freed, and after the first buffer's worth nothing but gaps."""
+    stream = core(maxsize=10)
+    conn = opened(stream)
+    sent, items = 0, []
+    for step in range(200):
+        for _ in range(3):
+            sent += 1
+            stream.frame(conn, frame(sent), float(step))
+        items.append(stream.pop(float(step)))
+    gaps = [isinstance(item, StreamGap) for item in items]
+    assert not any(a and b for a, b in itertools.pairwise(gaps))
+    assert gaps.count(False) >= 4 * gaps.count(True)
