@@ -140,7 +140,11 @@ def test_a_slow_consumer_loses_nothing_outside_a_gap_and_never_gets_two_gaps_in_
             delivered += batch
         else:
             delivered += [item for item in [stream.pop(float(at))] if item is not None]
-        held = [item.event_time for item in [*stream._buffer, *batch] if not isinstance(item, StreamGap)]
+        held = [
+            item.event_time
+            for item in [*(i for i, _ in stream._buffer), *batch]
+            if not isinstance(item, StreamGap)
+        ]
         assert len(held) <= maxsize
         assert sum(cost[n] for n in held) <= max_bytes
     stream.batch_done(float(len(steps) + 1))

@@ -203,10 +203,12 @@ class StreamCore:
         self.key: str | None = None
         self._connections: dict[int, _Connection] = {}
         self._next_id = 1
-        self._buffer: deque[Item] = deque()
-        self._costs: deque[int] = deque()  # each buffered item's cost: its frame's length; -1 a gap
-        self._held = 0  # events buffered or lent (taken by pop_batch, not yet handed out)
-        self._held_bytes = 0
+        # Each item with its cost: its frame's length, -1 for a gap (which counts nothing).
+        self._buffer: deque[tuple[Item, int]] = deque()
+        # How many items the buffer may hold now: maxsize, plus the gaps in it, less the events lent
+        # (taken by pop_batch, not yet handed out); so the hot path's test is one len().
+        self._room = maxsize
+        self._held_bytes = 0  # the cost of the events buffered or lent
         self._lent = 0
         self._lent_bytes = 0
         self._last_event_time: int | None = None
@@ -277,10 +279,12 @@ class StreamCore:
         payload = parse(text)
         item = UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload)
         cost = len(text)
-        if self._overflow is None and self._held < self.maxsize and self._held_bytes + cost <= self.max_bytes:
-            self._buffer.append(item)  # the hot path: room for it
-            self._costs.append(cost)
-            self._held += 1
+        if (
+            self._overflow is None
+            and len(self._buffer) < self._room
+            and self._held_bytes + cost <= self.max_bytes
+        ):
+            self._buffer.append((item, cost))  # the hot path: room for it
             self._held_bytes += cost
         else:
             self._drop(at)
@@ -456,10 +460,10 @@ class StreamCore:
         """The next item in order, or None when there is none yet."""
         if not self._buffer:
             return None
-        item = self._buffer.popleft()
-        cost = self._costs.popleft()
-        if cost >= 0:
-            self._held -= 1
+        item, cost = self._buffer.popleft()
+        if cost < 0:
+            self._room -= 1  # a gap
+        else:
             self._held_bytes -= cost
             if self._overflow is not None:
                 self._reopen(at)
@@ -471,11 +475,11 @@ class StreamCore:
         a batch, so that one still buffered can grow if the overflow begins again at once."""
         items: list[Item] = []
         while self._buffer and len(items) < most:
-            cost = self._costs[0]
-            if cost < 0 and items:
+            if self._buffer[0][1] < 0 and items:
                 break
-            items.append(self._buffer.popleft())
-            self._costs.popleft()
+            item, cost = self._buffer.popleft()
+            items.append(item)
+            self._room -= 1  # a gap gone, or an event lent
             if cost >= 0:
                 self._lent += 1
                 self._lent_bytes += cost
@@ -483,7 +487,7 @@ class StreamCore:
 
     def batch_done(self, at: float) -> None:
         """The consumer has handed out every item of its last batch: they no longer count."""
-        self._held -= self._lent
+        self._room += self._lent
         self._held_bytes -= self._lent_bytes
         self._lent = self._lent_bytes = 0
         if self._overflow is not None:
@@ -643,24 +647,28 @@ class StreamCore:
         if self._overflow is not None:
             self._overflow.dropped += 1
             return
-        last = self._buffer[-1] if self._buffer else None
+        last = self._buffer[-1][0] if self._buffer else None
         if isinstance(last, StreamGap) and last.reason == "overflow":  # no event since: the same hole
             self._buffer.pop()
-            self._costs.pop()
+            self._room -= 1
             self._overflow = _Hole("overflow", last.started_at, last.last_event_time, last.dropped + 1)
             return
         self._overflow = _Hole("overflow", at, self._last_event_time, dropped=1)
         self._note(
             StreamEventKind.OVERFLOW,
             at,
-            detail=f"buffer full ({self._held} events, {self._held_bytes} bytes; "
+            detail=f"buffer full ({self._held()} events, {self._held_bytes} bytes; "
             f"bounds {self.maxsize} events, {self.max_bytes} bytes)",
         )
 
     def _reopen(self, at: float) -> None:
         """End the overflow once the buffer is down to half of both bounds (the low-water mark)."""
-        if self._held <= self.maxsize // 2 and self._held_bytes <= self.max_bytes // 2:
+        if self._held() <= self.maxsize // 2 and self._held_bytes <= self.max_bytes // 2:
             self._flush_overflow(at)
+
+    def _held(self) -> int:
+        """The events buffered or lent."""
+        return len(self._buffer) - (self._room - self.maxsize)
 
     def _flush_overflow(self, at: float) -> None:
         if self._overflow is not None:
@@ -668,8 +676,8 @@ class StreamCore:
             self._overflow = None
 
     def _append_gap(self, gap: StreamGap) -> None:
-        self._buffer.append(gap)
-        self._costs.append(-1)
+        self._buffer.append((gap, -1))
+        self._room += 1
 
 
 #: The events that change the connections: a rotation, the key's expiry, the subscription's end.
