@@ -522,6 +522,7 @@ def test_an_overflow_that_begins_again_before_any_event_followed_its_gap_grows_t
         stream.frame(conn, frame(n, pad="x" * 380), float(n))  # 400 characters each: the third is dropped
     assert times([stream.pop(4.0)]) == [1]  # 400 held, at most half: the gap is buffered
     stream.frame(conn, frame(5, pad="x" * 680), 5.0)  # 700 more would be too many: dropped again
+    assert "again" in str(stream.notes[-1].detail)
     assert times([stream.pop(6.0)]) == [2]
     stream.frame(conn, frame(7), 7.0)
     (gap, last) = drain(stream, 8.0)

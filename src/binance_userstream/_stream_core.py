@@ -60,7 +60,8 @@ Item = Event | StreamGap
 
 DEFAULT_MAXSIZE = 10_000
 DEFAULT_MAX_BYTES = 64 * 2**20
-"""64 MiB of frame text: 64 events of the largest frame accepted, about 50,000 order updates."""
+"""64 MiB of frame text: 64 of the largest frames accepted; Binance's events (0.1 to 1 KB: an
+order update is about 500 characters) meet `maxsize` long before it."""
 
 
 @frozen
@@ -652,13 +653,15 @@ class StreamCore:
             self._buffer.pop()
             self._room -= 1
             self._overflow = _Hole("overflow", last.started_at, last.last_event_time, last.dropped + 1)
-            return
-        self._overflow = _Hole("overflow", at, self._last_event_time, dropped=1)
+            again = "again, before any event followed its gap (the same gap grows): "
+        else:
+            self._overflow = _Hole("overflow", at, self._last_event_time, dropped=1)
+            again = ""
         self._note(
             StreamEventKind.OVERFLOW,
             at,
-            detail=f"buffer full ({self._held()} events, {self._held_bytes} bytes; "
-            f"bounds {self.maxsize} events, {self.max_bytes} bytes)",
+            detail=f"buffer full {again}{self._held()} events, {self._held_bytes} bytes "
+            f"(bounds: {self.maxsize} events, {self.max_bytes} bytes)",
         )
 
     def _reopen(self, at: float) -> None:
