@@ -84,9 +84,12 @@ class ScriptedStreamServer:
             await ws.ping()
 
     async def round_trip(self) -> None:
-        """Until every open connection has answered a ping: the client has read what came before."""
-        for ws in list(self.open):
-            await (await ws.ping())
+        """Until the client has handled every frame sent before. A client answers a ping as it parses
+        what it read, before it handles that read's other frames; a second ping, sent once the first
+        is answered, comes in a later read, answered after the earlier one was handled."""
+        for _ in range(2):
+            for ws in list(self.open):
+                await (await ws.ping())
 
     def drop(self) -> None:
         """Cut every open connection without a closing handshake (a network failure)."""

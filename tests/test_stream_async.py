@@ -18,10 +18,10 @@ import pytest
 from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate
 
 from binance_userstream import AsyncUserDataStream, EndpointRetiredError
-from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
+from binance_userstream._stream_core import StreamEventKind, StreamTiming
 from binance_userstream.simulator import TEST_API_SECRET, Fault, Simulator
 from tests._scripted_ws import LOG, ScriptedStreamServer
-from tests._stream_helpers import FAST, PINGS, SAMPLE, event, take, times
+from tests._stream_helpers import FAST, PINGS, SAMPLE, Seen, event, take, times
 from tests.conftest import API_KEY
 
 pytestmark = pytest.mark.anyio
@@ -166,24 +166,24 @@ async def test_server_shutdown_rotates_without_a_gap(sim: Simulator, ws: Scripte
 async def test_a_slow_consumer_gets_an_overflow_gap_with_the_count(
     sim: Simulator, ws: ScriptedStreamServer
 ) -> None:
-    overflowed = asyncio.Event()
-
-    def seen(note: object) -> None:
-        if isinstance(note, StreamEvent) and note.kind is StreamEventKind.OVERFLOW:
-            overflowed.set()
-
+    seen = Seen(asyncio.Event())
     async with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=2, on_event=seen) as stream:
-        await ws.wait(1)
+        await connected(seen)
         for n in range(1, 6):
             await ws.send(event(n))
-        async with asyncio.timeout(5):
-            await overflowed.wait()
-        await asyncio.sleep(0.05)  # the rest arrive (and are dropped)
+        await ws.round_trip()  # the client has read them all
+        assert "overflow" in seen.kinds()
         items = await take(stream, 3)
         await ws.send(event(6))
         items += await take(stream, 1)
     assert times(items) == [1, 2, ("gap", "overflow"), 6]
     assert items[2].dropped == 3
+
+
+async def connected(seen: Seen) -> None:
+    """Until the stream's connection is open (within 5 seconds)."""
+    async with asyncio.timeout(5):
+        await seen.connected.wait()
 
 
 async def collect(stream: AsyncIterator[object], items: list[object]) -> None:
@@ -196,8 +196,12 @@ async def collect(stream: AsyncIterator[object], items: list[object]) -> None:
 async def test_large_events_overflow_the_byte_bound_before_the_count_bound(
     sim: Simulator, ws: ScriptedStreamServer
 ) -> None:
-    async with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=100, max_bytes=2**20) as stream:
-        await ws.wait(1)
+    seen = Seen(asyncio.Event())
+    async with (
+        client(sim, ws) as uds,
+        uds.events(timing=FAST, maxsize=100, max_bytes=2**20, on_event=seen) as stream,
+    ):
+        await connected(seen)
         for n in (1, 2, 3):  # 400 KB each: the third would make 1.2 MB of the 1 MiB allowed
             await ws.send(json.dumps({"e": "TEST_EVENT", "E": n, "pad": "x" * 400_000}))
         await ws.round_trip()

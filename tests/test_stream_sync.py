@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from binance_userstream import EndpointRetiredError, EventStream, UserDataStream
 from binance_userstream._stream_core import StreamTiming
 from binance_userstream.simulator import Fault, Simulator
 from tests._scripted_ws import LOG, ThreadedStreamServer
-from tests._stream_helpers import FAST, PINGS, SAMPLE, event, times
+from tests._stream_helpers import FAST, PINGS, SAMPLE, Seen, event, times
 from tests.conftest import API_KEY
 
 
@@ -130,18 +129,13 @@ def test_a_planned_rotation_loses_nothing_and_delivers_nothing_twice(
 def test_a_slow_consumer_gets_an_overflow_gap_with_the_count(
     sim: Simulator, ws: ThreadedStreamServer
 ) -> None:
-    overflowed = threading.Event()
-
-    def seen(note: Any) -> None:
-        if note.kind.value == "overflow":
-            overflowed.set()
-
+    seen = Seen(threading.Event())
     with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=2, on_event=seen) as stream:
-        ws.wait(1)
+        assert seen.connected.wait(5)
         for n in range(1, 6):
             ws.send(event(n))
-        assert overflowed.wait(5)
-        time.sleep(0.05)
+        ws.round_trip()  # the client has read them all
+        assert "overflow" in seen.kinds()
         items = take(stream, 3)
         ws.send(event(6))
         items += take(stream, 1)
@@ -152,8 +146,12 @@ def test_a_slow_consumer_gets_an_overflow_gap_with_the_count(
 def test_large_events_overflow_the_byte_bound_before_the_count_bound(
     sim: Simulator, ws: ThreadedStreamServer
 ) -> None:
-    with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=100, max_bytes=2**20) as stream:
-        ws.wait(1)
+    seen = Seen(threading.Event())
+    with (
+        client(sim, ws) as uds,
+        uds.events(timing=FAST, maxsize=100, max_bytes=2**20, on_event=seen) as stream,
+    ):
+        assert seen.connected.wait(5)
         for n in (1, 2, 3):  # 400 KB each: the third would make 1.2 MB of the 1 MiB allowed
             ws.send(json.dumps({"e": "TEST_EVENT", "E": n, "pad": "x" * 400_000}))
         ws.round_trip()
@@ -167,8 +165,9 @@ def test_large_events_overflow_the_byte_bound_before_the_count_bound(
 def test_the_stream_holds_no_more_than_maxsize_events_in_all_those_next_took_at_once_included(
     sim: Simulator, ws: ThreadedStreamServer
 ) -> None:
-    with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=4) as stream:
-        ws.wait(1)
+    seen = Seen(threading.Event())
+    with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=4, on_event=seen) as stream:
+        assert seen.connected.wait(5)
         for n in (1, 2, 3, 4):
             ws.send(event(n))
         ws.round_trip()
