@@ -85,6 +85,14 @@ class ScriptedStreamServer:
         for ws in list(self.open):
             await ws.ping()
 
+    async def round_trip(self) -> None:
+        """Until the client has handled every frame sent before. A client answers a ping as it parses
+        what it read, before it handles that read's other frames; a second ping, sent once the first
+        is answered, comes in a later read, answered after the earlier one was handled."""
+        for _ in range(2):
+            for ws in list(self.open):
+                await (await ws.ping())
+
     def drop(self) -> None:
         """Cut every open connection without a closing handshake (a network failure)."""
         for ws in list(self.open):
@@ -140,6 +148,9 @@ class ThreadedStreamServer:
 
     def ping(self) -> None:
         self._run(self.server.ping())
+
+    def round_trip(self) -> None:
+        self._run(self.server.round_trip())
 
     def drop(self) -> None:
         self._loop.call_soon_threadsafe(self.server.drop)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 from binance_userstream import StreamGap
@@ -40,3 +41,21 @@ async def take(stream: Any, n: int, timeout: float = 10.0) -> list[Any]:
             if len(items) == n:
                 break
     return items
+
+
+class Seen:
+    """An `on_event` callback that keeps every note and sets `connected` once a connection is open
+    (a `threading.Event` for a sync stream, an `asyncio.Event` for an async one): frames sent after
+    that are handed to the core as they arrive, not held for the open connection."""
+
+    def __init__(self, connected: threading.Event | asyncio.Event) -> None:
+        self.notes: list[Any] = []
+        self.connected = connected
+
+    def __call__(self, note: Any) -> None:
+        self.notes.append(note)
+        if note.kind.value == "connected":
+            self.connected.set()
+
+    def kinds(self) -> list[str]:
+        return [note.kind.value for note in self.notes]

@@ -186,6 +186,15 @@ def test_listen_key_expired_with_a_string_time_decodes() -> None:
 
 
 @pytest.mark.parametrize(
+    "value", ["²", "9" * 5000, "\uff11\uff12", "-5", -5, 0, 2**63, 10**400, 1.5, float("nan"), [1], {"E": 1}]
+)
+def test_an_event_time_that_is_no_usable_number_of_milliseconds_is_none(value: object) -> None:
+    """A "²" is a digit to str.isdigit and not to int(); 5,000 nines pass the test and exceed int()'s
+    digit limit: both used to raise ValueError inside the stream's frame handling."""
+    assert event_time({"E": value}) is None
+
+
+@pytest.mark.parametrize(
     ("payload", "expected"),
     [({"E": 12}, 12), ({"E": "12"}, 12), ({"E": True}, None), ({"E": "x"}, None), ({}, None), (None, None)],
 )

@@ -18,10 +18,10 @@ import pytest
 from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate
 
 from binance_userstream import AsyncUserDataStream, EndpointRetiredError
-from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
-from binance_userstream.simulator import Fault, Simulator
+from binance_userstream._stream_core import StreamEventKind, StreamTiming
+from binance_userstream.simulator import TEST_API_SECRET, Fault, Simulator
 from tests._scripted_ws import LOG, ScriptedStreamServer
-from tests._stream_helpers import FAST, PINGS, SAMPLE, event, take, times
+from tests._stream_helpers import FAST, PINGS, SAMPLE, Seen, event, take, times
 from tests.conftest import API_KEY
 
 pytestmark = pytest.mark.anyio
@@ -166,24 +166,65 @@ async def test_server_shutdown_rotates_without_a_gap(sim: Simulator, ws: Scripte
 async def test_a_slow_consumer_gets_an_overflow_gap_with_the_count(
     sim: Simulator, ws: ScriptedStreamServer
 ) -> None:
-    overflowed = asyncio.Event()
-
-    def seen(note: object) -> None:
-        if isinstance(note, StreamEvent) and note.kind is StreamEventKind.OVERFLOW:
-            overflowed.set()
-
+    seen = Seen(asyncio.Event())
     async with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=2, on_event=seen) as stream:
-        await ws.wait(1)
+        await connected(seen)
         for n in range(1, 6):
             await ws.send(event(n))
-        async with asyncio.timeout(5):
-            await overflowed.wait()
-        await asyncio.sleep(0.05)  # the rest arrive (and are dropped)
+        await ws.round_trip()  # the client has read them all
+        assert "overflow" in seen.kinds()
         items = await take(stream, 3)
         await ws.send(event(6))
         items += await take(stream, 1)
     assert times(items) == [1, 2, ("gap", "overflow"), 6]
     assert items[2].dropped == 3
+
+
+async def connected(seen: Seen) -> None:
+    """Until the stream's connection is open (within 5 seconds)."""
+    async with asyncio.timeout(5):
+        await seen.connected.wait()
+
+
+async def collect(stream: AsyncIterator[object], items: list[object]) -> None:
+    """Every item of `stream` into `items`, until it ends (or raises), within 10 seconds."""
+    async with asyncio.timeout(10):
+        async for item in stream:
+            items.append(item)
+
+
+async def test_large_events_overflow_the_byte_bound_before_the_count_bound(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    seen = Seen(asyncio.Event())
+    async with (
+        client(sim, ws) as uds,
+        uds.events(timing=FAST, maxsize=100, max_bytes=2**20, on_event=seen) as stream,
+    ):
+        await connected(seen)
+        for n in (1, 2, 3):  # 400 KB each: the third would make 1.2 MB of the 1 MiB allowed
+            await ws.send(json.dumps({"e": "TEST_EVENT", "E": n, "pad": "x" * 400_000}))
+        await ws.round_trip()
+        items = await take(stream, 3)
+        await ws.send(event(4))
+        items += await take(stream, 1)
+    assert times(items) == [1, 2, ("gap", "overflow"), 4]
+    assert items[2].dropped == 1
+
+
+async def test_a_fatal_error_is_raised_after_the_buffered_events_and_the_gap_of_the_loss_in_progress(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    async with client(sim, ws) as uds, uds.events(timing=FAST) as stream:
+        await ws.wait(1)
+        sim.inject(Fault("status", status=410))  # the key's renewal after its expiry: retired
+        for n in (1, 2, 3):
+            await ws.send(event(n))
+        await ws.send(json.dumps({"e": "listenKeyExpired", "E": 4, "listenKey": ws.key_of(0)}))
+        items: list[object] = []
+        with pytest.raises(EndpointRetiredError):
+            await collect(stream, items)
+    assert times(items) == [1, 2, 3, 4, ("gap", "listen_key_expired")]
 
 
 async def test_close_from_another_thread_ends_the_iteration(sim: Simulator, ws: ScriptedStreamServer) -> None:
@@ -262,3 +303,24 @@ async def test_a_fatal_session_answer_ends_the_iteration_with_its_typed_error(
         sim.inject(Fault("status", status=410))  # the next keepalive: the endpoint is retired
         with pytest.raises(EndpointRetiredError):
             await take(stream, 1, timeout=10)
+
+
+async def test_an_event_of_another_subscription_on_a_websocket_api_connection_is_dropped_and_reported(
+    sim: Simulator, ws: ScriptedStreamServer
+) -> None:
+    """Binance's WebSocket API wraps each event as {"subscriptionId": N, "event": ...} with the N its
+    subscribe answered (user-data-stream.md, 2025-08-12); a connection may carry others' events."""
+    notes: list[object] = []
+    uds = AsyncUserDataStream(
+        api_key=API_KEY, api_secret=TEST_API_SECRET, base_url=sim.url, stream_url=ws.url, market="spot"
+    )
+    async with uds, uds.events(timing=FAST, on_event=notes.append) as stream:
+        await ws.wait(1)
+        request = json.loads(await ws.open[0].recv())
+        await ws.send(json.dumps({"id": request["id"], "status": 200, "result": {"subscriptionId": 0}}))
+        await ws.send('{"subscriptionId":1,"event":{"e":"TEST_EVENT","E":1}}')
+        await ws.send('{"subscriptionId":0,"event":{"e":"TEST_EVENT","E":2}}')
+        items = await take(stream, 1)
+    assert times(items) == [2]
+    (other,) = [n for n in notes if getattr(n, "kind", None) is StreamEventKind.OTHER_SUBSCRIPTION]
+    assert "subscriptionId 1" in str(other.detail)

@@ -39,8 +39,8 @@ def url(key: str) -> str:
     return f"wss://stream.test/private/ws?listenKey={key}"
 
 
-def core(random: Callable[[], float] = lambda: 1.0, maxsize: int = 100) -> StreamCore:
-    return StreamCore(url, TIMING, random=random, maxsize=maxsize)
+def core(random: Callable[[], float] = lambda: 1.0, maxsize: int = 100, max_bytes: int = 2**20) -> StreamCore:
+    return StreamCore(url, TIMING, random=random, maxsize=maxsize, max_bytes=max_bytes)
 
 
 def frame(n: int, kind: str = "TEST_EVENT", **extra: Any) -> str:
@@ -120,6 +120,22 @@ def test_an_event_type_that_is_not_a_string_is_delivered_as_an_unknown_event(kin
     (item,) = drain(stream)
     assert isinstance(item, UnknownEvent)
     assert stream.frame(conn, '{"e": "x", "E": 2}', 2.0) == []  # the connection serves on
+
+
+@pytest.mark.parametrize("stamp", ['"²"', f'"{"9" * 5000}"', "9" * 400, "-5"])
+def test_an_unusable_event_time_is_treated_as_missing_and_the_frame_and_the_next_are_delivered(
+    stamp: str,
+) -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 1.0)
+    assert stream.frame(conn, f'{{"e": "TEST_EVENT", "E": {stamp}, "n": 2}}', 2.0) == []
+    stream.frame(conn, '{"e": "TEST_EVENT", "n": 3}', 3.0)
+    (again,) = connects(stream.closed(conn, 200.0))
+    stream.connected(again.conn_id, 201.0)
+    first, second, third, gap = drain(stream)
+    assert [first.to_dict()["E"], second["n"], third["n"]] == [1, 2, 3]
+    assert gap == StreamGap("disconnected", 200.0, 201.0, last_event_time=1)
 
 
 def test_frames_from_a_connection_the_core_closed_are_ignored() -> None:
@@ -472,17 +488,77 @@ def test_after_a_rotation_the_next_is_due_23h30m_after_the_new_connection_opened
 # -- a slow consumer --------------------------------------------------------------------------
 
 
-def test_a_full_buffer_drops_incoming_events_and_reports_how_many_once_there_is_room() -> None:
-    stream = core(maxsize=3)
+def test_a_full_buffer_drops_events_until_the_consumer_has_drained_it_to_half_then_reports_how_many() -> None:
+    stream = core(maxsize=4)
     conn = opened(stream)
     for n in range(1, 8):
         stream.frame(conn, frame(n), float(n))
-    assert len(stream) == 3
-    assert times([stream.pop(10.0), stream.pop(10.5)]) == [1, 2]
-    stream.frame(conn, frame(8), 11.0)
-    items = drain(stream, 12.0)
-    assert times(items) == [3, ("gap", "overflow"), 8]
-    assert items[1] == StreamGap("overflow", 4.0, 10.0, last_event_time=3, dropped=4)
+    assert len(stream) == 4
+    assert times([stream.pop(10.0)]) == [1]
+    stream.frame(conn, frame(8), 11.0)  # one slot free, above the low-water mark: still dropped
+    assert times([stream.pop(12.0)]) == [2]  # two held: half the buffer, it reopens
+    stream.frame(conn, frame(9), 13.0)
+    items = drain(stream, 14.0)
+    assert times(items) == [3, 4, ("gap", "overflow"), 9]
+    assert items[2] == StreamGap("overflow", 5.0, 12.0, last_event_time=4, dropped=4)
+
+
+def test_a_full_buffer_of_large_events_drops_by_size_before_the_count_is_reached() -> None:
+    stream = core(maxsize=100, max_bytes=1000)
+    conn = opened(stream)
+    for n in range(1, 6):
+        stream.frame(conn, frame(n, pad="x" * 300), float(n))  # about 340 characters each
+    assert len(stream) == 2
+    assert stream.notes[-1].kind is StreamEventKind.OVERFLOW
+    items = drain(stream, 10.0)
+    assert times(items) == [1, 2, ("gap", "overflow")]
+    assert items[2].dropped == 3
+
+
+def test_an_overflow_that_begins_again_before_any_event_followed_its_gap_grows_that_gap() -> None:
+    stream = core(max_bytes=1000)
+    conn = opened(stream)
+    for n in (1, 2, 3):
+        stream.frame(conn, frame(n, pad="x" * 380), float(n))  # 400 characters each: the third is dropped
+    assert times([stream.pop(4.0)]) == [1]  # 400 held, at most half: the gap is buffered
+    stream.frame(conn, frame(5, pad="x" * 680), 5.0)  # 700 more would be too many: dropped again
+    assert "again" in str(stream.notes[-1].detail)
+    assert times([stream.pop(6.0)]) == [2]
+    stream.frame(conn, frame(7), 7.0)
+    (gap, last) = drain(stream, 8.0)
+    assert gap == StreamGap("overflow", 3.0, 6.0, last_event_time=2, dropped=2)
+    assert times([last]) == [7]
+
+
+def test_a_batch_counts_against_the_bounds_until_it_has_been_handed_out() -> None:
+    stream = core(maxsize=3)
+    conn = opened(stream)
+    for n in (1, 2, 3):
+        stream.frame(conn, frame(n), float(n))
+    assert times(stream.pop_batch(3, 4.0)) == [1, 2, 3]
+    stream.frame(conn, frame(4), 5.0)  # the consumer still holds three
+    stream.batch_done(6.0)
+    stream.frame(conn, frame(7), 7.0)
+    assert times(stream.pop_batch(3, 8.0)) == [("gap", "overflow"), 7]
+
+
+def test_a_batch_ends_before_a_gap_so_that_an_overflow_beginning_again_can_grow_it() -> None:
+    stream = core(max_bytes=1000)
+    conn = opened(stream)
+    for n in (1, 2, 3):
+        stream.frame(conn, frame(n, pad="x" * 380), float(n))  # 400 characters each: the third is dropped
+    assert times(stream.pop_batch(1, 4.0)) == [1]
+    stream.batch_done(5.0)  # 400 held, at most half: the gap follows event 2
+    assert times(stream.pop_batch(5, 6.0)) == [2]
+    stream.frame(conn, frame(7, pad="x" * 680), 7.0)  # 700 more than the 400 lent: dropped again
+    stream.batch_done(8.0)
+    (gap,) = stream.pop_batch(5, 9.0)
+    assert gap == StreamGap("overflow", 3.0, 8.0, last_event_time=2, dropped=2)
+
+
+def test_max_bytes_must_be_a_positive_int() -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        core(max_bytes=0)
 
 
 def test_a_loss_gap_is_never_dropped_by_a_full_buffer() -> None:
@@ -733,3 +809,122 @@ def test_a_failed_attempt_the_server_said_to_retry_later_waits_at_least_that_lon
     assert stream.closed(connect.conn_id, 1.0, "429", retry_after=90.0) == []
     assert stream.tick(90.9) == []
     assert len(connects(stream.tick(91.0))) == 1
+
+
+# -- the WebSocket API: one connection, one subscription ---------------------------------------
+
+
+def subscribed(stream: StreamCore, subscription: int = 3) -> int:
+    """Start a WebSocket API stream whose first connection is subscribed as `subscription`; its id."""
+    (connect,) = stream.start(KEY, 0.0)
+    assert isinstance(connect, Connect)
+    stream.connected(connect.conn_id, 0.0, subscription_id=subscription)
+    return connect.conn_id
+
+
+def test_an_event_of_another_subscription_than_the_connections_is_not_delivered() -> None:
+    stream = core()
+    conn = subscribed(stream, 3)
+    assert stream.frame(conn, envelope(1, subscription=4), 1.0) == []
+    stream.frame(conn, envelope(2, subscription=3), 2.0)
+    assert times(drain(stream)) == [2]
+
+
+@pytest.mark.parametrize("other", ["30", '"3"', "true", "null", "[3]"])
+def test_a_subscription_id_that_only_looks_like_the_connections_is_another(other: str) -> None:
+    stream = core()
+    conn = subscribed(stream, 3)
+    stream.frame(conn, f'{{"subscriptionId": {other}, "event": {{"e": "executionReport", "E": 1}}}}', 1.0)
+    assert drain(stream) == []
+
+
+def test_the_connections_own_events_are_delivered_however_their_json_is_spaced() -> None:
+    stream = core()
+    conn = subscribed(stream, 3)
+    stream.frame(conn, '{ "subscriptionId" : 3 , "event": {"e": "executionReport", "E": 1}}', 1.0)
+    stream.frame(conn, '{"event": {"e": "executionReport", "E": 2}, "subscriptionId": 3}', 2.0)
+    stream.frame(conn, '{"event": {"e": "serverShutdown", "E": 3}}', 3.0)  # a connection event: no id
+    assert times(drain(stream)) == [1, 2, 3]
+
+
+def test_events_of_another_subscription_are_counted_and_noted_on_the_first_second_fourth_and_so_on() -> None:
+    stream = core()
+    conn = subscribed(stream, 3)
+    stream.notes.clear()
+    for n in range(1, 6):
+        stream.frame(conn, envelope(n, subscription=7), float(n))
+    assert [(note.kind, note.at) for note in stream.notes] == [
+        (StreamEventKind.OTHER_SUBSCRIPTION, 1.0),
+        (StreamEventKind.OTHER_SUBSCRIPTION, 2.0),
+        (StreamEventKind.OTHER_SUBSCRIPTION, 4.0),
+    ]
+    assert stream.notes[-1].detail == (
+        "dropped an event of subscriptionId 7, not this connection's 3 (4 dropped so far)"
+    )
+
+
+def test_a_renewal_that_answered_another_subscription_id_moves_the_connection_to_it() -> None:
+    stream = core()
+    conn = subscribed(stream, 3)
+    stream.subscribed(conn, 5)
+    stream.frame(conn, envelope(1, subscription=3), 1.0)
+    stream.frame(conn, envelope(2, subscription=5), 2.0)
+    assert times(drain(stream)) == [2]
+
+
+def test_a_connection_without_a_subscription_delivers_every_envelope() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, envelope(1, subscription=4), 1.0)
+    assert times(drain(stream)) == [1]
+
+
+# -- a failure no retry mends ----------------------------------------------------------------------
+
+
+def test_a_failure_leaves_the_buffered_events_then_the_loss_in_progress_as_a_gap() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 1.0)
+    stream.frame(conn, frame(2), 2.0)
+    (attempt,) = connects(stream.closed(conn, 200.0))
+    assert stream.failed(201.0) == [Close(attempt.conn_id)]
+    items = drain(stream)
+    assert times(items) == [1, 2, ("gap", "disconnected")]
+    assert items[2] == StreamGap("disconnected", 200.0, 201.0, last_event_time=2)
+
+
+def test_a_failure_ends_the_overflow_in_progress_with_its_gap() -> None:
+    stream = core(maxsize=1)
+    conn = opened(stream)
+    stream.frame(conn, frame(1), 1.0)
+    stream.frame(conn, frame(2), 2.0)
+    assert stream.failed(3.0) == [Close(conn)]
+    items = drain(stream)
+    assert times(items) == [1, ("gap", "overflow")]
+    assert items[1] == StreamGap("overflow", 2.0, 3.0, last_event_time=1, dropped=1)
+
+
+def test_after_a_failure_nothing_is_scheduled_and_no_frame_is_taken() -> None:
+    stream = core()
+    conn = opened(stream)
+    stream.failed(1.0)
+    stream.frame(conn, frame(1), 2.0)
+    assert stream.next_deadline() == math.inf
+    assert stream.pop(3.0) is None
+
+
+def test_under_a_sustained_flood_the_consumer_gets_runs_of_events_between_single_gaps() -> None:
+    """Three events arrive for each one the consumer takes: it used to get a gap for every slot it
+    freed, and after the first buffer's worth nothing but gaps."""
+    stream = core(maxsize=10)
+    conn = opened(stream)
+    sent, items = 0, []
+    for step in range(200):
+        for _ in range(3):
+            sent += 1
+            stream.frame(conn, frame(sent), float(step))
+        items.append(stream.pop(float(step)))
+    gaps = [isinstance(item, StreamGap) for item in items]
+    assert not any(a and b for a, b in itertools.pairwise(gaps))
+    assert gaps.count(False) >= 4 * gaps.count(True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from binance_userstream import EndpointRetiredError, EventStream, UserDataStream
 from binance_userstream._stream_core import StreamTiming
 from binance_userstream.simulator import Fault, Simulator
 from tests._scripted_ws import LOG, ThreadedStreamServer
-from tests._stream_helpers import FAST, PINGS, SAMPLE, event, times
+from tests._stream_helpers import FAST, PINGS, SAMPLE, Seen, event, times
 from tests.conftest import API_KEY
 
 
@@ -130,23 +129,72 @@ def test_a_planned_rotation_loses_nothing_and_delivers_nothing_twice(
 def test_a_slow_consumer_gets_an_overflow_gap_with_the_count(
     sim: Simulator, ws: ThreadedStreamServer
 ) -> None:
-    overflowed = threading.Event()
-
-    def seen(note: Any) -> None:
-        if note.kind.value == "overflow":
-            overflowed.set()
-
+    seen = Seen(threading.Event())
     with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=2, on_event=seen) as stream:
-        ws.wait(1)
+        assert seen.connected.wait(5)
         for n in range(1, 6):
             ws.send(event(n))
-        assert overflowed.wait(5)
-        time.sleep(0.05)
+        ws.round_trip()  # the client has read them all
+        assert "overflow" in seen.kinds()
         items = take(stream, 3)
         ws.send(event(6))
         items += take(stream, 1)
     assert times(items) == [1, 2, ("gap", "overflow"), 6]
     assert items[2].dropped == 3
+
+
+def test_large_events_overflow_the_byte_bound_before_the_count_bound(
+    sim: Simulator, ws: ThreadedStreamServer
+) -> None:
+    seen = Seen(threading.Event())
+    with (
+        client(sim, ws) as uds,
+        uds.events(timing=FAST, maxsize=100, max_bytes=2**20, on_event=seen) as stream,
+    ):
+        assert seen.connected.wait(5)
+        for n in (1, 2, 3):  # 400 KB each: the third would make 1.2 MB of the 1 MiB allowed
+            ws.send(json.dumps({"e": "TEST_EVENT", "E": n, "pad": "x" * 400_000}))
+        ws.round_trip()
+        items = take(stream, 3)
+        ws.send(event(4))
+        items += take(stream, 1)
+    assert times(items) == [1, 2, ("gap", "overflow"), 4]
+    assert items[2].dropped == 1
+
+
+def test_the_stream_holds_no_more_than_maxsize_events_in_all_those_next_took_at_once_included(
+    sim: Simulator, ws: ThreadedStreamServer
+) -> None:
+    seen = Seen(threading.Event())
+    with client(sim, ws) as uds, uds.events(timing=FAST, maxsize=4, on_event=seen) as stream:
+        assert seen.connected.wait(5)
+        for n in (1, 2, 3, 4):
+            ws.send(event(n))
+        ws.round_trip()
+        items = take(stream, 1)  # next() took the four at once: they are still the stream's
+        for n in (5, 6, 7, 8):
+            ws.send(event(n))
+        ws.round_trip()
+        items += take(stream, 4)
+        ws.send(event(9))
+        items += take(stream, 1)
+    assert times(items) == [1, 2, 3, 4, ("gap", "overflow"), 9]
+    assert items[4].dropped == 4
+
+
+def test_a_fatal_error_is_raised_after_the_buffered_events_and_the_gap_of_the_loss_in_progress(
+    sim: Simulator, ws: ThreadedStreamServer
+) -> None:
+    items: list[Any] = []
+    with client(sim, ws) as uds, uds.events(timing=FAST) as stream:
+        ws.wait(1)
+        sim.inject(Fault("status", status=410))  # the key's renewal after its expiry: retired
+        for n in (1, 2, 3):
+            ws.send(event(n))
+        ws.send(json.dumps({"e": "listenKeyExpired", "E": 4, "listenKey": ws.key_of(0)}))
+        with pytest.raises(EndpointRetiredError):
+            items.extend(stream)
+    assert times(items) == [1, 2, 3, 4, ("gap", "listen_key_expired")]
 
 
 def test_close_from_another_thread_ends_a_blocked_iteration(sim: Simulator, ws: ThreadedStreamServer) -> None:
@@ -199,6 +247,10 @@ def test_bad_stream_options_are_refused_before_anything_is_sent(sim: Simulator) 
     with UserDataStream(api_key=API_KEY, base_url=sim.url, market="usdm") as uds:
         with pytest.raises(ValueError, match="maxsize"):
             uds.events(maxsize=0)
+        with pytest.raises(ValueError, match="max_bytes"):
+            uds.events(max_bytes=0)
+        with pytest.raises(ValueError, match="max_bytes must be at least 1048576, the largest frame"):
+            uds.events(max_bytes=2**20 - 1)
         with pytest.raises(TypeError, match="on_event"):
             uds.events(on_event="print")  # type: ignore[arg-type]
     assert list(sim.requests) == []

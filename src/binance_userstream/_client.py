@@ -45,7 +45,7 @@ from binance_userstream._session import (
 )
 from binance_userstream._signing import Credentials, load_signer
 from binance_userstream._stream import AsyncEventStream, StreamCallback
-from binance_userstream._stream_core import DEFAULT_MAXSIZE, StreamTiming
+from binance_userstream._stream_core import DEFAULT_MAX_BYTES, DEFAULT_MAXSIZE, StreamTiming
 from binance_userstream._stream_thread import EventStream
 from binance_userstream._transport import (
     ACCEPT_ENCODING,
@@ -490,6 +490,7 @@ class UserDataStream(_Base):
         listen_key: str | None = None,
         interval: float = KEEPALIVE_INTERVAL,
         maxsize: int = DEFAULT_MAXSIZE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         on_event: StreamCallback | None = None,
         timing: StreamTiming | None = None,
         jitter: Callable[[], float] | None = None,
@@ -498,13 +499,15 @@ class UserDataStream(_Base):
         """The account's events: `with uds.events() as stream: for item in stream:`.
 
         As `AsyncUserDataStream.events`: the key is kept alive by a KeepaliveSession (its thread),
-        the connections run on the stream's own thread, where `on_event` is called too.
+        the connections run on the stream's own thread, where `on_event` is called too. The items
+        `next()` takes from that thread at once count against `maxsize` and `max_bytes` until handed out.
         """
         return EventStream(
             self,
             listen_key=listen_key,
             interval=interval,
             maxsize=maxsize,
+            max_bytes=max_bytes,
             on_event=on_event,
             timing=timing,
             jitter=jitter,
@@ -625,6 +628,7 @@ class AsyncUserDataStream(_Base):
         listen_key: str | None = None,
         interval: float = KEEPALIVE_INTERVAL,
         maxsize: int = DEFAULT_MAXSIZE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         on_event: StreamCallback | None = None,
         timing: StreamTiming | None = None,
         jitter: Callable[[], float] | None = None,
@@ -635,7 +639,10 @@ class AsyncUserDataStream(_Base):
         Creates (or adopts `listen_key`) the key and keeps it alive with a session (a keepalive every
         `interval` seconds; a lost key is replaced and reconnected, with a gap), connects to
         `stream_url` plus the market's path, and yields generated event models and StreamGap
-        markers in order. `maxsize` bounds the buffer (an overflow is a gap); `on_event` gets each
+        markers in order. `maxsize` bounds the buffer in events, `max_bytes` in frame text (each
+        event counts its frame's length in characters; 1 MiB at least, the largest frame): past
+        either, events are dropped until the consumer has drained half, and a gap counts them
+        (an overflow is a gap). `on_event` gets each
         SessionEvent and StreamEvent (a plain function, in the loop); `timing` and `jitter`
         (a `random.random` stand-in) bend the stream's clock rules, for tests and demos; `clock`
         (an `AcceleratedClock`, shared with a simulator) runs the session and the stream's rules,
@@ -646,6 +653,7 @@ class AsyncUserDataStream(_Base):
             listen_key=listen_key,
             interval=interval,
             maxsize=maxsize,
+            max_bytes=max_bytes,
             on_event=on_event,
             timing=timing,
             jitter=jitter,

@@ -83,8 +83,8 @@ def decode_payload(payload: dict[str, Any]) -> Event:
     if model is not None:
         try:
             return model.from_dict(payload)
-        except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
-            pass
+        except Exception:  # whatever a model refuses a payload with, the event is still delivered
+            return UnknownEvent.from_dict(payload)
     return UnknownEvent.from_dict(payload)
 
 
@@ -96,13 +96,18 @@ def decode(text: str) -> Event:
     return decode_payload(payload)
 
 
+#: Event times are milliseconds in a signed 64-bit integer (Binance's servers are Java): anything
+#: outside (0, 2**63) is no event time, and bounds what a gap's description prints.
+MAX_EVENT_TIME = 2**63
+
+
 def event_time(payload: dict[str, Any] | None) -> int | None:
-    """The payload's event time `E` in milliseconds (USD-M sometimes sends it as a string), or None."""
+    """The payload's event time `E` in milliseconds (USD-M sometimes sends it as a string), or None
+    when it is missing or unusable: not an integer nor ASCII digits ("²" is a digit to str.isdigit
+    and not to int), or out of range (5,000 nines, which int() refuses past its digit limit)."""
     value = None if payload is None else payload.get("E")
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if type(value) is str and 0 < len(value) < 20 and value.isascii() and value.isdigit():
+        value = int(value)
+    if type(value) is int and 0 < value < MAX_EVENT_TIME:
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
     return None

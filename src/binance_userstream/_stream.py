@@ -36,6 +36,7 @@ from binance_userstream._policy import retry_after as retry_after_header
 from binance_userstream._secrets import SERVER_TEXT_LIMIT, printable, redact, server_text, watch_secret
 from binance_userstream._session import FATAL, AsyncKeepaliveSession, EventKind, SessionEvent
 from binance_userstream._stream_core import (
+    DEFAULT_MAX_BYTES,
     Action,
     Close,
     Connect,
@@ -96,6 +97,7 @@ _LOUD = {
     StreamEventKind.RESYNCED,
     StreamEventKind.TOKEN_RENEW_FAILED,
     StreamEventKind.KEY_REFUSED,
+    StreamEventKind.OTHER_SUBSCRIPTION,
 }
 #: The core's key for a WebSocket API stream: its URL names no key, and its credential is per
 #: connection (a signature) or a listenToken held here.
@@ -298,6 +300,7 @@ class AsyncEventStream:
         listen_key: str | None,
         interval: float,
         maxsize: int,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         on_event: StreamCallback | None,
         timing: StreamTiming | None,
         jitter: Callable[[], float] | None,
@@ -305,6 +308,10 @@ class AsyncEventStream:
     ) -> None:
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be callable, not {type(on_event).__name__}")
+        if isinstance(max_bytes, int) and not isinstance(max_bytes, bool) and max_bytes < MAX_FRAME:
+            raise ValueError(
+                f"max_bytes must be at least {MAX_FRAME}, the largest frame accepted, not {max_bytes}"
+            )
         if uds.stream_url is None:
             raise ValueError(f"market {uds.market.name!r} has no listenKey event stream")
         market = uds.market
@@ -329,6 +336,7 @@ class AsyncEventStream:
             timing or StreamTiming.for_market(uds.market),
             random=jitter or random.random,
             maxsize=maxsize,
+            max_bytes=max_bytes,
         )
         self._listen_key, self._interval = listen_key, interval
         self._clock = clock  # None: the loop's own clock
@@ -369,14 +377,20 @@ class AsyncEventStream:
         return self
 
     async def __anext__(self) -> Item:
-        while True:
+        item = self._core.pop(self._now())
+        while item is None:
+            await self._until_ready()
+            item = self._core.pop(self._now())
+        if isinstance(item, StreamGap):
+            log.warning("stream %s", item.describe())
+        return item
+
+    async def _until_ready(self) -> None:
+        """Until an item waits; once none is left, the error that ended the stream (after every
+        item buffered before it, the gap of the loss in progress included), or StopAsyncIteration."""
+        while not len(self._core):
             if self._error is not None:
                 raise self._error
-            item = self._core.pop(self._now())
-            if item is not None:
-                if isinstance(item, StreamGap):
-                    log.warning("stream %s", item.describe())
-                return item
             if self._ended:
                 raise StopAsyncIteration
             self._ready.clear()
@@ -473,6 +487,9 @@ class AsyncEventStream:
         self._poke.set()
 
     def _fail(self, error: BaseException) -> None:
+        """End the stream with `error`, raised once the consumer has what was buffered before it."""
+        if self._error is None and not self._ended:
+            self._apply(self._core.failed(self._now()))
         if self._error is None:
             self._error = error
         self._end()
@@ -589,7 +606,8 @@ class AsyncEventStream:
                 reader = asyncio.ensure_future(inbox.read_assembled(ws))
                 try:
                     subscriber = await self._subscribe(conn_id, ws, inbox, reader)
-                    self._apply(self._core.connected(conn_id, self._now()))
+                    subscription = None if subscriber is None else subscriber.subscription_id
+                    self._apply(self._core.connected(conn_id, self._now(), subscription))
                     inbox.go_live()
                     if subscriber is None:  # a listenKey stream: every frame is an event, straight on
                         ws.on_text = inbox.deliver
@@ -732,6 +750,7 @@ class AsyncEventStream:
                 self._apply([])
             elif isinstance(outcome, Renewed):
                 log.debug("stream: connection %d took the new listenToken", conn_id)
+                self._core.subscribed(conn_id, outcome.subscription_id)
             elif isinstance(outcome, RenewFailed):
                 self._apply(
                     self._core.replace_connections(

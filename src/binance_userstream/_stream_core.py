@@ -23,14 +23,29 @@ The rules:
   listenToken is renewed `token_lead` before it expires (RenewToken), on the same connections; a
   mint that failed is retried after a backoff, before the token runs out, and a new token the
   server refused replaces the connection make-before-break (`replace_connections`). Overlap duplicates are
-  recognised by the event, whatever subscriptionId each connection's envelope carries.
-- A bounded buffer: past `maxsize` events, incoming events are dropped and counted; once the
-  consumer has made room, a `StreamGap(reason="overflow", dropped=n)` takes the hole's place.
+  recognised by the event, whatever subscriptionId each connection's envelope carries. An event
+  whose envelope carries another subscriptionId than its connection's own subscription (the
+  driver says which, `connected(..., subscription_id=)`) is not this stream's: it is dropped,
+  counted and noted (OTHER_SUBSCRIPTION, on the 1st, 2nd, 4th, 8th... of a connection).
+- Frame handling never raises: any text is delivered, as a model or an UnknownEvent; an event
+  time `E` that is no usable number of milliseconds (a "²", 5,000 nines) counts as missing.
+- A bounded buffer, by count and by size: an event that would make it hold more than `maxsize`
+  events, or more than `max_bytes` of frame text (each event costs its frame's length; gaps cost
+  nothing), is dropped and counted. The buffer reopens only once the consumer has drained it to
+  half of both bounds (a low-water mark: under a sustained flood the consumer gets half a buffer of
+  events between gaps, not one gap per freed slot); then a `StreamGap(reason="overflow",
+  dropped=n)` takes the hole's place. An overflow that begins again before any event followed
+  that gap grows the same gap (the dropped counts add up): two overflow gaps never touch.
+  Items a consumer took as a batch (`pop_batch`, the sync stream) count until it says it has
+  handed them all out (`batch_done`), so the stream holds no more than the bounds in all.
+- A failure no retry mends (`failed`): what is buffered, then the overflow and the loss in
+  progress as gaps, are left for the consumer before the driver raises the error.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import math
 from collections import deque
 from collections.abc import Callable
@@ -38,7 +53,7 @@ from collections.abc import Callable
 from attrs import define, field, frozen
 from binance_userstream_client.models import UnknownEvent
 
-from binance_userstream._decode import RAW, Event, decode_payload, event_time, parse
+from binance_userstream._decode import MAX_EVENT_TIME, RAW, Event, decode_payload, event_time, parse
 from binance_userstream._gap import GapReason, StreamGap
 from binance_userstream._markets import Market
 
@@ -46,6 +61,9 @@ Item = Event | StreamGap
 """What a stream yields: an event model, or a gap marker."""
 
 DEFAULT_MAXSIZE = 10_000
+DEFAULT_MAX_BYTES = 64 * 2**20
+"""64 MiB of frame text: 64 of the largest frames accepted; Binance's events (0.1 to 1 KB: an
+order update is about 500 characters) meet `maxsize` long before it."""
 
 
 @frozen
@@ -119,6 +137,7 @@ class StreamEventKind(enum.Enum):
     RESYNCED = "resynced"
     TOKEN_RENEWED = "token_renewed"  # noqa: S105 (a name, not a password)
     TOKEN_RENEW_FAILED = "token_renew_failed"  # noqa: S105
+    OTHER_SUBSCRIPTION = "other_subscription"
 
 
 @frozen
@@ -150,6 +169,9 @@ class _Connection:
     opened_at: float = 0.0
     last_seen: float = 0.0
     seen: set[str] = field(factory=set)  # frame texts delivered from it during an overlap
+    subscription_id: int | None = None  # the WebSocket API subscription its events belong to
+    envelope: str | None = None  # how that subscription's events begin, as Binance writes them
+    others: int = 0  # events of another subscription dropped
 
 
 @define
@@ -173,17 +195,27 @@ class StreamCore:
         *,
         random: Callable[[], float],
         maxsize: int = DEFAULT_MAXSIZE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
-            raise ValueError(f"maxsize must be a positive int, not {maxsize!r}")
+        for name, value in (("maxsize", maxsize), ("max_bytes", max_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, not {value!r}")
         self._url_for = url_for
         self.timing = timing
         self._random = random
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
         self.key: str | None = None
         self._connections: dict[int, _Connection] = {}
         self._next_id = 1
-        self._buffer: deque[Item] = deque()
+        # Each item with its cost: its frame's length, -1 for a gap (which counts nothing).
+        self._buffer: deque[tuple[Item, int]] = deque()
+        # How many items the buffer may hold now: maxsize, plus the gaps in it, less the events lent
+        # (taken by pop_batch, not yet handed out); so the hot path's test is one len().
+        self._room = maxsize
+        self._held_bytes = 0  # the cost of the events buffered or lent
+        self._lent = 0
+        self._lent_bytes = 0
         self._last_event_time: int | None = None
         self._loss: _Hole | None = None
         self._overflow: _Hole | None = None
@@ -208,11 +240,13 @@ class StreamCore:
         self.key = key
         return [self._connect(at, planned=False)]
 
-    def connected(self, conn_id: int, at: float) -> list[Action]:
+    def connected(self, conn_id: int, at: float, subscription_id: int | None = None) -> list[Action]:
+        """Connection `conn_id` is open (on the WebSocket API: subscribed, as `subscription_id`)."""
         conn = self._connections.get(conn_id)
         if conn is None or conn.open:
             return []
         conn.open, conn.opened_at, conn.last_seen = True, at, at
+        self.subscribed(conn_id, subscription_id)
         self._note(StreamEventKind.CONNECTED, at, conn_id)
         self._rotate_at = at + self.timing.rotate_after
         if conn.planned:
@@ -220,7 +254,7 @@ class StreamCore:
             self._retire_at = at + self.timing.overlap
         if self._loss is not None:
             self._flush_overflow(at)
-            self._buffer.append(self._loss.gap(at))
+            self._append_gap(self._loss.gap(at))
             self._loss = None
         return []
 
@@ -229,6 +263,8 @@ class StreamCore:
         if conn is None or not conn.open:
             return []
         conn.last_seen = at
+        if conn.envelope is not None and not text.startswith(conn.envelope) and self._other(conn, text, at):
+            return []
         if self._echoes or len(self._connections) > 1:
             same = _dedupe_key(text)
             if self._echoes:
@@ -247,13 +283,19 @@ class StreamCore:
                 conn.seen.add(same)
         payload = parse(text)
         item = UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload)
-        if self._overflow is None and len(self._buffer) < self.maxsize:
-            self._buffer.append(item)  # the hot path of _deliver, without the call
+        cost = len(text)
+        if (
+            self._overflow is None
+            and len(self._buffer) < self._room
+            and self._held_bytes + cost <= self.max_bytes
+        ):
+            self._buffer.append((item, cost))  # the hot path: room for it
+            self._held_bytes += cost
         else:
-            self._deliver(item, at)
+            self._drop(at)
         if payload is not None:
             stamp = payload.get("E")
-            if type(stamp) is not int:  # USD-M sometimes sends it as a string; never a bool
+            if type(stamp) is not int or not 0 < stamp < MAX_EVENT_TIME:  # a string (USD-M), junk
                 stamp = event_time(payload)
             self._last_event_time = stamp or self._last_event_time
             kind = payload.get("e")
@@ -266,6 +308,14 @@ class StreamCore:
                 if kind == "eventStreamTerminated":
                     return self._terminated(conn, at)
         return []
+
+    def subscribed(self, conn_id: int, subscription_id: int | None) -> None:
+        """Connection `conn_id`'s events belong to subscription `subscription_id` (None: any frame is
+        its own, as on a listenKey stream); a renewal that answered another id moves it there."""
+        conn = self._connections.get(conn_id)
+        if conn is not None:
+            conn.subscription_id = subscription_id
+            conn.envelope = None if subscription_id is None else f'{{"subscriptionId":{subscription_id},'
 
     def ping(self, conn_id: int, at: float) -> list[Action]:
         conn = self._connections.get(conn_id)
@@ -430,10 +480,51 @@ class StreamCore:
         """The next item in order, or None when there is none yet."""
         if not self._buffer:
             return None
-        item = self._buffer.popleft()
-        if self._overflow is not None and len(self._buffer) < self.maxsize:
-            self._flush_overflow(at)
+        item, cost = self._buffer.popleft()
+        if cost < 0:
+            self._room -= 1  # a gap
+        else:
+            self._held_bytes -= cost
+            if self._overflow is not None:
+                self._reopen(at)
         return item
+
+    def pop_batch(self, most: int, at: float) -> list[Item]:
+        """Up to `most` items in order, for a consumer that hands them out one by one later (the
+        sync stream): they count against the bounds until `batch_done`. A gap comes only first in
+        a batch, so that one still buffered can grow if the overflow begins again at once."""
+        items: list[Item] = []
+        while self._buffer and len(items) < most:
+            if self._buffer[0][1] < 0 and items:
+                break
+            item, cost = self._buffer.popleft()
+            items.append(item)
+            self._room -= 1  # a gap gone, or an event lent
+            if cost >= 0:
+                self._lent += 1
+                self._lent_bytes += cost
+        return items
+
+    def batch_done(self, at: float) -> None:
+        """The consumer has handed out every item of its last batch: they no longer count."""
+        self._room += self._lent
+        self._held_bytes -= self._lent_bytes
+        self._lent = self._lent_bytes = 0
+        if self._overflow is not None:
+            self._reopen(at)
+
+    def failed(self, at: float) -> list[Action]:
+        """The stream ends with an error no retry mends: the overflow and the loss in progress become
+        gaps after what is buffered (the consumer takes them before the driver raises the error);
+        every connection closes and nothing more is scheduled."""
+        self._flush_overflow(at)
+        if self._loss is not None:
+            self._append_gap(self._loss.gap(at))
+            self._loss = None
+        actions = self._close_all()
+        self._renew_at = self._renew_token_at = None
+        self._awaiting_key = False
+        return actions
 
     def __len__(self) -> int:
         return len(self._buffer)
@@ -546,19 +637,69 @@ class StreamCore:
         self._retiring = []
         return actions
 
-    def _deliver(self, item: Item, at: float) -> None:
+    def _other(self, conn: _Connection, text: str, at: float) -> bool:
+        """True for an event envelope of another subscription than the connection's (dropped,
+        counted and noted); False for any other frame the prefix test passed over: the connection's
+        own written otherwise (spaces), a connection event without an id, or no envelope at all."""
+        try:
+            envelope = json.loads(text)
+        except (ValueError, RecursionError):
+            return False
+        if type(envelope) is not dict or "subscriptionId" not in envelope:
+            return False
+        subscription = envelope["subscriptionId"]
+        if type(subscription) is int and subscription == conn.subscription_id:
+            return False
+        conn.others += 1
+        if conn.others & (conn.others - 1) == 0:  # a power of two: visible, and never a flood of notes
+            shown = subscription if type(subscription) is int and abs(subscription) < 2**63 else "(malformed)"
+            self._note(
+                StreamEventKind.OTHER_SUBSCRIPTION,
+                at,
+                conn.conn_id,
+                detail=f"dropped an event of subscriptionId {shown}, not this connection's "
+                f"{conn.subscription_id} ({conn.others} dropped so far)",
+            )
+        return True
+
+    def _drop(self, at: float) -> None:
+        """An event found no room: count it in the overflow in progress, or begin one."""
         if self._overflow is not None:
             self._overflow.dropped += 1
-        elif len(self._buffer) >= self.maxsize:
-            self._overflow = _Hole("overflow", at, self._last_event_time, dropped=1)
-            self._note(StreamEventKind.OVERFLOW, at, detail=f"buffer full ({self.maxsize} items)")
+            return
+        last = self._buffer[-1][0] if self._buffer else None
+        if isinstance(last, StreamGap) and last.reason == "overflow":  # no event since: the same hole
+            self._buffer.pop()
+            self._room -= 1
+            self._overflow = _Hole("overflow", last.started_at, last.last_event_time, last.dropped + 1)
+            again = "again, before any event followed its gap (the same gap grows): "
         else:
-            self._buffer.append(item)
+            self._overflow = _Hole("overflow", at, self._last_event_time, dropped=1)
+            again = ""
+        self._note(
+            StreamEventKind.OVERFLOW,
+            at,
+            detail=f"buffer full {again}{self._held()} events, {self._held_bytes} bytes "
+            f"(bounds: {self.maxsize} events, {self.max_bytes} bytes)",
+        )
+
+    def _reopen(self, at: float) -> None:
+        """End the overflow once the buffer is down to half of both bounds (the low-water mark)."""
+        if self._held() <= self.maxsize // 2 and self._held_bytes <= self.max_bytes // 2:
+            self._flush_overflow(at)
+
+    def _held(self) -> int:
+        """The events buffered or lent."""
+        return len(self._buffer) - (self._room - self.maxsize)
 
     def _flush_overflow(self, at: float) -> None:
         if self._overflow is not None:
-            self._buffer.append(self._overflow.gap(at))
+            self._append_gap(self._overflow.gap(at))
             self._overflow = None
+
+    def _append_gap(self, gap: StreamGap) -> None:
+        self._buffer.append((gap, -1))
+        self._room += 1
 
 
 #: The events that change the connections: a rotation, the key's expiry, the subscription's end.

@@ -7,8 +7,9 @@ own; `next()` waits for the loop's next item. `close()` from any thread ends a b
 
 A hop to the loop thread and back costs tens of microseconds (and, while the loop thread is busy
 with frames, waits for its turn at the GIL), more than decoding an event; so `next()` takes every
-item that is ready, up to `maxsize`, and hands them out one by one. A sync stream may so hold up
-to twice its `maxsize` items: those taken, and a full buffer behind them.
+item that is ready, up to `maxsize`, and hands them out one by one. The batch counts against the
+buffer's bounds until the next hop (`batch_done`), so that the stream holds no more than
+`maxsize` events and `max_bytes` in all, those taken included.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
+from binance_userstream._gap import StreamGap
 from binance_userstream._secrets import redact
 from binance_userstream._session import KeepaliveSession, SessionEvent
-from binance_userstream._stream import AsyncEventStream
+from binance_userstream._stream import AsyncEventStream, log
 from binance_userstream._stream_core import Item
 from binance_userstream.errors import UserStreamError
 
@@ -60,10 +62,14 @@ class _ThreadedSession(AsyncEventStream):
         return await asyncio.to_thread(self._thread_session.renew)
 
     async def take(self, most: int) -> list[Item]:
-        """The next item, as `__anext__` waits for it, and up to `most - 1` more that are ready."""
-        items = [await self.__anext__()]
-        while len(items) < most and len(self._core) and self._error is None:
-            items.append(await self.__anext__())
+        """The items of the last batch are all handed out: the next item, as `__anext__` waits for
+        it, and up to `most - 1` more that are ready (see `StreamCore.pop_batch`)."""
+        self._core.batch_done(self._now())
+        await self._until_ready()
+        items = self._core.pop_batch(most, self._now())
+        for item in items:
+            if isinstance(item, StreamGap):
+                log.warning("stream %s", item.describe())
         return items
 
     async def _create_token(self) -> Any:
