@@ -20,7 +20,8 @@ class ListenKey:
     """The answer to a start request."""
 
     listen_key: str = _attrs_field(repr=False)
-    """ A listenKey (60 or more printable characters on production). A credential. """
+    """ A listenKey (60 letters and digits on production; the client refuses any other character, since the key
+    stands in the stream URL). A credential. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
