@@ -29,7 +29,7 @@ from binance_userstream._markets import DEFAULT_MARKET, Market, market_named
 from binance_userstream._policy import RetryPolicy
 from binance_userstream._secrets import (
     MAX_TOKEN_LENGTH,
-    check_token,
+    check_listen_key,
     clears_locals_on_error,
     install_log_redaction,
     install_stream_log_redaction,
@@ -109,12 +109,12 @@ def _expect(response: Response[Any], model: type[_T], operation: str) -> _T:
 
 
 def _listen_key(answer: ListenKey) -> str:
-    """The answer's listenKey if it is one the client could send back (see `check_token`)."""
+    """The answer's listenKey if it is one the client could send back (see `check_listen_key`)."""
     try:
-        return check_token(answer.listen_key, "listenKey")
+        return check_listen_key(answer.listen_key, "listenKey")
     except (TypeError, ValueError):
         raise MalformedAnswerError(
-            f"create: the answer's listenKey is not printable ASCII of at most {MAX_TOKEN_LENGTH} characters"
+            f"create: the answer's listenKey is not letters and digits, at most {MAX_TOKEN_LENGTH} of them"
         ) from None
 
 
@@ -437,13 +437,13 @@ class UserDataStream(_Base):
 
     def keepalive(self, listen_key: str) -> None:
         """Extend `listen_key` by 60 minutes. Raises ListenKeyNotFoundError if it is gone."""
-        key, market = check_token(listen_key, "listen_key"), self.market
+        key, market = check_listen_key(listen_key, "listen_key"), self.market
         operation = market.operation("keepalive").sync_detailed
         _check_echo(self.call(operation, market.keepalive_answer, **market.keepalive_arguments(key)), key)
 
     def close(self, listen_key: str) -> None:
         """Close `listen_key`, for every consumer of the account."""
-        key, market = check_token(listen_key, "listen_key"), self.market
+        key, market = check_listen_key(listen_key, "listen_key"), self.market
         self.call(market.operation("close").sync_detailed, Empty, **market.close_arguments(key))
 
     def create_listen_token(self, symbol: str | None = None, *, validity: float | None = None) -> ListenToken:
@@ -584,14 +584,14 @@ class AsyncUserDataStream(_Base):
 
     async def keepalive(self, listen_key: str) -> None:
         """Extend `listen_key` by 60 minutes. Raises ListenKeyNotFoundError if it is gone."""
-        key, market = check_token(listen_key, "listen_key"), self.market
+        key, market = check_listen_key(listen_key, "listen_key"), self.market
         operation = market.operation("keepalive").asyncio_detailed
         answer = await self.call(operation, market.keepalive_answer, **market.keepalive_arguments(key))
         _check_echo(answer, key)
 
     async def close(self, listen_key: str) -> None:
         """Close `listen_key`, for every consumer of the account."""
-        key, market = check_token(listen_key, "listen_key"), self.market
+        key, market = check_listen_key(listen_key, "listen_key"), self.market
         await self.call(market.operation("close").asyncio_detailed, Empty, **market.close_arguments(key))
 
     async def create_listen_token(

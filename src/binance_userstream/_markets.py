@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
+from urllib.parse import quote
 
 import attrs
 from binance_userstream_client.api.coinm import (
@@ -110,12 +111,14 @@ class Market:
 
     def stream_target(self, listen_key: str) -> str | None:
         """The path and query to connect to for `listen_key` (ignored by the WebSocket API, whose
-        path names no key), or None if the market has no stream."""
+        path names no key), or None if the market has no stream. The key is percent-encoded whole
+        (a Binance key, letters and digits, is unchanged): it can add no path segment, parameter
+        or fragment to the URL."""
         if self.stream_path is None:
             return None
         if self.subscription != "listen_key":
             return self.stream_path
-        return self.stream_path.format(key=listen_key, events="/".join(self.stream_events))
+        return self.stream_path.format(key=quote(listen_key, safe=""), events="/".join(self.stream_events))
 
     @property
     def uses_listen_key(self) -> bool:

@@ -30,6 +30,9 @@ _BOM = "\ufeff"
 
 #: Printable ASCII without space: what Binance issues, and all that is safe in a header or a form.
 _TOKEN = re.compile(r"[\x21-\x7e]+")
+#: What Binance issues as a listenKey: letters and digits (60 of them; 64 in older documentation).
+#: A key goes into a stream URL, where `&`, `/`, `?`, `#` or `%` would change what is asked for.
+_LISTEN_KEY = re.compile(r"[A-Za-z0-9]+")
 #: A listenKey in a URL or a form body, as the HTTP library logs them.
 _LISTEN_KEY_PARAM = re.compile(r"(listenKey=)([^&\s'\"]+)")
 #: A SIGNED request's signature in its URL: no secret, but nothing a log needs either.
@@ -111,6 +114,16 @@ def check_token(value: object, what: str) -> str:
     if not _TOKEN.fullmatch(value):
         raise ValueError(f"{what} must be printable ASCII without whitespace or control characters")
     return value
+
+
+def check_listen_key(value: object, what: str) -> str:
+    """Return `value` if it is shaped like a listenKey Binance issues: letters and digits, at most
+    MAX_TOKEN_LENGTH of them. Else ValueError (TypeError for a non-str), with no part of the value
+    in the message: a key of another shape would change the stream URL it stands in."""
+    key = check_token(value, what)
+    if not _LISTEN_KEY.fullmatch(key):
+        raise ValueError(f"{what} must be letters and digits only, as Binance's listenKeys are")
+    return key
 
 
 def clean_secret(text: str) -> str:

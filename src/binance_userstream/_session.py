@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from attrs import field, frozen
 
 from binance_userstream._clock import Clock, SystemClock
-from binance_userstream._secrets import check_token, redact
+from binance_userstream._secrets import check_listen_key, redact
 from binance_userstream.errors import (
     AuthenticationError,
     EndpointRetiredError,
@@ -280,7 +280,7 @@ class _SessionView(Generic[_U]):
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be callable, not {type(on_event).__name__}")
         self._uds: _U = uds
-        self._adopt = None if listen_key is None else check_token(listen_key, "listen_key")
+        self._adopt = None if listen_key is None else check_listen_key(listen_key, "listen_key")
         self._keeper = _Keeper(interval, close_on_exit, on_event, clock or SystemClock(), self._awaits)
 
     @property

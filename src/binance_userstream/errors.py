@@ -154,8 +154,9 @@ class ServerError(BinanceAPIError):
 
 class MalformedAnswerError(UserStreamError):
     """The server answered with something no client should use: a body over the size cap (1 MiB
-    decoded), a success body the spec does not describe, or a listenKey that is not a short
-    printable token. Never retried: a server that sends it once will likely send it again."""
+    decoded), a success body the spec does not describe, or a listenKey that is not letters and
+    digits (at most 256), which would change the stream URL it stands in. Never retried: a server
+    that sends it once will likely send it again."""
 
 
 class NetworkError(UserStreamError):

@@ -16,6 +16,31 @@ class Unset:
 
 UNSET: Unset = Unset()
 
+#: The JSON names of the types a parsed payload holds, for an error message.
+_JSON_TYPES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def mistyped(model: str, key: str, value: object, expected: str) -> TypeError:
+    """The error from_dict raises for a payload whose `key` is not of the JSON type the model's
+    schema declares. The value is not quoted: it may be a credential."""
+    found = _JSON_TYPES.get(type(value), type(value).__name__)
+    return TypeError(f"{model}: {key!r} must be {expected}, not {found}")
+
+
+def mistyped_string(model: str, payload: Mapping[str, object], keys: tuple[str, ...]) -> TypeError:
+    """`mistyped` for the first of `keys`, each declared a string, whose value is not one."""
+    key = next((k for k in keys if type(payload[k]) is not str), keys[0])
+    return mistyped(model, key, payload[key], "a string")
+
+
 # The types that `httpx.Client(files=)` can accept, copied from that library.
 FileContent = IO[bytes] | bytes | str
 FileTypes = (
@@ -54,4 +79,4 @@ class Response(Generic[T]):
     parsed: T | None
 
 
-__all__ = ["UNSET", "File", "FileTypes", "RequestFiles", "Response", "Unset"]
+__all__ = ["UNSET", "File", "FileTypes", "RequestFiles", "Response", "Unset", "mistyped", "mistyped_string"]

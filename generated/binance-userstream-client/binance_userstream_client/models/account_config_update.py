@@ -10,6 +10,8 @@ from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
 
 if TYPE_CHECKING:
     from ..models.account_config_update_account_config import AccountConfigUpdateAccountConfig
@@ -99,41 +101,53 @@ class AccountConfigUpdate:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         account_config_update = cls.__new__(cls)
-        account_config_update.event_type = d["e"]
+        known = 7  # less each optional one absent
+        account_config_update.event_type = event_type = d["e"]
 
-        account_config_update.event_time = d["E"]
+        account_config_update.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("AccountConfigUpdate", "E", event_time, "an integer")
 
-        account_config_update.transaction_time = d["T"]
+        account_config_update.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("AccountConfigUpdate", "T", transaction_time, "an integer")
 
         account_config_update.business_unit = business_unit = d.get("fs", UNSET)
+        if type(business_unit) is not str:  # a value of the declared type is tested once
+            if business_unit is not UNSET:
+                raise _mistyped("AccountConfigUpdate", "fs", business_unit, "a string")
+            known -= 1
 
         account_config_update.account_alias = account_alias = d.get("i", UNSET)
+        if type(account_alias) is not str:  # a value of the declared type is tested once
+            if account_alias is not UNSET:
+                raise _mistyped("AccountConfigUpdate", "i", account_alias, "a string")
+            known -= 1
 
         _symbol_config = d.get("ac", UNSET)
-        symbol_config: AccountConfigUpdateSymbolConfig | Unset
-        if isinstance(_symbol_config, Unset):
-            symbol_config = UNSET
-        else:
+        symbol_config: AccountConfigUpdateSymbolConfig | Unset = UNSET
+        if isinstance(_symbol_config, dict):
             symbol_config = AccountConfigUpdateSymbolConfig.from_dict(_symbol_config)
-
+        elif _symbol_config is not UNSET:
+            raise _mistyped("AccountConfigUpdate", "ac", _symbol_config, "an object")
+        else:
+            known -= 1
         account_config_update.symbol_config = symbol_config
 
         _account_config = d.get("ai", UNSET)
-        account_config: AccountConfigUpdateAccountConfig | Unset
-        if isinstance(_account_config, Unset):
-            account_config = UNSET
-        else:
+        account_config: AccountConfigUpdateAccountConfig | Unset = UNSET
+        if isinstance(_account_config, dict):
             account_config = AccountConfigUpdateAccountConfig.from_dict(_account_config)
-
+        elif _account_config is not UNSET:
+            raise _mistyped("AccountConfigUpdate", "ai", _account_config, "an object")
+        else:
+            known -= 1
         account_config_update.account_config = account_config
 
-        known = (
-            3
-            + (business_unit is not UNSET)
-            + (account_alias is not UNSET)
-            + (symbol_config is not UNSET)
-            + (account_config is not UNSET)
-        )
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("AccountConfigUpdate", d, ("e",)) from None
 
         account_config_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

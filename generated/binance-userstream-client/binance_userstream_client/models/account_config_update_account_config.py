@@ -9,6 +9,8 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+
 T = TypeVar("T", bound="AccountConfigUpdateAccountConfig")
 
 #: The wire names of AccountConfigUpdateAccountConfig's properties: any other key of a payload is an additional property.
@@ -40,9 +42,10 @@ class AccountConfigUpdateAccountConfig:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         account_config_update_account_config = cls.__new__(cls)
-        account_config_update_account_config.multi_assets_mode = d["j"]
-
-        known = 1
+        known = 1  # less each optional one absent
+        account_config_update_account_config.multi_assets_mode = multi_assets_mode = d["j"]
+        if multi_assets_mode is not True and multi_assets_mode is not False:
+            raise _mistyped("AccountConfigUpdateAccountConfig", "j", multi_assets_mode, "a boolean")
 
         account_config_update_account_config.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

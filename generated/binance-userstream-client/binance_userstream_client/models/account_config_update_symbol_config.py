@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="AccountConfigUpdateSymbolConfig")
 
 #: The wire names of AccountConfigUpdateSymbolConfig's properties: any other key of a payload is an additional property.
@@ -50,11 +53,17 @@ class AccountConfigUpdateSymbolConfig:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         account_config_update_symbol_config = cls.__new__(cls)
-        account_config_update_symbol_config.symbol = d["s"]
+        known = 2  # less each optional one absent
+        account_config_update_symbol_config.symbol = symbol = d["s"]
 
-        account_config_update_symbol_config.leverage = d["l"]
+        account_config_update_symbol_config.leverage = leverage = d["l"]
+        if type(leverage) is not int:
+            raise _mistyped("AccountConfigUpdateSymbolConfig", "l", leverage, "an integer")
 
-        known = 2
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((symbol,))
+        except TypeError:
+            raise _mistyped_string("AccountConfigUpdateSymbolConfig", d, ("s",)) from None
 
         account_config_update_symbol_config.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -10,6 +10,8 @@ from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
 
 if TYPE_CHECKING:
     from ..models.account_update_data import AccountUpdateData
@@ -89,21 +91,39 @@ class AccountUpdate:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         account_update = cls.__new__(cls)
-        account_update.event_type = d["e"]
+        known = 6  # less each optional one absent
+        account_update.event_type = event_type = d["e"]
 
-        account_update.event_time = d["E"]
+        account_update.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("AccountUpdate", "E", event_time, "an integer")
 
-        account_update.transaction_time = d["T"]
+        account_update.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("AccountUpdate", "T", transaction_time, "an integer")
 
-        update_data = AccountUpdateData.from_dict(d["a"])
-
+        _update_data = d["a"]
+        if not isinstance(_update_data, dict):
+            raise _mistyped("AccountUpdate", "a", _update_data, "an object")
+        update_data = AccountUpdateData.from_dict(_update_data)
         account_update.update_data = update_data
 
         account_update.business_unit = business_unit = d.get("fs", UNSET)
+        if type(business_unit) is not str:  # a value of the declared type is tested once
+            if business_unit is not UNSET:
+                raise _mistyped("AccountUpdate", "fs", business_unit, "a string")
+            known -= 1
 
         account_update.account_alias = account_alias = d.get("i", UNSET)
+        if type(account_alias) is not str:  # a value of the declared type is tested once
+            if account_alias is not UNSET:
+                raise _mistyped("AccountUpdate", "i", account_alias, "a string")
+            known -= 1
 
-        known = 4 + (business_unit is not UNSET) + (account_alias is not UNSET)
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("AccountUpdate", d, ("e",)) from None
 
         account_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,8 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="AccountUpdateBalance")
 
 #: The wire names of AccountUpdateBalance's properties: any other key of a payload is an additional property.
@@ -62,15 +64,35 @@ class AccountUpdateBalance:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         account_update_balance = cls.__new__(cls)
-        account_update_balance.asset = d["a"]
+        known = 4  # less each optional one absent
+        account_update_balance.asset = asset = d["a"]
 
-        account_update_balance.wallet_balance = d["wb"]
+        account_update_balance.wallet_balance = wallet_balance = d["wb"]
 
-        account_update_balance.cross_wallet_balance = d["cw"]
+        account_update_balance.cross_wallet_balance = cross_wallet_balance = d["cw"]
 
-        account_update_balance.balance_change = d["bc"]
+        account_update_balance.balance_change = balance_change = d["bc"]
 
-        known = 4
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    asset,
+                    wallet_balance,
+                    cross_wallet_balance,
+                    balance_change,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "AccountUpdateBalance",
+                d,
+                (
+                    "a",
+                    "wb",
+                    "cw",
+                    "bc",
+                ),
+            ) from None
 
         account_update_balance.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -10,6 +10,8 @@ from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
 
 if TYPE_CHECKING:
     from ..models.account_update_balance import AccountUpdateBalance
@@ -81,31 +83,43 @@ class AccountUpdateData:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         account_update_data = cls.__new__(cls)
-        account_update_data.reason = d["m"]
+        known = 4  # less each optional one absent
+        account_update_data.reason = reason = d["m"]
 
-        balances = []
         _balances = d["B"]
-        for b_item_data in _balances:
-            b_item = AccountUpdateBalance.from_dict(b_item_data)
-
-            balances.append(b_item)
-
+        if type(_balances) is not list:
+            raise _mistyped("AccountUpdateData", "B", _balances, "an array")
+        balances = []
+        for balances_item in _balances:
+            if not isinstance(balances_item, dict):
+                raise _mistyped("AccountUpdateData", "B[]", balances_item, "an object")
+            balances.append(AccountUpdateBalance.from_dict(balances_item))
         account_update_data.balances = balances
 
         _positions = d.get("P", UNSET)
         positions: list[AccountUpdatePosition] | Unset = UNSET
-        if _positions is not UNSET:
+        if type(_positions) is list:
             positions = []
-            for p_item_data in _positions:
-                p_item = AccountUpdatePosition.from_dict(p_item_data)
-
-                positions.append(p_item)
-
+            for positions_item in _positions:
+                if not isinstance(positions_item, dict):
+                    raise _mistyped("AccountUpdateData", "P[]", positions_item, "an object")
+                positions.append(AccountUpdatePosition.from_dict(positions_item))
+        elif _positions is not UNSET:
+            raise _mistyped("AccountUpdateData", "P", _positions, "an array")
+        else:
+            known -= 1
         account_update_data.positions = positions
 
         account_update_data.funding_symbol = funding_symbol = d.get("S", UNSET)
+        if type(funding_symbol) is not str:  # a value of the declared type is tested once
+            if funding_symbol is not UNSET:
+                raise _mistyped("AccountUpdateData", "S", funding_symbol, "a string")
+            known -= 1
 
-        known = 2 + (positions is not UNSET) + (funding_symbol is not UNSET)
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((reason,))
+        except TypeError:
+            raise _mistyped_string("AccountUpdateData", d, ("m",)) from None
 
         account_update_data.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -10,6 +10,8 @@ from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
 
 T = TypeVar("T", bound="AccountUpdatePosition")
 
@@ -96,25 +98,59 @@ class AccountUpdatePosition:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         account_update_position = cls.__new__(cls)
-        account_update_position.symbol = d["s"]
+        known = 9  # less each optional one absent
+        account_update_position.symbol = symbol = d["s"]
 
-        account_update_position.position_amount = d["pa"]
+        account_update_position.position_amount = position_amount = d["pa"]
 
-        account_update_position.entry_price = d["ep"]
+        account_update_position.entry_price = entry_price = d["ep"]
 
-        account_update_position.breakeven_price = d["bep"]
+        account_update_position.breakeven_price = breakeven_price = d["bep"]
 
-        account_update_position.accumulated_realized = d["cr"]
+        account_update_position.accumulated_realized = accumulated_realized = d["cr"]
 
-        account_update_position.unrealized_pnl = d["up"]
+        account_update_position.unrealized_pnl = unrealized_pnl = d["up"]
 
-        account_update_position.position_side = d["ps"]
+        account_update_position.position_side = position_side = d["ps"]
 
         account_update_position.margin_type = margin_type = d.get("mt", UNSET)
+        if type(margin_type) is not str:  # a value of the declared type is tested once
+            if margin_type is not UNSET:
+                raise _mistyped("AccountUpdatePosition", "mt", margin_type, "a string")
+            known -= 1
 
         account_update_position.isolated_wallet = isolated_wallet = d.get("iw", UNSET)
+        if type(isolated_wallet) is not str:  # a value of the declared type is tested once
+            if isolated_wallet is not UNSET:
+                raise _mistyped("AccountUpdatePosition", "iw", isolated_wallet, "a string")
+            known -= 1
 
-        known = 7 + (margin_type is not UNSET) + (isolated_wallet is not UNSET)
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    symbol,
+                    position_amount,
+                    entry_price,
+                    breakeven_price,
+                    accumulated_realized,
+                    unrealized_pnl,
+                    position_side,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "AccountUpdatePosition",
+                d,
+                (
+                    "s",
+                    "pa",
+                    "ep",
+                    "bep",
+                    "cr",
+                    "up",
+                    "ps",
+                ),
+            ) from None
 
         account_update_position.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 if TYPE_CHECKING:
     from ..models.algo_update_order import AlgoUpdateOrder
 
@@ -71,17 +74,27 @@ class AlgoUpdate:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         algo_update = cls.__new__(cls)
-        algo_update.event_type = d["e"]
+        known = 4  # less each optional one absent
+        algo_update.event_type = event_type = d["e"]
 
-        algo_update.event_time = d["E"]
+        algo_update.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("AlgoUpdate", "E", event_time, "an integer")
 
-        algo_update.transaction_time = d["T"]
+        algo_update.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("AlgoUpdate", "T", transaction_time, "an integer")
 
-        order = AlgoUpdateOrder.from_dict(d["o"])
-
+        _order = d["o"]
+        if not isinstance(_order, dict):
+            raise _mistyped("AlgoUpdate", "o", _order, "an object")
+        order = AlgoUpdateOrder.from_dict(_order)
         algo_update.order = order
 
-        known = 4
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("AlgoUpdate", d, ("e",)) from None
 
         algo_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

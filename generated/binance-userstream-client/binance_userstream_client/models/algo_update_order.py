@@ -10,6 +10,8 @@ from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
 
 T = TypeVar("T", bound="AlgoUpdateOrder")
 
@@ -203,66 +205,133 @@ class AlgoUpdateOrder:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         algo_update_order = cls.__new__(cls)
-        algo_update_order.client_algo_id = d["caid"]
+        known = 26  # less each optional one absent
+        algo_update_order.client_algo_id = client_algo_id = d["caid"]
 
-        algo_update_order.algo_id = d["aid"]
+        algo_update_order.algo_id = algo_id = d["aid"]
+        if type(algo_id) is not int:
+            raise _mistyped("AlgoUpdateOrder", "aid", algo_id, "an integer")
 
-        algo_update_order.algo_type = d["at"]
+        algo_update_order.algo_type = algo_type = d["at"]
 
-        algo_update_order.order_type = d["o"]
+        algo_update_order.order_type = order_type = d["o"]
 
-        algo_update_order.symbol = d["s"]
+        algo_update_order.symbol = symbol = d["s"]
 
-        algo_update_order.side = d["S"]
+        algo_update_order.side = side = d["S"]
 
-        algo_update_order.position_side = d["ps"]
+        algo_update_order.position_side = position_side = d["ps"]
 
-        algo_update_order.time_in_force = d["f"]
+        algo_update_order.time_in_force = time_in_force = d["f"]
 
-        algo_update_order.quantity = d["q"]
+        algo_update_order.quantity = quantity = d["q"]
 
-        algo_update_order.algo_status = d["X"]
+        algo_update_order.algo_status = algo_status = d["X"]
 
-        algo_update_order.order_id = d["ai"]
+        algo_update_order.order_id = order_id = d["ai"]
 
-        algo_update_order.trigger_price = d["tp"]
+        algo_update_order.trigger_price = trigger_price = d["tp"]
 
-        algo_update_order.price = d["p"]
+        algo_update_order.price = price = d["p"]
 
-        algo_update_order.self_trade_prevention_mode = d["V"]
+        algo_update_order.self_trade_prevention_mode = self_trade_prevention_mode = d["V"]
 
-        algo_update_order.working_type = d["wt"]
+        algo_update_order.working_type = working_type = d["wt"]
 
-        algo_update_order.price_match_mode = d["pm"]
+        algo_update_order.price_match_mode = price_match_mode = d["pm"]
 
-        algo_update_order.is_close_all = d["cp"]
+        algo_update_order.is_close_all = is_close_all = d["cp"]
+        if is_close_all is not True and is_close_all is not False:
+            raise _mistyped("AlgoUpdateOrder", "cp", is_close_all, "a boolean")
 
-        algo_update_order.price_protection = d["pP"]
+        algo_update_order.price_protection = price_protection = d["pP"]
+        if price_protection is not True and price_protection is not False:
+            raise _mistyped("AlgoUpdateOrder", "pP", price_protection, "a boolean")
 
-        algo_update_order.is_reduce_only = d["R"]
+        algo_update_order.is_reduce_only = is_reduce_only = d["R"]
+        if is_reduce_only is not True and is_reduce_only is not False:
+            raise _mistyped("AlgoUpdateOrder", "R", is_reduce_only, "a boolean")
 
-        algo_update_order.trigger_time = d["tt"]
+        algo_update_order.trigger_time = trigger_time = d["tt"]
+        if type(trigger_time) is not int:
+            raise _mistyped("AlgoUpdateOrder", "tt", trigger_time, "an integer")
 
-        algo_update_order.good_till_date = d["gtd"]
+        algo_update_order.good_till_date = good_till_date = d["gtd"]
+        if type(good_till_date) is not int:
+            raise _mistyped("AlgoUpdateOrder", "gtd", good_till_date, "an integer")
 
         algo_update_order.average_price = average_price = d.get("ap", UNSET)
+        if type(average_price) is not str:  # a value of the declared type is tested once
+            if average_price is not UNSET:
+                raise _mistyped("AlgoUpdateOrder", "ap", average_price, "a string")
+            known -= 1
 
         algo_update_order.executed_quantity = executed_quantity = d.get("aq", UNSET)
+        if type(executed_quantity) is not str:  # a value of the declared type is tested once
+            if executed_quantity is not UNSET:
+                raise _mistyped("AlgoUpdateOrder", "aq", executed_quantity, "a string")
+            known -= 1
 
         algo_update_order.actual_order_type = actual_order_type = d.get("act", UNSET)
+        if type(actual_order_type) is not str:  # a value of the declared type is tested once
+            if actual_order_type is not UNSET:
+                raise _mistyped("AlgoUpdateOrder", "act", actual_order_type, "a string")
+            known -= 1
 
         algo_update_order.fail_reason = fail_reason = d.get("rm", UNSET)
+        if type(fail_reason) is not str:  # a value of the declared type is tested once
+            if fail_reason is not UNSET:
+                raise _mistyped("AlgoUpdateOrder", "rm", fail_reason, "a string")
+            known -= 1
 
         algo_update_order.is_activated = is_activated = d.get("ia", UNSET)
+        if is_activated is not True and is_activated is not False:  # a value of the declared type is tested once
+            if is_activated is not UNSET:
+                raise _mistyped("AlgoUpdateOrder", "ia", is_activated, "a boolean")
+            known -= 1
 
-        known = (
-            21
-            + (average_price is not UNSET)
-            + (executed_quantity is not UNSET)
-            + (actual_order_type is not UNSET)
-            + (fail_reason is not UNSET)
-            + (is_activated is not UNSET)
-        )
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    client_algo_id,
+                    algo_type,
+                    order_type,
+                    symbol,
+                    side,
+                    position_side,
+                    time_in_force,
+                    quantity,
+                    algo_status,
+                    order_id,
+                    trigger_price,
+                    price,
+                    self_trade_prevention_mode,
+                    working_type,
+                    price_match_mode,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "AlgoUpdateOrder",
+                d,
+                (
+                    "caid",
+                    "at",
+                    "o",
+                    "s",
+                    "S",
+                    "ps",
+                    "f",
+                    "q",
+                    "X",
+                    "ai",
+                    "tp",
+                    "p",
+                    "V",
+                    "wt",
+                    "pm",
+                ),
+            ) from None
 
         algo_update_order.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="BalanceUpdate")
 
 #: The wire names of BalanceUpdate's properties: any other key of a payload is an additional property.
@@ -71,17 +74,39 @@ class BalanceUpdate:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         balance_update = cls.__new__(cls)
-        balance_update.event_type = d["e"]
+        known = 5  # less each optional one absent
+        balance_update.event_type = event_type = d["e"]
 
-        balance_update.event_time = d["E"]
+        balance_update.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("BalanceUpdate", "E", event_time, "an integer")
 
-        balance_update.asset = d["a"]
+        balance_update.asset = asset = d["a"]
 
-        balance_update.balance_delta = d["d"]
+        balance_update.balance_delta = balance_delta = d["d"]
 
-        balance_update.clear_time = d["T"]
+        balance_update.clear_time = clear_time = d["T"]
+        if type(clear_time) is not int:
+            raise _mistyped("BalanceUpdate", "T", clear_time, "an integer")
 
-        known = 5
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    event_type,
+                    asset,
+                    balance_delta,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "BalanceUpdate",
+                d,
+                (
+                    "e",
+                    "a",
+                    "d",
+                ),
+            ) from None
 
         balance_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

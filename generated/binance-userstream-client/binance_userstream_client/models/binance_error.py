@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="BinanceError")
 
 #: The wire names of BinanceError's properties: any other key of a payload is an additional property.
@@ -55,11 +58,17 @@ class BinanceError:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         binance_error = cls.__new__(cls)
-        binance_error.code = d["code"]
+        known = 2  # less each optional one absent
+        binance_error.code = code = d["code"]
+        if type(code) is not int:
+            raise _mistyped("BinanceError", "code", code, "an integer")
 
-        binance_error.msg = d["msg"]
+        binance_error.msg = msg = d["msg"]
 
-        known = 2
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((msg,))
+        except TypeError:
+            raise _mistyped_string("BinanceError", d, ("msg",)) from None
 
         binance_error.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

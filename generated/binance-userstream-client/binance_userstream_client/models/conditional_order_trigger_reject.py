@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 if TYPE_CHECKING:
     from ..models.conditional_order_trigger_reject_order import ConditionalOrderTriggerRejectOrder
 
@@ -70,17 +73,27 @@ class ConditionalOrderTriggerReject:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         conditional_order_trigger_reject = cls.__new__(cls)
-        conditional_order_trigger_reject.event_type = d["e"]
+        known = 4  # less each optional one absent
+        conditional_order_trigger_reject.event_type = event_type = d["e"]
 
-        conditional_order_trigger_reject.event_time = d["E"]
+        conditional_order_trigger_reject.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("ConditionalOrderTriggerReject", "E", event_time, "an integer")
 
-        conditional_order_trigger_reject.transaction_time = d["T"]
+        conditional_order_trigger_reject.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("ConditionalOrderTriggerReject", "T", transaction_time, "an integer")
 
-        order = ConditionalOrderTriggerRejectOrder.from_dict(d["or"])
-
+        _order = d["or"]
+        if not isinstance(_order, dict):
+            raise _mistyped("ConditionalOrderTriggerReject", "or", _order, "an object")
+        order = ConditionalOrderTriggerRejectOrder.from_dict(_order)
         conditional_order_trigger_reject.order = order
 
-        known = 4
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("ConditionalOrderTriggerReject", d, ("e",)) from None
 
         conditional_order_trigger_reject.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="ConditionalOrderTriggerRejectOrder")
 
 #: The wire names of ConditionalOrderTriggerRejectOrder's properties: any other key of a payload is an additional property.
@@ -56,13 +59,31 @@ class ConditionalOrderTriggerRejectOrder:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         conditional_order_trigger_reject_order = cls.__new__(cls)
-        conditional_order_trigger_reject_order.symbol = d["s"]
+        known = 3  # less each optional one absent
+        conditional_order_trigger_reject_order.symbol = symbol = d["s"]
 
-        conditional_order_trigger_reject_order.order_id = d["i"]
+        conditional_order_trigger_reject_order.order_id = order_id = d["i"]
+        if type(order_id) is not int:
+            raise _mistyped("ConditionalOrderTriggerRejectOrder", "i", order_id, "an integer")
 
-        conditional_order_trigger_reject_order.reject_reason = d["r"]
+        conditional_order_trigger_reject_order.reject_reason = reject_reason = d["r"]
 
-        known = 3
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    symbol,
+                    reject_reason,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "ConditionalOrderTriggerRejectOrder",
+                d,
+                (
+                    "s",
+                    "r",
+                ),
+            ) from None
 
         conditional_order_trigger_reject_order.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

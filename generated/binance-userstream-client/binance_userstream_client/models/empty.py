@@ -32,7 +32,7 @@ class Empty:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         empty = cls.__new__(cls)
-        known = 0
+        known = 0  # less each optional one absent
 
         empty.additional_properties = {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
         if cls is not Empty:  # a subclass: its constructor may have more to set or check

@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="EventStreamTerminated")
 
 #: The wire names of EventStreamTerminated's properties: any other key of a payload is an additional property.
@@ -54,11 +57,17 @@ class EventStreamTerminated:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         event_stream_terminated = cls.__new__(cls)
-        event_stream_terminated.event_type = d["e"]
+        known = 2  # less each optional one absent
+        event_stream_terminated.event_type = event_type = d["e"]
 
-        event_stream_terminated.event_time = d["E"]
+        event_stream_terminated.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("EventStreamTerminated", "E", event_time, "an integer")
 
-        known = 2
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("EventStreamTerminated", d, ("e",)) from None
 
         event_stream_terminated.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
 
 T = TypeVar("T", bound="ExecutionReport")
 
@@ -407,151 +409,289 @@ class ExecutionReport:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         execution_report = cls.__new__(cls)
-        execution_report.event_type = d["e"]
+        known = 56  # less each optional one absent
+        execution_report.event_type = event_type = d["e"]
 
-        execution_report.event_time = d["E"]
+        execution_report.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("ExecutionReport", "E", event_time, "an integer")
 
-        execution_report.symbol = d["s"]
+        execution_report.symbol = symbol = d["s"]
 
-        execution_report.client_order_id = d["c"]
+        execution_report.client_order_id = client_order_id = d["c"]
 
-        execution_report.side = d["S"]
+        execution_report.side = side = d["S"]
 
-        execution_report.order_type = d["o"]
+        execution_report.order_type = order_type = d["o"]
 
-        execution_report.time_in_force = d["f"]
+        execution_report.time_in_force = time_in_force = d["f"]
 
-        execution_report.quantity = d["q"]
+        execution_report.quantity = quantity = d["q"]
 
-        execution_report.price = d["p"]
+        execution_report.price = price = d["p"]
 
-        execution_report.stop_price = d["P"]
+        execution_report.stop_price = stop_price = d["P"]
 
-        execution_report.iceberg_quantity = d["F"]
+        execution_report.iceberg_quantity = iceberg_quantity = d["F"]
 
-        execution_report.order_list_id = d["g"]
+        execution_report.order_list_id = order_list_id = d["g"]
+        if type(order_list_id) is not int:
+            raise _mistyped("ExecutionReport", "g", order_list_id, "an integer")
 
-        execution_report.original_client_order_id = d["C"]
+        execution_report.original_client_order_id = original_client_order_id = d["C"]
 
-        execution_report.execution_type = d["x"]
+        execution_report.execution_type = execution_type = d["x"]
 
-        execution_report.order_status = d["X"]
+        execution_report.order_status = order_status = d["X"]
 
-        execution_report.reject_reason = d["r"]
+        execution_report.reject_reason = reject_reason = d["r"]
 
-        execution_report.order_id = d["i"]
+        execution_report.order_id = order_id = d["i"]
+        if type(order_id) is not int:
+            raise _mistyped("ExecutionReport", "i", order_id, "an integer")
 
-        execution_report.last_executed_quantity = d["l"]
+        execution_report.last_executed_quantity = last_executed_quantity = d["l"]
 
-        execution_report.cumulative_filled_quantity = d["z"]
+        execution_report.cumulative_filled_quantity = cumulative_filled_quantity = d["z"]
 
-        execution_report.last_executed_price = d["L"]
+        execution_report.last_executed_price = last_executed_price = d["L"]
 
-        execution_report.commission = d["n"]
+        execution_report.commission = commission = d["n"]
 
-        def _parse_commission_asset(data: object) -> None | str:
-            if data is None:
-                return data
-            return cast(None | str, data)
+        execution_report.commission_asset = commission_asset = d["N"]
+        if type(commission_asset) is not str and commission_asset is not None:
+            raise _mistyped("ExecutionReport", "N", commission_asset, "a string or null")
 
-        commission_asset = _parse_commission_asset(d["N"])
+        execution_report.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("ExecutionReport", "T", transaction_time, "an integer")
 
-        execution_report.commission_asset = commission_asset
+        execution_report.trade_id = trade_id = d["t"]
+        if type(trade_id) is not int:
+            raise _mistyped("ExecutionReport", "t", trade_id, "an integer")
 
-        execution_report.transaction_time = d["T"]
+        execution_report.execution_id = execution_id = d["I"]
+        if type(execution_id) is not int:
+            raise _mistyped("ExecutionReport", "I", execution_id, "an integer")
 
-        execution_report.trade_id = d["t"]
+        execution_report.is_working = is_working = d["w"]
+        if is_working is not True and is_working is not False:
+            raise _mistyped("ExecutionReport", "w", is_working, "a boolean")
 
-        execution_report.execution_id = d["I"]
+        execution_report.is_maker = is_maker = d["m"]
+        if is_maker is not True and is_maker is not False:
+            raise _mistyped("ExecutionReport", "m", is_maker, "a boolean")
 
-        execution_report.is_working = d["w"]
+        execution_report.ignored_m = ignored_m = d["M"]
+        if ignored_m is not True and ignored_m is not False:
+            raise _mistyped("ExecutionReport", "M", ignored_m, "a boolean")
 
-        execution_report.is_maker = d["m"]
+        execution_report.order_creation_time = order_creation_time = d["O"]
+        if type(order_creation_time) is not int:
+            raise _mistyped("ExecutionReport", "O", order_creation_time, "an integer")
 
-        execution_report.ignored_m = d["M"]
+        execution_report.cumulative_quote_quantity = cumulative_quote_quantity = d["Z"]
 
-        execution_report.order_creation_time = d["O"]
+        execution_report.last_quote_quantity = last_quote_quantity = d["Y"]
 
-        execution_report.cumulative_quote_quantity = d["Z"]
+        execution_report.quote_order_quantity = quote_order_quantity = d["Q"]
 
-        execution_report.last_quote_quantity = d["Y"]
-
-        execution_report.quote_order_quantity = d["Q"]
-
-        execution_report.self_trade_prevention_mode = d["V"]
+        execution_report.self_trade_prevention_mode = self_trade_prevention_mode = d["V"]
 
         execution_report.prevented_match_id = prevented_match_id = d.get("v", UNSET)
+        if type(prevented_match_id) is not int:  # a value of the declared type is tested once
+            if prevented_match_id is not UNSET:
+                raise _mistyped("ExecutionReport", "v", prevented_match_id, "an integer")
+            known -= 1
 
         execution_report.working_time = working_time = d.get("W", UNSET)
+        if type(working_time) is not int:  # a value of the declared type is tested once
+            if working_time is not UNSET:
+                raise _mistyped("ExecutionReport", "W", working_time, "an integer")
+            known -= 1
 
         execution_report.trailing_delta = trailing_delta = d.get("d", UNSET)
+        if type(trailing_delta) is not int:  # a value of the declared type is tested once
+            if trailing_delta is not UNSET:
+                raise _mistyped("ExecutionReport", "d", trailing_delta, "an integer")
+            known -= 1
 
         execution_report.trailing_time = trailing_time = d.get("D", UNSET)
+        if type(trailing_time) is not int:  # a value of the declared type is tested once
+            if trailing_time is not UNSET:
+                raise _mistyped("ExecutionReport", "D", trailing_time, "an integer")
+            known -= 1
 
         execution_report.strategy_id = strategy_id = d.get("j", UNSET)
+        if type(strategy_id) is not int:  # a value of the declared type is tested once
+            if strategy_id is not UNSET:
+                raise _mistyped("ExecutionReport", "j", strategy_id, "an integer")
+            known -= 1
 
         execution_report.strategy_type = strategy_type = d.get("J", UNSET)
+        if type(strategy_type) is not int:  # a value of the declared type is tested once
+            if strategy_type is not UNSET:
+                raise _mistyped("ExecutionReport", "J", strategy_type, "an integer")
+            known -= 1
 
         execution_report.prevented_quantity = prevented_quantity = d.get("A", UNSET)
+        if type(prevented_quantity) is not str:  # a value of the declared type is tested once
+            if prevented_quantity is not UNSET:
+                raise _mistyped("ExecutionReport", "A", prevented_quantity, "a string")
+            known -= 1
 
         execution_report.last_prevented_quantity = last_prevented_quantity = d.get("B", UNSET)
+        if type(last_prevented_quantity) is not str:  # a value of the declared type is tested once
+            if last_prevented_quantity is not UNSET:
+                raise _mistyped("ExecutionReport", "B", last_prevented_quantity, "a string")
+            known -= 1
 
         execution_report.trade_group_id = trade_group_id = d.get("u", UNSET)
+        if type(trade_group_id) is not int:  # a value of the declared type is tested once
+            if trade_group_id is not UNSET:
+                raise _mistyped("ExecutionReport", "u", trade_group_id, "an integer")
+            known -= 1
 
         execution_report.counter_order_id = counter_order_id = d.get("U", UNSET)
+        if type(counter_order_id) is not int:  # a value of the declared type is tested once
+            if counter_order_id is not UNSET:
+                raise _mistyped("ExecutionReport", "U", counter_order_id, "an integer")
+            known -= 1
 
         execution_report.counter_symbol = counter_symbol = d.get("Cs", UNSET)
+        if type(counter_symbol) is not str:  # a value of the declared type is tested once
+            if counter_symbol is not UNSET:
+                raise _mistyped("ExecutionReport", "Cs", counter_symbol, "a string")
+            known -= 1
 
         execution_report.prevented_execution_quantity = prevented_execution_quantity = d.get("pl", UNSET)
+        if type(prevented_execution_quantity) is not str:  # a value of the declared type is tested once
+            if prevented_execution_quantity is not UNSET:
+                raise _mistyped("ExecutionReport", "pl", prevented_execution_quantity, "a string")
+            known -= 1
 
         execution_report.prevented_execution_price = prevented_execution_price = d.get("pL", UNSET)
+        if type(prevented_execution_price) is not str:  # a value of the declared type is tested once
+            if prevented_execution_price is not UNSET:
+                raise _mistyped("ExecutionReport", "pL", prevented_execution_price, "a string")
+            known -= 1
 
         execution_report.prevented_execution_quote_quantity = prevented_execution_quote_quantity = d.get("pY", UNSET)
+        if type(prevented_execution_quote_quantity) is not str:  # a value of the declared type is tested once
+            if prevented_execution_quote_quantity is not UNSET:
+                raise _mistyped("ExecutionReport", "pY", prevented_execution_quote_quantity, "a string")
+            known -= 1
 
         execution_report.match_type = match_type = d.get("b", UNSET)
+        if type(match_type) is not str:  # a value of the declared type is tested once
+            if match_type is not UNSET:
+                raise _mistyped("ExecutionReport", "b", match_type, "a string")
+            known -= 1
 
         execution_report.allocation_id = allocation_id = d.get("a", UNSET)
+        if type(allocation_id) is not int:  # a value of the declared type is tested once
+            if allocation_id is not UNSET:
+                raise _mistyped("ExecutionReport", "a", allocation_id, "an integer")
+            known -= 1
 
         execution_report.working_floor = working_floor = d.get("k", UNSET)
+        if type(working_floor) is not str:  # a value of the declared type is tested once
+            if working_floor is not UNSET:
+                raise _mistyped("ExecutionReport", "k", working_floor, "a string")
+            known -= 1
 
         execution_report.used_sor = used_sor = d.get("uS", UNSET)
+        if used_sor is not True and used_sor is not False:  # a value of the declared type is tested once
+            if used_sor is not UNSET:
+                raise _mistyped("ExecutionReport", "uS", used_sor, "a boolean")
+            known -= 1
 
         execution_report.pegged_price_type = pegged_price_type = d.get("gP", UNSET)
+        if type(pegged_price_type) is not str:  # a value of the declared type is tested once
+            if pegged_price_type is not UNSET:
+                raise _mistyped("ExecutionReport", "gP", pegged_price_type, "a string")
+            known -= 1
 
         execution_report.pegged_offset_type = pegged_offset_type = d.get("gOT", UNSET)
+        if type(pegged_offset_type) is not str:  # a value of the declared type is tested once
+            if pegged_offset_type is not UNSET:
+                raise _mistyped("ExecutionReport", "gOT", pegged_offset_type, "a string")
+            known -= 1
 
         execution_report.pegged_offset_value = pegged_offset_value = d.get("gOV", UNSET)
+        if type(pegged_offset_value) is not int:  # a value of the declared type is tested once
+            if pegged_offset_value is not UNSET:
+                raise _mistyped("ExecutionReport", "gOV", pegged_offset_value, "an integer")
+            known -= 1
 
         execution_report.pegged_price = pegged_price = d.get("gp", UNSET)
+        if type(pegged_price) is not str:  # a value of the declared type is tested once
+            if pegged_price is not UNSET:
+                raise _mistyped("ExecutionReport", "gp", pegged_price, "a string")
+            known -= 1
 
         execution_report.expiry_reason = expiry_reason = d.get("eR", UNSET)
+        if type(expiry_reason) is not str:  # a value of the declared type is tested once
+            if expiry_reason is not UNSET:
+                raise _mistyped("ExecutionReport", "eR", expiry_reason, "a string")
+            known -= 1
 
-        known = (
-            33
-            + (prevented_match_id is not UNSET)
-            + (working_time is not UNSET)
-            + (trailing_delta is not UNSET)
-            + (trailing_time is not UNSET)
-            + (strategy_id is not UNSET)
-            + (strategy_type is not UNSET)
-            + (prevented_quantity is not UNSET)
-            + (last_prevented_quantity is not UNSET)
-            + (trade_group_id is not UNSET)
-            + (counter_order_id is not UNSET)
-            + (counter_symbol is not UNSET)
-            + (prevented_execution_quantity is not UNSET)
-            + (prevented_execution_price is not UNSET)
-            + (prevented_execution_quote_quantity is not UNSET)
-            + (match_type is not UNSET)
-            + (allocation_id is not UNSET)
-            + (working_floor is not UNSET)
-            + (used_sor is not UNSET)
-            + (pegged_price_type is not UNSET)
-            + (pegged_offset_type is not UNSET)
-            + (pegged_offset_value is not UNSET)
-            + (pegged_price is not UNSET)
-            + (expiry_reason is not UNSET)
-        )
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    event_type,
+                    symbol,
+                    client_order_id,
+                    side,
+                    order_type,
+                    time_in_force,
+                    quantity,
+                    price,
+                    stop_price,
+                    iceberg_quantity,
+                    original_client_order_id,
+                    execution_type,
+                    order_status,
+                    reject_reason,
+                    last_executed_quantity,
+                    cumulative_filled_quantity,
+                    last_executed_price,
+                    commission,
+                    cumulative_quote_quantity,
+                    last_quote_quantity,
+                    quote_order_quantity,
+                    self_trade_prevention_mode,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "ExecutionReport",
+                d,
+                (
+                    "e",
+                    "s",
+                    "c",
+                    "S",
+                    "o",
+                    "f",
+                    "q",
+                    "p",
+                    "P",
+                    "F",
+                    "C",
+                    "x",
+                    "X",
+                    "r",
+                    "l",
+                    "z",
+                    "L",
+                    "n",
+                    "Z",
+                    "Y",
+                    "Q",
+                    "V",
+                ),
+            ) from None
 
         execution_report.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="ExternalLockUpdate")
 
 #: The wire names of ExternalLockUpdate's properties: any other key of a payload is an additional property.
@@ -71,17 +74,39 @@ class ExternalLockUpdate:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         external_lock_update = cls.__new__(cls)
-        external_lock_update.event_type = d["e"]
+        known = 5  # less each optional one absent
+        external_lock_update.event_type = event_type = d["e"]
 
-        external_lock_update.event_time = d["E"]
+        external_lock_update.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("ExternalLockUpdate", "E", event_time, "an integer")
 
-        external_lock_update.asset = d["a"]
+        external_lock_update.asset = asset = d["a"]
 
-        external_lock_update.delta = d["d"]
+        external_lock_update.delta = delta = d["d"]
 
-        external_lock_update.transaction_time = d["T"]
+        external_lock_update.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("ExternalLockUpdate", "T", transaction_time, "an integer")
 
-        known = 5
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    event_type,
+                    asset,
+                    delta,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "ExternalLockUpdate",
+                d,
+                (
+                    "e",
+                    "a",
+                    "d",
+                ),
+            ) from None
 
         external_lock_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

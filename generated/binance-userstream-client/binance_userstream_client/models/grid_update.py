@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 if TYPE_CHECKING:
     from ..models.grid_update_grid import GridUpdateGrid
 
@@ -69,17 +72,27 @@ class GridUpdate:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         grid_update = cls.__new__(cls)
-        grid_update.event_type = d["e"]
+        known = 4  # less each optional one absent
+        grid_update.event_type = event_type = d["e"]
 
-        grid_update.event_time = d["E"]
+        grid_update.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("GridUpdate", "E", event_time, "an integer")
 
-        grid_update.transaction_time = d["T"]
+        grid_update.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("GridUpdate", "T", transaction_time, "an integer")
 
-        grid = GridUpdateGrid.from_dict(d["gu"])
-
+        _grid = d["gu"]
+        if not isinstance(_grid, dict):
+            raise _mistyped("GridUpdate", "gu", _grid, "an object")
+        grid = GridUpdateGrid.from_dict(_grid)
         grid_update.grid = grid
 
-        known = 4
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("GridUpdate", d, ("e",)) from None
 
         grid_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="GridUpdateGrid")
 
 #: The wire names of GridUpdateGrid's properties: any other key of a payload is an additional property.
@@ -98,27 +101,59 @@ class GridUpdateGrid:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         grid_update_grid = cls.__new__(cls)
-        grid_update_grid.strategy_id = d["si"]
+        known = 10  # less each optional one absent
+        grid_update_grid.strategy_id = strategy_id = d["si"]
+        if type(strategy_id) is not int:
+            raise _mistyped("GridUpdateGrid", "si", strategy_id, "an integer")
 
-        grid_update_grid.strategy_type = d["st"]
+        grid_update_grid.strategy_type = strategy_type = d["st"]
 
-        grid_update_grid.strategy_status = d["ss"]
+        grid_update_grid.strategy_status = strategy_status = d["ss"]
 
-        grid_update_grid.symbol = d["s"]
+        grid_update_grid.symbol = symbol = d["s"]
 
-        grid_update_grid.realized_pnl = d["r"]
+        grid_update_grid.realized_pnl = realized_pnl = d["r"]
 
-        grid_update_grid.unmatched_average_price = d["up"]
+        grid_update_grid.unmatched_average_price = unmatched_average_price = d["up"]
 
-        grid_update_grid.unmatched_quantity = d["uq"]
+        grid_update_grid.unmatched_quantity = unmatched_quantity = d["uq"]
 
-        grid_update_grid.unmatched_fee = d["uf"]
+        grid_update_grid.unmatched_fee = unmatched_fee = d["uf"]
 
-        grid_update_grid.matched_pnl = d["mp"]
+        grid_update_grid.matched_pnl = matched_pnl = d["mp"]
 
-        grid_update_grid.update_time = d["ut"]
+        grid_update_grid.update_time = update_time = d["ut"]
+        if type(update_time) is not int:
+            raise _mistyped("GridUpdateGrid", "ut", update_time, "an integer")
 
-        known = 10
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    strategy_type,
+                    strategy_status,
+                    symbol,
+                    realized_pnl,
+                    unmatched_average_price,
+                    unmatched_quantity,
+                    unmatched_fee,
+                    matched_pnl,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "GridUpdateGrid",
+                d,
+                (
+                    "st",
+                    "ss",
+                    "s",
+                    "r",
+                    "up",
+                    "uq",
+                    "uf",
+                    "mp",
+                ),
+            ) from None
 
         grid_update_grid.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

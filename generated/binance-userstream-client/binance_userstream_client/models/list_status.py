@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 if TYPE_CHECKING:
     from ..models.list_status_order import ListStatusOrder
 
@@ -114,36 +117,69 @@ class ListStatus:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         list_status = cls.__new__(cls)
-        list_status.event_type = d["e"]
+        known = 11  # less each optional one absent
+        list_status.event_type = event_type = d["e"]
 
-        list_status.event_time = d["E"]
+        list_status.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("ListStatus", "E", event_time, "an integer")
 
-        list_status.symbol = d["s"]
+        list_status.symbol = symbol = d["s"]
 
-        list_status.order_list_id = d["g"]
+        list_status.order_list_id = order_list_id = d["g"]
+        if type(order_list_id) is not int:
+            raise _mistyped("ListStatus", "g", order_list_id, "an integer")
 
-        list_status.contingency_type = d["c"]
+        list_status.contingency_type = contingency_type = d["c"]
 
-        list_status.list_status_type = d["l"]
+        list_status.list_status_type = list_status_type = d["l"]
 
-        list_status.list_order_status = d["L"]
+        list_status.list_order_status = list_order_status = d["L"]
 
-        list_status.list_reject_reason = d["r"]
+        list_status.list_reject_reason = list_reject_reason = d["r"]
 
-        list_status.list_client_order_id = d["C"]
+        list_status.list_client_order_id = list_client_order_id = d["C"]
 
-        list_status.transaction_time = d["T"]
+        list_status.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("ListStatus", "T", transaction_time, "an integer")
 
-        orders = []
         _orders = d["O"]
-        for o_item_data in _orders:
-            o_item = ListStatusOrder.from_dict(o_item_data)
-
-            orders.append(o_item)
-
+        if type(_orders) is not list:
+            raise _mistyped("ListStatus", "O", _orders, "an array")
+        orders = []
+        for orders_item in _orders:
+            if not isinstance(orders_item, dict):
+                raise _mistyped("ListStatus", "O[]", orders_item, "an object")
+            orders.append(ListStatusOrder.from_dict(orders_item))
         list_status.orders = orders
 
-        known = 11
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    event_type,
+                    symbol,
+                    contingency_type,
+                    list_status_type,
+                    list_order_status,
+                    list_reject_reason,
+                    list_client_order_id,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "ListStatus",
+                d,
+                (
+                    "e",
+                    "s",
+                    "c",
+                    "l",
+                    "L",
+                    "r",
+                    "C",
+                ),
+            ) from None
 
         list_status.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="ListStatusOrder")
 
 #: The wire names of ListStatusOrder's properties: any other key of a payload is an additional property.
@@ -56,13 +59,31 @@ class ListStatusOrder:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         list_status_order = cls.__new__(cls)
-        list_status_order.symbol = d["s"]
+        known = 3  # less each optional one absent
+        list_status_order.symbol = symbol = d["s"]
 
-        list_status_order.order_id = d["i"]
+        list_status_order.order_id = order_id = d["i"]
+        if type(order_id) is not int:
+            raise _mistyped("ListStatusOrder", "i", order_id, "an integer")
 
-        list_status_order.client_order_id = d["c"]
+        list_status_order.client_order_id = client_order_id = d["c"]
 
-        known = 3
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    symbol,
+                    client_order_id,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "ListStatusOrder",
+                d,
+                (
+                    "s",
+                    "c",
+                ),
+            ) from None
 
         list_status_order.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,8 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="ListenKey")
 
 #: The wire names of ListenKey's properties: any other key of a payload is an additional property.
@@ -20,7 +22,8 @@ class ListenKey:
     """The answer to a start request."""
 
     listen_key: str = _attrs_field(repr=False)
-    """ A listenKey (60 or more printable characters on production). A credential. """
+    """ A listenKey (60 letters and digits on production; the client refuses any other character, since the key
+    stands in the stream URL). A credential. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -40,9 +43,13 @@ class ListenKey:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         new_listen_key = cls.__new__(cls)
-        new_listen_key.listen_key = d["listenKey"]
+        known = 1  # less each optional one absent
+        new_listen_key.listen_key = listen_key = d["listenKey"]
 
-        known = 1
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((listen_key,))
+        except TypeError:
+            raise _mistyped_string("ListenKey", d, ("listenKey",)) from None
 
         new_listen_key.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
 
 T = TypeVar("T", bound="ListenKeyExpired")
 
@@ -66,18 +68,23 @@ class ListenKeyExpired:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         listen_key_expired = cls.__new__(cls)
-        listen_key_expired.event_type = d["e"]
+        known = 3  # less each optional one absent
+        listen_key_expired.event_type = event_type = d["e"]
 
-        def _parse_event_time(data: object) -> int | str:
-            return cast(int | str, data)
-
-        event_time = _parse_event_time(d["E"])
-
-        listen_key_expired.event_time = event_time
+        listen_key_expired.event_time = event_time = d["E"]
+        if type(event_time) is not int and type(event_time) is not str:
+            raise _mistyped("ListenKeyExpired", "E", event_time, "an integer or a string")
 
         listen_key_expired.listen_key = listen_key = d.get("listenKey", UNSET)
+        if type(listen_key) is not str:  # a value of the declared type is tested once
+            if listen_key is not UNSET:
+                raise _mistyped("ListenKeyExpired", "listenKey", listen_key, "a string")
+            known -= 1
 
-        known = 2 + (listen_key is not UNSET)
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("ListenKeyExpired", d, ("e",)) from None
 
         listen_key_expired.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="ListenToken")
 
 #: The wire names of ListenToken's properties: any other key of a payload is an additional property.
@@ -50,11 +53,17 @@ class ListenToken:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         listen_token = cls.__new__(cls)
-        listen_token.token = d["token"]
+        known = 2  # less each optional one absent
+        listen_token.token = token = d["token"]
 
-        listen_token.expiration_time = d["expirationTime"]
+        listen_token.expiration_time = expiration_time = d["expirationTime"]
+        if type(expiration_time) is not int:
+            raise _mistyped("ListenToken", "expirationTime", expiration_time, "an integer")
 
-        known = 2
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((token,))
+        except TypeError:
+            raise _mistyped_string("ListenToken", d, ("token",)) from None
 
         listen_token.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -10,6 +10,8 @@ from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
 
 if TYPE_CHECKING:
     from ..models.margin_call_position import MarginCallPosition
@@ -83,24 +85,39 @@ class MarginCall:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         margin_call = cls.__new__(cls)
-        margin_call.event_type = d["e"]
+        known = 5  # less each optional one absent
+        margin_call.event_type = event_type = d["e"]
 
-        margin_call.event_time = d["E"]
+        margin_call.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("MarginCall", "E", event_time, "an integer")
 
-        positions = []
         _positions = d["p"]
-        for p_item_data in _positions:
-            p_item = MarginCallPosition.from_dict(p_item_data)
-
-            positions.append(p_item)
-
+        if type(_positions) is not list:
+            raise _mistyped("MarginCall", "p", _positions, "an array")
+        positions = []
+        for positions_item in _positions:
+            if not isinstance(positions_item, dict):
+                raise _mistyped("MarginCall", "p[]", positions_item, "an object")
+            positions.append(MarginCallPosition.from_dict(positions_item))
         margin_call.positions = positions
 
         margin_call.account_alias = account_alias = d.get("i", UNSET)
+        if type(account_alias) is not str:  # a value of the declared type is tested once
+            if account_alias is not UNSET:
+                raise _mistyped("MarginCall", "i", account_alias, "a string")
+            known -= 1
 
         margin_call.cross_wallet_balance = cross_wallet_balance = d.get("cw", UNSET)
+        if type(cross_wallet_balance) is not str:  # a value of the declared type is tested once
+            if cross_wallet_balance is not UNSET:
+                raise _mistyped("MarginCall", "cw", cross_wallet_balance, "a string")
+            known -= 1
 
-        known = 3 + (account_alias is not UNSET) + (cross_wallet_balance is not UNSET)
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("MarginCall", d, ("e",)) from None
 
         margin_call.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,8 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="MarginCallPosition")
 
 #: The wire names of MarginCallPosition's properties: any other key of a payload is an additional property.
@@ -86,23 +88,51 @@ class MarginCallPosition:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         margin_call_position = cls.__new__(cls)
-        margin_call_position.symbol = d["s"]
+        known = 8  # less each optional one absent
+        margin_call_position.symbol = symbol = d["s"]
 
-        margin_call_position.position_side = d["ps"]
+        margin_call_position.position_side = position_side = d["ps"]
 
-        margin_call_position.position_amount = d["pa"]
+        margin_call_position.position_amount = position_amount = d["pa"]
 
-        margin_call_position.margin_type = d["mt"]
+        margin_call_position.margin_type = margin_type = d["mt"]
 
-        margin_call_position.isolated_wallet = d["iw"]
+        margin_call_position.isolated_wallet = isolated_wallet = d["iw"]
 
-        margin_call_position.mark_price = d["mp"]
+        margin_call_position.mark_price = mark_price = d["mp"]
 
-        margin_call_position.unrealized_pnl = d["up"]
+        margin_call_position.unrealized_pnl = unrealized_pnl = d["up"]
 
-        margin_call_position.maintenance_margin = d["mm"]
+        margin_call_position.maintenance_margin = maintenance_margin = d["mm"]
 
-        known = 8
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    symbol,
+                    position_side,
+                    position_amount,
+                    margin_type,
+                    isolated_wallet,
+                    mark_price,
+                    unrealized_pnl,
+                    maintenance_margin,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "MarginCallPosition",
+                d,
+                (
+                    "s",
+                    "ps",
+                    "pa",
+                    "mt",
+                    "iw",
+                    "mp",
+                    "up",
+                    "mm",
+                ),
+            ) from None
 
         margin_call_position.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

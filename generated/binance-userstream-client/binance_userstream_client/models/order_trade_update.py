@@ -10,6 +10,8 @@ from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
 
 if TYPE_CHECKING:
     from ..models.order_trade_update_order import OrderTradeUpdateOrder
@@ -89,21 +91,39 @@ class OrderTradeUpdate:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         order_trade_update = cls.__new__(cls)
-        order_trade_update.event_type = d["e"]
+        known = 6  # less each optional one absent
+        order_trade_update.event_type = event_type = d["e"]
 
-        order_trade_update.event_time = d["E"]
+        order_trade_update.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("OrderTradeUpdate", "E", event_time, "an integer")
 
-        order_trade_update.transaction_time = d["T"]
+        order_trade_update.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("OrderTradeUpdate", "T", transaction_time, "an integer")
 
-        order = OrderTradeUpdateOrder.from_dict(d["o"])
-
+        _order = d["o"]
+        if not isinstance(_order, dict):
+            raise _mistyped("OrderTradeUpdate", "o", _order, "an object")
+        order = OrderTradeUpdateOrder.from_dict(_order)
         order_trade_update.order = order
 
         order_trade_update.business_unit = business_unit = d.get("fs", UNSET)
+        if type(business_unit) is not str:  # a value of the declared type is tested once
+            if business_unit is not UNSET:
+                raise _mistyped("OrderTradeUpdate", "fs", business_unit, "a string")
+            known -= 1
 
         order_trade_update.account_alias = account_alias = d.get("i", UNSET)
+        if type(account_alias) is not str:  # a value of the declared type is tested once
+            if account_alias is not UNSET:
+                raise _mistyped("OrderTradeUpdate", "i", account_alias, "a string")
+            known -= 1
 
-        known = 4 + (business_unit is not UNSET) + (account_alias is not UNSET)
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("OrderTradeUpdate", d, ("e",)) from None
 
         order_trade_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -10,6 +10,8 @@ from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
 from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
 
 T = TypeVar("T", bound="OrderTradeUpdateOrder")
 
@@ -304,105 +306,213 @@ class OrderTradeUpdateOrder:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         order_trade_update_order = cls.__new__(cls)
-        order_trade_update_order.symbol = d["s"]
+        known = 40  # less each optional one absent
+        order_trade_update_order.symbol = symbol = d["s"]
 
-        order_trade_update_order.client_order_id = d["c"]
+        order_trade_update_order.client_order_id = client_order_id = d["c"]
 
-        order_trade_update_order.side = d["S"]
+        order_trade_update_order.side = side = d["S"]
 
-        order_trade_update_order.order_type = d["o"]
+        order_trade_update_order.order_type = order_type = d["o"]
 
-        order_trade_update_order.time_in_force = d["f"]
+        order_trade_update_order.time_in_force = time_in_force = d["f"]
 
-        order_trade_update_order.quantity = d["q"]
+        order_trade_update_order.quantity = quantity = d["q"]
 
-        order_trade_update_order.price = d["p"]
+        order_trade_update_order.price = price = d["p"]
 
-        order_trade_update_order.average_price = d["ap"]
+        order_trade_update_order.average_price = average_price = d["ap"]
 
-        order_trade_update_order.stop_price = d["sp"]
+        order_trade_update_order.stop_price = stop_price = d["sp"]
 
-        order_trade_update_order.execution_type = d["x"]
+        order_trade_update_order.execution_type = execution_type = d["x"]
 
-        order_trade_update_order.order_status = d["X"]
+        order_trade_update_order.order_status = order_status = d["X"]
 
-        order_trade_update_order.order_id = d["i"]
+        order_trade_update_order.order_id = order_id = d["i"]
+        if type(order_id) is not int:
+            raise _mistyped("OrderTradeUpdateOrder", "i", order_id, "an integer")
 
-        order_trade_update_order.last_filled_quantity = d["l"]
+        order_trade_update_order.last_filled_quantity = last_filled_quantity = d["l"]
 
-        order_trade_update_order.cumulative_filled_quantity = d["z"]
+        order_trade_update_order.cumulative_filled_quantity = cumulative_filled_quantity = d["z"]
 
-        order_trade_update_order.last_filled_price = d["L"]
+        order_trade_update_order.last_filled_price = last_filled_price = d["L"]
 
-        order_trade_update_order.trade_time = d["T"]
+        order_trade_update_order.trade_time = trade_time = d["T"]
+        if type(trade_time) is not int:
+            raise _mistyped("OrderTradeUpdateOrder", "T", trade_time, "an integer")
 
-        order_trade_update_order.trade_id = d["t"]
+        order_trade_update_order.trade_id = trade_id = d["t"]
+        if type(trade_id) is not int:
+            raise _mistyped("OrderTradeUpdateOrder", "t", trade_id, "an integer")
 
-        order_trade_update_order.bids_notional = d["b"]
+        order_trade_update_order.bids_notional = bids_notional = d["b"]
 
-        order_trade_update_order.asks_notional = d["a"]
+        order_trade_update_order.asks_notional = asks_notional = d["a"]
 
-        order_trade_update_order.is_maker = d["m"]
+        order_trade_update_order.is_maker = is_maker = d["m"]
+        if is_maker is not True and is_maker is not False:
+            raise _mistyped("OrderTradeUpdateOrder", "m", is_maker, "a boolean")
 
-        order_trade_update_order.is_reduce_only = d["R"]
+        order_trade_update_order.is_reduce_only = is_reduce_only = d["R"]
+        if is_reduce_only is not True and is_reduce_only is not False:
+            raise _mistyped("OrderTradeUpdateOrder", "R", is_reduce_only, "a boolean")
 
-        order_trade_update_order.position_side = d["ps"]
+        order_trade_update_order.position_side = position_side = d["ps"]
 
-        order_trade_update_order.realized_profit = d["rp"]
+        order_trade_update_order.realized_profit = realized_profit = d["rp"]
 
-        order_trade_update_order.self_trade_prevention_mode = d["V"]
+        order_trade_update_order.self_trade_prevention_mode = self_trade_prevention_mode = d["V"]
 
         order_trade_update_order.commission_asset = commission_asset = d.get("N", UNSET)
+        if type(commission_asset) is not str:  # a value of the declared type is tested once
+            if commission_asset is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "N", commission_asset, "a string")
+            known -= 1
 
         order_trade_update_order.commission = commission = d.get("n", UNSET)
+        if type(commission) is not str:  # a value of the declared type is tested once
+            if commission is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "n", commission, "a string")
+            known -= 1
 
         order_trade_update_order.working_type = working_type = d.get("wt", UNSET)
+        if type(working_type) is not str:  # a value of the declared type is tested once
+            if working_type is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "wt", working_type, "a string")
+            known -= 1
 
         order_trade_update_order.original_order_type = original_order_type = d.get("ot", UNSET)
+        if type(original_order_type) is not str:  # a value of the declared type is tested once
+            if original_order_type is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "ot", original_order_type, "a string")
+            known -= 1
 
         order_trade_update_order.is_close_all = is_close_all = d.get("cp", UNSET)
+        if is_close_all is not True and is_close_all is not False:  # a value of the declared type is tested once
+            if is_close_all is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "cp", is_close_all, "a boolean")
+            known -= 1
 
         order_trade_update_order.activation_price = activation_price = d.get("AP", UNSET)
+        if type(activation_price) is not str:  # a value of the declared type is tested once
+            if activation_price is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "AP", activation_price, "a string")
+            known -= 1
 
         order_trade_update_order.callback_rate = callback_rate = d.get("cr", UNSET)
+        if type(callback_rate) is not str:  # a value of the declared type is tested once
+            if callback_rate is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "cr", callback_rate, "a string")
+            known -= 1
 
         order_trade_update_order.price_protection = price_protection = d.get("pP", UNSET)
+        if (
+            price_protection is not True and price_protection is not False
+        ):  # a value of the declared type is tested once
+            if price_protection is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "pP", price_protection, "a boolean")
+            known -= 1
 
         order_trade_update_order.strategy_id = strategy_id = d.get("si", UNSET)
+        if type(strategy_id) is not int:  # a value of the declared type is tested once
+            if strategy_id is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "si", strategy_id, "an integer")
+            known -= 1
 
         order_trade_update_order.ignored_ss = ignored_ss = d.get("ss", UNSET)
+        if type(ignored_ss) is not int:  # a value of the declared type is tested once
+            if ignored_ss is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "ss", ignored_ss, "an integer")
+            known -= 1
 
         order_trade_update_order.strategy_type = strategy_type = d.get("st", UNSET)
+        if type(strategy_type) is not str:  # a value of the declared type is tested once
+            if strategy_type is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "st", strategy_type, "a string")
+            known -= 1
 
         order_trade_update_order.price_match_mode = price_match_mode = d.get("pm", UNSET)
+        if type(price_match_mode) is not str:  # a value of the declared type is tested once
+            if price_match_mode is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "pm", price_match_mode, "a string")
+            known -= 1
 
         order_trade_update_order.good_till_date = good_till_date = d.get("gtd", UNSET)
+        if type(good_till_date) is not int:  # a value of the declared type is tested once
+            if good_till_date is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "gtd", good_till_date, "an integer")
+            known -= 1
 
         order_trade_update_order.expiry_reason = expiry_reason = d.get("er", UNSET)
+        if type(expiry_reason) is not str:  # a value of the declared type is tested once
+            if expiry_reason is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "er", expiry_reason, "a string")
+            known -= 1
 
         order_trade_update_order.modify_id = modify_id = d.get("M", UNSET)
+        if type(modify_id) is not str:  # a value of the declared type is tested once
+            if modify_id is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "M", modify_id, "a string")
+            known -= 1
 
         order_trade_update_order.margin_asset = margin_asset = d.get("ma", UNSET)
+        if type(margin_asset) is not str:  # a value of the declared type is tested once
+            if margin_asset is not UNSET:
+                raise _mistyped("OrderTradeUpdateOrder", "ma", margin_asset, "a string")
+            known -= 1
 
-        known = (
-            24
-            + (commission_asset is not UNSET)
-            + (commission is not UNSET)
-            + (working_type is not UNSET)
-            + (original_order_type is not UNSET)
-            + (is_close_all is not UNSET)
-            + (activation_price is not UNSET)
-            + (callback_rate is not UNSET)
-            + (price_protection is not UNSET)
-            + (strategy_id is not UNSET)
-            + (ignored_ss is not UNSET)
-            + (strategy_type is not UNSET)
-            + (price_match_mode is not UNSET)
-            + (good_till_date is not UNSET)
-            + (expiry_reason is not UNSET)
-            + (modify_id is not UNSET)
-            + (margin_asset is not UNSET)
-        )
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    symbol,
+                    client_order_id,
+                    side,
+                    order_type,
+                    time_in_force,
+                    quantity,
+                    price,
+                    average_price,
+                    stop_price,
+                    execution_type,
+                    order_status,
+                    last_filled_quantity,
+                    cumulative_filled_quantity,
+                    last_filled_price,
+                    bids_notional,
+                    asks_notional,
+                    position_side,
+                    realized_profit,
+                    self_trade_prevention_mode,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "OrderTradeUpdateOrder",
+                d,
+                (
+                    "s",
+                    "c",
+                    "S",
+                    "o",
+                    "f",
+                    "q",
+                    "p",
+                    "ap",
+                    "sp",
+                    "x",
+                    "X",
+                    "l",
+                    "z",
+                    "L",
+                    "b",
+                    "a",
+                    "ps",
+                    "rp",
+                    "V",
+                ),
+            ) from None
 
         order_trade_update_order.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

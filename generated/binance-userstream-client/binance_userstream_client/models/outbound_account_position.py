@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 if TYPE_CHECKING:
     from ..models.outbound_account_position_balance import OutboundAccountPositionBalance
 
@@ -72,22 +75,31 @@ class OutboundAccountPosition:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         outbound_account_position = cls.__new__(cls)
-        outbound_account_position.event_type = d["e"]
+        known = 4  # less each optional one absent
+        outbound_account_position.event_type = event_type = d["e"]
 
-        outbound_account_position.event_time = d["E"]
+        outbound_account_position.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("OutboundAccountPosition", "E", event_time, "an integer")
 
-        outbound_account_position.last_update_time = d["u"]
+        outbound_account_position.last_update_time = last_update_time = d["u"]
+        if type(last_update_time) is not int:
+            raise _mistyped("OutboundAccountPosition", "u", last_update_time, "an integer")
 
-        balances = []
         _balances = d["B"]
-        for b_item_data in _balances:
-            b_item = OutboundAccountPositionBalance.from_dict(b_item_data)
-
-            balances.append(b_item)
-
+        if type(_balances) is not list:
+            raise _mistyped("OutboundAccountPosition", "B", _balances, "an array")
+        balances = []
+        for balances_item in _balances:
+            if not isinstance(balances_item, dict):
+                raise _mistyped("OutboundAccountPosition", "B[]", balances_item, "an object")
+            balances.append(OutboundAccountPositionBalance.from_dict(balances_item))
         outbound_account_position.balances = balances
 
-        known = 4
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("OutboundAccountPosition", d, ("e",)) from None
 
         outbound_account_position.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

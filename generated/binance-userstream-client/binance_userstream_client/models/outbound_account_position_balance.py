@@ -9,6 +9,8 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="OutboundAccountPositionBalance")
 
 #: The wire names of OutboundAccountPositionBalance's properties: any other key of a payload is an additional property.
@@ -56,13 +58,31 @@ class OutboundAccountPositionBalance:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         outbound_account_position_balance = cls.__new__(cls)
-        outbound_account_position_balance.asset = d["a"]
+        known = 3  # less each optional one absent
+        outbound_account_position_balance.asset = asset = d["a"]
 
-        outbound_account_position_balance.free = d["f"]
+        outbound_account_position_balance.free = free = d["f"]
 
-        outbound_account_position_balance.locked = d["l"]
+        outbound_account_position_balance.locked = locked = d["l"]
 
-        known = 3
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    asset,
+                    free,
+                    locked,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "OutboundAccountPositionBalance",
+                d,
+                (
+                    "a",
+                    "f",
+                    "l",
+                ),
+            ) from None
 
         outbound_account_position_balance.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

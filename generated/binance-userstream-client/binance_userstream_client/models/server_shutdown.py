@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="ServerShutdown")
 
 #: The wire names of ServerShutdown's properties: any other key of a payload is an additional property.
@@ -53,11 +56,17 @@ class ServerShutdown:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         server_shutdown = cls.__new__(cls)
-        server_shutdown.event_type = d["e"]
+        known = 2  # less each optional one absent
+        server_shutdown.event_type = event_type = d["e"]
 
-        server_shutdown.event_time = d["E"]
+        server_shutdown.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("ServerShutdown", "E", event_time, "an integer")
 
-        known = 2
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("ServerShutdown", d, ("e",)) from None
 
         server_shutdown.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 if TYPE_CHECKING:
     from ..models.strategy_update_strategy import StrategyUpdateStrategy
 
@@ -69,17 +72,27 @@ class StrategyUpdate:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         strategy_update = cls.__new__(cls)
-        strategy_update.event_type = d["e"]
+        known = 4  # less each optional one absent
+        strategy_update.event_type = event_type = d["e"]
 
-        strategy_update.event_time = d["E"]
+        strategy_update.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("StrategyUpdate", "E", event_time, "an integer")
 
-        strategy_update.transaction_time = d["T"]
+        strategy_update.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("StrategyUpdate", "T", transaction_time, "an integer")
 
-        strategy = StrategyUpdateStrategy.from_dict(d["su"])
-
+        _strategy = d["su"]
+        if not isinstance(_strategy, dict):
+            raise _mistyped("StrategyUpdate", "su", _strategy, "an object")
+        strategy = StrategyUpdateStrategy.from_dict(_strategy)
         strategy_update.strategy = strategy
 
-        known = 4
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join((event_type,))
+        except TypeError:
+            raise _mistyped_string("StrategyUpdate", d, ("e",)) from None
 
         strategy_update.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

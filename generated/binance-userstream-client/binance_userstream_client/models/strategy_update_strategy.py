@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="StrategyUpdateStrategy")
 
 #: The wire names of StrategyUpdateStrategy's properties: any other key of a payload is an additional property.
@@ -74,19 +77,43 @@ class StrategyUpdateStrategy:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         strategy_update_strategy = cls.__new__(cls)
-        strategy_update_strategy.strategy_id = d["si"]
+        known = 6  # less each optional one absent
+        strategy_update_strategy.strategy_id = strategy_id = d["si"]
+        if type(strategy_id) is not int:
+            raise _mistyped("StrategyUpdateStrategy", "si", strategy_id, "an integer")
 
-        strategy_update_strategy.strategy_type = d["st"]
+        strategy_update_strategy.strategy_type = strategy_type = d["st"]
 
-        strategy_update_strategy.strategy_status = d["ss"]
+        strategy_update_strategy.strategy_status = strategy_status = d["ss"]
 
-        strategy_update_strategy.symbol = d["s"]
+        strategy_update_strategy.symbol = symbol = d["s"]
 
-        strategy_update_strategy.update_time = d["ut"]
+        strategy_update_strategy.update_time = update_time = d["ut"]
+        if type(update_time) is not int:
+            raise _mistyped("StrategyUpdateStrategy", "ut", update_time, "an integer")
 
-        strategy_update_strategy.op_code = d["c"]
+        strategy_update_strategy.op_code = op_code = d["c"]
+        if type(op_code) is not int:
+            raise _mistyped("StrategyUpdateStrategy", "c", op_code, "an integer")
 
-        known = 6
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    strategy_type,
+                    strategy_status,
+                    symbol,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "StrategyUpdateStrategy",
+                d,
+                (
+                    "st",
+                    "ss",
+                    "s",
+                ),
+            ) from None
 
         strategy_update_strategy.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

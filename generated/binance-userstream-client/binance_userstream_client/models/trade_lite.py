@@ -9,6 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import mistyped as _mistyped
+from ..types import mistyped_string as _mistyped_string
+
 T = TypeVar("T", bound="TradeLite")
 
 #: The wire names of TradeLite's properties: any other key of a payload is an additional property.
@@ -119,33 +122,71 @@ class TradeLite:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         trade_lite = cls.__new__(cls)
-        trade_lite.event_type = d["e"]
+        known = 13  # less each optional one absent
+        trade_lite.event_type = event_type = d["e"]
 
-        trade_lite.event_time = d["E"]
+        trade_lite.event_time = event_time = d["E"]
+        if type(event_time) is not int:
+            raise _mistyped("TradeLite", "E", event_time, "an integer")
 
-        trade_lite.transaction_time = d["T"]
+        trade_lite.transaction_time = transaction_time = d["T"]
+        if type(transaction_time) is not int:
+            raise _mistyped("TradeLite", "T", transaction_time, "an integer")
 
-        trade_lite.symbol = d["s"]
+        trade_lite.symbol = symbol = d["s"]
 
-        trade_lite.quantity = d["q"]
+        trade_lite.quantity = quantity = d["q"]
 
-        trade_lite.price = d["p"]
+        trade_lite.price = price = d["p"]
 
-        trade_lite.is_maker = d["m"]
+        trade_lite.is_maker = is_maker = d["m"]
+        if is_maker is not True and is_maker is not False:
+            raise _mistyped("TradeLite", "m", is_maker, "a boolean")
 
-        trade_lite.client_order_id = d["c"]
+        trade_lite.client_order_id = client_order_id = d["c"]
 
-        trade_lite.side = d["S"]
+        trade_lite.side = side = d["S"]
 
-        trade_lite.last_filled_price = d["L"]
+        trade_lite.last_filled_price = last_filled_price = d["L"]
 
-        trade_lite.last_filled_quantity = d["l"]
+        trade_lite.last_filled_quantity = last_filled_quantity = d["l"]
 
-        trade_lite.trade_id = d["t"]
+        trade_lite.trade_id = trade_id = d["t"]
+        if type(trade_id) is not int:
+            raise _mistyped("TradeLite", "t", trade_id, "an integer")
 
-        trade_lite.order_id = d["i"]
+        trade_lite.order_id = order_id = d["i"]
+        if type(order_id) is not int:
+            raise _mistyped("TradeLite", "i", order_id, "an integer")
 
-        known = 13
+        try:  # one C loop over the declared strings: str.join takes nothing else
+            "".join(
+                (
+                    event_type,
+                    symbol,
+                    quantity,
+                    price,
+                    client_order_id,
+                    side,
+                    last_filled_price,
+                    last_filled_quantity,
+                )
+            )
+        except TypeError:
+            raise _mistyped_string(
+                "TradeLite",
+                d,
+                (
+                    "e",
+                    "s",
+                    "q",
+                    "p",
+                    "c",
+                    "S",
+                    "L",
+                    "l",
+                ),
+            ) from None
 
         trade_lite.additional_properties = (
             {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}

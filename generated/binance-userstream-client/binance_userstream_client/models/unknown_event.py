@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -58,21 +58,24 @@ class UnknownEvent:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         unknown_event = cls.__new__(cls)
+        wire_names = _WIRE_NAMES
+        known = 2  # less each optional one absent
         unknown_event.event_type = event_type = d.get("e", UNSET)
+        if type(event_type) is not str:  # a value of the declared type is tested once
+            if event_type is not UNSET:
+                unknown_event.event_type = event_type = UNSET  # kept as an additional property
+                wire_names = wire_names - {"e"}
+            known -= 1
 
-        def _parse_event_time(data: object) -> int | str | Unset:
-            if isinstance(data, Unset):
-                return data
-            return cast(int | str | Unset, data)
-
-        event_time = _parse_event_time(d.get("E", UNSET))
-
-        unknown_event.event_time = event_time
-
-        known = 0 + (event_type is not UNSET) + (event_time is not UNSET)
+        unknown_event.event_time = event_time = d.get("E", UNSET)
+        if type(event_time) is not int and type(event_time) is not str:  # a value of the declared type is tested once
+            if event_time is not UNSET:
+                unknown_event.event_time = event_time = UNSET  # kept as an additional property
+                wire_names = wire_names - {"E"}
+            known -= 1
 
         unknown_event.additional_properties = (
-            {} if len(d) == known else {k: v for k, v in d.items() if k not in _WIRE_NAMES}
+            {} if len(d) == known else {k: v for k, v in d.items() if k not in wire_names}
         )
         if cls is not UnknownEvent:  # a subclass: its constructor may have more to set or check
             base = unknown_event

@@ -104,8 +104,9 @@ def sync_detailed(
     Weight: 2.
 
     Args:
-        listen_key (str): A listenKey (60 or more printable characters on production). A
-            credential. Example: pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
+        listen_key (str): A listenKey (60 letters and digits on production; the client refuses any
+            other character, since the key stands in the stream URL). A credential. Example:
+            pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -138,8 +139,9 @@ def sync(
     Weight: 2.
 
     Args:
-        listen_key (str): A listenKey (60 or more printable characters on production). A
-            credential. Example: pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
+        listen_key (str): A listenKey (60 letters and digits on production; the client refuses any
+            other character, since the key stands in the stream URL). A credential. Example:
+            pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -167,8 +169,9 @@ async def asyncio_detailed(
     Weight: 2.
 
     Args:
-        listen_key (str): A listenKey (60 or more printable characters on production). A
-            credential. Example: pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
+        listen_key (str): A listenKey (60 letters and digits on production; the client refuses any
+            other character, since the key stands in the stream URL). A credential. Example:
+            pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -199,8 +202,9 @@ async def asyncio(
     Weight: 2.
 
     Args:
-        listen_key (str): A listenKey (60 or more printable characters on production). A
-            credential. Example: pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
+        listen_key (str): A listenKey (60 letters and digits on production; the client refuses any
+            other character, since the key stands in the stream URL). A credential. Example:
+            pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
