@@ -45,6 +45,7 @@ from binance_userstream._session import (
 )
 from binance_userstream._stream import AsyncEventStream
 from binance_userstream._stream_core import Item as StreamItem
+from binance_userstream._stream_core import StreamEvent, StreamEventKind
 from binance_userstream.errors import (
     AuthenticationError,
     EndpointRetiredError,
@@ -721,17 +722,61 @@ def _listen_line(item: StreamItem, as_json: bool) -> str:
     return f"{type(item).__name__} {_fields(cast(attrs.AttrsInstance, item))}"
 
 
+#: `listen` says on stderr the first failure of a run of them, then every this many.
+FAILURES_SHOWN_EVERY = 10
+
+#: What fails and is tried again: a connection attempt, a listenToken mint, a keepalive.
+_FAILING = frozenset(
+    {StreamEventKind.RECONNECTING, StreamEventKind.TOKEN_RENEW_FAILED, EventKind.KEEPALIVE_FAILED}
+)
+#: What ends a run of failures.
+_RECOVERED = frozenset({StreamEventKind.CONNECTED, StreamEventKind.TOKEN_RENEWED, EventKind.KEPT_ALIVE})
+
+
+class _Failures:
+    """Which of the stream's happenings `listen` says on stderr, so that retrying is never silent:
+    the first failure of a run, every FAILURES_SHOWN_EVERY-th after it, and the recovery that ends
+    it (all of them are in the log with -v)."""
+
+    def __init__(self, every: int = FAILURES_SHOWN_EVERY) -> None:
+        self.every = every
+        self.in_a_row = 0
+        self.last: str | None = None  # the latest failure, as said
+        self.connected = False
+
+    def line(self, event: SessionEvent | StreamEvent) -> str | None:
+        """The line to say for `event`, or None."""
+        if event.kind is StreamEventKind.CONNECTED:
+            self.connected = True
+        if event.kind in _FAILING:
+            self.in_a_row += 1
+            self.last = event.describe()
+            if self.in_a_row == 1 or self.in_a_row % self.every == 0:
+                return f"{self.last} (failure {self.in_a_row} in a row; retrying, said every {self.every})"
+        elif event.kind in _RECOVERED and self.in_a_row:
+            failures, self.in_a_row = self.in_a_row, 0
+            return f"{event.describe()} after {failures} failure{'s' if failures > 1 else ''}"
+        return None
+
+
 class _Listener:
     """`listen`: the async event stream, ended by Ctrl-C, SIGTERM or --for within about a second."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.signals: list[int] = []
+        self.failures = _Failures()
+
+    def on_event(self, event: SessionEvent | StreamEvent) -> None:
+        line = self.failures.line(event)
+        if line is not None:
+            with contextlib.suppress(OSError):
+                print(f"binance-userstream: {line}", file=sys.stderr, flush=True)
 
     async def main(self) -> int:
         args = self.args
         options = {**_options(args), **_signing_options(args), "stream_url": args.stream_url}
-        async with AsyncUserDataStream(**options) as uds, uds.events() as stream:
+        async with AsyncUserDataStream(**options) as uds, uds.events(on_event=self.on_event) as stream:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self._on_signal, signum, stream)
@@ -748,6 +793,10 @@ class _Listener:
                     return EXIT_BROKEN_PIPE
         if self.signals:
             return 128 + self.signals[0]
+        if not self.failures.connected and self.failures.last is not None:
+            raise NetworkError(
+                f"the stream never connected within --for; the last failure: {self.failures.last}"
+            )
         return EXIT_OK
 
     def _on_signal(self, signum: int, stream: AsyncEventStream) -> None:
