@@ -64,8 +64,9 @@ def test_listen_prints_readable_lines_filtered_by_events(live: Simulator) -> Non
         lines = [proc.stdout.readline() for _ in range(orders)]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 143
-    assert all(line.startswith("OrderTradeUpdate event_time=") for line in lines)
-    assert all("order=" not in line for line in lines)  # nested objects are left out
+    assert all(line.startswith("OrderTradeUpdate 20") for line in lines)
+    assert all("symbol=BTCUSDT, side=BUY" in line for line in lines)
+    assert all("status=" in line and "quantity=" in line and "price=" in line for line in lines)
 
 
 def test_listen_stops_after_for(live: Simulator) -> None:

@@ -25,7 +25,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import attrs
-from binance_userstream_client.types import Unset
 
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock
@@ -33,6 +32,7 @@ from binance_userstream._gap import StreamGap
 from binance_userstream._keyfile import check_destination, write_secret
 from binance_userstream._markets import DEFAULT_MARKET, MARKETS
 from binance_userstream._policy import RetryPolicy
+from binance_userstream._readable import line as readable_line
 from binance_userstream._secrets import API_KEY_ENV, read_secret, redact
 from binance_userstream._session import (
     KEEPALIVE_INTERVAL,
@@ -686,20 +686,6 @@ def _wanted(item: StreamItem, names: frozenset[str] | None) -> bool:
     return names is None or isinstance(item, StreamGap) or item.to_dict().get("e") in names
 
 
-def _fields(model: attrs.AttrsInstance) -> str:
-    """`name=value` for a model's plain attributes, by their readable names (from the spec's
-    x-python-name); nested objects, lists, absent fields and credentials (repr=False) left out."""
-    parts = []
-    for field in attrs.fields(type(model)):
-        value = getattr(model, field.name)
-        if field.repr is False or field.name in ("event_type", "additional_properties"):
-            continue
-        if isinstance(value, Unset | list | dict) or attrs.has(type(value)):
-            continue
-        parts.append(f"{field.name}={value}")
-    return ", ".join(parts)
-
-
 def _listen_line(item: StreamItem, as_json: bool) -> str:
     """One output line for a delivered item: the event's own fields, or the gap."""
     if isinstance(item, StreamGap):
@@ -719,7 +705,7 @@ def _listen_line(item: StreamItem, as_json: bool) -> str:
         payload["listenKey"] = redact(str(payload["listenKey"]))
     if as_json:
         return json.dumps(payload)
-    return f"{type(item).__name__} {_fields(cast(attrs.AttrsInstance, item))}"
+    return readable_line(cast(attrs.AttrsInstance, item))
 
 
 #: `listen` says on stderr the first failure of a run of them, then every this many.
