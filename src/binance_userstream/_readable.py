@@ -192,7 +192,8 @@ def _get(obj: object, path: str) -> Any:
         obj = getattr(obj, name)
         if obj is None or isinstance(obj, Unset):
             return _MISSING
-    if attrs.has(type(owner)) and attrs.fields_dict(type(owner))[name].repr is False:
+    kind = type(owner)
+    if attrs.has(kind) and attrs.fields_dict(kind)[name].repr is False:
         return redact(str(obj))
     return obj
 
