@@ -170,7 +170,7 @@ def test_listen_on_spot_without_a_secret_exits_2_before_sending(live: Simulator)
         _listen_ws_api(live, "spot"), env=env, capture_output=True, text=True, timeout=30, check=False
     )
     assert proc.returncode == 2, proc.stderr
-    assert "api_secret= or private_key=" in proc.stderr
+    assert "--api-secret-file or --private-key-file" in proc.stderr
     assert live.request_count == 0
     assert live.stream_connections("spot") == 0
 

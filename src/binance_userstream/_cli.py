@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import difflib
 import json
 import logging
 import math
@@ -180,6 +181,8 @@ class _Parser(argparse.ArgumentParser):
     abbreviations, and no error that repeats what was typed."""
 
     json_errors = False  # `run --json`: a usage error is also a JSON line on stdout
+    command: str | None = None  # the subcommand named on the command line, if any
+    flags: dict[str, list[str]] = {}  # noqa: RUF012 (each subcommand's long options, set by _parser)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # `--api-key SECRET` must not be taken for an abbreviation of `--api-key-file SECRET`.
@@ -187,13 +190,30 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        """One line that says what is wrong, and one that says where help is, as GNU tools do: not
+        the whole usage, nine lines for `listen`, in which the mistake is hard to find."""
         if message.startswith("unrecognized arguments"):
-            message = "unrecognized arguments (not repeated here: they may hold a secret); see --help"
+            meant = _close_flags(message.removeprefix("unrecognized arguments:").split())
+            hint = f"; did you mean {' or '.join(meant)}?" if meant else ""
+            message = f"unrecognized arguments (not repeated here: they may hold a secret){hint}"
         message = _INVALID_CHOICE.sub(r"invalid choice (not repeated here); choose from \g<choices>", message)
         message = _INVALID_VALUE.sub(r"invalid \g<type> value (not repeated here)", message)
         if _Parser.json_errors:
             _print_json_error("UsageError", message, EXIT_USAGE)
-        super().error(message)
+        prog = self.prog if " " in self.prog or _Parser.command is None else f"{self.prog} {_Parser.command}"
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nTry '{prog} --help' for more information.\n")
+
+
+def _close_flags(typed: list[str]) -> list[str]:
+    """The flags of this command close to the unknown options typed (never the typed text itself)."""
+    flags = _Parser.flags.get(_Parser.command or "", ())
+    meant: list[str] = []
+    for word in typed:
+        if word.startswith("--"):
+            meant += [
+                f for f in difflib.get_close_matches(word.split("=", 1)[0], flags, n=1) if f not in meant
+            ]
+    return meant
 
 
 _INVALID_CHOICE = re.compile(r"invalid choice: .* \(choose from (?P<choices>[^()]*)\)$", re.DOTALL)
@@ -393,6 +413,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "-v", "--verbose", action="count", default=0, help="log each request to stderr (redacted)"
     )
+    _Parser.flags = {
+        name: [flag for flag in sub._option_string_actions if flag.startswith("--")]
+        for name, sub in commands.choices.items()
+    }
     return parser
 
 
@@ -658,6 +682,9 @@ def _simulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_NOT_AT_V = ("binance_userstream.session", "binance_userstream.stream.websockets")
+
+
 def _configure_logging(verbosity: int) -> None:
     """-v: this package's attempt and retry lines (session events are printed anyway); -vv: all."""
     if verbosity >= 2:
@@ -665,7 +692,8 @@ def _configure_logging(verbosity: int) -> None:
     elif verbosity == 1:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("  %(name)s: %(message)s"))
-        handler.addFilter(lambda record: not record.name.startswith("binance_userstream.session"))
+        # Not the session's lines (printed anyway) nor websockets' handshakes and frames (-vv's).
+        handler.addFilter(lambda record: not record.name.startswith(_NOT_AT_V))
         logger = logging.getLogger("binance_userstream")
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
@@ -830,6 +858,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _Parser.json_errors = "--json" in argv
+    _Parser.command = next((word for word in argv if word in COMMANDS), None)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = _parser().parse_args(argv)
@@ -845,11 +874,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
     except (UserStreamError, ValueError, TypeError, OSError) as error:
-        code = _exit_code(error)
-        print(f"binance-userstream: error: {error}", file=sys.stderr)
+        code, message = _exit_code(error), in_flags(str(error))
+        print(f"binance-userstream: error: {message}", file=sys.stderr)
         if _Parser.json_errors:
-            _print_json_error(type(error).__name__, str(error), code)
+            _print_json_error(type(error).__name__, message, code)
         return code
+
+
+#: The library's errors name its Python arguments; the command's name its flags instead.
+_FLAGS = {
+    "api_key": "--api-key-file",
+    "api_secret": "--api-secret-file",
+    "private_key_passphrase": "--private-key-passphrase-file",
+    "private_key": "--private-key-file",
+    "symbol": "--symbol",
+    "stream_url": "--stream-url",
+    "base_url": "--base-url",
+}
+_WORDING = (
+    (re.compile(r"\bpass (?=(?:api_key|api_secret|private_key|private_key_passphrase)=)"), "use "),
+    (re.compile(r" to the client\b"), ""),
+    (re.compile(r'\bmarket="(\w+)"'), r"--market \1"),
+    (re.compile(r"\bevents\(\) on\b"), "listen on"),
+    (re.compile(r" \(pass PEM bytes, PEM text starting with -----BEGIN, or the path of a PEM file\)"), ""),
+    (re.compile(r"\b(" + "|".join(_FLAGS) + r")\b=?"), lambda match: _FLAGS[match[1]]),
+)
+
+
+def in_flags(message: str) -> str:
+    """A library message as the command's user needs it: its flags where it names Python arguments
+    (`pass api_secret=` is `use --api-secret-file`)."""
+    for pattern, replacement in _WORDING:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 if __name__ == "__main__":
