@@ -1,4 +1,5 @@
-"""The `binance-userstream` command: create, keepalive, close, run a session, or run the simulator.
+"""The `binance-userstream` command: listen to the events, create, keepalive or close a listenKey, run
+a keepalive session, or run the simulator.
 
 argparse (the standard library's) is enough for five subcommands and keeps the install thin.
 The API key is read from $BINANCE_API_KEY or a file (or stdin), never from an argument, which
@@ -97,6 +98,8 @@ EPILOG = f"""\
 examples:
   export {API_KEY_ENV}=...                 # or --api-key-file PATH (- for stdin)
   binance-userstream simulator --port 8765 &
+  binance-userstream listen --market usdm --base-url http://127.0.0.1:8765 --stream-url ws://127.0.0.1:8765
+  binance-userstream listen --market spot --api-secret-file secret.txt    # on Binance: the WebSocket API
   binance-userstream create --market usdm --base-url http://127.0.0.1:8765 --key-file key.txt
   binance-userstream keepalive --market usdm --key-file key.txt --base-url http://127.0.0.1:8765
   binance-userstream close - --market usdm --base-url http://127.0.0.1:8765 < key.txt
@@ -259,7 +262,8 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="binance-userstream",
-        description="Start, keep alive and close Binance user data streams (listenKeys).",
+        description="Print a Binance account's user data events (listen), start, keep alive and close"
+        " listenKeys, or run a local simulator.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
