@@ -72,15 +72,16 @@ def test_stream_url_takes_the_simulators_websocket_api_url(live: Simulator) -> N
     assert uds.stream_url == live.url.replace("http://", "ws://")
 
 
-def test_every_stream_url_the_simulator_command_prints_is_one_its_markets_accept() -> None:
+def test_the_websocket_api_url_the_simulator_command_prints_is_one_spot_and_margin_accept() -> None:
     with subprocess.Popen([*CLI, "simulator", "--port", "0"], stdout=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout is not None
-            _, ws_api_line, streams_line = (proc.stdout.readline() for _ in range(3))
+            _, ws_api_line = proc.stdout.readline(), proc.stdout.readline()
         finally:
             proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    for market in MARKETS.values():
-        printed = (streams_line if market.uses_listen_key else ws_api_line).split()[-1]
-        assert printed.startswith("ws://127.0.0.1:")
-        assert resolve_stream_url(printed, market) == printed.removesuffix("/ws-api/v3")
+            proc.wait(timeout=10)
+    printed = ws_api_line.split()[-1]
+    assert printed.startswith("ws://127.0.0.1:")
+    assert printed.endswith("/ws-api/v3")
+    for market in ("spot", "margin"):
+        assert resolve_stream_url(printed, MARKETS[market]) == printed.removesuffix("/ws-api/v3")

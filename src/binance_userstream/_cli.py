@@ -665,8 +665,6 @@ def _simulator(args: argparse.Namespace) -> int:
         strict_events=args.strict_events,
     )
     sim.inject(*args.fault)
-    # Before the lines that say it serves: whoever read them may stop it at once.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(EXIT_OK))
     mode = " (retired: spot and margin answer 410; the derivatives are live)" if args.retired else ""
     where = sim.url
     if sim.all_interfaces:  # 0.0.0.0 is no address to connect to: say so, and give one that is
@@ -674,13 +672,12 @@ def _simulator(args: argparse.Namespace) -> int:
         where = f"all interfaces ({host} port {port}); from this machine: {sim.url}"
     print(f"simulator listening on {where}{mode}", flush=True)
     print(f"WebSocket API (spot and margin events): {sim.ws_api_url}", flush=True)
-    streams = ", ".join(m.name for m in MARKETS.values() if m.uses_listen_key)
-    print(f"listenKey event streams ({streams}): {sim.url.replace('http', 'ws', 1)}", flush=True)
     print(
         f"test account: API key {TEST_API_KEY}, HMAC secret {TEST_API_SECRET}"
         " (Binance's documented example pair: published, not a secret)",
         flush=True,
     )
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(EXIT_OK))
     with contextlib.suppress(KeyboardInterrupt):
         sim.serve_forever()
     return EXIT_OK
