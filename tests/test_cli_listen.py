@@ -64,8 +64,9 @@ def test_listen_prints_readable_lines_filtered_by_events(live: Simulator) -> Non
         lines = [proc.stdout.readline() for _ in range(orders)]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 143
-    assert all(line.startswith("OrderTradeUpdate event_time=") for line in lines)
-    assert all("order=" not in line for line in lines)  # nested objects are left out
+    assert all(line.startswith("OrderTradeUpdate 20") for line in lines)
+    assert all("symbol=BTCUSDT, side=BUY" in line for line in lines)
+    assert all("status=" in line and "quantity=" in line and "price=" in line for line in lines)
 
 
 def test_listen_stops_after_for(live: Simulator) -> None:
@@ -169,7 +170,7 @@ def test_listen_on_spot_without_a_secret_exits_2_before_sending(live: Simulator)
         _listen_ws_api(live, "spot"), env=env, capture_output=True, text=True, timeout=30, check=False
     )
     assert proc.returncode == 2, proc.stderr
-    assert "api_secret= or private_key=" in proc.stderr
+    assert "--api-secret-file or --private-key-file" in proc.stderr
     assert live.request_count == 0
     assert live.stream_connections("spot") == 0
 

@@ -1,11 +1,14 @@
-"""A careful client for Binance's user-data-stream listenKey lifecycle: start, keep alive, close.
+"""Binance user data streams: the account's events as typed models, and a gap wherever one was lost.
+
+The derivatives' listenKeys (USD-M, COIN-M, Portfolio Margin, Options) are created and kept
+alive; spot and margin subscribe on the WebSocket API (signed, or with a margin listenToken).
+Connections are replaced before Binance's 24-hour cut and after a loss, with a StreamGap to say so.
 
 from binance_userstream import UserDataStream
 
-with UserDataStream(base_url="testnet") as uds:   # key from $BINANCE_API_KEY
-    key = uds.create()
-    uds.keepalive(key)
-    uds.close(key)
+with UserDataStream(market="usdm") as uds, uds.events() as stream:  # key from $BINANCE_API_KEY
+    for item in stream:  # OrderTradeUpdate, AccountUpdate, ..., or a StreamGap
+        print(item)
 """
 
 import logging

@@ -1,4 +1,5 @@
-"""The `binance-userstream` command: create, keepalive, close, run a session, or run the simulator.
+"""The `binance-userstream` command: listen to the events, create, keepalive or close a listenKey, run
+a keepalive session, or run the simulator.
 
 argparse (the standard library's) is enough for five subcommands and keeps the install thin.
 The API key is read from $BINANCE_API_KEY or a file (or stdin), never from an argument, which
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import difflib
 import json
 import logging
 import math
@@ -25,7 +27,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import attrs
-from binance_userstream_client.types import Unset
 
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock
@@ -33,6 +34,7 @@ from binance_userstream._gap import StreamGap
 from binance_userstream._keyfile import check_destination, write_secret
 from binance_userstream._markets import DEFAULT_MARKET, MARKETS
 from binance_userstream._policy import RetryPolicy
+from binance_userstream._readable import line as readable_line
 from binance_userstream._secrets import API_KEY_ENV, read_secret, redact
 from binance_userstream._session import (
     KEEPALIVE_INTERVAL,
@@ -45,6 +47,7 @@ from binance_userstream._session import (
 )
 from binance_userstream._stream import AsyncEventStream
 from binance_userstream._stream_core import Item as StreamItem
+from binance_userstream._stream_core import StreamEvent, StreamEventKind
 from binance_userstream.errors import (
     AuthenticationError,
     EndpointRetiredError,
@@ -95,6 +98,8 @@ EPILOG = f"""\
 examples:
   export {API_KEY_ENV}=...                 # or --api-key-file PATH (- for stdin)
   binance-userstream simulator --port 8765 &
+  binance-userstream listen --market usdm --base-url http://127.0.0.1:8765 --stream-url ws://127.0.0.1:8765
+  binance-userstream listen --market spot --api-secret-file secret.txt    # on Binance: the WebSocket API
   binance-userstream create --market usdm --base-url http://127.0.0.1:8765 --key-file key.txt
   binance-userstream keepalive --market usdm --key-file key.txt --base-url http://127.0.0.1:8765
   binance-userstream close - --market usdm --base-url http://127.0.0.1:8765 < key.txt
@@ -179,6 +184,8 @@ class _Parser(argparse.ArgumentParser):
     abbreviations, and no error that repeats what was typed."""
 
     json_errors = False  # `run --json`: a usage error is also a JSON line on stdout
+    command: str | None = None  # the subcommand named on the command line, if any
+    flags: dict[str, list[str]] = {}  # noqa: RUF012 (each subcommand's long options, set by _parser)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # `--api-key SECRET` must not be taken for an abbreviation of `--api-key-file SECRET`.
@@ -186,13 +193,30 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        """One line that says what is wrong, and one that says where help is, as GNU tools do: not
+        the whole usage, nine lines for `listen`, in which the mistake is hard to find."""
         if message.startswith("unrecognized arguments"):
-            message = "unrecognized arguments (not repeated here: they may hold a secret); see --help"
+            meant = _close_flags(message.removeprefix("unrecognized arguments:").split())
+            hint = f"; did you mean {' or '.join(meant)}?" if meant else ""
+            message = f"unrecognized arguments (not repeated here: they may hold a secret){hint}"
         message = _INVALID_CHOICE.sub(r"invalid choice (not repeated here); choose from \g<choices>", message)
         message = _INVALID_VALUE.sub(r"invalid \g<type> value (not repeated here)", message)
         if _Parser.json_errors:
             _print_json_error("UsageError", message, EXIT_USAGE)
-        super().error(message)
+        prog = self.prog if " " in self.prog or _Parser.command is None else f"{self.prog} {_Parser.command}"
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nTry '{prog} --help' for more information.\n")
+
+
+def _close_flags(typed: list[str]) -> list[str]:
+    """The flags of this command close to the unknown options typed (never the typed text itself)."""
+    flags = _Parser.flags.get(_Parser.command or "", ())
+    meant: list[str] = []
+    for word in typed:
+        if word.startswith("--"):
+            meant += [
+                f for f in difflib.get_close_matches(word.split("=", 1)[0], flags, n=1) if f not in meant
+            ]
+    return meant
 
 
 _INVALID_CHOICE = re.compile(r"invalid choice: .* \(choose from (?P<choices>[^()]*)\)$", re.DOTALL)
@@ -238,7 +262,8 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="binance-userstream",
-        description="Start, keep alive and close Binance user data streams (listenKeys).",
+        description="Print a Binance account's user data events (listen), start, keep alive and close"
+        " listenKeys, or run a local simulator.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -392,6 +417,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "-v", "--verbose", action="count", default=0, help="log each request to stderr (redacted)"
     )
+    _Parser.flags = {
+        name: [flag for flag in sub._option_string_actions if flag.startswith("--")]
+        for name, sub in commands.choices.items()
+    }
     return parser
 
 
@@ -654,6 +683,9 @@ def _simulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_NOT_AT_V = ("binance_userstream.session", "binance_userstream.stream.websockets")
+
+
 def _configure_logging(verbosity: int) -> None:
     """-v: this package's attempt and retry lines (session events are printed anyway); -vv: all."""
     if verbosity >= 2:
@@ -661,7 +693,8 @@ def _configure_logging(verbosity: int) -> None:
     elif verbosity == 1:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("  %(name)s: %(message)s"))
-        handler.addFilter(lambda record: not record.name.startswith("binance_userstream.session"))
+        # Not the session's lines (printed anyway) nor websockets' handshakes and frames (-vv's).
+        handler.addFilter(lambda record: not record.name.startswith(_NOT_AT_V))
         logger = logging.getLogger("binance_userstream")
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
@@ -680,20 +713,6 @@ def _event_names(text: str) -> frozenset[str]:
 def _wanted(item: StreamItem, names: frozenset[str] | None) -> bool:
     """Gaps always; an event when no --events was given, or when it names the event's type."""
     return names is None or isinstance(item, StreamGap) or item.to_dict().get("e") in names
-
-
-def _fields(model: attrs.AttrsInstance) -> str:
-    """`name=value` for a model's plain attributes, by their readable names (from the spec's
-    x-python-name); nested objects, lists, absent fields and credentials (repr=False) left out."""
-    parts = []
-    for field in attrs.fields(type(model)):
-        value = getattr(model, field.name)
-        if field.repr is False or field.name in ("event_type", "additional_properties"):
-            continue
-        if isinstance(value, Unset | list | dict) or attrs.has(type(value)):
-            continue
-        parts.append(f"{field.name}={value}")
-    return ", ".join(parts)
 
 
 def _listen_line(item: StreamItem, as_json: bool) -> str:
@@ -715,7 +734,44 @@ def _listen_line(item: StreamItem, as_json: bool) -> str:
         payload["listenKey"] = redact(str(payload["listenKey"]))
     if as_json:
         return json.dumps(payload)
-    return f"{type(item).__name__} {_fields(cast(attrs.AttrsInstance, item))}"
+    return readable_line(cast(attrs.AttrsInstance, item))
+
+
+#: `listen` says on stderr the first failure of a run of them, then every this many.
+FAILURES_SHOWN_EVERY = 10
+
+#: What fails and is tried again: a connection attempt, a listenToken mint, a keepalive.
+_FAILING = frozenset(
+    {StreamEventKind.RECONNECTING, StreamEventKind.TOKEN_RENEW_FAILED, EventKind.KEEPALIVE_FAILED}
+)
+#: What ends a run of failures.
+_RECOVERED = frozenset({StreamEventKind.CONNECTED, StreamEventKind.TOKEN_RENEWED, EventKind.KEPT_ALIVE})
+
+
+class _Failures:
+    """Which of the stream's happenings `listen` says on stderr, so that retrying is never silent:
+    the first failure of a run, every FAILURES_SHOWN_EVERY-th after it, and the recovery that ends
+    it (all of them are in the log with -v)."""
+
+    def __init__(self, every: int = FAILURES_SHOWN_EVERY) -> None:
+        self.every = every
+        self.in_a_row = 0
+        self.last: str | None = None  # the latest failure, as said
+        self.connected = False
+
+    def line(self, event: SessionEvent | StreamEvent) -> str | None:
+        """The line to say for `event`, or None."""
+        if event.kind is StreamEventKind.CONNECTED:
+            self.connected = True
+        if event.kind in _FAILING:
+            self.in_a_row += 1
+            self.last = event.describe()
+            if self.in_a_row == 1 or self.in_a_row % self.every == 0:
+                return f"{self.last} (failure {self.in_a_row} in a row; retrying, said every {self.every})"
+        elif event.kind in _RECOVERED and self.in_a_row:
+            failures, self.in_a_row = self.in_a_row, 0
+            return f"{event.describe()} after {failures} failure{'s' if failures > 1 else ''}"
+        return None
 
 
 class _Listener:
@@ -724,11 +780,18 @@ class _Listener:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.signals: list[int] = []
+        self.failures = _Failures()
+
+    def on_event(self, event: SessionEvent | StreamEvent) -> None:
+        line = self.failures.line(event)
+        if line is not None:
+            with contextlib.suppress(OSError):
+                print(f"binance-userstream: {line}", file=sys.stderr, flush=True)
 
     async def main(self) -> int:
         args = self.args
         options = {**_options(args), **_signing_options(args), "stream_url": args.stream_url}
-        async with AsyncUserDataStream(**options) as uds, uds.events() as stream:
+        async with AsyncUserDataStream(**options) as uds, uds.events(on_event=self.on_event) as stream:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self._on_signal, signum, stream)
@@ -745,6 +808,10 @@ class _Listener:
                     return EXIT_BROKEN_PIPE
         if self.signals:
             return 128 + self.signals[0]
+        if not self.failures.connected and self.failures.last is not None:
+            raise NetworkError(
+                f"the stream never connected within --for; the last failure: {self.failures.last}"
+            )
         return EXIT_OK
 
     def _on_signal(self, signum: int, stream: AsyncEventStream) -> None:
@@ -760,7 +827,7 @@ def _signing_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.private_key_file:
         options["private_key"] = Path(args.private_key_file)
     if args.private_key_passphrase_file:
-        passphrase = read_secret(args.private_key_passphrase_file, "passphrase")
+        passphrase = read_secret(args.private_key_passphrase_file, "passphrase", token=False)
         options["private_key_passphrase"] = passphrase
     if args.symbol:
         options["symbol"] = args.symbol
@@ -792,6 +859,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _Parser.json_errors = "--json" in argv
+    _Parser.command = next((word for word in argv if word in COMMANDS), None)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = _parser().parse_args(argv)
@@ -807,11 +875,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
     except (UserStreamError, ValueError, TypeError, OSError) as error:
-        code = _exit_code(error)
-        print(f"binance-userstream: error: {error}", file=sys.stderr)
+        code, message = _exit_code(error), in_flags(str(error))
+        print(f"binance-userstream: error: {message}", file=sys.stderr)
         if _Parser.json_errors:
-            _print_json_error(type(error).__name__, str(error), code)
+            _print_json_error(type(error).__name__, message, code)
         return code
+
+
+#: The library's errors name its Python arguments; the command's name its flags instead.
+_FLAGS = {
+    "api_key": "--api-key-file",
+    "api_secret": "--api-secret-file",
+    "private_key_passphrase": "--private-key-passphrase-file",
+    "private_key": "--private-key-file",
+    "symbol": "--symbol",
+    "stream_url": "--stream-url",
+    "base_url": "--base-url",
+}
+_WORDING = (
+    (re.compile(r"\bpass (?=(?:api_key|api_secret|private_key|private_key_passphrase)=)"), "use "),
+    (re.compile(r" to the client\b"), ""),
+    (re.compile(r'\bmarket="(\w+)"'), r"--market \1"),
+    (re.compile(r"\bevents\(\) on\b"), "listen on"),
+    (re.compile(r" \(pass PEM bytes, PEM text starting with -----BEGIN, or the path of a PEM file\)"), ""),
+    (re.compile(r"\b(" + "|".join(_FLAGS) + r")\b=?"), lambda match: _FLAGS[match[1]]),
+)
+
+
+def in_flags(message: str) -> str:
+    """A library message as the command's user needs it: its flags where it names Python arguments
+    (`pass api_secret=` is `use --api-secret-file`)."""
+    for pattern, replacement in _WORDING:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 if __name__ == "__main__":

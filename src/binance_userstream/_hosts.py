@@ -102,8 +102,10 @@ def resolve_base_url(base_url: str | None, market: Market) -> str:
 
 def resolve_stream_url(stream_url: str | None, market: Market) -> str:
     """The market's production stream host for None, a name from its `stream_hosts`, or a checked
-    URL: wss, or plain ws to a loopback host (a local simulator), with no user, password, path or
-    query (the client appends the market's path). ValueError for a market without a stream."""
+    URL: wss, or plain ws to a loopback host (a local simulator), with no user, password or query,
+    and no path but the market's own fixed part (`wss://ws-api.binance.com:443/ws-api/v3`, as
+    Binance documents it and the simulator prints it): the client appends the market's path.
+    ValueError for a market without a stream."""
     if not market.stream_hosts or market.stream_path is None:
         raise ValueError(f"market {market.name!r} has no listenKey event stream")
     if stream_url is None:
@@ -116,8 +118,17 @@ def resolve_stream_url(stream_url: str | None, market: Market) -> str:
         raise ValueError("stream_url must be a ws(s) URL (scheme, host and port) or a stream host name")
     if "@" in parts.netloc:
         raise ValueError("stream_url must not contain a user name or password (user:password@host)")
-    if parts.path.strip("/") or parts.query or parts.fragment:
-        raise ValueError("stream_url is a host (scheme, host, port): the client appends the market's path")
+    if parts.path.rstrip("/") not in ("", _fixed_path(market)) or parts.query or parts.fragment:
+        raise ValueError(
+            f"stream_url is a host (scheme, host, port), or a host and {_fixed_path(market)}: the client"
+            " appends the market's path"
+        )
     if parts.scheme == "ws" and not is_loopback(parts.hostname):
         raise ValueError(f"refusing plain ws to {parts.hostname}: the listenKey would travel unencrypted")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _fixed_path(market: Market) -> str:
+    """The part of the market's stream path before the listenKey (`/ws-api/v3`, `/private/ws`)."""
+    assert market.stream_path is not None
+    return market.stream_path.split("{", 1)[0].split("?", 1)[0].rstrip("/")

@@ -143,14 +143,18 @@ def resolve_api_key(api_key: str | None) -> str:
 
 
 @clears_locals_on_error
-def read_secret(source: str, what: str) -> str:
+def read_secret(source: str, what: str, *, token: bool = True) -> str:
     """The API key or listenKey held in the file `source` (`-`: one line of stdin), cleaned and checked.
 
     The file holds the key alone (surrounding whitespace and a UTF-8 BOM are dropped); at most a few
-    KB are read, so a wrong file is refused rather than sent. Errors never show the content; they
-    name the file once it is open (a path that cannot be opened may be a key pasted by mistake).
+    KB are read, so a wrong file is refused rather than sent. `token=False` reads a passphrase
+    instead: the first line as it stands, spaces included (as `openssl -passin file:` reads one).
+    Errors never show the content; they name the file, unless its name is shaped like a key (one
+    pasted in place of the path).
     """
     name = "stdin" if source == "-" else f"the {what} file"
+    if source != "-":
+        name = f"{name} {source!r}" if not _KEY_LIKE.search(source) else f"{name} (name not shown: key-like)"
     try:
         if source == "-":
             raw = sys.stdin.buffer.readline(_MAX_SECRET_BYTES + 1)
@@ -159,14 +163,17 @@ def read_secret(source: str, what: str) -> str:
                 raw = file.read(_MAX_SECRET_BYTES + 1)
     except OSError as error:
         raise ValueError(f"cannot read {name}: {error.strerror or type(error).__name__}") from None
-    if source != "-":
-        name = f"{name} {source!r}"
     if len(raw) > _MAX_SECRET_BYTES:
         raise ValueError(f"{name} is too large to hold a {what} (more than {_MAX_SECRET_BYTES} bytes)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"{name} is not UTF-8 text, so it cannot hold a {what}") from None
+    if not token:
+        lines = text.removeprefix(_BOM).splitlines()
+        if not lines or not lines[0]:
+            raise ValueError(f"no {what} in {name} (its first line is empty)")
+        return lines[0]
     key = clean_secret(text)
     if not key:
         raise ValueError(f"no {what} in {name}")

@@ -141,10 +141,12 @@ def _pem_bytes(private_key: bytes | str | os.PathLike[str]) -> tuple[bytes, str]
         with open(path, "rb") as file:
             data = file.read(_MAX_PEM_BYTES + 1)
     except (OSError, ValueError) as error:
-        # The path is not repeated: a str that is no path may be key material pasted in the wrong place.
+        # A str path is not repeated: a str that is no path may be key material pasted in the wrong
+        # place. A PathLike was meant as a path (the CLI's --private-key-file): it is named.
         why = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+        named = f" {path!r}" if isinstance(private_key, os.PathLike) else ""
         raise ValueError(
-            f"cannot read the private key file: {why} (pass PEM bytes, PEM text starting with "
+            f"cannot read the private key file{named}: {why} (pass PEM bytes, PEM text starting with "
             "-----BEGIN, or the path of a PEM file)"
         ) from None
     where = f"the private key file {path!r}"

@@ -58,7 +58,13 @@ from binance_userstream._wsapi import (
     Subscriber,
     is_event_frame,
 )
-from binance_userstream.errors import IPBannedError, RateLimitedError, UserStreamError
+from binance_userstream.errors import (
+    BinanceAPIError,
+    IPBannedError,
+    RateLimitedError,
+    TimestampError,
+    UserStreamError,
+)
 
 if TYPE_CHECKING:
     from binance_userstream._client import AsyncUserDataStream, _Base
@@ -99,6 +105,9 @@ _LOUD = {
     StreamEventKind.KEY_REFUSED,
     StreamEventKind.OTHER_SUBSCRIPTION,
 }
+#: The 4XX answers to a listenToken mint that time can mend: a wait the server asked for, a clock
+#: that drifted. Any other 4XX ends the stream: sent again, the request would be refused again.
+_MENDABLE = (RateLimitedError, IPBannedError, TimestampError)
 #: The core's key for a WebSocket API stream: its URL names no key, and its credential is per
 #: connection (a signature) or a listenToken held here.
 _WS_API = "ws-api"
@@ -775,8 +784,12 @@ class AsyncEventStream:
         """Mint a listenToken and tell the core when it expires; a fatal refusal ends the stream."""
         try:
             answer = await self._create_token()
-        except FATAL as error:
-            raise _Refused(error) from None
+        except BinanceAPIError as error:
+            if isinstance(error, FATAL) or (
+                400 <= error.status_code < 500 and not isinstance(error, _MENDABLE)
+            ):
+                raise _Refused(error) from None  # -11001 (no such isolated account): no retry mends it
+            raise
         token, expiration_ms = answer.token, answer.expiration_time
         self._watch(token)
         now = self._now()

@@ -39,6 +39,12 @@ RETIREMENT_NOTICE = (
 )
 
 
+def _then(message: str, advice: str) -> str:
+    """`message`, then `advice` as the next sentence: one period between them, not two when
+    Binance's message ends with its own ("Signature for this request is not valid.")."""
+    return f"{message.rstrip('.')}. {advice}"
+
+
 class UserStreamError(Exception):
     """Base class of every error this package raises."""
 
@@ -85,10 +91,10 @@ class SignatureError(AuthenticationError):
     """-1022: Binance computed another signature for the request than the one it carries."""
 
     def __str__(self) -> str:
-        return (
-            f"{super().__str__()}. Check that the secret (api_secret=) or private key (private_key=) "
-            "is the one of this API key, that the key type matches (HMAC, RSA or Ed25519), and that the "
-            "local clock is right"
+        return _then(
+            super().__str__(),
+            "Check that the secret (api_secret=) or private key (private_key=) is the one of this API "
+            "key, that the key type matches (HMAC, RSA or Ed25519), and that the local clock is right",
         )
 
 
@@ -100,7 +106,7 @@ class TimestampError(BinanceAPIError):
     """
 
     def __str__(self) -> str:
-        return f"{super().__str__()}. The local clock differs from Binance's: synchronise it (NTP)"
+        return _then(super().__str__(), "The local clock differs from Binance's: synchronise it (NTP)")
 
 
 class SignerMissingError(UserStreamError, ValueError):
@@ -145,7 +151,7 @@ class EndpointRetiredError(BinanceAPIError):
     """
 
     def __str__(self) -> str:
-        return f"{super().__str__()}. {RETIREMENT_NOTICE}"
+        return _then(super().__str__(), RETIREMENT_NOTICE)
 
 
 class ServerError(BinanceAPIError):

@@ -1,0 +1,212 @@
+"""One readable line per event, for `binance-userstream listen`: what a person watching needs.
+
+Which attributes a line shows is a table (`SHOWN`), a row per event model, rather than code per
+market: an order shows its symbol, side, status, quantity and price; an account update its
+balances and positions. A model without a row (UnknownEvent, a model added to the spec later)
+shows its plain attributes. A credential (a field kept out of the model's repr) is shown redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+from attrs import frozen
+from binance_userstream_client.models import (
+    AccountConfigUpdate,
+    AccountUpdate,
+    AlgoUpdate,
+    BalanceUpdate,
+    ConditionalOrderTriggerReject,
+    EventStreamTerminated,
+    ExecutionReport,
+    ExternalLockUpdate,
+    GridUpdate,
+    ListenKeyExpired,
+    ListStatus,
+    MarginCall,
+    OrderTradeUpdate,
+    OutboundAccountPosition,
+    ServerShutdown,
+    StrategyUpdate,
+    TradeLite,
+)
+from binance_userstream_client.types import Unset
+
+from binance_userstream._secrets import redact, server_text
+
+
+@frozen
+class Each:
+    """A list attribute at `path`, shown as `label=[KEY name=value ...; ...]`: each element's `key`
+    attribute, then its `fields`."""
+
+    label: str
+    path: str
+    key: str
+    fields: tuple[str, ...]
+
+
+Shown = str | Each
+"""`"path"` (shown under its last attribute's name), `"label=path"`, or an `Each`."""
+
+SHOWN: Mapping[type[Any], tuple[Shown, ...]] = {
+    OrderTradeUpdate: (
+        "symbol=order.symbol",
+        "side=order.side",
+        "type=order.order_type",
+        "execution=order.execution_type",
+        "status=order.order_status",
+        "quantity=order.quantity",
+        "price=order.price",
+        "filled=order.cumulative_filled_quantity",
+        "last_price=order.last_filled_price",
+        "position_side=order.position_side",
+    ),
+    TradeLite: (
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "last_quantity=last_filled_quantity",
+        "last_price=last_filled_price",
+    ),
+    AccountUpdate: (
+        "reason=update_data.reason",
+        Each("balances", "update_data.balances", "asset", ("wallet_balance", "balance_change")),
+        Each(
+            "positions",
+            "update_data.positions",
+            "symbol",
+            ("position_amount", "entry_price", "unrealized_pnl"),
+        ),
+    ),
+    AccountConfigUpdate: (
+        "symbol=symbol_config.symbol",
+        "leverage=symbol_config.leverage",
+        "multi_assets_mode=account_config.multi_assets_mode",
+    ),
+    MarginCall: (
+        "cross_wallet_balance",
+        Each("positions", "positions", "symbol", ("position_amount", "mark_price", "maintenance_margin")),
+    ),
+    AlgoUpdate: (
+        "symbol=order.symbol",
+        "side=order.side",
+        "type=order.order_type",
+        "status=order.algo_status",
+        "quantity=order.quantity",
+        "trigger_price=order.trigger_price",
+        "price=order.price",
+    ),
+    ConditionalOrderTriggerReject: (
+        "symbol=order.symbol",
+        "order_id=order.order_id",
+        "reason=order.reject_reason",
+    ),
+    GridUpdate: ("symbol=grid.symbol", "status=grid.strategy_status", "realized_pnl=grid.realized_pnl"),
+    StrategyUpdate: ("symbol=strategy.symbol", "status=strategy.strategy_status", "op_code=strategy.op_code"),
+    ExecutionReport: (
+        "symbol",
+        "side",
+        "type=order_type",
+        "execution=execution_type",
+        "status=order_status",
+        "quantity",
+        "price",
+        "filled=cumulative_filled_quantity",
+        "last_price=last_executed_price",
+    ),
+    ListStatus: (
+        "symbol",
+        "contingency_type",
+        "status=list_order_status",
+        Each("orders", "orders", "symbol", ("order_id",)),
+    ),
+    OutboundAccountPosition: (Each("balances", "balances", "asset", ("free", "locked")),),
+    BalanceUpdate: ("asset", "delta=balance_delta"),
+    ExternalLockUpdate: ("asset", "delta"),
+    ListenKeyExpired: ("listen_key",),
+    EventStreamTerminated: (),
+    ServerShutdown: (),
+}
+"""Each event model's row: what its line shows, in order."""
+
+_MISSING = object()
+
+
+def line(event: attrs.AttrsInstance) -> str:
+    """`Model 2026-12-04 18:47:01.106 name=value, ...` for a decoded event (its time in UTC)."""
+    row = next((SHOWN[cls] for cls in type(event).__mro__ if cls in SHOWN), None)
+    parts = [_shown(event, entry) for entry in row] if row is not None else _plain(event)
+    head = f"{type(event).__name__} {_time(getattr(event, 'event_time', None))}"
+    return " ".join([head, ", ".join(part for part in parts if part)]).rstrip()
+
+
+def _time(value: object) -> str:
+    """An event time in ms since the epoch as a UTC time to the millisecond; anything else as sent."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            moment = datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            return f"event_time={value}"
+        return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{value % 1000:03d}"
+    return "" if value is None or isinstance(value, Unset) else f"event_time={value}"
+
+
+def _shown(event: attrs.AttrsInstance, entry: Shown) -> str:
+    if isinstance(entry, Each):
+        items = _get(event, entry.path)
+        if not isinstance(items, list):
+            return ""
+        shown = [f"{_text(_get(item, entry.key))} {_fields(item, entry.fields)}".strip() for item in items]
+        return f"{entry.label}=[{'; '.join(shown)}]"
+    label, _, path = entry.rpartition("=")
+    value = _get(event, path)
+    if value is _MISSING:
+        return ""
+    return f"{label or path.rsplit('.', 1)[-1]}={_text(value)}"
+
+
+def _text(value: object) -> str:
+    """A value as the server sent it, fit for a terminal: control characters escaped, length
+    bounded, anything shaped like a key scrubbed (the values are the server's text)."""
+    return server_text(str(value))
+
+
+def _fields(item: object, names: tuple[str, ...]) -> str:
+    values = ((name, _get(item, name)) for name in names)
+    return " ".join(f"{name}={_text(value)}" for name, value in values if value is not _MISSING)
+
+
+def _get(obj: object, path: str) -> Any:
+    """The attribute at the dotted `path`, redacted if it is a credential (kept out of its model's
+    repr); _MISSING where a step is absent (Unset or None). A name the model lacks raises
+    AttributeError: a row that names one is wrong."""
+    for name in path.split("."):
+        owner = obj
+        obj = getattr(obj, name)
+        if obj is None or isinstance(obj, Unset):
+            return _MISSING
+    kind = type(owner)
+    if attrs.has(kind) and attrs.fields_dict(kind)[name].repr is False:
+        return redact(str(obj))
+    return obj
+
+
+def _plain(event: attrs.AttrsInstance) -> list[str]:
+    """`name=value` for a model's plain attributes: nested objects, lists, absent fields, the
+    event's type and time (in the line's head) and credentials (repr=False) left out."""
+    parts = []
+    for field in attrs.fields(type(event)):
+        value = getattr(event, field.name)
+        if field.repr is False or field.name in ("event_type", "event_time", "additional_properties"):
+            continue
+        if isinstance(value, Unset | list | dict) or attrs.has(type(value)):
+            continue
+        parts.append(f"{field.name}={_text(value)}")
+    return parts

@@ -1,0 +1,82 @@
+"""`listen`'s readable lines: what a person watching needs of each event (symbol, side, status,
+quantity, price, balances), from one table of attributes per event model, checked here against
+Binance's documented sample of every event (tests/data/events)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from binance_userstream_client.models import EVENT_TYPES, UnknownEvent
+
+from binance_userstream._decode import decode
+from binance_userstream._readable import SHOWN, line
+from tests.conftest import ROOT
+
+SAMPLES = sorted((ROOT / "tests/data/events").glob("*/*.json"))
+
+
+def _sample(market: str, name: str) -> str:
+    return (ROOT / "tests/data/events" / market / f"{name}.json").read_text()
+
+
+def test_every_event_model_has_a_row() -> None:
+    assert set(EVENT_TYPES.values()) <= set(SHOWN)
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_attribute_a_row_names_is_one_its_model_has(path: Path) -> None:
+    """A misspelt attribute in the table raises AttributeError here, not in a user's terminal."""
+    event = decode(path.read_text())
+    assert type(event) in SHOWN
+    line(event)  # raises AttributeError for an attribute the model (or a list's element) lacks
+
+
+def test_an_order_line_shows_its_time_symbol_side_status_quantity_and_price() -> None:
+    order = line(decode(_sample("usdm", "ORDER_TRADE_UPDATE")))
+    assert order.startswith("OrderTradeUpdate 2019-09-19 07:51:05.651 symbol=BTCUSDT, side=SELL, ")
+    assert "status=NEW" in order
+    assert "quantity=0.001" in order
+    assert "price=0" in order
+
+
+def test_a_spot_execution_report_shows_the_same_as_a_futures_order() -> None:
+    report = line(decode(_sample("spot", "executionReport")))
+    for label in ("symbol=", "side=", "status=", "quantity=", "price="):
+        assert label in report
+
+
+def test_an_account_position_shows_each_balance() -> None:
+    position = line(decode(_sample("spot", "outboundAccountPosition")))
+    assert position.endswith("balances=[ETH free=10000.000000 locked=0.000000]")
+
+
+def test_an_account_update_shows_balances_and_positions() -> None:
+    update = line(decode(_sample("usdm", "ACCOUNT_UPDATE")))
+    assert "balances=[" in update
+    assert "positions=[" in update
+    assert "wallet_balance=" in update
+
+
+def test_the_listen_key_of_an_expired_key_is_shown_redacted() -> None:
+    payload = json.loads(_sample("usdm", "listenKeyExpired"))
+    key = payload["listenKey"]
+    shown = line(decode(json.dumps(payload)))
+    assert key not in shown
+    assert f"listen_key={key[:4]}…" in shown
+
+
+def test_an_event_no_row_knows_shows_its_plain_attributes() -> None:
+    unknown = decode(json.dumps({"e": "NEW_EVENT", "E": 1, "x": "y"}))
+    assert isinstance(unknown, UnknownEvent)
+    assert line(unknown).startswith("UnknownEvent 1970-01-01 00:00:00.001")
+
+
+def test_server_text_in_a_line_cannot_move_the_terminal_or_forge_a_line() -> None:
+    payload = json.loads(_sample("spot", "balanceUpdate"))
+    payload["a"] = "BTC\x1b[2J\r\nFORGED"
+    shown = line(decode(json.dumps(payload)))
+    assert "\x1b" not in shown
+    assert "\n" not in shown
+    assert "\r" not in shown
