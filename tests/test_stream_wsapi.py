@@ -347,6 +347,33 @@ async def test_a_token_that_could_not_be_renewed_ends_in_a_gap_and_a_new_subscri
     assert items[2].event_time == 9
 
 
+async def test_a_listen_token_said_to_live_beyond_any_float_is_renewed_as_a_24_hour_one(
+    live: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mint answering an expirationTime of 10**400 ms raised OverflowError in the renewal task;
+    the token is believed for Binance's longest validity (24 h) at most, and events flow."""
+    notes: list[StreamEvent] = []
+    async with margin(live) as uds:
+        real = uds.create_listen_token
+
+        async def absurd(symbol: str | None = None, *, validity: float | None = None) -> Any:
+            answer = await real(symbol)
+            answer.expiration_time = 10**400
+            return answer
+
+        monkeypatch.setattr(uds, "create_listen_token", absurd)
+        record = lambda e: notes.append(e) if isinstance(e, StreamEvent) else None  # noqa: E731
+        async with uds.events(on_event=record) as stream:
+            await subscribed(live)
+            live.push("margin", balance(7), TEST_API_KEY)
+            (item,) = await take(stream, 1, timeout=15)
+    assert item.event_time == 7  # type: ignore[union-attr]
+    (subscribed_at,) = [n.at for n in notes if n.kind is StreamEventKind.SUBSCRIBED]
+    expires_at = stream._core._token_expires_at
+    assert expires_at is not None
+    assert 23 * 3600 < expires_at - subscribed_at <= 24 * 3600
+
+
 def raise_network() -> None:
     from binance_userstream import NetworkError
 

@@ -114,6 +114,8 @@ _WS_API = "ws-api"
 #: The largest frame accepted: Binance's events are a few KB; 1 MiB is websockets' default.
 MAX_FRAME = 2**20
 OPEN_TIMEOUT = 10.0
+#: A listenToken lives 24 hours at most (`validity` on POST /sapi/v1/userListenToken: default and maximum).
+MAX_TOKEN_VALIDITY_MS = 24 * 3600 * 1000
 #: Seconds leaving a stream waits for its connections' close handshakes.
 CLOSE_TIMEOUT = 2.0
 #: The latest keys and tokens scrubbed from logs by name (older ones are long out of any URL or
@@ -793,7 +795,10 @@ class AsyncEventStream:
         token, expiration_ms = answer.token, answer.expiration_time
         self._watch(token)
         now = self._now()
-        expires_at = now + (expiration_ms - self._credentials.timestamp()) / 1000
+        # Believed for Binance's longest validity at most: an absurd expirationTime (10**400) is
+        # no OverflowError, and no token outlives the renewal it is due.
+        valid_ms = min(max(expiration_ms - self._credentials.timestamp(), 0), MAX_TOKEN_VALIDITY_MS)
+        expires_at = now + valid_ms / 1000
         self._token = token
         self._apply(self._core.token_valid(expires_at, now))
 
