@@ -30,6 +30,8 @@ from binance_userstream.simulator._markets import COINM, OPTIONS, PORTFOLIO, SPO
 from tests.conftest import API_KEY
 
 OTHER_KEY = "Z" * 64
+#: Spot's old lifecycle, retired in production, is what these tests speak to (besides the rest).
+pytestmark = pytest.mark.simulator(retired=False)
 LIVE = [SPOT, USDM, COINM, PORTFOLIO, OPTIONS]
 DERIVATIVES = [USDM, COINM, PORTFOLIO, OPTIONS]
 MARGIN_PATHS = ["/sapi/v1/userDataStream", "/sapi/v1/userDataStream/isolated"]
@@ -125,7 +127,7 @@ def test_each_account_has_its_own_key(http: httpx.Client, market: Market) -> Non
 
 @by_name
 def test_two_api_keys_of_one_account_share_its_key(vclock: VirtualClock, market: Market) -> None:
-    with Simulator(clock=vclock, api_keys={API_KEY: "alice", OTHER_KEY: "alice"}) as sim:
+    with Simulator(clock=vclock, api_keys={API_KEY: "alice", OTHER_KEY: "alice"}, retired=False) as sim:
         with httpx.Client(base_url=sim.url) as http:
             assert create(http, market, API_KEY) == create(http, market, OTHER_KEY)
 
@@ -229,7 +231,7 @@ def test_a_missing_or_malformed_api_key_is_minus_2014(
 def test_an_unknown_api_key_is_minus_2015_when_keys_are_configured(
     vclock: VirtualClock, market: Market
 ) -> None:
-    with Simulator(clock=vclock, api_keys=[API_KEY]) as sim:
+    with Simulator(clock=vclock, api_keys=[API_KEY], retired=False) as sim:
         response = httpx.post(sim.url + market.path, headers={"X-MBX-APIKEY": OTHER_KEY})
         assert (response.status_code, code_of(response)) == (401, -2015)
 
@@ -302,6 +304,24 @@ def test_retired_mode_answers_spot_and_margin_with_the_410_page(
     assert response.status_code == 410
     assert response.headers["content-type"] == "text/html"
     assert response.text.startswith("<html>")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_by_default_spot_answers_410_as_production_has_since_2026_02_20(
+    vclock: VirtualClock, method: str
+) -> None:
+    """Binance's CHANGELOG (2026-01-21): POST/PUT/DELETE /api/v3/userDataStream no longer available
+    from 2026-02-20 07:00 UTC. A default simulator answers as production does, not as it used to."""
+    with Simulator(clock=vclock) as sim:
+        response = httpx.request(method, sim.url + SPOT.path, headers={"X-MBX-APIKEY": API_KEY})
+    assert (response.status_code, response.headers["content-type"]) == (410, "text/html")
+
+
+def test_retired_false_serves_spots_old_lifecycle_for_programs_written_before(vclock: VirtualClock) -> None:
+    with Simulator(clock=vclock, retired=False) as sim:
+        with httpx.Client(base_url=sim.url, headers={"X-MBX-APIKEY": API_KEY}) as http:
+            key = create(http, SPOT)
+            assert call(http, "PUT", SPOT, key).json() == {}
 
 
 @derivatives

@@ -26,6 +26,8 @@ from binance_userstream.simulator import Fault, Simulator
 from tests.conftest import API_KEY
 
 PATH = "/api/v3/userDataStream"
+#: Spot's old lifecycle, retired in production, is the plain request these tests send.
+pytestmark = pytest.mark.simulator(retired=False)
 CONTROL = {"X-Simulator-Control": "1"}
 DROP = json.dumps([Fault.drop().to_json()])
 
@@ -104,7 +106,7 @@ def test_control_requests_naming_another_host_are_refused(sim: Simulator) -> Non
 
 def test_control_requests_from_another_machine_are_refused(vclock: VirtualClock) -> None:
     address = non_loopback_address()
-    with Simulator("0.0.0.0", clock=vclock) as sim:  # noqa: S104 (the point of the test)
+    with Simulator("0.0.0.0", clock=vclock, retired=False) as sim:  # noqa: S104 (the point of the test)
         url = f"http://{address}:{port_of(sim.url)}"
         response = httpx.post(url + "/_simulator/faults", content=DROP, headers=CONTROL)
         assert response.status_code == 403
@@ -271,7 +273,7 @@ def test_an_address_in_use_is_named_in_the_error(sim: Simulator) -> None:
 
 
 def test_a_wildcard_bind_gives_a_loopback_url_that_clients_accept(vclock: VirtualClock) -> None:
-    with Simulator("0.0.0.0", clock=vclock) as sim:  # noqa: S104 (the point of the test)
+    with Simulator("0.0.0.0", clock=vclock, retired=False) as sim:  # noqa: S104 (the point of the test)
         assert sim.url == f"http://127.0.0.1:{port_of(sim.url)}"
         assert sim.all_interfaces
         with UserDataStream(API_KEY, sim.url) as uds:
@@ -280,7 +282,7 @@ def test_a_wildcard_bind_gives_a_loopback_url_that_clients_accept(vclock: Virtua
 
 def test_an_ipv6_wildcard_bind_gives_the_ipv6_loopback_url(vclock: VirtualClock) -> None:
     try:
-        sim = Simulator("::", clock=vclock)
+        sim = Simulator("::", clock=vclock, retired=False)
     except OSError:
         pytest.skip("no IPv6 on this machine")
     with sim:
@@ -331,5 +333,5 @@ def test_stop_does_not_wait_for_a_delayed_answer(vclock: VirtualClock) -> None:
 def test_a_stopped_simulator_frees_its_port(vclock: VirtualClock) -> None:
     with Simulator(clock=vclock) as sim:
         port = port_of(sim.url)
-    with Simulator(port=port, clock=vclock) as again:
+    with Simulator(port=port, clock=vclock, retired=False) as again:
         assert httpx.post(again.url + PATH, headers={"X-MBX-APIKEY": API_KEY}).status_code == 200

@@ -29,8 +29,8 @@ from attrs import define, evolve, frozen
 from binance_userstream._clock import Clock, SystemClock
 from binance_userstream.simulator._markets import MARKETS, METHODS, SPOT, Market
 from binance_userstream.simulator._signing import Credential, Keys, Refusal
+from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS, ListenTokens
 from binance_userstream.simulator._tokens import PATH as LISTEN_TOKEN_PATH
-from binance_userstream.simulator._tokens import ListenTokens
 
 PATH = SPOT.path
 WEIGHT = SPOT.weight
@@ -102,8 +102,10 @@ class Exchange:
     key per market. Weight is counted per IP and per market host, as production's hosts count it
     apart: `weight_limit` left alone is each market's documented limit, an int is one limit for
     every market. `violations_before_ban` 429s in one minute, and the next request earns a 418
-    ban, doubling from 2 minutes up to 3 days. `retired=True` answers spot as production has since
-    2026-02-20 (410, HTML); margin's paths always do, and the derivatives markets never.
+    ban, doubling from 2 minutes up to 3 days. Spot answers as production has since 2026-02-20
+    (410, HTML); `retired=False` serves its old lifecycle instead, for programs written before.
+    Margin's paths always answer 410, the derivatives markets never. `isolated_symbols`: the pairs
+    whose isolated margin accounts exist, for every account (None: any pair), see `ListenTokens`.
     """
 
     def __init__(
@@ -111,10 +113,11 @@ class Exchange:
         clock: Clock | None = None,
         *,
         api_keys: Collection[str] | Mapping[str, str] | None = None,
-        retired: bool = False,
+        retired: bool = True,
         weight_limit: int | None = None,
         violations_before_ban: int = 3,
         markets: Iterable[Market] = MARKETS,
+        isolated_symbols: Collection[str] | None = ISOLATED_SYMBOLS,
     ) -> None:
         self.clock = clock or SystemClock()
         self.retired = retired
@@ -130,7 +133,7 @@ class Exchange:
         #: The credentials of the API keys whose signatures can be verified (signed requests).
         self.keys = Keys()
         #: Margin's listenTokens (`POST /sapi/v1/userListenToken`).
-        self.tokens = ListenTokens(self.clock)
+        self.tokens = ListenTokens(self.clock, isolated_symbols)
         self._keys: dict[str, _Key] = {}
         self._active: dict[tuple[str, str], str] = {}  # (market name, account) -> its listenKey
         self._weights: dict[tuple[str, str], _Weight] = {}  # (host, IP) -> its weight this minute

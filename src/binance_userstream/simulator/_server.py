@@ -43,6 +43,7 @@ from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, log
 from binance_userstream.simulator._signing import Credential
 from binance_userstream.simulator._streams import STREAM_MARKETS, Delivery, Streams
+from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
 from binance_userstream.simulator._traffic import Traffic
 from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
 from binance_userstream.simulator._wsapi import WsApi
@@ -65,6 +66,12 @@ class Simulator:
     `strict_events=True`: a USD-M stream opened without an `events` allow-list gets no event (one
     third-party measurement saw production do that); by default it gets every event, as
     python-binance and ccxt, which send no list, expect.
+
+    By default it answers as production does today; two switches serve what production no longer
+    does, for programs written before: `retired=False` serves spot's listenKey lifecycle (retired
+    on 2026-02-20, answered 410 by default), and `isolated_symbols=None` mints a listenToken for any
+    isolated margin pair (by default only `ISOLATED_SYMBOLS`, or the pairs given, have an isolated
+    margin account; any other is refused -11001, as Binance refuses it).
     """
 
     def __init__(
@@ -74,11 +81,12 @@ class Simulator:
         *,
         clock: Clock | None = None,
         api_keys: Collection[str] | Mapping[str, str] | None = None,
-        retired: bool = False,
+        retired: bool = True,
         weight_limit: int | None = None,
         violations_before_ban: int = 3,
         request_timeout: float = REQUEST_TIMEOUT,
         strict_events: bool = False,
+        isolated_symbols: Collection[str] | None = ISOLATED_SYMBOLS,
     ) -> None:
         _check_int("port", port, 0, 65535)
         if weight_limit is not None:
@@ -94,6 +102,7 @@ class Simulator:
             retired=retired,
             weight_limit=weight_limit,
             violations_before_ban=violations_before_ban,
+            isolated_symbols=isolated_symbols,
         )
         self.request_timeout = float(request_timeout)
         self.streams = Streams(self.exchange, self.exchange.clock, strict_events=strict_events)
@@ -433,6 +442,7 @@ class Simulator:
                 "pending_faults": self.pending_faults(),
                 "requests": self.request_count,
                 "retired": self.exchange.retired,
+                "isolated_symbols": _sorted_or_none(self.exchange.tokens.isolated_symbols),
                 "stream_connections": self.streams.count(),
                 "ws_api_subscriptions": self._on_loop(self.wsapi.count),
                 "events_sent": self.streams.events_sent,
@@ -515,6 +525,10 @@ def _json_object(body: bytes) -> dict[str, object]:
     if not isinstance(value, dict):
         raise ValueError("the body must be a JSON object")
     return value
+
+
+def _sorted_or_none(values: Collection[str] | None) -> list[str] | None:
+    return None if values is None else sorted(values)
 
 
 def _check_market(market: object) -> None:
