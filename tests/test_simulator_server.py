@@ -115,6 +115,51 @@ def test_control_requests_from_another_machine_are_refused(vclock: VirtualClock)
         assert httpx.post(url + PATH, headers={"X-MBX-APIKEY": API_KEY}).status_code == 200
 
 
+# -- WebSocket upgrades from web pages -------------------------------------------------------------
+
+
+def upgrade(url: str, origin: str | None) -> int:
+    """The status a WebSocket upgrade of `url` with this Origin header is answered (101: upgraded)."""
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
+    headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    if origin is not None:
+        headers["Origin"] = origin
+    with httpx.stream("GET", url, headers=headers) as response:
+        return response.status_code
+
+
+@pytest.mark.parametrize("path", ["/ws-api/v3", "/private/ws?listenKey=x", "/ws/x"])
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://127.0.0.1.evil.example"])
+def test_a_websocket_upgrade_from_a_web_page_of_another_origin_is_refused(
+    sim: Simulator, path: str, origin: str
+) -> None:
+    """A browser sends Origin with every upgrade and WebSockets know no CORS: without this check any
+    page a developer visits could open the WebSocket API with the published test key."""
+    assert upgrade(sim.url + path, origin) == 403
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [None, "http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:5173", "https://app.example"],
+)
+def test_python_clients_this_machines_pages_and_allowed_origins_may_upgrade(
+    vclock: VirtualClock, origin: str | None
+) -> None:
+    with Simulator(clock=vclock, allowed_origins=["https://APP.example/"]) as sim:
+        assert upgrade(sim.ws_api_url.replace("ws://", "http://"), origin) == 101
+
+
+def test_allowed_origins_none_lets_any_page_upgrade(vclock: VirtualClock) -> None:
+    with Simulator(clock=vclock, allowed_origins=None) as sim:
+        assert upgrade(sim.ws_api_url.replace("ws://", "http://"), "https://evil.example") == 101
+
+
+@pytest.mark.parametrize("origins", ["https://app.example", ["app.example"], ["https://app.example/path"]])
+def test_an_allowed_origin_that_is_no_origin_is_refused(origins: object) -> None:
+    with pytest.raises(ValueError, match="origin"):
+        Simulator(allowed_origins=origins)  # type: ignore[arg-type]
+
+
 def test_control_requests_with_the_header_from_this_machine_are_served(sim: Simulator) -> None:
     response = httpx.post(sim.url + "/_simulator/faults", content=DROP, headers=CONTROL)
     assert response.json() == {"queued": 1}

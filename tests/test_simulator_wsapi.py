@@ -237,6 +237,32 @@ async def test_a_recv_window_over_60000_is_refused(sim: Simulator, vclock: Virtu
         assert error_of(await call(ws, "userDataStream.subscribe.signature", params))[:2] == (400, -1102)
 
 
+async def test_a_timestamp_too_large_for_any_clock_is_refused_1102_and_the_connection_serves_on(
+    sim: Simulator, vclock: VirtualClock
+) -> None:
+    """A signed subscribe with `timestamp: "1e999999999"` gets an error answer, a malformed parameter
+    as Binance answers one (-1102), not a dropped connection."""
+    params = signed({"apiKey": TEST_API_KEY, "timestamp": "1e999999999"}, hmac_signer())
+    async with wsapi(sim) as ws:
+        answer = await call(ws, "userDataStream.subscribe.signature", params)
+        assert await subscribed(ws, vclock) == 0
+    assert error_of(answer)[:2] == (400, -1102)
+    assert "'timestamp'" in answer["error"]["msg"]
+
+
+async def test_a_method_that_fails_inside_the_simulator_costs_one_answer_not_the_connection(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> object:
+        raise ArithmeticError("a bug")
+
+    monkeypatch.setitem(_wsapi._METHODS, "time", broken)
+    async with wsapi(sim) as ws:
+        answer = await call(ws, "time")
+        assert (await call(ws, "ping"))["status"] == 200
+    assert error_of(answer)[:2] == (500, -1000)
+
+
 async def test_an_api_key_the_simulator_holds_no_credential_for_is_refused_with_2015(
     sim: Simulator, vclock: VirtualClock
 ) -> None:

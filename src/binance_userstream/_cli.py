@@ -385,6 +385,14 @@ def _parser() -> argparse.ArgumentParser:
         "(default: a few common pairs, printed at start)",
     )
     sim.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="serve WebSocket upgrades from web pages of this origin (https://app.example; '*': any), "
+        "besides this machine's",
+    )
+    sim.add_argument(
         "--any-isolated-symbol",
         action="store_true",
         help="mint a listenToken for any isolated margin pair (Binance refuses pairs without an account)",
@@ -658,6 +666,7 @@ def _simulator(args: argparse.Namespace) -> int:
         weight_limit=args.weight_limit,
         strict_events=args.strict_events,
         isolated_symbols=None if args.any_isolated_symbol else (args.isolated_symbols or ISOLATED_SYMBOLS),
+        allowed_origins=None if "*" in args.allow_origin else args.allow_origin,
     )
     sim.inject(*args.fault)
     where = sim.url

@@ -61,6 +61,16 @@ def error(status: int, code: int, msg: str, headers: tuple[tuple[str, str], ...]
     return Answer(status, json.dumps({"code": code, "msg": msg}).encode(), headers=headers)
 
 
+def where(exc: BaseException) -> str:
+    """An exception's type and where it was raised: enough to find the bug, and no data (its
+    message could quote a request, and so a key)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    place = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+    return f"{type(exc).__name__}{place}"
+
+
 def _code_msg(answer: Answer) -> tuple[int, str]:
     body = json.loads(answer.body)
     return int(body["code"]), str(body["msg"])

@@ -34,13 +34,14 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from binance_userstream._clock import Clock
 from binance_userstream.simulator._exchange import Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
-from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, log
+from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, is_loopback_origin, log
 from binance_userstream.simulator._signing import Credential
 from binance_userstream.simulator._streams import STREAM_MARKETS, Delivery, Streams
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
@@ -67,6 +68,11 @@ class Simulator:
     third-party measurement saw production do that); by default it gets every event, as
     python-binance and ccxt, which send no list, expect.
 
+    A WebSocket upgrade that carries an `Origin` (a web page's: browsers always send one, Python
+    clients do not) is refused 403 unless the origin is this machine's (localhost, a loopback
+    address) or one of `allowed_origins` (`"https://app.example"`); `allowed_origins=None` allows
+    any, which lets every web page you visit open the WebSocket API with the published test key.
+
     By default it answers as production does today; two switches serve what production no longer
     does, for programs written before: `retired=False` serves spot's listenKey lifecycle (retired
     on 2026-02-20, answered 410 by default), and `isolated_symbols=None` mints a listenToken for any
@@ -87,8 +93,10 @@ class Simulator:
         request_timeout: float = REQUEST_TIMEOUT,
         strict_events: bool = False,
         isolated_symbols: Collection[str] | None = ISOLATED_SYMBOLS,
+        allowed_origins: Collection[str] | None = (),
     ) -> None:
         _check_int("port", port, 0, 65535)
+        self.allowed_origins = _origins(allowed_origins)
         if weight_limit is not None:
             _check_int("weight_limit", weight_limit, 1)
         _check_int("violations_before_ban", violations_before_ban, 0)
@@ -147,6 +155,15 @@ class Simulator:
     def ws_api_url(self) -> str:
         """The spot WebSocket API's URL on this simulator (`ws://HOST:PORT/ws-api/v3`)."""
         return "ws" + self.url.removeprefix("http") + WS_API_PATH
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Whether a WebSocket upgrade with this `Origin` header (None: none sent) is served."""
+        return (
+            origin is None
+            or self.allowed_origins is None
+            or is_loopback_origin(origin)
+            or origin.rstrip("/").lower() in self.allowed_origins
+        )
 
     def register_key(
         self,
@@ -525,6 +542,29 @@ def _json_object(body: bytes) -> dict[str, object]:
     if not isinstance(value, dict):
         raise ValueError("the body must be a JSON object")
     return value
+
+
+def _origins(origins: Collection[str] | None) -> frozenset[str] | None:
+    """The allowed origins, as browsers send them (`scheme://host[:port]`, lower case); ValueError
+    for anything else."""
+    if origins is None:
+        return None
+    if isinstance(origins, str):
+        raise ValueError("allowed_origins is a collection of origins, such as ['https://app.example']")
+    allowed = set()
+    for origin in origins:
+        parts = urlsplit(origin.rstrip("/")) if isinstance(origin, str) else None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.path
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(f"an allowed origin is scheme://host[:port] (https://app.example): {origin!r}")
+        allowed.add(f"{parts.scheme}://{parts.netloc}".lower())
+    return frozenset(allowed)
 
 
 def _sorted_or_none(values: Collection[str] | None) -> list[str] | None:
