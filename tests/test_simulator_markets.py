@@ -24,7 +24,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from binance_userstream import VirtualClock
+from binance_userstream import BinanceAPIError, UserDataStream, VirtualClock
+from binance_userstream._answers import error_for
 from binance_userstream.simulator import MARKETS, Exchange, Market, Simulator
 from binance_userstream.simulator._markets import COINM, OPTIONS, PORTFOLIO, SPOT, USDM
 from tests.conftest import API_KEY
@@ -379,6 +380,42 @@ def test_an_unserved_path_is_a_404_naming_the_simulator_and_what_it_serves(
     assert f"does not serve {method} {path}" in body["msg"]
     assert {tuple(op.split(" ")) for op in body["served"]} == sim.exchange.served_paths()
     assert body["retired"] == sorted(MARGIN_PATHS)
+
+
+def test_a_clients_error_for_an_unserved_path_keeps_what_the_404_says_it_serves(sim: Simulator) -> None:
+    """A base_url with a path left on it (a common slip) meets the 404: the error says why."""
+    with (
+        UserDataStream(API_KEY, sim.url + "/old", market="usdm") as uds,
+        pytest.raises(BinanceAPIError) as caught,
+    ):
+        uds.create()
+    assert caught.value.status_code == 404
+    assert "does not serve POST /old/fapi/v1/listenKey; it serves POST, PUT, DELETE on " in str(caught.value)
+    assert "/fapi/v1/listenKey" in caught.value.msg.rpartition("it serves")[2]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "msg"),
+    [
+        ("text/plain", b"no such\r\n\troute   here", "Not Found: no such route here"),
+        ("application/json", b'{"msg": "gone fishing", "other": 1}', "Not Found: gone fishing"),
+        ("text/html", b"<html><body>404</body></html>", "Not Found"),
+        ("text/plain", b"ab " * 2000, "Not Found: " + " ".join(["ab"] * 2000)[:1000]),
+    ],
+)
+def test_an_answer_not_shaped_like_binances_keeps_its_text_folded_and_bounded_but_no_html(
+    content_type: str, body: bytes, msg: str
+) -> None:
+    response = httpx.Response(404, content=body, headers={"Content-Type": content_type})
+    error = error_for(response, "POST /x")
+    assert (error.code, error.msg) == (None, msg)
+
+
+def test_a_key_in_an_answers_text_is_scrubbed_from_the_error() -> None:
+    response = httpx.Response(
+        404, content=f"unknown key {API_KEY}".encode(), headers={"Content-Type": "text/plain"}
+    )
+    assert API_KEY not in error_for(response, "POST /x", [API_KEY]).msg
 
 
 # -- looking and meddling ---------------------------------------------------------------------------

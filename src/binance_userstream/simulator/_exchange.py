@@ -327,10 +327,11 @@ class Exchange:
     def _not_served(self, method: str, path: str) -> Answer:
         """A 404 that cannot be taken for Binance's: it names the simulator and what it does serve."""
         served = sorted(self.served_paths(), key=lambda op: (op[1], METHODS.index(op[0])))
+        lifecycles = sorted({p for m, p in served if m == "PUT"})
         body = {
             "simulator": "binance-userstream",
-            "msg": f"The binance-userstream simulator does not serve {method} {path}; "
-            "see 'served' for what it serves.",
+            "msg": f"The binance-userstream simulator does not serve {method} {path}; it serves "
+            f"{', '.join(METHODS)} on {', '.join(lifecycles)}, and POST {LISTEN_TOKEN_PATH}.",
             "served": [f"{m} {p}" for m, p in served],
             "retired": sorted(self.retired_paths()),
         }
