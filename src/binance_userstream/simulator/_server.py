@@ -16,7 +16,7 @@ against the keys' credentials: the test account's (`TEST_API_KEY`, `TEST_API_SEC
 
 Besides Binance's endpoints it answers a few control requests under `/_simulator/` (see `_http`:
 this machine only, with the `X-Simulator-Control` header), so that another process (the demo, a
-user's test) can inject faults into a running simulator.
+user's test) can inject faults into a running simulator, push events or an order's traffic.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
 from binance_userstream.simulator._wsapi import WsApi
 
 _T = TypeVar("_T")
+#: What `traffic` (and `POST /_simulator/traffic`) takes to shape the order.
+TRAFFIC_ORDER = ("symbol", "side", "quantity", "price", "asset", "balance")
 REQUESTS_KEPT = 10_000
 #: Seconds a peer has to send a request's head (from connecting, or from the previous answer) and,
 #: separately, its body; an idle kept-alive connection is closed after as long.
@@ -256,7 +258,8 @@ class Simulator:
         the ACCOUNT_UPDATEs the fills cause (`Traffic.order`); spot and margin: the executionReports
         (NEW, TRADE PARTIALLY_FILLED, TRADE FILLED) each with its outboundAccountPosition
         (`Traffic.spot_order`), to cross margin or, `isolated=True`, to the order symbol's isolated
-        margin account. `order` overrides: symbol, side, quantity, price, asset, balance."""
+        margin account. `order` overrides: symbol, side, quantity, price, asset, balance (decimal
+        strings; ValueError for others). Another process sends `POST /_simulator/traffic`."""
         now = self.streams.event_time()
         if market in ("spot", "margin"):
             events = self._traffic.spot_order(now, **order)  # type: ignore[arg-type]
@@ -447,6 +450,8 @@ class Simulator:
             return Answer(200, json.dumps({"queued": self.pending_faults()}).encode())
         if method == "POST" and action == "events":
             return self._control_events(body)
+        if method == "POST" and action == "traffic":
+            return self._control_traffic(body)
         if method == "POST" and action == "streams":
             return self._control_streams(body)
         if method == "POST" and action == "keys":
@@ -506,6 +511,31 @@ class Simulator:
             delivered = self.push_many(market, events, api_key, symbol=symbol)
         except ValueError as exc:
             return error(400, -1100, f"bad events: {exc}")
+        return Answer(200, json.dumps({"delivered": delivered}).encode())
+
+    def _control_traffic(self, body: bytes) -> Answer:
+        """`POST /_simulator/traffic` `{"market": "usdm", "api_key"?, "isolated"?: true (margin),
+        "symbol"?, "side"?, "quantity"?, "price"?, "asset"?, "balance"?}`: `traffic` from another
+        process. Answers `{"delivered": [...]}`, how many connections got each event."""
+        try:
+            request = _json_object(body)
+            market, api_key, isolated = (
+                request.pop(k, d) for k, d in (("market", "usdm"), ("api_key", None), ("isolated", False))
+            )
+            unknown = set(request) - set(TRAFFIC_ORDER)
+            if unknown:
+                fields = ", ".join(("market", "api_key", "isolated", *TRAFFIC_ORDER))
+                raise ValueError(f"unknown field {sorted(unknown)[0]!r}: use {fields}")
+            if not isinstance(market, str) or not (api_key is None or isinstance(api_key, str)):
+                raise ValueError("market and api_key are strings")
+            if not isinstance(isolated, bool):
+                raise ValueError("isolated is true or false")
+            if not all(isinstance(value, str) for value in request.values()):
+                raise ValueError(f"{', '.join(TRAFFIC_ORDER)} are strings, as Binance's decimals are")
+            _check_market(market)
+            delivered = self.traffic(market, api_key, isolated=isolated, **request)
+        except ValueError as exc:
+            return error(400, -1100, f"bad traffic: {exc}")
         return Answer(200, json.dumps({"delivered": delivered}).encode())
 
     def _control_streams(self, body: bytes) -> Answer:
