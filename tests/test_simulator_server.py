@@ -13,6 +13,8 @@ import json
 import logging
 import math
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -158,6 +160,21 @@ def test_allowed_origins_none_lets_any_page_upgrade(vclock: VirtualClock) -> Non
 def test_an_allowed_origin_that_is_no_origin_is_refused(origins: object) -> None:
     with pytest.raises(ValueError, match="origin"):
         Simulator(allowed_origins=origins)  # type: ignore[arg-type]
+
+
+def test_the_simulator_command_allows_the_origins_it_is_given() -> None:
+    command = [sys.executable, "-m", "binance_userstream", "simulator", "--port", "0"]
+    with subprocess.Popen(
+        [*command, "--allow-origin", "https://app.example"], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().split()[-1] + "/ws-api/v3"
+            statuses = [upgrade(url, origin) for origin in ("https://app.example", "https://evil.example")]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    assert statuses == [101, 403]
 
 
 def test_control_requests_with_the_header_from_this_machine_are_served(sim: Simulator) -> None:
