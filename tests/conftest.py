@@ -67,8 +67,17 @@ def vclock() -> VirtualClock:
     return VirtualClock()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "simulator(**options): Simulator options for the `sim` fixture (retired=False, ...)"
+    )
+
+
 @pytest.fixture
-def sim(vclock: VirtualClock) -> Iterator[Simulator]:
-    """The simulator on a free loopback port, on virtual time."""
-    with Simulator(clock=vclock) as simulator:
+def sim(vclock: VirtualClock, request: pytest.FixtureRequest) -> Iterator[Simulator]:
+    """The simulator on a free loopback port, on virtual time. A test (or a module's `pytestmark`)
+    marked `@pytest.mark.simulator(retired=False)` gets it with those options: the lenient switches
+    for tests of the old lifecycles, which production no longer serves."""
+    marker = request.node.get_closest_marker("simulator")
+    with Simulator(clock=vclock, **(marker.kwargs if marker else {})) as simulator:
         yield simulator

@@ -6,12 +6,15 @@ traceback and no secret; the API key never comes from the command line.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from binance_userstream.simulator import Fault, Simulator
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Fault, Simulator
 from tests.conftest import API_KEY
 
 CLI = [sys.executable, "-m", "binance_userstream"]
@@ -28,8 +31,9 @@ CLI = [sys.executable, "-m", "binance_userstream"]
 
 @pytest.fixture
 def live() -> Iterator[Simulator]:
-    """A simulator on real time (the CLI runs in another process, with its own clock)."""
-    with Simulator() as sim:
+    """A simulator on real time (the CLI runs in another process, with its own clock), serving spot's
+    retired listenKey lifecycle (retired=False), which the CLI's lifecycle commands use by default."""
+    with Simulator(retired=False) as sim:
         yield sim
 
 
@@ -133,7 +137,7 @@ def test_plain_http_to_a_remote_host_exits_2() -> None:
 
 
 def test_an_unknown_api_key_exits_3() -> None:
-    with Simulator(api_keys=["Only1"]) as sim:
+    with Simulator(api_keys=["Only1"], retired=False) as sim:
         proc = cli("create", "--base-url", sim.url)
     assert proc.returncode == 3
     assert "-2015" in proc.stderr
@@ -203,7 +207,7 @@ def test_run_against_retired_endpoints_exits_6() -> None:
 
 def test_the_simulator_command_serves_and_injects_faults() -> None:
     with subprocess.Popen(
-        [*CLI, "simulator", "--port", "0", "--fault", "503", "--fault", "429:2"],
+        [*CLI, "simulator", "--port", "0", "--no-retired", "--fault", "503", "--fault", "429:2"],
         stdout=subprocess.PIPE,
         text=True,
     ) as proc:
@@ -216,6 +220,39 @@ def test_the_simulator_command_serves_and_injects_faults() -> None:
         assert statuses == [503, 429, 200]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "spot", "isolated"),
+    [
+        ([], 410, {"BTCUSDT": 200, "DOGEUSDT": 400}),
+        (["--no-retired", "--isolated-symbols", "DOGEUSDT"], 200, {"BTCUSDT": 400, "DOGEUSDT": 200}),
+        (["--any-isolated-symbol"], 410, {"BTCUSDT": 200, "DOGEUSDT": 200}),
+    ],
+)
+def test_the_simulator_command_answers_as_production_unless_told_to_be_lenient(
+    options: list[str], spot: int, isolated: dict[str, int]
+) -> None:
+    """Production answers spot's listenKey 410 since 2026-02-20 and refuses a pair without an
+    isolated margin account (-11001); --no-retired and --any-isolated-symbol serve old programs."""
+    with spawn([*CLI, "simulator", "--port", "0", *options], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[-1]
+        headers = {"X-MBX-APIKEY": API_KEY}
+        assert httpx.post(url + "/api/v3/userDataStream", headers=headers).status_code == spot
+        for symbol, status in isolated.items():
+            assert mint_isolated(url, symbol).status_code == status
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def mint_isolated(url: str, symbol: str) -> httpx.Response:
+    """`POST /sapi/v1/userListenToken` for `symbol`'s isolated margin account, signed by the test account."""
+    query = f"isIsolated=TRUE&symbol={symbol}&timestamp={int(time.time() * 1000)}"
+    signature = hmac.new(TEST_API_SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
+    return httpx.post(
+        f"{url}/sapi/v1/userListenToken?{query}&signature={signature}", headers={"X-MBX-APIKEY": TEST_API_KEY}
+    )
 
 
 def test_the_simulator_command_refuses_an_unknown_fault() -> None:
@@ -236,7 +273,9 @@ def test_the_simulator_command_names_a_port_in_use(live: Simulator) -> None:
 def test_the_simulator_command_on_all_interfaces_prints_a_url_clients_accept() -> None:
     everywhere = "0.0.0.0"  # noqa: S104 (the point of the test)
     with subprocess.Popen(
-        [*CLI, "simulator", "--host", everywhere, "--port", "0"], stdout=subprocess.PIPE, text=True
+        [*CLI, "simulator", "--host", everywhere, "--port", "0", "--no-retired"],
+        stdout=subprocess.PIPE,
+        text=True,
     ) as proc:
         try:
             assert proc.stdout is not None

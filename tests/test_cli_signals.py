@@ -115,7 +115,7 @@ def test_a_signal_while_retrying_an_unreachable_server_exits_130_not_7() -> None
 
 def test_a_signal_while_a_failed_keepalive_waits_stops_run_and_closes_the_key() -> None:
     with (
-        Simulator() as sim,
+        Simulator(retired=False) as sim,
         run("--base-url", sim.url, "--interval", "1s", "--no-retry", "--close-on-exit") as proc,
     ):
         try:

@@ -27,7 +27,7 @@ def outcome(call: Any, *args: Any) -> str:
 
 
 def test_one_sync_client_shared_by_32_threads() -> None:
-    with Simulator(weight_limit=10**9) as sim:
+    with Simulator(weight_limit=10**9, retired=False) as sim:
         gate = BackoffGate()
         with (
             UserDataStream(API_KEY, sim.url, gate=gate) as mine,
@@ -76,7 +76,7 @@ def test_one_async_client_under_500_concurrent_calls() -> None:
 
             return my_key, list(await asyncio.gather(*(call(i) for i in range(500))))
 
-    with Simulator(weight_limit=10**9) as sim:
+    with Simulator(weight_limit=10**9, retired=False) as sim:
         my_key, results = asyncio.run(main())
     assert len(results) == 500
     expected = {"create": my_key, "keepalive": "ok", "missing": "-1125:-1125"}

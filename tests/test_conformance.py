@@ -61,7 +61,8 @@ EXCLUDED_RETIRED = [
 
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[Simulator]:
-    with Simulator(weight_limit=10**9) as sim:
+    """Every operation of the spec served, spot's retired lifecycle too (retired=False)."""
+    with Simulator(weight_limit=10**9, retired=False) as sim:
         yield sim
 
 

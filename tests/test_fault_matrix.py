@@ -55,7 +55,8 @@ OPERATIONS = ["create", "keepalive", "close"]
 
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[Simulator]:
-    with Simulator(weight_limit=10**9) as sim:
+    """Spot's retired lifecycle served (retired=False): the client's default market's faults."""
+    with Simulator(weight_limit=10**9, retired=False) as sim:
         yield sim
 
 

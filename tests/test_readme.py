@@ -15,10 +15,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from binance_userstream import UserDataStream
 from binance_userstream.simulator import TEST_API_SECRET, Simulator
 from tests.conftest import API_KEY, ROOT
 
@@ -77,6 +79,24 @@ def test_the_cli_lines_run_in_order_against_the_simulator(tmp_path: Path) -> Non
             assert proc.returncode == 0, (line, proc.stderr)
             assert API_KEY not in proc.stdout + proc.stderr
             assert TEST_API_SECRET not in proc.stdout + proc.stderr
+
+
+def test_the_curl_line_that_pushes_an_event_delivers_a_typed_event(tmp_path: Path) -> None:
+    """The README's `/_simulator/events` example, run against a stream that listens: what arrives is
+    the event's model, not an UnknownEvent (a bare {"e", "E"} was one)."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    (line,) = [command for command in COMMANDS if "/_simulator/events" in command]
+    with Simulator() as sim:
+        stream_url = sim.url.replace("http://", "ws://")
+        uds = UserDataStream(API_KEY, sim.url, market="usdm", stream_url=stream_url)
+        with uds, uds.events() as stream:
+            while sim.stream_connections("usdm") == 0:
+                time.sleep(0.01)
+            command = line.replace(README_PORT, sim.url.removeprefix("http://"))
+            subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+            item = next(stream)
+    assert type(item).__name__ == "AccountUpdate", item
 
 
 def test_the_readme_starts_with_a_live_market_example_and_the_retirement_notice() -> None:

@@ -32,6 +32,8 @@ from tests._scripted import Reply, ScriptedServer
 from tests.conftest import API_KEY, FAST_RETRY
 
 HOUR = 3600.0
+#: Spot's retired lifecycle is the one these sessions keep (the client's default market).
+pytestmark = pytest.mark.simulator(retired=False)
 
 
 @pytest.fixture
@@ -140,7 +142,7 @@ def test_a_fatal_answer_ends_the_session_loudly(
 ) -> None:
     rec = Recorder()
     keys = [API_KEY]
-    with Simulator(clock=vclock, api_keys=keys) as sim:
+    with Simulator(clock=vclock, api_keys=keys, retired=False) as sim:
         uds = UserDataStream(API_KEY, sim.url, retry=FAST_RETRY, gate=gate)
         with uds, uds.session(on_event=rec, clock=vclock) as session:
             if fault_or_keys == "retired":
@@ -456,7 +458,7 @@ def test_an_async_callback_raising_a_base_exception_leaves_the_session_failed(
 
 
 def test_wait_raises_the_error_a_session_failed_on(vclock: VirtualClock, gate: BackoffGate) -> None:
-    with Simulator(clock=vclock) as sim:
+    with Simulator(clock=vclock, retired=False) as sim:
         uds = UserDataStream(API_KEY, sim.url, retry=FAST_RETRY, gate=gate)
         with uds, uds.session(clock=vclock) as session:
             assert session.wait(timeout=0.01) is False  # alive: the timeout passes
@@ -485,7 +487,7 @@ def test_an_async_wait_raises_the_error_a_session_failed_on(vclock: VirtualClock
             sim.exchange.retired = True
             await asyncio.wait_for(session.wait(), 10)
 
-    with Simulator(clock=vclock) as sim, pytest.raises(EndpointRetiredError):
+    with Simulator(clock=vclock, retired=False) as sim, pytest.raises(EndpointRetiredError):
         asyncio.run(main(sim))
 
 

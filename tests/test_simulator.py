@@ -20,6 +20,8 @@ from binance_userstream.simulator import Fault, Simulator
 from tests.conftest import API_KEY
 
 PATH = "/api/v3/userDataStream"
+#: Spot's old lifecycle, retired in production, is what these tests speak to (besides the rest).
+pytestmark = pytest.mark.simulator(retired=False)
 OTHER_KEY = "Z" * 64
 
 
@@ -125,14 +127,14 @@ def test_a_missing_or_malformed_api_key_is_minus_2014(sim: Simulator, headers: d
 
 
 def test_an_unknown_api_key_is_minus_2015_when_keys_are_configured(vclock: VirtualClock) -> None:
-    with Simulator(clock=vclock, api_keys=[API_KEY]) as sim:
+    with Simulator(clock=vclock, api_keys=[API_KEY], retired=False) as sim:
         assert httpx.post(sim.url + PATH, headers={"X-MBX-APIKEY": API_KEY}).status_code == 200
         response = httpx.post(sim.url + PATH, headers={"X-MBX-APIKEY": OTHER_KEY})
         assert (response.status_code, code_of(response)) == (401, -2015)
 
 
 def test_two_api_keys_of_one_account_share_its_listen_key(vclock: VirtualClock) -> None:
-    with Simulator(clock=vclock, api_keys={API_KEY: "alice", OTHER_KEY: "alice"}) as sim:
+    with Simulator(clock=vclock, api_keys={API_KEY: "alice", OTHER_KEY: "alice"}, retired=False) as sim:
         one = httpx.post(sim.url + PATH, headers={"X-MBX-APIKEY": API_KEY}).json()
         two = httpx.post(sim.url + PATH, headers={"X-MBX-APIKEY": OTHER_KEY}).json()
         assert one == two
@@ -153,7 +155,7 @@ def test_the_weight_window_resets_each_minute(http: httpx.Client, vclock: Virtua
 
 def test_going_over_the_weight_limit_is_429_with_retry_after_then_418(vclock: VirtualClock) -> None:
     vclock.advance(10)  # 50 s left in this minute
-    with Simulator(clock=vclock, weight_limit=4, violations_before_ban=2) as sim:
+    with Simulator(clock=vclock, weight_limit=4, violations_before_ban=2, retired=False) as sim:
         with httpx.Client(base_url=sim.url, headers={"X-MBX-APIKEY": API_KEY}) as http:
             assert [http.post(PATH).status_code for _ in range(2)] == [200, 200]
             limited = [http.post(PATH) for _ in range(2)]

@@ -24,12 +24,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from binance_userstream import VirtualClock
+from binance_userstream import BinanceAPIError, UserDataStream, VirtualClock
+from binance_userstream._answers import error_for
 from binance_userstream.simulator import MARKETS, Exchange, Market, Simulator
 from binance_userstream.simulator._markets import COINM, OPTIONS, PORTFOLIO, SPOT, USDM
 from tests.conftest import API_KEY
 
 OTHER_KEY = "Z" * 64
+#: Spot's old lifecycle, retired in production, is what these tests speak to (besides the rest).
+pytestmark = pytest.mark.simulator(retired=False)
 LIVE = [SPOT, USDM, COINM, PORTFOLIO, OPTIONS]
 DERIVATIVES = [USDM, COINM, PORTFOLIO, OPTIONS]
 MARGIN_PATHS = ["/sapi/v1/userDataStream", "/sapi/v1/userDataStream/isolated"]
@@ -125,7 +128,7 @@ def test_each_account_has_its_own_key(http: httpx.Client, market: Market) -> Non
 
 @by_name
 def test_two_api_keys_of_one_account_share_its_key(vclock: VirtualClock, market: Market) -> None:
-    with Simulator(clock=vclock, api_keys={API_KEY: "alice", OTHER_KEY: "alice"}) as sim:
+    with Simulator(clock=vclock, api_keys={API_KEY: "alice", OTHER_KEY: "alice"}, retired=False) as sim:
         with httpx.Client(base_url=sim.url) as http:
             assert create(http, market, API_KEY) == create(http, market, OTHER_KEY)
 
@@ -229,7 +232,7 @@ def test_a_missing_or_malformed_api_key_is_minus_2014(
 def test_an_unknown_api_key_is_minus_2015_when_keys_are_configured(
     vclock: VirtualClock, market: Market
 ) -> None:
-    with Simulator(clock=vclock, api_keys=[API_KEY]) as sim:
+    with Simulator(clock=vclock, api_keys=[API_KEY], retired=False) as sim:
         response = httpx.post(sim.url + market.path, headers={"X-MBX-APIKEY": OTHER_KEY})
         assert (response.status_code, code_of(response)) == (401, -2015)
 
@@ -304,6 +307,24 @@ def test_retired_mode_answers_spot_and_margin_with_the_410_page(
     assert response.text.startswith("<html>")
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_by_default_spot_answers_410_as_production_has_since_2026_02_20(
+    vclock: VirtualClock, method: str
+) -> None:
+    """Binance's CHANGELOG (2026-01-21): POST/PUT/DELETE /api/v3/userDataStream no longer available
+    from 2026-02-20 07:00 UTC. A default simulator answers as production does, not as it used to."""
+    with Simulator(clock=vclock) as sim:
+        response = httpx.request(method, sim.url + SPOT.path, headers={"X-MBX-APIKEY": API_KEY})
+    assert (response.status_code, response.headers["content-type"]) == (410, "text/html")
+
+
+def test_retired_false_serves_spots_old_lifecycle_for_programs_written_before(vclock: VirtualClock) -> None:
+    with Simulator(clock=vclock, retired=False) as sim:
+        with httpx.Client(base_url=sim.url, headers={"X-MBX-APIKEY": API_KEY}) as http:
+            key = create(http, SPOT)
+            assert call(http, "PUT", SPOT, key).json() == {}
+
+
 @derivatives
 def test_retired_mode_keeps_the_derivatives_live(vclock: VirtualClock, market: Market) -> None:
     with Simulator(clock=vclock, retired=True) as sim:
@@ -359,6 +380,42 @@ def test_an_unserved_path_is_a_404_naming_the_simulator_and_what_it_serves(
     assert f"does not serve {method} {path}" in body["msg"]
     assert {tuple(op.split(" ")) for op in body["served"]} == sim.exchange.served_paths()
     assert body["retired"] == sorted(MARGIN_PATHS)
+
+
+def test_a_clients_error_for_an_unserved_path_keeps_what_the_404_says_it_serves(sim: Simulator) -> None:
+    """A base_url with a path left on it (a common slip) meets the 404: the error says why."""
+    with (
+        UserDataStream(API_KEY, sim.url + "/old", market="usdm") as uds,
+        pytest.raises(BinanceAPIError) as caught,
+    ):
+        uds.create()
+    assert caught.value.status_code == 404
+    assert "does not serve POST /old/fapi/v1/listenKey; it serves POST, PUT, DELETE on " in str(caught.value)
+    assert "/fapi/v1/listenKey" in caught.value.msg.rpartition("it serves")[2]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "msg"),
+    [
+        ("text/plain", b"no such\r\n\troute   here", "Not Found: no such route here"),
+        ("application/json", b'{"msg": "gone fishing", "other": 1}', "Not Found: gone fishing"),
+        ("text/html", b"<html><body>404</body></html>", "Not Found"),
+        ("text/plain", b"ab " * 2000, "Not Found: " + " ".join(["ab"] * 2000)[:1000]),
+    ],
+)
+def test_an_answer_not_shaped_like_binances_keeps_its_text_folded_and_bounded_but_no_html(
+    content_type: str, body: bytes, msg: str
+) -> None:
+    response = httpx.Response(404, content=body, headers={"Content-Type": content_type})
+    error = error_for(response, "POST /x")
+    assert (error.code, error.msg) == (None, msg)
+
+
+def test_a_key_in_an_answers_text_is_scrubbed_from_the_error() -> None:
+    response = httpx.Response(
+        404, content=f"unknown key {API_KEY}".encode(), headers={"Content-Type": "text/plain"}
+    )
+    assert API_KEY not in error_for(response, "POST /x", [API_KEY]).msg
 
 
 # -- looking and meddling ---------------------------------------------------------------------------

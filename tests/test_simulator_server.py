@@ -13,6 +13,8 @@ import json
 import logging
 import math
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +28,8 @@ from binance_userstream.simulator import Fault, Simulator
 from tests.conftest import API_KEY
 
 PATH = "/api/v3/userDataStream"
+#: Spot's old lifecycle, retired in production, is the plain request these tests send.
+pytestmark = pytest.mark.simulator(retired=False)
 CONTROL = {"X-Simulator-Control": "1"}
 DROP = json.dumps([Fault.drop().to_json()])
 
@@ -104,13 +108,73 @@ def test_control_requests_naming_another_host_are_refused(sim: Simulator) -> Non
 
 def test_control_requests_from_another_machine_are_refused(vclock: VirtualClock) -> None:
     address = non_loopback_address()
-    with Simulator("0.0.0.0", clock=vclock) as sim:  # noqa: S104 (the point of the test)
+    with Simulator("0.0.0.0", clock=vclock, retired=False) as sim:  # noqa: S104 (the point of the test)
         url = f"http://{address}:{port_of(sim.url)}"
         response = httpx.post(url + "/_simulator/faults", content=DROP, headers=CONTROL)
         assert response.status_code == 403
         assert "loopback" in response.json()["msg"]
         assert sim.pending_faults() == 0
         assert httpx.post(url + PATH, headers={"X-MBX-APIKEY": API_KEY}).status_code == 200
+
+
+# -- WebSocket upgrades from web pages -------------------------------------------------------------
+
+
+def upgrade(url: str, origin: str | None) -> int:
+    """The status a WebSocket upgrade of `url` with this Origin header is answered (101: upgraded)."""
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
+    headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    if origin is not None:
+        headers["Origin"] = origin
+    with httpx.stream("GET", url, headers=headers) as response:
+        return response.status_code
+
+
+@pytest.mark.parametrize("path", ["/ws-api/v3", "/private/ws?listenKey=x", "/ws/x"])
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://127.0.0.1.evil.example"])
+def test_a_websocket_upgrade_from_a_web_page_of_another_origin_is_refused(
+    sim: Simulator, path: str, origin: str
+) -> None:
+    """A browser sends Origin with every upgrade and WebSockets know no CORS: without this check any
+    page a developer visits could open the WebSocket API with the published test key."""
+    assert upgrade(sim.url + path, origin) == 403
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [None, "http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:5173", "https://app.example"],
+)
+def test_python_clients_this_machines_pages_and_allowed_origins_may_upgrade(
+    vclock: VirtualClock, origin: str | None
+) -> None:
+    with Simulator(clock=vclock, allowed_origins=["https://APP.example/"]) as sim:
+        assert upgrade(sim.ws_api_url.replace("ws://", "http://"), origin) == 101
+
+
+def test_allowed_origins_none_lets_any_page_upgrade(vclock: VirtualClock) -> None:
+    with Simulator(clock=vclock, allowed_origins=None) as sim:
+        assert upgrade(sim.ws_api_url.replace("ws://", "http://"), "https://evil.example") == 101
+
+
+@pytest.mark.parametrize("origins", ["https://app.example", ["app.example"], ["https://app.example/path"]])
+def test_an_allowed_origin_that_is_no_origin_is_refused(origins: object) -> None:
+    with pytest.raises(ValueError, match="origin"):
+        Simulator(allowed_origins=origins)  # type: ignore[arg-type]
+
+
+def test_the_simulator_command_allows_the_origins_it_is_given() -> None:
+    command = [sys.executable, "-m", "binance_userstream", "simulator", "--port", "0"]
+    with subprocess.Popen(
+        [*command, "--allow-origin", "https://app.example"], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().split()[-1] + "/ws-api/v3"
+            statuses = [upgrade(url, origin) for origin in ("https://app.example", "https://evil.example")]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    assert statuses == [101, 403]
 
 
 def test_control_requests_with_the_header_from_this_machine_are_served(sim: Simulator) -> None:
@@ -271,7 +335,7 @@ def test_an_address_in_use_is_named_in_the_error(sim: Simulator) -> None:
 
 
 def test_a_wildcard_bind_gives_a_loopback_url_that_clients_accept(vclock: VirtualClock) -> None:
-    with Simulator("0.0.0.0", clock=vclock) as sim:  # noqa: S104 (the point of the test)
+    with Simulator("0.0.0.0", clock=vclock, retired=False) as sim:  # noqa: S104 (the point of the test)
         assert sim.url == f"http://127.0.0.1:{port_of(sim.url)}"
         assert sim.all_interfaces
         with UserDataStream(API_KEY, sim.url) as uds:
@@ -280,7 +344,7 @@ def test_a_wildcard_bind_gives_a_loopback_url_that_clients_accept(vclock: Virtua
 
 def test_an_ipv6_wildcard_bind_gives_the_ipv6_loopback_url(vclock: VirtualClock) -> None:
     try:
-        sim = Simulator("::", clock=vclock)
+        sim = Simulator("::", clock=vclock, retired=False)
     except OSError:
         pytest.skip("no IPv6 on this machine")
     with sim:
@@ -331,5 +395,5 @@ def test_stop_does_not_wait_for_a_delayed_answer(vclock: VirtualClock) -> None:
 def test_a_stopped_simulator_frees_its_port(vclock: VirtualClock) -> None:
     with Simulator(clock=vclock) as sim:
         port = port_of(sim.url)
-    with Simulator(port=port, clock=vclock) as again:
+    with Simulator(port=port, clock=vclock, retired=False) as again:
         assert httpx.post(again.url + PATH, headers={"X-MBX-APIKEY": API_KEY}).status_code == 200

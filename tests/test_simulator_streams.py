@@ -272,6 +272,50 @@ def test_the_events_control_request_refuses_a_malformed_body(sim: Simulator, bod
     assert answer.json()["code"] == -1100
 
 
+async def test_the_traffic_control_request_sends_an_order_from_another_process(sim: Simulator) -> None:
+    key = new_key(sim)
+    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+        body = {"market": "usdm", "api_key": API_KEY, "symbol": "ETHUSDT", "side": "SELL"}
+        answer = httpx.post(sim.url + "/_simulator/traffic", json=body, headers=CONTROL)
+        placed = await receive(ws)
+    assert answer.json() == {"delivered": [1, 1, 1, 1, 1]}
+    assert placed["e"] == "ORDER_TRADE_UPDATE"  # type: ignore[index]
+    assert (placed["o"]["s"], placed["o"]["S"], placed["o"]["X"]) == ("ETHUSDT", "SELL", "NEW")  # type: ignore[index]
+
+
+def test_the_traffic_control_request_needs_the_control_header(sim: Simulator) -> None:
+    assert httpx.post(sim.url + "/_simulator/traffic", json={"market": "usdm"}).status_code == 403
+    assert sim.deliveries == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"market": "mars"},
+        {"market": "usdm", "quantity": "abc"},
+        {"market": "usdm", "quantity": "1e999999"},
+        {"market": "usdm", "price": 5},
+        {"market": "usdm", "side": "HOLD"},
+        {"market": "usdm", "isolated": True},
+        {"market": "usdm", "colour": "red"},
+        {"market": "usdm", "api_key": "NotAKeyTheSimulatorKnows!"},
+        [],
+    ],
+)
+def test_the_traffic_control_request_refuses_a_malformed_body(sim: Simulator, body: object) -> None:
+    answer = httpx.post(sim.url + "/_simulator/traffic", json=body, headers=CONTROL)
+    assert (answer.status_code, answer.json()["code"]) == (400, -1100)
+    assert sim.deliveries == []
+
+
+@pytest.mark.parametrize("amount", ["abc", "NaN", "-1", "0", "Infinity", "1e999999"])
+def test_traffic_refuses_an_amount_that_is_no_positive_decimal_with_a_value_error(
+    sim: Simulator, amount: str
+) -> None:
+    with pytest.raises(ValueError, match="quantity"):
+        sim.traffic("usdm", quantity=amount)
+
+
 # -- time: pings, the 24-hour cut, expiry ---------------------------------------------------------------
 
 

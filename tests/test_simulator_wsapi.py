@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from binance_userstream import SystemClock, VirtualClock
-from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator, _wsapi
+from binance_userstream.simulator import ISOLATED_SYMBOLS, TEST_API_KEY, TEST_API_SECRET, Simulator, _wsapi
 
 pytestmark = pytest.mark.anyio
 
@@ -235,6 +235,32 @@ async def test_a_recv_window_over_60000_is_refused(sim: Simulator, vclock: Virtu
     params = signed({"apiKey": TEST_API_KEY, "recvWindow": 60001, "timestamp": now_ms(vclock)}, hmac_signer())
     async with wsapi(sim) as ws:
         assert error_of(await call(ws, "userDataStream.subscribe.signature", params))[:2] == (400, -1102)
+
+
+async def test_a_timestamp_too_large_for_any_clock_is_refused_1102_and_the_connection_serves_on(
+    sim: Simulator, vclock: VirtualClock
+) -> None:
+    """A signed subscribe with `timestamp: "1e999999999"` gets an error answer, a malformed parameter
+    as Binance answers one (-1102), not a dropped connection."""
+    params = signed({"apiKey": TEST_API_KEY, "timestamp": "1e999999999"}, hmac_signer())
+    async with wsapi(sim) as ws:
+        answer = await call(ws, "userDataStream.subscribe.signature", params)
+        assert await subscribed(ws, vclock) == 0
+    assert error_of(answer)[:2] == (400, -1102)
+    assert "'timestamp'" in answer["error"]["msg"]
+
+
+async def test_a_method_that_fails_inside_the_simulator_costs_one_answer_not_the_connection(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> object:
+        raise ArithmeticError("a bug")
+
+    monkeypatch.setitem(_wsapi._METHODS, "time", broken)
+    async with wsapi(sim) as ws:
+        answer = await call(ws, "time")
+        assert (await call(ws, "ping"))["status"] == 200
+    assert error_of(answer)[:2] == (500, -1000)
 
 
 async def test_an_api_key_the_simulator_holds_no_credential_for_is_refused_with_2015(
@@ -545,19 +571,18 @@ def test_the_listen_token_endpoint_mints_a_token_valid_24_hours(sim: Simulator, 
     assert answer.headers["X-SAPI-USED-UID-WEIGHT-1M"] == "1"
 
 
-def test_the_listen_token_signature_covers_the_query_as_sent_percent_encoded(
-    sim: Simulator, vclock: VirtualClock
-) -> None:
+def test_the_listen_token_signature_covers_the_query_as_sent_percent_encoded(vclock: VirtualClock) -> None:
     """Since 2026-01-15 REST payloads are percent-encoded before signing (CHANGELOG 2025-12-17):
     the signature over the encoded query is accepted, one over the decoded text is not."""
     symbol = "这是测试币456"  # a testnet symbol (CHANGELOG 2025-12-15), which needs encoding
-    encoded = mint(sim, vclock, f"isIsolated=TRUE&symbol={quote(symbol)}")
-    query = f"isIsolated=TRUE&symbol={symbol}&timestamp={now_ms(vclock)}"
-    raw = f"isIsolated=TRUE&symbol={quote(symbol)}&timestamp={now_ms(vclock)}"
-    decoded = httpx.post(
-        f"{sim.url}{TOKEN_PATH}?{raw}&signature={hmac_signer()(query)}",
-        headers={"X-MBX-APIKEY": TEST_API_KEY},
-    )
+    with Simulator(clock=vclock, isolated_symbols=[symbol]) as sim:
+        encoded = mint(sim, vclock, f"isIsolated=TRUE&symbol={quote(symbol)}")
+        query = f"isIsolated=TRUE&symbol={symbol}&timestamp={now_ms(vclock)}"
+        raw = f"isIsolated=TRUE&symbol={quote(symbol)}&timestamp={now_ms(vclock)}"
+        decoded = httpx.post(
+            f"{sim.url}{TOKEN_PATH}?{raw}&signature={hmac_signer()(query)}",
+            headers={"X-MBX-APIKEY": TEST_API_KEY},
+        )
     assert encoded.status_code == 200
     assert decoded.json()["code"] == -1022
 
@@ -584,6 +609,29 @@ def test_the_listen_token_endpoint_refuses_bad_parameters(
 ) -> None:
     answer = mint(sim, vclock, extra)
     assert (answer.status_code, answer.json()["code"]) == (400, code)
+
+
+def test_a_listen_token_for_a_pair_without_an_isolated_margin_account_is_refused_minus_11001(
+    sim: Simulator, vclock: VirtualClock
+) -> None:
+    """Binance answers 400 -11001 "Isolated margin account does not exist." for such a pair (the code
+    unicorn-binance-websocket-api and nautilus_trader handle); the simulator's accounts have one for
+    ISOLATED_SYMBOLS only, by default."""
+    refused = mint(sim, vclock, "isIsolated=TRUE&symbol=DOGEUSDT")
+    accepted = mint(sim, vclock, f"isIsolated=TRUE&symbol={ISOLATED_SYMBOLS[0]}")
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {"code": -11001, "msg": "Isolated margin account does not exist."},
+    )
+    assert accepted.status_code == 200
+
+
+@pytest.mark.parametrize(("pairs", "status"), [(["DOGEUSDT"], 200), (None, 200), ([], 400)])
+def test_isolated_symbols_names_the_pairs_with_an_isolated_margin_account_and_none_accepts_any(
+    vclock: VirtualClock, pairs: list[str] | None, status: int
+) -> None:
+    with Simulator(clock=vclock, isolated_symbols=pairs) as sim:
+        assert mint(sim, vclock, "isIsolated=TRUE&symbol=DOGEUSDT").status_code == status
 
 
 def test_the_listen_token_endpoint_refuses_bad_signatures_old_timestamps_and_unknown_keys(

@@ -95,7 +95,7 @@ def soak_many(soak_one: Callable[[Simulator, Watch, VirtualClock], None]) -> Non
     losses = 0
     for seed in SEEDS:
         clock = VirtualClock()
-        with Simulator(clock=clock) as sim:
+        with Simulator(clock=clock, retired=False) as sim:  # spot's retired lifecycle, on purpose
             sim.chaos(0.05, FAULTS, seed=seed)
             watch = Watch(sim)
             soak_one(sim, watch, clock)

@@ -35,19 +35,46 @@ _BY_CODE: dict[int, type[BinanceAPIError]] = {
 }
 
 
+#: Characters of a body that is not Binance's `{code, msg}` kept in an error's msg at most.
+OTHER_TEXT_LIMIT = 1000
+
+
 def _code_and_msg(response: httpx.Response, secrets: Iterable[str]) -> tuple[int | None, str]:
-    """Binance's `{code, msg}` body via the generated model, or the reason phrase for any other body.
+    """Binance's `{code, msg}` body via the generated model, or for any other body the reason phrase
+    and what the body says (see `_other_text`).
 
     The msg is kept as Binance sent it but for secrets (a gateway may echo the request's headers);
     escaping and bounding it for printing is the exception's `__str__`'s job.
     """
     try:
-        body = BinanceError.from_dict(json.loads(response.content))
+        value = json.loads(response.content)
+        body = BinanceError.from_dict(value)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         body = None
     if body is None or not isinstance(body.code, int) or not isinstance(body.msg, str):
-        return None, scrub(response.reason_phrase or "error", secrets)
+        return None, scrub(_other_text(response), secrets)
     return body.code, scrub(body.msg, secrets)
+
+
+def _other_text(response: httpx.Response) -> str:
+    """The reason phrase, and the text of an answer that is not Binance's `{code, msg}` when it says
+    more: a JSON object's `msg` (the simulator's 404 names what it serves) or a plain-text body,
+    whitespace folded and cut to OTHER_TEXT_LIMIT. Not an HTML page (a proxy's), which says no more
+    than its status."""
+    reason = response.reason_phrase or "error"
+    content_type = response.headers.get("Content-Type", "")
+    text = ""
+    if "json" in content_type:
+        try:
+            value = json.loads(response.content)
+        except (ValueError, RecursionError):
+            value = None
+        if isinstance(value, dict) and isinstance(value.get("msg"), str):
+            text = value["msg"]
+    elif content_type.startswith("text/plain"):
+        text = response.content[: OTHER_TEXT_LIMIT * 4].decode("utf-8", "replace")
+    text = " ".join(text.split())[:OTHER_TEXT_LIMIT]
+    return f"{reason}: {text}" if text else reason
 
 
 def error_code(response: httpx.Response) -> int | None:

@@ -161,6 +161,13 @@ def weight_limit(text: str) -> int:
     return _integer(text, 1, None)
 
 
+def _pairs(text: str) -> tuple[str, ...]:
+    pairs = tuple(pair.strip() for pair in text.split(",") if pair.strip())
+    if not pairs:
+        raise argparse.ArgumentTypeError("give one or more pairs, comma-separated: BTCUSDT,ETHBTC")
+    return pairs
+
+
 FAULT_HELP = (
     "5XX, 429:RETRY_AFTER, 418:RETRY_AFTER, 410, drop, lose-keys, delay:SECONDS"
     " (each replaces one answer, in order)"
@@ -389,7 +396,31 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     sim.add_argument("--port", type=port, default=8765, help="port (default: 8765; 0 picks a free one)")
     sim.add_argument(
-        "--retired", action="store_true", help="answer like production since 2026-02-20 (410, HTML)"
+        "--retired",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="spot's listenKeys answer 410 (HTML), as on Binance since 2026-02-20 (default); "
+        "--no-retired serves their old lifecycle, for programs written before",
+    )
+    sim.add_argument(
+        "--isolated-symbols",
+        type=_pairs,
+        metavar="PAIRS",
+        help="the pairs with an isolated margin account, comma-separated; any other is refused -11001 "
+        "(default: a few common pairs, printed at start)",
+    )
+    sim.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="serve WebSocket upgrades from web pages of this origin (https://app.example; '*': any), "
+        "besides this machine's",
+    )
+    sim.add_argument(
+        "--any-isolated-symbol",
+        action="store_true",
+        help="mint a listenToken for any isolated margin pair (Binance refuses pairs without an account)",
     )
     sim.add_argument("--speed", type=positive, default=1.0, help="run the clock this many times faster")
     sim.add_argument(
@@ -649,7 +680,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _simulator(args: argparse.Namespace) -> int:
-    from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
+    from binance_userstream.simulator import ISOLATED_SYMBOLS, TEST_API_KEY, TEST_API_SECRET, Simulator
 
     keys = None
     if args.api_keys_file:
@@ -663,20 +694,24 @@ def _simulator(args: argparse.Namespace) -> int:
         retired=args.retired,
         weight_limit=args.weight_limit,
         strict_events=args.strict_events,
+        isolated_symbols=None if args.any_isolated_symbol else (args.isolated_symbols or ISOLATED_SYMBOLS),
+        allowed_origins=None if "*" in args.allow_origin else args.allow_origin,
     )
     sim.inject(*args.fault)
-    mode = " (retired: spot and margin answer 410; the derivatives are live)" if args.retired else ""
     where = sim.url
     if sim.all_interfaces:  # 0.0.0.0 is no address to connect to: say so, and give one that is
         host, port = sim.address
         where = f"all interfaces ({host} port {port}); from this machine: {sim.url}"
-    print(f"simulator listening on {where}{mode}", flush=True)
+    print(f"simulator listening on {where}", flush=True)
     print(f"WebSocket API (spot and margin events): {sim.ws_api_url}", flush=True)
     print(
         f"test account: API key {TEST_API_KEY}, HMAC secret {TEST_API_SECRET}"
         " (Binance's documented example pair: published, not a secret)",
         flush=True,
     )
+    spot = "410 as on Binance since 2026-02-20" if args.retired else "served as before 2026-02-20"
+    pairs = "any pair" if args.any_isolated_symbol else ",".join(args.isolated_symbols or ISOLATED_SYMBOLS)
+    print(f"spot listenKeys: {spot}; isolated margin accounts: {pairs}", flush=True)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(EXIT_OK))
     with contextlib.suppress(KeyboardInterrupt):
         sim.serve_forever()

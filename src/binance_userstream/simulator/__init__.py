@@ -8,12 +8,15 @@
 
 It serves every listenKey market on one port, each with its documented semantics (the rows of
 `MARKETS`: spot's /api/v3/userDataStream, USD-M's /fapi/v1/listenKey, COIN-M's /dapi, Portfolio
-Margin's /papi, Options' /eapi; see `Exchange`). With `retired=True` spot answers the way
-production has since 2026-02-20 (410, HTML) while the derivatives stay live; margin's retired
-/sapi/v1/userDataStream paths always answer 410. The same port serves the derivatives' user-data
-event streams (USD-M `/private/ws?listenKey=&events=`, `/private/stream`, COIN-M `/ws/<key>`,
-Portfolio Margin `/pm/ws/<key>`, Options `/private/ws/<key>`), fed by `sim.push` and `sim.traffic`,
-sharing `Simulator.exchange`; see `_streams`.
+Margin's /papi, Options' /eapi; see `Exchange`). By default it answers as production does today:
+spot as since 2026-02-20 (410, HTML) while the derivatives stay live, and margin's retired
+/sapi/v1/userDataStream paths always answer 410. `Simulator(retired=False)` serves spot's old
+lifecycle for programs written before, and `isolated_symbols=None` accepts any isolated margin
+pair (by default only those of `ISOLATED_SYMBOLS` exist; others are refused -11001, as Binance
+does). The same port serves the derivatives' user-data event streams (USD-M
+`/private/ws?listenKey=&events=`, `/private/stream`, COIN-M `/ws/<key>`, Portfolio Margin
+`/pm/ws/<key>`, Options `/private/ws/<key>`), fed by `sim.push` and `sim.traffic`, sharing
+`Simulator.exchange`; see `_streams`.
 
 Spot's and margin's events, whose listenKeys are retired, come as Binance sends them now: on the
 spot WebSocket API, `sim.ws_api_url` (`ws://HOST:PORT/ws-api/v3`), with its user-data methods
@@ -33,9 +36,11 @@ from binance_userstream.simulator._markets import MARKETS, Market
 from binance_userstream.simulator._server import Simulator
 from binance_userstream.simulator._signing import TEST_API_KEY, TEST_API_SECRET
 from binance_userstream.simulator._streams import Delivery
+from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
 from binance_userstream.simulator._traffic import Traffic
 
 __all__ = [
+    "ISOLATED_SYMBOLS",
     "MARKETS",
     "TEST_API_KEY",
     "TEST_API_SECRET",

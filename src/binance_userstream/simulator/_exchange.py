@@ -29,8 +29,8 @@ from attrs import define, evolve, frozen
 from binance_userstream._clock import Clock, SystemClock
 from binance_userstream.simulator._markets import MARKETS, METHODS, SPOT, Market
 from binance_userstream.simulator._signing import Credential, Keys, Refusal
+from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS, ListenTokens
 from binance_userstream.simulator._tokens import PATH as LISTEN_TOKEN_PATH
-from binance_userstream.simulator._tokens import ListenTokens
 
 PATH = SPOT.path
 WEIGHT = SPOT.weight
@@ -59,6 +59,16 @@ RETIRED = Answer(410, RETIRED_HTML, content_type="text/html")
 
 def error(status: int, code: int, msg: str, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
     return Answer(status, json.dumps({"code": code, "msg": msg}).encode(), headers=headers)
+
+
+def where(exc: BaseException) -> str:
+    """An exception's type and where it was raised: enough to find the bug, and no data (its
+    message could quote a request, and so a key)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    place = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+    return f"{type(exc).__name__}{place}"
 
 
 def _code_msg(answer: Answer) -> tuple[int, str]:
@@ -102,8 +112,10 @@ class Exchange:
     key per market. Weight is counted per IP and per market host, as production's hosts count it
     apart: `weight_limit` left alone is each market's documented limit, an int is one limit for
     every market. `violations_before_ban` 429s in one minute, and the next request earns a 418
-    ban, doubling from 2 minutes up to 3 days. `retired=True` answers spot as production has since
-    2026-02-20 (410, HTML); margin's paths always do, and the derivatives markets never.
+    ban, doubling from 2 minutes up to 3 days. Spot answers as production has since 2026-02-20
+    (410, HTML); `retired=False` serves its old lifecycle instead, for programs written before.
+    Margin's paths always answer 410, the derivatives markets never. `isolated_symbols`: the pairs
+    whose isolated margin accounts exist, for every account (None: any pair), see `ListenTokens`.
     """
 
     def __init__(
@@ -111,10 +123,11 @@ class Exchange:
         clock: Clock | None = None,
         *,
         api_keys: Collection[str] | Mapping[str, str] | None = None,
-        retired: bool = False,
+        retired: bool = True,
         weight_limit: int | None = None,
         violations_before_ban: int = 3,
         markets: Iterable[Market] = MARKETS,
+        isolated_symbols: Collection[str] | None = ISOLATED_SYMBOLS,
     ) -> None:
         self.clock = clock or SystemClock()
         self.retired = retired
@@ -130,7 +143,7 @@ class Exchange:
         #: The credentials of the API keys whose signatures can be verified (signed requests).
         self.keys = Keys()
         #: Margin's listenTokens (`POST /sapi/v1/userListenToken`).
-        self.tokens = ListenTokens(self.clock)
+        self.tokens = ListenTokens(self.clock, isolated_symbols)
         self._keys: dict[str, _Key] = {}
         self._active: dict[tuple[str, str], str] = {}  # (market name, account) -> its listenKey
         self._weights: dict[tuple[str, str], _Weight] = {}  # (host, IP) -> its weight this minute
@@ -314,10 +327,11 @@ class Exchange:
     def _not_served(self, method: str, path: str) -> Answer:
         """A 404 that cannot be taken for Binance's: it names the simulator and what it does serve."""
         served = sorted(self.served_paths(), key=lambda op: (op[1], METHODS.index(op[0])))
+        lifecycles = sorted({p for m, p in served if m == "PUT"})
         body = {
             "simulator": "binance-userstream",
-            "msg": f"The binance-userstream simulator does not serve {method} {path}; "
-            "see 'served' for what it serves.",
+            "msg": f"The binance-userstream simulator does not serve {method} {path}; it serves "
+            f"{', '.join(METHODS)} on {', '.join(lifecycles)}, and POST {LISTEN_TOKEN_PATH}.",
             "served": [f"{m} {p}" for m, p in served],
             "retired": sorted(self.retired_paths()),
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import re
 import sys
@@ -25,6 +26,7 @@ from multidict import CIMultiDict
 from binance_userstream._clock import wall_time
 from binance_userstream._secrets import redact, scrub
 from binance_userstream.simulator._exchange import RETIRED, Answer, error
+from binance_userstream.simulator._exchange import where as _where
 from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._streams import is_stream_path
 from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
@@ -43,6 +45,20 @@ CONTROL_HEADER = "X-Simulator-Control"
 #: The largest request body read; Binance's requests carry at most a listenKey.
 MAX_BODY = 64 * 1024
 SERVER = "binance-userstream-simulator"
+#: The answer to a WebSocket upgrade from a web page of another origin: a browser sends `Origin`
+#: with every upgrade (Python clients send none), and WebSockets know no CORS, so without this any
+#: page a developer visits could open the WebSocket API with the published test key.
+CROSS_ORIGIN = Answer(
+    403,
+    json.dumps(
+        {
+            "simulator": "binance-userstream",
+            "msg": "The binance-userstream simulator refuses WebSocket upgrades from web pages of other "
+            "origins than this machine's; allow one with Simulator(allowed_origins=[...]) "
+            "or --allow-origin.",
+        }
+    ).encode(),
+)
 #: The answer when a handler fails: no traceback, no request text (the failure is logged at DEBUG).
 BROKEN = error(500, -1000, "The simulator failed to answer this request; its DEBUG log says why.")
 
@@ -132,6 +148,9 @@ async def _stream(sim: Simulator, request: web.Request) -> web.StreamResponse:
     The path may hold a listenKey: it is recorded and logged scrubbed."""
     sim._record(request.method, scrub(request.path))
     if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
+        if not sim.origin_allowed(request.headers.get("Origin")):
+            log.debug("%s upgrade on %s refused: Origin not allowed", request.remote, scrub(request.path))
+            return _json_response(CROSS_ORIGIN)
         try:
             if request.path == WS_API_PATH:
                 return await sim.wsapi.serve(request)
@@ -141,13 +160,25 @@ async def _stream(sim: Simulator, request: web.Request) -> web.StreamResponse:
             raise
     answer = error(426, -1000, "This path serves WebSocket event streams only (an Upgrade: websocket GET).")
     log.debug("%s %s %s: %d", request.remote, request.method, quiet(request.path_qs), answer.status)
+    return _json_response(answer, ("Upgrade", "websocket"))
+
+
+def _json_response(answer: Answer, *headers: tuple[str, str]) -> web.Response:
     return web.Response(
         status=answer.status,
         body=answer.body,
-        headers=CIMultiDict(
-            [("Server", SERVER), ("Content-Type", answer.content_type), ("Upgrade", "websocket")]
-        ),
+        headers=CIMultiDict([("Server", SERVER), ("Content-Type", answer.content_type), *headers]),
     )
+
+
+def is_loopback_origin(origin: str) -> bool:
+    """Whether a browser's `Origin` (`scheme://host[:port]`) names this machine: localhost or a
+    loopback address. "null" (a file or a sandboxed page) does not."""
+    try:
+        host = urlsplit(origin).hostname or ""
+    except ValueError:
+        return False
+    return host == "localhost" or host.endswith(".localhost") or _is_loopback(host)
 
 
 def quiet(text: str) -> str:
@@ -203,16 +234,6 @@ def _answer_fault(fault: Fault) -> Answer:
     if fault.status == 418:
         return error(418, -1003, "Way too much request weight used; IP banned.", headers)
     return error(fault.status, -1001, "Internal error; unable to process your request. Please try again.")
-
-
-def _where(exc: BaseException) -> str:
-    """An exception's type and where it was raised: enough to find the bug, and no data (its
-    message could quote a request, and so a key)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    place = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
-    return f"{type(exc).__name__}{place}"
 
 
 class QuietLog(logging.LoggerAdapter[logging.Logger]):

@@ -32,8 +32,8 @@ from typing import Literal
 
 from attrs import frozen
 
-#: When a path answers 410 Gone: never (derivatives), only in the simulator's retired mode (spot,
-#: whose old lifecycle the simulator can still serve to test old programs), or always (margin).
+#: When a path answers 410 Gone: never (derivatives), in the simulator's retired mode, its default
+#: (spot, whose old lifecycle `retired=False` still serves to test old programs), or always (margin).
 Retirement = Literal["never", "in retired mode", "always"]
 METHODS = ("POST", "PUT", "DELETE")
 

@@ -16,7 +16,7 @@ against the keys' credentials: the test account's (`TEST_API_KEY`, `TEST_API_SEC
 
 Besides Binance's endpoints it answers a few control requests under `/_simulator/` (see `_http`:
 this machine only, with the `X-Simulator-Control` header), so that another process (the demo, a
-user's test) can inject faults into a running simulator.
+user's test) can inject faults into a running simulator, push events or an order's traffic.
 """
 
 from __future__ import annotations
@@ -34,20 +34,24 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from binance_userstream._clock import Clock
 from binance_userstream.simulator._exchange import Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
-from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, log
+from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, is_loopback_origin, log
 from binance_userstream.simulator._signing import Credential
 from binance_userstream.simulator._streams import STREAM_MARKETS, Delivery, Streams
+from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
 from binance_userstream.simulator._traffic import Traffic
 from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
 from binance_userstream.simulator._wsapi import WsApi
 
 _T = TypeVar("_T")
+#: What `traffic` (and `POST /_simulator/traffic`) takes to shape the order.
+TRAFFIC_ORDER = ("symbol", "side", "quantity", "price", "asset", "balance")
 REQUESTS_KEPT = 10_000
 #: Seconds a peer has to send a request's head (from connecting, or from the previous answer) and,
 #: separately, its body; an idle kept-alive connection is closed after as long.
@@ -65,6 +69,17 @@ class Simulator:
     `strict_events=True`: a USD-M stream opened without an `events` allow-list gets no event (one
     third-party measurement saw production do that); by default it gets every event, as
     python-binance and ccxt, which send no list, expect.
+
+    A WebSocket upgrade that carries an `Origin` (a web page's: browsers always send one, Python
+    clients do not) is refused 403 unless the origin is this machine's (localhost, a loopback
+    address) or one of `allowed_origins` (`"https://app.example"`); `allowed_origins=None` allows
+    any, which lets every web page you visit open the WebSocket API with the published test key.
+
+    By default it answers as production does today; two switches serve what production no longer
+    does, for programs written before: `retired=False` serves spot's listenKey lifecycle (retired
+    on 2026-02-20, answered 410 by default), and `isolated_symbols=None` mints a listenToken for any
+    isolated margin pair (by default only `ISOLATED_SYMBOLS`, or the pairs given, have an isolated
+    margin account; any other is refused -11001, as Binance refuses it).
     """
 
     def __init__(
@@ -74,13 +89,16 @@ class Simulator:
         *,
         clock: Clock | None = None,
         api_keys: Collection[str] | Mapping[str, str] | None = None,
-        retired: bool = False,
+        retired: bool = True,
         weight_limit: int | None = None,
         violations_before_ban: int = 3,
         request_timeout: float = REQUEST_TIMEOUT,
         strict_events: bool = False,
+        isolated_symbols: Collection[str] | None = ISOLATED_SYMBOLS,
+        allowed_origins: Collection[str] | None = (),
     ) -> None:
         _check_int("port", port, 0, 65535)
+        self.allowed_origins = _origins(allowed_origins)
         if weight_limit is not None:
             _check_int("weight_limit", weight_limit, 1)
         _check_int("violations_before_ban", violations_before_ban, 0)
@@ -94,6 +112,7 @@ class Simulator:
             retired=retired,
             weight_limit=weight_limit,
             violations_before_ban=violations_before_ban,
+            isolated_symbols=isolated_symbols,
         )
         self.request_timeout = float(request_timeout)
         self.streams = Streams(self.exchange, self.exchange.clock, strict_events=strict_events)
@@ -138,6 +157,15 @@ class Simulator:
     def ws_api_url(self) -> str:
         """The spot WebSocket API's URL on this simulator (`ws://HOST:PORT/ws-api/v3`)."""
         return "ws" + self.url.removeprefix("http") + WS_API_PATH
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Whether a WebSocket upgrade with this `Origin` header (None: none sent) is served."""
+        return (
+            origin is None
+            or self.allowed_origins is None
+            or is_loopback_origin(origin)
+            or origin.rstrip("/").lower() in self.allowed_origins
+        )
 
     def register_key(
         self,
@@ -230,7 +258,8 @@ class Simulator:
         the ACCOUNT_UPDATEs the fills cause (`Traffic.order`); spot and margin: the executionReports
         (NEW, TRADE PARTIALLY_FILLED, TRADE FILLED) each with its outboundAccountPosition
         (`Traffic.spot_order`), to cross margin or, `isolated=True`, to the order symbol's isolated
-        margin account. `order` overrides: symbol, side, quantity, price, asset, balance."""
+        margin account. `order` overrides: symbol, side, quantity, price, asset, balance (decimal
+        strings; ValueError for others). Another process sends `POST /_simulator/traffic`."""
         now = self.streams.event_time()
         if market in ("spot", "margin"):
             events = self._traffic.spot_order(now, **order)  # type: ignore[arg-type]
@@ -421,6 +450,8 @@ class Simulator:
             return Answer(200, json.dumps({"queued": self.pending_faults()}).encode())
         if method == "POST" and action == "events":
             return self._control_events(body)
+        if method == "POST" and action == "traffic":
+            return self._control_traffic(body)
         if method == "POST" and action == "streams":
             return self._control_streams(body)
         if method == "POST" and action == "keys":
@@ -433,6 +464,7 @@ class Simulator:
                 "pending_faults": self.pending_faults(),
                 "requests": self.request_count,
                 "retired": self.exchange.retired,
+                "isolated_symbols": _sorted_or_none(self.exchange.tokens.isolated_symbols),
                 "stream_connections": self.streams.count(),
                 "ws_api_subscriptions": self._on_loop(self.wsapi.count),
                 "events_sent": self.streams.events_sent,
@@ -481,6 +513,31 @@ class Simulator:
             return error(400, -1100, f"bad events: {exc}")
         return Answer(200, json.dumps({"delivered": delivered}).encode())
 
+    def _control_traffic(self, body: bytes) -> Answer:
+        """`POST /_simulator/traffic` `{"market": "usdm", "api_key"?, "isolated"?: true (margin),
+        "symbol"?, "side"?, "quantity"?, "price"?, "asset"?, "balance"?}`: `traffic` from another
+        process. Answers `{"delivered": [...]}`, how many connections got each event."""
+        try:
+            request = _json_object(body)
+            market, api_key, isolated = (
+                request.pop(k, d) for k, d in (("market", "usdm"), ("api_key", None), ("isolated", False))
+            )
+            unknown = set(request) - set(TRAFFIC_ORDER)
+            if unknown:
+                fields = ", ".join(("market", "api_key", "isolated", *TRAFFIC_ORDER))
+                raise ValueError(f"unknown field {sorted(unknown)[0]!r}: use {fields}")
+            if not isinstance(market, str) or not (api_key is None or isinstance(api_key, str)):
+                raise ValueError("market and api_key are strings")
+            if not isinstance(isolated, bool):
+                raise ValueError("isolated is true or false")
+            if not all(isinstance(value, str) for value in request.values()):
+                raise ValueError(f"{', '.join(TRAFFIC_ORDER)} are strings, as Binance's decimals are")
+            _check_market(market)
+            delivered = self.traffic(market, api_key, isolated=isolated, **request)
+        except ValueError as exc:
+            return error(400, -1100, f"bad traffic: {exc}")
+        return Answer(200, json.dumps({"delivered": delivered}).encode())
+
     def _control_streams(self, body: bytes) -> Answer:
         """`POST /_simulator/streams` `{"fault": "drop"|"cut"|"stall"|"expire"|"shutdown", "market"?,
         "seconds"? (stall)}`: a stream fault, or a serverShutdown notice."""
@@ -515,6 +572,33 @@ def _json_object(body: bytes) -> dict[str, object]:
     if not isinstance(value, dict):
         raise ValueError("the body must be a JSON object")
     return value
+
+
+def _origins(origins: Collection[str] | None) -> frozenset[str] | None:
+    """The allowed origins, as browsers send them (`scheme://host[:port]`, lower case); ValueError
+    for anything else."""
+    if origins is None:
+        return None
+    if isinstance(origins, str):
+        raise ValueError("allowed_origins is a collection of origins, such as ['https://app.example']")
+    allowed = set()
+    for origin in origins:
+        parts = urlsplit(origin.rstrip("/")) if isinstance(origin, str) else None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.path
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(f"an allowed origin is scheme://host[:port] (https://app.example): {origin!r}")
+        allowed.add(f"{parts.scheme}://{parts.netloc}".lower())
+    return frozenset(allowed)
+
+
+def _sorted_or_none(values: Collection[str] | None) -> list[str] | None:
+    return None if values is None else sorted(values)
 
 
 def _check_market(market: object) -> None:

@@ -173,11 +173,17 @@ def check_time(params: Mapping[str, object], server_ms: float) -> Refusal | None
     return None
 
 
+#: Digits a timestamp may have before the decimal point at most: a microsecond one has 16 until the
+#: year 2286. Past it the number is malformed, not a time (and "1e999999999" would overflow the
+#: decimal context's arithmetic, which raised inside the request's handler).
+_MAX_DIGITS = 20
+
+
 def _number(value: object) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | str):
         return None
     try:
-        number = Decimal(str(value))
+        number = Decimal(value)
     except InvalidOperation:
         return None
-    return number if number.is_finite() else None
+    return number if number.is_finite() and number.adjusted() < _MAX_DIGITS else None

@@ -9,6 +9,12 @@ answers `{"token": ..., "expirationTime": <ms>}`. The token is opaque, base64-li
 example is. A token belongs to one margin account: the cross margin account of the API key's
 account, or its isolated margin account of one symbol. It expires on the simulator's clock.
 
+An isolated margin account exists only for the pairs an account has enabled it for; a token for
+any other pair is refused as Binance refuses it, 400 -11001 "Isolated margin account does not
+exist." (the code unicorn-binance-websocket-api and nautilus_trader handle, and a third party
+measured on production in 2026-07). The simulator's accounts have them for `ISOLATED_SYMBOLS`, or
+the pairs given; None accepts any pair, as the simulator did before.
+
 The signature is over the parameters exactly as sent, percent-encoded (Binance requires it since
 2026-01-15): the query string and the body concatenated, without the `signature` parameter, as
 Binance defines totalParams (rest-api.md, "SIGNED endpoint examples"). The API key is the
@@ -22,7 +28,7 @@ import json
 import math
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from urllib.parse import parse_qs
 
 from attrs import define, field
@@ -42,6 +48,9 @@ PATH = "/sapi/v1/userListenToken"
 VALIDITY_MS = 86_400_000
 #: Random bytes in a token: 52 give 70 base64 characters, the length of Binance's example.
 _TOKEN_BYTES = 52
+#: The pairs whose isolated margin accounts every simulated account has, unless told otherwise.
+ISOLATED_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC", "BNBBTC")
+NO_ISOLATED_ACCOUNT = Refusal(400, -11001, "Isolated margin account does not exist.")
 
 
 @define(repr=False)
@@ -60,10 +69,19 @@ class ListenToken:
 
 
 class ListenTokens:
-    """The listenTokens minted so far (expired ones are forgotten when looked at). Thread-safe."""
+    """The listenTokens minted so far (expired ones are forgotten when looked at). Thread-safe.
+    `isolated_symbols`: the pairs with an isolated margin account (None: any pair)."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, isolated_symbols: Collection[str] | None = ISOLATED_SYMBOLS) -> None:
+        if isolated_symbols is not None and (
+            isinstance(isolated_symbols, str)
+            or not all(isinstance(symbol, str) and symbol for symbol in isolated_symbols)
+        ):
+            raise ValueError(
+                "isolated_symbols is a collection of pairs (non-empty str, such as 'BTCUSDT'), or None"
+            )
         self.clock = clock
+        self.isolated_symbols = None if isolated_symbols is None else frozenset(isolated_symbols)
         self._lock = threading.Lock()
         self._tokens: dict[str, ListenToken] = {}
         self._uid_weight: dict[tuple[str, int], int] = {}  # (account, minute) -> weight used
@@ -141,6 +159,8 @@ class ListenTokens:
                     400, -1102, f"'validity' contains unexpected value. Cannot be greater than {VALIDITY_MS}."
                 )
             )
+        if isolated == "TRUE" and self.isolated_symbols is not None and symbol not in self.isolated_symbols:
+            return _refusal(NO_ISOLATED_ACCOUNT)
         weight = self._charge(account)
         token, expiration_ms = self.mint(account, symbol if isolated == "TRUE" else None, int(validity))
         body = json.dumps({"token": token, "expirationTime": expiration_ms}).encode()

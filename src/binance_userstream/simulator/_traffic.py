@@ -17,7 +17,7 @@ with the shapes of user-data-stream.md's samples (https://github.com/binance/bin
 from __future__ import annotations
 
 import threading
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 #: The commission rate charged on each fill (a taker's, in USD-M's default tier).
 COMMISSION = Decimal("0.0005")
@@ -51,9 +51,8 @@ class Traffic:
         balance of `asset` before the account's first order."""
         if side not in ("BUY", "SELL"):
             raise ValueError(f"side must be BUY or SELL, not {side!r}")
-        qty, px = Decimal(quantity), Decimal(price)
-        if not (qty > 0 and px > 0):
-            raise ValueError("quantity and price must be positive decimals")
+        qty, px = _amount("quantity", quantity), _amount("price", price)
+        _amount("balance", balance, positive=False)
         with self._lock:
             self._order_id += 1
             order_id = self._order_id
@@ -107,9 +106,8 @@ class Traffic:
         quote (BUY) or, for SELL, base balance before the account's first order."""
         if side not in ("BUY", "SELL"):
             raise ValueError(f"side must be BUY or SELL, not {side!r}")
-        qty, px = Decimal(quantity), Decimal(price)
-        if not (qty > 0 and px > 0):
-            raise ValueError("quantity and price must be positive decimals")
+        qty, px = _amount("quantity", quantity), _amount("price", price)
+        _amount("balance", balance, positive=False)
         base = symbol.removesuffix(asset) if symbol.endswith(asset) and symbol != asset else "BASE"
         step = Decimal("0.00000001")
         with self._lock:
@@ -304,3 +302,27 @@ def _account_event(
             ],
         },
     }
+
+
+#: Digits an amount may have before its decimal point: Binance's decimals have at most 20 or so.
+_MAX_DIGITS = 30
+
+
+def _amount(name: str, text: object, *, positive: bool = True) -> Decimal:
+    """`text` as a Decimal if it is a decimal string Binance could send (finite, not absurdly long,
+    positive or, for a balance, not negative); ValueError otherwise, not the decimal module's
+    InvalidOperation."""
+    try:
+        value = Decimal(text) if isinstance(text, str) else None
+    except InvalidOperation:
+        value = None
+    if (
+        value is None
+        or not value.is_finite()
+        or value.adjusted() >= _MAX_DIGITS
+        or value < 0
+        or (positive and value == 0)
+    ):
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"{name} must be a {kind} decimal string (such as '0.010'), not {text!r}")
+    return value

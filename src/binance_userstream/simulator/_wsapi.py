@@ -52,7 +52,7 @@ from aiohttp import web
 from attrs import define, field
 
 from binance_userstream._clock import wall_time
-from binance_userstream.simulator._exchange import Exchange
+from binance_userstream.simulator._exchange import Exchange, where
 from binance_userstream.simulator._signing import (
     BAD_SIGNATURE,
     UNKNOWN_KEY,
@@ -84,6 +84,8 @@ _ACTIVE = Refusal(400, -2035, "User Data Stream subscription already active.")
 _MAXIMUM = Refusal(400, -2042, "Maximum subscription ID reached for this connection.")
 _BAD_TOKEN = Refusal(400, -1209, "Invalid listenToken.")
 _NOT_JSON = Refusal(400, -1135, "Invalid JSON Request")
+#: Binance's -1000 (UNKNOWN): the answer when a method fails inside the simulator (logged at DEBUG).
+_BROKEN = Refusal(500, -1000, "An unknown error occurred while processing the request.")
 
 
 @define(repr=False)
@@ -238,7 +240,13 @@ class WsApi:
             if handler is None:
                 raise _Refused(Refusal(400, -1020, "This operation is not supported."))
             self._charge(session, _WEIGHTS.get(method, 2))
-            result, after = handler(self, session, params)
+            try:
+                result, after = handler(self, session, params)
+            except _Refused:
+                raise
+            except Exception as exc:  # a bug here must cost one answer, not the connection
+                log.debug("ws-api %s failed: %s", method, where(exc))
+                raise _Refused(_BROKEN) from None
         except _Refused as refused:
             self._answer(
                 session, ident, refused.refusal.status, {"error": _error(refused.refusal)}, params_of(text)
