@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import subprocess
@@ -375,6 +376,40 @@ async def test_a_ban_the_rest_side_saw_holds_the_stream_s_connection_back(
     assert note.retry_in >= 100
     assert "IP banned" in note.detail
     assert ws.paths == []  # nothing was sent
+
+
+@pytest.mark.parametrize(("status", "error"), [(429, RateLimitedError), (418, IPBannedError)])
+async def test_a_subscription_answered_429_or_418_closes_the_gate_of_the_host_for_its_retry_after(
+    sim: Simulator, ws: ScriptedStreamServer, gate: BackoffGate, status: int, error: type[Exception]
+) -> None:
+    """web-socket-api.md: a 429 or 418 answer's error.data holds serverTime and retryAfter (ms).
+    Bans are per IP, so REST calls to the host's group wait for it too, as after a handshake's."""
+    clock = SteppedClock()
+    notes: list[Any] = []
+    uds = AsyncUserDataStream(
+        TEST_API_KEY, sim.url, market="spot", stream_url=ws.url, api_secret=TEST_API_SECRET, gate=gate
+    )
+    async with uds, uds.events(timing=FAST, clock=clock, on_event=notes.append):
+        await ws.wait(1, open_now=1)
+        request = json.loads(await ws.open[0].recv())
+        await ws.send(
+            json.dumps(
+                {
+                    "id": request["id"],
+                    "status": status,
+                    "error": {
+                        "code": -1003,
+                        "msg": "Way too much request weight used.",
+                        "data": {"serverTime": 1000, "retryAfter": 61_000},
+                    },
+                }
+            )
+        )
+        await _noted(notes, StreamEventKind.RECONNECTING)
+    (note,) = [n for n in notes if n.kind is StreamEventKind.RECONNECTING]
+    assert note.retry_in >= 60
+    with pytest.raises(error):
+        gate.check(ws.url.removeprefix("ws://"))
 
 
 @pytest.mark.parametrize(

@@ -240,6 +240,7 @@ def test_a_rate_limit_or_ban_answer_carries_the_servers_wait_to_the_retry(status
     (outcome,) = subscriber.answer(answer, NOW)
     assert isinstance(outcome, Failed)
     assert outcome.retry_after == 90.0
+    assert outcome.banned is (status == 418)  # for the backoff gate REST calls share
 
 
 def test_a_rate_limit_answer_without_data_leaves_the_wait_to_the_backoff() -> None:

@@ -648,6 +648,8 @@ class AsyncEventStream:
             detail, retry_after = str(error), error.retry_after
         except _Backoff as error:
             detail, retry_after = str(error), error.retry_after
+            if error.banned is not None and retry_after is not None:  # a 429 or 418 answer
+                self._uds.gate.close(host, retry_after, banned=error.banned)
         except Exception as error:
             what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             detail = server_text(what, self._keys)
@@ -771,7 +773,7 @@ class AsyncEventStream:
             elif isinstance(outcome, Refused):
                 raise _Refused(outcome.error)
             elif isinstance(outcome, Failed):
-                raise _Backoff(outcome.detail, outcome.retry_after)
+                raise _Backoff(outcome.detail, outcome.retry_after, outcome.banned)
         return subscribed
 
     async def _listen_token(self) -> str:
@@ -869,11 +871,13 @@ class AsyncEventStream:
 
 
 class _Backoff(ConnectionError):
-    """The subscription failed in a way a new connection may mend, not before `retry_after` seconds."""
+    """The subscription failed in a way a new connection may mend, not before `retry_after` seconds;
+    `banned`: the server limited (False) or banned (True) this IP, which closes the host's gate."""
 
-    def __init__(self, detail: str, retry_after: float | None) -> None:
+    def __init__(self, detail: str, retry_after: float | None, banned: bool | None = None) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        self.banned = banned
 
 
 class _Refused(Exception):

@@ -105,6 +105,9 @@ class Failed:
 
     detail: str
     retry_after: float | None = None
+    banned: bool | None = None
+    """Whether the server limited (False: a 429) or banned (True: a 418) this IP, for the backoff
+    gate that REST calls to the host's group share; None for any other failure."""
 
 
 Outcome = Send | Subscribed | Renewed | RenewFailed | Resynced | Refused | Failed
@@ -238,7 +241,9 @@ class Subscriber:
                 return [Refused(error)]  # a TimestampError: the resync did not help
             self._resynced = True
             return [self._request("time", now_ms, {})]
-        return [Failed(str(error), getattr(error, "retry_after", None))]
+        limited = isinstance(error, IPBannedError | RateLimitedError)
+        banned = isinstance(error, IPBannedError) if limited else None
+        return [Failed(str(error), getattr(error, "retry_after", None), banned)]
 
 
 def _error(payload: Mapping[str, object], operation: str) -> BinanceAPIError:
