@@ -94,3 +94,24 @@ def test_a_rotation_refused_for_its_key_replaces_the_serving_connection_with_a_g
     stream.connected(connect.conn_id, at + 2)
     assert times(drain(stream)) == [1, ("gap", "key_replaced")]
     assert all(not isinstance(a, Connect) or a.url == url(NEW_KEY) for a in actions)
+
+
+def test_a_rotation_due_while_the_key_is_asked_for_is_made_once_the_key_proves_alive() -> None:
+    """The rotation's attempt was refused and its retry came due before the create answered: the
+    same key lives, and the old connection must still be replaced before the server's 24-hour cut,
+    make-before-break, not left to end in a gap."""
+    stream = core(random=lambda: 0.5)
+    old = opened(stream)
+    stream.ping(old, stream.timing.rotate_after - 1)
+    (rotation,) = connects(stream.tick(stream.timing.rotate_after))
+    at = stream.timing.rotate_after + 1
+    stream.ping(old, at)
+    stream.key_refused(at)
+    stream.closed(rotation.conn_id, at)
+    assert connects(stream.tick(stream.next_deadline())) == []  # the retry waits for the key
+    assert stream.key_replaced(KEY, at + 2) == []
+    assert stream.next_deadline() < at + 60  # a rotation after a backoff, not the old one's stall
+    stream.notes.clear()
+    (again,) = connects(stream.tick(stream.next_deadline()))
+    assert again.url == url(KEY)
+    assert [n.kind for n in stream.notes] == [StreamEventKind.ROTATING]

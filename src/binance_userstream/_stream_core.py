@@ -349,7 +349,12 @@ class StreamCore:
         self._renew_at = None
         if key == self.key:  # the refused key lives: the refusal was something else; back off
             self._awaiting_key = False
-            return [] if self._serving() else self._schedule_reconnect(at, "the listenKey is still valid")
+            if not self._serving():
+                return self._schedule_reconnect(at, "the listenKey is still valid")
+            if self._rotate_at is None and len(self._connections) == 1:
+                # A rotation came due meanwhile and was put off for the key: retry it after a backoff.
+                self._rotate_at = at + self._backoff()
+            return []
         self.key = key
         self._note(StreamEventKind.KEY_REPLACED, at)
         if not self._awaiting_key or self._serving():  # connections on the old key close here
