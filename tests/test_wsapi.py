@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from binance_userstream._gate import DEFAULT_BAN_SECONDS
 from binance_userstream._signing import Credentials, load_signer
 from binance_userstream._wsapi import (
     Failed,
@@ -248,6 +249,16 @@ def test_a_rate_limit_answer_without_data_leaves_the_wait_to_the_backoff() -> No
     (outcome,) = subscriber.answer(refused(sent["id"], 429, -1003), NOW)
     assert isinstance(outcome, Failed)
     assert outcome.retry_after is None
+
+
+def test_a_ban_answer_without_data_waits_binance_s_shortest_ban_as_a_refused_handshake_does() -> None:
+    """A 418 that says not when the ban ends: retried after the backoff (a second), the next
+    subscription would be sent into the ban and grow it; REST and the handshake wait 120 s."""
+    subscriber, _, sent = signed()
+    (outcome,) = subscriber.answer(refused(sent["id"], 418, -1003), NOW)
+    assert isinstance(outcome, Failed)
+    assert outcome.banned is True
+    assert outcome.retry_after == DEFAULT_BAN_SECONDS
 
 
 @pytest.mark.parametrize("until", ["1" + "0" * 400, "1e400"], ids=["integer", "float"])

@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 from attrs import field, frozen
 
 from binance_userstream._answers import error_from
+from binance_userstream._gate import DEFAULT_BAN_SECONDS
 from binance_userstream._markets import Subscription
 from binance_userstream._policy import MAX_RETRY_AFTER
 from binance_userstream._secrets import scrub
@@ -101,7 +102,8 @@ class Refused:
 @frozen
 class Failed:
     """The subscription failed in a way a new connection may mend: close this one, retry later,
-    and not sooner than `retry_after` seconds when the server said so (a 429 or 418)."""
+    and not sooner than `retry_after` seconds when the server said so (a 429 or 418; a 418 that
+    says not: Binance's shortest ban, DEFAULT_BAN_SECONDS)."""
 
     detail: str
     retry_after: float | None = None
@@ -243,7 +245,10 @@ class Subscriber:
             return [self._request("time", now_ms, {})]
         limited = isinstance(error, IPBannedError | RateLimitedError)
         banned = isinstance(error, IPBannedError) if limited else None
-        return [Failed(str(error), getattr(error, "retry_after", None), banned)]
+        wait = getattr(error, "retry_after", None)
+        if banned and wait is None:  # a ban that says not when it ends: Binance's shortest, as for REST
+            wait = DEFAULT_BAN_SECONDS
+        return [Failed(str(error), wait, banned)]
 
 
 def _error(payload: Mapping[str, object], operation: str) -> BinanceAPIError:
