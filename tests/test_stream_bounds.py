@@ -16,7 +16,7 @@ import pytest
 from binance_userstream import AsyncUserDataStream, StreamGap
 from binance_userstream._stream import MAX_HELD_CHARS, MAX_HELD_FRAMES, MAX_UNSENT, _Backoff, _Inbox, _Watched
 from binance_userstream._stream_core import StreamEvent, StreamEventKind
-from binance_userstream.simulator import Simulator
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Fault, Simulator
 from tests._scripted_ws import DeafPingServer, ScriptedStreamServer
 from tests._stream_helpers import FAST, event, take
 from tests.conftest import API_KEY
@@ -159,3 +159,21 @@ def test_an_inbox_that_failed_never_goes_live_with_what_it_let_go() -> None:
     with pytest.raises(_Backoff, match="before the subscription was confirmed"):
         held.go_live()
     assert delivered == []
+
+
+async def test_a_connection_dropped_for_its_unsent_bytes_while_its_listen_token_was_minted_says_why(
+    sim: Simulator,
+) -> None:
+    """The pongs pile up while the mint is under way (the simulator answers it late): the
+    subscription's send then finds the connection dropped, and the note says why, not a bare 1006."""
+    notes = Notes()
+    sim.inject(Fault.slow(1.0))
+    async with (
+        DeafPingServer(flood=32 * MAX_UNSENT, then=event(1)) as deaf,
+        AsyncUserDataStream(
+            TEST_API_KEY, sim.url, stream_url=deaf.url, market="margin", api_secret=TEST_API_SECRET
+        ) as uds,
+        uds.events(timing=FAST, on_event=notes),
+    ):
+        failed = await notes.first(StreamEventKind.RECONNECTING)
+    assert "does not read" in (failed.detail or "")

@@ -640,8 +640,11 @@ class AsyncEventStream:
             self._fail(refused.error)  # now that the connection is closed: nothing to reconnect
             return
         except ConnectionClosed as error:
-            detail = _close_detail(error.rcvd, error.sent, error.rcvd_then_sent, self._keys)
-            key_gone = self._says_key_gone(error.rcvd)
+            if isinstance(error.__cause__, _Backoff):  # a send found it dropped (`_Watched.drop`): why
+                detail = str(error.__cause__)
+            else:
+                detail = _close_detail(error.rcvd, error.sent, error.rcvd_then_sent, self._keys)
+                key_gone = self._says_key_gone(error.rcvd)
         except InvalidStatus as error:
             detail, retry_after, key_gone = self._refused_upgrade(host, error)
         except (IPBannedError, RateLimitedError) as error:  # the gate: nothing was sent
