@@ -80,3 +80,11 @@ def test_server_text_in_a_line_cannot_move_the_terminal_or_forge_a_line() -> Non
     assert "\x1b" not in shown
     assert "\n" not in shown
     assert "\r" not in shown
+
+
+@pytest.mark.parametrize("event_time", ["²", "9" * 5000], ids=["superscript-digit", "5000-digits"])
+def test_an_event_time_int_refuses_is_shown_as_sent_not_raised(event_time: str) -> None:
+    """`str.isdigit` takes "²", and int() refuses a number of more than 4,300 digits: the line shows
+    the time as sent instead of raising, which ended `listen` on one malformed event."""
+    shown = line(decode(json.dumps({"e": "NEW_EVENT", "E": event_time})))
+    assert shown.startswith("UnknownEvent event_time=")

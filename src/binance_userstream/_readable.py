@@ -135,6 +135,9 @@ SHOWN: Mapping[type[Any], tuple[Shown, ...]] = {
 """Each event model's row: what its line shows, in order."""
 
 _MISSING = object()
+#: Digits an event time in milliseconds has at most (20 are 300 million years): a longer string
+#: is no time, and int() refuses one of more than 4,300.
+_TIME_DIGITS = 20
 
 
 def line(event: attrs.AttrsInstance) -> str:
@@ -147,7 +150,8 @@ def line(event: attrs.AttrsInstance) -> str:
 
 def _time(value: object) -> str:
     """An event time in ms since the epoch as a UTC time to the millisecond; anything else as sent."""
-    if isinstance(value, str) and value.isdigit():
+    # isascii: str.isdigit also takes digits int() refuses ("²").
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _TIME_DIGITS:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         try:
