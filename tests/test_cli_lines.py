@@ -88,3 +88,11 @@ def test_an_event_time_int_refuses_is_shown_as_sent_not_raised(event_time: str) 
     the time as sent instead of raising, which ended `listen` on one malformed event."""
     shown = line(decode(json.dumps({"e": "NEW_EVENT", "E": event_time})))
     assert shown.startswith("UnknownEvent event_time=")
+
+
+def test_an_event_time_that_is_no_number_is_escaped_and_bounded_like_other_server_text() -> None:
+    shown = line(decode(json.dumps({"e": "NEW_EVENT", "E": "1\x1b[2J\r\nFORGED" + "x" * 5000})))
+    assert "\x1b" not in shown
+    assert "\n" not in shown
+    assert "\r" not in shown
+    assert len(shown) < 400

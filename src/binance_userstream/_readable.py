@@ -149,7 +149,8 @@ def line(event: attrs.AttrsInstance) -> str:
 
 
 def _time(value: object) -> str:
-    """An event time in ms since the epoch as a UTC time to the millisecond; anything else as sent."""
+    """An event time in ms since the epoch as a UTC time to the millisecond; anything else as sent,
+    escaped and bounded as the line's other server text."""
     # isascii: str.isdigit also takes digits int() refuses ("²").
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _TIME_DIGITS:
         value = int(value)
@@ -157,9 +158,9 @@ def _time(value: object) -> str:
         try:
             moment = datetime.fromtimestamp(value / 1000, UTC)
         except (OverflowError, OSError, ValueError):
-            return f"event_time={value}"
+            return f"event_time={_text(value)}"
         return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{value % 1000:03d}"
-    return "" if value is None or isinstance(value, Unset) else f"event_time={value}"
+    return "" if value is None or isinstance(value, Unset) else f"event_time={_text(value)}"
 
 
 def _shown(event: attrs.AttrsInstance, entry: Shown) -> str:
