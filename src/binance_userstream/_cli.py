@@ -926,6 +926,7 @@ _FLAGS = {
     "symbol": "--symbol",
     "stream_url": "--stream-url",
     "base_url": "--base-url",
+    "listen_key": "the listenKey",  # KEY, - or --key-file
 }
 _MARKET = re.compile(r'\bmarket="(\w+)"')
 #: What a message quotes (repr's quotes: a path, a value) stands as it is: `'/keys/api_key.txt'`.
