@@ -2,8 +2,9 @@
 
 Which attributes a line shows is a table (`SHOWN`), a row per event model, rather than code per
 market: an order shows its symbol, side, status, quantity and price; an account update its
-balances and positions. A model without a row (UnknownEvent, a model added to the spec later)
-shows its plain attributes. A credential (a field kept out of the model's repr) is shown redacted.
+balances and positions; an UnknownEvent the event type it carries. A model without a row (one
+added to the spec later) shows its plain attributes. A credential (a field kept out of the model's
+repr) is shown redacted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from binance_userstream_client.models import (
     ServerShutdown,
     StrategyUpdate,
     TradeLite,
+    UnknownEvent,
 )
 from binance_userstream_client.types import Unset
 
@@ -131,6 +133,7 @@ SHOWN: Mapping[type[Any], tuple[Shown, ...]] = {
     ListenKeyExpired: ("listen_key",),
     EventStreamTerminated: (),
     ServerShutdown: (),
+    UnknownEvent: ("type=event_type",),  # its class says nothing of what came: the `e` it carries does
 }
 """Each event model's row: what its line shows, in order."""
 
