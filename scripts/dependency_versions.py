@@ -14,12 +14,12 @@ PACKAGES = ("binance-userstream", "binance-userstream-client")
 
 
 def main() -> None:
-    names: dict[str, str] = {}
+    names: set[str] = set()
     for package in PACKAGES:
         for line in requires(package) or ():
             requirement = Requirement(line)
             if requirement.marker is None or requirement.marker.evaluate():
-                names.setdefault(requirement.name, str(requirement.specifier))
+                names.add(requirement.name)
     shown = []
     for name in sorted(names):
         try:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from attrs import define
 from binance_userstream_client.models import EVENT_TYPES, UnknownEvent
 
 from binance_userstream._decode import decode
@@ -68,9 +69,17 @@ def test_the_listen_key_of_an_expired_key_is_shown_redacted() -> None:
 
 
 def test_an_event_no_row_knows_shows_its_plain_attributes() -> None:
-    unknown = decode(json.dumps({"e": "NEW_EVENT", "E": 1, "x": "y"}))
-    assert isinstance(unknown, UnknownEvent)
-    assert line(unknown).startswith("UnknownEvent 1970-01-01 00:00:00.001")
+    """A model added to the spec after the table was written."""
+
+    @define
+    class NewEvent:
+        event_type: str
+        event_time: int
+        symbol: str
+        nested: list[str]
+
+    shown = line(NewEvent("NEW_EVENT", 1, "BTCUSDT", ["x"]))
+    assert shown == "NewEvent 1970-01-01 00:00:00.001 symbol=BTCUSDT"
 
 
 def test_server_text_in_a_line_cannot_move_the_terminal_or_forge_a_line() -> None:
@@ -80,3 +89,28 @@ def test_server_text_in_a_line_cannot_move_the_terminal_or_forge_a_line() -> Non
     assert "\x1b" not in shown
     assert "\n" not in shown
     assert "\r" not in shown
+
+
+@pytest.mark.parametrize("event_time", ["²", "9" * 5000], ids=["superscript-digit", "5000-digits"])
+def test_an_event_time_int_refuses_is_shown_as_sent_not_raised(event_time: str) -> None:
+    """`str.isdigit` takes "²", and int() refuses a number of more than 4,300 digits: the line shows
+    the time as sent instead of raising, which ended `listen` on one malformed event."""
+    shown = line(decode(json.dumps({"e": "NEW_EVENT", "E": event_time})))
+    assert shown.startswith("UnknownEvent event_time=")
+
+
+def test_an_event_time_that_is_no_number_is_escaped_and_bounded_like_other_server_text() -> None:
+    shown = line(decode(json.dumps({"e": "NEW_EVENT", "E": "1\x1b[2J\r\nFORGED" + "x" * 5000})))
+    assert "\x1b" not in shown
+    assert "\n" not in shown
+    assert "\r" not in shown
+    assert len(shown) < 400
+
+
+def test_an_unknown_event_line_names_the_event_type_it_carries() -> None:
+    """Its class says nothing of what came: a type the spec does not know, or a known one that does
+    not decode (a mistyped field), is told by the `e` it carries."""
+    assert "type=NEW_EVENT" in line(decode(json.dumps({"e": "NEW_EVENT", "E": 1})))
+    mistyped = decode(json.dumps({"e": "ORDER_TRADE_UPDATE", "E": 1, "T": 1, "o": {"s": 5}}))
+    assert isinstance(mistyped, UnknownEvent)
+    assert "type=ORDER_TRADE_UPDATE" in line(mistyped)

@@ -88,3 +88,18 @@ def test_v_logs_the_package_but_leaves_websockets_handshakes_to_vv(live: Simulat
     assert proc.returncode == 0, proc.stderr
     assert "binance_userstream.stream:" in proc.stderr  # the package's own lines are there
     assert "binance_userstream.stream.websockets" not in proc.stderr
+
+
+def test_a_file_named_like_a_python_argument_is_named_as_it_is(tmp_path: Path) -> None:
+    """The messages' `api_key` becomes `--api-key-file`, but not inside the path they quote."""
+    missing = tmp_path / "api_key.txt"
+    proc = cli("listen", "--market", "usdm", "--api-key-file", str(missing), key=None)
+    assert proc.returncode == 2
+    assert repr(str(missing)) in proc.stderr
+
+
+def test_a_malformed_listen_key_is_named_as_the_command_names_it_not_as_a_python_argument() -> None:
+    proc = cli("keepalive", "--market", "usdm", "--base-url", "http://127.0.0.1:9", "not&a&key")
+    assert proc.returncode == 2
+    assert "listen_key" not in proc.stderr
+    assert "the listenKey must be letters and digits" in proc.stderr

@@ -15,12 +15,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
 
-from binance_userstream import UserDataStream
+from binance_userstream import SessionEvent, StreamEvent, StreamEventKind, UserDataStream
 from binance_userstream.simulator import TEST_API_SECRET, Simulator
 from tests.conftest import API_KEY, ROOT
 
@@ -90,9 +90,14 @@ def test_the_curl_line_that_pushes_an_event_delivers_a_typed_event(tmp_path: Pat
     with Simulator() as sim:
         stream_url = sim.url.replace("http://", "ws://")
         uds = UserDataStream(API_KEY, sim.url, market="usdm", stream_url=stream_url)
-        with uds, uds.events() as stream:
-            while sim.stream_connections("usdm") == 0:
-                time.sleep(0.01)
+        connected = threading.Event()
+
+        def on_event(event: SessionEvent | StreamEvent) -> None:
+            if event.kind is StreamEventKind.CONNECTED:
+                connected.set()
+
+        with uds, uds.events(on_event=on_event) as stream:
+            assert connected.wait(timeout=10), "the stream never connected"
             command = line.replace(README_PORT, sim.url.removeprefix("http://"))
             subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True, capture_output=True, timeout=60)
             item = next(stream)

@@ -418,6 +418,24 @@ def test_a_key_in_an_answers_text_is_scrubbed_from_the_error() -> None:
     assert API_KEY not in error_for(response, "POST /x", [API_KEY]).msg
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", "x " * 495 + API_KEY),  # the key across the 1,000-character cut
+        ("text/plain", " " * 3990 + API_KEY),  # across where the body stopped being read
+        ("application/json", json.dumps({"msg": "x " * 495 + API_KEY})),
+    ],
+    ids=["folded-text", "long-text", "json-msg"],
+)
+def test_a_key_an_answers_text_holds_across_the_cut_leaves_no_piece_in_the_error(
+    content_type: str, body: str
+) -> None:
+    """Scrubbing finds a key whole: the text is scrubbed before it is cut, not after."""
+    response = httpx.Response(404, content=body.encode(), headers={"Content-Type": content_type})
+    msg = error_for(response, "POST /x", [API_KEY]).msg
+    assert [API_KEY[i : i + 8] for i in range(len(API_KEY) - 7) if API_KEY[i : i + 8] in msg] == []
+
+
 # -- looking and meddling ---------------------------------------------------------------------------
 
 

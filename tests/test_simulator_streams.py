@@ -308,12 +308,31 @@ def test_the_traffic_control_request_refuses_a_malformed_body(sim: Simulator, bo
     assert sim.deliveries == []
 
 
-@pytest.mark.parametrize("amount", ["abc", "NaN", "-1", "0", "Infinity", "1e999999"])
+@pytest.mark.parametrize("amount", ["abc", "NaN", "-1", "0", "Infinity", "1e999999", "1e-999999"])
 def test_traffic_refuses_an_amount_that_is_no_positive_decimal_with_a_value_error(
     sim: Simulator, amount: str
 ) -> None:
     with pytest.raises(ValueError, match="quantity"):
         sim.traffic("usdm", quantity=amount)
+
+
+@pytest.mark.parametrize("market", ["usdm", "spot"])
+@pytest.mark.parametrize(
+    ("quantity", "price"),
+    [
+        ("1e25", "43000.10"),
+        ("0.010", "1e25"),
+        ("123456789012345678901234567.5", "987654321098765432109876543.25"),
+        ("0." + "1" * 30, "0." + "3" * 30),
+    ],
+    ids=["large-quantity", "large-price", "many-digits", "many-decimals"],
+)
+def test_traffic_sends_every_order_whose_amounts_it_takes(
+    sim: Simulator, market: str, quantity: str, price: str
+) -> None:
+    """What `traffic` does not refuse it sends whole: no InvalidOperation from the decimal
+    module's 28 digits half-way through an order, its ids and balances left moved."""
+    assert len(sim.traffic(market, quantity=quantity, price=price)) >= 3  # placed, then filled
 
 
 # -- time: pings, the 24-hour cut, expiry ---------------------------------------------------------------

@@ -52,16 +52,17 @@ def _code_and_msg(response: httpx.Response, secrets: Iterable[str]) -> tuple[int
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         body = None
     if body is None or not isinstance(body.code, int) or not isinstance(body.msg, str):
-        return None, scrub(_other_text(response), secrets)
+        return None, _other_text(response, secrets)
     return body.code, scrub(body.msg, secrets)
 
 
-def _other_text(response: httpx.Response) -> str:
+def _other_text(response: httpx.Response, secrets: Iterable[str]) -> str:
     """The reason phrase, and the text of an answer that is not Binance's `{code, msg}` when it says
     more: a JSON object's `msg` (the simulator's 404 names what it serves) or a plain-text body,
-    whitespace folded and cut to OTHER_TEXT_LIMIT. Not an HTML page (a proxy's), which says no more
-    than its status."""
-    reason = response.reason_phrase or "error"
+    whitespace folded, scrubbed of secrets and then cut to OTHER_TEXT_LIMIT (scrubbing finds a
+    secret whole: a cut first could leave a piece of one). Not an HTML page (a proxy's), which says
+    no more than its status. The body is at most MAX_BODY_BYTES (the transport's cap)."""
+    reason = scrub(response.reason_phrase or "error", secrets)
     content_type = response.headers.get("Content-Type", "")
     text = ""
     if "json" in content_type:
@@ -72,8 +73,8 @@ def _other_text(response: httpx.Response) -> str:
         if isinstance(value, dict) and isinstance(value.get("msg"), str):
             text = value["msg"]
     elif content_type.startswith("text/plain"):
-        text = response.content[: OTHER_TEXT_LIMIT * 4].decode("utf-8", "replace")
-    text = " ".join(text.split())[:OTHER_TEXT_LIMIT]
+        text = response.content.decode("utf-8", "replace")
+    text = scrub(" ".join(text.split()), secrets)[:OTHER_TEXT_LIMIT]
     return f"{reason}: {text}" if text else reason
 
 

@@ -926,11 +926,14 @@ _FLAGS = {
     "symbol": "--symbol",
     "stream_url": "--stream-url",
     "base_url": "--base-url",
+    "listen_key": "the listenKey",  # KEY, - or --key-file
 }
+_MARKET = re.compile(r'\bmarket="(\w+)"')
+#: What a message quotes (repr's quotes: a path, a value) stands as it is: `'/keys/api_key.txt'`.
+_QUOTED = re.compile(r"""('(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")""")
 _WORDING = (
     (re.compile(r"\bpass (?=(?:api_key|api_secret|private_key|private_key_passphrase)=)"), "use "),
     (re.compile(r" to the client\b"), ""),
-    (re.compile(r'\bmarket="(\w+)"'), r"--market \1"),
     (re.compile(r"\bevents\(\) on\b"), "listen on"),
     (re.compile(r" \(pass PEM bytes, PEM text starting with -----BEGIN, or the path of a PEM file\)"), ""),
     (re.compile(r"\b(" + "|".join(_FLAGS) + r")\b=?"), lambda match: _FLAGS[match[1]]),
@@ -939,10 +942,12 @@ _WORDING = (
 
 def in_flags(message: str) -> str:
     """A library message as the command's user needs it: its flags where it names Python arguments
-    (`pass api_secret=` is `use --api-secret-file`)."""
-    for pattern, replacement in _WORDING:
-        message = pattern.sub(replacement, message)
-    return message
+    (`pass api_secret=` is `use --api-secret-file`), outside what it quotes."""
+    pieces = _QUOTED.split(_MARKET.sub(r"--market \1", message))
+    for index in range(0, len(pieces), 2):  # the quoted pieces are the odd ones
+        for pattern, replacement in _WORDING:
+            pieces[index] = pattern.sub(replacement, pieces[index])
+    return "".join(pieces)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Which attributes a line shows is a table (`SHOWN`), a row per event model, rather than code per
 market: an order shows its symbol, side, status, quantity and price; an account update its
-balances and positions. A model without a row (UnknownEvent, a model added to the spec later)
-shows its plain attributes. A credential (a field kept out of the model's repr) is shown redacted.
+balances and positions; an UnknownEvent the event type it carries. A model without a row (one
+added to the spec later) shows its plain attributes. A credential (a field kept out of the model's
+repr) is shown redacted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from binance_userstream_client.models import (
     ServerShutdown,
     StrategyUpdate,
     TradeLite,
+    UnknownEvent,
 )
 from binance_userstream_client.types import Unset
 
@@ -131,10 +133,14 @@ SHOWN: Mapping[type[Any], tuple[Shown, ...]] = {
     ListenKeyExpired: ("listen_key",),
     EventStreamTerminated: (),
     ServerShutdown: (),
+    UnknownEvent: ("type=event_type",),  # its class says nothing of what came: the `e` it carries does
 }
 """Each event model's row: what its line shows, in order."""
 
 _MISSING = object()
+#: Digits an event time in milliseconds has at most (20 are 300 million years): a longer string
+#: is no time, and int() refuses one of more than 4,300.
+_TIME_DIGITS = 20
 
 
 def line(event: attrs.AttrsInstance) -> str:
@@ -146,16 +152,18 @@ def line(event: attrs.AttrsInstance) -> str:
 
 
 def _time(value: object) -> str:
-    """An event time in ms since the epoch as a UTC time to the millisecond; anything else as sent."""
-    if isinstance(value, str) and value.isdigit():
+    """An event time in ms since the epoch as a UTC time to the millisecond; anything else as sent,
+    escaped and bounded as the line's other server text."""
+    # isascii: str.isdigit also takes digits int() refuses ("²").
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _TIME_DIGITS:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         try:
             moment = datetime.fromtimestamp(value / 1000, UTC)
         except (OverflowError, OSError, ValueError):
-            return f"event_time={value}"
+            return f"event_time={_text(value)}"
         return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{value % 1000:03d}"
-    return "" if value is None or isinstance(value, Unset) else f"event_time={value}"
+    return "" if value is None or isinstance(value, Unset) else f"event_time={_text(value)}"
 
 
 def _shown(event: attrs.AttrsInstance, entry: Shown) -> str:

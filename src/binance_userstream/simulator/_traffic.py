@@ -17,7 +17,7 @@ with the shapes of user-data-stream.md's samples (https://github.com/binance/bin
 from __future__ import annotations
 
 import threading
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation, localcontext
 
 #: The commission rate charged on each fill (a taker's, in USD-M's default tier).
 COMMISSION = Decimal("0.0005")
@@ -53,7 +53,7 @@ class Traffic:
             raise ValueError(f"side must be BUY or SELL, not {side!r}")
         qty, px = _amount("quantity", quantity), _amount("price", price)
         _amount("balance", balance, positive=False)
-        with self._lock:
+        with self._lock, localcontext(_ARITHMETIC):
             self._order_id += 1
             order_id = self._order_id
             start = max(now_ms, self._last_time + 1)
@@ -110,7 +110,7 @@ class Traffic:
         _amount("balance", balance, positive=False)
         base = symbol.removesuffix(asset) if symbol.endswith(asset) and symbol != asset else "BASE"
         step = Decimal("0.00000001")
-        with self._lock:
+        with self._lock, localcontext(_ARITHMETIC):
             self._order_id += 1
             order_id = self._order_id
             start = max(now_ms, self._last_time + 1)
@@ -304,8 +304,13 @@ def _account_event(
     }
 
 
-#: Digits an amount may have before its decimal point: Binance's decimals have at most 20 or so.
+#: Digits an amount may have before its decimal point, and after it: Binance's decimals have at most
+#: 20 or so, and 8.
 _MAX_DIGITS = 30
+#: The arithmetic on an order's amounts: exact for any `_amount` takes (each has at most 2 * _MAX_DIGITS
+#: digits, a product of two to 8 decimals 4 * _MAX_DIGITS + 8), where the default context's 28 digits
+#: made quantize raise InvalidOperation (a quantity of 1e25) half-way through an order.
+_ARITHMETIC = Context(prec=4 * _MAX_DIGITS + 8)
 
 
 def _amount(name: str, text: object, *, positive: bool = True) -> Decimal:
@@ -320,6 +325,7 @@ def _amount(name: str, text: object, *, positive: bool = True) -> Decimal:
         value is None
         or not value.is_finite()
         or value.adjusted() >= _MAX_DIGITS
+        or -int(value.as_tuple().exponent) > _MAX_DIGITS  # finite: its exponent is an int
         or value < 0
         or (positive and value == 0)
     ):
