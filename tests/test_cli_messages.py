@@ -8,7 +8,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, Encoding, PrivateFormat
 
-from binance_userstream import SignatureError
+from binance_userstream import BinanceAPIError, SignatureError
+from binance_userstream._cli import error_message
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
 from tests.test_cli import cli, live
 
@@ -103,3 +104,15 @@ def test_a_malformed_listen_key_is_named_as_the_command_names_it_not_as_a_python
     assert proc.returncode == 2
     assert "listen_key" not in proc.stderr
     assert "the listenKey must be letters and digits" in proc.stderr
+
+
+def test_binances_own_words_are_printed_as_binance_wrote_them() -> None:
+    """-1121's msg names a symbol, not the --symbol flag: only the library's words are rewritten."""
+    error = BinanceAPIError(400, -1121, "Invalid symbol.", operation="POST /sapi/v1/userListenToken")
+    assert error_message(error) == "POST /sapi/v1/userListenToken: HTTP 400, code -1121: Invalid symbol."
+
+
+def test_the_advice_after_binances_words_still_names_the_flags() -> None:
+    message = error_message(SignatureError(400, -1022, "Signature for this request is not valid."))
+    assert "--api-secret-file" in message
+    assert "api_secret=" not in message

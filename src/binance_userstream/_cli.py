@@ -35,7 +35,7 @@ from binance_userstream._keyfile import check_destination, write_secret
 from binance_userstream._markets import DEFAULT_MARKET, MARKETS
 from binance_userstream._policy import RetryPolicy
 from binance_userstream._readable import line as readable_line
-from binance_userstream._secrets import API_KEY_ENV, read_secret, redact
+from binance_userstream._secrets import API_KEY_ENV, printable, read_secret, redact
 from binance_userstream._session import (
     KEEPALIVE_INTERVAL,
     MAX_INTERVAL,
@@ -50,6 +50,7 @@ from binance_userstream._stream_core import Item as StreamItem
 from binance_userstream._stream_core import StreamEvent, StreamEventKind
 from binance_userstream.errors import (
     AuthenticationError,
+    BinanceAPIError,
     EndpointRetiredError,
     IPBannedError,
     ListenKeyNotFoundError,
@@ -910,7 +911,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
     except (UserStreamError, ValueError, TypeError, OSError) as error:
-        code, message = _exit_code(error), in_flags(str(error))
+        code, message = _exit_code(error), error_message(error)
         print(f"binance-userstream: error: {message}", file=sys.stderr)
         if _Parser.json_errors:
             _print_json_error(type(error).__name__, message, code)
@@ -938,6 +939,17 @@ _WORDING = (
     (re.compile(r" \(pass PEM bytes, PEM text starting with -----BEGIN, or the path of a PEM file\)"), ""),
     (re.compile(r"\b(" + "|".join(_FLAGS) + r")\b=?"), lambda match: _FLAGS[match[1]]),
 )
+
+
+def error_message(error: BaseException) -> str:
+    """What the command prints of `error`: the library's words in flags (`in_flags`), Binance's own
+    `msg` as Binance wrote it ("Invalid symbol." stays, never "Invalid --symbol.")."""
+    text = str(error)
+    if isinstance(error, BinanceAPIError):
+        head, said, tail = text.partition(printable(error.msg))
+        if said:
+            return in_flags(head) + said + in_flags(tail)
+    return in_flags(text)
 
 
 def in_flags(message: str) -> str:
