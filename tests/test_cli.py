@@ -255,6 +255,14 @@ def mint_isolated(url: str, symbol: str) -> httpx.Response:
     )
 
 
+def test_the_simulator_command_takes_isolated_pairs_or_any_pair_not_both() -> None:
+    proc = cli(
+        "simulator", "--port", "0", "--isolated-symbols", "BTCUSDT", "--any-isolated-symbol", timeout=10
+    )
+    assert proc.returncode == 2
+    assert "not allowed with argument" in proc.stderr
+
+
 def test_the_simulator_command_refuses_an_unknown_fault() -> None:
     proc = cli("simulator", "--port", "0", "--fault", "teapot")
     assert proc.returncode == 2

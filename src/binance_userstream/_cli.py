@@ -403,7 +403,8 @@ def _parser() -> argparse.ArgumentParser:
         help="spot's listenKeys answer 410 (HTML), as on Binance since 2026-02-20 (default); "
         "--no-retired serves their old lifecycle, for programs written before",
     )
-    sim.add_argument(
+    isolated = sim.add_mutually_exclusive_group()
+    isolated.add_argument(
         "--isolated-symbols",
         type=_pairs,
         metavar="PAIRS",
@@ -418,7 +419,7 @@ def _parser() -> argparse.ArgumentParser:
         help="serve WebSocket upgrades from web pages of this origin (https://app.example; '*': any), "
         "besides this machine's",
     )
-    sim.add_argument(
+    isolated.add_argument(
         "--any-isolated-symbol",
         action="store_true",
         help="mint a listenToken for any isolated margin pair (Binance refuses pairs without an account)",
