@@ -518,6 +518,23 @@ def test_renew_of_a_key_that_lives_returns_it_and_announces_nothing(
     assert EventKind.REPLACED not in [e.kind for e in rec.events]
 
 
+def test_renew_after_the_session_stopped_is_refused_and_the_session_stays_stopped(
+    sim: Simulator, gate: BackoffGate
+) -> None:
+    """A stream's renewal can come late, from its own thread: nothing may follow STOPPED."""
+    rec = Recorder()
+    uds = UserDataStream(API_KEY, sim.url, retry=FAST_RETRY, gate=gate, market="usdm")
+    with uds:
+        with uds.session(on_event=rec, interval=3000.0) as session:
+            pass
+        requests = sim.request_count
+        with pytest.raises(UserStreamError, match="the session has ended"):
+            session.renew()
+        assert sim.request_count == requests  # nothing sent
+    assert session.state is SessionState.STOPPED
+    assert rec.events[-1].kind is EventKind.STOPPED
+
+
 @pytest.mark.anyio
 async def test_the_async_session_renews_a_key_closed_elsewhere_at_once(
     sim: Simulator, gate: BackoffGate

@@ -247,6 +247,11 @@ class _Keeper:
         self.emit(EventKind.KEEPALIVE_FAILED, error=error, retry_in=wait)
         return wait
 
+    def check_running(self) -> None:
+        """Refuse to act for a session that has stopped: its key is no longer kept alive."""
+        if self.state is SessionState.STOPPED:
+            raise UserStreamError("the session has ended: its key is no longer kept alive")
+
     def stopped(self) -> None:
         if self.state is not SessionState.FAILED:
             self.state = SessionState.STOPPED
@@ -392,6 +397,7 @@ class KeepaliveSession(_SessionView["UserDataStream"]):
         key in use while it lives, else a new one: for a stream whose connection was refused for
         its key, which cannot wait for the next keepalive. Errors are raised, not retried."""
         with self._busy:
+            self._keeper.check_running()
             key = self._uds.create()
             self._keeper.renewed(key)
         return key
@@ -427,17 +433,20 @@ class KeepaliveSession(_SessionView["UserDataStream"]):
         if self._thread is not None:
             self._thread.join()
         keeper = self._keeper
-        try:
-            if keeper.close_on_exit and keeper.listen_key and not keeper.needs_new_key:
-                try:
-                    self._uds.close(keeper.listen_key)
-                    keeper.emit(EventKind.CLOSED)
-                except UserStreamError as error:
-                    keeper.last_error = error
-                    log.warning("session: closing the key failed: %s", error)
-        finally:
-            keeper.stopped()
-            self._done.set()
+        # After a renew() in flight in another thread (a stream's), so that nothing it does
+        # comes after the session stopped, nor leaves its key open when close_on_exit.
+        with self._busy:
+            try:
+                if keeper.close_on_exit and keeper.listen_key and not keeper.needs_new_key:
+                    try:
+                        self._uds.close(keeper.listen_key)
+                        keeper.emit(EventKind.CLOSED)
+                    except UserStreamError as error:
+                        keeper.last_error = error
+                        log.warning("session: closing the key failed: %s", error)
+            finally:
+                keeper.stopped()
+                self._done.set()
 
 
 class AsyncKeepaliveSession(_SessionView["AsyncUserDataStream"]):
@@ -473,6 +482,7 @@ class AsyncKeepaliveSession(_SessionView["AsyncUserDataStream"]):
         """Get the account's key now and keep it alive from then on; the key (see
         KeepaliveSession.renew)."""
         async with self._busy:
+            self._keeper.check_running()
             key = await self._uds.create()
             self._keeper.renewed(key)
             await self._keeper.drain()
