@@ -47,29 +47,29 @@ def _code_and_msg(response: httpx.Response, secrets: Iterable[str]) -> tuple[int
     escaping and bounding it for printing is the exception's `__str__`'s job.
     """
     try:
-        value = json.loads(response.content)
-        body = BinanceError.from_dict(value)
+        value: object = json.loads(response.content)
+    except (ValueError, RecursionError):
+        value = None
+    try:
+        body = BinanceError.from_dict(value)  # type: ignore[arg-type]
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         body = None
     if body is None or not isinstance(body.code, int) or not isinstance(body.msg, str):
-        return None, _other_text(response, secrets)
+        return None, _other_text(response, value, secrets)
     return body.code, scrub(body.msg, secrets)
 
 
-def _other_text(response: httpx.Response, secrets: Iterable[str]) -> str:
+def _other_text(response: httpx.Response, value: object, secrets: Iterable[str]) -> str:
     """The reason phrase, and the text of an answer that is not Binance's `{code, msg}` when it says
     more: a JSON object's `msg` (the simulator's 404 names what it serves) or a plain-text body,
     whitespace folded, scrubbed of secrets and then cut to OTHER_TEXT_LIMIT (scrubbing finds a
     secret whole: a cut first could leave a piece of one). Not an HTML page (a proxy's), which says
-    no more than its status. The body is at most MAX_BODY_BYTES (the transport's cap)."""
+    no more than its status. `value`: the body as JSON, None where it is none. The body is at most
+    MAX_BODY_BYTES (the transport's cap)."""
     reason = scrub(response.reason_phrase or "error", secrets)
     content_type = response.headers.get("Content-Type", "")
     text = ""
     if "json" in content_type:
-        try:
-            value = json.loads(response.content)
-        except (ValueError, RecursionError):
-            value = None
         if isinstance(value, dict) and isinstance(value.get("msg"), str):
             text = value["msg"]
     elif content_type.startswith("text/plain"):
