@@ -26,9 +26,10 @@ from typing import Literal
 
 from attrs import define, evolve, frozen
 
-from binance_userstream._clock import Clock, SystemClock
+from binance_userstream._clock import Clock, SystemClock, wall_time
+from binance_userstream.simulator import _metadata
 from binance_userstream.simulator._markets import MARKETS, METHODS, SPOT, Market
-from binance_userstream.simulator._signing import Credential, Keys, Refusal
+from binance_userstream.simulator._signing import UNKNOWN_KEY, Credential, Keys, Refusal
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS, ListenTokens
 from binance_userstream.simulator._tokens import PATH as LISTEN_TOKEN_PATH
 
@@ -299,6 +300,9 @@ class Exchange:
                 lambda: self.keys.get(api_key or ""),
             )
             return Answer(status, body, headers=headers)
+        route = _metadata.ROUTES.get(path)
+        if route is not None:
+            return self._serve_metadata(method, path, route, api_key, ip, raw_query, raw_body)
         market = self.markets.get(path)
         if market is None:
             return self._not_served(method, path)
@@ -324,6 +328,51 @@ class Exchange:
         finally:
             self._tell()
 
+    def _serve_metadata(
+        self,
+        method: str,
+        path: str,
+        route: _metadata.Route,
+        api_key: str | None,
+        ip: str,
+        raw_query: str,
+        raw_body: str,
+    ) -> Answer:
+        """A metadata route (ping, time, exchangeInfo, ...): GET only, its weight counted on its
+        market's host, its API key or signature checked when Binance checks them."""
+        if method != "GET":
+            return error(405, -1000, f"Method {method} is not allowed on {path}.", (("Allow", "GET"),))
+        market = next((m for m in self.markets.values() if m.name == route.market), None)
+        if market is None:  # an Exchange made without the route's market serves none of its routes
+            return self._not_served(method, path)
+        with self._lock:
+            now = self.clock.now()
+            weight = self._weights.setdefault((market.host, ip), _Weight())
+            limited = self._charge(market, weight, now, route.weight)
+            used = weight.used
+        if limited is not None:
+            return limited
+        answer = self._refuse_metadata(route, api_key, raw_query, raw_body)
+        if answer is None:
+            answer = Answer(200, _metadata.body(route, int(wall_time(self.clock) * 1000)))
+        return evolve(answer, headers=((_metadata.weight_header(path), str(used)),))
+
+    def _refuse_metadata(
+        self, route: _metadata.Route, api_key: str | None, raw_query: str, raw_body: str
+    ) -> Answer | None:
+        if route.security == "NONE":
+            return None
+        account = self._account(api_key)
+        if isinstance(account, Answer) or route.security == "API_KEY":
+            return account if isinstance(account, Answer) else None
+        credential = self.keys.get(api_key or "")
+        refusal = (
+            UNKNOWN_KEY
+            if credential is None
+            else _metadata.refuse_signature(raw_query, raw_body, credential, wall_time(self.clock) * 1000)
+        )
+        return None if refusal is None else error(refusal.status, refusal.code, refusal.msg)
+
     def _not_served(self, method: str, path: str) -> Answer:
         """A 404 that cannot be taken for Binance's: it names the simulator and what it does serve."""
         served = sorted(self.served_paths(), key=lambda op: (op[1], METHODS.index(op[0])))
@@ -331,8 +380,10 @@ class Exchange:
         body = {
             "simulator": "binance-userstream",
             "msg": f"The binance-userstream simulator does not serve {method} {path}; it serves "
-            f"{', '.join(METHODS)} on {', '.join(lifecycles)}, and POST {LISTEN_TOKEN_PATH}.",
+            f"{', '.join(METHODS)} on {', '.join(lifecycles)}, and POST {LISTEN_TOKEN_PATH}, "
+            "and GET on the metadata routes clients read before they stream ('metadata').",
             "served": [f"{m} {p}" for m, p in served],
+            "metadata": sorted(_metadata.ROUTES),
             "retired": sorted(self.retired_paths()),
         }
         return Answer(404, json.dumps(body).encode())
@@ -340,16 +391,18 @@ class Exchange:
     def _limit(self, market: Market) -> int:
         return market.weight_limit if self.weight_limit is None else self.weight_limit
 
-    def _charge(self, market: Market, weight: _Weight, now: float) -> Answer | None:
-        """Count the request's weight against its IP on the market's host, or answer 429/418."""
+    def _charge(self, market: Market, weight: _Weight, now: float, cost: int | None = None) -> Answer | None:
+        """Count the request's weight (`cost`, or the market's listenKey weight) against its IP on the
+        market's host, or answer 429/418."""
         if weight.banned_until > now:
             return self._banned(weight, now)
         minute = math.floor(now / 60)
         if minute != weight.minute:
             weight.minute, weight.used, weight.violations = minute, 0, 0
         limit = self._limit(market)
-        if weight.used + market.weight <= limit:
-            weight.used += market.weight
+        cost = market.weight if cost is None else cost
+        if weight.used + cost <= limit:
+            weight.used += cost
             return None
         weight.violations += 1
         if weight.violations > self.violations_before_ban:
