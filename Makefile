@@ -66,6 +66,7 @@ bench: peers
 peers: $(BENCH)/.installed
 	$(BENCH)/bin/python -m pip install --quiet --no-deps --force-reinstall ./$(GEN) .
 	$(BENCH)/bin/python scripts/check_python_binance.py
+	$(BENCH)/bin/python scripts/check_ccxt.py
 
 clean:
 	rm -rf $(VENV) $(BENCH) $(LATEST) .pytest_cache .mypy_cache .ruff_cache
