@@ -61,8 +61,8 @@ $(BENCH)/.installed: requirements/bench.txt pyproject.toml $(GEN)/pyproject.toml
 bench: peers
 	$(BENCH)/bin/python scripts/bench.py $(BENCH_ARGS)
 
-# Clients nobody here wrote, against the simulator, unchanged: python-binance 1.0.37's spot, margin
-# and isolated-margin user sockets (they subscribe on the WebSocket API).
+# Clients nobody here wrote, against the simulator, unchanged but for their URLs: python-binance
+# 1.0.37 (AsyncClient.create() and every user socket), ccxt 4.5.90's three Binance exchanges.
 peers: $(BENCH)/.installed
 	$(BENCH)/bin/python -m pip install --quiet --no-deps --force-reinstall ./$(GEN) .
 	$(BENCH)/bin/python scripts/check_python_binance.py

@@ -1,49 +1,110 @@
-"""python-binance 1.0.37 against the simulator's WebSocket API, unchanged but for its URLs.
+"""python-binance 1.0.37 against the simulator, unchanged but for its URLs: `AsyncClient.create()` and
+every user socket it has, each receiving pushed events.
 
-Its spot `user_socket()` subscribes with `userDataStream.subscribe.signature` on the WebSocket API,
-its `margin_socket()` and `isolated_margin_socket(symbol)` mint a listenToken with
-`POST /sapi/v1/userListenToken` and subscribe with `userDataStream.subscribe.listenToken`. Only the
-class attributes for the URLs point at the simulator; the key pair is the test account's documented
-one. Not part of `make test` (python-binance lives in the bench's venv): run it with
+- `AsyncClient.create()` pings (`GET /api/v3/ping`) and reads the server time (`GET /api/v3/time`).
+- `user_socket()` (spot) subscribes with `userDataStream.subscribe.signature` on the WebSocket API;
+  `margin_socket()` and `isolated_margin_socket(symbol)` mint a listenToken with
+  `POST /sapi/v1/userListenToken` and subscribe with `userDataStream.subscribe.listenToken`.
+- `futures_user_socket()` (USD-M; `futures_socket()` is the same socket) mints a listenKey with
+  `POST /fapi/v1/listenKey` and connects to `<FSTREAM_URL>private/ws?listenKey=<key>`, with no
+  `events=` list: unicorn's maintainers report (their PR #446, 2026-05-21, tested on production)
+  that production delivers nothing to such a socket. That is python-binance's to fix; this check
+  runs the simulator with its lenient switch, `strict_events=False`, which delivers every event
+  to a socket without a list, so that the rest of the socket is checked.
+- `coin_futures_user_socket()` (COIN-M; `coin_futures_socket()` is the same) mints one with
+  `POST /dapi/v1/listenKey` and connects to `<DSTREAM_URL>ws/<key>`.
+- `portfolio_margin_socket()` mints one with `POST /papi/v1/listenKey` and connects to
+  `<FSTREAM_URL>pm/ws/<key>`.
+- Options: python-binance 1.0.37 has no Options user socket (no `/eapi/v1/listenKey` call), so there is
+  none to check.
+
+Only the class attributes for the URLs point at the simulator; the key pair is the test account's
+documented one. Not part of `make test` (python-binance lives in the bench's venv): run it with
 
     make .venv-bench/.installed && .venv-bench/bin/python scripts/check_python_binance.py
 """
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from binance import AsyncClient, BinanceSocketManager
 
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
 
+#: Real seconds a socket may take to connect, or an event to arrive.
+WAIT = 5.0
 
-async def main(sim: Simulator) -> None:
-    AsyncClient.WS_API_URL = sim.ws_api_url
+
+def point_at(sim: Simulator) -> None:
+    """Every REST and stream URL python-binance's user sockets use, on the simulator."""
+    AsyncClient.API_URL = sim.url + "/api"
     AsyncClient.MARGIN_API_URL = sim.url + "/sapi"
-    client = AsyncClient(TEST_API_KEY, TEST_API_SECRET)  # create() would GET /api/v3/ping and /time
+    AsyncClient.FUTURES_URL = sim.url + "/fapi"
+    AsyncClient.FUTURES_COIN_URL = sim.url + "/dapi"
+    AsyncClient.PAPI_URL = sim.url + "/papi"
+    AsyncClient.WS_API_URL = sim.ws_api_url
+    streams = sim.url.replace("http://", "ws://") + "/"
+    BinanceSocketManager.FSTREAM_URL = streams
+    BinanceSocketManager.DSTREAM_URL = streams
+
+
+async def connected(count: Callable[[], int]) -> None:
+    """Wait until the simulator counts the socket's connection (`count()` positive)."""
+    async with asyncio.timeout(WAIT):
+        while count() == 0:
+            await asyncio.sleep(0.02)
+
+
+async def receive(socket: Any, count: int) -> list[dict[str, Any]]:
+    return [await asyncio.wait_for(socket.recv(), WAIT) for _ in range(count)]
+
+
+async def main(sim: Simulator) -> dict[str, list[dict[str, Any]]]:
+    client = await AsyncClient.create(TEST_API_KEY, TEST_API_SECRET)
+    got: dict[str, list[dict[str, Any]]] = {}
     try:
         manager = BinanceSocketManager(client)
         async with manager.user_socket() as spot:
-            sent = sim.traffic("spot", TEST_API_KEY)
-            spot_events = [await asyncio.wait_for(spot.recv(), 5) for _ in sent]
+            got["spot"] = await receive(spot, len(sim.traffic("spot", TEST_API_KEY)))
         async with manager.margin_socket() as margin:
             sim.push("margin", {"e": "balanceUpdate", "E": 1, "a": "BTC", "d": "1.00000000", "T": 1})
-            margin_event = await asyncio.wait_for(margin.recv(), 5)
+            got["margin"] = await receive(margin, 1)
         async with manager.isolated_margin_socket("ETHBTC") as isolated:
             event = {"e": "balanceUpdate", "E": 2, "a": "ETH", "d": "2.00000000", "T": 2}
             sim.push("margin", event, symbol="ETHBTC")
-            isolated_event = await asyncio.wait_for(isolated.recv(), 5)
+            got["isolated margin"] = await receive(isolated, 1)
+        async with manager.futures_user_socket() as usdm:
+            await connected(lambda: sim.stream_connections("usdm"))
+            got["usdm"] = await receive(usdm, len(sim.traffic("usdm")))
+        async with manager.coin_futures_user_socket() as coinm:
+            await connected(lambda: sim.stream_connections("coinm"))
+            order = {"symbol": "BTCUSD_PERP", "asset": "BTC", "quantity": "2", "balance": "100.00000000"}
+            got["coinm"] = await receive(coinm, len(sim.traffic("coinm", **order)))
+        async with manager.portfolio_margin_socket() as portfolio:
+            await connected(lambda: sim.stream_connections("portfolio"))
+            got["portfolio"] = await receive(portfolio, len(sim.traffic("portfolio")))
     finally:
         await client.close_connection()
-    print("spot:", [(e["e"], e.get("X")) for e in spot_events])
-    print("margin:", margin_event)
-    print("isolated:", isolated_event)
-    assert [e["e"] for e in spot_events] == ["executionReport", "outboundAccountPosition"] * 3
-    assert spot_events[-2]["X"] == "FILLED"
-    assert margin_event["a"] == "BTC"
-    assert isolated_event["a"] == "ETH"
+    return got
+
+
+def check(got: dict[str, list[dict[str, Any]]]) -> None:
+    for socket, events in got.items():
+        print(f"{socket}:", [(e["e"], e.get("X") or e.get("o", {}).get("X")) for e in events])
+    assert [e["e"] for e in got["spot"]] == ["executionReport", "outboundAccountPosition"] * 3
+    assert got["spot"][-2]["X"] == "FILLED"
+    assert got["margin"][0]["a"] == "BTC"
+    assert got["isolated margin"][0]["a"] == "ETH"
+    for socket, symbol in (("usdm", "BTCUSDT"), ("coinm", "BTCUSD_PERP"), ("portfolio", "BTCUSDT")):
+        updates = [e for e in got[socket] if e["e"] == "ORDER_TRADE_UPDATE"]
+        assert [u["o"]["X"] for u in updates] == ["NEW", "PARTIALLY_FILLED", "FILLED"], socket
+        assert updates[0]["o"]["s"] == symbol, socket
+        assert any(e["e"] == "ACCOUNT_UPDATE" for e in got[socket]), socket
 
 
 if __name__ == "__main__":
-    with Simulator() as sim:
-        asyncio.run(main(sim))
-    print("python-binance 1.0.37: OK")
+    with Simulator(strict_events=False) as sim:  # python-binance's USD-M socket sends no events= (above)
+        point_at(sim)
+        check(asyncio.run(main(sim)))
+    print("python-binance 1.0.37 (AsyncClient.create() and every user socket): OK")
