@@ -59,7 +59,8 @@ def test_time_answers_the_simulators_clock_in_milliseconds(
 
 
 def test_metadata_weight_counts_on_its_markets_host(http: httpx.Client) -> None:
-    """Spot's exchangeInfo weighs 20, counted with spot's ping on api.binance.com; USD-M's host counts apart."""
+    """Spot's exchangeInfo weighs 20, counted with spot's ping on api.binance.com; USD-M's host
+    counts apart."""
     assert http.get("/api/v3/exchangeInfo").headers["X-MBX-USED-WEIGHT-1M"] == "20"
     assert http.get("/api/v3/ping").headers["X-MBX-USED-WEIGHT-1M"] == "21"
     assert http.get("/fapi/v1/ping").headers["X-MBX-USED-WEIGHT-1M"] == "1"
