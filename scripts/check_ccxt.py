@@ -112,4 +112,5 @@ async def main(sim: Simulator) -> None:
 if __name__ == "__main__":
     with Simulator() as sim:
         asyncio.run(main(sim))
+        print("requested:", ", ".join(sorted({f"{method} {path}" for method, path in sim.requests})))
     print("ccxt 4.5.90 (binance, binanceusdm, binancecoinm): OK")

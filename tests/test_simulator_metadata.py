@@ -24,6 +24,13 @@ from binance_userstream.simulator import ISOLATED_SYMBOLS, TEST_API_KEY, TEST_AP
 PINGS = ["/api/v3/ping", "/fapi/v1/ping", "/dapi/v1/ping", "/papi/v1/ping", "/eapi/v1/ping"]
 TIMES = ["/api/v3/time", "/fapi/v1/time", "/dapi/v1/time", "/eapi/v1/time"]
 COINS = "/sapi/v1/capital/config/getall"
+SIGNED = [
+    COINS,
+    "/fapi/v1/leverageBracket",
+    "/fapi/v3/positionRisk",
+    "/dapi/v2/leverageBracket",
+    "/dapi/v1/positionRisk",
+]
 
 
 @pytest.fixture
@@ -35,6 +42,11 @@ def http(sim: Simulator) -> Iterator[httpx.Client]:
 def signed(query: str) -> str:
     signature = hmac.new(TEST_API_SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
     return f"{query}&signature={signature}"
+
+
+def get_signed(http: httpx.Client, path: str, clock: VirtualClock) -> httpx.Response:
+    query = signed(f"timestamp={int(wall_time(clock) * 1000)}")
+    return http.get(f"{path}?{query}", headers={"X-MBX-APIKEY": TEST_API_KEY})
 
 
 def symbols(http: httpx.Client, path: str) -> dict[str, dict[str, object]]:
@@ -102,8 +114,7 @@ def test_coinm_exchange_info_lists_coin_margined_perpetuals_by_contract_status(h
 
 
 def test_the_coins_are_listed_to_a_signed_request(http: httpx.Client, vclock: VirtualClock) -> None:
-    query = signed(f"timestamp={int(wall_time(vclock) * 1000)}")
-    response = http.get(f"{COINS}?{query}", headers={"X-MBX-APIKEY": TEST_API_KEY})
+    response = get_signed(http, COINS, vclock)
     assert response.status_code == 200, response.text
     coins = {row["coin"]: row for row in response.json()}
     assert {"BTC", "ETH", "BNB", "USDT"} <= set(coins)
@@ -111,9 +122,12 @@ def test_the_coins_are_listed_to_a_signed_request(http: httpx.Client, vclock: Vi
     assert response.headers["X-SAPI-USED-IP-WEIGHT-1M"] == "10"
 
 
-def test_the_coins_are_refused_to_an_unsigned_request(http: httpx.Client, vclock: VirtualClock) -> None:
+@pytest.mark.parametrize("path", SIGNED)
+def test_a_user_data_route_refuses_an_unsigned_request(
+    http: httpx.Client, vclock: VirtualClock, path: str
+) -> None:
     query = f"timestamp={int(wall_time(vclock) * 1000)}"
-    response = http.get(f"{COINS}?{query}", headers={"X-MBX-APIKEY": TEST_API_KEY})
+    response = http.get(f"{path}?{query}", headers={"X-MBX-APIKEY": TEST_API_KEY})
     assert response.status_code == 400
     assert response.json()["code"] == -1102
 
@@ -122,6 +136,35 @@ def test_the_coins_are_refused_to_a_wrong_signature(http: httpx.Client, vclock: 
     query = f"timestamp={int(wall_time(vclock) * 1000)}&signature={'0' * 64}"
     response = http.get(f"{COINS}?{query}", headers={"X-MBX-APIKEY": TEST_API_KEY})
     assert (response.status_code, response.json()["code"]) == (400, -1022)
+
+
+@pytest.mark.parametrize(
+    ("path", "symbol", "cap"),
+    [
+        ("/fapi/v1/leverageBracket", "BTCUSDT", "notionalCap"),
+        ("/dapi/v2/leverageBracket", "BTCUSD_PERP", "qtyCap"),
+    ],
+)
+def test_leverage_brackets_list_every_perpetual(
+    http: httpx.Client, vclock: VirtualClock, path: str, symbol: str, cap: str
+) -> None:
+    """USD-M's brackets are in notional, COIN-M's in contracts (what ccxt's positions snapshot reads)."""
+    response = get_signed(http, path, vclock)
+    assert response.status_code == 200, response.text
+    brackets = {row["symbol"]: row["brackets"] for row in response.json()}
+    assert set(brackets) == set(
+        symbols(http, path.replace("leverageBracket", "exchangeInfo").replace("v2", "v1"))
+    )
+    assert cap in brackets[symbol][0]
+    assert brackets[symbol][0]["maintMarginRatio"] > 0
+
+
+@pytest.mark.parametrize("path", ["/fapi/v3/positionRisk", "/dapi/v1/positionRisk"])
+def test_the_simulators_accounts_hold_no_positions(
+    http: httpx.Client, vclock: VirtualClock, path: str
+) -> None:
+    response = get_signed(http, path, vclock)
+    assert (response.status_code, response.json()) == (200, [])
 
 
 def test_margin_pairs_need_an_api_key(http: httpx.Client) -> None:

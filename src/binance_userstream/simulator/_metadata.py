@@ -1,9 +1,12 @@
-"""The public routes clients call before they stream: ping, server time, exchange information, and
-the few account listings ccxt loads with its markets. Each answers what Binance documents, no more.
+"""The routes clients call before they stream: ping, server time, exchange information, and the few
+account listings ccxt loads with its markets and its first watch. Each answers what Binance
+documents, no more.
 
 python-binance's `AsyncClient.create()` pings and reads the server time; ccxt's `load_markets()`
-reads every exchangeInfo its exchange trades on and, with API keys, the coins and margin pairs. A
-simulator that served none of them stopped those clients at their first request. The answers are
+reads every exchangeInfo its exchange trades on and, with API keys, the coins and margin pairs, and
+its first `watchOrders()`/`watchBalance()` on USD-M or COIN-M takes a positions snapshot (the
+leverage brackets, then the positions). A simulator that served none of them stopped those clients
+at their first request. The answers are
 minimal: the documented shapes, holding the pairs the simulator trades (`Traffic`'s BTCUSDT, the
 isolated margin pairs of `ISOLATED_SYMBOLS`, and their USD-M and COIN-M perpetuals). Server times
 are the simulator's clock. Sources (each page's weight and sample answer):
@@ -23,7 +26,15 @@ are the simulator's clock. Sources (each page's weight and sample answer):
   (`GET /sapi/v1/capital/config/getall`, USER_DATA: signed, weight(IP) 10);
 - margin: https://developers.binance.com/docs/margin_trading/market-data/Get-All-Cross-Margin-Pairs
   (`GET /sapi/v1/margin/allPairs`, API key, weight(IP) 1) and .../Get-All-Isolated-Margin-Symbol
-  (`GET /sapi/v1/margin/isolated/allPairs`, API key, weight(IP) 10).
+  (`GET /sapi/v1/margin/isolated/allPairs`, API key, weight(IP) 10);
+- positions: USD-M's account/rest-api/Notional-and-Leverage-Brackets (`GET /fapi/v1/leverageBracket`,
+  USER_DATA, weight 1) and trade/rest-api/Position-Information-V3 (`GET /fapi/v3/positionRisk`,
+  weight 5: only the symbols with a position or an open order), COIN-M's
+  account/Notional-Bracket-for-Symbol (`GET /dapi/v2/leverageBracket`, weight 1; brackets in
+  contracts, `qtyCap`/`qtyFloor`, which the page's sample misspells `qtylFloor`) and
+  trade/Position-Information (`GET /dapi/v1/positionRisk`, weight 1). The simulator's accounts hold
+  no position a snapshot could show (its traffic's positions exist only in the events), so both
+  position lists are empty.
 """
 
 from __future__ import annotations
@@ -303,6 +314,34 @@ def _isolated_margin_pairs(server_ms: int) -> JSON:
     ]
 
 
+def _usdm_brackets(server_ms: int) -> JSON:
+    bracket = {"bracket": 1, "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0}
+    return [
+        {
+            "symbol": f"{base}USDT",
+            "notionalCoef": 1.0,
+            "brackets": [{**bracket, "maintMarginRatio": 0.004, "cum": 0.0}],
+        }
+        for base in USDM_BASES
+    ]
+
+
+def _coinm_brackets(server_ms: int) -> JSON:
+    bracket = {"bracket": 1, "initialLeverage": 125, "qtyCap": 50, "qtyFloor": 0}
+    return [
+        {
+            "symbol": f"{base}USD_PERP",
+            "notionalCoef": 1.0,
+            "brackets": [{**bracket, "maintMarginRatio": 0.004, "cum": 0.0}],
+        }
+        for base in COINM_BASES
+    ]
+
+
+def _no_positions(server_ms: int) -> JSON:
+    return []
+
+
 def _empty(server_ms: int) -> JSON:
     return {}
 
@@ -328,6 +367,10 @@ ROUTES: Mapping[str, Route] = {
     "/sapi/v1/capital/config/getall": Route("spot", 10, "SIGNED", _coins),
     "/sapi/v1/margin/allPairs": Route("spot", 1, "API_KEY", _cross_margin_pairs),
     "/sapi/v1/margin/isolated/allPairs": Route("spot", 10, "API_KEY", _isolated_margin_pairs),
+    "/fapi/v1/leverageBracket": Route("usdm", 1, "SIGNED", _usdm_brackets),
+    "/fapi/v3/positionRisk": Route("usdm", 5, "SIGNED", _no_positions),
+    "/dapi/v2/leverageBracket": Route("coinm", 1, "SIGNED", _coinm_brackets),
+    "/dapi/v1/positionRisk": Route("coinm", 1, "SIGNED", _no_positions),
 }
 
 
