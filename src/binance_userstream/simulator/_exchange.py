@@ -10,6 +10,10 @@ REST listenKeys, its margin listenTokens (`POST /sapi/v1/userListenToken`, see `
 WebSocket API subscriptions (see `_wsapi`). Signed requests need the key's credential (`keys`, see
 `_signing`): the test account's (`TEST_API_KEY`, its HMAC secret `TEST_API_SECRET`) is known from
 the start, `register_key` adds more.
+
+Besides the user-data routes, the metadata routes other clients read before they stream (ping,
+server time, exchangeInfo, ...; see `_metadata`) are answered here, their weight counted as any
+other request's on their market's host.
 """
 
 from __future__ import annotations
