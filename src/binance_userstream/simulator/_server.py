@@ -66,9 +66,10 @@ class Simulator:
     `port=0` picks a free port. `clock` drives key validity and weight windows (a VirtualClock in
     tests, an AcceleratedClock in the demo). `inject` queues faults that replace the next answers.
     `request_timeout` bounds how long a peer may take to send a request (see REQUEST_TIMEOUT).
-    `strict_events=True`: a USD-M stream opened without an `events` allow-list gets no event (one
-    third-party measurement saw production do that); by default it gets every event, as
-    python-binance and ccxt, which send no list, expect.
+    A USD-M stream opened on `/private/ws` without an `events` allow-list gets no event, as
+    production delivers none there (measured by unicorn-binance-websocket-api's maintainers, see
+    `_streams`); `strict_events=False` delivers it every event instead, for clients that send no
+    list (production gives them nothing).
 
     A WebSocket upgrade that carries an `Origin` (a web page's: browsers always send one, Python
     clients do not) is refused 403 unless the origin is this machine's (localhost, a loopback
@@ -93,7 +94,7 @@ class Simulator:
         weight_limit: int | None = None,
         violations_before_ban: int = 3,
         request_timeout: float = REQUEST_TIMEOUT,
-        strict_events: bool = False,
+        strict_events: bool = True,
         isolated_symbols: Collection[str] | None = ISOLATED_SYMBOLS,
         allowed_origins: Collection[str] | None = (),
     ) -> None:
