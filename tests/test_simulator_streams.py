@@ -122,7 +122,11 @@ async def test_the_lenient_switch_gives_a_stream_without_an_events_list_every_ev
 
 @pytest.mark.parametrize(
     ("events", "code"),
-    [("", -1102), ("ORDER_TRADE_UPDATE//ACCOUNT_UPDATE", -1102), ("ORDER_TRADE_UPDATE/executionReport", -1130)],
+    [
+        ("", -1102),
+        ("ORDER_TRADE_UPDATE//ACCOUNT_UPDATE", -1102),
+        ("ORDER_TRADE_UPDATE/executionReport", -1130),
+    ],
 )
 @pytest.mark.parametrize("route", ["/private/ws", "/private/stream"])
 async def test_an_empty_or_unknown_events_list_is_refused_before_the_upgrade(

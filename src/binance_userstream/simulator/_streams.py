@@ -175,7 +175,9 @@ USDM_EVENTS = frozenset(
 _EMPTY_EVENTS = json.dumps(
     {"code": -1102, "msg": "Mandatory parameter 'events' was not sent, was empty/null, or malformed."}
 ).encode()
-_UNKNOWN_EVENTS = json.dumps({"code": -1130, "msg": "Data sent for parameter 'events' is not valid."}).encode()
+_UNKNOWN_EVENTS = json.dumps(
+    {"code": -1130, "msg": "Data sent for parameter 'events' is not valid."}
+).encode()
 
 
 def _stream_path(path: str) -> tuple[str, str | None] | None:
@@ -321,7 +323,8 @@ class Streams:
         elif route not in MARKET_DATA:
             refusal = _events_refusal(query.getall("events")) if "events" in query else None
             if refusal is not None:
-                log.debug("stream %s refused: %s events", route, "empty" if refusal is _EMPTY_EVENTS else "unknown")
+                why = "empty" if refusal is _EMPTY_EVENTS else "unknown"
+                log.debug("stream %s refused: %s events", route, why)
                 return web.Response(status=400, body=refusal, content_type="application/json")
             for name, value in query.items():
                 if name == "listenKey":
