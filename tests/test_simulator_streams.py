@@ -630,6 +630,15 @@ async def test_list_subscriptions_names_the_keys_and_unsubscribe_stops_their_eve
         await nothing_delivered(sim, ws)
 
 
+async def test_listeners_counts_the_connections_subscribed_to_a_markets_keys(sim: Simulator) -> None:
+    key = new_key(sim, "coinm")
+    async with stream(sim, "/stream") as ws:
+        before = sim.listeners("coinm")
+        await ws.send(json.dumps({"method": "SUBSCRIBE", "params": [key], "id": 1}))
+        await receive(ws)
+        assert (before, sim.listeners("coinm"), sim.listeners("usdm")) == (0, 1, 0)
+
+
 async def test_a_usdm_key_on_the_legacy_combined_stream_is_accepted_and_gets_nothing(sim: Simulator) -> None:
     key = new_key(sim)
     async with stream(sim, f"/stream?streams={key}") as ws:

@@ -251,6 +251,21 @@ class Simulator:
 
         return self._on_loop(push)
 
+    def listeners(self, market: str, api_key: str | None = None) -> int:
+        """How many connections are subscribed to `market`'s live listenKeys (of one account's,
+        `api_key`), whatever their allow-lists; on "spot" and "margin", how many WebSocket API
+        subscriptions are active. A client that subscribes without waiting for the answer (Binance's
+        SDKs send `SUBSCRIBE` half a second after connecting) can be waited for before a push."""
+        _check_market(market)
+        account = None if api_key is None else self.exchange.account_of(api_key)
+
+        def count() -> int:
+            if market in ("spot", "margin"):
+                return self.wsapi.count(market)
+            return self.streams.listeners(self.exchange.live_listen_keys(market, account))
+
+        return self._on_loop(count)
+
     def traffic(
         self, market: str = "usdm", api_key: str | None = None, *, isolated: bool = False, **order: object
     ) -> list[int]:

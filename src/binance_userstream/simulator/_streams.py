@@ -622,6 +622,11 @@ class Streams:
             connection.next_ping = max(connection.next_ping, until)
         return len(connections)
 
+    def listeners(self, keys: Iterable[str]) -> int:
+        """How many open connections are subscribed to one of `keys`."""
+        wanted = set(keys)
+        return sum(1 for c in self._matching(None) if not wanted.isdisjoint(c.subscriptions))
+
     def count(self, market: str | None = None) -> int:
         """How many connections are open (of `market`)."""
         return len(self._matching(market))

@@ -34,11 +34,11 @@ Error codes, where Binance documents none for the case (marked *): not JSON or n
 -1135 "Invalid JSON Request"; `params` not an object, -1135* (measured on Binance.US); an unknown
 method, 400 -1020* "This operation is not supported."; a missing parameter -1102; an API key that
 is not 1 to 128 letters and digits 401 -2014, one the simulator does not accept (or whose
-credential it does not hold) 401 -2015, by the same rule as REST (`Exchange.key_account`); a bad signature 400 -1022; a
-timestamp outside recvWindow, or 1 s ahead, 400 -1021; `session.logon` with an HMAC or RSA key, 400
--2028* (measured by a third party); `userDataStream.subscribe` without a logon, 401 -1193*
-(measured); an unknown subscriptionId 400 -2036; an invalid or expired listenToken 400 -1209* (its
-message here: "Invalid listenToken.").
+credential it does not hold) 401 -2015, by the same rule as REST (`Exchange.key_account`); a bad
+signature 400 -1022; a timestamp outside recvWindow, or 1 s ahead, 400 -1021; `session.logon`
+with an HMAC or RSA key, 400 -2028* (measured by a third party); `userDataStream.subscribe` without
+a logon, 401 -1193* (measured); an unknown subscriptionId 400 -2036, one that is no number 400
+-1100; an invalid or expired listenToken 400 -1209* (its message here: "Invalid listenToken.").
 
 The connections themselves are the streams' (`_streams`): pings every 20 s with a pong due within a
 minute, the 24-hour cut, `drop_streams`/`cut_streams`/`stall_streams`, `serverShutdown` (as
@@ -215,9 +215,13 @@ class WsApi:
                     ended += 1
         return ended
 
-    def count(self) -> int:
-        """How many subscriptions are active, on every connection."""
-        return sum(len(session.subscriptions) for session in self._sessions)
+    def count(self, market: str | None = None) -> int:
+        """How many subscriptions (of `market`, "spot" or "margin") are active, on every connection."""
+        return sum(
+            market in (None, subscription.market)
+            for session in self._sessions
+            for subscription in session.subscriptions.values()
+        )
 
     # -- requests --------------------------------------------------------------------------------
 
