@@ -62,10 +62,13 @@ bench: peers
 	$(BENCH)/bin/python scripts/bench.py $(BENCH_ARGS)
 
 # Clients nobody here wrote, against the simulator, unchanged: python-binance 1.0.37's spot, margin
-# and isolated-margin user sockets (they subscribe on the WebSocket API).
+# and isolated-margin user sockets (they subscribe on the WebSocket API), Binance's spot, USD-M and
+# COIN-M SDKs, and a client written from Binance's docs alone.
 peers: $(BENCH)/.installed
 	$(BENCH)/bin/python -m pip install --quiet --no-deps --force-reinstall ./$(GEN) .
 	$(BENCH)/bin/python scripts/check_python_binance.py
+	$(BENCH)/bin/python scripts/check_binance_sdks.py
+	$(BENCH)/bin/python scripts/check_docs_only.py
 
 clean:
 	rm -rf $(VENV) $(BENCH) $(LATEST) .pytest_cache .mypy_cache .ruff_cache
