@@ -62,11 +62,14 @@ bench: peers
 	$(BENCH)/bin/python scripts/bench.py $(BENCH_ARGS)
 
 # Clients nobody here wrote, against the simulator, unchanged but for their URLs: python-binance
-# 1.0.37 (AsyncClient.create() and every user socket), ccxt 4.5.90's three Binance exchanges.
+# 1.0.37 (AsyncClient.create() and every user socket), ccxt 4.5.90's three Binance exchanges,
+# Binance's spot, USD-M and COIN-M SDKs, and a client written from Binance's docs alone.
 peers: $(BENCH)/.installed
 	$(BENCH)/bin/python -m pip install --quiet --no-deps --force-reinstall ./$(GEN) .
 	$(BENCH)/bin/python scripts/check_python_binance.py
 	$(BENCH)/bin/python scripts/check_ccxt.py
+	$(BENCH)/bin/python scripts/check_binance_sdks.py
+	$(BENCH)/bin/python scripts/check_docs_only.py
 
 clean:
 	rm -rf $(VENV) $(BENCH) $(LATEST) .pytest_cache .mypy_cache .ruff_cache

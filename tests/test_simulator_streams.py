@@ -38,6 +38,8 @@ PATHS = {
 ORDER = {"e": "ORDER_TRADE_UPDATE", "E": 1, "o": {"s": "BTCUSDT", "X": "NEW"}}
 ACCOUNT = {"e": "ACCOUNT_UPDATE", "E": 2, "a": {"m": "ORDER"}}
 CONTROL = {"X-Simulator-Control": "1"}
+#: The allow-list a USD-M stream sends, as the documented flow has it (without one it gets nothing).
+EVENTS = "events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE/listenKeyExpired"
 #: The test's WebSocket client logs its request line (with the key) at DEBUG: that is the client's
 #: business, not the simulator's, so it logs here, out of the records checked.
 CLIENT_LOG = logging.getLogger("tests.client")
@@ -99,19 +101,43 @@ async def test_the_events_allow_list_keeps_out_the_events_it_does_not_name(sim: 
         assert await receive(ws) == ORDER
 
 
-async def test_without_an_events_list_every_event_is_delivered(sim: Simulator) -> None:
+async def test_a_usdm_stream_opened_without_an_events_list_gets_nothing_by_default(sim: Simulator) -> None:
+    """unicorn-binance-websocket-api PR #446 (2026-05-21, tested on production): "Without
+    `&events=...` Binance production delivers no payloads"."""
     key = new_key(sim)
     async with stream(sim, f"/private/ws?listenKey={key}") as ws:
-        sim.push("usdm", ACCOUNT)
-        assert await receive(ws) == ACCOUNT
+        assert sim.push("usdm", ORDER) == 0
+        await nothing_delivered(sim, ws)
 
 
-async def test_strict_events_without_an_events_list_delivers_nothing(vclock: VirtualClock) -> None:
-    with Simulator(clock=vclock, strict_events=True) as sim:
+async def test_the_lenient_switch_gives_a_stream_without_an_events_list_every_event(
+    vclock: VirtualClock,
+) -> None:
+    with Simulator(clock=vclock, strict_events=False) as sim:
         key = new_key(sim)
         async with stream(sim, f"/private/ws?listenKey={key}") as ws:
-            assert sim.push("usdm", ORDER) == 0
-            await nothing_delivered(sim, ws)
+            sim.push("usdm", ACCOUNT)
+            assert await receive(ws) == ACCOUNT
+
+
+@pytest.mark.parametrize(
+    ("events", "code"),
+    [
+        ("", -1102),
+        ("ORDER_TRADE_UPDATE//ACCOUNT_UPDATE", -1102),
+        ("ORDER_TRADE_UPDATE/executionReport", -1130),
+    ],
+)
+@pytest.mark.parametrize("route", ["/private/ws", "/private/stream"])
+async def test_an_empty_or_unknown_events_list_is_refused_before_the_upgrade(
+    sim: Simulator, route: str, events: str, code: int
+) -> None:
+    key = new_key(sim)
+    with pytest.raises(InvalidStatus) as refused:
+        async with stream(sim, f"{route}?listenKey={key}&events={events}"):
+            pass
+    assert refused.value.response.status_code == 400
+    assert json.loads(refused.value.response.body or b"")["code"] == code
 
 
 @pytest.mark.parametrize(
@@ -134,7 +160,15 @@ async def test_a_usdm_key_on_a_path_form_is_accepted_and_gets_nothing(sim: Simul
 
 @pytest.mark.parametrize(
     "path",
-    ["/private/ws?listenKey={k}", "/private/ws", "/ws/{k}", "/pm/ws/{k}", "/private/stream?listenKey={k}"],
+    [
+        "/private/ws?listenKey={k}",
+        "/private/ws",
+        "/ws/{k}",
+        "/pm/ws/{k}",
+        "/private/stream?listenKey={k}",
+        "/stream?streams={k}",
+        "/pm/stream?streams={k}",
+    ],
 )
 async def test_a_key_that_is_not_live_is_refused_before_the_upgrade(sim: Simulator, path: str) -> None:
     with pytest.raises(InvalidStatus) as info:
@@ -151,7 +185,7 @@ async def test_a_closed_key_is_refused_before_the_upgrade(sim: Simulator) -> Non
     key = new_key(sim)
     httpx.delete(sim.url + PATHS["usdm"], headers={"X-MBX-APIKEY": API_KEY}).raise_for_status()
     with pytest.raises(InvalidStatus) as info:
-        async with stream(sim, f"/private/ws?listenKey={key}"):
+        async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}"):
             pass
     assert info.value.response.status_code == 400
 
@@ -170,7 +204,7 @@ def test_a_plain_get_on_an_unknown_path_is_still_the_simulators_404(sim: Simulat
 
 async def test_rest_and_streams_share_one_port(sim: Simulator) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}"):
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}"):
         answer = httpx.put(sim.url + PATHS["usdm"], headers={"X-MBX-APIKEY": API_KEY})
         assert answer.json() == {"listenKey": key}
 
@@ -181,8 +215,8 @@ async def test_rest_and_streams_share_one_port(sim: Simulator) -> None:
 async def test_every_connection_of_a_key_gets_the_same_text(sim: Simulator) -> None:
     key = new_key(sim)
     async with (
-        stream(sim, f"/private/ws?listenKey={key}") as one,
-        stream(sim, f"/private/ws?listenKey={key}") as two,
+        stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as one,
+        stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as two,
     ):
         assert sim.push("usdm", {"e": "ORDER_TRADE_UPDATE", "E": 3, "x": "é"}) == 2
         first = await asyncio.wait_for(one.recv(), WAIT)
@@ -194,8 +228,8 @@ async def test_push_with_an_api_key_reaches_only_that_account(vclock: VirtualClo
     with Simulator(clock=vclock, api_keys=[API_KEY, OTHER_API_KEY]) as sim:
         mine, theirs = new_key(sim), new_key(sim, api_key=OTHER_API_KEY)
         async with (
-            stream(sim, f"/private/ws?listenKey={mine}") as ws,
-            stream(sim, f"/private/ws?listenKey={theirs}") as other,
+            stream(sim, f"/private/ws?listenKey={mine}&{EVENTS}") as ws,
+            stream(sim, f"/private/ws?listenKey={theirs}&{EVENTS}") as other,
         ):
             assert sim.push("usdm", ORDER, api_key=OTHER_API_KEY) == 1
             assert await receive(other) == ORDER
@@ -225,7 +259,7 @@ async def test_a_peer_that_falls_too_far_behind_is_disconnected(
 ) -> None:
     monkeypatch.setattr(_streams, "MAX_QUEUED", 3)
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         assert sim.push_many("usdm", [ORDER] * 5) == [1, 1, 1, 0, 0]
         assert [await receive(ws) for _ in range(3)] == [ORDER] * 3
         end = await closed(ws)
@@ -235,7 +269,7 @@ async def test_a_peer_that_falls_too_far_behind_is_disconnected(
 
 async def test_the_state_control_request_counts_streams_and_events(sim: Simulator) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}"):
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}"):
         sim.push("usdm", ORDER)
         state = httpx.get(sim.url + "/_simulator/state", headers=CONTROL).json()
     assert (state["stream_connections"], state["events_sent"]) == (1, 1)
@@ -249,7 +283,7 @@ def test_deliveries_record_every_event_sent_and_how_many_got_it(sim: Simulator) 
 
 async def test_the_control_request_pushes_events_from_another_process(sim: Simulator) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         body = {"market": "usdm", "events": [ORDER, ACCOUNT], "api_key": API_KEY}
         answer = httpx.post(sim.url + "/_simulator/events", json=body, headers=CONTROL)
         assert answer.json() == {"delivered": [1, 1]}
@@ -274,7 +308,7 @@ def test_the_events_control_request_refuses_a_malformed_body(sim: Simulator, bod
 
 async def test_the_traffic_control_request_sends_an_order_from_another_process(sim: Simulator) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         body = {"market": "usdm", "api_key": API_KEY, "symbol": "ETHUSDT", "side": "SELL"}
         answer = httpx.post(sim.url + "/_simulator/traffic", json=body, headers=CONTROL)
         placed = await receive(ws)
@@ -363,7 +397,7 @@ async def test_a_connection_is_closed_after_24_hours_on_the_simulators_clock(
     sim: Simulator, vclock: VirtualClock
 ) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         # keep the key alive, as a client would, so that only the connection's age ends it
         for _ in range(24):
             vclock.advance(3599)
@@ -406,7 +440,7 @@ async def test_listen_key_expired_respects_the_allow_list(sim: Simulator, vclock
 
 async def test_a_key_lost_by_the_lose_keys_fault_ends_its_streams_as_expired(sim: Simulator) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         sim.exchange.forget_keys()
         sim.tick()
         event = await receive(ws)
@@ -417,7 +451,7 @@ async def test_a_key_lost_by_the_lose_keys_fault_ends_its_streams_as_expired(sim
 
 async def test_a_closed_key_ends_its_streams_without_listen_key_expired(sim: Simulator) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         httpx.delete(sim.url + PATHS["usdm"], headers={"X-MBX-APIKEY": API_KEY}).raise_for_status()
         end = await closed(ws)
     assert end.rcvd is not None
@@ -440,7 +474,7 @@ async def test_shutdown_notice_sends_server_shutdown_whatever_the_allow_list(sim
 
 async def test_drop_ends_the_connection_without_a_close_frame(sim: Simulator) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         assert sim.drop_streams() == 1
         end = await closed(ws)
     assert isinstance(end, ConnectionClosedError)
@@ -463,7 +497,7 @@ async def test_a_stall_sends_neither_frames_nor_pings_until_it_ends(
     key = new_key(sim)
     async with (
         aiohttp.ClientSession() as session,
-        session.ws_connect(ws_url(sim, f"/private/ws?listenKey={key}"), autoping=False) as ws,
+        session.ws_connect(ws_url(sim, f"/private/ws?listenKey={key}&{EVENTS}"), autoping=False) as ws,
     ):
         assert sim.stall_streams(600) == 1
         assert sim.push("usdm", ORDER) == 0  # lost to the stalled connection
@@ -480,7 +514,7 @@ async def test_a_stall_sends_neither_frames_nor_pings_until_it_ends(
 
 async def test_expire_key_expires_it_now(sim: Simulator) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         assert sim.expire_key(key) == 1
         event = await receive(ws)
         await closed(ws)
@@ -496,7 +530,7 @@ async def test_the_streams_control_request_injects_a_fault(
     sim: Simulator, fault: dict[str, object], code: int | None
 ) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         answer = httpx.post(sim.url + "/_simulator/streams", json=fault, headers=CONTROL)
         assert answer.json() == {"affected": 1}
         end = await closed(ws)
@@ -505,7 +539,7 @@ async def test_the_streams_control_request_injects_a_fault(
 
 async def test_the_streams_control_request_stalls_and_expires(sim: Simulator) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         stall = {"fault": "stall", "seconds": 60}
         assert httpx.post(sim.url + "/_simulator/streams", json=stall, headers=CONTROL).json() == {
             "affected": 1
@@ -554,6 +588,64 @@ async def test_subscribe_on_private_stream_is_answered_and_delivers(sim: Simulat
         assert await receive(ws) == {"stream": key, "data": ORDER}
 
 
+#: Each derivatives market's combined stream, where Binance's own SDK subscribes its listenKey:
+#: COIN-M SDK 14.1.0 and PM SDK 16.1.0 open `<base>/stream`, the Options SDK 8.7.0 `/private/stream`.
+COMBINED = [("coinm", "/stream"), ("portfolio", "/pm/stream"), ("options", "/private/stream")]
+
+
+@pytest.mark.parametrize(("market", "route"), COMBINED)
+async def test_subscribe_on_each_markets_combined_stream_is_answered_and_delivers_wrapped_frames(
+    sim: Simulator, market: str, route: str
+) -> None:
+    key = new_key(sim, market)
+    async with stream(sim, route) as ws:
+        await ws.send(json.dumps({"method": "SUBSCRIBE", "params": [key], "id": "a1"}))
+        assert await receive(ws) == {"result": None, "id": "a1"}
+        assert sim.push(market, ORDER) == 1
+        assert await receive(ws) == {"stream": key, "data": ORDER}
+
+
+@pytest.mark.parametrize(("market", "route"), COMBINED[:2])
+async def test_streams_in_the_query_of_a_combined_stream_deliver_wrapped_frames(
+    sim: Simulator, market: str, route: str
+) -> None:
+    key = new_key(sim, market)
+    async with stream(sim, f"{route}?streams={key}") as ws:
+        assert sim.push(market, ACCOUNT) == 1
+        assert await receive(ws) == {"stream": key, "data": ACCOUNT}
+
+
+@pytest.mark.parametrize(("market", "route"), COMBINED)
+async def test_list_subscriptions_names_the_keys_and_unsubscribe_stops_their_events(
+    sim: Simulator, market: str, route: str
+) -> None:
+    key = new_key(sim, market)
+    async with stream(sim, route) as ws:
+        await ws.send(json.dumps({"method": "SUBSCRIBE", "params": [key], "id": 1}))
+        await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 2}))
+        await ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": [key], "id": 3}))
+        answers = [await receive(ws) for _ in range(3)]
+        assert answers[1:] == [{"result": [key], "id": 2}, {"result": None, "id": 3}]
+        assert sim.push(market, ORDER) == 0
+        await nothing_delivered(sim, ws)
+
+
+async def test_listeners_counts_the_connections_subscribed_to_a_markets_keys(sim: Simulator) -> None:
+    key = new_key(sim, "coinm")
+    async with stream(sim, "/stream") as ws:
+        before = sim.listeners("coinm")
+        await ws.send(json.dumps({"method": "SUBSCRIBE", "params": [key], "id": 1}))
+        await receive(ws)
+        assert (before, sim.listeners("coinm"), sim.listeners("usdm")) == (0, 1, 0)
+
+
+async def test_a_usdm_key_on_the_legacy_combined_stream_is_accepted_and_gets_nothing(sim: Simulator) -> None:
+    key = new_key(sim)
+    async with stream(sim, f"/stream?streams={key}") as ws:
+        assert sim.push("usdm", ORDER) == 0
+        await nothing_delivered(sim, ws)
+
+
 async def test_subscribe_to_a_key_that_is_not_live_is_acknowledged_and_delivers_nothing(
     sim: Simulator,
 ) -> None:
@@ -590,7 +682,7 @@ async def test_traffic_sends_an_order_placed_partly_filled_and_filled_with_accou
     sim: Simulator,
 ) -> None:
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         assert sim.traffic("usdm") == [1, 1, 1, 1, 1]
         events: list[Any] = [await receive(ws) for _ in range(5)]
     steps = [(e["e"], e["o"]["X"] if "o" in e else None) for e in events]
@@ -623,7 +715,7 @@ async def test_no_listen_key_in_any_server_log_record_at_debug(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         sim.push("usdm", ORDER)
         await receive(ws)
     async with stream(sim, f"/ws/{key}"), stream(sim, "/private/stream") as subscribed:
@@ -633,7 +725,7 @@ async def test_no_listen_key_in_any_server_log_record_at_debug(
         sim.tick()
         await receive(subscribed)  # listenKeyExpired
         await closed(subscribed)
-    httpx.get(sim.url + f"/private/ws?listenKey={key}")
+    httpx.get(sim.url + f"/private/ws?listenKey={key}&{EVENTS}")
     records = [r for r in caplog.records if not r.name.startswith(CLIENT_LOGGERS)]
     assert any(r.name.startswith("binance_userstream.simulator.streams") for r in records)
     assert not [r.getMessage() for r in records if key in r.getMessage()]
@@ -643,7 +735,7 @@ async def test_no_listen_key_in_any_server_log_record_at_debug(
 async def test_stop_closes_every_stream_and_leaves_no_thread(vclock: VirtualClock) -> None:
     sim = Simulator(clock=vclock).start()
     key = new_key(sim)
-    async with stream(sim, f"/private/ws?listenKey={key}") as ws:
+    async with stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         await asyncio.to_thread(sim.stop)
         end = await closed(ws)
     assert end.rcvd is not None

@@ -1,4 +1,4 @@
-"""The `simulator` command serves the event streams on its one port; `--strict-events` is the switch."""
+"""The `simulator` command serves the event streams on its one port; `--lenient-events` is the switch."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def delivered_on_a_stream_without_events(url: str) -> list[int]:
     return asyncio.run(main())
 
 
-@pytest.mark.parametrize(("options", "delivered"), [((), [1]), (("--strict-events",), [0])])
+@pytest.mark.parametrize(("options", "delivered"), [((), [0]), (("--lenient-events",), [1])])
 def test_the_simulator_command_serves_streams_on_its_port(
     options: tuple[str, ...], delivered: list[int]
 ) -> None:

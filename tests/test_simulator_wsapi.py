@@ -374,7 +374,76 @@ async def test_unsubscribe_of_an_id_not_active_is_refused_with_2036(sim: Simulat
     assert error_of(answer) == (400, -2036, "User Data Stream subscription not active.")
 
 
+async def test_unsubscribe_takes_a_subscription_id_sent_as_a_string_of_digits(
+    sim: Simulator, vclock: VirtualClock
+) -> None:
+    """subscriptionId is an INT (web-socket-api.md), and Binance's own spot SDK sends it as "0"
+    (binance-common 4.7.0 turns every int param into a str), which production therefore takes."""
+    async with wsapi(sim) as ws:
+        await subscribed(ws, vclock)
+        answer = await call(ws, "userDataStream.unsubscribe", {"subscriptionId": "0"})
+        ended = await receive(ws)
+    assert (answer["status"], answer["result"]) == (200, {})
+    assert (ended["subscriptionId"], ended["event"]["e"]) == (0, "eventStreamTerminated")
+
+
+@pytest.mark.parametrize("given", ["zero", "-1", "1.0", 1.5, True])
+async def test_unsubscribe_refuses_a_subscription_id_that_is_no_whole_number_with_1100(
+    sim: Simulator, vclock: VirtualClock, given: object
+) -> None:
+    """Binance's answer to an INT parameter given anything else (errors.md, -1100 ILLEGAL_CHARS)."""
+    async with wsapi(sim) as ws:
+        await subscribed(ws, vclock)
+        answer = await call(ws, "userDataStream.unsubscribe", {"subscriptionId": given})
+        assert (await call(ws, "session.subscriptions"))["result"] == [{"subscriptionId": 0}]
+    assert error_of(answer) == (
+        400,
+        -1100,
+        "Illegal characters found in parameter 'subscriptionId'; legal range is '^[0-9]{1,20}$'.",
+    )
+
+
 # -- requests ---------------------------------------------------------------------------------------
+
+
+async def test_a_request_without_an_id_is_refused_with_1102_and_a_null_id_is_answered(
+    sim: Simulator,
+) -> None:
+    """web-socket-api.md, "Request format": `id` INT / STRING / null, mandatory."""
+    async with wsapi(sim) as ws:
+        await ws.send(json.dumps({"method": "ping"}))
+        without = await receive(ws)
+        null = await call(ws, "ping", ident=None)
+    assert (without["id"], *error_of(without)) == (
+        None,
+        400,
+        -1102,
+        "Mandatory parameter 'id' was not sent, was empty/null, or malformed.",
+    )
+    assert (null["id"], null["status"]) == (None, 200)
+
+
+@pytest.mark.parametrize("api_key", ["key-with-dashes", "K" * 129])
+async def test_a_malformed_api_key_is_refused_2014_by_rest_and_the_websocket_api_alike(
+    sim: Simulator, vclock: VirtualClock, api_key: str
+) -> None:
+    """One key rule for both (errors.md: -2014 BAD_API_KEY_FMT "API-key format invalid.")."""
+    rest = httpx.post(sim.url + "/fapi/v1/listenKey", headers={"X-MBX-APIKEY": api_key})
+    async with wsapi(sim) as ws:
+        answer = await call(ws, "userDataStream.subscribe.signature", subscribe_params(vclock, api_key))
+    assert (rest.status_code, rest.json()) == (401, {"code": -2014, "msg": "API-key format invalid."})
+    assert error_of(answer) == (401, -2014, "API-key format invalid.")
+
+
+async def test_a_key_outside_api_keys_is_refused_2015_by_rest_and_the_websocket_api_alike(
+    vclock: VirtualClock,
+) -> None:
+    with Simulator(clock=vclock, api_keys=[OTHER_KEY]) as sim:
+        rest = httpx.post(sim.url + "/fapi/v1/listenKey", headers={"X-MBX-APIKEY": TEST_API_KEY})
+        async with wsapi(sim) as ws:
+            answer = await call(ws, "userDataStream.subscribe.signature", subscribe_params(vclock))
+    assert (rest.status_code, rest.json()["code"]) == (401, -2015)
+    assert error_of(answer) == (401, -2015, "Invalid API-key, IP, or permissions for action.")
 
 
 async def test_time_answers_the_simulators_clock_and_ping_answers_nothing(

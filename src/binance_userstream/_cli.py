@@ -435,9 +435,10 @@ def _parser() -> argparse.ArgumentParser:
         help="request weight per minute per IP, for every market (default: each market's documented limit)",
     )
     sim.add_argument(
-        "--strict-events",
+        "--lenient-events",
         action="store_true",
-        help="a USD-M stream opened without an events= list gets no event (default: every event)",
+        help="give every event to a USD-M stream opened without an events= list (production, and the "
+        "default, give it none)",
     )
     sim.add_argument(
         "--fault",
@@ -695,7 +696,7 @@ def _simulator(args: argparse.Namespace) -> int:
         api_keys=keys,
         retired=args.retired,
         weight_limit=args.weight_limit,
-        strict_events=args.strict_events,
+        strict_events=not args.lenient_events,
         isolated_symbols=None if args.any_isolated_symbol else (args.isolated_symbols or ISOLATED_SYMBOLS),
         allowed_origins=None if "*" in args.allow_origin else args.allow_origin,
     )

@@ -14,9 +14,10 @@ spot as since 2026-02-20 (410, HTML) while the derivatives stay live, and margin
 lifecycle for programs written before, and `isolated_symbols=None` accepts any isolated margin
 pair (by default only those of `ISOLATED_SYMBOLS` exist; others are refused -11001, as Binance
 does). The same port serves the derivatives' user-data event streams (USD-M
-`/private/ws?listenKey=&events=`, `/private/stream`, COIN-M `/ws/<key>`, Portfolio Margin
-`/pm/ws/<key>`, Options `/private/ws/<key>`), fed by `sim.push` and `sim.traffic`, sharing
-`Simulator.exchange`; see `_streams`.
+`/private/ws?listenKey=&events=`, which without `events` delivers nothing, as production, unless
+`strict_events=False`; `/private/stream`; COIN-M `/ws/<key>` and `/stream`, Portfolio Margin
+`/pm/ws/<key>` and `/pm/stream`, Options `/private/ws/<key>`), fed by `sim.push` and `sim.traffic`,
+sharing `Simulator.exchange`; see `_streams`.
 
 Spot's and margin's events, whose listenKeys are retired, come as Binance sends them now: on the
 spot WebSocket API, `sim.ws_api_url` (`ws://HOST:PORT/ws-api/v3`), with its user-data methods

@@ -33,7 +33,7 @@ from attrs import define, evolve, frozen
 from binance_userstream._clock import Clock, SystemClock, wall_time
 from binance_userstream.simulator import _metadata
 from binance_userstream.simulator._markets import MARKETS, METHODS, SPOT, Market
-from binance_userstream.simulator._signing import UNKNOWN_KEY, Credential, Keys, Refusal
+from binance_userstream.simulator._signing import BAD_KEY_FORMAT, UNKNOWN_KEY, Credential, Keys, Refusal
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS, ListenTokens
 from binance_userstream.simulator._tokens import PATH as LISTEN_TOKEN_PATH
 
@@ -179,7 +179,17 @@ class Exchange:
     def credential_of(self, api_key: str) -> Credential | None:
         """The credential that verifies `api_key`'s signatures; None if the simulator holds none (then
         its signed requests are refused -2015) or does not accept the key."""
-        return self.keys.get(api_key) if not isinstance(self._account(api_key), Answer) else None
+        return self.keys.get(api_key) if isinstance(self.key_account(api_key), str) else None
+
+    def key_account(self, api_key: str | None) -> str | Refusal:
+        """The one key rule, for REST and the WebSocket API alike: a key is 1 to 128 letters and
+        digits (else -2014); with `api_keys` it must be one of them (else -2015). Returns its account.
+        A signed request needs more, the key's credential (`credential_of`), on both."""
+        if not isinstance(api_key, str) or not _API_KEY.fullmatch(api_key):
+            return BAD_KEY_FORMAT
+        if self._accounts is None:
+            return api_key
+        return self._accounts.get(api_key, UNKNOWN_KEY)
 
     def add_listener(self, listener: KeyListener) -> None:
         """Tell `listener` of every listenKey that ends from now on (the event streams close theirs)."""
@@ -435,14 +445,8 @@ class Exchange:
         )
 
     def _account(self, api_key: str | None) -> str | Answer:
-        if api_key is None or not _API_KEY.fullmatch(api_key):
-            return error(401, -2014, "API-key format invalid.")
-        if self._accounts is None:
-            return api_key
-        account = self._accounts.get(api_key)
-        if account is None:
-            return error(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        return account
+        account = self.key_account(api_key)
+        return account if isinstance(account, str) else error(account.status, account.code, account.msg)
 
     def _operate(
         self,

@@ -66,9 +66,10 @@ class Simulator:
     `port=0` picks a free port. `clock` drives key validity and weight windows (a VirtualClock in
     tests, an AcceleratedClock in the demo). `inject` queues faults that replace the next answers.
     `request_timeout` bounds how long a peer may take to send a request (see REQUEST_TIMEOUT).
-    `strict_events=True`: a USD-M stream opened without an `events` allow-list gets no event (one
-    third-party measurement saw production do that); by default it gets every event, as
-    python-binance and ccxt, which send no list, expect.
+    A USD-M stream opened on `/private/ws` without an `events` allow-list gets no event, as
+    production delivers none there (measured by unicorn-binance-websocket-api's maintainers, see
+    `_streams`); `strict_events=False` delivers it every event instead, for clients that send no
+    list (production gives them nothing).
 
     A WebSocket upgrade that carries an `Origin` (a web page's: browsers always send one, Python
     clients do not) is refused 403 unless the origin is this machine's (localhost, a loopback
@@ -93,7 +94,7 @@ class Simulator:
         weight_limit: int | None = None,
         violations_before_ban: int = 3,
         request_timeout: float = REQUEST_TIMEOUT,
-        strict_events: bool = False,
+        strict_events: bool = True,
         isolated_symbols: Collection[str] | None = ISOLATED_SYMBOLS,
         allowed_origins: Collection[str] | None = (),
     ) -> None:
@@ -249,6 +250,21 @@ class Simulator:
             return self.streams.push(market, events, keys)
 
         return self._on_loop(push)
+
+    def listeners(self, market: str, api_key: str | None = None) -> int:
+        """How many connections are subscribed to `market`'s live listenKeys (of one account's,
+        `api_key`), whatever their allow-lists; on "spot" and "margin", how many WebSocket API
+        subscriptions are active. A client that subscribes without waiting for the answer (Binance's
+        SDKs send `SUBSCRIBE` half a second after connecting) can be waited for before a push."""
+        _check_market(market)
+        account = None if api_key is None else self.exchange.account_of(api_key)
+
+        def count() -> int:
+            if market in ("spot", "margin"):
+                return self.wsapi.count(market)
+            return self.streams.listeners(self.exchange.live_listen_keys(market, account))
+
+        return self._on_loop(count)
 
     def traffic(
         self, market: str = "usdm", api_key: str | None = None, *, isolated: bool = False, **order: object

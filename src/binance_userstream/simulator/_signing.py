@@ -62,8 +62,9 @@ class Refusal:
 
 
 BAD_SIGNATURE = Refusal(400, -1022, "Signature for this request is not valid.")
-#: -2015 is 401 on REST (as `Exchange` answers an unknown key); the WebSocket API answers it 400.
+#: The refusals of the one key rule (`Exchange.key_account`), the same on REST and the WebSocket API.
 UNKNOWN_KEY = Refusal(401, -2015, "Invalid API-key, IP, or permissions for action.")
+BAD_KEY_FORMAT = Refusal(401, -2014, "API-key format invalid.")
 OUTSIDE_WINDOW = Refusal(400, -1021, "Timestamp for this request is outside of the recvWindow.")
 AHEAD_OF_SERVER = Refusal(400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
 

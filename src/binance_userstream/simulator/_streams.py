@@ -3,11 +3,28 @@
 Routes (what a connection gets is decided by the key's market, as the hosts share one port here):
 
 - `/private/ws?listenKey=K&events=A/B`: USD-M, raw event frames; `events` is an allow-list of wire
-  event names (`e`). Without `events` every event is delivered (python-binance and ccxt connect
-  that way), unless the simulator runs with `strict_events=True`, when nothing is.
+  event names (`e`). As Binance's USD-M Change Notice documents it (listenKey and events in the
+  query, https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Important-WebSocket-Change-Notice)
+  and as unicorn-binance-websocket-api's maintainers measured on production (their PR #446,
+  2026-05-21: "Without `&events=...` Binance production delivers no payloads"), a stream opened
+  without `events` gets nothing; `strict_events=False` (`--lenient-events`) delivers it every event
+  instead, for clients that send no list. An empty `events=`, or one naming an event USD-M does not
+  send, is refused before the upgrade. Binance documents no answer for either: the simulator answers
+  400 with the futures error codes closest to them (error-code page of the USD-M docs): -1102
+  "Mandatory parameter 'events' was not sent, was empty/null, or malformed." for an empty list,
+  -1130 "Data sent for parameter 'events' is not valid." for an unknown name.
 - `/private/stream?listenKey=K1&events=..&listenKey=K2&events=..`: USD-M stream mode, frames
-  `{"stream": <listenKey>, "data": <event>}`; a JSON `SUBSCRIBE` with listenKeys as params (what
-  Binance's own SDK sends) adds keys and is answered `{"result": null, "id": <id>}`.
+  `{"stream": <listenKey>, "data": <event>}`; a JSON `SUBSCRIBE` with listenKeys as params adds keys
+  and is answered `{"result": null, "id": <id>}`. A bare listenKey subscribed so gets every event:
+  that is what Binance's own SDKs send (binance-common 4.7.0's `WebSocketStreamBase`, for USD-M and
+  for Options, whose keys are served here too), so production serves it.
+- Combined streams (Binance's "Live Subscribing/Unsubscribing to streams", on each derivatives
+  market's websocket-market-streams page): `/stream?streams=K1/K2` and `/stream` + JSON `SUBSCRIBE`,
+  `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS` for COIN-M (dstream's `/stream`: what Binance's COIN-M SDK
+  14.1.0 opens), `/pm/stream` likewise for Portfolio Margin (its page documents only `/pm/ws/<key>`,
+  but Binance's PM SDK 16.1.0 opens `wss://fstream.binance.com/pm/stream` and subscribes the key),
+  frames `{"stream": <listenKey>, "data": <event>}`. A USD-M key on `/stream` (fstream's legacy
+  route, retired 2026-04-23) is accepted and gets nothing.
 - `/ws/<key>`: COIN-M delivers; a USD-M key is accepted and gets nothing (the legacy path, retired
   2026-04-23). `/pm/ws/<key>`: Portfolio Margin. `/private/ws/<key>`: Options; a USD-M key on the
   path form is accepted and gets nothing (production fails silently there).
@@ -137,11 +154,35 @@ Connection = _Connection
 #: client that opens all three routes (Binance's own SDK does) connects; a listenKey subscribed
 #: there gets nothing, as production's mis-routed subscriptions.
 MARKET_DATA = ("/public/ws", "/public/stream", "/market/ws", "/market/stream")
+#: Combined-stream routes: `?streams=` names the listenKeys, and JSON SUBSCRIBE adds more.
+COMBINED = ("/stream", "/pm/stream")
+#: The event names USD-M's user-data stream sends (its user-data-streams pages), which an `events`
+#: allow-list may name.
+USDM_EVENTS = frozenset(
+    {
+        "ORDER_TRADE_UPDATE",
+        "ACCOUNT_UPDATE",
+        "MARGIN_CALL",
+        "ACCOUNT_CONFIG_UPDATE",
+        "TRADE_LITE",
+        "ALGO_UPDATE",
+        "STRATEGY_UPDATE",
+        "GRID_UPDATE",
+        "CONDITIONAL_ORDER_TRIGGER_REJECT",
+        "listenKeyExpired",
+    }
+)
+_EMPTY_EVENTS = json.dumps(
+    {"code": -1102, "msg": "Mandatory parameter 'events' was not sent, was empty/null, or malformed."}
+).encode()
+_UNKNOWN_EVENTS = json.dumps(
+    {"code": -1130, "msg": "Data sent for parameter 'events' is not valid."}
+).encode()
 
 
 def _stream_path(path: str) -> tuple[str, str | None] | None:
     """(route, key in the path) for a stream path, None for any other path."""
-    if path in ("/private/ws", "/private/stream", *MARKET_DATA):
+    if path in ("/private/ws", "/private/stream", *COMBINED, *MARKET_DATA):
         return path, None
     for prefix in ("/private/ws/", "/pm/ws/", "/ws/"):
         if path.startswith(prefix) and len(path) > len(prefix) and "/" not in path[len(prefix) :]:
@@ -153,14 +194,17 @@ def is_stream_path(path: str) -> bool:
     return _stream_path(path) is not None
 
 
-#: Route (path form) -> the market whose keys it delivers; other live keys are accepted and get nothing.
-_DELIVERS: dict[str, str | None] = {
-    **dict.fromkeys(MARKET_DATA),
-    "/private/ws": "usdm",
-    "/private/stream": "usdm",
-    "/private/ws/": "options",
-    "/pm/ws/": "portfolio",
-    "/ws/": "coinm",
+#: Route (path form) -> the markets whose keys it delivers, the first its own (a connection with no
+#: key is of that market); other live keys are accepted and get nothing.
+_DELIVERS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(MARKET_DATA, ()),
+    "/private/ws": ("usdm",),
+    "/private/stream": ("usdm", "options"),
+    "/private/ws/": ("options",),
+    "/pm/ws/": ("portfolio",),
+    "/pm/stream": ("portfolio",),
+    "/ws/": ("coinm",),
+    "/stream": ("coinm",),
 }
 
 
@@ -168,11 +212,22 @@ def _allow_list(values: list[str]) -> frozenset[str]:
     return frozenset(name for value in values for name in value.split("/") if name)
 
 
+def _events_refusal(values: list[str]) -> bytes | None:
+    """The answer to an `events` list Binance would not take (empty, or naming an event USD-M does
+    not send), None for a good one."""
+    names = [name for value in values for name in value.split("/")]
+    if not names or "" in names:
+        return _EMPTY_EVENTS
+    if not USDM_EVENTS.issuperset(names):
+        return _UNKNOWN_EVENTS
+    return None
+
+
 class Streams:
     """Every event-stream connection of one simulator, and what is sent on them. Runs on the
     server's event loop; the Simulator's thread-safe methods call in through `call`."""
 
-    def __init__(self, exchange: Exchange, clock: Clock, *, strict_events: bool = False) -> None:
+    def __init__(self, exchange: Exchange, clock: Clock, *, strict_events: bool = True) -> None:
         self.exchange = exchange
         self.clock = clock
         self.strict_events = strict_events
@@ -259,10 +314,19 @@ class Streams:
         """Answer a WebSocket upgrade on a stream path (a key that is not live: 400 before it)."""
         route, path_key = _stream_path(request.path) or ("", None)
         subscriptions: list[tuple[str, frozenset[str] | None]] = []
+        query = request.rel_url.query
         if path_key is not None:
             subscriptions.append((path_key, None))
+        elif route in COMBINED:
+            names = [name for value in query.getall("streams", []) for name in value.split("/") if name]
+            subscriptions.extend((name.partition("@")[0], None) for name in names)
         elif route not in MARKET_DATA:
-            for name, value in request.rel_url.query.items():
+            refusal = _events_refusal(query.getall("events")) if "events" in query else None
+            if refusal is not None:
+                why = "empty" if refusal is _EMPTY_EVENTS else "unknown"
+                log.debug("stream %s refused: %s events", route, why)
+                return web.Response(status=400, body=refusal, content_type="application/json")
+            for name, value in query.items():
                 if name == "listenKey":
                     subscriptions.append((value, None))
                 elif name == "events" and subscriptions:
@@ -274,14 +338,14 @@ class Streams:
             return web.Response(status=400, body=_NO_KEY, content_type="application/json")
         delivering: dict[str, frozenset[str] | None] = {}
         for (key, allowed), market in zip(subscriptions, markets, strict=True):
-            if market != _DELIVERS[route]:
+            if market not in _DELIVERS[route]:
                 continue  # accepted, and nothing delivered: the wrong host or a retired path
-            if allowed is None and path_key is None and self.strict_events:
-                allowed = frozenset()
+            if allowed is None and route.startswith("/private/") and path_key is None and self.strict_events:
+                allowed = frozenset()  # listenKey= without events: production delivers nothing
             delivering[key] = allowed
         ws = web.WebSocketResponse(autoping=True, heartbeat=None, timeout=2.0, max_msg_size=64 * 1024)
         now = self.clock.now()
-        market = next((m for m in markets if m is not None), _DELIVERS[route] or "usdm")
+        market = next((m for m in markets if m is not None), (*_DELIVERS[route], "usdm")[0])
         connection = _Connection(
             ws,
             request,
@@ -369,13 +433,15 @@ class Streams:
         if method == "SUBSCRIBE":
             for name in names:
                 key, _, event = name.partition("@")
-                if self.exchange.market_of(key) == "usdm" and _DELIVERS[connection.route] == "usdm":
-                    allowed = connection.subscriptions.get(key, frozenset())
-                    connection.subscriptions[key] = (
-                        None
-                        if not event and not self.strict_events
-                        else (allowed or frozenset()) | _allow_list([event])
-                    )
+                market = self.exchange.market_of(key)
+                if market is None or market not in _DELIVERS[connection.route]:
+                    continue  # acknowledged, and nothing delivered, as production's mis-routed ones
+                if not connection.subscriptions:
+                    connection.market = market  # a bare /private/stream that takes an Options key
+                allowed = connection.subscriptions.get(key, frozenset())
+                connection.subscriptions[key] = (
+                    None if not event or allowed is None else allowed | _allow_list([event])
+                )
             self._answer(connection, {"result": None, "id": ident})
         elif method == "UNSUBSCRIBE":
             for name in names:
@@ -454,7 +520,7 @@ class Streams:
             kind = str(event.get("e", ""))
             wrapped: dict[str, str] = {}
             count = 0
-            for connection in self._matching(market):
+            for connection in self._matching(None):  # the keys say whose: a stream may mix markets
                 if self.clock.now() < connection.stalled_until:
                     continue  # stalled: this frame is lost to it
                 for key, allowed in connection.subscriptions.items():
@@ -555,6 +621,11 @@ class Streams:
             connection.stalled_until = until
             connection.next_ping = max(connection.next_ping, until)
         return len(connections)
+
+    def listeners(self, keys: Iterable[str]) -> int:
+        """How many open connections are subscribed to one of `keys`."""
+        wanted = set(keys)
+        return sum(1 for c in self._matching(None) if not wanted.isdisjoint(c.subscriptions))
 
     def count(self, market: str | None = None) -> int:
         """How many connections are open (of `market`)."""

@@ -3,7 +3,9 @@
 Binance retired spot's and margin's listenKeys on 2026-02-20; an account's events now come on a
 WebSocket API connection, each as `{"subscriptionId": N, "event": {...}}`
 (https://github.com/binance/binance-spot-api-docs, web-socket-api.md "User Data Stream requests",
-user-data-stream.md). A request is a JSON text frame `{"id", "method", "params"}`; its answer is
+user-data-stream.md). A request is a JSON text frame `{"id", "method", "params"}` (`id` is
+mandatory, an INT, a STRING or null, web-socket-api.md "Request format": a request without one is
+refused -1102); its answer is
 `{"id", "status", "result" | "error": {"code", "msg"}, "rateLimits"}` (`returnRateLimits=false`, in
 the URL or the params, leaves `rateLimits` out). Methods served:
 
@@ -15,7 +17,10 @@ the URL or the params, leaves `rateLimits` out). Methods served:
   params); `session.logout` ends the logon subscription; `session.status`; `session.subscriptions`
   → `[{"subscriptionId": 0}, ...]`.
 - `userDataStream.unsubscribe` (`subscriptionId`, or none for all) → `{}`, and an
-  `eventStreamTerminated` for each subscription it ended.
+  `eventStreamTerminated` for each subscription it ended. `subscriptionId` is an INT, taken as a
+  JSON number or as a string of digits, as production takes it: Binance's own SDK sends every
+  param as a string (binance-common 4.7.0's `ws_api_payload` turns ints into str), so it sends
+  `"0"`. A string that is no number is refused as Binance refuses such a value (errors.md, -1100).
 - `userDataStream.subscribe.listenToken` (listenToken): a margin account's events (cross, or one
   symbol's isolated account), until the token expires: then `eventStreamTerminated`. A new token of
   the same margin account on the same connection extends the subscription (same subscriptionId, the
@@ -27,12 +32,13 @@ connection (a second is -2035), at most 1000 active and 65,535 over the connecti
 
 Error codes, where Binance documents none for the case (marked *): not JSON or not an object, 400
 -1135 "Invalid JSON Request"; `params` not an object, -1135* (measured on Binance.US); an unknown
-method, 400 -1020* "This operation is not supported."; a missing parameter -1102; an unknown API key
-(or one whose credential the simulator does not hold) 401 -2015; a bad signature 400 -1022; a
-timestamp outside recvWindow, or 1 s ahead, 400 -1021; `session.logon` with an HMAC or RSA key, 400
--2028* (measured by a third party); `userDataStream.subscribe` without a logon, 401 -1193*
-(measured); an unknown subscriptionId 400 -2036; an invalid or expired listenToken 400 -1209* (its
-message here: "Invalid listenToken.").
+method, 400 -1020* "This operation is not supported."; a missing parameter -1102; an API key that
+is not 1 to 128 letters and digits 401 -2014, one the simulator does not accept (or whose
+credential it does not hold) 401 -2015, by the same rule as REST (`Exchange.key_account`); a bad
+signature 400 -1022; a timestamp outside recvWindow, or 1 s ahead, 400 -1021; `session.logon`
+with an HMAC or RSA key, 400 -2028* (measured by a third party); `userDataStream.subscribe` without
+a logon, 401 -1193* (measured); an unknown subscriptionId 400 -2036, one that is no number 400
+-1100; an invalid or expired listenToken 400 -1209* (its message here: "Invalid listenToken.").
 
 The connections themselves are the streams' (`_streams`): pings every 20 s with a pong due within a
 minute, the 24-hour cut, `drop_streams`/`cut_streams`/`stall_streams`, `serverShutdown` (as
@@ -45,6 +51,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -86,6 +93,7 @@ _BAD_TOKEN = Refusal(400, -1209, "Invalid listenToken.")
 _NOT_JSON = Refusal(400, -1135, "Invalid JSON Request")
 #: Binance's -1000 (UNKNOWN): the answer when a method fails inside the simulator (logged at DEBUG).
 _BROKEN = Refusal(500, -1000, "An unknown error occurred while processing the request.")
+_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 @define(repr=False)
@@ -207,9 +215,13 @@ class WsApi:
                     ended += 1
         return ended
 
-    def count(self) -> int:
-        """How many subscriptions are active, on every connection."""
-        return sum(len(session.subscriptions) for session in self._sessions)
+    def count(self, market: str | None = None) -> int:
+        """How many subscriptions (of `market`, "spot" or "margin") are active, on every connection."""
+        return sum(
+            market in (None, subscription.market)
+            for session in self._sessions
+            for subscription in session.subscriptions.values()
+        )
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -224,7 +236,11 @@ class WsApi:
             if not isinstance(request, dict):
                 raise _Refused(_NOT_JSON)
             ident = request.get("id")
-            if not (ident is None or isinstance(ident, str | int)) or isinstance(ident, bool):
+            if (
+                "id" not in request
+                or not (ident is None or isinstance(ident, str | int))
+                or isinstance(ident, bool)
+            ):
                 ident = None
                 raise _Refused(missing("id"))
             params = request.get("params", {})
@@ -340,12 +356,16 @@ class WsApi:
         return {"subscriptionId": subscription.id}, []
 
     def _unsubscribe(self, session: _Session, params: Mapping[str, object]) -> _Outcome:
-        ident = params.get("subscriptionId")
-        if ident is None:
+        given = params.get("subscriptionId")
+        if given is None:
             return {}, list(session.subscriptions.values())
-        if isinstance(ident, bool) or not isinstance(ident, int) or ident not in session.subscriptions:
+        if isinstance(given, str) and _DIGITS.fullmatch(given):
+            given = int(given)
+        if isinstance(given, bool) or not isinstance(given, int):
+            raise _Refused(_illegal("subscriptionId"))
+        if given not in session.subscriptions:
             raise _Refused(_INACTIVE)
-        return {}, [session.subscriptions[ident]]
+        return {}, [session.subscriptions[given]]
 
     def _subscriptions(self, session: _Session, params: Mapping[str, object]) -> _Outcome:
         return [{"subscriptionId": ident} for ident in sorted(session.subscriptions)], []
@@ -377,6 +397,9 @@ class WsApi:
         api_key, signature = params["apiKey"], params["signature"]
         if not isinstance(api_key, str) or not isinstance(signature, str):
             raise _Refused(missing("apiKey" if not isinstance(api_key, str) else "signature"))
+        account = self.exchange.key_account(api_key)
+        if isinstance(account, Refusal):
+            raise _Refused(account)
         credential = self.exchange.credential_of(api_key)
         if credential is None:
             raise _Refused(UNKNOWN_KEY)
@@ -424,6 +447,13 @@ _METHODS = {
     "session.logout": WsApi._logout,
     "session.subscriptions": WsApi._subscriptions,
 }
+
+
+def _illegal(name: str) -> Refusal:
+    """Binance's answer to an INT parameter given something else (errors.md, -1100 ILLEGAL_CHARS)."""
+    return Refusal(
+        400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+    )
 
 
 def _text(value: object) -> str:
