@@ -447,7 +447,7 @@ class UserDataStream(_Base):
         self.call(market.operation("close").sync_detailed, Empty, **market.close_arguments(key))
 
     def create_listen_token(self, symbol: str | None = None, *, validity: float | None = None) -> ListenToken:
-        """Create a margin listenToken (SIGNED: needs api_secret= or private_key=) on this client's host.
+        """Create a margin listenToken (USER_STREAM: the API key alone, unsigned) on this client's host.
 
         Cross margin, or the isolated margin account of `symbol`; `validity` in seconds (Binance's
         default and maximum: 24 hours). The token, for `userDataStream.subscribe.listenToken`, is

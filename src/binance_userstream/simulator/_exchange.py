@@ -288,7 +288,7 @@ class Exchange:
         raw_body: str = "",
     ) -> Answer:
         """Answer one REST request. `raw_query` and `raw_body` are the query string and form body as
-        sent, which a SIGNED request's signature covers (the listenToken endpoint)."""
+        sent, which a signature covers (a signed listenToken mint)."""
         if path == LISTEN_TOKEN_PATH:
             account = self._account(api_key)
             status, body, headers = self.tokens.handle(
