@@ -5,12 +5,16 @@ POST/PUT/DELETE `/<api>/v1/listenKey`; keepalive and close take no parameter (th
 the account's one key); USD-M's keepalive answers the extended key; -1125 when there is none.
 COIN-M's keepalive answers the extended key too, as Binance's COIN-M SDK models it since its
 2026-01-13 release (binance-sdk-derivatives-trading-coin-futures 14.1.0,
-`KeepaliveUserDataStreamResponse.listen_key`), or `{}` as its older pages showed.
+`KeepaliveUserDataStreamResponse.listen_key`), or `{}` as its older pages showed. Options' create
+answers `expiration` (ms) beside the key (https://developers.binance.com/en/docs/catalog/
+core-trading-derivatives-trading-options/api/rest-api/user-data-streams).
 """
 
 from __future__ import annotations
 
 import pytest
+from binance_userstream_client.api.options import create_options_listen_key
+from binance_userstream_client.models import ListenKey
 
 from binance_userstream import (
     MARKETS,
@@ -145,6 +149,24 @@ def test_a_coinm_session_keeps_its_key_alive_on_the_simulator_whichever_the_keep
         assert session.listen_key == key
     assert recorder.kinds().count(EventKind.KEPT_ALIVE) >= 3
     assert EventKind.REPLACED not in recorder.kinds()
+
+
+def test_options_create_answers_when_the_key_expires_in_the_typed_model(
+    sim: Simulator, vclock: VirtualClock
+) -> None:
+    with UserDataStream(API_KEY, sim.url, market="options") as uds:
+        answer = uds.call(create_options_listen_key.sync_detailed, ListenKey)
+    assert answer.expiration == int((vclock.wall() + 3600) * 1000)
+    assert sim.exchange.is_live(answer.listen_key)
+
+
+@pytest.mark.parametrize("expiration", ["1758792204196", 1.5, None])
+def test_an_options_expiration_that_is_no_integer_is_a_malformed_answer(
+    expiration: object, server: ScriptedServer
+) -> None:
+    server.script(Reply(body={"listenKey": LISTEN_KEY, "expiration": expiration}))
+    with pytest.raises(MalformedAnswerError):
+        Facade("sync", api_key=API_KEY, base_url=server.url, market="options")("create")
 
 
 @pytest.mark.parametrize("market", list(MARKETS))

@@ -13,7 +13,9 @@ markets that differ in the details, which the simulator keeps:
 - COIN-M, Portfolio Margin and Options (developers.binance.com/docs/derivatives/coin-margined-futures,
   /portfolio-margin and /options-trading user-data-streams): as USD-M, but PUT answers `{}`, except
   COIN-M's, which answers the key as USD-M's does by default: Binance's COIN-M SDK models it so since
-  2026-01-13 (binance-sdk-derivatives-trading-coin-futures 14.1.0);
+  2026-01-13 (binance-sdk-derivatives-trading-coin-futures 14.1.0); Options' POST answers
+  `expiration` (ms) beside the key (developers.binance.com/en/docs/catalog/
+  core-trading-derivatives-trading-options/api/rest-api/user-data-streams);
 - margin's /sapi/v1/userDataStream and /isolated, retired on 2026-02-20
   (https://developers.binance.com/docs/margin_trading, change log 2026-01-21): always 410.
 """
@@ -70,7 +72,7 @@ def code_of(response: httpx.Response) -> int:
 @by_name
 def test_create_answers_a_60_character_listen_key(http: httpx.Client, market: Market) -> None:
     body = http.post(market.path).json()
-    assert list(body) == ["listenKey"]
+    assert list(body) == (["listenKey", "expiration"] if market is OPTIONS else ["listenKey"])
     assert len(body["listenKey"]) == 60
     assert body["listenKey"].isalnum()
 
@@ -100,6 +102,20 @@ def test_coinm_keepalive_echoes_key_false_answers_an_empty_object(vclock: Virtua
         vclock.advance(3000)
         assert sim.exchange.is_live(key)
     assert (response.status_code, response.json()) == (200, {})
+
+
+def test_options_create_answers_when_the_key_expires_on_the_simulators_clock(
+    http: httpx.Client, vclock: VirtualClock
+) -> None:
+    """`expiration` is the key's expiry in ms: 60 minutes after the create, as POST extends it."""
+    created_at = vclock.wall()
+    first = http.post(OPTIONS.path).json()
+    vclock.advance(600)
+    again_at = vclock.wall()
+    again = http.post(OPTIONS.path).json()
+    assert first["expiration"] == int((created_at + 3600) * 1000)
+    assert again["expiration"] == int((again_at + 3600) * 1000)
+    assert again["listenKey"] == first["listenKey"]
 
 
 @by_name

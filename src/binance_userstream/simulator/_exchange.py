@@ -26,7 +26,7 @@ from typing import Literal
 
 from attrs import define, evolve, frozen
 
-from binance_userstream._clock import Clock, SystemClock
+from binance_userstream._clock import Clock, SystemClock, wall_time
 from binance_userstream.simulator._markets import MARKETS, METHODS, SPOT, Market
 from binance_userstream.simulator._signing import Credential, Keys, Refusal
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS, ListenTokens
@@ -76,7 +76,7 @@ def _code_msg(answer: Answer) -> tuple[int, str]:
     return int(body["code"]), str(body["msg"])
 
 
-def _ok(body: Mapping[str, str]) -> Answer:
+def _ok(body: Mapping[str, str | int]) -> Answer:
     return Answer(200, json.dumps(body).encode())
 
 
@@ -406,6 +406,8 @@ class Exchange:
                 value = "".join(secrets.choice(_ALPHABET) for _ in range(60))
                 self._active[active] = value
             self._keys[value] = _Key(market.name, account, now + VALIDITY)
+            if market.create_answers_expiration:  # when the key expires, on the simulator's clock
+                return _ok({"listenKey": value, "expiration": int((wall_time(self.clock) + VALIDITY) * 1000)})
             return _ok({"listenKey": value})
         if market.key_in_request:
             # Binance takes a parameter from the query string or the form body; the query wins.

@@ -23,7 +23,9 @@ the API key implies it, what a keepalive answers, and whether the path is retire
 - Portfolio Margin: https://developers.binance.com/docs/derivatives/portfolio-margin/user-data-streams
   (keepalive answers `{}`; weight 1); its general-info page gives 6,000 per minute per IP;
 - Options: https://developers.binance.com/docs/derivatives/options-trading/user-data-streams
-  (Keepalive-User-Data-Stream: no parameter, answers `{}`, weight 1); the options docs name no
+  (Keepalive-User-Data-Stream: no parameter, answers `{}`, weight 1; its start answers `expiration`,
+  the key's expiry in ms, beside the key: https://developers.binance.com/en/docs/catalog/
+  core-trading-derivatives-trading-options/api/rest-api/user-data-streams); the options docs name no
   number for the limit (it is in `/eapi/v1/exchangeInfo`), so the simulator keeps spot's 6,000;
 - event streams: a ping frame every 3 minutes on USD-M, COIN-M and Portfolio Margin, every 5 minutes
   on Options (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams,
@@ -64,6 +66,8 @@ class Market:
     key_in_request: bool
     #: True: a keepalive answers `{"listenKey": <the key extended>}` (USD-M, COIN-M); False: `{}`.
     keepalive_echoes_key: bool
+    #: True: a start answers `expiration`, when the key expires (ms since the epoch), beside it (Options).
+    create_answers_expiration: bool = False
     retired: Retirement = "never"
     #: Seconds between the ping frames the market's event stream sends.
     ping_interval: float = 180.0
@@ -118,6 +122,7 @@ OPTIONS = Market(
     weight_limit=6000,
     key_in_request=False,
     keepalive_echoes_key=False,
+    create_answers_expiration=True,
     ping_interval=300.0,
 )
 #: Margin's old lifecycle (a listenKey parameter, like spot's) is never served: production has
