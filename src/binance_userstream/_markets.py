@@ -71,7 +71,7 @@ def _key_in_query(listen_key: str) -> dict[str, Any]:
 Subscription = Literal["listen_key", "signature", "listen_token"]
 """How a market's event stream is authorised: a listenKey in the stream's URL (the derivatives), a
 signed `userDataStream.subscribe.signature` on the WebSocket API (spot), or a listenToken minted by
-signed REST and given to `userDataStream.subscribe.listenToken` (margin)."""
+USER_STREAM REST (the API key alone) and given to `userDataStream.subscribe.listenToken` (margin)."""
 
 
 @attrs.frozen
