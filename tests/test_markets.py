@@ -151,6 +151,29 @@ def test_a_coinm_session_keeps_its_key_alive_on_the_simulator_whichever_the_keep
     assert EventKind.REPLACED not in recorder.kinds()
 
 
+def test_a_coinm_session_whose_key_another_program_replaced_takes_the_new_key_at_the_next_keepalive(
+    sim: Simulator, vclock: VirtualClock
+) -> None:
+    """The keepalive (no parameter) extends the account's new key and echoes it: the key the session
+    held is gone, so it says so and takes the account's key, instead of holding a dead one."""
+    recorder = Recorder()
+    with (
+        UserDataStream(API_KEY, sim.url, market="coinm", retry=FAST_RETRY) as uds,
+        UserDataStream(API_KEY, sim.url, market="coinm") as other_program,
+        uds.session(on_event=recorder, clock=vclock, interval=1800) as session,
+    ):
+        old = session.listen_key
+        assert old is not None
+        other_program.close(old)
+        new = other_program.create()
+        while EventKind.REPLACED not in recorder.kinds() and vclock.now() < 2 * 3600:
+            session.wait(timeout=0.01)
+        assert session.listen_key == new
+    assert new != old
+    (lost,) = recorder.of(EventKind.KEY_LOST)
+    assert "another listenKey" in str(lost.error)
+
+
 def test_options_create_answers_when_the_key_expires_in_the_typed_model(
     sim: Simulator, vclock: VirtualClock
 ) -> None:
