@@ -23,6 +23,7 @@ from binance_userstream import (
     EventKind,
     ListenKeyNotFoundError,
     MalformedAnswerError,
+    SteppedClock,
     UserDataStream,
     VirtualClock,
 )
@@ -151,23 +152,23 @@ def test_a_coinm_session_keeps_its_key_alive_on_the_simulator_whichever_the_keep
     assert EventKind.REPLACED not in recorder.kinds()
 
 
-def test_a_coinm_session_whose_key_another_program_replaced_takes_the_new_key_at_the_next_keepalive(
-    sim: Simulator, vclock: VirtualClock
-) -> None:
+def test_a_coinm_session_whose_key_another_program_replaced_takes_the_new_key_at_the_next_keepalive() -> None:
     """The keepalive (no parameter) extends the account's new key and echoes it: the key the session
-    held is gone, so it says so and takes the account's key, instead of holding a dead one."""
-    recorder = Recorder()
+    held is gone, so it says so and takes the account's key, instead of holding a dead one. On a
+    SteppedClock, so that the other program acts before the keepalive, always."""
+    clock, recorder = SteppedClock(), Recorder()
     with (
+        Simulator(clock=clock) as sim,
         UserDataStream(API_KEY, sim.url, market="coinm", retry=FAST_RETRY) as uds,
         UserDataStream(API_KEY, sim.url, market="coinm") as other_program,
-        uds.session(on_event=recorder, clock=vclock, interval=1800) as session,
+        uds.session(on_event=recorder, clock=clock, interval=1800) as session,
     ):
         old = session.listen_key
         assert old is not None
         other_program.close(old)
         new = other_program.create()
-        while EventKind.REPLACED not in recorder.kinds() and vclock.now() < 2 * 3600:
-            session.wait(timeout=0.01)
+        clock.advance(1800)
+        recorder.wait_for_count(EventKind.REPLACED, 1)
         assert session.listen_key == new
     assert new != old
     (lost,) = recorder.of(EventKind.KEY_LOST)
