@@ -5,8 +5,8 @@ Spot's listenKey is gone (410), so the client subscribes on the WebSocket API wi
 machine's clock runs ten minutes late: the first subscription is refused (-1021), the client
 reads the server's time once and subscribes again. An order arrives as typed events; the exchange
 drops the connection, and the reconnect is signed afresh, with a gap where events may be missing.
-Then margin: a listenToken minted by signed REST, two-hour tokens renewed on the same connection
-as a stepped clock passes five hours, with no gap and nothing lost.
+Then margin: a listenToken minted with the API key alone (USER_STREAM, no secret), two-hour tokens
+renewed on the same connection as a stepped clock passes five hours, with no gap and nothing lost.
 """
 
 from __future__ import annotations
@@ -98,7 +98,6 @@ async def margin() -> dict[str, bool]:
             sim.url,
             market="margin",
             stream_url=sim.url.replace("http://", "ws://"),
-            api_secret=TEST_API_SECRET,
         )
         real = uds.create_listen_token
 

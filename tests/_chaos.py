@@ -15,7 +15,7 @@ RETRY = RetryPolicy(backoff_base=0.001, backoff_cap=0.005)
 
 def client(family: str, sim: Simulator, clock: SteppedClock, *, sync: bool = False) -> Any:
     """A client of `family` against `sim`: quick REST retries, a backoff gate on the run's clock,
-    the test account's key and secret (spot's subscriptions and margin's listenTokens are signed)."""
+    the test account's key and secret (spot's subscriptions are signed; margin's listenTokens need none)."""
     cls = UserDataStream if sync else AsyncUserDataStream
     return cls(
         TEST_API_KEY,
@@ -44,8 +44,8 @@ def inject(sim: Simulator, family: str, fault: str) -> None:
     """One fault: a dropped connection, a clean cut, a stall past the ping rules, a lost credential
     ("loss": a listenKey expired; spot's and margin's subscriptions ended, margin's tokens revoked),
     a 429 on the next create with a lost credential, a serverShutdown notice, or a refusal no
-    reconnect can mend (the secret rotated for spot and margin, the next create retired for the
-    derivatives)."""
+    reconnect can mend (the secret rotated for spot; for margin, whose listenToken is minted with
+    the API key alone, and the derivatives, the next mint or create answered 410 Gone)."""
     streams = streams_of(family)
     if fault == "drop":
         sim.drop_streams(streams)
@@ -56,9 +56,12 @@ def inject(sim: Simulator, family: str, fault: str) -> None:
     elif fault == "shutdown":
         sim.shutdown_notice(streams)
     elif fault == "refused":
-        if family in WS_API:
+        if family == "spot":
             sim.register_key(TEST_API_KEY, secret="R" * 64)
             sim.drop_streams(streams)
+        elif family == "margin":
+            sim.inject(Fault.retired())
+            sim.end_subscriptions(family)
         else:
             sim.inject(Fault.retired())
             sim.expire_key(market=family)

@@ -2,8 +2,8 @@
 
 The README's "Extend the client by editing the YAML" has a user add operations to
 spec/userdatastream.yaml and regenerate, and promises that `make test` stays green. So the tests
-that hold the whole spec to something (the simulator serves every operation, only the listenToken's
-is signed) hold it for the package's own operations: the generated operation modules that a module
+that hold the whole spec to something (the simulator serves every operation, none of them is
+signed) hold it for the package's own operations: the generated operation modules that a module
 of `binance_userstream` imports (the market table's and the client's). An operation only a user
 added is one the package never calls.
 """

@@ -47,6 +47,7 @@ def test_an_offset_beyond_an_hour_is_refused_and_the_one_in_use_is_kept(server_t
     assert learner.offset_ms == 250.0
 
 
+@pytest.mark.usefixtures("listen_token_declared_signed")
 def test_a_date_ten_years_off_after_a_minus_1021_is_not_learned_and_the_call_fails_with_its_timestamp_error(
     server: ScriptedServer, gate: BackoffGate, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -3,11 +3,18 @@
 Binance's derivatives "User Data Streams" pages (USD-M, COIN-M, Portfolio Margin, Options):
 POST/PUT/DELETE `/<api>/v1/listenKey`; keepalive and close take no parameter (the API key implies
 the account's one key); USD-M's keepalive answers the extended key; -1125 when there is none.
+COIN-M's keepalive answers the extended key too, as Binance's COIN-M SDK models it since its
+2026-01-13 release (binance-sdk-derivatives-trading-coin-futures 14.1.0,
+`KeepaliveUserDataStreamResponse.listen_key`), or `{}` as its older pages showed. Options' create
+answers `expiration` (ms) beside the key (https://developers.binance.com/en/docs/catalog/
+core-trading-derivatives-trading-options/api/rest-api/user-data-streams).
 """
 
 from __future__ import annotations
 
 import pytest
+from binance_userstream_client.api.options import create_options_listen_key
+from binance_userstream_client.models import ListenKey
 
 from binance_userstream import (
     MARKETS,
@@ -15,6 +22,8 @@ from binance_userstream import (
     EndpointRetiredError,
     EventKind,
     ListenKeyNotFoundError,
+    MalformedAnswerError,
+    SteppedClock,
     UserDataStream,
     VirtualClock,
 )
@@ -99,14 +108,89 @@ def test_spot_keepalive_and_close_carry_the_listen_key_as_the_seed_says(
     assert close.query == {"listenKey": [LISTEN_KEY]}
 
 
-def test_a_usdm_keepalive_that_extended_another_key_means_ours_is_gone(
-    mode: str, server: ScriptedServer
+@pytest.mark.parametrize("market", ["usdm", "coinm"])
+def test_a_keepalive_that_extended_another_key_means_ours_is_gone(
+    market: str, mode: str, server: ScriptedServer
 ) -> None:
     server.script(Reply(body={"listenKey": "another" + LISTEN_KEY[7:]}))
-    uds = Facade(mode, api_key=API_KEY, base_url=server.url, market="usdm")
+    uds = Facade(mode, api_key=API_KEY, base_url=server.url, market=market)
     with pytest.raises(ListenKeyNotFoundError, match="another listenKey") as caught:
         uds("keepalive", LISTEN_KEY)
     assert LISTEN_KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize("answer", [{"listenKey": LISTEN_KEY}, {}], ids=["echo", "empty"])
+def test_a_coinm_keepalive_answering_our_key_or_an_empty_object_extends_it(
+    answer: dict[str, str], mode: str, server: ScriptedServer
+) -> None:
+    server.script(Reply(body=answer))
+    assert Facade(mode, api_key=API_KEY, base_url=server.url, market="coinm")("keepalive", LISTEN_KEY) is None
+
+
+def test_a_coinm_keepalive_echo_that_is_no_listen_key_is_a_malformed_answer(server: ScriptedServer) -> None:
+    server.script(Reply(body={"listenKey": 42}))
+    with pytest.raises(MalformedAnswerError):
+        Facade("sync", api_key=API_KEY, base_url=server.url, market="coinm")("keepalive", LISTEN_KEY)
+
+
+@pytest.mark.parametrize("echoes", [True, False], ids=["echo", "empty"])
+def test_a_coinm_session_keeps_its_key_alive_on_the_simulator_whichever_the_keepalive_answers(
+    echoes: bool, vclock: VirtualClock
+) -> None:
+    """Three keepalives over two virtual hours, the key never replaced."""
+    recorder = Recorder()
+    with (
+        Simulator(clock=vclock, coinm_keepalive_echoes_key=echoes) as sim,
+        UserDataStream(API_KEY, sim.url, market="coinm", retry=FAST_RETRY) as uds,
+        uds.session(on_event=recorder, clock=vclock, interval=1800) as session,
+    ):
+        key = session.listen_key
+        while vclock.now() < 2 * 3600:
+            session.wait(timeout=0.01)
+        assert session.listen_key == key
+    assert recorder.kinds().count(EventKind.KEPT_ALIVE) >= 3
+    assert EventKind.REPLACED not in recorder.kinds()
+
+
+def test_a_coinm_session_whose_key_another_program_replaced_takes_the_new_key_at_the_next_keepalive() -> None:
+    """The keepalive (no parameter) extends the account's new key and echoes it: the key the session
+    held is gone, so it says so and takes the account's key, instead of holding a dead one. On a
+    SteppedClock, so that the other program acts before the keepalive, always."""
+    clock, recorder = SteppedClock(), Recorder()
+    with (
+        Simulator(clock=clock) as sim,
+        UserDataStream(API_KEY, sim.url, market="coinm", retry=FAST_RETRY) as uds,
+        UserDataStream(API_KEY, sim.url, market="coinm") as other_program,
+        uds.session(on_event=recorder, clock=clock, interval=1800) as session,
+    ):
+        old = session.listen_key
+        assert old is not None
+        other_program.close(old)
+        new = other_program.create()
+        clock.advance(1800)
+        recorder.wait_for_count(EventKind.REPLACED, 1)
+        assert session.listen_key == new
+    assert new != old
+    (lost,) = recorder.of(EventKind.KEY_LOST)
+    assert "another listenKey" in str(lost.error)
+
+
+def test_options_create_answers_when_the_key_expires_in_the_typed_model(
+    sim: Simulator, vclock: VirtualClock
+) -> None:
+    with UserDataStream(API_KEY, sim.url, market="options") as uds:
+        answer = uds.call(create_options_listen_key.sync_detailed, ListenKey)
+    assert answer.expiration == int((vclock.wall() + 3600) * 1000)
+    assert sim.exchange.is_live(answer.listen_key)
+
+
+@pytest.mark.parametrize("expiration", ["1758792204196", 1.5, None])
+def test_an_options_expiration_that_is_no_integer_is_a_malformed_answer(
+    expiration: object, server: ScriptedServer
+) -> None:
+    server.script(Reply(body={"listenKey": LISTEN_KEY, "expiration": expiration}))
+    with pytest.raises(MalformedAnswerError):
+        Facade("sync", api_key=API_KEY, base_url=server.url, market="options")("create")
 
 
 @pytest.mark.parametrize("market", list(MARKETS))

@@ -63,7 +63,7 @@ def test_the_cli_lines_run_in_order_against_the_simulator(tmp_path: Path) -> Non
     assert len(COMMANDS) >= 5
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
-    (tmp_path / "secret.txt").write_text(TEST_API_SECRET + "\n")  # the spot and margin lines sign
+    (tmp_path / "secret.txt").write_text(TEST_API_SECRET + "\n")  # the spot line signs
     with Simulator() as sim:
         port = sim.url.rpartition(":")[2]
         for line in COMMANDS:

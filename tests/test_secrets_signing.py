@@ -111,6 +111,7 @@ def _calls(
     return seen
 
 
+@pytest.mark.usefixtures("listen_token_declared_signed")
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_no_log_record_repr_or_error_of_a_signed_call_holds_a_signing_secret(
     mode: str,
@@ -141,6 +142,7 @@ def test_no_log_record_repr_or_error_of_a_signed_call_holds_a_signing_secret(
             assert_clean("".join(traceback.format_exception(thing)), key_pem)
 
 
+@pytest.mark.usefixtures("listen_token_declared_signed")
 def test_a_network_error_of_a_signed_call_holds_no_signing_secret(
     gate: BackoffGate, credentials: dict[str, object], key_pem: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,7 +11,11 @@ markets that differ in the details, which the simulator keeps:
   PUT and DELETE take no parameter (the API key implies the key), PUT answers
   `{"listenKey": <the key extended>}`, weight 1, 2,400 weight per minute per IP;
 - COIN-M, Portfolio Margin and Options (developers.binance.com/docs/derivatives/coin-margined-futures,
-  /portfolio-margin and /options-trading user-data-streams): as USD-M, but PUT answers `{}`;
+  /portfolio-margin and /options-trading user-data-streams): as USD-M, but PUT answers `{}`, except
+  COIN-M's, which answers the key as USD-M's does by default: Binance's COIN-M SDK models it so since
+  2026-01-13 (binance-sdk-derivatives-trading-coin-futures 14.1.0); Options' POST answers
+  `expiration` (ms) beside the key (developers.binance.com/en/docs/catalog/
+  core-trading-derivatives-trading-options/api/rest-api/user-data-streams);
 - margin's /sapi/v1/userDataStream and /isolated, retired on 2026-02-20
   (https://developers.binance.com/docs/margin_trading, change log 2026-01-21): always 410.
 """
@@ -68,22 +72,50 @@ def code_of(response: httpx.Response) -> int:
 @by_name
 def test_create_answers_a_60_character_listen_key(http: httpx.Client, market: Market) -> None:
     body = http.post(market.path).json()
-    assert list(body) == ["listenKey"]
+    assert list(body) == (["listenKey", "expiration"] if market is OPTIONS else ["listenKey"])
     assert len(body["listenKey"]) == 60
     assert body["listenKey"].isalnum()
 
 
 @pytest.mark.parametrize(
     ("market", "echoes"),
-    [(SPOT, False), (USDM, True), (COINM, False), (PORTFOLIO, False), (OPTIONS, False)],
+    [(SPOT, False), (USDM, True), (COINM, True), (PORTFOLIO, False), (OPTIONS, False)],
     ids=lambda v: v.name if isinstance(v, Market) else None,
 )
 def test_keepalive_answers_as_each_market_documents(http: httpx.Client, market: Market, echoes: bool) -> None:
-    """USD-M's keepalive answers `{"listenKey": <the key extended>}`; every other market `{}`."""
+    """USD-M's and COIN-M's keepalive answer `{"listenKey": <the key extended>}`; the others `{}`."""
     key = create(http, market)
     response = call(http, "PUT", market, key)
     assert response.status_code == 200
     assert response.json() == ({"listenKey": key} if echoes else {})
+
+
+def test_coinm_keepalive_echoes_key_false_answers_an_empty_object(vclock: VirtualClock) -> None:
+    """COIN-M's older pages' answer, for clients written to them; the key is extended all the same."""
+    with (
+        Simulator(clock=vclock, coinm_keepalive_echoes_key=False) as sim,
+        httpx.Client(base_url=sim.url, headers={"X-MBX-APIKEY": API_KEY}) as http,
+    ):
+        key = create(http, COINM)
+        vclock.advance(3000)
+        response = call(http, "PUT", COINM, key)
+        vclock.advance(3000)
+        assert sim.exchange.is_live(key)
+    assert (response.status_code, response.json()) == (200, {})
+
+
+def test_options_create_answers_when_the_key_expires_on_the_simulators_clock(
+    http: httpx.Client, vclock: VirtualClock
+) -> None:
+    """`expiration` is the key's expiry in ms: 60 minutes after the create, as POST extends it."""
+    created_at = vclock.wall()
+    first = http.post(OPTIONS.path).json()
+    vclock.advance(600)
+    again_at = vclock.wall()
+    again = http.post(OPTIONS.path).json()
+    assert first["expiration"] == int((created_at + 3600) * 1000)
+    assert again["expiration"] == int((again_at + 3600) * 1000)
+    assert again["listenKey"] == first["listenKey"]
 
 
 @by_name

@@ -3,7 +3,8 @@
 Sources: Binance derivatives docs, "User Data Streams" of USD-M futures
 (developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams), COIN-M,
 Portfolio Margin and Options; each page documents POST/PUT/DELETE with weight 1, no parameter on
-keepalive and close, USD-M's keepalive answering the extended key and the others `{}`.
+keepalive and close, USD-M's keepalive answering the extended key, COIN-M's the key or `{}` (Binance's
+COIN-M SDK models it so since 2026-01-13), and the others `{}`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ SECRET = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
 DERIVATIVES = {
     # market: (path, the keepalive's success schema)
     "usdm": ("/fapi/v1/listenKey", "ListenKey"),
-    "coinm": ("/dapi/v1/listenKey", "Empty"),
+    "coinm": ("/dapi/v1/listenKey", "KeepaliveAnswer"),
     "portfolio": ("/papi/v1/listenKey", "Empty"),
     "options": ("/eapi/v1/listenKey", "Empty"),
 }

@@ -52,7 +52,7 @@ def expected(family: str, fault: str) -> Outcome:
         "loss": Outcome(gap=lost),
         "429": Outcome(gap=lost),
         "shutdown": Outcome(),
-        "refused": Outcome(error=SignatureError if family in WS_API else EndpointRetiredError),
+        "refused": Outcome(error=SignatureError if family == "spot" else EndpointRetiredError),
     }[fault]
 
 

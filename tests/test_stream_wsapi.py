@@ -2,7 +2,7 @@
 
 Binance (web-socket-api.md, "User Data Stream requests"; margin's "Listen Token" page): spot's
 user data comes from `userDataStream.subscribe.signature` (any key type: HMAC, RSA, Ed25519),
-margin's from a listenToken (`POST /sapi/v1/userListenToken`, SIGNED) given to
+margin's from a listenToken (`POST /sapi/v1/userListenToken`, USER_STREAM) given to
 `userDataStream.subscribe.listenToken`, renewed before it expires on the same connection or ended
 by `eventStreamTerminated`; events arrive as `{"subscriptionId": N, "event": {...}}`; `-1021` is a
 timestamp outside the recvWindow, `-1022` a bad signature, `-2015` a refused API key.

@@ -320,7 +320,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a ws(s) URL, or a stream host name of the market; default: its production stream host",
     )
     signing = listen.add_argument_group(
-        "signing (spot and margin: the WebSocket API's subscription, margin's listenToken)"
+        "signing (spot: the WebSocket API's signed subscription; margin needs the API key alone)"
     )
     secret = signing.add_mutually_exclusive_group()
     secret.add_argument(

@@ -19,7 +19,7 @@ from typing import Any, Literal, Self, TypeVar, cast
 import httpx
 from binance_userstream_client import AuthenticatedClient
 from binance_userstream_client.api.margin import create_margin_listen_token
-from binance_userstream_client.models import Empty, ListenKey, ListenToken
+from binance_userstream_client.models import Empty, KeepaliveAnswer, ListenKey, ListenToken
 from binance_userstream_client.types import Response
 
 from binance_userstream._clock import Clock
@@ -146,8 +146,10 @@ def _operation_name(operation: Callable[..., Any]) -> str:
 
 
 def _check_echo(answer: object, listen_key: str) -> None:
-    """USD-M's keepalive answers the key it extended; another key means the one held is gone."""
-    if isinstance(answer, ListenKey) and answer.listen_key != listen_key:
+    """USD-M's keepalive answers the key it extended, COIN-M's may (or answer `{}`); another key
+    means the one held is gone."""
+    echo = answer.listen_key if isinstance(answer, ListenKey | KeepaliveAnswer) else None
+    if isinstance(echo, str) and echo != listen_key:
         raise ListenKeyNotFoundError(
             200, None, "keepalive extended another listenKey of the account: the one given has expired"
         )
@@ -447,7 +449,7 @@ class UserDataStream(_Base):
         self.call(market.operation("close").sync_detailed, Empty, **market.close_arguments(key))
 
     def create_listen_token(self, symbol: str | None = None, *, validity: float | None = None) -> ListenToken:
-        """Create a margin listenToken (SIGNED: needs api_secret= or private_key=) on this client's host.
+        """Create a margin listenToken (USER_STREAM: the API key alone, unsigned) on this client's host.
 
         Cross margin, or the isolated margin account of `symbol`; `validity` in seconds (Binance's
         default and maximum: 24 hours). The token, for `userDataStream.subscribe.listenToken`, is

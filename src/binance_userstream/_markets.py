@@ -41,7 +41,7 @@ from binance_userstream_client.api.usdm import (
     create_usdm_listen_key,
     keepalive_usdm_listen_key,
 )
-from binance_userstream_client.models import EVENT_TYPES, Empty, ListenKey, ListenKeyForm
+from binance_userstream_client.models import EVENT_TYPES, Empty, KeepaliveAnswer, ListenKey, ListenKeyForm
 from binance_userstream_client.types import Response
 
 
@@ -71,7 +71,7 @@ def _key_in_query(listen_key: str) -> dict[str, Any]:
 Subscription = Literal["listen_key", "signature", "listen_token"]
 """How a market's event stream is authorised: a listenKey in the stream's URL (the derivatives), a
 signed `userDataStream.subscribe.signature` on the WebSocket API (spot), or a listenToken minted by
-signed REST and given to `userDataStream.subscribe.listenToken` (margin)."""
+USER_STREAM REST (the API key alone) and given to `userDataStream.subscribe.listenToken` (margin)."""
 
 
 @attrs.frozen
@@ -91,8 +91,9 @@ class Market:
     keepalive_arguments: Callable[[str], dict[str, Any]]
     """The generated keepalive's keyword arguments for a listenKey."""
     close_arguments: Callable[[str], dict[str, Any]]
-    keepalive_answer: type[ListenKey] | type[Empty]
-    """The keepalive's success model: USD-M echoes the extended key, the others answer `{}`."""
+    keepalive_answer: type[ListenKey] | type[KeepaliveAnswer] | type[Empty]
+    """The keepalive's success model: USD-M echoes the extended key, COIN-M may echo it (or answer
+    `{}`), the others answer `{}`. An echo naming another key means the one held is gone."""
     retired: str | None = None
     """When Binance retired this market's listenKey, and what replaces it; None while it is live."""
     stream_hosts: Mapping[str, str] = MappingProxyType({})
@@ -254,7 +255,7 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 close=close_coinm_listen_key,
                 keepalive_arguments=_no_arguments,
                 close_arguments=_no_arguments,
-                keepalive_answer=Empty,
+                keepalive_answer=KeepaliveAnswer,
                 stream_hosts=MappingProxyType(
                     {"production": "wss://dstream.binance.com", "testnet": "wss://dstream.binancefuture.com"}
                 ),

@@ -332,7 +332,7 @@ class AsyncEventStream:
                 raise ValueError(
                     f"market {market.name!r} subscribes on the WebSocket API: listen_key= does not apply"
                 )
-            if self._credentials.signer is None:
+            if market.subscription == "signature" and self._credentials.signer is None:
                 raise ValueError(
                     f"market {market.name!r}'s events need a signature: pass api_secret= or private_key= "
                     "to the client (or set $BINANCE_API_SECRET or $BINANCE_PRIVATE_KEY_FILE)"
@@ -473,7 +473,7 @@ class AsyncEventStream:
         return await self._session.renew()
 
     async def _create_token(self) -> Any:
-        """Mint a listenToken (signed REST); the generated ListenToken model."""
+        """Mint a listenToken (USER_STREAM REST, unsigned); the generated ListenToken model."""
         uds = cast("AsyncUserDataStream", self._uds)
         return await uds.create_listen_token(uds.symbol)
 

@@ -3,7 +3,7 @@
 Spot's and margin's events come from Binance's WebSocket API (`/ws-api/v3`) once a request has
 subscribed the connection: `userDataStream.subscribe.signature` (spot: the API key, a timestamp and
 a signature made afresh for every connection, since a replayed frame is refused once its
-recvWindow has passed) or `userDataStream.subscribe.listenToken` (margin: a token minted by signed
+recvWindow has passed) or `userDataStream.subscribe.listenToken` (margin: a token minted by USER_STREAM
 REST, presented again with a new token before it expires). A `Subscriber` says what to send on a
 connection and what each answer means; the driver sends, reads and feeds it. It reads no clock:
 the wall time of each answer is passed in.

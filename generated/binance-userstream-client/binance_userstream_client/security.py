@@ -27,7 +27,7 @@ OPERATION_SECURITY: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "close_spot_listen_key": (("ApiKeyAuth",),),
     "close_usdm_listen_key": (("ApiKeyAuth",),),
     "create_coinm_listen_key": (("ApiKeyAuth",),),
-    "create_margin_listen_token": (("ApiKeyAuth", "Signature"),),
+    "create_margin_listen_token": (("ApiKeyAuth",),),
     "create_options_listen_key": (("ApiKeyAuth",),),
     "create_portfolio_listen_key": (("ApiKeyAuth",),),
     "create_spot_listen_key": (("ApiKeyAuth",),),
@@ -41,4 +41,4 @@ OPERATION_SECURITY: Mapping[str, tuple[tuple[str, ...], ...]] = {
 
 #: The operations to sign: a requirement of theirs names a scheme sent as the `signature` query
 #: parameter.
-SIGNED_OPERATIONS: frozenset[str] = frozenset(("create_margin_listen_token",))
+SIGNED_OPERATIONS: frozenset[str] = frozenset(())

@@ -81,7 +81,7 @@ def _code_msg(answer: Answer) -> tuple[int, str]:
     return int(body["code"]), str(body["msg"])
 
 
-def _ok(body: Mapping[str, str]) -> Answer:
+def _ok(body: Mapping[str, str | int]) -> Answer:
     return Answer(200, json.dumps(body).encode())
 
 
@@ -303,7 +303,7 @@ class Exchange:
         raw_body: str = "",
     ) -> Answer:
         """Answer one REST request. `raw_query` and `raw_body` are the query string and form body as
-        sent, which a SIGNED request's signature covers (the listenToken endpoint)."""
+        sent, which a signature covers (a signed listenToken mint)."""
         if path == LISTEN_TOKEN_PATH:
             account = self._account(api_key)
             status, body, headers = self.tokens.handle(
@@ -467,6 +467,8 @@ class Exchange:
                 value = "".join(secrets.choice(_ALPHABET) for _ in range(60))
                 self._active[active] = value
             self._keys[value] = _Key(market.name, account, now + VALIDITY)
+            if market.create_answers_expiration:  # when the key expires, on the simulator's clock
+                return _ok({"listenKey": value, "expiration": int((wall_time(self.clock) + VALIDITY) * 1000)})
             return _ok({"listenKey": value})
         if market.key_in_request:
             # Binance takes a parameter from the query string or the form body; the query wins.

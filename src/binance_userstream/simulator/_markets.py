@@ -10,12 +10,22 @@ the API key implies it, what a keepalive answers, and whether the path is retire
   (keepalive takes no parameter and answers `{"listenKey": <the key extended>}`; weight 1) and its
   general-info page (2,400 per minute per IP);
 - COIN-M: https://developers.binance.com/docs/derivatives/coin-margined-futures/user-data-streams
-  (keepalive answers `{}`; weight 1); 2,400 per minute as USD-M (the futures IP limit of
-  https://developers.binance.com/docs/vip_services/Query-Futures-IP-Rate-Limits, UM and CM);
+  (weight 1); 2,400 per minute as USD-M (the futures IP limit of
+  https://developers.binance.com/docs/vip_services/Query-Futures-IP-Rate-Limits, UM and CM). Its
+  keepalive answers `{"listenKey": <the key extended>}`, as USD-M's: the older pages showed `{}`, but
+  Binance's own COIN-M SDK, generated from the API descriptions Binance keeps for production, has
+  modelled the answer with a `listenKey` since its 2026-01-13 release
+  (binance-sdk-derivatives-trading-coin-futures 14.1.0, `KeepaliveUserDataStreamResponse`; page
+  https://developers.binance.com/en/docs/catalog/core-trading-derivatives-trading-coin-m-futures/api/rest-api/user-data-streams).
+  The newer, official evidence wins the default, and the echo is the answer a client must check
+  (another key means its own is gone); `Simulator(coinm_keepalive_echoes_key=False)` answers `{}`,
+  for clients written to the older pages;
 - Portfolio Margin: https://developers.binance.com/docs/derivatives/portfolio-margin/user-data-streams
   (keepalive answers `{}`; weight 1); its general-info page gives 6,000 per minute per IP;
 - Options: https://developers.binance.com/docs/derivatives/options-trading/user-data-streams
-  (Keepalive-User-Data-Stream: no parameter, answers `{}`, weight 1); the options docs name no
+  (Keepalive-User-Data-Stream: no parameter, answers `{}`, weight 1; its start answers `expiration`,
+  the key's expiry in ms, beside the key: https://developers.binance.com/en/docs/catalog/
+  core-trading-derivatives-trading-options/api/rest-api/user-data-streams); the options docs name no
   number for the limit (it is in `/eapi/v1/exchangeInfo`), so the simulator keeps spot's 6,000;
 - event streams: a ping frame every 3 minutes on USD-M, COIN-M and Portfolio Margin, every 5 minutes
   on Options (https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams,
@@ -54,8 +64,10 @@ class Market:
     #: `listenKey` parameter sent anyway is ignored, as production ignores it from the clients that
     #: still send it (python-binance's futures keepalive does).
     key_in_request: bool
-    #: True: a keepalive answers `{"listenKey": <the key extended>}` (USD-M); False: `{}`.
+    #: True: a keepalive answers `{"listenKey": <the key extended>}` (USD-M, COIN-M); False: `{}`.
     keepalive_echoes_key: bool
+    #: True: a start answers `expiration`, when the key expires (ms since the epoch), beside it (Options).
+    create_answers_expiration: bool = False
     retired: Retirement = "never"
     #: Seconds between the ping frames the market's event stream sends.
     ping_interval: float = 180.0
@@ -91,7 +103,7 @@ COINM = Market(
     weight=1,
     weight_limit=2400,
     key_in_request=False,
-    keepalive_echoes_key=False,
+    keepalive_echoes_key=True,
 )
 PORTFOLIO = Market(
     "portfolio",
@@ -110,6 +122,7 @@ OPTIONS = Market(
     weight_limit=6000,
     key_in_request=False,
     keepalive_echoes_key=False,
+    create_answers_expiration=True,
     ping_interval=300.0,
 )
 #: Margin's old lifecycle (a listenKey parameter, like spot's) is never served: production has

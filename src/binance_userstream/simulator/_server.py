@@ -36,12 +36,14 @@ from types import TracebackType
 from typing import Self, TypeVar
 from urllib.parse import urlsplit
 
+import attrs
 from aiohttp import web
 
 from binance_userstream._clock import Clock
 from binance_userstream.simulator._exchange import Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, is_loopback_origin, log
+from binance_userstream.simulator._markets import COINM, MARKETS, Market
 from binance_userstream.simulator._signing import Credential
 from binance_userstream.simulator._streams import STREAM_MARKETS, Delivery, Streams
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
@@ -81,6 +83,11 @@ class Simulator:
     on 2026-02-20, answered 410 by default), and `isolated_symbols=None` mints a listenToken for any
     isolated margin pair (by default only `ISOLATED_SYMBOLS`, or the pairs given, have an isolated
     margin account; any other is refused -11001, as Binance refuses it).
+
+    COIN-M's keepalive answers `{"listenKey": <the key extended>}`, as Binance's own COIN-M SDK has
+    modelled it since 2026-01-13 (the newest evidence of production's answer; see `_markets`);
+    `coinm_keepalive_echoes_key=False` answers `{}`, as the older pages showed, so that a client's
+    handling of both can be tested.
     """
 
     def __init__(
@@ -97,6 +104,7 @@ class Simulator:
         strict_events: bool = True,
         isolated_symbols: Collection[str] | None = ISOLATED_SYMBOLS,
         allowed_origins: Collection[str] | None = (),
+        coinm_keepalive_echoes_key: bool = True,
     ) -> None:
         _check_int("port", port, 0, 65535)
         self.allowed_origins = _origins(allowed_origins)
@@ -114,6 +122,7 @@ class Simulator:
             weight_limit=weight_limit,
             violations_before_ban=violations_before_ban,
             isolated_symbols=isolated_symbols,
+            markets=MARKETS if coinm_keepalive_echoes_key else _empty_coinm_keepalive(),
         )
         self.request_timeout = float(request_timeout)
         self.streams = Streams(self.exchange, self.exchange.clock, strict_events=strict_events)
@@ -611,6 +620,11 @@ def _origins(origins: Collection[str] | None) -> frozenset[str] | None:
             raise ValueError(f"an allowed origin is scheme://host[:port] (https://app.example): {origin!r}")
         allowed.add(f"{parts.scheme}://{parts.netloc}".lower())
     return frozenset(allowed)
+
+
+def _empty_coinm_keepalive() -> tuple[Market, ...]:
+    """The markets, COIN-M's keepalive answering `{}` (its older pages' answer)."""
+    return tuple(attrs.evolve(m, keepalive_echoes_key=False) if m is COINM else m for m in MARKETS)
 
 
 def _sorted_or_none(values: Collection[str] | None) -> list[str] | None:

@@ -1,12 +1,18 @@
 """Margin's listenTokens: `POST /sapi/v1/userListenToken` mints them, the WebSocket API takes them.
 
 Since margin's listenKeys were retired (2026-02-20), a margin account's events come through the spot
-WebSocket API's `userDataStream.subscribe.listenToken`, with a token minted by a SIGNED REST call
-(https://developers.binance.com/docs/margin_trading/trade-data-stream/Create-Margin-Account-listenToken):
+WebSocket API's `userDataStream.subscribe.listenToken`, with a token minted by a USER_STREAM REST
+call, the API key alone ("Create Margin Account listenToken (USER_STREAM)",
+https://developers.binance.com/docs/margin_trading/trade-data-stream, Listen-Token-Websocket-API):
 `symbol` (required when `isIsolated=true`), `isIsolated` (default false: cross margin), `validity`
-(ms, default and at most 24 hours), `timestamp`, `recvWindow`, `signature`; weight(UID) 1. It
-answers `{"token": ..., "expirationTime": <ms>}`. The token is opaque, base64-like as Binance's
-example is. A token belongs to one margin account: the cross margin account of the API key's
+(ms, default and at most 24 hours); weight(UID) 1. It answers `{"token": ..., "expirationTime":
+<ms>}`. An unsigned mint is what the page describes (ccxt sends it so); a signed one (python-binance
+signs it: `timestamp`, `recvWindow`, `signature`) is accepted too, its signature and time checked as
+any SIGNED request's, so that a client's signing is still tested: Binance documents nothing of a
+signature sent to a USER_STREAM endpoint. Any other parameter is refused -1104 ("Not all sent
+parameters were read", errors.md), as Binance refuses parameters an endpoint does not read; an
+empty `symbol` -1105 (PARAM_EMPTY). The token is opaque, base64-like as Binance's example is. A
+token belongs to one margin account: the cross margin account of the API key's
 account, or its isolated margin account of one symbol. It expires on the simulator's clock.
 
 An isolated margin account exists only for the pairs an account has enabled it for; a token for
@@ -15,7 +21,7 @@ exist." (the code unicorn-binance-websocket-api and nautilus_trader handle, and 
 measured on production in 2026-07). The simulator's accounts have them for `ISOLATED_SYMBOLS`, or
 the pairs given; None accepts any pair, as the simulator did before.
 
-The signature is over the parameters exactly as sent, percent-encoded (Binance requires it since
+A signature, when sent, is over the parameters exactly as sent, percent-encoded (Binance requires it since
 2026-01-15): the query string and the body concatenated, without the `signature` parameter, as
 Binance defines totalParams (rest-api.md, "SIGNED endpoint examples"). The API key is the
 `X-MBX-APIKEY` header. Tokens are kept out of reprs and logs (`redact`).
@@ -51,6 +57,8 @@ _TOKEN_BYTES = 52
 #: The pairs whose isolated margin accounts every simulated account has, unless told otherwise.
 ISOLATED_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "ETHBTC", "BNBBTC")
 NO_ISOLATED_ACCOUNT = Refusal(400, -11001, "Isolated margin account does not exist.")
+#: The parameters a mint may send: the page's three, and a signed request's (python-binance's).
+_PARAMETERS = frozenset({"symbol", "isIsolated", "validity", "timestamp", "recvWindow", "signature"})
 
 
 @define(repr=False)
@@ -132,21 +140,27 @@ class ListenTokens:
             )
         if isinstance(account, Refusal):
             return _refusal(account)
-        key = credential()
-        if key is None:  # the simulator cannot verify what it holds no key for: as Binance, unknown
-            return _refusal(UNKNOWN_KEY)
         params = _params(raw_query, raw_body)
-        signature = params.get("signature")
-        if not signature:
-            return _refusal(missing("signature"))
-        if not key.verify(_signed_text(raw_query) + _signed_text(raw_body), signature):
-            return _refusal(BAD_SIGNATURE)
-        refused = check_time(params, wall_time(self.clock) * 1000)
-        if refused is not None:
-            return _refusal(refused)
+        unread = set(params) - _PARAMETERS
+        if unread:  # errors.md: -1104 TOO_MANY_PARAMETERS
+            read = len(params) - len(unread)
+            return _refusal(
+                Refusal(
+                    400,
+                    -1104,
+                    f"Not all sent parameters were read; read '{read}' parameter(s) but was sent "
+                    f"'{len(params)}'.",
+                )
+            )
+        if "signature" in params:
+            refused = self._check_signed(params, raw_query, raw_body, credential())
+            if refused is not None:
+                return _refusal(refused)
         isolated = params.get("isIsolated", "FALSE").upper()
         if isolated not in ("TRUE", "FALSE"):
             return _refusal(missing("isIsolated"))
+        if params.get("symbol") == "":  # errors.md: -1105 PARAM_EMPTY
+            return _refusal(Refusal(400, -1105, "Parameter 'symbol' was empty."))
         symbol = params.get("symbol") or None
         if isolated == "TRUE" and symbol is None:
             return _refusal(missing("symbol"))
@@ -165,6 +179,20 @@ class ListenTokens:
         token, expiration_ms = self.mint(account, symbol if isolated == "TRUE" else None, int(validity))
         body = json.dumps({"token": token, "expirationTime": expiration_ms}).encode()
         return 200, body, (("X-SAPI-USED-UID-WEIGHT-1M", str(weight)),)
+
+    def _check_signed(
+        self, params: Mapping[str, str], raw_query: str, raw_body: str, key: Credential | None
+    ) -> Refusal | None:
+        """Why a signed mint is refused (None if it is not): the key's signature over the parameters
+        as sent, then the timestamp's recvWindow."""
+        if key is None:  # the simulator cannot verify what it holds no key for: as Binance, unknown
+            return UNKNOWN_KEY
+        signature = params["signature"]
+        if not signature:
+            return missing("signature")
+        if not key.verify(_signed_text(raw_query) + _signed_text(raw_body), signature):
+            return BAD_SIGNATURE
+        return check_time(params, wall_time(self.clock) * 1000)
 
     def _charge(self, account: str) -> int:
         """Count weight(UID) 1 against the account this minute; returns the minute's total."""

@@ -21,6 +21,7 @@ from .execution_report import ExecutionReport
 from .external_lock_update import ExternalLockUpdate
 from .grid_update import GridUpdate
 from .grid_update_grid import GridUpdateGrid
+from .keepalive_answer import KeepaliveAnswer
 from .list_status import ListStatus
 from .list_status_order import ListStatusOrder
 from .listen_key import ListenKey
@@ -103,6 +104,7 @@ __all__ = (
     "ExternalLockUpdate",
     "GridUpdate",
     "GridUpdateGrid",
+    "KeepaliveAnswer",
     "ListenKey",
     "ListenKeyExpired",
     "ListenKeyForm",

@@ -9,25 +9,37 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from attrs import fields as _attrs_fields
 
+from ..types import UNSET, Unset
+from ..types import mistyped as _mistyped
 from ..types import mistyped_string as _mistyped_string
 
 T = TypeVar("T", bound="ListenKey")
 
 #: The wire names of ListenKey's properties: any other key of a payload is an additional property.
-_WIRE_NAMES: frozenset[str] = frozenset(("listenKey",))
+_WIRE_NAMES: frozenset[str] = frozenset(
+    (
+        "listenKey",
+        "expiration",
+    )
+)
 
 
 @_attrs_define
 class ListenKey:
-    """The answer to a start request."""
+    """The answer to a start request (and to USD-M's keepalive)."""
 
     listen_key: str = _attrs_field(repr=False)
     """ A listenKey (60 letters and digits on production; the client refuses any other character, since the key
     stands in the stream URL). A credential. """
+    expiration: int | Unset = UNSET
+    """ When the key expires, in milliseconds since the epoch (Options' start answers it; the other markets' do
+    not). """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         listen_key = self.listen_key
+
+        expiration = self.expiration
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -36,6 +48,8 @@ class ListenKey:
                 "listenKey": listen_key,
             }
         )
+        if expiration is not UNSET:
+            field_dict["expiration"] = expiration
 
         return field_dict
 
@@ -43,8 +57,14 @@ class ListenKey:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = src_dict
         new_listen_key = cls.__new__(cls)
-        known = 1  # less each optional one absent
+        known = 2  # less each optional one absent
         new_listen_key.listen_key = listen_key = d["listenKey"]
+
+        new_listen_key.expiration = expiration = d.get("expiration", UNSET)
+        if type(expiration) is not int:  # a value of the declared type is tested once
+            if expiration is not UNSET:
+                raise _mistyped("ListenKey", "expiration", expiration, "an integer")
+            known -= 1
 
         try:  # one C loop over the declared strings: str.join takes nothing else
             "".join((listen_key,))

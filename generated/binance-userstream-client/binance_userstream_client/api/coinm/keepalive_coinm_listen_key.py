@@ -8,7 +8,7 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.binance_error import BinanceError
-from ...models.empty import Empty
+from ...models.keepalive_answer import KeepaliveAnswer
 from ...types import Response
 
 
@@ -23,9 +23,11 @@ def _get_kwargs() -> dict[str, Any]:
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> BinanceError | Empty | None:
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> BinanceError | KeepaliveAnswer | None:
     if response.status_code == 200:
-        response_200 = Empty.from_dict(response.json())
+        response_200 = KeepaliveAnswer.from_dict(response.json())
 
         return response_200
 
@@ -67,7 +69,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[BinanceError | Empty]:
+) -> Response[BinanceError | KeepaliveAnswer]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -79,19 +81,24 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[BinanceError | Empty]:
+) -> Response[BinanceError | KeepaliveAnswer]:
     """Keepalive a COIN-M futures user data stream (USER_STREAM)
 
      Extend the account's active listenKey by 60 minutes; takes no parameter (the key is implied
-    by the API key). Answers `{}`. Answers -1125 when the account has no active key (never created,
-    expired or closed): create a new one. Weight: 1.
+    by the API key). Answers the extended key, `{"listenKey": ...}`, as USD-M does: Binance's
+    COIN-M SDK models the answer so since its 2026-01-13 release
+    (binance-sdk-derivatives-trading-coin-futures, `KeepaliveUserDataStreamResponse`), after
+    the older pages' `{}`, which is still accepted. Answers -1125 when the account has no active
+    key (never created, expired or closed): create a new one. Weight: 1. See
+    https://developers.binance.com/en/docs/catalog/core-trading-derivatives-trading-coin-m-
+    futures/api/rest-api/user-data-streams#keepalive-user-data-stream
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[BinanceError | Empty]
+        Response[BinanceError | KeepaliveAnswer]
     """
 
     kwargs = _get_kwargs()
@@ -106,19 +113,24 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-) -> BinanceError | Empty | None:
+) -> BinanceError | KeepaliveAnswer | None:
     """Keepalive a COIN-M futures user data stream (USER_STREAM)
 
      Extend the account's active listenKey by 60 minutes; takes no parameter (the key is implied
-    by the API key). Answers `{}`. Answers -1125 when the account has no active key (never created,
-    expired or closed): create a new one. Weight: 1.
+    by the API key). Answers the extended key, `{"listenKey": ...}`, as USD-M does: Binance's
+    COIN-M SDK models the answer so since its 2026-01-13 release
+    (binance-sdk-derivatives-trading-coin-futures, `KeepaliveUserDataStreamResponse`), after
+    the older pages' `{}`, which is still accepted. Answers -1125 when the account has no active
+    key (never created, expired or closed): create a new one. Weight: 1. See
+    https://developers.binance.com/en/docs/catalog/core-trading-derivatives-trading-coin-m-
+    futures/api/rest-api/user-data-streams#keepalive-user-data-stream
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        BinanceError | Empty
+        BinanceError | KeepaliveAnswer
     """
 
     return sync_detailed(
@@ -129,19 +141,24 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[BinanceError | Empty]:
+) -> Response[BinanceError | KeepaliveAnswer]:
     """Keepalive a COIN-M futures user data stream (USER_STREAM)
 
      Extend the account's active listenKey by 60 minutes; takes no parameter (the key is implied
-    by the API key). Answers `{}`. Answers -1125 when the account has no active key (never created,
-    expired or closed): create a new one. Weight: 1.
+    by the API key). Answers the extended key, `{"listenKey": ...}`, as USD-M does: Binance's
+    COIN-M SDK models the answer so since its 2026-01-13 release
+    (binance-sdk-derivatives-trading-coin-futures, `KeepaliveUserDataStreamResponse`), after
+    the older pages' `{}`, which is still accepted. Answers -1125 when the account has no active
+    key (never created, expired or closed): create a new one. Weight: 1. See
+    https://developers.binance.com/en/docs/catalog/core-trading-derivatives-trading-coin-m-
+    futures/api/rest-api/user-data-streams#keepalive-user-data-stream
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[BinanceError | Empty]
+        Response[BinanceError | KeepaliveAnswer]
     """
 
     kwargs = _get_kwargs()
@@ -154,19 +171,24 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-) -> BinanceError | Empty | None:
+) -> BinanceError | KeepaliveAnswer | None:
     """Keepalive a COIN-M futures user data stream (USER_STREAM)
 
      Extend the account's active listenKey by 60 minutes; takes no parameter (the key is implied
-    by the API key). Answers `{}`. Answers -1125 when the account has no active key (never created,
-    expired or closed): create a new one. Weight: 1.
+    by the API key). Answers the extended key, `{"listenKey": ...}`, as USD-M does: Binance's
+    COIN-M SDK models the answer so since its 2026-01-13 release
+    (binance-sdk-derivatives-trading-coin-futures, `KeepaliveUserDataStreamResponse`), after
+    the older pages' `{}`, which is still accepted. Answers -1125 when the account has no active
+    key (never created, expired or closed): create a new one. Weight: 1. See
+    https://developers.binance.com/en/docs/catalog/core-trading-derivatives-trading-coin-m-
+    futures/api/rest-api/user-data-streams#keepalive-user-data-stream
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        BinanceError | Empty
+        BinanceError | KeepaliveAnswer
     """
 
     return (

@@ -101,15 +101,16 @@ def sync_detailed(
     is_isolated: bool | Unset = UNSET,
     validity: int | Unset = UNSET,
 ) -> Response[BinanceError | ListenToken]:
-    """Create a margin account listenToken (SIGNED)
+    """Create a margin account listenToken (USER_STREAM)
 
      Create a listenToken that lets the WebSocket API's `userDataStream.subscribe.listenToken`
     deliver the margin account's user data until `expirationTime`; it is not renewed: create
     another before it expires and subscribe with it again. Cross margin by default; isolated
     margin with `isIsolated=true` and `symbol`. Weight (UID): 1. The spot testnet has no margin.
-    Binance's page titles it USER_STREAM but lists no signature rules; it is declared SIGNED
-    here (a valid signature is sent either way), unconfirmed against production.
-    See https://developers.binance.com/docs/margin_trading/trade-data-stream/Listen-Token-Websocket-API
+    USER_STREAM, as Binance's page titles it ("Create Margin Account listenToken
+    (USER_STREAM)"): the API key only, no timestamp and no signature.
+    See https://developers.binance.com/docs/margin_trading/trade-data-stream
+    (Listen-Token-Websocket-API).
 
     Args:
         symbol (str | Unset):
@@ -144,15 +145,16 @@ def sync(
     is_isolated: bool | Unset = UNSET,
     validity: int | Unset = UNSET,
 ) -> BinanceError | ListenToken | None:
-    """Create a margin account listenToken (SIGNED)
+    """Create a margin account listenToken (USER_STREAM)
 
      Create a listenToken that lets the WebSocket API's `userDataStream.subscribe.listenToken`
     deliver the margin account's user data until `expirationTime`; it is not renewed: create
     another before it expires and subscribe with it again. Cross margin by default; isolated
     margin with `isIsolated=true` and `symbol`. Weight (UID): 1. The spot testnet has no margin.
-    Binance's page titles it USER_STREAM but lists no signature rules; it is declared SIGNED
-    here (a valid signature is sent either way), unconfirmed against production.
-    See https://developers.binance.com/docs/margin_trading/trade-data-stream/Listen-Token-Websocket-API
+    USER_STREAM, as Binance's page titles it ("Create Margin Account listenToken
+    (USER_STREAM)"): the API key only, no timestamp and no signature.
+    See https://developers.binance.com/docs/margin_trading/trade-data-stream
+    (Listen-Token-Websocket-API).
 
     Args:
         symbol (str | Unset):
@@ -182,15 +184,16 @@ async def asyncio_detailed(
     is_isolated: bool | Unset = UNSET,
     validity: int | Unset = UNSET,
 ) -> Response[BinanceError | ListenToken]:
-    """Create a margin account listenToken (SIGNED)
+    """Create a margin account listenToken (USER_STREAM)
 
      Create a listenToken that lets the WebSocket API's `userDataStream.subscribe.listenToken`
     deliver the margin account's user data until `expirationTime`; it is not renewed: create
     another before it expires and subscribe with it again. Cross margin by default; isolated
     margin with `isIsolated=true` and `symbol`. Weight (UID): 1. The spot testnet has no margin.
-    Binance's page titles it USER_STREAM but lists no signature rules; it is declared SIGNED
-    here (a valid signature is sent either way), unconfirmed against production.
-    See https://developers.binance.com/docs/margin_trading/trade-data-stream/Listen-Token-Websocket-API
+    USER_STREAM, as Binance's page titles it ("Create Margin Account listenToken
+    (USER_STREAM)"): the API key only, no timestamp and no signature.
+    See https://developers.binance.com/docs/margin_trading/trade-data-stream
+    (Listen-Token-Websocket-API).
 
     Args:
         symbol (str | Unset):
@@ -223,15 +226,16 @@ async def asyncio(
     is_isolated: bool | Unset = UNSET,
     validity: int | Unset = UNSET,
 ) -> BinanceError | ListenToken | None:
-    """Create a margin account listenToken (SIGNED)
+    """Create a margin account listenToken (USER_STREAM)
 
      Create a listenToken that lets the WebSocket API's `userDataStream.subscribe.listenToken`
     deliver the margin account's user data until `expirationTime`; it is not renewed: create
     another before it expires and subscribe with it again. Cross margin by default; isolated
     margin with `isIsolated=true` and `symbol`. Weight (UID): 1. The spot testnet has no margin.
-    Binance's page titles it USER_STREAM but lists no signature rules; it is declared SIGNED
-    here (a valid signature is sent either way), unconfirmed against production.
-    See https://developers.binance.com/docs/margin_trading/trade-data-stream/Listen-Token-Websocket-API
+    USER_STREAM, as Binance's page titles it ("Create Margin Account listenToken
+    (USER_STREAM)"): the API key only, no timestamp and no signature.
+    See https://developers.binance.com/docs/margin_trading/trade-data-stream
+    (Listen-Token-Websocket-API).
 
     Args:
         symbol (str | Unset):

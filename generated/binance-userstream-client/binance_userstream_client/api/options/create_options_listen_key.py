@@ -86,8 +86,11 @@ def sync_detailed(
 
      Start an Options user data stream and return its listenKey. The stream closes after 60
     minutes unless a keepalive is sent. If the account already has an active listenKey, that same
-    key is returned and its validity is extended by 60 minutes. Weight: 1. See
-    https://developers.binance.com/docs/derivatives/options-trading/user-data-streams
+    key is returned and its validity is extended by 60 minutes. Answers `expiration` too, when
+    the key expires (ms). Weight: 1. See https://developers.binance.com/docs/derivatives/options-
+    trading/user-data-streams
+    and https://developers.binance.com/en/docs/catalog/core-trading-derivatives-trading-
+    options/api/rest-api/user-data-streams
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -114,8 +117,11 @@ def sync(
 
      Start an Options user data stream and return its listenKey. The stream closes after 60
     minutes unless a keepalive is sent. If the account already has an active listenKey, that same
-    key is returned and its validity is extended by 60 minutes. Weight: 1. See
-    https://developers.binance.com/docs/derivatives/options-trading/user-data-streams
+    key is returned and its validity is extended by 60 minutes. Answers `expiration` too, when
+    the key expires (ms). Weight: 1. See https://developers.binance.com/docs/derivatives/options-
+    trading/user-data-streams
+    and https://developers.binance.com/en/docs/catalog/core-trading-derivatives-trading-
+    options/api/rest-api/user-data-streams
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -138,8 +144,11 @@ async def asyncio_detailed(
 
      Start an Options user data stream and return its listenKey. The stream closes after 60
     minutes unless a keepalive is sent. If the account already has an active listenKey, that same
-    key is returned and its validity is extended by 60 minutes. Weight: 1. See
-    https://developers.binance.com/docs/derivatives/options-trading/user-data-streams
+    key is returned and its validity is extended by 60 minutes. Answers `expiration` too, when
+    the key expires (ms). Weight: 1. See https://developers.binance.com/docs/derivatives/options-
+    trading/user-data-streams
+    and https://developers.binance.com/en/docs/catalog/core-trading-derivatives-trading-
+    options/api/rest-api/user-data-streams
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -164,8 +173,11 @@ async def asyncio(
 
      Start an Options user data stream and return its listenKey. The stream closes after 60
     minutes unless a keepalive is sent. If the account already has an active listenKey, that same
-    key is returned and its validity is extended by 60 minutes. Weight: 1. See
-    https://developers.binance.com/docs/derivatives/options-trading/user-data-streams
+    key is returned and its validity is extended by 60 minutes. Answers `expiration` too, when
+    the key expires (ms). Weight: 1. See https://developers.binance.com/docs/derivatives/options-
+    trading/user-data-streams
+    and https://developers.binance.com/en/docs/catalog/core-trading-derivatives-trading-
+    options/api/rest-api/user-data-streams
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
