@@ -13,9 +13,7 @@ one. Each exchange must receive one order's pushed events as an order and a bala
 
 ccxt's margin flow (`defaultType: "margin"`) mints its listenToken unsigned, as Binance documents
 `POST /sapi/v1/userListenToken` (USER_STREAM), then subscribes with
-`userDataStream.subscribe.listenToken`. A simulator that still requires the signature refuses the
-mint (-1102 'signature'): that refusal is reported, not failed, until the simulator follows the
-documentation; any other failure, or wrong events once the mint is accepted, fails the check.
+`userDataStream.subscribe.listenToken`: it must receive its order too.
 Not part of `make test` (ccxt lives in the bench's venv): run it with
 
     make .venv-bench/.installed && .venv-bench/bin/python scripts/check_ccxt.py
@@ -106,17 +104,11 @@ async def main(sim: Simulator) -> None:
         assert orders[0]["symbol"] == symbol, orders
         assert balance.get(asset) is not None, balance
     await until(lambda: sim.subscriptions() == 0)  # spot's, ended with its exchange: not margin's
-    try:
-        margin, _ = await watch(
-            sim, "binance", sim.subscriptions, lambda: sim.traffic("margin"), defaultType="margin"
-        )
-    except ccxt.BadRequest as exc:  # the unsigned mint refused: reported, not required (see above)
-        if "'signature'" not in str(exc):
-            raise
-        print(f"binance margin: not yet, its unsigned listenToken mint is refused ({exc})")
-    else:
-        print("binance margin: orders", [(o["symbol"], o["status"], o["filled"]) for o in margin])
-        assert margin[0]["symbol"] == "BTC/USDT", margin
+    margin, _ = await watch(
+        sim, "binance", sim.subscriptions, lambda: sim.traffic("margin"), defaultType="margin"
+    )
+    print("binance margin: orders", [(o["symbol"], o["status"], o["filled"]) for o in margin])
+    assert margin[0]["symbol"] == "BTC/USDT", margin
 
 
 if __name__ == "__main__":
