@@ -33,7 +33,14 @@ from attrs import define, evolve, frozen
 from binance_userstream._clock import Clock, SystemClock, wall_time
 from binance_userstream.simulator import _metadata
 from binance_userstream.simulator._markets import MARKETS, METHODS, SPOT, Market
-from binance_userstream.simulator._signing import BAD_KEY_FORMAT, UNKNOWN_KEY, Credential, Keys, Refusal
+from binance_userstream.simulator._signing import (
+    BAD_KEY_FORMAT,
+    UNKNOWN_KEY,
+    Credential,
+    Keys,
+    Refusal,
+    refuse_signed,
+)
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS, ListenTokens
 from binance_userstream.simulator._tokens import PATH as LISTEN_TOKEN_PATH
 
@@ -379,11 +386,8 @@ class Exchange:
         account = self._account(api_key)
         if isinstance(account, Answer) or route.security == "API_KEY":
             return account if isinstance(account, Answer) else None
-        credential = self.keys.get(api_key or "")
-        refusal = (
-            UNKNOWN_KEY
-            if credential is None
-            else _metadata.refuse_signature(raw_query, raw_body, credential, wall_time(self.clock) * 1000)
+        refusal = refuse_signed(
+            raw_query, raw_body, self.keys.get(api_key or ""), wall_time(self.clock) * 1000
         )
         return None if refusal is None else error(refusal.status, refusal.code, refusal.msg)
 

@@ -42,11 +42,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Literal
-from urllib.parse import parse_qs
 
 from attrs import frozen
 
-from binance_userstream.simulator._signing import BAD_SIGNATURE, Credential, Refusal, check_time, missing
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
 
 #: Who may call a route: anyone (NONE), an API key (the X-MBX-APIKEY header), or a signed request.
@@ -381,25 +379,3 @@ def weight_header(path: str) -> str:
 
 def body(route: Route, server_ms: int) -> bytes:
     return json.dumps(route.answer(server_ms)).encode()
-
-
-def refuse_signature(
-    raw_query: str, raw_body: str, credential: Credential, server_ms: float
-) -> Refusal | None:
-    """Why a SIGNED request is refused (None if it is not): its signature, over the parameters as
-    sent without `signature`, must verify with the key's credential, and its timestamp be within
-    its recvWindow. The same rule as the listenToken mint's (`_tokens`)."""
-    params: dict[str, str] = {}
-    for raw in (raw_body, raw_query):  # the query's parameters win
-        params.update({name: values[0] for name, values in parse_qs(raw, keep_blank_values=True).items()})
-    signature = params.get("signature")
-    if not signature:
-        return missing("signature")
-    # Binance's totalParams: the query string, then the body, each as sent, without the signature.
-    signed = "".join(
-        "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
-        for raw in (raw_query, raw_body)
-    )
-    if not credential.verify(signed, signature):
-        return BAD_SIGNATURE
-    return check_time(params, server_ms)

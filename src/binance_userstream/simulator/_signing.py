@@ -27,6 +27,7 @@ import threading
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Literal
+from urllib.parse import parse_qs
 
 from attrs import field, frozen
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -142,6 +143,39 @@ class Keys:
     def __repr__(self) -> str:
         with self._lock:
             return f"Keys({len(self._credentials)} registered)"
+
+
+def refuse_signed(
+    raw_query: str, raw_body: str, credential: Credential | None, server_ms: float
+) -> Refusal | None:
+    """Why a signed REST request is refused (None if it is not): the key's credential (none: the
+    simulator cannot verify what it holds no key for, so, as Binance, the key is unknown), then the
+    signature over Binance's totalParams (the query string, then the body, each as sent, without
+    `signature`), then the timestamp's recvWindow."""
+    if credential is None:
+        return UNKNOWN_KEY
+    params = request_params(raw_query, raw_body)
+    signature = params.get("signature")
+    if not signature:
+        return missing("signature")
+    if not credential.verify(_signed_text(raw_query) + _signed_text(raw_body), signature):
+        return BAD_SIGNATURE
+    return check_time(params, server_ms)
+
+
+def request_params(raw_query: str, raw_body: str) -> dict[str, str]:
+    """The parameters of a query string and a form body (the query's win), decoded."""
+    params: dict[str, str] = {}
+    for raw in (raw_body, raw_query):
+        for name, values in parse_qs(raw, keep_blank_values=True).items():
+            params[name] = values[0]
+    return params
+
+
+def _signed_text(raw: str) -> str:
+    """`raw` (a query string or a form body, as sent) without its `signature` parameter: what the
+    signature signs."""
+    return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
 
 
 def check_time(params: Mapping[str, object], server_ms: float) -> Refusal | None:

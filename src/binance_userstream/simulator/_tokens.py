@@ -34,20 +34,12 @@ import json
 import math
 import secrets
 import threading
-from collections.abc import Callable, Collection, Mapping
-from urllib.parse import parse_qs
+from collections.abc import Callable, Collection
 
 from attrs import define, field
 
 from binance_userstream._clock import Clock, wall_time
-from binance_userstream.simulator._signing import (
-    BAD_SIGNATURE,
-    UNKNOWN_KEY,
-    Credential,
-    Refusal,
-    check_time,
-    missing,
-)
+from binance_userstream.simulator._signing import Credential, Refusal, missing, refuse_signed, request_params
 
 PATH = "/sapi/v1/userListenToken"
 #: A token's validity when the request names none, and the longest it may ask for (ms).
@@ -140,7 +132,7 @@ class ListenTokens:
             )
         if isinstance(account, Refusal):
             return _refusal(account)
-        params = _params(raw_query, raw_body)
+        params = request_params(raw_query, raw_body)
         unread = set(params) - _PARAMETERS
         if unread:  # errors.md: -1104 TOO_MANY_PARAMETERS
             read = len(params) - len(unread)
@@ -153,7 +145,7 @@ class ListenTokens:
                 )
             )
         if "signature" in params:
-            refused = self._check_signed(params, raw_query, raw_body, credential())
+            refused = refuse_signed(raw_query, raw_body, credential(), wall_time(self.clock) * 1000)
             if refused is not None:
                 return _refusal(refused)
         isolated = params.get("isIsolated", "FALSE").upper()
@@ -180,20 +172,6 @@ class ListenTokens:
         body = json.dumps({"token": token, "expirationTime": expiration_ms}).encode()
         return 200, body, (("X-SAPI-USED-UID-WEIGHT-1M", str(weight)),)
 
-    def _check_signed(
-        self, params: Mapping[str, str], raw_query: str, raw_body: str, key: Credential | None
-    ) -> Refusal | None:
-        """Why a signed mint is refused (None if it is not): the key's signature over the parameters
-        as sent, then the timestamp's recvWindow."""
-        if key is None:  # the simulator cannot verify what it holds no key for: as Binance, unknown
-            return UNKNOWN_KEY
-        signature = params["signature"]
-        if not signature:
-            return missing("signature")
-        if not key.verify(_signed_text(raw_query) + _signed_text(raw_body), signature):
-            return BAD_SIGNATURE
-        return check_time(params, wall_time(self.clock) * 1000)
-
     def _charge(self, account: str) -> int:
         """Count weight(UID) 1 against the account this minute; returns the minute's total."""
         minute = math.floor(self.clock.now() / 60)
@@ -207,21 +185,6 @@ class ListenTokens:
     def __repr__(self) -> str:
         with self._lock:
             return f"ListenTokens({len(self._tokens)} minted)"
-
-
-def _params(raw_query: str, raw_body: str) -> Mapping[str, str]:
-    """The parameters of the query string and the body (the query's win), decoded."""
-    params: dict[str, str] = {}
-    for raw in (raw_body, raw_query):
-        for name, values in parse_qs(raw, keep_blank_values=True).items():
-            params[name] = values[0]
-    return params
-
-
-def _signed_text(raw: str) -> str:
-    """`raw` (a query string or a form body, as sent) without its `signature` parameter: what the
-    signature signs."""
-    return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
 
 
 def _refusal(refusal: Refusal, *headers: tuple[str, str]) -> tuple[int, bytes, tuple[tuple[str, str], ...]]:
