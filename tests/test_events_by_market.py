@@ -220,6 +220,13 @@ def test_the_options_row_decodes_each_options_event_with_options_model() -> None
     }
 
 
+@pytest.mark.parametrize("name", ["STRATEGY_UPDATE", "GRID_UPDATE"])
+def test_coinm_decodes_its_strategy_and_grid_updates_with_usdms_models(name: str) -> None:
+    """COIN-M's "User Data Streams" pages document both, with USD-M's payloads."""
+    payload = load(DATA / "coinm" / f"{name}.json")
+    assert type(decode(json.dumps(payload), MARKETS["coinm"].event_types)) is EVENT_TYPES[name]
+
+
 def test_options_own_shapes_are_not_the_shared_ones() -> None:
     assert EVENT_TYPES["ORDER_TRADE_UPDATE"] is OrderTradeUpdate
     assert EVENT_TYPES["ACCOUNT_UPDATE"] is AccountUpdate
