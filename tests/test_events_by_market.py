@@ -13,6 +13,7 @@ import asyncio
 import copy
 import importlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -361,3 +362,25 @@ async def test_an_options_stream_yields_the_simulators_traffic_as_options_models
         items = await take(stream, len(sent))
     assert {type(item) for item in items} == OPTIONS_MODELS
     assert [item.to_dict() for item in items] == [json.loads(d.text) for d in sim.deliveries]
+
+
+# --- the README ---------------------------------------------------------------------------------
+
+
+def _readme_table() -> dict[str, dict[str, str]]:
+    """The README's table of the events each market sends: market -> wire name -> model name."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| market | events") :].split("\n\n", 1)[0]
+    rows: dict[str, dict[str, str]] = {}
+    for row in table.splitlines()[2:]:
+        markets, events = row.strip("|").split("|")
+        for market in re.findall(r"`(\w+)`", markets):
+            rows[market] = dict(re.findall(r"`(\w+)` `(\w+)`", events))
+    return rows
+
+
+def test_the_readme_lists_the_events_each_market_sends_with_their_models() -> None:
+    rows = _readme_table()
+    assert {"usdm", "coinm", "options", "spot", "margin"} <= set(rows)
+    for market, events in rows.items():
+        assert events == {wire: model.__name__ for wire, model in MARKETS[market].event_types.items()}, market
