@@ -51,6 +51,7 @@ from tests._samples import DATA, load
 from tests._scripted_ws import ScriptedStreamServer
 from tests._stream_helpers import FAST, Seen, take
 from tests.conftest import API_KEY, ROOT
+from tests.test_cli import cli
 
 SPEC = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
 ORDER = load(DATA / "usdm" / "ORDER_TRADE_UPDATE.json")
@@ -284,6 +285,16 @@ def test_listen_events_takes_a_name_only_one_market_sends() -> None:
         ["listen", "--market", "options", "--events", "GREEK_UPDATE,ORDER_TRADE_UPDATE"]
     )
     assert args.events == {"GREEK_UPDATE", "ORDER_TRADE_UPDATE"}
+
+
+def test_listen_refuses_events_its_market_does_not_send_before_connecting() -> None:
+    """Another market's name would filter out everything but gaps: a quiet account, seemingly."""
+    proc = cli("listen", "--market", "usdm", "--base-url", "http://127.0.0.1:9", "--events", "GREEK_UPDATE")
+    assert proc.returncode == 2
+    assert (
+        "--events GREEK_UPDATE: not sent by --market usdm, whose stream sends ORDER_TRADE_UPDATE"
+        in proc.stderr
+    )
 
 
 def test_a_wrapped_frame_decodes_with_the_table_given() -> None:
