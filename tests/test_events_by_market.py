@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib
+import importlib.util
 import json
 import re
 import shutil
@@ -54,6 +55,12 @@ from tests.conftest import API_KEY, ROOT
 from tests.test_cli import cli
 
 SPEC = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
+#: scripts/generate.py as a module, for its spec check (it is a script, not a package module).
+_GENERATE_SPEC = importlib.util.spec_from_file_location("_generate_script", ROOT / "scripts" / "generate.py")
+assert _GENERATE_SPEC is not None
+assert _GENERATE_SPEC.loader is not None
+GENERATE = importlib.util.module_from_spec(_GENERATE_SPEC)
+_GENERATE_SPEC.loader.exec_module(GENERATE)
 ORDER = load(DATA / "usdm" / "ORDER_TRADE_UPDATE.json")
 REPORT = load(DATA / "spot" / "executionReport.json")
 OPTIONS_ORDER = load(DATA / "options" / "ORDER_TRADE_UPDATE.json")
@@ -174,12 +181,23 @@ def test_user_data_event_is_the_union_of_every_event_model(probe: ModuleType) ->
     ],
     ids=["two-shared", "one-market-twice", "unknown-market", "no-market"],
 )
-def test_the_generator_refuses_two_models_for_one_market_and_wire_name(
-    tmp_path: Path, extra: dict[str, dict[str, Any]], why: str
+def test_the_spec_check_refuses_two_models_for_one_market_and_wire_name(
+    extra: dict[str, dict[str, Any]], why: str
 ) -> None:
-    proc = _generate(tmp_path, extra)
+    spec = copy.deepcopy(SPEC)
+    spec["components"]["schemas"].update(extra)
+    (problem,) = GENERATE.event_schema_problems(spec)
+    assert why in problem
+
+
+def test_the_spec_as_it_is_has_no_event_schema_problem() -> None:
+    assert GENERATE.event_schema_problems(SPEC) == []
+
+
+def test_the_generator_stops_on_a_problem_before_writing_anything(tmp_path: Path) -> None:
+    proc = _generate(tmp_path, {"OrderTradeUpdateAgain": _schema("ORDER_TRADE_UPDATE")})
     assert proc.returncode != 0
-    assert why in proc.stderr
+    assert "generate: x-event 'ORDER_TRADE_UPDATE' has 2 schemas without x-markets" in proc.stderr
     assert not (tmp_path / "out").exists()
 
 
