@@ -27,8 +27,9 @@ The rules:
   whose envelope carries another subscriptionId than its connection's own subscription (the
   driver says which, `connected(..., subscription_id=)`) is not this stream's: it is dropped,
   counted and noted (OTHER_SUBSCRIPTION, on the 1st, 2nd, 4th, 8th... of a connection).
-- Frame handling never raises: any text is delivered, as a model or an UnknownEvent; an event
-  time `E` that is no usable number of milliseconds (a "²", 5,000 nines) counts as missing.
+- Frame handling never raises: any text is delivered, as the model the market's table names for
+  its `"e"` (`events`: one wire name has another shape on another market) or an UnknownEvent; an
+  event time `E` that is no usable number of milliseconds (a "²", 5,000 nines) counts as missing.
 - A bounded buffer, by count and by size: an event that would make it hold more than `maxsize`
   events, or more than `max_bytes` of frame text (each event costs its frame's length; gaps cost
   nothing), is dropped and counted. The buffer reopens only once the consumer has drained it to
