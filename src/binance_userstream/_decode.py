@@ -4,9 +4,9 @@ A frame is one JSON text. Envelopes are unwrapped: stream mode's `{"stream": ...
 and the spot WebSocket API's `{"subscriptionId": ..., "event": {...}}`. The payload's `"e"` picks
 the model from a table of wire names: a market's own (`Market.event_types`, what a stream decodes
 with: one wire name can have another shape on another market) or, by default, the generated shared
-`EVENT_TYPES`; numbers-as-strings (prices, quantities) stay strings,
-so decimals are exact. Whatever cannot be decoded is still delivered, as the generated
-`UnknownEvent`: an unknown `"e"` or a payload its model refuses keeps its raw payload; a frame
+`EVENT_TYPES`; numbers-as-strings (prices, quantities) stay strings, so decimals are exact.
+Whatever cannot be decoded is still delivered, as the generated `UnknownEvent`: an unknown `"e"`
+(or one the market does not send) or a payload its model refuses keeps its raw payload; a frame
 that is not a JSON object keeps its text under the key `"raw"` (`event["raw"]`).
 
 JSON is parsed by msgspec (a dependency), in half the time of the standard library's json, which
