@@ -739,12 +739,11 @@ def _configure_logging(verbosity: int) -> None:
 
 
 def _event_names(text: str) -> frozenset[str]:
-    from binance_userstream_client.models import EVENT_TYPES
-
+    """The wire names of --events, each one some market's stream sends (markets type them apart)."""
+    known = {name for market in MARKETS.values() for name in market.stream_events}
     names = frozenset(name.strip() for name in text.split(",") if name.strip())
-    unknown = names - set(EVENT_TYPES)
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"use event wire names from: {', '.join(sorted(EVENT_TYPES))}")
+    if not names or names - known:
+        raise argparse.ArgumentTypeError(f"use event wire names from: {', '.join(sorted(known))}")
     return names
 
 
@@ -873,7 +872,20 @@ def _signing_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _listen(args: argparse.Namespace) -> int:
+    _check_events_of_market(args.events, args.market)
     return asyncio.run(_Listener(args).main())
+
+
+def _check_events_of_market(names: frozenset[str] | None, market: str) -> None:
+    """--events names only events the market's stream sends: another market's name would filter out
+    everything but gaps, which looks like a quiet account (ValueError, before anything is sent)."""
+    sent = MARKETS[market].stream_events
+    others = sorted((names or frozenset()) - set(sent))
+    if others:
+        sends = ", ".join(sent)
+        raise ValueError(
+            f"--events {','.join(others)}: not sent by --market {market}, whose stream sends {sends}"
+        )
 
 
 COMMANDS = {

@@ -27,8 +27,9 @@ The rules:
   whose envelope carries another subscriptionId than its connection's own subscription (the
   driver says which, `connected(..., subscription_id=)`) is not this stream's: it is dropped,
   counted and noted (OTHER_SUBSCRIPTION, on the 1st, 2nd, 4th, 8th... of a connection).
-- Frame handling never raises: any text is delivered, as a model or an UnknownEvent; an event
-  time `E` that is no usable number of milliseconds (a "²", 5,000 nines) counts as missing.
+- Frame handling never raises: any text is delivered, as the model the market's table names for
+  its `"e"` (`events`: one wire name has another shape on another market) or an UnknownEvent; an
+  event time `E` that is no usable number of milliseconds (a "²", 5,000 nines) counts as missing.
 - A bounded buffer, by count and by size: an event that would make it hold more than `maxsize`
   events, or more than `max_bytes` of frame text (each event costs its frame's length; gaps cost
   nothing), is dropped and counted. The buffer reopens only once the consumer has drained it to
@@ -51,9 +52,17 @@ from collections import deque
 from collections.abc import Callable
 
 from attrs import define, field, frozen
-from binance_userstream_client.models import UnknownEvent
+from binance_userstream_client.models import EVENT_TYPES, UnknownEvent
 
-from binance_userstream._decode import MAX_EVENT_TIME, RAW, Event, decode_payload, event_time, parse
+from binance_userstream._decode import (
+    MAX_EVENT_TIME,
+    RAW,
+    Event,
+    EventTypes,
+    decode_payload,
+    event_time,
+    parse,
+)
 from binance_userstream._gap import GapReason, StreamGap
 from binance_userstream._markets import Market
 
@@ -196,11 +205,14 @@ class StreamCore:
         random: Callable[[], float],
         maxsize: int = DEFAULT_MAXSIZE,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        events: EventTypes = EVENT_TYPES,
     ) -> None:
+        """`events`: the stream's market's table (`Market.event_types`): its frames decode with it."""
         for name, value in (("maxsize", maxsize), ("max_bytes", max_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, not {value!r}")
         self._url_for = url_for
+        self._events = dict(events)  # a plain dict: a lookup per frame
         self.timing = timing
         self._random = random
         self.maxsize = maxsize
@@ -282,7 +294,9 @@ class StreamCore:
                         return []
                 conn.seen.add(same)
         payload = parse(text)
-        item = UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload)
+        item = (
+            UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload, self._events)
+        )
         cost = len(text)
         if (
             self._overflow is None

@@ -280,14 +280,18 @@ class Simulator:
     ) -> list[int]:
         """Push one realistic order's events with increasing `E` and order ids; returns how many
         connections got each. USD-M and the other derivatives: placed, partly filled, filled, with
-        the ACCOUNT_UPDATEs the fills cause (`Traffic.order`); spot and margin: the executionReports
-        (NEW, TRADE PARTIALLY_FILLED, TRADE FILLED) each with its outboundAccountPosition
-        (`Traffic.spot_order`), to cross margin or, `isolated=True`, to the order symbol's isolated
-        margin account. `order` overrides: symbol, side, quantity, price, asset, balance (decimal
-        strings; ValueError for others). Another process sends `POST /_simulator/traffic`."""
+        the ACCOUNT_UPDATEs the fills cause (`Traffic.order`); Options in its own shapes, with the
+        BALANCE_POSITION_UPDATEs, ACCOUNT_UPDATE and GREEK_UPDATE (`Traffic.options_order`); spot
+        and margin: the executionReports (NEW, TRADE PARTIALLY_FILLED, TRADE FILLED) each with its
+        outboundAccountPosition (`Traffic.spot_order`), to cross margin or, `isolated=True`, to the
+        order symbol's isolated margin account. `order` overrides: symbol, side, quantity, price,
+        asset, balance (decimal strings; ValueError for others). Another process sends
+        `POST /_simulator/traffic`."""
         now = self.streams.event_time()
         if market in ("spot", "margin"):
             events = self._traffic.spot_order(now, **order)  # type: ignore[arg-type]
+        elif market == "options":
+            events = self._traffic.options_order(now, **order)  # type: ignore[arg-type]
         else:
             events = self._traffic.order(now, **order)  # type: ignore[arg-type]
         symbol = None

@@ -30,6 +30,15 @@ from .listen_key_form import ListenKeyForm
 from .listen_token import ListenToken
 from .margin_call import MarginCall
 from .margin_call_position import MarginCallPosition
+from .options_account_update import OptionsAccountUpdate
+from .options_balance_position_update import OptionsBalancePositionUpdate
+from .options_balance_position_update_balance import OptionsBalancePositionUpdateBalance
+from .options_balance_position_update_position import OptionsBalancePositionUpdatePosition
+from .options_greek_update import OptionsGreekUpdate
+from .options_greek_update_greeks import OptionsGreekUpdateGreeks
+from .options_order_trade_update import OptionsOrderTradeUpdate
+from .options_order_trade_update_order import OptionsOrderTradeUpdateOrder
+from .options_risk_level_change import OptionsRiskLevelChange
 from .order_trade_update import OrderTradeUpdate
 from .order_trade_update_order import OrderTradeUpdateOrder
 from .outbound_account_position import OutboundAccountPosition
@@ -53,6 +62,11 @@ UserDataEvent = (
     | ListStatus
     | ListenKeyExpired
     | MarginCall
+    | OptionsAccountUpdate
+    | OptionsBalancePositionUpdate
+    | OptionsGreekUpdate
+    | OptionsOrderTradeUpdate
+    | OptionsRiskLevelChange
     | OrderTradeUpdate
     | OutboundAccountPosition
     | ServerShutdown
@@ -80,10 +94,24 @@ EVENT_TYPES: dict[str, type[UserDataEvent]] = {
     "outboundAccountPosition": OutboundAccountPosition,
     "serverShutdown": ServerShutdown,
 }
-"""Each event's wire name (the payload's `"e"`) to its model class, from the spec's `x-event`."""
+"""Each event's wire name (the payload's `"e"`) to its shared model class, from the spec's
+`x-event`: the shape of every market that has no model of its own for that name."""
+
+EVENT_TYPES_BY_MARKET: dict[str, dict[str, type[UserDataEvent]]] = {
+    "options": {
+        "ACCOUNT_UPDATE": OptionsAccountUpdate,
+        "BALANCE_POSITION_UPDATE": OptionsBalancePositionUpdate,
+        "GREEK_UPDATE": OptionsGreekUpdate,
+        "ORDER_TRADE_UPDATE": OptionsOrderTradeUpdate,
+        "RISK_LEVEL_CHANGE": OptionsRiskLevelChange,
+    },
+}
+"""Each market (as `market=` names it) to its own models by wire name: the schemas with
+`x-markets`. A market's stream decodes a name with this model, else with EVENT_TYPES'."""
 
 __all__ = (
     "EVENT_TYPES",
+    "EVENT_TYPES_BY_MARKET",
     "UserDataEvent",
     "AccountConfigUpdate",
     "AccountConfigUpdateAccountConfig",
@@ -113,6 +141,15 @@ __all__ = (
     "ListStatusOrder",
     "MarginCall",
     "MarginCallPosition",
+    "OptionsAccountUpdate",
+    "OptionsBalancePositionUpdate",
+    "OptionsBalancePositionUpdateBalance",
+    "OptionsBalancePositionUpdatePosition",
+    "OptionsGreekUpdate",
+    "OptionsGreekUpdateGreeks",
+    "OptionsOrderTradeUpdate",
+    "OptionsOrderTradeUpdateOrder",
+    "OptionsRiskLevelChange",
     "OrderTradeUpdate",
     "OrderTradeUpdateOrder",
     "OutboundAccountPosition",
