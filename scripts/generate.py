@@ -58,6 +58,9 @@ def _header() -> str:
 
 def generate(spec: Path, out: Path, config: Path = CONFIG) -> None:
     """Generate the client for `spec` into `out` (replaced whole), or raise SystemExit."""
+    problems = event_schema_problems(yaml.safe_load(spec.read_text(encoding="utf-8")))
+    if problems:
+        raise SystemExit("generate: " + "; ".join(problems))
     bindir = Path(sys.executable).parent
     env = {
         **os.environ,
@@ -94,6 +97,51 @@ def generate(spec: Path, out: Path, config: Path = CONFIG) -> None:
         for py in sorted(target.rglob("*.py")):
             py.write_text(header + py.read_text(encoding="utf-8"), encoding="utf-8")
         _sync(target, out)
+
+
+#: What `x-markets` may name: the markets as `market=` spells them.
+MARKET_NAMES = ("usdm", "coinm", "portfolio", "portfolio_pro", "options", "spot", "margin")
+
+
+def event_schema_problems(spec: dict[str, Any]) -> list[str]:
+    """Why the spec's event schemas cannot make the generated event tables; empty when they can.
+
+    A schema with `x-event` is that wire name's shape everywhere (shared), or, with `x-markets`,
+    on those markets only. One wire name may have one shared schema and market-specific ones on
+    markets no other of its schemas names: anything else leaves a market two models for a frame.
+    """
+    problems: list[str] = []
+    by_event: dict[str, list[tuple[str, list[str] | None]]] = {}
+    for name, schema in (spec.get("components", {}).get("schemas") or {}).items():
+        markets = schema.get("x-markets")
+        if "x-event" not in schema:
+            if markets is not None:
+                problems.append(f"schema {name} has x-markets but no x-event")
+            continue
+        if markets is not None:
+            known = isinstance(markets, list) and markets and all(m in MARKET_NAMES for m in markets)
+            if not known or len(set(markets)) != len(markets):
+                problems.append(
+                    f"schema {name}: x-markets must be a non-empty list of distinct market names "
+                    f"from {', '.join(MARKET_NAMES)}, not {markets!r}"
+                )
+                continue
+        by_event.setdefault(str(schema["x-event"]), []).append((name, markets))
+    for event, schemas in sorted(by_event.items()):
+        shared = [name for name, markets in schemas if markets is None]
+        if len(shared) > 1:
+            problems.append(
+                f"x-event {event!r} has {len(shared)} schemas without x-markets ({', '.join(shared)}): "
+                "at most one may be shared, give the others x-markets"
+            )
+        claimed: dict[str, str] = {}
+        for name, markets in schemas:
+            for market in markets or ():
+                if market in claimed:
+                    twice = f"{claimed[market]} and {name}"
+                    problems.append(f"x-event {event!r} on market {market!r} is claimed by both {twice}")
+                claimed[market] = name
+    return problems
 
 
 #: The extension each generated request carries (spec/templates/endpoint_module.py.jinja).

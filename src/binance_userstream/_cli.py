@@ -738,12 +738,11 @@ def _configure_logging(verbosity: int) -> None:
 
 
 def _event_names(text: str) -> frozenset[str]:
-    from binance_userstream_client.models import EVENT_TYPES
-
+    """The wire names of --events, each one some market's stream sends (markets type them apart)."""
+    known = {name for market in MARKETS.values() for name in market.stream_events}
     names = frozenset(name.strip() for name in text.split(",") if name.strip())
-    unknown = names - set(EVENT_TYPES)
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"use event wire names from: {', '.join(sorted(EVENT_TYPES))}")
+    if not names or names - known:
+        raise argparse.ArgumentTypeError(f"use event wire names from: {', '.join(sorted(known))}")
     return names
 
 

@@ -2,7 +2,9 @@
 
 A frame is one JSON text. Envelopes are unwrapped: stream mode's `{"stream": ..., "data": {...}}`
 and the spot WebSocket API's `{"subscriptionId": ..., "event": {...}}`. The payload's `"e"` picks
-the model from the generated `EVENT_TYPES`; numbers-as-strings (prices, quantities) stay strings,
+the model from a table of wire names: a market's own (`Market.event_types`, what a stream decodes
+with: one wire name can have another shape on another market) or, by default, the generated shared
+`EVENT_TYPES`; numbers-as-strings (prices, quantities) stay strings,
 so decimals are exact. Whatever cannot be decoded is still delivered, as the generated
 `UnknownEvent`: an unknown `"e"` or a payload its model refuses keeps its raw payload; a frame
 that is not a JSON object keeps its text under the key `"raw"` (`event["raw"]`).
@@ -17,7 +19,7 @@ json accepts) goes to json.loads.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from binance_userstream_client.models import EVENT_TYPES, UnknownEvent, UserDataEvent
@@ -77,9 +79,14 @@ def parse(text: str, fast: Callable[[str], Any] | None = FAST_PARSER) -> dict[st
     return unwrap(payload) if isinstance(payload, dict) else None
 
 
-def decode_payload(payload: dict[str, Any]) -> Event:
-    """The model for an event object; UnknownEvent when its type is unknown or its model refuses it."""
-    model = EVENT_TYPES.get(payload["e"]) if isinstance(payload.get("e"), str) else None
+EventTypes = Mapping[str, type[UserDataEvent]]
+"""Wire names (`"e"`) to the models their payloads decode to: EVENT_TYPES, or a market's table."""
+
+
+def decode_payload(payload: dict[str, Any], events: EventTypes = EVENT_TYPES) -> Event:
+    """The model `events` names for an event object; UnknownEvent when it names none or its model
+    refuses the payload."""
+    model = events.get(payload["e"]) if isinstance(payload.get("e"), str) else None
     if model is not None:
         try:
             return model.from_dict(payload)
@@ -88,12 +95,12 @@ def decode_payload(payload: dict[str, Any]) -> Event:
     return UnknownEvent.from_dict(payload)
 
 
-def decode(text: str) -> Event:
-    """The model for one frame's text (see the module's docstring); never raises."""
+def decode(text: str, events: EventTypes = EVENT_TYPES) -> Event:
+    """The model for one frame's text, picked from `events` (see the module's docstring); never raises."""
     payload = parse(text)
     if payload is None:
         return UnknownEvent.from_dict({RAW: text})
-    return decode_payload(payload)
+    return decode_payload(payload, events)
 
 
 #: Event times are milliseconds in a signed 64-bit integer (Binance's servers are Java): anything

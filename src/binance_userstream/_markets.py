@@ -41,7 +41,14 @@ from binance_userstream_client.api.usdm import (
     create_usdm_listen_key,
     keepalive_usdm_listen_key,
 )
-from binance_userstream_client.models import EVENT_TYPES, Empty, ListenKey, ListenKeyForm
+from binance_userstream_client.models import (
+    EVENT_TYPES,
+    EVENT_TYPES_BY_MARKET,
+    Empty,
+    ListenKey,
+    ListenKeyForm,
+    UserDataEvent,
+)
 from binance_userstream_client.types import Response
 
 
@@ -103,11 +110,23 @@ class Market:
     subscription: Subscription = "listen_key"
     """How the stream is authorised (see `Subscription`)."""
     stream_events: tuple[str, ...] = ()
-    """The wire names (`"e"`) of the events this market sends that the spec models."""
+    """The wire names (`"e"`) of the events this market's stream sends, each modelled by the spec."""
     ping_interval: float = 180.0
     """Seconds between the server's ping frames."""
     connection_lifetime: float = 24 * 3600.0
     """Seconds after which the server closes a connection."""
+    event_types: Mapping[str, type[UserDataEvent]] = attrs.field(init=False, repr=False, eq=False)
+    """Each of `stream_events` to the model its frames decode with: the market's own shape of that
+    name if the spec has one (EVENT_TYPES_BY_MARKET), else the shared one (EVENT_TYPES). A name
+    not listed has no model here, so another market's shape is never tried on this one's frames."""
+
+    @event_types.default
+    def _resolve_event_types(self) -> Mapping[str, type[UserDataEvent]]:
+        own = EVENT_TYPES_BY_MARKET.get(self.name, {})
+        unknown = [name for name in self.stream_events if name not in own and name not in EVENT_TYPES]
+        if unknown:
+            raise AssertionError(f"market {self.name!r} lists events the spec does not model: {unknown}")
+        return MappingProxyType({name: own.get(name) or EVENT_TYPES[name] for name in self.stream_events})
 
     def stream_target(self, listen_key: str) -> str | None:
         """The path and query to connect to for `listen_key` (ignored by the WebSocket API, whose
@@ -141,18 +160,10 @@ class Market:
         return f"<Market {self.name}: {self.title}>"
 
 
-def _modelled(*names: str) -> tuple[str, ...]:
-    """`names`, each checked against the generated EVENT_TYPES: a row lists only modelled events."""
-    unknown = [name for name in names if name not in EVENT_TYPES]
-    if unknown:
-        raise AssertionError(f"events the spec does not model: {unknown}")
-    return names
-
-
 #: USD-M's private events (https://developers.binance.com/docs/derivatives/usds-margined-futures/
 #: user-data-streams): since 2026-04-23 they come only from /private/ws with an `events` list, which
 #: acts as an allow-list, so it names every one, listenKeyExpired included.
-_USDM_EVENTS = _modelled(
+_USDM_EVENTS = (
     "ORDER_TRADE_UPDATE",
     "ACCOUNT_UPDATE",
     "MARGIN_CALL",
@@ -164,13 +175,15 @@ _USDM_EVENTS = _modelled(
     "CONDITIONAL_ORDER_TRIGGER_REJECT",
     "listenKeyExpired",
 )
-_COINM_EVENTS = _modelled(
-    "ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "MARGIN_CALL", "ACCOUNT_CONFIG_UPDATE", "listenKeyExpired"
+_COINM_EVENTS = (
+    "ORDER_TRADE_UPDATE",
+    "ACCOUNT_UPDATE",
+    "MARGIN_CALL",
+    "ACCOUNT_CONFIG_UPDATE",
+    "listenKeyExpired",
 )
-_PORTFOLIO_EVENTS = _modelled(
-    "ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "ACCOUNT_CONFIG_UPDATE", "listenKeyExpired"
-)
-_SPOT_EVENTS = _modelled(
+_PORTFOLIO_EVENTS = ("ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "ACCOUNT_CONFIG_UPDATE", "listenKeyExpired")
+_SPOT_EVENTS = (
     "executionReport",
     "outboundAccountPosition",
     "balanceUpdate",
@@ -288,7 +301,7 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 stream_hosts=MappingProxyType({"production": "wss://fstream.binance.com"}),
                 # Options' own events are not in the spec yet: they arrive as UnknownEvent.
                 stream_path="/private/ws/{key}",
-                stream_events=_modelled("listenKeyExpired"),
+                stream_events=("listenKeyExpired",),
                 ping_interval=300.0,
             ),
             Market(
@@ -330,6 +343,19 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
     }
 )
 """Every market by name."""
+
+
+def _check_every_market_model_is_listed() -> None:
+    """A model the spec gives one market (`x-markets`) is one that market's row lists: else its
+    frames would arrive as UnknownEvent, the model unused."""
+    for market, models in EVENT_TYPES_BY_MARKET.items():
+        listed = MARKETS[market].stream_events if market in MARKETS else ()
+        unlisted = sorted(set(models) - set(listed))
+        if unlisted:
+            raise AssertionError(f"the spec models {unlisted} for market {market!r}, whose row lacks them")
+
+
+_check_every_market_model_is_listed()
 
 DEFAULT_MARKET = "spot"
 """The default of `market=`: the seed's endpoint (retired; kept so old programs still run)."""

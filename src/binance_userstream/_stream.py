@@ -348,6 +348,7 @@ class AsyncEventStream:
             random=jitter or random.random,
             maxsize=maxsize,
             max_bytes=max_bytes,
+            events=market.event_types,
         )
         self._listen_key, self._interval = listen_key, interval
         self._clock = clock  # None: the loop's own clock

@@ -51,9 +51,17 @@ from collections import deque
 from collections.abc import Callable
 
 from attrs import define, field, frozen
-from binance_userstream_client.models import UnknownEvent
+from binance_userstream_client.models import EVENT_TYPES, UnknownEvent
 
-from binance_userstream._decode import MAX_EVENT_TIME, RAW, Event, decode_payload, event_time, parse
+from binance_userstream._decode import (
+    MAX_EVENT_TIME,
+    RAW,
+    Event,
+    EventTypes,
+    decode_payload,
+    event_time,
+    parse,
+)
 from binance_userstream._gap import GapReason, StreamGap
 from binance_userstream._markets import Market
 
@@ -196,11 +204,14 @@ class StreamCore:
         random: Callable[[], float],
         maxsize: int = DEFAULT_MAXSIZE,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        events: EventTypes = EVENT_TYPES,
     ) -> None:
+        """`events`: the stream's market's table (`Market.event_types`): its frames decode with it."""
         for name, value in (("maxsize", maxsize), ("max_bytes", max_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, not {value!r}")
         self._url_for = url_for
+        self._events = dict(events)  # a plain dict: a lookup per frame
         self.timing = timing
         self._random = random
         self.maxsize = maxsize
@@ -282,7 +293,9 @@ class StreamCore:
                         return []
                 conn.seen.add(same)
         payload = parse(text)
-        item = UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload)
+        item = (
+            UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload, self._events)
+        )
         cost = len(text)
         if (
             self._overflow is None

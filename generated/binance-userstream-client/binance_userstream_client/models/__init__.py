@@ -79,10 +79,16 @@ EVENT_TYPES: dict[str, type[UserDataEvent]] = {
     "outboundAccountPosition": OutboundAccountPosition,
     "serverShutdown": ServerShutdown,
 }
-"""Each event's wire name (the payload's `"e"`) to its model class, from the spec's `x-event`."""
+"""Each event's wire name (the payload's `"e"`) to its shared model class, from the spec's
+`x-event`: the shape of every market that has no model of its own for that name."""
+
+EVENT_TYPES_BY_MARKET: dict[str, dict[str, type[UserDataEvent]]] = {}
+"""Each market (as `market=` names it) to its own models by wire name: the schemas with
+`x-markets`. A market's stream decodes a name with this model, else with EVENT_TYPES'."""
 
 __all__ = (
     "EVENT_TYPES",
+    "EVENT_TYPES_BY_MARKET",
     "UserDataEvent",
     "AccountConfigUpdate",
     "AccountConfigUpdateAccountConfig",
