@@ -13,6 +13,8 @@ from .algo_update import AlgoUpdate
 from .algo_update_order import AlgoUpdateOrder
 from .balance_update import BalanceUpdate
 from .binance_error import BinanceError
+from .conditional_order_trade_update import ConditionalOrderTradeUpdate
+from .conditional_order_trade_update_order import ConditionalOrderTradeUpdateOrder
 from .conditional_order_trigger_reject import ConditionalOrderTriggerReject
 from .conditional_order_trigger_reject_order import ConditionalOrderTriggerRejectOrder
 from .empty import Empty
@@ -21,6 +23,7 @@ from .execution_report import ExecutionReport
 from .external_lock_update import ExternalLockUpdate
 from .grid_update import GridUpdate
 from .grid_update_grid import GridUpdateGrid
+from .liability_change import LiabilityChange
 from .list_status import ListStatus
 from .list_status_order import ListStatusOrder
 from .listen_key import ListenKey
@@ -29,10 +32,18 @@ from .listen_key_form import ListenKeyForm
 from .listen_token import ListenToken
 from .margin_call import MarginCall
 from .margin_call_position import MarginCallPosition
+from .open_order_loss import OpenOrderLoss
+from .open_order_loss_asset import OpenOrderLossAsset
 from .order_trade_update import OrderTradeUpdate
 from .order_trade_update_order import OrderTradeUpdateOrder
 from .outbound_account_position import OutboundAccountPosition
 from .outbound_account_position_balance import OutboundAccountPositionBalance
+from .portfolio_algo_update import PortfolioAlgoUpdate
+from .portfolio_balance_update import PortfolioBalanceUpdate
+from .portfolio_execution_report import PortfolioExecutionReport
+from .portfolio_outbound_account_position import PortfolioOutboundAccountPosition
+from .portfolio_pro_account_update import PortfolioProAccountUpdate
+from .portfolio_risk_level_change import PortfolioRiskLevelChange
 from .server_shutdown import ServerShutdown
 from .strategy_update import StrategyUpdate
 from .strategy_update_strategy import StrategyUpdateStrategy
@@ -44,16 +55,25 @@ UserDataEvent = (
     | AccountUpdate
     | AlgoUpdate
     | BalanceUpdate
+    | ConditionalOrderTradeUpdate
     | ConditionalOrderTriggerReject
     | EventStreamTerminated
     | ExecutionReport
     | ExternalLockUpdate
     | GridUpdate
+    | LiabilityChange
     | ListStatus
     | ListenKeyExpired
     | MarginCall
+    | OpenOrderLoss
     | OrderTradeUpdate
     | OutboundAccountPosition
+    | PortfolioAlgoUpdate
+    | PortfolioBalanceUpdate
+    | PortfolioExecutionReport
+    | PortfolioOutboundAccountPosition
+    | PortfolioProAccountUpdate
+    | PortfolioRiskLevelChange
     | ServerShutdown
     | StrategyUpdate
     | TradeLite
@@ -64,25 +84,37 @@ EVENT_TYPES: dict[str, type[UserDataEvent]] = {
     "ACCOUNT_CONFIG_UPDATE": AccountConfigUpdate,
     "ACCOUNT_UPDATE": AccountUpdate,
     "ALGO_UPDATE": AlgoUpdate,
+    "CONDITIONAL_ORDER_TRADE_UPDATE": ConditionalOrderTradeUpdate,
     "CONDITIONAL_ORDER_TRIGGER_REJECT": ConditionalOrderTriggerReject,
     "GRID_UPDATE": GridUpdate,
     "MARGIN_CALL": MarginCall,
     "ORDER_TRADE_UPDATE": OrderTradeUpdate,
+    "PM_PRO_ACCOUNT_UPDATE": PortfolioProAccountUpdate,
     "STRATEGY_UPDATE": StrategyUpdate,
     "TRADE_LITE": TradeLite,
     "balanceUpdate": BalanceUpdate,
     "eventStreamTerminated": EventStreamTerminated,
     "executionReport": ExecutionReport,
     "externalLockUpdate": ExternalLockUpdate,
+    "liabilityChange": LiabilityChange,
     "listStatus": ListStatus,
     "listenKeyExpired": ListenKeyExpired,
+    "openOrderLoss": OpenOrderLoss,
     "outboundAccountPosition": OutboundAccountPosition,
+    "riskLevelChange": PortfolioRiskLevelChange,
     "serverShutdown": ServerShutdown,
 }
 """Each event's wire name (the payload's `"e"`) to its shared model class, from the spec's
 `x-event`: the shape of every market that has no model of its own for that name."""
 
-EVENT_TYPES_BY_MARKET: dict[str, dict[str, type[UserDataEvent]]] = {}
+EVENT_TYPES_BY_MARKET: dict[str, dict[str, type[UserDataEvent]]] = {
+    "portfolio": {
+        "ALGO_UPDATE": PortfolioAlgoUpdate,
+        "balanceUpdate": PortfolioBalanceUpdate,
+        "executionReport": PortfolioExecutionReport,
+        "outboundAccountPosition": PortfolioOutboundAccountPosition,
+    },
+}
 """Each market (as `market=` names it) to its own models by wire name: the schemas with
 `x-markets`. A market's stream decodes a name with this model, else with EVENT_TYPES'."""
 
@@ -101,6 +133,8 @@ __all__ = (
     "AlgoUpdateOrder",
     "BalanceUpdate",
     "BinanceError",
+    "ConditionalOrderTradeUpdate",
+    "ConditionalOrderTradeUpdateOrder",
     "ConditionalOrderTriggerReject",
     "ConditionalOrderTriggerRejectOrder",
     "Empty",
@@ -109,6 +143,7 @@ __all__ = (
     "ExternalLockUpdate",
     "GridUpdate",
     "GridUpdateGrid",
+    "LiabilityChange",
     "ListenKey",
     "ListenKeyExpired",
     "ListenKeyForm",
@@ -117,10 +152,18 @@ __all__ = (
     "ListStatusOrder",
     "MarginCall",
     "MarginCallPosition",
+    "OpenOrderLoss",
+    "OpenOrderLossAsset",
     "OrderTradeUpdate",
     "OrderTradeUpdateOrder",
     "OutboundAccountPosition",
     "OutboundAccountPositionBalance",
+    "PortfolioAlgoUpdate",
+    "PortfolioBalanceUpdate",
+    "PortfolioExecutionReport",
+    "PortfolioOutboundAccountPosition",
+    "PortfolioProAccountUpdate",
+    "PortfolioRiskLevelChange",
     "ServerShutdown",
     "StrategyUpdate",
     "StrategyUpdateStrategy",
