@@ -15,7 +15,8 @@ lifecycle for programs written before, and `isolated_symbols=None` accepts any i
 pair (by default only those of `ISOLATED_SYMBOLS` exist; others are refused -11001, as Binance
 does). The same port serves the derivatives' user-data event streams (USD-M
 `/private/ws?listenKey=&events=`, `/private/stream`, COIN-M `/ws/<key>`, Portfolio Margin
-`/pm/ws/<key>`, Options `/private/ws/<key>`), fed by `sim.push` and `sim.traffic`, sharing
+`/pm/ws/<key>`, Portfolio Margin Pro `/pm-classic/ws/<USD-M key>`, Options `/private/ws/<key>`),
+fed by `sim.push` and `sim.traffic`, sharing
 `Simulator.exchange`; see `_streams`.
 
 Spot's and margin's events, whose listenKeys are retired, come as Binance sends them now: on the
