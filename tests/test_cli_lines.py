@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from attrs import define
-from binance_userstream_client.models import EVENT_TYPES, UnknownEvent
+from binance_userstream_client.models import EVENT_TYPES, EVENT_TYPES_BY_MARKET, UnknownEvent
 
 from binance_userstream._decode import decode
+from binance_userstream._markets import MARKETS
 from binance_userstream._readable import SHOWN, line
+from tests._samples import SAMPLES, market_of, sample_id
 from tests.conftest import ROOT
-
-SAMPLES = sorted((ROOT / "tests/data/events").glob("*/*.json"))
 
 
 def _sample(market: str, name: str) -> str:
@@ -24,12 +24,14 @@ def _sample(market: str, name: str) -> str:
 
 def test_every_event_model_has_a_row() -> None:
     assert set(EVENT_TYPES.values()) <= set(SHOWN)
+    for table in EVENT_TYPES_BY_MARKET.values():
+        assert set(table.values()) <= set(SHOWN)
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
 def test_every_attribute_a_row_names_is_one_its_model_has(path: Path) -> None:
     """A misspelt attribute in the table raises AttributeError here, not in a user's terminal."""
-    event = decode(path.read_text())
+    event = decode(path.read_text(), market_of(path).event_types)
     assert type(event) in SHOWN
     line(event)  # raises AttributeError for an attribute the model (or a list's element) lacks
 
@@ -114,3 +116,17 @@ def test_an_unknown_event_line_names_the_event_type_it_carries() -> None:
     mistyped = decode(json.dumps({"e": "ORDER_TRADE_UPDATE", "E": 1, "T": 1, "o": {"s": 5}}))
     assert isinstance(mistyped, UnknownEvent)
     assert "type=ORDER_TRADE_UPDATE" in line(mistyped)
+
+
+def test_an_options_order_line_shows_what_a_futures_order_line_shows() -> None:
+    order = line(decode(_sample("options", "ORDER_TRADE_UPDATE"), MARKETS["options"].event_types))
+    assert order.startswith("OptionsOrderTradeUpdate 2019-09-19 07:51:05.651 symbol=BTCUSDT, side=SELL, ")
+    for label in ("status=NEW", "quantity=0.001", "price=0"):
+        assert label in order
+
+
+def test_an_options_greek_update_shows_each_underlyings_greeks() -> None:
+    greeks = line(decode(_sample("options", "GREEK_UPDATE"), MARKETS["options"].event_types))
+    assert greeks.endswith(
+        "greeks=[BTCUSDT delta=-0.01304097 gamma=-0.00000124 theta=16.11648100 vega=-3.83444011]"
+    )

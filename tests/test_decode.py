@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from binance_userstream_client.models import (
-    EVENT_TYPES,
     ListenKeyExpired,
     OrderTradeUpdate,
     ServerShutdown,
@@ -25,17 +24,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_userstream._decode import FAST_PARSER, RAW, decode, event_time, parse, unwrap
+from tests._samples import SAMPLES, market_of, model_of, sample_id
 from tests.conftest import ROOT
 
-SAMPLES = sorted((ROOT / "tests" / "data" / "events").glob("*/*.json"))
 
-
-@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_each_documented_sample_frame_decodes_to_its_model_and_back(path: Path) -> None:
+@pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
+def test_each_documented_sample_frame_decodes_to_its_markets_model_and_back(path: Path) -> None:
     text = path.read_text()
-    payload = json.loads(text)
-    event = decode(text)
-    assert type(event) is EVENT_TYPES[payload["e"]]
+    event = decode(text, market_of(path).event_types)
+    assert type(event) is model_of(path)
+    assert event.to_dict() == json.loads(text)
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
+def test_each_documented_sample_frame_in_a_stream_envelope_decodes_to_its_markets_model(path: Path) -> None:
+    payload = json.loads(path.read_text())
+    event = decode(json.dumps({"stream": "somekey", "data": payload}), market_of(path).event_types)
+    assert type(event) is model_of(path)
     assert event.to_dict() == payload
 
 

@@ -6,27 +6,33 @@ dict, an array a list, and null only where the property is `nullable`. A payload
 not half-typed (a float price, a string order id, `"false"` read as true): the stream delivers it as
 an UnknownEvent with its raw payload (_decode.py's contract). The cases are generated from the spec:
 every property of every event schema, nested objects and array items included, set to each JSON
-value of another type, in a documented sample of that event (tests/data/events/).
+value of another type, in a documented sample of that event (tests/data/events/), decoded with its
+market's table: one wire name can have a schema per market (`x-markets`), so cases are per schema.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from binance_userstream_client.models import EVENT_TYPES, OrderTradeUpdateOrder, UnknownEvent
+from binance_userstream_client.models import (
+    EVENT_TYPES,
+    EVENT_TYPES_BY_MARKET,
+    OrderTradeUpdateOrder,
+    UnknownEvent,
+)
 from binance_userstream_client.types import UNSET
 
-from binance_userstream._decode import decode_payload
+from binance_userstream._decode import EventTypes, decode_payload
+from tests._samples import SAMPLES as SAMPLE_FILES
+from tests._samples import load, market_of, model_of
 from tests.conftest import ROOT
 
 SPEC = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
-DATA = ROOT / "tests" / "data" / "events"
 
 #: One JSON value of each type, as a parser makes them.
 VALUES: dict[str, Any] = {
@@ -76,17 +82,23 @@ def _fields(schema: dict[str, Any], payload: dict[str, Any], path: tuple[Any, ..
                 yield from _fields(items, value[0], (*path, key, 0))
 
 
-def _samples() -> dict[str, dict[str, Any]]:
-    """One documented payload per event type (the first sample file of each)."""
-    found: dict[str, dict[str, Any]] = {}
-    for path in sorted(DATA.glob("*/*.json")):
-        payload = json.loads(path.read_text(encoding="utf-8"))
-        found.setdefault(payload["e"], payload)
+def _samples() -> dict[str, tuple[dict[str, Any], EventTypes]]:
+    """One documented payload per event schema (the first sample file of each), with the table of
+    the market it comes from."""
+    found: dict[str, tuple[dict[str, Any], EventTypes]] = {}
+    for path in SAMPLE_FILES:
+        found.setdefault(model_of(path).__name__, (load(path), market_of(path).event_types))
     return found
 
 
-SAMPLES = _samples()
-EVENT_SCHEMAS = {schema["x-event"]: schema for schema in SCHEMAS.values() if "x-event" in schema}
+SAMPLES = {name: payload for name, (payload, _) in _samples().items()}
+TABLES = {name: table for name, (_, table) in _samples().items()}
+EVENT_SCHEMAS = {name: schema for name, schema in SCHEMAS.items() if "x-event" in schema}
+MODELS = {
+    model.__name__: model
+    for table in [EVENT_TYPES, *EVENT_TYPES_BY_MARKET.values()]
+    for model in table.values()
+}
 CASES = [
     pytest.param(event, path, wrong, id=f"{event}.{'.'.join(map(str, path))}={wrong}")
     for event, schema in sorted(EVENT_SCHEMAS.items())
@@ -104,8 +116,8 @@ def _with(payload: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[st
     return changed
 
 
-def test_every_event_type_has_a_documented_sample_to_mutate() -> None:
-    assert set(EVENT_SCHEMAS) == set(SAMPLES) == set(EVENT_TYPES)
+def test_every_event_schema_has_a_documented_sample_to_mutate() -> None:
+    assert set(EVENT_SCHEMAS) == set(SAMPLES) == set(MODELS)
 
 
 @pytest.mark.parametrize(("event", "path", "wrong"), CASES)
@@ -113,30 +125,33 @@ def test_a_field_of_another_type_than_the_spec_declares_makes_an_unknown_event_w
     event: str, path: tuple[Any, ...], wrong: str
 ) -> None:
     payload = _with(SAMPLES[event], path, copy.deepcopy(VALUES[wrong]))
-    decoded = decode_payload(payload)
+    decoded = decode_payload(payload, TABLES[event])
     assert type(decoded) is UnknownEvent
     assert decoded.to_dict() == payload
 
 
 @pytest.mark.parametrize("event", sorted(SAMPLES))
 def test_each_documented_sample_still_decodes_typed(event: str) -> None:
-    decoded = decode_payload(copy.deepcopy(SAMPLES[event]))
-    assert type(decoded) is EVENT_TYPES[event]
+    decoded = decode_payload(copy.deepcopy(SAMPLES[event]), TABLES[event])
+    assert type(decoded) is MODELS[event]
     assert decoded.to_dict() == SAMPLES[event]
 
 
-@pytest.mark.parametrize(("event", "path"), [("ORDER_TRADE_UPDATE", ("o", "p")), ("executionReport", ("N",))])
+@pytest.mark.parametrize(
+    ("event", "path"),
+    [("OrderTradeUpdate", ("o", "p")), ("ExecutionReport", ("N",)), ("OptionsGreekUpdate", ("G", 0, "d"))],
+)
 def test_every_value_of_an_allowed_type_decodes_typed(event: str, path: tuple[Any, ...]) -> None:
     """The one check that can be too strict: an allowed type is taken (a nullable string: null too)."""
     schema = _resolved(EVENT_SCHEMAS[event])
     allowed = dict(_fields(schema, SAMPLES[event]))[path]
     for kind in allowed:
         payload = _with(SAMPLES[event], path, VALUES[kind])
-        assert type(decode_payload(payload)) is EVENT_TYPES[event], kind
+        assert type(decode_payload(payload, TABLES[event])) is MODELS[event], kind
 
 
 def test_the_error_names_the_model_the_field_and_the_types_but_not_the_value() -> None:
-    order = copy.deepcopy(SAMPLES["ORDER_TRADE_UPDATE"]["o"])
+    order = copy.deepcopy(SAMPLES["OrderTradeUpdate"]["o"])
     order["p"] = 12345.678
     expected = r"OrderTradeUpdateOrder: 'p' must be a string, not a number"
     with pytest.raises(TypeError, match=expected) as raised:
@@ -145,7 +160,7 @@ def test_the_error_names_the_model_the_field_and_the_types_but_not_the_value() -
 
 
 def test_an_integer_field_refuses_a_bool() -> None:
-    order = _with(SAMPLES["ORDER_TRADE_UPDATE"], ("o", "i"), True)
+    order = _with(SAMPLES["OrderTradeUpdate"], ("o", "i"), True)
     assert type(decode_payload(order)) is UnknownEvent
 
 
@@ -163,7 +178,14 @@ def test_unknown_event_keeps_a_mistyped_type_or_time_as_a_raw_field() -> None:
 
 def test_cases_cover_nested_objects_and_array_items() -> None:
     paths = {case.values[:2] for case in CASES}
-    assert ("ORDER_TRADE_UPDATE", ("o", "p")) in paths
-    assert ("ACCOUNT_UPDATE", ("a", "B", 0, "wb")) in paths
-    assert ("ACCOUNT_UPDATE", ("a", "B")) in paths
-    assert ("executionReport", ("N",)) in paths
+    assert ("OrderTradeUpdate", ("o", "p")) in paths
+    assert ("AccountUpdate", ("a", "B", 0, "wb")) in paths
+    assert ("AccountUpdate", ("a", "B")) in paths
+    assert ("ExecutionReport", ("N",)) in paths
+
+
+def test_cases_cover_each_markets_own_shape_of_a_shared_wire_name() -> None:
+    paths = {case.values[:2] for case in CASES}
+    assert ("OptionsOrderTradeUpdate", ("o", "i")) in paths
+    assert ("OptionsAccountUpdate", ("eq",)) in paths
+    assert ("OptionsGreekUpdate", ("G", 0, "d")) in paths

@@ -27,23 +27,34 @@ from binance_userstream_client import models
 from binance_userstream_client.models import (
     EVENT_TYPES,
     EVENT_TYPES_BY_MARKET,
+    AccountUpdate,
     ListenKeyExpired,
+    OptionsAccountUpdate,
+    OptionsBalancePositionUpdate,
+    OptionsGreekUpdate,
+    OptionsOrderTradeUpdate,
+    OptionsRiskLevelChange,
     OrderTradeUpdate,
     UnknownEvent,
 )
 
 from binance_userstream import AsyncUserDataStream
+from binance_userstream._cli import _parser
 from binance_userstream._decode import decode, decode_payload
 from binance_userstream._markets import MARKETS
 from binance_userstream._stream_core import Connect, StreamCore, StreamTiming
 from binance_userstream.simulator import Simulator
+from tests._samples import DATA, load
 from tests._scripted_ws import ScriptedStreamServer
 from tests._stream_helpers import FAST, take
 from tests.conftest import API_KEY, ROOT
 
 SPEC = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
-ORDER = json.loads((ROOT / "tests" / "data" / "events" / "usdm" / "ORDER_TRADE_UPDATE.json").read_text())
-REPORT = json.loads((ROOT / "tests" / "data" / "events" / "spot" / "executionReport.json").read_text())
+ORDER = load(DATA / "usdm" / "ORDER_TRADE_UPDATE.json")
+REPORT = load(DATA / "spot" / "executionReport.json")
+OPTIONS_ORDER = load(DATA / "options" / "ORDER_TRADE_UPDATE.json")
+OPTIONS_ACCOUNT = load(DATA / "options" / "ACCOUNT_UPDATE.json")
+USDM_ACCOUNT = load(DATA / "usdm" / "ACCOUNT_UPDATE.json")
 
 
 def _schema(wire: str, markets: list[str] | None = None) -> dict[str, Any]:
@@ -114,10 +125,12 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
 
 def test_a_market_specific_schema_is_in_its_markets_tables_only(probe: ModuleType) -> None:
     tables = probe.EVENT_TYPES_BY_MARKET
-    assert {market: tables[market] for market in ("margin", "spot")} == {  # the spec's own aside
-        "margin": {"ORDER_TRADE_UPDATE": probe.MarginOrderTradeUpdate, "PROBE_UPDATE": probe.ProbeUpdate},
-        "spot": {"PROBE_UPDATE": probe.ProbeUpdate},
+    assert tables["margin"] == {
+        "ORDER_TRADE_UPDATE": probe.MarginOrderTradeUpdate,
+        "PROBE_UPDATE": probe.ProbeUpdate,
     }
+    assert tables["spot"] == {"PROBE_UPDATE": probe.ProbeUpdate}
+    assert set(tables) == {*EVENT_TYPES_BY_MARKET, "margin", "spot"}
     assert list(tables["margin"]) == ["ORDER_TRADE_UPDATE", "PROBE_UPDATE"]
     assert "EVENT_TYPES_BY_MARKET" in probe.__all__
 
@@ -194,6 +207,23 @@ def test_a_market_row_listing_an_event_the_spec_does_not_model_is_refused() -> N
         attrs.evolve(MARKETS["usdm"], stream_events=("ORDER_TRADE_UPDATE", "NOPE"))
 
 
+def test_the_options_row_decodes_each_options_event_with_options_model() -> None:
+    assert dict(MARKETS["options"].event_types) == {
+        "ORDER_TRADE_UPDATE": OptionsOrderTradeUpdate,
+        "ACCOUNT_UPDATE": OptionsAccountUpdate,
+        "BALANCE_POSITION_UPDATE": OptionsBalancePositionUpdate,
+        "GREEK_UPDATE": OptionsGreekUpdate,
+        "RISK_LEVEL_CHANGE": OptionsRiskLevelChange,
+        "listenKeyExpired": ListenKeyExpired,
+    }
+
+
+def test_options_own_shapes_are_not_the_shared_ones() -> None:
+    assert EVENT_TYPES["ORDER_TRADE_UPDATE"] is OrderTradeUpdate
+    assert EVENT_TYPES["ACCOUNT_UPDATE"] is AccountUpdate
+    assert not {"BALANCE_POSITION_UPDATE", "GREEK_UPDATE", "RISK_LEVEL_CHANGE"} & set(EVENT_TYPES)
+
+
 def test_the_market_tables_are_the_generated_ones() -> None:
     assert models.EVENT_TYPES_BY_MARKET is EVENT_TYPES_BY_MARKET
     assert set(EVENT_TYPES_BY_MARKET) <= set(MARKETS)
@@ -215,6 +245,35 @@ def test_the_table_given_picks_the_model() -> None:
 
 def test_decoding_without_a_table_uses_the_shared_models() -> None:
     assert type(decode(json.dumps(ORDER))) is OrderTradeUpdate
+
+
+def test_a_futures_order_update_on_the_options_market_is_not_the_futures_model() -> None:
+    event = decode(json.dumps(ORDER), MARKETS["options"].event_types)
+    assert type(event) is not OrderTradeUpdate
+    assert event.to_dict() == ORDER
+
+
+def test_an_options_order_update_on_usdm_is_not_typed_as_options() -> None:
+    event = decode(json.dumps(OPTIONS_ORDER), MARKETS["usdm"].event_types)
+    assert type(event) is UnknownEvent  # the futures model requires what Options lacks (sp, ps)
+    assert event.to_dict() == OPTIONS_ORDER
+
+
+def test_a_futures_account_update_on_the_options_market_is_an_unknown_event() -> None:
+    event = decode(json.dumps(USDM_ACCOUNT), MARKETS["options"].event_types)
+    assert type(event) is UnknownEvent  # Options' flat shape requires eq, aeq, ...: not `a`
+    assert event.to_dict() == USDM_ACCOUNT
+
+
+def test_an_options_account_update_on_usdm_is_an_unknown_event() -> None:
+    assert type(decode(json.dumps(OPTIONS_ACCOUNT), MARKETS["usdm"].event_types)) is UnknownEvent
+
+
+def test_listen_events_takes_a_name_only_one_market_sends() -> None:
+    args = _parser().parse_args(
+        ["listen", "--market", "options", "--events", "GREEK_UPDATE,ORDER_TRADE_UPDATE"]
+    )
+    assert args.events == {"GREEK_UPDATE", "ORDER_TRADE_UPDATE"}
 
 
 def test_a_wrapped_frame_decodes_with_the_table_given() -> None:

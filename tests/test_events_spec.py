@@ -1,11 +1,12 @@
 """User-data events are in the spec: every documented event decodes into its generated model.
 
 The samples under tests/data/events/ are the payloads of Binance's documentation pages (the
-README there names the page of each): the USD-M, COIN-M and Portfolio Margin "User Data Streams"
-event pages on developers.binance.com, and binance-spot-api-docs' user-data-stream.md and
-web-socket-api.md. The spec marks each event schema with `x-event` (the wire value of "e") and
-each property with `x-python-name`; the pipeline turns them into EVENT_TYPES and readable
-attribute names.
+README there names the page of each): the USD-M, COIN-M, Portfolio Margin and Options "User Data
+Streams" event pages on developers.binance.com, and binance-spot-api-docs' user-data-stream.md and
+web-socket-api.md. The spec marks each event schema with `x-event` (the wire value of "e"), a
+market's own shape of a wire name with `x-markets`, and each property with `x-python-name`; the
+pipeline turns them into EVENT_TYPES, EVENT_TYPES_BY_MARKET and readable attribute names. A sample
+decodes with its market's table (its folder), as that market's stream decodes it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import pytest
 import yaml
 from binance_userstream_client.models import (
     EVENT_TYPES,
+    EVENT_TYPES_BY_MARKET,
     ExecutionReport,
     ListenKeyExpired,
     OrderTradeUpdate,
@@ -40,12 +42,13 @@ from binance_userstream_client.models import (
 )
 from binance_userstream_client.types import UNSET
 
+from binance_userstream._markets import MARKETS
+from tests._samples import SAMPLES, market_of, model_of, sample_id
 from tests.conftest import ROOT
 
 SPEC = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
 DATA = ROOT / "tests" / "data" / "events"
-SAMPLES = sorted(DATA.glob("*/*.json"))
 
 EVENT_NAMES = {
     "OrderTradeUpdate": "ORDER_TRADE_UPDATE",
@@ -65,6 +68,11 @@ EVENT_NAMES = {
     "ExternalLockUpdate": "externalLockUpdate",
     "EventStreamTerminated": "eventStreamTerminated",
     "ServerShutdown": "serverShutdown",
+    "OptionsOrderTradeUpdate": "ORDER_TRADE_UPDATE",
+    "OptionsAccountUpdate": "ACCOUNT_UPDATE",
+    "OptionsBalancePositionUpdate": "BALANCE_POSITION_UPDATE",
+    "OptionsGreekUpdate": "GREEK_UPDATE",
+    "OptionsRiskLevelChange": "RISK_LEVEL_CHANGE",
 }
 #: What every generated model already defines: no property may take these names.
 MODEL_MEMBERS = {"additional_properties", "additional_keys", "to_dict", "from_dict"}
@@ -82,9 +90,16 @@ def load(path: Path) -> dict[str, Any]:
     return payload
 
 
-def decode(payload: dict[str, Any]) -> Any:
-    """The facade's dispatch: one lookup on "e", UnknownEvent for a type the spec lacks."""
-    return EVENT_TYPES.get(payload.get("e", ""), UnknownEvent).from_dict(payload)
+def decode(payload: dict[str, Any], market: str | None = None) -> Any:
+    """The facade's dispatch: one lookup on "e" in the market's table (EVENT_TYPES without one),
+    UnknownEvent for a type it lacks."""
+    events = EVENT_TYPES if market is None else MARKETS[market].event_types
+    return events.get(payload.get("e", ""), UnknownEvent).from_dict(payload)
+
+
+def decode_sample(path: Path) -> Any:
+    """A sample file decoded as its market's stream decodes it."""
+    return decode(load(path), market_of(path).name)
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -160,9 +175,18 @@ def test_each_named_event_is_a_schema_marked_with_its_wire_name() -> None:
     assert {name: s["x-event"] for name, s in event_schemas().items()} == EVENT_NAMES
 
 
-def test_no_two_event_schemas_claim_the_same_wire_name() -> None:
-    values = [s["x-event"] for s in event_schemas().values()]
-    assert len(values) == len(set(values))
+def test_no_two_event_schemas_claim_one_wire_name_on_one_market() -> None:
+    shared = [s["x-event"] for s in event_schemas().values() if "x-markets" not in s]
+    assert len(shared) == len(set(shared))
+    claimed = [(market, s["x-event"]) for s in event_schemas().values() for market in s.get("x-markets", ())]
+    assert len(claimed) == len(set(claimed))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in event_schemas().items() if "x-markets" in s))
+def test_a_markets_own_shape_is_named_after_its_market(name: str) -> None:
+    markets = SCHEMAS[name]["x-markets"]
+    assert set(markets) <= set(MARKETS)
+    assert any(name.lower().startswith(market.replace("_", "")) for market in markets), name
 
 
 @pytest.mark.parametrize("name", sorted(described_schemas()))
@@ -211,16 +235,27 @@ def test_unknown_event_accepts_any_object() -> None:
 # --- the pipeline -----------------------------------------------------------------------------
 
 
-def test_the_seventeen_events_and_unknown_event_are_generated_models() -> None:
+def test_every_named_event_and_unknown_event_are_generated_models() -> None:
     for name in [*EVENT_NAMES, "UnknownEvent"]:
         assert attrs.has(getattr(models, name)), name
         assert name in models.__all__
 
 
-def test_event_types_maps_each_wire_name_to_its_model_in_sorted_order() -> None:
-    assert {wire: getattr(models, name) for name, wire in EVENT_NAMES.items()} == EVENT_TYPES
+def test_event_types_maps_each_wire_name_to_its_shared_model_in_sorted_order() -> None:
+    shared = {name: wire for name, wire in EVENT_NAMES.items() if "x-markets" not in SCHEMAS[name]}
+    assert {wire: getattr(models, name) for name, wire in shared.items()} == EVENT_TYPES
     assert list(EVENT_TYPES) == sorted(EVENT_TYPES)
     assert "EVENT_TYPES" in models.__all__
+
+
+def test_event_types_by_market_maps_each_markets_own_shapes_in_sorted_order() -> None:
+    expected: dict[str, dict[str, Any]] = {}
+    for name, wire in EVENT_NAMES.items():
+        for market in SCHEMAS[name].get("x-markets", ()):
+            expected.setdefault(market, {})[wire] = getattr(models, name)
+    assert expected == EVENT_TYPES_BY_MARKET
+    assert all(list(table) == sorted(table) for table in EVENT_TYPES_BY_MARKET.values())
+    assert list(EVENT_TYPES_BY_MARKET) == sorted(EVENT_TYPES_BY_MARKET)
 
 
 @pytest.mark.parametrize("name", sorted(described_schemas()))
@@ -296,20 +331,21 @@ def test_a_new_event_type_is_a_spec_edit_only(tmp_path: Path) -> None:
 # --- decoding the documented samples ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
 def test_each_documented_sample_decodes_to_its_model_and_round_trips(path: Path) -> None:
     payload = load(path)
-    event = EVENT_TYPES[payload["e"]].from_dict(payload)
+    event = model_of(path).from_dict(payload)
     assert path.stem.split("-")[0] == payload["e"]
     assert SCHEMAS[type(event).__name__]["x-event"] == payload["e"]
     assert event.to_dict() == payload
     assert json.loads(json.dumps(event.to_dict())) == payload
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
 def test_every_documented_field_is_modelled_and_decimals_stay_exact_strings(path: Path) -> None:
     payload = load(path)
-    event = decode(payload)
+    event = decode_sample(path)
+    assert type(event) is model_of(path)
     fields = walk(event, SCHEMAS[type(event).__name__], payload)
     assert fields
     for name, value, wire in fields:
@@ -428,16 +464,55 @@ READABLE = {
     "spot/eventStreamTerminated.json": {"event_type": "eventStreamTerminated", "event_time": 1728973001334},
     "spot/serverShutdown.json": {"event_type": "serverShutdown", "event_time": 1770123456789},
     "spot/listenKeyExpired.json": {"event_time": 1699596037418},
+    "options/ORDER_TRADE_UPDATE.json": {
+        "transaction_time": 1568879465650,
+        "order.symbol": "BTCUSDT",
+        "order.order_type": "TRAILING_STOP_MARKET",
+        "order.order_id": 8886774,
+        "order.commission": "0",
+        "order.bid_quantity": "0",
+        "order.ask_quantity": "9.91",
+        "order.realized_profit": "0",
+    },
+    "options/ACCOUNT_UPDATE.json": {
+        "equity": "10000371.61462086",
+        "adjusted_equity": "10000475.51032086",
+        "wallet_balance": "10000475.51032086",
+        "position_value": "-103.89570000",
+        "unrealized_pnl": "16.10430000",
+        "initial_margin": "32354.38562539",
+        "maintenance_margin": "6089.28766956",
+    },
+    "options/BALANCE_POSITION_UPDATE.json": {
+        "reason": "ORDER",
+        "balances[0].balance": "10000471.37940900",
+        "positions[0].position_quantity": "-0.1000",
+        "positions[0].average_entry_price": "1200.00000000",
+    },
+    "options/GREEK_UPDATE.json": {
+        "greeks[0].underlying": "BTCUSDT",
+        "greeks[0].delta": "-0.01304097",
+        "greeks[0].gamma": "-0.00000124",
+        "greeks[0].theta": "16.11648100",
+        "greeks[0].vega": "-3.83444011",
+    },
+    "options/RISK_LEVEL_CHANGE.json": {
+        "risk_level": "REDUCE_ONLY",
+        "margin_balance": "1534.11708371",
+        "maintenance_margin": "254789.11708371",
+    },
+    "options/listenKeyExpired.json": {"event_time": "1736996475556"},
 }
 
 
 def test_every_sample_has_readable_name_checks() -> None:
     assert sorted(READABLE) == sorted(f"{p.parent.name}/{p.name}" for p in SAMPLES)
+    assert {path.parent.name for path in SAMPLES} <= set(MARKETS)
 
 
 @pytest.mark.parametrize("name", sorted(READABLE))
 def test_readable_attribute_names_give_the_sample_values(name: str) -> None:
-    event = decode(sample(name))
+    event = decode(sample(name), name.partition("/")[0])
     for path, expected in READABLE[name].items():
         value = resolve(event, path)
         assert value == expected, path
@@ -551,9 +626,9 @@ def test_a_subclass_is_decoded_by_its_constructor() -> None:
     assert order.to_dict() == payload
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
 def test_decoding_makes_the_model_the_constructor_makes(path: Path) -> None:
-    event = decode(load(path))
+    event = decode_sample(path)
 
     def rebuilt(model: Any) -> Any:
         if isinstance(model, list):

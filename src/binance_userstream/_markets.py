@@ -203,6 +203,17 @@ _PORTFOLIO_EVENTS = (
 #: portfolio-margin-pro-user-data-stream); its uniMMRDrop (from 2026-10-29) has no documented payload,
 #: so the spec does not model it: it arrives as an UnknownEvent.
 _PORTFOLIO_PRO_EVENTS = ("riskLevelChange", "PM_PRO_ACCOUNT_UPDATE", "listenKeyExpired")
+#: Options' private events (https://developers.binance.com/docs/derivatives/options-trading/
+#: user-data-streams): ORDER_TRADE_UPDATE and ACCOUNT_UPDATE in Options' own shapes (the spec's
+#: x-markets), the other three Options' alone.
+_OPTIONS_EVENTS = (
+    "ORDER_TRADE_UPDATE",
+    "ACCOUNT_UPDATE",
+    "BALANCE_POSITION_UPDATE",
+    "GREEK_UPDATE",
+    "RISK_LEVEL_CHANGE",
+    "listenKeyExpired",
+)
 _SPOT_EVENTS = (
     "executionReport",
     "outboundAccountPosition",
@@ -335,9 +346,8 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 close_arguments=_no_arguments,
                 keepalive_answer=Empty,
                 stream_hosts=MappingProxyType({"production": "wss://fstream.binance.com"}),
-                # Options' own events are not in the spec yet: they arrive as UnknownEvent.
                 stream_path="/private/ws/{key}",
-                stream_events=("listenKeyExpired",),
+                stream_events=_OPTIONS_EVENTS,
                 ping_interval=300.0,
             ),
             Market(

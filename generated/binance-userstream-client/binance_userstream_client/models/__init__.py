@@ -34,6 +34,15 @@ from .margin_call import MarginCall
 from .margin_call_position import MarginCallPosition
 from .open_order_loss import OpenOrderLoss
 from .open_order_loss_asset import OpenOrderLossAsset
+from .options_account_update import OptionsAccountUpdate
+from .options_balance_position_update import OptionsBalancePositionUpdate
+from .options_balance_position_update_balance import OptionsBalancePositionUpdateBalance
+from .options_balance_position_update_position import OptionsBalancePositionUpdatePosition
+from .options_greek_update import OptionsGreekUpdate
+from .options_greek_update_greeks import OptionsGreekUpdateGreeks
+from .options_order_trade_update import OptionsOrderTradeUpdate
+from .options_order_trade_update_order import OptionsOrderTradeUpdateOrder
+from .options_risk_level_change import OptionsRiskLevelChange
 from .order_trade_update import OrderTradeUpdate
 from .order_trade_update_order import OrderTradeUpdateOrder
 from .outbound_account_position import OutboundAccountPosition
@@ -66,6 +75,11 @@ UserDataEvent = (
     | ListenKeyExpired
     | MarginCall
     | OpenOrderLoss
+    | OptionsAccountUpdate
+    | OptionsBalancePositionUpdate
+    | OptionsGreekUpdate
+    | OptionsOrderTradeUpdate
+    | OptionsRiskLevelChange
     | OrderTradeUpdate
     | OutboundAccountPosition
     | PortfolioAlgoUpdate
@@ -108,6 +122,13 @@ EVENT_TYPES: dict[str, type[UserDataEvent]] = {
 `x-event`: the shape of every market that has no model of its own for that name."""
 
 EVENT_TYPES_BY_MARKET: dict[str, dict[str, type[UserDataEvent]]] = {
+    "options": {
+        "ACCOUNT_UPDATE": OptionsAccountUpdate,
+        "BALANCE_POSITION_UPDATE": OptionsBalancePositionUpdate,
+        "GREEK_UPDATE": OptionsGreekUpdate,
+        "ORDER_TRADE_UPDATE": OptionsOrderTradeUpdate,
+        "RISK_LEVEL_CHANGE": OptionsRiskLevelChange,
+    },
     "portfolio": {
         "ALGO_UPDATE": PortfolioAlgoUpdate,
         "balanceUpdate": PortfolioBalanceUpdate,
@@ -154,6 +175,15 @@ __all__ = (
     "MarginCallPosition",
     "OpenOrderLoss",
     "OpenOrderLossAsset",
+    "OptionsAccountUpdate",
+    "OptionsBalancePositionUpdate",
+    "OptionsBalancePositionUpdateBalance",
+    "OptionsBalancePositionUpdatePosition",
+    "OptionsGreekUpdate",
+    "OptionsGreekUpdateGreeks",
+    "OptionsOrderTradeUpdate",
+    "OptionsOrderTradeUpdateOrder",
+    "OptionsRiskLevelChange",
     "OrderTradeUpdate",
     "OrderTradeUpdateOrder",
     "OutboundAccountPosition",

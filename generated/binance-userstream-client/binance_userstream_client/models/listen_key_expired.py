@@ -27,9 +27,9 @@ _WIRE_NAMES: frozenset[str] = frozenset(
 
 @_attrs_define
 class ListenKeyExpired:
-    """The listenKey expired: no more events arrive on it until a new valid key is used (USD-M, COIN-M, Portfolio Margin;
-    spot and margin while they had listenKeys). Not about the connection. USD-M's doc sends `E` as a string, its SDK as
-    an integer, so both decode; older samples have no `listenKey`. See
+    """The listenKey expired: no more events arrive on it until a new valid key is used (USD-M, COIN-M, Portfolio Margin,
+    Options; spot and margin while they had listenKeys). Not about the connection. USD-M's doc sends `E` as a string,
+    its SDK as an integer, so both decode; older samples have no `listenKey`. See
     https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-User-Data-Stream-Expired.
 
     """
