@@ -47,9 +47,10 @@ from binance_userstream_client.types import UNSET
 from binance_userstream import MARKETS, AsyncUserDataStream
 from binance_userstream._decode import decode_payload
 from binance_userstream.simulator import Simulator
+from tests._samples import DATA, load, sample_id
 from tests._stream_helpers import FAST, take
 from tests.conftest import API_KEY
-from tests.test_events_spec import DATA, SCHEMAS, load, resolve, walk
+from tests.test_events_spec import SCHEMAS, walk
 from tests.test_stream_simulator import _connected
 
 PORTFOLIO_MARKETS = ("portfolio", "portfolio_pro")
@@ -79,49 +80,6 @@ MODELS: dict[str, dict[str, type[Any]]] = {
 #: Events a stream sends that its pages show no sample of: Portfolio Margin Pro's key is USD-M's, and
 #: its listenKeyExpired is the shared one (USD-M's sample, under usdm/).
 UNDOCUMENTED = {"portfolio_pro": {"listenKeyExpired"}}
-#: Attribute paths a reader uses, and the sample's value: the readable names of the PM fields.
-READABLE: dict[str, dict[str, object]] = {
-    "portfolio/CONDITIONAL_ORDER_TRADE_UPDATE.json": {
-        "business_unit": "UM",
-        "strategy_order.strategy_id": 176057039,
-        "strategy_order.strategy_type": "TRAILING_STOP_MARKET",
-        "strategy_order.strategy_status": "NEW",
-        "strategy_order.update_time": 1669262908216,
-        "strategy_order.callback_rate": "5.0",
-    },
-    "portfolio/ALGO_UPDATE.json": {
-        "business_unit": "UM",
-        "algo_order.client_algo_id": "Q5xaq5EGKgXXa0fD7fs0Ip",
-        "algo_order.algo_status": "CANCELED",
-    },
-    "portfolio/executionReport.json": {
-        "update_id": 8641984,
-        "counter_order_id": 37,
-        "commission_asset": None,
-        "expiry_reason": "INSUFFICIENT_LIQUIDITY",
-    },
-    "portfolio/outboundAccountPosition.json": {
-        "update_id": 1027053479517,
-        "balances[0].free": "10000.000000",
-    },
-    "portfolio/balanceUpdate.json": {"update_id": 1027053479517, "balance_delta": "100.00000000"},
-    "portfolio/liabilityChange.json": {
-        "liability_type": "BORROW",
-        "transaction_id": 1352286576452864727,
-        "total_liability": "1.03476851",
-    },
-    "portfolio/openOrderLoss.json": {"losses[1].asset": "BNB", "losses[1].amount": "-12.1232313"},
-    "portfolio/riskLevelChange.json": {"uni_mmr": "1.99999999", "risk_level": "MARGIN_CALL"},
-    "portfolio_pro/PM_PRO_ACCOUNT_UPDATE.json": {
-        "uni_mmr": "1.99999999",
-        "initial_margin": "20.6783833",
-        "virtual_max_withdraw": "3.98972738",
-    },
-}
-
-
-def _id(item: object) -> str:
-    return f"{item.parent.name}/{item.stem}" if isinstance(item, Path) else str(item)
 
 
 # -- the market table ---------------------------------------------------------------------------------
@@ -154,7 +112,9 @@ def test_portfolio_margin_pro_keeps_a_usdm_listen_key_and_connects_to_pm_classic
 # -- the documented samples ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("market", "path"), SAMPLES, ids=_id)
+@pytest.mark.parametrize(
+    ("market", "path"), SAMPLES, ids=lambda item: sample_id(item) if isinstance(item, Path) else str(item)
+)
 def test_each_documented_sample_decodes_typed_with_every_field_read_back(market: str, path: Path) -> None:
     payload = load(path)
     event = decode_payload(copy.deepcopy(payload), MARKETS[market].event_types)
@@ -164,14 +124,6 @@ def test_each_documented_sample_decodes_typed_with_every_field_read_back(market:
         if not isinstance(wire, dict | list):
             assert (value, type(value)) == (wire, type(wire)), name
     assert event.to_dict() == payload
-
-
-@pytest.mark.parametrize("name", sorted(READABLE))
-def test_portfolio_fields_read_by_their_readable_names(name: str) -> None:
-    market = name.split("/")[0]
-    event = decode_payload(load(DATA / name), MARKETS[market].event_types)
-    for path, expected in READABLE[name].items():
-        assert resolve(event, path) == expected, path
 
 
 def test_portfolio_margins_execution_report_without_m_decodes_as_its_own_not_spots() -> None:
@@ -184,11 +136,6 @@ def test_each_markets_algo_update_is_never_typed_with_the_others_model() -> None
     usdm, portfolio = load(DATA / "usdm/ALGO_UPDATE.json"), load(DATA / "portfolio/ALGO_UPDATE.json")
     assert isinstance(decode_payload(portfolio, MARKETS["usdm"].event_types), UnknownEvent)
     assert isinstance(decode_payload(usdm, MARKETS["portfolio"].event_types), UnknownEvent)
-
-
-def test_a_spot_balance_update_without_u_is_not_typed_on_portfolio_margin() -> None:
-    payload = load(DATA / "spot/balanceUpdate.json")
-    assert isinstance(decode_payload(payload, MARKETS["portfolio"].event_types), UnknownEvent)
 
 
 def test_portfolio_margin_pros_undocumented_uni_mmr_drop_arrives_whole_as_an_unknown_event() -> None:
