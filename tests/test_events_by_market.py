@@ -9,6 +9,7 @@ EVENT_TYPES_BY_MARKET the market-specific ones, and `Market.event_types` resolve
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib
 import json
@@ -44,9 +45,10 @@ from binance_userstream._decode import decode, decode_payload
 from binance_userstream._markets import MARKETS
 from binance_userstream._stream_core import Connect, StreamCore, StreamTiming
 from binance_userstream.simulator import Simulator
+from binance_userstream.simulator._traffic import Traffic
 from tests._samples import DATA, load
 from tests._scripted_ws import ScriptedStreamServer
-from tests._stream_helpers import FAST, take
+from tests._stream_helpers import FAST, Seen, take
 from tests.conftest import API_KEY, ROOT
 
 SPEC = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
@@ -317,3 +319,38 @@ async def test_a_stream_decodes_with_its_markets_table(sim: Simulator, ws: Scrip
     assert type(report) is UnknownEvent
     assert report.to_dict() == REPORT
     assert type(order) is OrderTradeUpdate
+
+
+# --- the simulator's Options traffic ------------------------------------------------------------
+
+OPTIONS_MODELS = {
+    OptionsOrderTradeUpdate,
+    OptionsBalancePositionUpdate,
+    OptionsAccountUpdate,
+    OptionsGreekUpdate,
+}
+
+
+@pytest.mark.parametrize("side", ["BUY", "SELL"])
+def test_the_simulators_options_order_is_in_options_shapes(side: str) -> None:
+    events = Traffic().options_order(1_762_917_544_216, side=side)
+    decoded = [decode_payload(copy.deepcopy(event), MARKETS["options"].event_types) for event in events]
+    assert {type(event) for event in decoded} == OPTIONS_MODELS
+    assert [event.to_dict() for event in decoded] == events
+    assert all(not event.additional_properties for event in decoded)  # nothing the docs lack
+    orders = [event for event in decoded if isinstance(event, OptionsOrderTradeUpdate)]
+    assert [order.order.order_status for order in orders] == ["NEW", "PARTIALLY_FILLED", "FILLED"]
+
+
+@pytest.mark.anyio
+async def test_an_options_stream_yields_the_simulators_traffic_as_options_models(sim: Simulator) -> None:
+    uds = AsyncUserDataStream(
+        api_key=API_KEY, base_url=sim.url, stream_url=sim.url.replace("http://", "ws://"), market="options"
+    )
+    seen = Seen(asyncio.Event())
+    async with uds, uds.events(timing=FAST, on_event=seen) as stream:
+        await asyncio.wait_for(seen.connected.wait(), 10)
+        sent = sim.traffic("options")
+        items = await take(stream, len(sent))
+    assert {type(item) for item in items} == OPTIONS_MODELS
+    assert [item.to_dict() for item in items] == [json.loads(d.text) for d in sim.deliveries]

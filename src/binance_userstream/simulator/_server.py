@@ -256,15 +256,19 @@ class Simulator:
         """Push one realistic order's events with increasing `E` and order ids; returns how many
         connections got each. USD-M and the other derivatives: placed, partly filled, filled, with
         the ACCOUNT_UPDATEs the fills cause (`Traffic.order`; Portfolio Margin's shapes on "portfolio",
-        `Traffic.portfolio_order`), and on "portfolio_pro" the PM_PRO_ACCOUNT_UPDATE its stream carries
-        (`Traffic.account_status`, which takes asset and balance only); spot and margin: the executionReports
-        (NEW, TRADE PARTIALLY_FILLED, TRADE FILLED) each with its outboundAccountPosition
-        (`Traffic.spot_order`), to cross margin or, `isolated=True`, to the order symbol's isolated
-        margin account. `order` overrides: symbol, side, quantity, price, asset, balance (decimal
-        strings; ValueError for others). Another process sends `POST /_simulator/traffic`."""
+        `Traffic.portfolio_order`); Options in its own shapes, with the BALANCE_POSITION_UPDATEs,
+        ACCOUNT_UPDATE and GREEK_UPDATE (`Traffic.options_order`); on "portfolio_pro" the
+        PM_PRO_ACCOUNT_UPDATE its stream carries (`Traffic.account_status`, which takes asset and
+        balance only); spot and margin: the executionReports (NEW, TRADE PARTIALLY_FILLED, TRADE
+        FILLED) each with its outboundAccountPosition (`Traffic.spot_order`), to cross margin or,
+        `isolated=True`, to the order symbol's isolated margin account. `order` overrides: symbol,
+        side, quantity, price, asset, balance (decimal strings; ValueError for others). Another
+        process sends `POST /_simulator/traffic`."""
         now = self.streams.event_time()
         if market in ("spot", "margin"):
             events = self._traffic.spot_order(now, **order)  # type: ignore[arg-type]
+        elif market == "options":
+            events = self._traffic.options_order(now, **order)  # type: ignore[arg-type]
         elif market == "portfolio":
             events = self._traffic.portfolio_order(now, **order)  # type: ignore[arg-type]
         elif market == "portfolio_pro":

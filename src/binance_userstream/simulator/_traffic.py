@@ -8,6 +8,12 @@ have the shapes of Binance's documentation samples
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Order-Update,
 .../Event-Balance-and-Position-Update); decimals are strings, event times `E` and ids only grow.
 
+Options (`options_order`): Options' own shapes
+(https://developers.binance.com/docs/derivatives/options-trading/user-data-streams): a LIMIT order
+placed (ORDER_TRADE_UPDATE NEW, an `o` without the futures' `sp`, `wt`, `ps`, `cp`), each fill a
+TRADE and the BALANCE_POSITION_UPDATE it causes (the premium paid or received, and the position),
+then the account (ACCOUNT_UPDATE, flat) and its Greeks (GREEK_UPDATE, decimal strings, illustrative).
+
 Spot and margin (`spot_order`, the same shapes for both): a LIMIT order is placed (executionReport
 NEW, and the outboundAccountPosition of the funds it locks), partly filled (TRADE /
 PARTIALLY_FILLED, outboundAccountPosition), then filled (TRADE / FILLED, outboundAccountPosition),
@@ -94,6 +100,52 @@ class Traffic:
                 events.append(_account_event(time, asset, wallet, symbol, position, px))
             self._balances[asset] = wallet
             self._last_time = start + 2 * len(fills)
+            return events
+
+    def options_order(
+        self,
+        now_ms: int,
+        *,
+        symbol: str = "BTC-251123-126000-C",
+        side: str = "BUY",
+        quantity: str = "0.2000",
+        price: str = "1200.000",
+        asset: str = "USDT",
+        balance: str = "10000.00000000",
+    ) -> list[dict[str, object]]:
+        """The events of one Options LIMIT order filled in two halves, in Options' shapes: NEW, then
+        per fill a TRADE and its BALANCE_POSITION_UPDATE, then ACCOUNT_UPDATE and GREEK_UPDATE.
+        `balance` is the wallet balance of `asset` before the account's first Options order; a BUY
+        pays the premium (price times quantity) and a SELL receives it, less the commission."""
+        if side not in ("BUY", "SELL"):
+            raise ValueError(f"side must be BUY or SELL, not {side!r}")
+        qty, px = _amount("quantity", quantity), _amount("price", price)
+        _amount("balance", balance, positive=False)
+        with self._lock, localcontext(_ARITHMETIC):
+            self._order_id += 1
+            order = _OptionsOrder(symbol, side, qty, px, self._order_id, asset)
+            start = max(now_ms, self._last_time + 1)
+            first = (qty / 2).quantize(qty, rounding=ROUND_DOWN)
+            fills = [first, qty - first] if 0 < first < qty else [qty]
+            events = [order.event(start, "NEW", "NEW", None)]
+            wallet = self._balances.setdefault(f"options:{asset}", Decimal(balance))
+            position = self._positions.get(f"options:{symbol}", Decimal(0))
+            sign = 1 if side == "BUY" else -1
+            time = start
+            for fill in fills:
+                self._trade_id += 1
+                time += 2
+                premium = fill * px
+                commission = (premium * COMMISSION).quantize(Decimal("0.00000001"))
+                wallet += -sign * premium - commission
+                position += sign * fill
+                events.append(order.event(time - 1, "TRADE", None, (fill, commission, self._trade_id)))
+                events.append(_options_balance_position(time, asset, wallet, symbol, position, px))
+            self._balances[f"options:{asset}"] = wallet
+            self._positions[f"options:{symbol}"] = position
+            events.append(_options_account(time + 1, wallet, position * px))
+            events.append(_options_greeks(time + 2, symbol, asset, position))
+            self._last_time = time + 2
             return events
 
     def spot_order(
@@ -264,6 +316,95 @@ class _SpotReport:
             "W": self.created - 1,
             "V": "EXPIRE_MAKER",
         }
+
+
+class _OptionsOrder:
+    """The ORDER_TRADE_UPDATEs of one Options order: what stays, and what each step moves."""
+
+    def __init__(self, symbol: str, side: str, qty: Decimal, px: Decimal, order_id: int, asset: str) -> None:
+        self.symbol, self.side, self.qty, self.px = symbol, side, qty, px
+        self.order_id, self.asset = order_id, asset
+        self.filled = Decimal(0)
+
+    def event(
+        self, time: int, execution: str, status: str | None, trade: tuple[Decimal, Decimal, int] | None
+    ) -> dict[str, object]:
+        last, commission, trade_id = trade if trade else (Decimal(0), Decimal(0), 0)
+        self.filled += last
+        left = self.px * (self.qty - self.filled)
+        return {
+            "e": "ORDER_TRADE_UPDATE",
+            "E": time,
+            "T": time - 1,
+            "o": {
+                "s": self.symbol,
+                "c": f"sim-{self.order_id}",
+                "S": self.side,
+                "o": "LIMIT",
+                "f": "GTC",
+                "q": str(self.qty),
+                "p": str(self.px),
+                "ap": str(self.px) if self.filled else "0",
+                "x": execution,
+                "X": status or ("FILLED" if self.filled == self.qty else "PARTIALLY_FILLED"),
+                "i": self.order_id,
+                "l": str(last),
+                "z": str(self.filled),
+                "L": str(self.px) if trade else "0",
+                "N": self.asset,
+                "n": str(-commission) if trade else "0",  # negative: a fee charged
+                "T": time - 1,
+                "t": trade_id,
+                "b": str(left) if self.side == "BUY" else "0",
+                "a": str(left) if self.side == "SELL" else "0",
+                "m": False,
+                "R": False,
+                "ot": "LIMIT",
+                "rp": "0",
+            },
+        }
+
+
+def _options_balance_position(
+    time: int, asset: str, wallet: Decimal, symbol: str, position: Decimal, px: Decimal
+) -> dict[str, object]:
+    return {
+        "e": "BALANCE_POSITION_UPDATE",
+        "E": time,
+        "T": time - 1,
+        "m": "ORDER",
+        "B": [{"a": asset, "b": str(wallet), "bc": "0"}],
+        "P": [{"s": symbol, "c": str(position), "p": str(position * px), "a": str(px) if position else "0"}],
+    }
+
+
+def _options_account(time: int, wallet: Decimal, position_value: Decimal) -> dict[str, object]:
+    """The flat Options ACCOUNT_UPDATE: equity and balances in USDT, no unrealized PnL (marked at the
+    fill price)."""
+    return {
+        "e": "ACCOUNT_UPDATE",
+        "E": time,
+        "T": time - 1,
+        "eq": str(wallet + position_value),
+        "aeq": str(wallet + position_value),
+        "b": str(wallet),
+        "m": str(position_value),
+        "u": "0",
+        "i": "0",
+        "M": "0",
+    }
+
+
+def _options_greeks(time: int, symbol: str, asset: str, position: Decimal) -> dict[str, object]:
+    """GREEK_UPDATE for the option's underlying (`BTC-251123-126000-C` and USDT: BTCUSDT), with an
+    illustrative delta of half the position per contract."""
+    underlying = symbol.split("-", 1)[0] + asset
+    return {
+        "e": "GREEK_UPDATE",
+        "E": time,
+        "T": time,
+        "G": [{"u": underlying, "d": str(position / 2), "g": "0", "t": "0", "v": "0"}],
+    }
 
 
 def _position(time: int, balances: dict[str, tuple[Decimal, Decimal]]) -> dict[str, object]:
