@@ -13,6 +13,7 @@ import asyncio
 import copy
 import importlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ from tests._samples import DATA, load
 from tests._scripted_ws import ScriptedStreamServer
 from tests._stream_helpers import FAST, Seen, take
 from tests.conftest import API_KEY, ROOT
+from tests.test_cli import cli
 
 SPEC = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
 ORDER = load(DATA / "usdm" / "ORDER_TRADE_UPDATE.json")
@@ -220,6 +222,13 @@ def test_the_options_row_decodes_each_options_event_with_options_model() -> None
     }
 
 
+@pytest.mark.parametrize("name", ["STRATEGY_UPDATE", "GRID_UPDATE"])
+def test_coinm_decodes_its_strategy_and_grid_updates_with_usdms_models(name: str) -> None:
+    """COIN-M's "User Data Streams" pages document both, with USD-M's payloads."""
+    payload = load(DATA / "coinm" / f"{name}.json")
+    assert type(decode(json.dumps(payload), MARKETS["coinm"].event_types)) is EVENT_TYPES[name]
+
+
 def test_options_own_shapes_are_not_the_shared_ones() -> None:
     assert EVENT_TYPES["ORDER_TRADE_UPDATE"] is OrderTradeUpdate
     assert EVENT_TYPES["ACCOUNT_UPDATE"] is AccountUpdate
@@ -276,6 +285,16 @@ def test_listen_events_takes_a_name_only_one_market_sends() -> None:
         ["listen", "--market", "options", "--events", "GREEK_UPDATE,ORDER_TRADE_UPDATE"]
     )
     assert args.events == {"GREEK_UPDATE", "ORDER_TRADE_UPDATE"}
+
+
+def test_listen_refuses_events_its_market_does_not_send_before_connecting() -> None:
+    """Another market's name would filter out everything but gaps: a quiet account, seemingly."""
+    proc = cli("listen", "--market", "usdm", "--base-url", "http://127.0.0.1:9", "--events", "GREEK_UPDATE")
+    assert proc.returncode == 2
+    assert (
+        "--events GREEK_UPDATE: not sent by --market usdm, whose stream sends ORDER_TRADE_UPDATE"
+        in proc.stderr
+    )
 
 
 def test_a_wrapped_frame_decodes_with_the_table_given() -> None:
@@ -354,3 +373,25 @@ async def test_an_options_stream_yields_the_simulators_traffic_as_options_models
         items = await take(stream, len(sent))
     assert {type(item) for item in items} == OPTIONS_MODELS
     assert [item.to_dict() for item in items] == [json.loads(d.text) for d in sim.deliveries]
+
+
+# --- the README ---------------------------------------------------------------------------------
+
+
+def _readme_table() -> dict[str, dict[str, str]]:
+    """The README's table of the events each market sends: market -> wire name -> model name."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| market | events") :].split("\n\n", 1)[0]
+    rows: dict[str, dict[str, str]] = {}
+    for row in table.splitlines()[2:]:
+        markets, events = row.strip("|").split("|")
+        for market in re.findall(r"`(\w+)`", markets):
+            rows[market] = dict(re.findall(r"`(\w+)` `(\w+)`", events))
+    return rows
+
+
+def test_the_readme_lists_the_events_each_market_sends_with_their_models() -> None:
+    rows = _readme_table()
+    assert {"usdm", "coinm", "options", "spot", "margin"} <= set(rows)
+    for market, events in rows.items():
+        assert events == {wire: model.__name__ for wire, model in MARKETS[market].event_types.items()}, market

@@ -432,6 +432,8 @@ READABLE = {
         "order.fail_reason": "Reduce Only reject",
     },
     "usdm/STRATEGY_UPDATE.json": {"strategy.strategy_id": 176054594, "strategy.op_code": 8007},
+    "coinm/STRATEGY_UPDATE.json": {"strategy.strategy_status": "NEW", "strategy.update_time": 1669261797627},
+    "coinm/GRID_UPDATE.json": {"grid.strategy_status": "WORKING", "grid.unmatched_average_price": "16720"},
     "usdm/GRID_UPDATE.json": {"grid.realized_pnl": "-0.00300716", "grid.unmatched_quantity": "-0.001"},
     "usdm/CONDITIONAL_ORDER_TRIGGER_REJECT.json": {"order.order_id": 155618472834, "order.symbol": "ETHUSDT"},
     "usdm/listenKeyExpired.json": {"event_time": "1736996475556"},

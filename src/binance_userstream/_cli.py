@@ -871,7 +871,20 @@ def _signing_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _listen(args: argparse.Namespace) -> int:
+    _check_events_of_market(args.events, args.market)
     return asyncio.run(_Listener(args).main())
+
+
+def _check_events_of_market(names: frozenset[str] | None, market: str) -> None:
+    """--events names only events the market's stream sends: another market's name would filter out
+    everything but gaps, which looks like a quiet account (ValueError, before anything is sent)."""
+    sent = MARKETS[market].stream_events
+    others = sorted((names or frozenset()) - set(sent))
+    if others:
+        sends = ", ".join(sent)
+        raise ValueError(
+            f"--events {','.join(others)}: not sent by --market {market}, whose stream sends {sends}"
+        )
 
 
 COMMANDS = {

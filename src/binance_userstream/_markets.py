@@ -175,11 +175,15 @@ _USDM_EVENTS = (
     "CONDITIONAL_ORDER_TRIGGER_REJECT",
     "listenKeyExpired",
 )
+#: COIN-M's (https://developers.binance.com/docs/derivatives/coin-margined-futures/user-data-streams):
+#: USD-M's shapes, and no TRADE_LITE, ALGO_UPDATE nor CONDITIONAL_ORDER_TRIGGER_REJECT.
 _COINM_EVENTS = (
     "ORDER_TRADE_UPDATE",
     "ACCOUNT_UPDATE",
     "MARGIN_CALL",
     "ACCOUNT_CONFIG_UPDATE",
+    "STRATEGY_UPDATE",
+    "GRID_UPDATE",
     "listenKeyExpired",
 )
 #: Portfolio Margin's events (https://developers.binance.com/docs/derivatives/portfolio-margin/

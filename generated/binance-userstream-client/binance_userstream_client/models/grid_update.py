@@ -32,7 +32,8 @@ _WIRE_NAMES: frozenset[str] = frozenset(
 @_attrs_define
 class GridUpdate:
     """A grid strategy changed (USD-M, COIN-M). See
-    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Grid-Update.
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Grid-Update and
+    https://developers.binance.com/docs/derivatives/coin-margined-futures/user-data-streams/Event-GRID-UPDATE.
 
     """
 

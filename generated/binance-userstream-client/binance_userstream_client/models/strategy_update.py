@@ -32,7 +32,8 @@ _WIRE_NAMES: frozenset[str] = frozenset(
 @_attrs_define
 class StrategyUpdate:
     """A trading strategy changed (USD-M, COIN-M). See
-    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Strategy-Update.
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Strategy-Update and
+    https://developers.binance.com/docs/derivatives/coin-margined-futures/user-data-streams/Event-STRATEGY-UPDATE.
 
     """
 
