@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 
-from binance_userstream import MARKETS
 from tests.conftest import ROOT
 
 #: Notes that live beside the project's checkout, not in it: a file citing them sends readers nowhere.
@@ -42,17 +41,3 @@ def test_every_requirements_file_a_file_names_exists() -> None:
         if not (ROOT / cited).exists()
     }
     assert missing == set()
-
-
-def test_the_readmes_event_table_is_what_each_markets_stream_decodes() -> None:
-    """README's "which events each market sends" is each row's `event_types`, model names included."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("| `market=` | events: wire name") :].split("\n\n")[0]
-    rows = {}
-    for line in table.splitlines()[2:]:
-        market, events = re.fullmatch(r'\| `"(\w+)"` \| (.*) \|', line).groups()  # type: ignore[union-attr]
-        rows[market] = dict(re.findall(r"`(\w+)` (\w+)", events))
-    assert rows == {
-        name: {wire: model.__name__ for wire, model in market.event_types.items()}
-        for name, market in MARKETS.items()
-    }
