@@ -130,3 +130,22 @@ def test_an_options_greek_update_shows_each_underlyings_greeks() -> None:
     assert greeks.endswith(
         "greeks=[BTCUSDT delta=-0.01304097 gamma=-0.00000124 theta=16.11648100 vega=-3.83444011]"
     )
+
+
+def test_a_portfolio_margin_risk_line_shows_its_level_and_uni_mmr() -> None:
+    risk = line(decode(_sample("portfolio", "riskLevelChange"), MARKETS["portfolio"].event_types))
+    assert risk == (
+        "PortfolioRiskLevelChange 2020-04-24 11:19:47.525 risk_level=MARGIN_CALL, uni_mmr=1.99999999, "
+        "account_equity=30.23416728, maintenance_margin=15.11708371"
+    )
+
+
+def test_a_portfolio_margin_order_on_its_margin_account_shows_what_a_spot_order_shows() -> None:
+    """The two documented samples are the same order: one line but for the model's name."""
+    report = line(decode(_sample("portfolio", "executionReport"), MARKETS["portfolio"].event_types))
+    assert report == "Portfolio" + line(decode(_sample("spot", "executionReport")))
+
+
+def test_an_open_order_loss_line_shows_each_assets_loss() -> None:
+    loss = line(decode(_sample("portfolio", "openOrderLoss"), MARKETS["portfolio"].event_types))
+    assert loss.endswith("losses=[BUSD amount=-0.1232313; BNB amount=-12.1232313]")

@@ -73,6 +73,15 @@ EVENT_NAMES = {
     "OptionsBalancePositionUpdate": "BALANCE_POSITION_UPDATE",
     "OptionsGreekUpdate": "GREEK_UPDATE",
     "OptionsRiskLevelChange": "RISK_LEVEL_CHANGE",
+    "ConditionalOrderTradeUpdate": "CONDITIONAL_ORDER_TRADE_UPDATE",
+    "PortfolioAlgoUpdate": "ALGO_UPDATE",
+    "OpenOrderLoss": "openOrderLoss",
+    "LiabilityChange": "liabilityChange",
+    "PortfolioRiskLevelChange": "riskLevelChange",
+    "PortfolioExecutionReport": "executionReport",
+    "PortfolioOutboundAccountPosition": "outboundAccountPosition",
+    "PortfolioBalanceUpdate": "balanceUpdate",
+    "PortfolioProAccountUpdate": "PM_PRO_ACCOUNT_UPDATE",
 }
 #: What every generated model already defines: no property may take these names.
 MODEL_MEMBERS = {"additional_properties", "additional_keys", "to_dict", "from_dict"}
@@ -504,6 +513,48 @@ READABLE = {
         "maintenance_margin": "254789.11708371",
     },
     "options/listenKeyExpired.json": {"event_time": "1736996475556"},
+    "portfolio/CONDITIONAL_ORDER_TRADE_UPDATE.json": {
+        "business_unit": "UM",
+        "strategy_order.strategy_id": 176057039,
+        "strategy_order.strategy_type": "TRAILING_STOP_MARKET",
+        "strategy_order.strategy_status": "NEW",
+        "strategy_order.update_time": 1669262908216,
+        "strategy_order.callback_rate": "5.0",
+    },
+    "portfolio/ALGO_UPDATE.json": {
+        "business_unit": "UM",
+        "algo_order.client_algo_id": "Q5xaq5EGKgXXa0fD7fs0Ip",
+        "algo_order.algo_status": "CANCELED",
+    },
+    "portfolio/executionReport.json": {
+        "update_id": 8641984,
+        "counter_order_id": 37,
+        "commission_asset": None,
+        "expiry_reason": "INSUFFICIENT_LIQUIDITY",
+    },
+    "portfolio/outboundAccountPosition.json": {
+        "update_id": 1027053479517,
+        "balances[0].free": "10000.000000",
+    },
+    "portfolio/balanceUpdate.json": {"update_id": 1027053479517, "balance_delta": "100.00000000"},
+    "portfolio/liabilityChange.json": {
+        "liability_type": "BORROW",
+        "transaction_id": 1352286576452864727,
+        "total_liability": "1.03476851",
+    },
+    "portfolio/openOrderLoss.json": {"losses[1].asset": "BNB", "losses[1].amount": "-12.1232313"},
+    "portfolio/riskLevelChange.json": {"uni_mmr": "1.99999999", "risk_level": "MARGIN_CALL"},
+    "portfolio/listenKeyExpired.json": {"event_time": 1576653824250, "listen_key": UNSET},
+    "portfolio_pro/riskLevelChange.json": {
+        "account_equity": "30.23416728",
+        "maintenance_margin": "15.11708371",
+    },
+    "portfolio_pro/PM_PRO_ACCOUNT_UPDATE.json": {
+        "uni_mmr": "1.99999999",
+        "initial_margin": "20.6783833",
+        "available_balance": "3.98972738",
+        "virtual_max_withdraw": "3.98972738",
+    },
 }
 
 

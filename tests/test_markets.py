@@ -38,6 +38,7 @@ PATHS = {
     "usdm": "/fapi/v1/listenKey",
     "coinm": "/dapi/v1/listenKey",
     "portfolio": "/papi/v1/listenKey",
+    "portfolio_pro": "/fapi/v1/listenKey",  # Portfolio Margin Pro's key is USD-M's
     "options": "/eapi/v1/listenKey",
     "spot": "/api/v3/userDataStream",
 }
@@ -48,8 +49,8 @@ def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def test_the_live_markets_are_the_four_derivatives_families() -> None:
-    assert sorted(LIVE) == ["coinm", "options", "portfolio", "usdm"]
+def test_the_live_markets_are_the_four_derivatives_families_and_portfolio_margin_pro() -> None:
+    assert sorted(LIVE) == ["coinm", "options", "portfolio", "portfolio_pro", "usdm"]
     assert MARKETS["spot"].retired is not None
 
 
@@ -68,7 +69,7 @@ def test_each_market_runs_the_whole_lifecycle(market: str, mode: str, sim: Simul
 
 @pytest.mark.parametrize("market", LIVE)
 def test_each_market_sends_its_own_path(market: str, mode: str, server: ScriptedServer) -> None:
-    keepalive_answer = {"listenKey": LISTEN_KEY} if market == "usdm" else {}
+    keepalive_answer = {"listenKey": LISTEN_KEY} if PATHS[market] == PATHS["usdm"] else {}
     server.script(Reply(body={"listenKey": LISTEN_KEY}), Reply(body=keepalive_answer), Reply(body={}))
     uds = Facade(mode, api_key=API_KEY, base_url=server.url, market=market)
     key = uds("create")
@@ -86,7 +87,7 @@ def test_derivatives_keepalive_and_close_carry_no_listen_key(
     market: str, mode: str, server: ScriptedServer
 ) -> None:
     """The key is implied by the API key; sending it would put a credential in a URL for nothing."""
-    keepalive_answer = {"listenKey": LISTEN_KEY} if market == "usdm" else {}
+    keepalive_answer = {"listenKey": LISTEN_KEY} if PATHS[market] == PATHS["usdm"] else {}
     server.script(Reply(body=keepalive_answer), Reply(body={}))
     uds = Facade(mode, api_key=API_KEY, base_url=server.url, market=market)
     uds("keepalive", LISTEN_KEY)

@@ -34,7 +34,12 @@ def test_usdm_connects_to_the_private_route_with_every_modelled_event_in_the_all
 
 @pytest.mark.parametrize(
     ("market", "path"),
-    [("coinm", f"/ws/{KEY}"), ("portfolio", f"/pm/ws/{KEY}"), ("options", f"/private/ws/{KEY}")],
+    [
+        ("coinm", f"/ws/{KEY}"),
+        ("portfolio", f"/pm/ws/{KEY}"),
+        ("portfolio_pro", f"/pm-classic/ws/{KEY}"),
+        ("options", f"/private/ws/{KEY}"),
+    ],
 )
 def test_other_derivatives_connect_to_their_documented_paths(market: str, path: str) -> None:
     assert MARKETS[market].stream_target(KEY) == path
@@ -65,6 +70,7 @@ def test_every_market_lists_only_modelled_events() -> None:
         ("usdm", "wss://fstream.binance.com"),
         ("coinm", "wss://dstream.binance.com"),
         ("portfolio", "wss://fstream.binance.com"),
+        ("portfolio_pro", "wss://fstream.binance.com"),
         ("options", "wss://fstream.binance.com"),
     ],
 )
@@ -83,6 +89,7 @@ def test_pings_every_3_minutes_options_5_the_websocket_api_20_seconds_connection
         "usdm": 180.0,
         "coinm": 180.0,
         "portfolio": 180.0,
+        "portfolio_pro": 180.0,
         "options": 300.0,
         "spot": 20.0,
         "margin": 20.0,

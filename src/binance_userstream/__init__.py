@@ -1,6 +1,6 @@
 """Binance user data streams: the account's events as typed models, and a gap wherever one was lost.
 
-The derivatives' listenKeys (USD-M, COIN-M, Portfolio Margin, Options) are created and kept
+The derivatives' listenKeys (USD-M, COIN-M, Portfolio Margin and Pro, Options) are created and kept
 alive; spot and margin subscribe on the WebSocket API (signed, or with a margin listenToken).
 Connections are replaced before Binance's 24-hour cut and after a loss, with a StreamGap to say so.
 

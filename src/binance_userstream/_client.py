@@ -366,8 +366,8 @@ class _Base:
 class UserDataStream(_Base):
     """Start, keep alive and close Binance user data streams (listenKeys), synchronously.
 
-    `market` is a name from `MARKETS` ("usdm", "coinm", "portfolio", "options", or "spot", the
-    retired default). `api_key` defaults to $BINANCE_API_KEY. `base_url` is None (the market's
+    `market` is a name from `MARKETS` ("usdm", "coinm", "portfolio", "portfolio_pro", "options",
+    or "spot", the retired default). `api_key` defaults to $BINANCE_API_KEY. `base_url` is None (the market's
     production host), a name from the market's hosts ("testnet", "demo", ...) or a URL; plain
     http is refused except to loopback, and so is a URL with a user or password. `transport`
     replaces the httpx transport underneath (proxies, a mock);

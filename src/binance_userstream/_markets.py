@@ -188,7 +188,27 @@ _COINM_EVENTS = (
     "GRID_UPDATE",
     "listenKeyExpired",
 )
-_PORTFOLIO_EVENTS = ("ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "ACCOUNT_CONFIG_UPDATE", "listenKeyExpired")
+#: Portfolio Margin's events (https://developers.binance.com/docs/derivatives/portfolio-margin/
+#: user-data-streams): its futures side's (UM and CM, told apart by `fs`), its margin account's
+#: (spot's names, in its own shapes), and its own.
+_PORTFOLIO_EVENTS = (
+    "ORDER_TRADE_UPDATE",
+    "ACCOUNT_UPDATE",
+    "ACCOUNT_CONFIG_UPDATE",
+    "CONDITIONAL_ORDER_TRADE_UPDATE",
+    "ALGO_UPDATE",
+    "executionReport",
+    "outboundAccountPosition",
+    "balanceUpdate",
+    "liabilityChange",
+    "openOrderLoss",
+    "riskLevelChange",
+    "listenKeyExpired",
+)
+#: Portfolio Margin Pro's (https://developers.binance.com/docs/derivatives/portfolio-margin-pro/
+#: portfolio-margin-pro-user-data-stream); its uniMMRDrop (from 2026-10-29) has no documented payload,
+#: so the spec does not model it: it arrives as an UnknownEvent.
+_PORTFOLIO_PRO_EVENTS = ("riskLevelChange", "PM_PRO_ACCOUNT_UPDATE", "listenKeyExpired")
 #: Options' private events (https://developers.binance.com/docs/derivatives/options-trading/
 #: user-data-streams): ORDER_TRADE_UPDATE and ACCOUNT_UPDATE in Options' own shapes (the spec's
 #: x-markets), the other three Options' alone.
@@ -304,6 +324,22 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 stream_hosts=MappingProxyType({"production": "wss://fstream.binance.com"}),
                 stream_path="/pm/ws/{key}",
                 stream_events=_PORTFOLIO_EVENTS,
+            ),
+            Market(
+                name="portfolio_pro",
+                title="Portfolio Margin Pro",
+                # Its listenKey is USD-M's (POST /fapi/v1/listenKey), kept alive and closed as USD-M's;
+                # PM Pro has no testnet.
+                hosts=MappingProxyType({"production": "https://fapi.binance.com"}),
+                create=create_usdm_listen_key,
+                keepalive=keepalive_usdm_listen_key,
+                close=close_usdm_listen_key,
+                keepalive_arguments=_no_arguments,
+                close_arguments=_no_arguments,
+                keepalive_answer=ListenKey,
+                stream_hosts=MappingProxyType({"production": "wss://fstream.binance.com"}),
+                stream_path="/pm-classic/ws/{key}",
+                stream_events=_PORTFOLIO_PRO_EVENTS,
             ),
             Market(
                 name="options",

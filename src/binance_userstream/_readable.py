@@ -20,14 +20,17 @@ from binance_userstream_client.models import (
     AccountUpdate,
     AlgoUpdate,
     BalanceUpdate,
+    ConditionalOrderTradeUpdate,
     ConditionalOrderTriggerReject,
     EventStreamTerminated,
     ExecutionReport,
     ExternalLockUpdate,
     GridUpdate,
+    LiabilityChange,
     ListenKeyExpired,
     ListStatus,
     MarginCall,
+    OpenOrderLoss,
     OptionsAccountUpdate,
     OptionsBalancePositionUpdate,
     OptionsGreekUpdate,
@@ -35,6 +38,12 @@ from binance_userstream_client.models import (
     OptionsRiskLevelChange,
     OrderTradeUpdate,
     OutboundAccountPosition,
+    PortfolioAlgoUpdate,
+    PortfolioBalanceUpdate,
+    PortfolioExecutionReport,
+    PortfolioOutboundAccountPosition,
+    PortfolioProAccountUpdate,
+    PortfolioRiskLevelChange,
     ServerShutdown,
     StrategyUpdate,
     TradeLite,
@@ -58,6 +67,20 @@ class Each:
 
 Shown = str | Each
 """`"path"` (shown under its last attribute's name), `"label=path"`, or an `Each`."""
+
+#: An executionReport's row, and an outboundAccountPosition's: spot's, margin's and Portfolio Margin's.
+_REPORT: tuple[Shown, ...] = (
+    "symbol",
+    "side",
+    "type=order_type",
+    "execution=execution_type",
+    "status=order_status",
+    "quantity",
+    "price",
+    "filled=cumulative_filled_quantity",
+    "last_price=last_executed_price",
+)
+_POSITION: tuple[Shown, ...] = (Each("balances", "balances", "asset", ("free", "locked")),)
 
 SHOWN: Mapping[type[Any], tuple[Shown, ...]] = {
     OrderTradeUpdate: (
@@ -134,25 +157,40 @@ SHOWN: Mapping[type[Any], tuple[Shown, ...]] = {
     ),
     OptionsGreekUpdate: (Each("greeks", "greeks", "underlying", ("delta", "gamma", "theta", "vega")),),
     OptionsRiskLevelChange: ("risk_level", "margin_balance", "maintenance_margin"),
-    ExecutionReport: (
-        "symbol",
-        "side",
-        "type=order_type",
-        "execution=execution_type",
-        "status=order_status",
-        "quantity",
-        "price",
-        "filled=cumulative_filled_quantity",
-        "last_price=last_executed_price",
+    ConditionalOrderTradeUpdate: (
+        "symbol=strategy_order.symbol",
+        "side=strategy_order.side",
+        "type=strategy_order.strategy_type",
+        "status=strategy_order.strategy_status",
+        "quantity=strategy_order.quantity",
+        "price=strategy_order.price",
+        "stop_price=strategy_order.stop_price",
     ),
+    PortfolioAlgoUpdate: (
+        "symbol=algo_order.symbol",
+        "side=algo_order.side",
+        "type=algo_order.order_type",
+        "status=algo_order.algo_status",
+        "quantity=algo_order.quantity",
+        "trigger_price=algo_order.trigger_price",
+        "price=algo_order.price",
+    ),
+    LiabilityChange: ("asset", "type=liability_type", "principal", "interest", "total_liability"),
+    OpenOrderLoss: (Each("losses", "losses", "asset", ("amount",)),),
+    PortfolioRiskLevelChange: ("risk_level", "uni_mmr", "account_equity", "maintenance_margin"),
+    PortfolioProAccountUpdate: ("uni_mmr", "account_equity", "maintenance_margin", "available_balance"),
+    ExecutionReport: _REPORT,
+    PortfolioExecutionReport: _REPORT,  # Portfolio Margin's margin account: spot's events, shown as spot's
     ListStatus: (
         "symbol",
         "contingency_type",
         "status=list_order_status",
         Each("orders", "orders", "symbol", ("order_id",)),
     ),
-    OutboundAccountPosition: (Each("balances", "balances", "asset", ("free", "locked")),),
+    OutboundAccountPosition: _POSITION,
+    PortfolioOutboundAccountPosition: _POSITION,
     BalanceUpdate: ("asset", "delta=balance_delta"),
+    PortfolioBalanceUpdate: ("asset", "delta=balance_delta"),
     ExternalLockUpdate: ("asset", "delta"),
     ListenKeyExpired: ("listen_key",),
     EventStreamTerminated: (),

@@ -45,7 +45,7 @@ from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, is_loopback_origin, log
 from binance_userstream.simulator._markets import COINM, MARKETS, Market
 from binance_userstream.simulator._signing import Credential
-from binance_userstream.simulator._streams import STREAM_MARKETS, Delivery, Streams
+from binance_userstream.simulator._streams import KEYS_OF, STREAM_MARKETS, Delivery, Streams
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
 from binance_userstream.simulator._traffic import Traffic
 from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
@@ -255,7 +255,7 @@ class Simulator:
         def push() -> list[int]:
             if market in ("spot", "margin"):
                 return self.wsapi.push(market, events, account, symbol)
-            keys = self.exchange.live_listen_keys(market, account)
+            keys = self.exchange.live_listen_keys(KEYS_OF.get(market, market), account)
             return self.streams.push(market, events, keys)
 
         return self._on_loop(push)
@@ -280,18 +280,28 @@ class Simulator:
     ) -> list[int]:
         """Push one realistic order's events with increasing `E` and order ids; returns how many
         connections got each. USD-M and the other derivatives: placed, partly filled, filled, with
-        the ACCOUNT_UPDATEs the fills cause (`Traffic.order`); Options in its own shapes, with the
-        BALANCE_POSITION_UPDATEs, ACCOUNT_UPDATE and GREEK_UPDATE (`Traffic.options_order`); spot
-        and margin: the executionReports (NEW, TRADE PARTIALLY_FILLED, TRADE FILLED) each with its
-        outboundAccountPosition (`Traffic.spot_order`), to cross margin or, `isolated=True`, to the
-        order symbol's isolated margin account. `order` overrides: symbol, side, quantity, price,
-        asset, balance (decimal strings; ValueError for others). Another process sends
-        `POST /_simulator/traffic`."""
+        the ACCOUNT_UPDATEs the fills cause (`Traffic.order`; Portfolio Margin's shapes on "portfolio",
+        `Traffic.portfolio_order`); Options in its own shapes, with the BALANCE_POSITION_UPDATEs,
+        ACCOUNT_UPDATE and GREEK_UPDATE (`Traffic.options_order`); on "portfolio_pro" the
+        PM_PRO_ACCOUNT_UPDATE its stream carries (`Traffic.account_status`, which takes asset and
+        balance only); spot and margin: the executionReports (NEW, TRADE PARTIALLY_FILLED, TRADE
+        FILLED) each with its outboundAccountPosition (`Traffic.spot_order`), to cross margin or,
+        `isolated=True`, to the order symbol's isolated margin account. `order` overrides: symbol,
+        side, quantity, price, asset, balance (decimal strings; ValueError for others). Another
+        process sends `POST /_simulator/traffic`."""
         now = self.streams.event_time()
         if market in ("spot", "margin"):
             events = self._traffic.spot_order(now, **order)  # type: ignore[arg-type]
         elif market == "options":
             events = self._traffic.options_order(now, **order)  # type: ignore[arg-type]
+        elif market == "portfolio":
+            events = self._traffic.portfolio_order(now, **order)  # type: ignore[arg-type]
+        elif market == "portfolio_pro":
+            if set(order) - {"asset", "balance"}:
+                raise ValueError(
+                    "portfolio_pro's stream carries no order: its traffic takes asset and balance only"
+                )
+            events = self._traffic.account_status(now, **order)  # type: ignore[arg-type]
         else:
             events = self._traffic.order(now, **order)  # type: ignore[arg-type]
         symbol = None

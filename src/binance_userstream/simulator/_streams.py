@@ -27,7 +27,8 @@ Routes (what a connection gets is decided by the key's market, as the hosts shar
   route, retired 2026-04-23) is accepted and gets nothing.
 - `/ws/<key>`: COIN-M delivers; a USD-M key is accepted and gets nothing (the legacy path, retired
   2026-04-23). `/pm/ws/<key>`: Portfolio Margin. `/private/ws/<key>`: Options; a USD-M key on the
-  path form is accepted and gets nothing (production fails silently there).
+  path form is accepted and gets nothing (production fails silently there). `/pm-classic/ws/<key>`:
+  Portfolio Margin Pro (market "portfolio_pro"), whose key is a USD-M one (`POST /fapi/v1/listenKey`).
 - `/public/ws|stream`, `/market/ws|stream`: USD-M's market-data routes, accepted and silent (no
   market data here); Binance's SDK opens all three routes, so it needs them to connect.
 - `/ws-api/v3`: the spot WebSocket API, whose connections live here too (pings every 20 s, a pong
@@ -83,11 +84,16 @@ GOING_AWAY = 1001
 TOO_SLOW = 1008
 #: Market names the push API takes: the derivatives' listenKey streams, and spot and margin, whose
 #: events go to the WebSocket API's subscriptions.
-STREAM_MARKETS = ("usdm", "coinm", "portfolio", "options", "spot", "margin")
+STREAM_MARKETS = ("usdm", "coinm", "portfolio", "portfolio_pro", "options", "spot", "margin")
+#: Stream markets whose connections take another market's listenKeys: Portfolio Margin Pro's stream
+#: takes USD-M's (https://developers.binance.com/docs/derivatives/portfolio-margin-pro/
+#: portfolio-margin-pro-user-data-stream).
+KEYS_OF = {"portfolio_pro": "usdm"}
 #: Real seconds a ping's pong may take whatever the simulator's clock says, so that a jump of a
 #: VirtualClock (or a fast AcceleratedClock) does not take a pong on its way for a missing one.
 PONG_GRACE = 2 * TICK
 _PING_INTERVAL = {market.name: market.ping_interval for market in MARKETS}
+_PING_INTERVAL["portfolio_pro"] = _PING_INTERVAL["usdm"]  # fstream's 3 minutes
 _NO_KEY = json.dumps({"code": -1125, "msg": "This listenKey does not exist."}).encode()
 _PING = object()  # queued for a connection's writer: send a ping frame (in order with the frames)
 
@@ -184,7 +190,7 @@ def _stream_path(path: str) -> tuple[str, str | None] | None:
     """(route, key in the path) for a stream path, None for any other path."""
     if path in ("/private/ws", "/private/stream", *COMBINED, *MARKET_DATA):
         return path, None
-    for prefix in ("/private/ws/", "/pm/ws/", "/ws/"):
+    for prefix in ("/private/ws/", "/pm/ws/", "/pm-classic/ws/", "/ws/"):
         if path.startswith(prefix) and len(path) > len(prefix) and "/" not in path[len(prefix) :]:
             return prefix, path[len(prefix) :]
     return None
@@ -203,9 +209,20 @@ _DELIVERS: dict[str, tuple[str, ...]] = {
     "/private/ws/": ("options",),
     "/pm/ws/": ("portfolio",),
     "/pm/stream": ("portfolio",),
+    "/pm-classic/ws/": ("usdm",),
     "/ws/": ("coinm",),
     "/stream": ("coinm",),
 }
+#: Route (path form) -> the stream market its connections are, where it is not the key's market.
+_STREAM_MARKET = {"/pm-classic/ws/": "portfolio_pro"}
+
+
+def _takes(connection: _Connection, market: str) -> bool:
+    """Whether a push of `market` may reach `connection`, whose keys then decide: a route whose
+    stream is a market of its own (PM Pro's, on USD-M keys) takes that market's pushes alone, and
+    every other route the other markets' (so a USD-M key's events stay off its PM Pro stream)."""
+    own = _STREAM_MARKET.get(connection.route)
+    return own == market if own is not None else market not in _STREAM_MARKET.values()
 
 
 def _allow_list(values: list[str]) -> frozenset[str]:
@@ -345,7 +362,9 @@ class Streams:
             delivering[key] = allowed
         ws = web.WebSocketResponse(autoping=True, heartbeat=None, timeout=2.0, max_msg_size=64 * 1024)
         now = self.clock.now()
-        market = next((m for m in markets if m is not None), (*_DELIVERS[route], "usdm")[0])
+        market = _STREAM_MARKET.get(route) or next(
+            (m for m in markets if m is not None), (*_DELIVERS[route], "usdm")[0]
+        )
         connection = _Connection(
             ws,
             request,
@@ -521,6 +540,8 @@ class Streams:
             wrapped: dict[str, str] = {}
             count = 0
             for connection in self._matching(None):  # the keys say whose: a stream may mix markets
+                if not _takes(connection, market):
+                    continue
                 if self.clock.now() < connection.stalled_until:
                     continue  # stalled: this frame is lost to it
                 for key, allowed in connection.subscriptions.items():
@@ -590,6 +611,11 @@ class Streams:
         if why == "expired":
             event = {"e": "listenKeyExpired", "E": self.event_time(), "listenKey": listen_key}
             self.push(market, [event], [listen_key])
+            for stream_market, keys_market in KEYS_OF.items():  # the same key on another stream
+                if keys_market == market and any(
+                    listen_key in c.subscriptions for c in self._matching(stream_market)
+                ):
+                    self.push(stream_market, [event], [listen_key])
         for connection in self._matching(None):
             if listen_key in connection.subscriptions:
                 del connection.subscriptions[listen_key]

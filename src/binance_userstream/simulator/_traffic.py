@@ -18,6 +18,13 @@ Spot and margin (`spot_order`, the same shapes for both): a LIMIT order is place
 NEW, and the outboundAccountPosition of the funds it locks), partly filled (TRADE /
 PARTIALLY_FILLED, outboundAccountPosition), then filled (TRADE / FILLED, outboundAccountPosition),
 with the shapes of user-data-stream.md's samples (https://github.com/binance/binance-spot-api-docs).
+
+Portfolio Margin (`portfolio_order`): the same order on its UM side, in Portfolio Margin's shapes
+(`fs`, `i`; no `wt`, `ot`, `cp`, ... in the order, no `mt`, `iw` in a position:
+https://developers.binance.com/docs/derivatives/portfolio-margin/user-data-streams/Event-Futures-Order-update,
+.../Event-Futures-Balance-and-Position-Update). Portfolio Margin Pro (`account_status`): its stream
+carries no order events (they come on USD-M's), only the PM_PRO_ACCOUNT_UPDATE pushed every five
+seconds (https://developers.binance.com/docs/derivatives/portfolio-margin-pro/portfolio-margin-pro-user-data-stream/Event-pmProAccountUpdate).
 """
 
 from __future__ import annotations
@@ -198,6 +205,55 @@ class Traffic:
             self._balances[f"spot:{get}"] = got
             self._last_time = start + 2 * len(fills) + 1
             return events
+
+    def portfolio_order(self, now_ms: int, **order: str) -> list[dict[str, object]]:
+        """`order`'s five events as Portfolio Margin sends them for its UM side."""
+        events = self.order(now_ms, **order)
+        for event in events:
+            event["fs"], event["i"] = "UM", ""  # the business unit; the account alias, empty for UM
+            if event["e"] == "ORDER_TRADE_UPDATE":
+                details = event["o"]
+                assert isinstance(details, dict)
+                for absent in _NOT_ON_PORTFOLIO_ORDERS:
+                    del details[absent]
+            else:
+                update = event["a"]
+                assert isinstance(update, dict)
+                for position in update["P"]:
+                    del position["mt"], position["iw"]
+        return events
+
+    def account_status(
+        self, now_ms: int, *, asset: str = "USDT", balance: str = "10000.00000000"
+    ) -> list[dict[str, object]]:
+        """One PM_PRO_ACCOUNT_UPDATE: the account's equity is the wallet balance of `asset` (its
+        balance before the account's first order, `balance`), in USD; the initial and maintenance
+        margins are set at 1% and 0.5% of it, so uniMMR is 200."""
+        _amount("balance", balance, positive=False)
+        step = Decimal("0.00000001")
+        with self._lock, localcontext(_ARITHMETIC):
+            time = max(now_ms, self._last_time + 1)
+            self._last_time = time
+            equity = self._balances.get(asset, Decimal(balance))
+            initial, maintenance = (equity / 100).quantize(step), (equity / 200).quantize(step)
+            available = equity - initial
+            return [
+                {
+                    "e": "PM_PRO_ACCOUNT_UPDATE",
+                    "E": time,
+                    "u": f"{equity / maintenance:.8f}" if maintenance else "0",
+                    "eq": f"{equity:.8f}",
+                    "ae": f"{equity:.8f}",
+                    "im": f"{initial:.8f}",
+                    "mm": f"{maintenance:.8f}",
+                    "avb": f"{available:.8f}",
+                    "vmw": f"{available:.8f}",
+                }
+            ]
+
+
+#: The fields of a USD-M order that Portfolio Margin's ORDER_TRADE_UPDATE does not carry.
+_NOT_ON_PORTFOLIO_ORDERS = ("wt", "ot", "cp", "pP", "si", "ss", "pm", "er")
 
 
 class _SpotReport:

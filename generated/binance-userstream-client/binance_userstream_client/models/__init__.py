@@ -13,6 +13,8 @@ from .algo_update import AlgoUpdate
 from .algo_update_order import AlgoUpdateOrder
 from .balance_update import BalanceUpdate
 from .binance_error import BinanceError
+from .conditional_order_trade_update import ConditionalOrderTradeUpdate
+from .conditional_order_trade_update_order import ConditionalOrderTradeUpdateOrder
 from .conditional_order_trigger_reject import ConditionalOrderTriggerReject
 from .conditional_order_trigger_reject_order import ConditionalOrderTriggerRejectOrder
 from .empty import Empty
@@ -22,6 +24,7 @@ from .external_lock_update import ExternalLockUpdate
 from .grid_update import GridUpdate
 from .grid_update_grid import GridUpdateGrid
 from .keepalive_answer import KeepaliveAnswer
+from .liability_change import LiabilityChange
 from .list_status import ListStatus
 from .list_status_order import ListStatusOrder
 from .listen_key import ListenKey
@@ -30,6 +33,8 @@ from .listen_key_form import ListenKeyForm
 from .listen_token import ListenToken
 from .margin_call import MarginCall
 from .margin_call_position import MarginCallPosition
+from .open_order_loss import OpenOrderLoss
+from .open_order_loss_asset import OpenOrderLossAsset
 from .options_account_update import OptionsAccountUpdate
 from .options_balance_position_update import OptionsBalancePositionUpdate
 from .options_balance_position_update_balance import OptionsBalancePositionUpdateBalance
@@ -43,6 +48,12 @@ from .order_trade_update import OrderTradeUpdate
 from .order_trade_update_order import OrderTradeUpdateOrder
 from .outbound_account_position import OutboundAccountPosition
 from .outbound_account_position_balance import OutboundAccountPositionBalance
+from .portfolio_algo_update import PortfolioAlgoUpdate
+from .portfolio_balance_update import PortfolioBalanceUpdate
+from .portfolio_execution_report import PortfolioExecutionReport
+from .portfolio_outbound_account_position import PortfolioOutboundAccountPosition
+from .portfolio_pro_account_update import PortfolioProAccountUpdate
+from .portfolio_risk_level_change import PortfolioRiskLevelChange
 from .server_shutdown import ServerShutdown
 from .strategy_update import StrategyUpdate
 from .strategy_update_strategy import StrategyUpdateStrategy
@@ -54,14 +65,17 @@ UserDataEvent = (
     | AccountUpdate
     | AlgoUpdate
     | BalanceUpdate
+    | ConditionalOrderTradeUpdate
     | ConditionalOrderTriggerReject
     | EventStreamTerminated
     | ExecutionReport
     | ExternalLockUpdate
     | GridUpdate
+    | LiabilityChange
     | ListStatus
     | ListenKeyExpired
     | MarginCall
+    | OpenOrderLoss
     | OptionsAccountUpdate
     | OptionsBalancePositionUpdate
     | OptionsGreekUpdate
@@ -69,6 +83,12 @@ UserDataEvent = (
     | OptionsRiskLevelChange
     | OrderTradeUpdate
     | OutboundAccountPosition
+    | PortfolioAlgoUpdate
+    | PortfolioBalanceUpdate
+    | PortfolioExecutionReport
+    | PortfolioOutboundAccountPosition
+    | PortfolioProAccountUpdate
+    | PortfolioRiskLevelChange
     | ServerShutdown
     | StrategyUpdate
     | TradeLite
@@ -79,19 +99,24 @@ EVENT_TYPES: dict[str, type[UserDataEvent]] = {
     "ACCOUNT_CONFIG_UPDATE": AccountConfigUpdate,
     "ACCOUNT_UPDATE": AccountUpdate,
     "ALGO_UPDATE": AlgoUpdate,
+    "CONDITIONAL_ORDER_TRADE_UPDATE": ConditionalOrderTradeUpdate,
     "CONDITIONAL_ORDER_TRIGGER_REJECT": ConditionalOrderTriggerReject,
     "GRID_UPDATE": GridUpdate,
     "MARGIN_CALL": MarginCall,
     "ORDER_TRADE_UPDATE": OrderTradeUpdate,
+    "PM_PRO_ACCOUNT_UPDATE": PortfolioProAccountUpdate,
     "STRATEGY_UPDATE": StrategyUpdate,
     "TRADE_LITE": TradeLite,
     "balanceUpdate": BalanceUpdate,
     "eventStreamTerminated": EventStreamTerminated,
     "executionReport": ExecutionReport,
     "externalLockUpdate": ExternalLockUpdate,
+    "liabilityChange": LiabilityChange,
     "listStatus": ListStatus,
     "listenKeyExpired": ListenKeyExpired,
+    "openOrderLoss": OpenOrderLoss,
     "outboundAccountPosition": OutboundAccountPosition,
+    "riskLevelChange": PortfolioRiskLevelChange,
     "serverShutdown": ServerShutdown,
 }
 """Each event's wire name (the payload's `"e"`) to its shared model class, from the spec's
@@ -104,6 +129,12 @@ EVENT_TYPES_BY_MARKET: dict[str, dict[str, type[UserDataEvent]]] = {
         "GREEK_UPDATE": OptionsGreekUpdate,
         "ORDER_TRADE_UPDATE": OptionsOrderTradeUpdate,
         "RISK_LEVEL_CHANGE": OptionsRiskLevelChange,
+    },
+    "portfolio": {
+        "ALGO_UPDATE": PortfolioAlgoUpdate,
+        "balanceUpdate": PortfolioBalanceUpdate,
+        "executionReport": PortfolioExecutionReport,
+        "outboundAccountPosition": PortfolioOutboundAccountPosition,
     },
 }
 """Each market (as `market=` names it) to its own models by wire name: the schemas with
@@ -124,6 +155,8 @@ __all__ = (
     "AlgoUpdateOrder",
     "BalanceUpdate",
     "BinanceError",
+    "ConditionalOrderTradeUpdate",
+    "ConditionalOrderTradeUpdateOrder",
     "ConditionalOrderTriggerReject",
     "ConditionalOrderTriggerRejectOrder",
     "Empty",
@@ -133,6 +166,7 @@ __all__ = (
     "GridUpdate",
     "GridUpdateGrid",
     "KeepaliveAnswer",
+    "LiabilityChange",
     "ListenKey",
     "ListenKeyExpired",
     "ListenKeyForm",
@@ -141,6 +175,8 @@ __all__ = (
     "ListStatusOrder",
     "MarginCall",
     "MarginCallPosition",
+    "OpenOrderLoss",
+    "OpenOrderLossAsset",
     "OptionsAccountUpdate",
     "OptionsBalancePositionUpdate",
     "OptionsBalancePositionUpdateBalance",
@@ -154,6 +190,12 @@ __all__ = (
     "OrderTradeUpdateOrder",
     "OutboundAccountPosition",
     "OutboundAccountPositionBalance",
+    "PortfolioAlgoUpdate",
+    "PortfolioBalanceUpdate",
+    "PortfolioExecutionReport",
+    "PortfolioOutboundAccountPosition",
+    "PortfolioProAccountUpdate",
+    "PortfolioRiskLevelChange",
     "ServerShutdown",
     "StrategyUpdate",
     "StrategyUpdateStrategy",
