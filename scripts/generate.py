@@ -316,11 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         stale += [str(docs)] if pages else []
     if diff:
         sys.stdout.write(diff)
-        print(
-            f"generate --check: {' and '.join(stale)} {'is' if len(stale) == 1 else 'are'} stale against"
-            f" {args.spec}; run `make generate`.",
-            file=sys.stderr,
-        )
+        for path in stale:
+            print(
+                f"generate --check: {path} is stale against {args.spec}; run `make generate`.",
+                file=sys.stderr,
+            )
         return 1
     print(f"generate --check: {args.out} is up to date" + (f", and {docs}" if docs is not None else ""))
     return 0
