@@ -424,7 +424,7 @@ def _market_table() -> tuple[dict[str, str], dict[str, tuple[str, ...]], dict[st
     client itself needs no installed package)."""
     from binance_userstream._markets import MARKETS
 
-    titles = {name: market.title for name, market in MARKETS.items()}
+    titles = {name: market.title.split(" (")[0] for name, market in MARKETS.items()}
     events = {name: tuple(market.stream_events) for name, market in MARKETS.items()}
     paths = {name: str(market.stream_path) for name, market in MARKETS.items()}
     return titles, events, paths
@@ -539,7 +539,7 @@ def _event_section(
         payload = json.loads(file.read_text(encoding="utf-8"))
         title = "Binance's sample" + (f" ({file.stem.split('-', 1)[1]})" if "-" in file.stem else "")
         if origin != market:
-            title += f", from {titles[origin]}'s documentation (the same model)"
+            title += f", from the {titles[origin]} page ({titles[market]} decodes it with the same model)"
         lines += ["", f"{title}:", "", "```json", json.dumps(payload, indent=2, ensure_ascii=False), "```"]
         if rel in sources:
             lines += ["", f"Source: {sources[rel]}"]
@@ -562,9 +562,8 @@ def _operations_page(spec: dict[str, Any]) -> str:
     tag_text = {str(tag["name"]): str(tag.get("description", "")) for tag in spec.get("tags") or ()}
     by_tag: dict[str, list[tuple[str, str, dict[str, Any], dict[str, Any]]]] = {}
     for path, item in (spec.get("paths") or {}).items():
-        for method in _METHODS:
-            operation = item.get(method)
-            if operation is not None and "operationId" in operation:
+        for method, operation in item.items():  # the spec's order: create, keepalive, close
+            if method in _METHODS and "operationId" in operation:
                 tag = str((operation.get("tags") or ["default"])[0])
                 by_tag.setdefault(tag, []).append((method, path, item, operation))
                 if tag not in tags:
