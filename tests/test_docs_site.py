@@ -7,13 +7,18 @@ mkdocstrings cannot render fails the same build, each named in its output.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+import binance_userstream
+import binance_userstream.errors
+import binance_userstream.simulator
 from tests.conftest import ROOT
 
 
@@ -98,3 +103,18 @@ def test_a_docstring_mkdocstrings_cannot_render_fails_the_strict_build(
 ) -> None:
     assert broken_build.returncode != 0
     assert "Parameter 'volume' does not appear in the function signature" in broken_build.stderr
+
+
+@pytest.mark.parametrize(
+    "module", [binance_userstream, binance_userstream.simulator], ids=lambda m: m.__name__
+)
+def test_the_api_page_documents_every_public_name(module: ModuleType) -> None:
+    """docs/reference/api.md lists each module's members by hand, in a reading order: a name added to
+    `__all__` must be added there too (the errors have their own section, `::: binance_userstream.errors`)."""
+    page = (ROOT / "docs" / "reference" / "api.md").read_text()
+    section = page.split(f"::: {module.__name__}\n", 1)[1].split(":::", 1)[0]
+    listed = set(re.findall(r"^ {8}- (\w+)$", section, re.MULTILINE))
+    errors = set(binance_userstream.errors.__all__)
+    assert "::: binance_userstream.errors\n" in page
+    missing = sorted(set(module.__all__) - listed - errors - {"errors"})
+    assert missing == []
