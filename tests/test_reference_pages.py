@@ -8,6 +8,7 @@ walk the spec themselves, so a field, an event or an operation the pages leave o
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,3 +142,18 @@ def test_check_fails_when_a_page_is_edited_by_hand(pages: Path, capsys: pytest.C
 def test_check_fails_on_an_event_page_of_no_market(pages: Path) -> None:
     (pages / "events" / "futures.md").write_text("# An old market\n")
     assert "committed/docs/reference/events/futures.md" in generate.diff_reference(generate.SPEC, pages)
+
+
+def python_blocks() -> list[tuple[str, str]]:
+    blocks = {
+        block: f"{page.relative_to(PAGES)}:{number}"
+        for page in sorted(PAGES.rglob("*.md"))
+        for number, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL))
+    }
+    return [(where, block) for block, where in blocks.items()]
+
+
+@pytest.mark.parametrize(("where", "block"), python_blocks(), ids=[where for where, _ in python_blocks()])
+def test_every_python_block_of_the_reference_runs(where: str, block: str) -> None:
+    """The import lines a reader copies (each distinct block once) import what they name."""
+    exec(compile(block, where, "exec"), {})  # noqa: S102
