@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 GEN := generated/binance-userstream-client
 STAMP := $(VENV)/.installed
 
-.PHONY: install generate check test test-latest demo bench peers clean
+.PHONY: install generate check test test-latest demo docs bench peers clean
 
 install: $(STAMP)
 
-$(STAMP): requirements/dev.txt pyproject.toml $(GEN)/pyproject.toml
+$(STAMP): requirements/dev.txt requirements/docs.txt pyproject.toml $(GEN)/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt -r requirements/docs.txt
 	$(BIN)/python -m pip install --quiet -e ./$(GEN) -e .
 	touch $(STAMP)
 
@@ -40,10 +40,16 @@ test-latest:
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade "pip>=24"
-	$(LATEST)/bin/python -m pip install --quiet -r requirements/dev.txt
+	$(LATEST)/bin/python -m pip install --quiet -r requirements/dev.txt -r requirements/docs.txt
 	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ./$(GEN) -e .
 	$(LATEST)/bin/python scripts/dependency_versions.py
 	$(LATEST)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The documentation site (mkdocs.yml) into site/, strictly: a broken link, a missing reference or a
+# docstring mkdocstrings cannot render fails it. `make test` builds it too (tests/test_docs_site.py).
+# The reference pages under docs/reference/ (but api.md) are written by `make generate`.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
@@ -72,4 +78,4 @@ peers: $(BENCH)/.installed
 	$(BENCH)/bin/python scripts/check_docs_only.py
 
 clean:
-	rm -rf $(VENV) $(BENCH) $(LATEST) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH) $(LATEST) site .pytest_cache .mypy_cache .ruff_cache
