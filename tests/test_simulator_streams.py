@@ -639,6 +639,18 @@ async def test_listeners_counts_the_connections_subscribed_to_a_markets_keys(sim
         assert (before, sim.listeners("coinm"), sim.listeners("usdm")) == (0, 1, 0)
 
 
+async def test_an_options_key_on_private_stream_takes_an_events_list_of_options_events(
+    sim: Simulator,
+) -> None:
+    """/private/stream serves Options keys beside USD-M's, so Options' event names are no unknown
+    names there."""
+    key = new_key(sim, "options")
+    greeks = {"e": "GREEK_UPDATE", "E": 3, "G": []}
+    async with stream(sim, f"/private/stream?listenKey={key}&events=GREEK_UPDATE") as ws:
+        assert sim.push("options", greeks) == 1
+        assert await receive(ws) == {"stream": key, "data": greeks}
+
+
 async def test_a_usdm_key_on_the_legacy_combined_stream_is_accepted_and_gets_nothing(sim: Simulator) -> None:
     key = new_key(sim)
     async with stream(sim, f"/stream?streams={key}") as ws:

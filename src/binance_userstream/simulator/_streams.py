@@ -9,8 +9,9 @@ Routes (what a connection gets is decided by the key's market, as the hosts shar
   2026-05-21: "Without `&events=...` Binance production delivers no payloads"), a stream opened
   without `events` gets nothing; `strict_events=False` (`--lenient-events`) delivers it every event
   instead, for clients that send no list. An empty `events=`, or one naming an event USD-M does not
-  send, is refused before the upgrade. Binance documents no answer for either: the simulator answers
-  400 with the futures error codes closest to them (error-code page of the USD-M docs): -1102
+  send (nor Options, on `/private/stream`, which serves its keys too), is refused before the
+  upgrade. Binance documents no answer for either: the simulator answers 400 with the futures error
+  codes closest to them (error-code page of the USD-M docs): -1102
   "Mandatory parameter 'events' was not sent, was empty/null, or malformed." for an empty list,
   -1130 "Data sent for parameter 'events' is not valid." for an unknown name.
 - `/private/stream?listenKey=K1&events=..&listenKey=K2&events=..`: USD-M stream mode, frames
@@ -178,6 +179,20 @@ USDM_EVENTS = frozenset(
         "listenKeyExpired",
     }
 )
+#: Options' (https://developers.binance.com/docs/derivatives/options-trading/user-data-streams), whose
+#: keys /private/stream serves beside USD-M's.
+OPTIONS_EVENTS = frozenset(
+    {
+        "ORDER_TRADE_UPDATE",
+        "ACCOUNT_UPDATE",
+        "BALANCE_POSITION_UPDATE",
+        "GREEK_UPDATE",
+        "RISK_LEVEL_CHANGE",
+        "listenKeyExpired",
+    }
+)
+#: Market -> the names an `events` allow-list may give for its keys.
+_EVENT_NAMES = {"usdm": USDM_EVENTS, "options": OPTIONS_EVENTS}
 _EMPTY_EVENTS = json.dumps(
     {"code": -1102, "msg": "Mandatory parameter 'events' was not sent, was empty/null, or malformed."}
 ).encode()
@@ -229,13 +244,14 @@ def _allow_list(values: list[str]) -> frozenset[str]:
     return frozenset(name for value in values for name in value.split("/") if name)
 
 
-def _events_refusal(values: list[str]) -> bytes | None:
-    """The answer to an `events` list Binance would not take (empty, or naming an event USD-M does
-    not send), None for a good one."""
+def _events_refusal(route: str, values: list[str]) -> bytes | None:
+    """The answer to an `events` list Binance would not take (empty, or naming an event that no
+    market whose keys `route` delivers sends), None for a good one."""
     names = [name for value in values for name in value.split("/")]
     if not names or "" in names:
         return _EMPTY_EVENTS
-    if not USDM_EVENTS.issuperset(names):
+    known = {name for market in _DELIVERS[route] for name in _EVENT_NAMES[market]}
+    if not known.issuperset(names):
         return _UNKNOWN_EVENTS
     return None
 
@@ -338,7 +354,7 @@ class Streams:
             names = [name for value in query.getall("streams", []) for name in value.split("/") if name]
             subscriptions.extend((name.partition("@")[0], None) for name in names)
         elif route not in MARKET_DATA:
-            refusal = _events_refusal(query.getall("events")) if "events" in query else None
+            refusal = _events_refusal(route, query.getall("events")) if "events" in query else None
             if refusal is not None:
                 why = "empty" if refusal is _EMPTY_EVENTS else "unknown"
                 log.debug("stream %s refused: %s events", route, why)
