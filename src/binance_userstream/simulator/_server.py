@@ -271,7 +271,8 @@ class Simulator:
         def count() -> int:
             if market in ("spot", "margin"):
                 return self.wsapi.count(market)
-            return self.streams.listeners(self.exchange.live_listen_keys(market, account))
+            keys = self.exchange.live_listen_keys(KEYS_OF.get(market, market), account)
+            return self.streams.listeners(market, keys)
 
         return self._on_loop(count)
 

@@ -664,10 +664,12 @@ class Streams:
             connection.next_ping = max(connection.next_ping, until)
         return len(connections)
 
-    def listeners(self, keys: Iterable[str]) -> int:
-        """How many open connections are subscribed to one of `keys`."""
+    def listeners(self, market: str, keys: Iterable[str]) -> int:
+        """How many open connections a push of `market` may reach are subscribed to one of `keys`."""
         wanted = set(keys)
-        return sum(1 for c in self._matching(None) if not wanted.isdisjoint(c.subscriptions))
+        return sum(
+            1 for c in self._matching(None) if _takes(c, market) and not wanted.isdisjoint(c.subscriptions)
+        )
 
     def count(self, market: str | None = None) -> int:
         """How many connections are open (of `market`)."""
