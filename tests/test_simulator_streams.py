@@ -679,6 +679,19 @@ async def test_the_market_data_routes_accept_and_stay_silent_even_for_a_listen_k
         await nothing_delivered(sim, ws)
 
 
+async def test_a_connection_that_sends_more_than_ten_messages_a_second_is_closed(sim: Simulator) -> None:
+    """Binance's futures streams: "WebSocket connections have a limit of 10 incoming messages per
+    second"; a connection beyond it is disconnected."""
+    async with stream(sim, "/stream") as ws:
+        for ident in range(11):
+            await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": ident}))
+        answers = [await receive(ws) for _ in range(10)]
+        end = await closed(ws)
+    assert answers == [{"result": [], "id": ident} for ident in range(10)]
+    assert end.rcvd is not None
+    assert (end.rcvd.code, end.rcvd.reason) == (1008, "too many messages: more than 10 a second")
+
+
 async def test_a_request_that_is_not_json_is_answered_with_an_error(sim: Simulator) -> None:
     async with stream(sim, "/private/stream") as ws:
         await ws.send("{not json")

@@ -83,6 +83,12 @@ DELIVERIES_KEPT = 10_000
 KEY_ENDED = 1000
 GOING_AWAY = 1001
 TOO_SLOW = 1008
+TOO_MANY_MESSAGES = 1008
+#: Messages (requests, pings, pongs) a stream connection may send in a second of real time; one more
+#: and it is closed, as Binance's futures streams close it ("WebSocket connections have a limit of
+#: 10 incoming messages per second", each derivatives market's websocket-market-streams page). It
+#: also bounds the answers a peer that never reads can make the simulator queue.
+MAX_INCOMING_PER_SECOND = 10
 #: Market names the push API takes: the derivatives' listenKey streams, and spot and margin, whose
 #: events go to the WebSocket API's subscriptions.
 STREAM_MARKETS = ("usdm", "coinm", "portfolio", "portfolio_pro", "options", "spot", "margin")
@@ -147,6 +153,8 @@ class _Connection:
     #: oldest ping still unanswered was sent (the clock's time, and real time).
     pong_timeout: float | None = None
     ping_unanswered: tuple[float, float] | None = None
+    #: When (real time) its latest messages came, to hold it to MAX_INCOMING_PER_SECOND.
+    received: deque[float] = field(factory=lambda: deque(maxlen=MAX_INCOMING_PER_SECOND))
 
     @property
     def wsapi(self) -> bool:
@@ -238,6 +246,15 @@ def _takes(connection: _Connection, market: str) -> bool:
     every other route the other markets' (so a USD-M key's events stay off its PM Pro stream)."""
     own = _STREAM_MARKET.get(connection.route)
     return own == market if own is not None else market not in _STREAM_MARKET.values()
+
+
+def _over_rate(connection: _Connection) -> bool:
+    """Note a message from `connection`: whether it is one more than MAX_INCOMING_PER_SECOND in the
+    last second."""
+    now, received = time.monotonic(), connection.received
+    over = len(received) == received.maxlen and now - received[0] < 1.0
+    received.append(now)
+    return over
 
 
 def _allow_list(values: list[str]) -> frozenset[str]:
@@ -436,7 +453,14 @@ class Streams:
         )
         try:
             async for message in ws:
-                if message.type == WSMsgType.TEXT:
+                if connection.closing:
+                    continue  # closed by the simulator: what it still sends is not answered
+                if connection.on_text is None and _over_rate(connection):
+                    log.debug(
+                        "stream %s closed: more than %d messages a second", route, MAX_INCOMING_PER_SECOND
+                    )
+                    self._close(connection, TOO_MANY_MESSAGES, "too many messages: more than 10 a second")
+                elif message.type == WSMsgType.TEXT:
                     if connection.on_text is not None:
                         connection.on_text(message.data)
                     else:
