@@ -86,8 +86,10 @@ TOO_SLOW = 1008
 TOO_MANY_MESSAGES = 1008
 #: Messages (requests, pings, pongs) a stream connection may send in a second of real time; one more
 #: and it is closed, as Binance's futures streams close it ("WebSocket connections have a limit of
-#: 10 incoming messages per second", each derivatives market's websocket-market-streams page). It
-#: also bounds the answers a peer that never reads can make the simulator queue.
+#: 10 incoming messages per second. A connection that goes beyond the limit will be disconnected",
+#: each derivatives market's websocket-market-streams page, e.g. https://developers.binance.com/docs/
+#: derivatives/options-trading/websocket-market-streams). It also bounds the answers a peer that
+#: never reads can make the simulator queue.
 MAX_INCOMING_PER_SECOND = 10
 #: Market names the push API takes: the derivatives' listenKey streams, and spot and margin, whose
 #: events go to the WebSocket API's subscriptions.
