@@ -88,7 +88,7 @@ async def derivatives(sim: Simulator, market: str, sdk: Any) -> list[str]:
 
 async def main(sim: Simulator) -> None:
     rest = ConfigurationRestAPI(api_key=TEST_API_KEY, api_secret=TEST_API_SECRET, base_path=sim.url)
-    streams_url = "ws" + sim.url.removeprefix("http")
+    streams_url = sim.stream_url
     usdm = DerivativesTradingUsdsFutures(
         config_rest_api=rest, config_ws_streams=ConfigurationWebSocketStreams(stream_url=streams_url)
     )

@@ -57,7 +57,7 @@ async def watch(
     exchange = getattr(ccxt.pro, name)(
         {"apiKey": TEST_API_KEY, "secret": TEST_API_SECRET, "options": options}
     )
-    exchange.urls["api"] = pointed(exchange.urls["api"], sim.url, sim.url.replace("http://", "ws://"))
+    exchange.urls["api"] = pointed(exchange.urls["api"], sim.url, sim.stream_url)
     try:
         await exchange.load_markets()
         orders = asyncio.ensure_future(exchange.watch_orders())

@@ -84,7 +84,7 @@ async def spot(sim: Simulator, ws_api_url: str) -> list[str]:
 
 
 async def main(sim: Simulator) -> None:
-    stream_url = "ws" + sim.url.removeprefix("http")
+    stream_url = sim.stream_url
     usdm_events = await usdm(sim, sim.url, stream_url)
     spot_events = await spot(sim, sim.ws_api_url)
     print("usdm:", usdm_events)

@@ -44,7 +44,7 @@ def point_at(sim: Simulator) -> None:
     AsyncClient.FUTURES_COIN_URL = sim.url + "/dapi"
     AsyncClient.PAPI_URL = sim.url + "/papi"
     AsyncClient.WS_API_URL = sim.ws_api_url
-    streams = sim.url.replace("http://", "ws://") + "/"
+    streams = sim.stream_url + "/"
     BinanceSocketManager.FSTREAM_URL = streams
     BinanceSocketManager.DSTREAM_URL = streams
 

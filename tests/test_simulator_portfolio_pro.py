@@ -70,6 +70,12 @@ async def test_an_expired_usdm_key_ends_its_portfolio_pro_stream_with_listen_key
     assert (end.rcvd.code, end.rcvd.reason) == (1000, "listenKey expired")
 
 
+async def test_listeners_counts_a_portfolio_pro_stream_on_its_usdm_key(sim: Simulator) -> None:
+    key = new_key(sim, "usdm")
+    async with stream(sim, f"/pm-classic/ws/{key}"):
+        assert (sim.listeners("portfolio_pro"), sim.listeners("usdm")) == (1, 0)
+
+
 def test_portfolio_pro_traffic_is_the_account_status_its_stream_carries(sim: Simulator) -> None:
     assert sim.traffic("portfolio_pro", balance="500.00000000") == [0]
     event = json.loads(sim.deliveries[-1].text)

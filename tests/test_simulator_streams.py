@@ -641,6 +641,18 @@ async def test_listeners_counts_the_connections_subscribed_to_a_markets_keys(sim
         assert (before, sim.listeners("coinm"), sim.listeners("usdm")) == (0, 1, 0)
 
 
+async def test_an_options_key_on_private_stream_takes_an_events_list_of_options_events(
+    sim: Simulator,
+) -> None:
+    """/private/stream serves Options keys beside USD-M's, so Options' event names are no unknown
+    names there."""
+    key = new_key(sim, "options")
+    greeks = {"e": "GREEK_UPDATE", "E": 3, "G": []}
+    async with stream(sim, f"/private/stream?listenKey={key}&events=GREEK_UPDATE") as ws:
+        assert sim.push("options", greeks) == 1
+        assert await receive(ws) == {"stream": key, "data": greeks}
+
+
 async def test_a_usdm_key_on_the_legacy_combined_stream_is_accepted_and_gets_nothing(sim: Simulator) -> None:
     key = new_key(sim)
     async with stream(sim, f"/stream?streams={key}") as ws:
@@ -667,6 +679,19 @@ async def test_the_market_data_routes_accept_and_stay_silent_even_for_a_listen_k
         assert await receive(ws) == {"result": None, "id": 2}
         assert sim.push("usdm", ORDER) == 0
         await nothing_delivered(sim, ws)
+
+
+async def test_a_connection_that_sends_more_than_ten_messages_a_second_is_closed(sim: Simulator) -> None:
+    """Binance's futures streams: "WebSocket connections have a limit of 10 incoming messages per
+    second"; a connection beyond it is disconnected."""
+    async with stream(sim, "/stream") as ws:
+        for ident in range(11):
+            await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": ident}))
+        answers = [await receive(ws) for _ in range(10)]
+        end = await closed(ws)
+    assert answers == [{"result": [], "id": ident} for ident in range(10)]
+    assert end.rcvd is not None
+    assert (end.rcvd.code, end.rcvd.reason) == (1008, "too many messages: more than 10 a second")
 
 
 async def test_a_request_that_is_not_json_is_answered_with_an_error(sim: Simulator) -> None:

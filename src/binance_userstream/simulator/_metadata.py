@@ -45,6 +45,7 @@ from typing import Literal
 
 from attrs import frozen
 
+from binance_userstream.simulator._markets import COINM, SPOT, USDM
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
 from binance_userstream.simulator._traffic import coinm_contract_size
 
@@ -194,6 +195,7 @@ def _coinm_symbol(base: str) -> dict[str, object]:
 
 
 def _rate_limits(weight_limit: int, orders: dict[str, object]) -> list[dict[str, object]]:
+    """The limits an exchangeInfo reports: the market's weight limit, as the simulator enforces it."""
     return [
         {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit},
         {"rateLimitType": "ORDERS", **orders},
@@ -204,7 +206,9 @@ def _spot_exchange_info(server_ms: int) -> JSON:
     return {
         "timezone": "UTC",
         "serverTime": server_ms,
-        "rateLimits": _rate_limits(6000, {"interval": "SECOND", "intervalNum": 10, "limit": 100}),
+        "rateLimits": _rate_limits(
+            SPOT.weight_limit, {"interval": "SECOND", "intervalNum": 10, "limit": 100}
+        ),
         "exchangeFilters": [],
         "symbols": [_spot_symbol(*pair) for pair in SPOT_PAIRS],
     }
@@ -215,7 +219,9 @@ def _usdm_exchange_info(server_ms: int) -> JSON:
         "timezone": "UTC",
         "serverTime": server_ms,
         "futuresType": "U_MARGINED",
-        "rateLimits": _rate_limits(2400, {"interval": "MINUTE", "intervalNum": 1, "limit": 1200}),
+        "rateLimits": _rate_limits(
+            USDM.weight_limit, {"interval": "MINUTE", "intervalNum": 1, "limit": 1200}
+        ),
         "exchangeFilters": [],
         "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
         "symbols": [_usdm_symbol(base) for base in USDM_BASES],
@@ -226,7 +232,9 @@ def _coinm_exchange_info(server_ms: int) -> JSON:
     return {
         "timezone": "UTC",
         "serverTime": server_ms,
-        "rateLimits": _rate_limits(2400, {"interval": "MINUTE", "intervalNum": 1, "limit": 1200}),
+        "rateLimits": _rate_limits(
+            COINM.weight_limit, {"interval": "MINUTE", "intervalNum": 1, "limit": 1200}
+        ),
         "exchangeFilters": [],
         "symbols": [_coinm_symbol(base) for base in COINM_BASES],
     }

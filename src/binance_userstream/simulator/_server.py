@@ -164,9 +164,14 @@ class Simulator:
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     @property
+    def stream_url(self) -> str:
+        """The event streams' base URL on this simulator (`ws://HOST:PORT`): `url` for WebSockets."""
+        return "ws" + self.url.removeprefix("http")
+
+    @property
     def ws_api_url(self) -> str:
         """The spot WebSocket API's URL on this simulator (`ws://HOST:PORT/ws-api/v3`)."""
-        return "ws" + self.url.removeprefix("http") + WS_API_PATH
+        return self.stream_url + WS_API_PATH
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Whether a WebSocket upgrade with this `Origin` header (None: none sent) is served."""
@@ -271,7 +276,8 @@ class Simulator:
         def count() -> int:
             if market in ("spot", "margin"):
                 return self.wsapi.count(market)
-            return self.streams.listeners(self.exchange.live_listen_keys(market, account))
+            keys = self.exchange.live_listen_keys(KEYS_OF.get(market, market), account)
+            return self.streams.listeners(market, keys)
 
         return self._on_loop(count)
 

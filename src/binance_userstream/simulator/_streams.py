@@ -9,8 +9,9 @@ Routes (what a connection gets is decided by the key's market, as the hosts shar
   2026-05-21: "Without `&events=...` Binance production delivers no payloads"), a stream opened
   without `events` gets nothing; `strict_events=False` (`--lenient-events`) delivers it every event
   instead, for clients that send no list. An empty `events=`, or one naming an event USD-M does not
-  send, is refused before the upgrade. Binance documents no answer for either: the simulator answers
-  400 with the futures error codes closest to them (error-code page of the USD-M docs): -1102
+  send (nor Options, on `/private/stream`, which serves its keys too), is refused before the
+  upgrade. Binance documents no answer for either: the simulator answers 400 with the futures error
+  codes closest to them (error-code page of the USD-M docs): -1102
   "Mandatory parameter 'events' was not sent, was empty/null, or malformed." for an empty list,
   -1130 "Data sent for parameter 'events' is not valid." for an unknown name.
 - `/private/stream?listenKey=K1&events=..&listenKey=K2&events=..`: USD-M stream mode, frames
@@ -82,6 +83,14 @@ DELIVERIES_KEPT = 10_000
 KEY_ENDED = 1000
 GOING_AWAY = 1001
 TOO_SLOW = 1008
+TOO_MANY_MESSAGES = 1008
+#: Messages (requests, pings, pongs) a stream connection may send in a second of real time; one more
+#: and it is closed, as Binance's futures streams close it ("WebSocket connections have a limit of
+#: 10 incoming messages per second. A connection that goes beyond the limit will be disconnected",
+#: each derivatives market's websocket-market-streams page, e.g. https://developers.binance.com/docs/
+#: derivatives/options-trading/websocket-market-streams). It also bounds the answers a peer that
+#: never reads can make the simulator queue.
+MAX_INCOMING_PER_SECOND = 10
 #: Market names the push API takes: the derivatives' listenKey streams, and spot and margin, whose
 #: events go to the WebSocket API's subscriptions.
 STREAM_MARKETS = ("usdm", "coinm", "portfolio", "portfolio_pro", "options", "spot", "margin")
@@ -146,6 +155,8 @@ class _Connection:
     #: oldest ping still unanswered was sent (the clock's time, and real time).
     pong_timeout: float | None = None
     ping_unanswered: tuple[float, float] | None = None
+    #: When (real time) its latest messages came, to hold it to MAX_INCOMING_PER_SECOND.
+    received: deque[float] = field(factory=lambda: deque(maxlen=MAX_INCOMING_PER_SECOND))
 
     @property
     def wsapi(self) -> bool:
@@ -178,6 +189,20 @@ USDM_EVENTS = frozenset(
         "listenKeyExpired",
     }
 )
+#: Options' (https://developers.binance.com/docs/derivatives/options-trading/user-data-streams), whose
+#: keys /private/stream serves beside USD-M's.
+OPTIONS_EVENTS = frozenset(
+    {
+        "ORDER_TRADE_UPDATE",
+        "ACCOUNT_UPDATE",
+        "BALANCE_POSITION_UPDATE",
+        "GREEK_UPDATE",
+        "RISK_LEVEL_CHANGE",
+        "listenKeyExpired",
+    }
+)
+#: Market -> the names an `events` allow-list may give for its keys.
+_EVENT_NAMES = {"usdm": USDM_EVENTS, "options": OPTIONS_EVENTS}
 _EMPTY_EVENTS = json.dumps(
     {"code": -1102, "msg": "Mandatory parameter 'events' was not sent, was empty/null, or malformed."}
 ).encode()
@@ -225,17 +250,27 @@ def _takes(connection: _Connection, market: str) -> bool:
     return own == market if own is not None else market not in _STREAM_MARKET.values()
 
 
+def _over_rate(connection: _Connection) -> bool:
+    """Note a message from `connection`: whether it is one more than MAX_INCOMING_PER_SECOND in the
+    last second."""
+    now, received = time.monotonic(), connection.received
+    over = len(received) == received.maxlen and now - received[0] < 1.0
+    received.append(now)
+    return over
+
+
 def _allow_list(values: list[str]) -> frozenset[str]:
     return frozenset(name for value in values for name in value.split("/") if name)
 
 
-def _events_refusal(values: list[str]) -> bytes | None:
-    """The answer to an `events` list Binance would not take (empty, or naming an event USD-M does
-    not send), None for a good one."""
+def _events_refusal(route: str, values: list[str]) -> bytes | None:
+    """The answer to an `events` list Binance would not take (empty, or naming an event that no
+    market whose keys `route` delivers sends), None for a good one."""
     names = [name for value in values for name in value.split("/")]
     if not names or "" in names:
         return _EMPTY_EVENTS
-    if not USDM_EVENTS.issuperset(names):
+    known = {name for market in _DELIVERS[route] for name in _EVENT_NAMES[market]}
+    if not known.issuperset(names):
         return _UNKNOWN_EVENTS
     return None
 
@@ -338,7 +373,7 @@ class Streams:
             names = [name for value in query.getall("streams", []) for name in value.split("/") if name]
             subscriptions.extend((name.partition("@")[0], None) for name in names)
         elif route not in MARKET_DATA:
-            refusal = _events_refusal(query.getall("events")) if "events" in query else None
+            refusal = _events_refusal(route, query.getall("events")) if "events" in query else None
             if refusal is not None:
                 why = "empty" if refusal is _EMPTY_EVENTS else "unknown"
                 log.debug("stream %s refused: %s events", route, why)
@@ -420,7 +455,14 @@ class Streams:
         )
         try:
             async for message in ws:
-                if message.type == WSMsgType.TEXT:
+                if connection.closing:
+                    continue  # closed by the simulator: what it still sends is not answered
+                if connection.on_text is None and _over_rate(connection):
+                    log.debug(
+                        "stream %s closed: more than %d messages a second", route, MAX_INCOMING_PER_SECOND
+                    )
+                    self._close(connection, TOO_MANY_MESSAGES, "too many messages: more than 10 a second")
+                elif message.type == WSMsgType.TEXT:
                     if connection.on_text is not None:
                         connection.on_text(message.data)
                     else:
@@ -648,10 +690,12 @@ class Streams:
             connection.next_ping = max(connection.next_ping, until)
         return len(connections)
 
-    def listeners(self, keys: Iterable[str]) -> int:
-        """How many open connections are subscribed to one of `keys`."""
+    def listeners(self, market: str, keys: Iterable[str]) -> int:
+        """How many open connections a push of `market` may reach are subscribed to one of `keys`."""
         wanted = set(keys)
-        return sum(1 for c in self._matching(None) if not wanted.isdisjoint(c.subscriptions))
+        return sum(
+            1 for c in self._matching(None) if _takes(c, market) and not wanted.isdisjoint(c.subscriptions)
+        )
 
     def count(self, market: str | None = None) -> int:
         """How many connections are open (of `market`)."""
