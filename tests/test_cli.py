@@ -263,6 +263,12 @@ def test_the_simulator_command_takes_isolated_pairs_or_any_pair_not_both() -> No
     assert "not allowed with argument" in proc.stderr
 
 
+def test_the_simulator_command_takes_strict_or_lenient_events_not_both() -> None:
+    proc = cli("simulator", "--port", "0", "--strict-events", "--lenient-events", timeout=10)
+    assert proc.returncode == 2
+    assert "not allowed with argument" in proc.stderr
+
+
 def test_the_simulator_command_refuses_an_unknown_fault() -> None:
     proc = cli("simulator", "--port", "0", "--fault", "teapot")
     assert proc.returncode == 2

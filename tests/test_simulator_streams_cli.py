@@ -47,7 +47,9 @@ def delivered_on_a_stream_without_events(url: str) -> list[int]:
     return asyncio.run(main())
 
 
-@pytest.mark.parametrize(("options", "delivered"), [((), [0]), (("--lenient-events",), [1])])
+@pytest.mark.parametrize(
+    ("options", "delivered"), [((), [0]), (("--strict-events",), [0]), (("--lenient-events",), [1])]
+)
 def test_the_simulator_command_serves_streams_on_its_port(
     options: tuple[str, ...], delivered: list[int]
 ) -> None:

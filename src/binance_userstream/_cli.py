@@ -434,11 +434,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="request weight per minute per IP, for every market (default: each market's documented limit)",
     )
-    sim.add_argument(
+    events_list = sim.add_mutually_exclusive_group()
+    events_list.add_argument(
         "--lenient-events",
         action="store_true",
         help="give every event to a USD-M stream opened without an events= list (production, and the "
         "default, give it none)",
+    )
+    events_list.add_argument(  # the switch of old command lines, whose behaviour is now the default
+        "--strict-events",
+        dest="lenient_events",
+        action="store_false",
+        help="give no event to a USD-M stream opened without an events= list: the default",
     )
     sim.add_argument(
         "--fault",
