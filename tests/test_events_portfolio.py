@@ -77,9 +77,6 @@ MODELS: dict[str, dict[str, type[Any]]] = {
         "listenKeyExpired": ListenKeyExpired,
     },
 }
-#: Events a stream sends that its pages show no sample of: Portfolio Margin Pro's key is USD-M's, and
-#: its listenKeyExpired is the shared one (USD-M's sample, under usdm/).
-UNDOCUMENTED = {"portfolio_pro": {"listenKeyExpired"}}
 
 
 # -- the market table ---------------------------------------------------------------------------------
@@ -88,12 +85,6 @@ UNDOCUMENTED = {"portfolio_pro": {"listenKeyExpired"}}
 @pytest.mark.parametrize("market", PORTFOLIO_MARKETS)
 def test_each_portfolio_stream_decodes_each_event_it_sends_with_its_markets_model(market: str) -> None:
     assert {name: model for name, model in MARKETS[market].event_types.items()} == MODELS[market]
-
-
-@pytest.mark.parametrize("market", PORTFOLIO_MARKETS)
-def test_every_event_a_portfolio_stream_sends_has_a_documented_sample(market: str) -> None:
-    samples = {path.stem.split("-")[0] for path in (DATA / market).glob("*.json")}
-    assert samples == set(MARKETS[market].stream_events) - UNDOCUMENTED.get(market, set())
 
 
 def test_portfolio_margin_pro_keeps_a_usdm_listen_key_and_connects_to_pm_classic() -> None:

@@ -366,6 +366,24 @@ def test_every_documented_field_is_modelled_and_decimals_stay_exact_strings(path
             assert Decimal(value).is_finite(), name
 
 
+#: The folder of a market's samples where it is not the market's own: margin's stream sends spot's
+#: events in spot's shapes, so spot's samples are margin's.
+SAMPLE_FOLDERS = {"margin": "spot"}
+#: Events a stream sends that its pages show no sample of: Portfolio Margin Pro's key is USD-M's, and
+#: its listenKeyExpired is the shared one (USD-M's sample, under usdm/).
+UNDOCUMENTED = {"portfolio_pro": {"listenKeyExpired"}}
+
+
+@pytest.mark.parametrize("market", sorted(MARKETS))
+def test_every_event_a_markets_stream_sends_has_a_documented_sample(market: str) -> None:
+    folder = SAMPLE_FOLDERS.get(market, market)
+    samples = {path.stem.split("-")[0] for path in (DATA / folder).glob("*.json")}
+    assert samples == set(MARKETS[market].stream_events) - UNDOCUMENTED.get(market, set())
+    # Another market's samples stand for this one's only if each decodes with the same model.
+    sent, documented = MARKETS[market].event_types, MARKETS[folder].event_types
+    assert {name: sent[name] for name in samples} == {name: documented[name] for name in samples}
+
+
 READABLE = {
     "usdm/ORDER_TRADE_UPDATE.json": {
         "event_type": "ORDER_TRADE_UPDATE",
@@ -408,6 +426,26 @@ READABLE = {
         "account_alias": "",
         "update_data.positions[1].position_amount": "20",
         "update_data.positions[1].unrealized_pnl": "2850.21200",
+    },
+    "coinm/ACCOUNT_UPDATE.json": {
+        "account_alias": "SfsR",
+        "update_data.balances[0].asset": "BTC",
+        "update_data.balances[1].balance_change": "-49.12345678",
+        "update_data.positions[2].position_amount": "-10",
+        "update_data.positions[2].breakeven_price": "6563.6",
+        "update_data.positions[2].isolated_wallet": "6570.42511771",
+        "update_data.positions[2].position_side": "SHORT",
+    },
+    "coinm/MARGIN_CALL.json": {
+        "account_alias": "SfsR",
+        "positions[0].symbol": "BTCUSD_200925",
+        "positions[0].position_amount": "132",
+        "positions[0].mark_price": "9187.17127000",
+    },
+    "coinm/ACCOUNT_CONFIG_UPDATE.json": {"symbol_config.symbol": "BTCUSD_PERP", "symbol_config.leverage": 25},
+    "coinm/listenKeyExpired.json": {
+        "event_time": 1576653824250,
+        "listen_key": "WsCMN0a4KHUPTQuX6IUnqEZfB1inxmv1qR4kbf1LuEjur5VdbzqvyxqG9TSjVVxv",
     },
     "usdm/MARGIN_CALL.json": {
         "cross_wallet_balance": "3.16812045",

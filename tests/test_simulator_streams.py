@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -24,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Conne
 
 from binance_userstream import VirtualClock
 from binance_userstream.simulator import Simulator, _streams
+from binance_userstream.simulator._traffic import COMMISSION
 from tests.conftest import API_KEY
 
 pytestmark = pytest.mark.anyio
@@ -705,6 +707,51 @@ def test_traffic_ids_and_times_only_grow_across_orders(sim: Simulator) -> None:
     assert orders[0] < orders[-1]
     assert len(set(orders)) == 2
     assert [e["E"] for e in events] == sorted({e["E"] for e in events})
+
+
+@pytest.mark.parametrize(
+    ("symbol", "asset", "contract_usd", "price"),
+    [("BTCUSD_PERP", "BTC", 100, "40000"), ("ETHUSD_PERP", "ETH", 10, "2000")],
+)
+def test_coinm_traffic_charges_its_commission_in_the_coin_on_the_contracts_usd_value(
+    sim: Simulator, symbol: str, asset: str, contract_usd: int, price: str
+) -> None:
+    """A COIN-M contract is worth a fixed amount of USD: 2 BTCUSD_PERP contracts at 40000 are
+    2 x 100 / 40000 = 0.005 BTC, whose commission is 0.0000025 BTC, not 2 x 40000 x rate."""
+    sim.traffic("coinm", symbol=symbol, asset=asset, quantity="2", price=price, balance="1")
+    events = [json.loads(d.text) for d in sim.deliveries]
+    trades = [e["o"] for e in events if e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["x"] == "TRADE"]
+    balances = [e["a"]["B"][0] for e in events if e["e"] == "ACCOUNT_UPDATE"]
+    commission = 2 * contract_usd / Decimal(price) * COMMISSION
+    assert [(Decimal(t["n"]), t["N"]) for t in trades] == [(commission / 2, asset)] * 2
+    assert [(b["a"], Decimal(b["wb"])) for b in balances] == [
+        (asset, 1 - commission / 2),
+        (asset, 1 - commission),
+    ]
+
+
+def test_coinm_traffic_trades_btcusd_perp_in_btc_by_default(sim: Simulator) -> None:
+    sim.traffic("coinm")
+    events = [json.loads(d.text) for d in sim.deliveries]
+    assert {e["o"]["s"] for e in events if e["e"] == "ORDER_TRADE_UPDATE"} == {"BTCUSD_PERP"}
+    assert {e["a"]["B"][0]["a"] for e in events if e["e"] == "ACCOUNT_UPDATE"} == {"BTC"}
+
+
+@pytest.mark.parametrize(
+    ("order", "complaint"),
+    [
+        ({"quantity": "0.5"}, "whole number of contracts"),
+        ({"symbol": "BTCUSDT"}, "COIN-M symbol"),
+        ({"symbol": "BTCUSD_PERP", "asset": "USDT"}, "margined in BTC"),
+    ],
+    ids=["fractional-contracts", "usdm-symbol", "other-asset"],
+)
+def test_coinm_traffic_refuses_an_order_coin_m_could_not_have_before_sending(
+    sim: Simulator, order: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        sim.traffic("coinm", **order)
+    assert sim.deliveries == []
 
 
 # -- secrets and leaks -----------------------------------------------------------------------------

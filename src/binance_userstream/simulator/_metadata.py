@@ -46,6 +46,7 @@ from typing import Literal
 from attrs import frozen
 
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
+from binance_userstream.simulator._traffic import coinm_contract_size
 
 #: Who may call a route: anyone (NONE), an API key (the X-MBX-APIKEY header), or a signed request.
 Security = Literal["NONE", "API_KEY", "SIGNED"]
@@ -170,7 +171,7 @@ def _coinm_symbol(base: str) -> dict[str, object]:
         "deliveryDate": PERPETUAL_DELIVERY,
         "onboardDate": _ONBOARD,
         "contractStatus": "TRADING",
-        "contractSize": 100 if base == "BTC" else 10,
+        "contractSize": coinm_contract_size(f"{base}USD_PERP"),
         "marginAsset": base,
         "maintMarginPercent": "2.5000",
         "requiredMarginPercent": "5.0000",

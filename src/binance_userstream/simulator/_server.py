@@ -281,7 +281,8 @@ class Simulator:
         """Push one realistic order's events with increasing `E` and order ids; returns how many
         connections got each. USD-M and the other derivatives: placed, partly filled, filled, with
         the ACCOUNT_UPDATEs the fills cause (`Traffic.order`; Portfolio Margin's shapes on "portfolio",
-        `Traffic.portfolio_order`); Options in its own shapes, with the BALANCE_POSITION_UPDATEs,
+        `Traffic.portfolio_order`; on "coinm" a BTCUSD_PERP order in contracts, its commission in the
+        coin, `Traffic.coinm_order`); Options in its own shapes, with the BALANCE_POSITION_UPDATEs,
         ACCOUNT_UPDATE and GREEK_UPDATE (`Traffic.options_order`); on "portfolio_pro" the
         PM_PRO_ACCOUNT_UPDATE its stream carries (`Traffic.account_status`, which takes asset and
         balance only); spot and margin: the executionReports (NEW, TRADE PARTIALLY_FILLED, TRADE
@@ -296,6 +297,8 @@ class Simulator:
             events = self._traffic.options_order(now, **order)  # type: ignore[arg-type]
         elif market == "portfolio":
             events = self._traffic.portfolio_order(now, **order)  # type: ignore[arg-type]
+        elif market == "coinm":
+            events = self._traffic.coinm_order(now, **order)  # type: ignore[arg-type]
         elif market == "portfolio_pro":
             if set(order) - {"asset", "balance"}:
                 raise ValueError(

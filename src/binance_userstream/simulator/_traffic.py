@@ -8,6 +8,11 @@ have the shapes of Binance's documentation samples
 (https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Order-Update,
 .../Event-Balance-and-Position-Update); decimals are strings, event times `E` and ids only grow.
 
+COIN-M (`coinm_order`): the same events, in contracts. A contract is worth a fixed amount of USD
+(`coinm_contract_size`) and the account is margined in the coin, so a fill's notional is
+contracts x contract size / price coins and its commission that times the rate: quantity x price
+would move a BTC wallet by tens of BTC an order.
+
 Options (`options_order`): Options' own shapes
 (https://developers.binance.com/docs/derivatives/options-trading/user-data-streams): a LIMIT order
 placed (ORDER_TRADE_UPDATE NEW, an `o` without the futures' `sp`, `wt`, `ps`, `cp`), each fill a
@@ -29,11 +34,21 @@ seconds (https://developers.binance.com/docs/derivatives/portfolio-margin-pro/po
 
 from __future__ import annotations
 
+import re
 import threading
 from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation, localcontext
 
 #: The commission rate charged on each fill (a taker's, in USD-M's default tier).
 COMMISSION = Decimal("0.0005")
+#: A COIN-M symbol: its pair (base coin, then USD) and its perpetual or delivery date.
+_COINM_SYMBOL = re.compile(r"(?P<base>[A-Z0-9]+)USD_(PERP|[0-9]{6})")
+
+
+def coinm_contract_size(symbol: str) -> int:
+    """What one contract of a COIN-M `symbol` is worth, in USD: 100 for BTCUSD's (perpetual and
+    delivery), 10 for every other pair's, as Binance's COIN-M contract specifications (and its
+    exchangeInfo's `contractSize`) give them."""
+    return 100 if symbol.partition("_")[0] == "BTCUSD" else 10
 
 
 class Traffic:
@@ -62,6 +77,48 @@ class Traffic:
         """The five events of one LIMIT order filled in two halves; `now_ms` is the first event's
         time (moved on if it would not be later than the previous event). `balance` is the wallet
         balance of `asset` before the account's first order."""
+        return self._futures_order(now_ms, symbol, side, quantity, price, asset, balance, contract_size=None)
+
+    def coinm_order(
+        self,
+        now_ms: int,
+        *,
+        symbol: str = "BTCUSD_PERP",
+        side: str = "BUY",
+        quantity: str = "2",
+        price: str = "43000.1",
+        asset: str | None = None,
+        balance: str = "1.00000000",
+    ) -> list[dict[str, object]]:
+        """`order`'s five events on COIN-M: `quantity` counts contracts (a whole number), `asset` is
+        the symbol's coin (its default), and the commission is charged in it on the contracts' USD
+        value (`coinm_contract_size`) at `price`. ValueError for an order COIN-M could not have."""
+        match = _COINM_SYMBOL.fullmatch(symbol)
+        if match is None:
+            raise ValueError(f"symbol must be a COIN-M symbol (such as 'BTCUSD_PERP'), not {symbol!r}")
+        coin = match["base"]
+        if asset not in (None, coin):
+            raise ValueError(f"COIN-M's {symbol} is margined in {coin}, not {asset!r}")
+        contracts = _amount("quantity", quantity)
+        if contracts != contracts.to_integral_value():
+            raise ValueError(f"quantity must be a whole number of contracts on COIN-M, not {quantity!r}")
+        size = Decimal(coinm_contract_size(symbol))
+        return self._futures_order(now_ms, symbol, side, quantity, price, coin, balance, contract_size=size)
+
+    def _futures_order(
+        self,
+        now_ms: int,
+        symbol: str,
+        side: str,
+        quantity: str,
+        price: str,
+        asset: str,
+        balance: str,
+        *,
+        contract_size: Decimal | None,
+    ) -> list[dict[str, object]]:
+        """`order` (`contract_size` None: a quantity of the base asset, margined in `asset`) or
+        `coinm_order` (a quantity of contracts worth `contract_size` USD each, margined in the coin)."""
         if side not in ("BUY", "SELL"):
             raise ValueError(f"side must be BUY or SELL, not {side!r}")
         qty, px = _amount("quantity", quantity), _amount("price", price)
@@ -82,7 +139,8 @@ class Traffic:
             for number, fill in enumerate(fills, 1):
                 filled += fill
                 self._trade_id += 1
-                commission = (fill * px * COMMISSION).quantize(Decimal("0.00000001"))
+                notional = fill * px if contract_size is None else fill * contract_size / px
+                commission = (notional * COMMISSION).quantize(Decimal("0.00000001"))
                 wallet -= commission
                 position = self._positions.get(symbol, Decimal(0)) + sign * fill
                 self._positions[symbol] = position
