@@ -1,6 +1,6 @@
 """The generated operations the package itself calls, told apart from those a user adds to the spec.
 
-The README's "Extend the client by editing the YAML" has a user add operations to
+The extending guide's "Extend the client by editing the YAML" has a user add operations to
 spec/userdatastream.yaml and regenerate, and promises that `make test` stays green. So the tests
 that hold the whole spec to something (the simulator serves every operation, none of them is
 signed) hold it for the package's own operations: the generated operation modules that a module

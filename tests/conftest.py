@@ -86,7 +86,7 @@ def sim(vclock: VirtualClock, request: pytest.FixtureRequest) -> Iterator[Simula
 @pytest.fixture
 def listen_token_declared_signed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The HTTP layer signs `create_margin_listen_token` as if the spec declared it SIGNED, as a user's
-    spec may declare an operation (README, "A signed operation"). Binance documents the listenToken
+    spec may declare an operation (docs, "A signed operation"). Binance documents the listenToken
     as USER_STREAM, so the package declares no SIGNED operation; the signing tests use this one, the
     package's only REST operation with parameters, to exercise the layer's signing."""
     monkeypatch.setattr(

@@ -30,7 +30,7 @@ __all__ = ["live"]
 def test_listen_decrypts_a_private_key_with_a_passphrase_that_holds_a_space(
     live: Simulator, tmp_path: Path
 ) -> None:
-    """The README's own example passphrase, "my passphrase", in a file as an editor leaves it."""
+    """The credentials guide's own example passphrase, "my passphrase", in a file as an editor leaves it."""
     key = Ed25519PrivateKey.generate()
     pem = tmp_path / "ed25519.pem"
     pem.write_bytes(

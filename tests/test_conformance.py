@@ -2,7 +2,7 @@
 (status codes, content types, headers and bodies) against what the spec documents.
 
 Only the operations the simulator serves are probed (`Exchange.served_paths()`), so an operation a
-user adds to the spec (the README's extension walkthrough) keeps `make test` green; the tests below
+user adds to the spec (the extending guide's walkthrough) keeps `make test` green; the tests below
 make sure the simulator serves every operation the package calls (tests/_package_operations.py)
 and nothing the spec lacks.
 """

@@ -393,13 +393,13 @@ async def test_an_options_stream_yields_the_simulators_traffic_as_options_models
     assert [item.to_dict() for item in items] == [json.loads(d.text) for d in sim.deliveries]
 
 
-# --- the README ---------------------------------------------------------------------------------
+# --- the stream guide -----------------------------------------------------------------------------
 
 
 def _readme_table() -> dict[str, dict[str, str]]:
-    """The README's table of the events each market sends: market -> wire name -> model name."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("| market | events") :].split("\n\n", 1)[0]
+    """The stream guide's table of the events each market sends: market -> wire name -> model name."""
+    guide = (ROOT / "docs" / "guides" / "stream.md").read_text()
+    table = guide[guide.index("| market | events") :].split("\n\n", 1)[0]
     rows: dict[str, dict[str, str]] = {}
     for row in table.splitlines()[2:]:
         markets, events = row.strip("|").split("|")
@@ -408,7 +408,7 @@ def _readme_table() -> dict[str, dict[str, str]]:
     return rows
 
 
-def test_the_readme_lists_the_events_each_market_sends_with_their_models() -> None:
+def test_the_stream_guide_lists_the_events_each_market_sends_with_their_models() -> None:
     rows = _readme_table()
     assert set(rows) == set(MARKETS)
     for market, events in rows.items():

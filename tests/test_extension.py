@@ -1,7 +1,8 @@
-"""The README's "Extend the client" walkthrough, run as a user runs it.
+"""The extending guide's "Extend the client" walkthrough (docs/guides/extending.md), run as a user
+runs it.
 
-The test copies the spec, adds the README's YAML under `paths:`, regenerates into a temporary
-folder, then type-checks the README's Python with `mypy --strict` and runs it (in a process whose
+The test copies the spec, adds the guide's YAML under `paths:`, regenerates into a temporary
+folder, then type-checks the guide's Python with `mypy --strict` and runs it (in a process whose
 `binance_userstream_client` is the regenerated one) against a scripted loopback server. The new
 operation gets the key header, the retries and the typed errors with no facade change.
 """
@@ -18,13 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests._docs import section
 from tests._package_operations import package_operations
 from tests._scripted import LISTEN_KEY, Reply, ScriptedServer
 from tests.conftest import API_KEY, ROOT
 
-README = (ROOT / "README.md").read_text()
-SECTION = README[README.index("## Extend the client by editing the YAML") :]
-SECTION = SECTION[: SECTION.index("\n## ", 1)]
+SECTION = section("docs/guides/extending.md", "## Extend the client by editing the YAML")
 YAML_BLOCK = re.findall(r"```yaml\n(.*?)```", SECTION, re.DOTALL)[0]
 PYTHON_BLOCK = re.findall(r"```python\n(.*?)```", SECTION, re.DOTALL)[0]
 BIN = Path(sys.executable).parent
@@ -34,7 +34,7 @@ ADDED: dict[str, dict[str, Any]] = yaml.safe_load("paths:\n" + YAML_BLOCK)["path
 
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package generated from the spec plus the README's YAML: a folder for PYTHONPATH."""
+    """The package generated from the spec plus the guide's YAML: a folder for PYTHONPATH."""
     tmp = tmp_path_factory.mktemp("extended")
     spec = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
     for path, item in ADDED.items():  # over the same operations, if the user already added them

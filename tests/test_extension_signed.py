@@ -1,8 +1,8 @@
-"""The README's "A signed operation" walkthrough: an operation a user adds to the YAML as SIGNED is
-signed by the HTTP layer, with no facade change.
+"""The extending guide's "A signed operation" walkthrough: an operation a user adds to the YAML as
+SIGNED is signed by the HTTP layer, with no facade change.
 
-As tests/test_extension.py does for the API key: the spec is copied with the README's YAML added,
-regenerated into a temporary folder, and the README's Python runs (with that package first on
+As tests/test_extension.py does for the API key: the spec is copied with the guide's YAML added,
+regenerated into a temporary folder, and the guide's Python runs (with that package first on
 PYTHONPATH) against a scripted loopback server, which sees `timestamp` and then, last, the HMAC
 `signature` over the query string as sent: Binance's rule for SIGNED endpoints
 (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/endpoint-security).
@@ -24,13 +24,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests._docs import section
 from tests._package_operations import package_operations
 from tests._scripted import Reply, ScriptedServer
 from tests.conftest import API_KEY, ROOT
 
-README = (ROOT / "README.md").read_text()
-SECTION = README[README.index("### A signed operation") :]
-SECTION = SECTION[: SECTION.index("\n## ", 1)]
+SECTION = section("docs/guides/extending.md", "### A signed operation")
 YAML_BLOCK = re.findall(r"```yaml\n(.*?)```", SECTION, re.DOTALL)[0]
 PYTHON_BLOCK = re.findall(r"```python\n(.*?)```", SECTION, re.DOTALL)[0]
 BIN = Path(sys.executable).parent
@@ -42,7 +41,7 @@ ACCOUNT = Reply(body={"tradeEnabled": True, "marginLevel": "999.00000000", "tota
 
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package generated from the spec plus the README's signed operation."""
+    """The package generated from the spec plus the guide's signed operation."""
     tmp = tmp_path_factory.mktemp("signed")
     spec = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
     for path, item in ADDED.items():  # over the same operations, if the user already added them

@@ -1,12 +1,13 @@
-"""The README's "Extend the client by editing the YAML", followed as written, keeps the suite green.
+"""The extending guide's "Extend the client by editing the YAML", followed as written, keeps the suite
+green.
 
-The README has a user add operations to spec/userdatastream.yaml (the margin risk listenKey, then
-the signed margin account) and run `make generate`, and promises that `make test` stays green. This
-test does exactly that on a copy of the project (spec/, generated/, scripts/, tests/, the README
-and pyproject.toml in a temporary folder): it puts both YAML blocks under `paths:`, regenerates with
-the copy's scripts/generate.py, and runs the tests an added operation touches, in a process whose
-`binance_userstream_client` is the copy's (PYTHONPATH; nothing is installed). The package itself
-(src/) is the one under test: the walkthrough does not touch it.
+The guide (docs/guides/extending.md) has a user add operations to spec/userdatastream.yaml (the
+margin risk listenKey, then the signed margin account) and run `make generate`, and promises that
+`make test` stays green. This test does exactly that on a copy of the project (spec/, generated/,
+scripts/, tests/, docs/, the README and pyproject.toml in a temporary folder): it puts both YAML
+blocks under `paths:`, regenerates with the copy's scripts/generate.py, and runs the tests an added
+operation touches, in a process whose `binance_userstream_client` is the copy's (PYTHONPATH; nothing
+is installed). The package itself (src/) is the one under test: the walkthrough does not touch it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests._docs import section
 from tests.conftest import ROOT
 
-SECTION = (ROOT / "README.md").read_text()
-SECTION = SECTION[SECTION.index("## Extend the client by editing the YAML") :]
-SECTION = SECTION[: SECTION.index("\n## ", 1)]
+SECTION = section("docs/guides/extending.md", "## Extend the client by editing the YAML")
 #: Both walkthroughs' YAML: the margin risk listenKey, then the signed margin account.
 YAML_BLOCKS = re.findall(r"```yaml\n(.*?)```", SECTION, re.DOTALL)
 #: The tests that read the spec whole or the walkthroughs (each failed or erred before).
@@ -32,7 +32,7 @@ AFFECTED = [
     "tests/test_extension_signed.py",
     "tests/test_signed_requests.py",
 ]
-#: mypy on the README's Python checks the same package in either state (the spec plus the README's
+#: mypy on the guide's Python checks the same package in either state (the spec plus the guide's
 #: YAML), and takes most of the time: the rest of those files runs here.
 DESELECTED = "not passes_mypy_strict"
 PACKAGE = Path("generated") / "binance-userstream-client"
@@ -41,7 +41,7 @@ PACKAGE = Path("generated") / "binance-userstream-client"
 def _copy_of_the_project(tmp: Path) -> Path:
     copy = tmp / "project"
     skip = shutil.ignore_patterns("__pycache__", ".pdm-build", ".pytest_cache")
-    for folder in ("spec", "generated", "scripts", "tests"):
+    for folder in ("spec", "generated", "scripts", "tests", "docs"):
         shutil.copytree(ROOT / folder, copy / folder, ignore=skip)
     for name in ("README.md", "pyproject.toml"):
         shutil.copy(ROOT / name, copy / name)
@@ -49,7 +49,7 @@ def _copy_of_the_project(tmp: Path) -> Path:
 
 
 def _follow_the_walkthroughs(copy: Path) -> None:
-    """Add each YAML block under `paths:`, as the README says, then `make generate`'s step."""
+    """Add each YAML block under `paths:`, as the guide says, then `make generate`'s step."""
     spec = copy / "spec" / "userdatastream.yaml"
     text = spec.read_text(encoding="utf-8")
     assert text.count("\npaths:\n") == 1

@@ -38,7 +38,7 @@ def _no_signing_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_spec_declares_the_listen_token_user_stream_and_no_operation_of_the_package_signed() -> None:
-    """An operation a user adds (the README's walkthrough) may be SIGNED; the package's own are not."""
+    """An operation a user adds (the extending guide) may be SIGNED; the package's own are not."""
     assert OPERATION_SECURITY["create_margin_listen_token"] == (("ApiKeyAuth",),)
     assert SIGNED_OPERATIONS & package_operations() == set()
 
