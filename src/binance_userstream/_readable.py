@@ -82,19 +82,21 @@ _REPORT: tuple[Shown, ...] = (
 )
 _POSITION: tuple[Shown, ...] = (Each("balances", "balances", "asset", ("free", "locked")),)
 
+#: A futures or Options order update's fields (Options' orders have no position side).
+_DERIVATIVES_ORDER: tuple[Shown, ...] = (
+    "symbol=order.symbol",
+    "side=order.side",
+    "type=order.order_type",
+    "execution=order.execution_type",
+    "status=order.order_status",
+    "quantity=order.quantity",
+    "price=order.price",
+    "filled=order.cumulative_filled_quantity",
+    "last_price=order.last_filled_price",
+)
+
 SHOWN: Mapping[type[Any], tuple[Shown, ...]] = {
-    OrderTradeUpdate: (
-        "symbol=order.symbol",
-        "side=order.side",
-        "type=order.order_type",
-        "execution=order.execution_type",
-        "status=order.order_status",
-        "quantity=order.quantity",
-        "price=order.price",
-        "filled=order.cumulative_filled_quantity",
-        "last_price=order.last_filled_price",
-        "position_side=order.position_side",
-    ),
+    OrderTradeUpdate: (*_DERIVATIVES_ORDER, "position_side=order.position_side"),
     TradeLite: (
         "symbol",
         "side",
@@ -138,17 +140,7 @@ SHOWN: Mapping[type[Any], tuple[Shown, ...]] = {
     ),
     GridUpdate: ("symbol=grid.symbol", "status=grid.strategy_status", "realized_pnl=grid.realized_pnl"),
     StrategyUpdate: ("symbol=strategy.symbol", "status=strategy.strategy_status", "op_code=strategy.op_code"),
-    OptionsOrderTradeUpdate: (
-        "symbol=order.symbol",
-        "side=order.side",
-        "type=order.order_type",
-        "execution=order.execution_type",
-        "status=order.order_status",
-        "quantity=order.quantity",
-        "price=order.price",
-        "filled=order.cumulative_filled_quantity",
-        "last_price=order.last_filled_price",
-    ),
+    OptionsOrderTradeUpdate: _DERIVATIVES_ORDER,
     OptionsAccountUpdate: ("equity", "wallet_balance", "unrealized_pnl", "maintenance_margin"),
     OptionsBalancePositionUpdate: (
         "reason",
