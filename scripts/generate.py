@@ -67,7 +67,8 @@ def _header() -> str:
 
 def generate(spec: Path, out: Path, config: Path = CONFIG) -> None:
     """Generate the client for `spec` into `out` (replaced whole), or raise SystemExit."""
-    problems = event_schema_problems(yaml.safe_load(spec.read_text(encoding="utf-8")))
+    document = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    problems = event_schema_problems(document) + weight_problems(document)
     if problems:
         raise SystemExit("generate: " + "; ".join(problems))
     bindir = Path(sys.executable).parent
@@ -102,6 +103,7 @@ def generate(spec: Path, out: Path, config: Path = CONFIG) -> None:
             elif path.exists():
                 path.unlink()
         _write_security(spec, config, target / PACKAGE, env)
+        _write_weights(spec, config, target / PACKAGE, env)
         header = _header()
         for py in sorted(target.rglob("*.py")):
             py.write_text(header + py.read_text(encoding="utf-8"), encoding="utf-8")
@@ -224,6 +226,120 @@ def _write_security(spec: Path, config: Path, package: Path, env: dict[str, str]
             signed=tuple(table["signed"]),
         ),
         encoding="utf-8",
+    )
+    ruff = str(Path(sys.executable).parent / "ruff")
+    subprocess.run([ruff, "format", "--quiet", str(path)], env=env, check=True, cwd=package.parent)
+
+
+_WEIGHTS_MODULE = '''"""Each operation's request weight, as {spec} declares it (`x-weight`, `x-weight-per`).
+
+Written by scripts/generate.py. The client's HTTP layer looks a request's operation up here
+(the httpx extension `OPERATION_EXTENSION` names it) and counts its weight against the weight
+budget of the host's ban group before sending it (binance_userstream._budget).
+"""
+
+from collections.abc import Mapping
+
+#: Each operation's weight: (the weight, the weight when a parameter is sent, by parameter name in
+#: the spec's order, and who Binance counts it for: "ip" or "uid").
+OPERATION_WEIGHTS: Mapping[str, tuple[int, tuple[tuple[str, int], ...], str]] = {weights!r}
+'''
+
+#: What `x-weight-per` may say: Binance counts most weights per IP, some SAPI weights per UID.
+WEIGHT_PER = ("ip", "uid")
+
+
+def _weight_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def weight_problems(spec: dict[str, Any]) -> list[str]:
+    """Why the operations' `x-weight` / `x-weight-per` cannot make the weight table; empty when they can.
+
+    `x-weight` is an integer, or `{default: <int>, with: {<parameter name>: <int>, ...}}` (the
+    weight when that parameter is sent, else the default), each a whole number of at least 0;
+    `with` names parameters the operation has. `x-weight-per` is "ip" (the default) or "uid".
+    """
+    problems: list[str] = []
+    for path, item in (spec.get("paths") or {}).items():
+        for method in _METHODS:
+            operation = item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            where = f"{method.upper()} {path} ({operation.get('operationId', 'no operationId')})"
+            per = operation.get("x-weight-per", "ip")
+            if per not in WEIGHT_PER:
+                problems.append(f"{where}: x-weight-per must be one of {', '.join(WEIGHT_PER)}, not {per!r}")
+            if "x-weight" not in operation:
+                continue
+            weight = operation["x-weight"]
+            if _weight_number(weight):
+                continue
+            shape = "an integer or {default: <int>, with: {<parameter>: <int>}}"
+            if not isinstance(weight, dict) or set(weight) - {"default", "with"} or "default" not in weight:
+                problems.append(f"{where}: x-weight must be {shape}, not {weight!r}")
+                continue
+            if not _weight_number(weight["default"]):
+                default = weight["default"]
+                problems.append(f"{where}: x-weight's default must be a whole number >= 0, not {default!r}")
+            by_parameter = weight.get("with", {})
+            if not isinstance(by_parameter, dict) or not by_parameter:
+                problems.append(
+                    f"{where}: with must map parameters to weights, not {by_parameter!r}"
+                )
+                continue
+            known = _parameter_names(spec, item, operation)
+            for name, value in by_parameter.items():
+                if name not in known:
+                    problems.append(f"{where}: x-weight's with names {name!r}, not a parameter of it")
+                if not _weight_number(value):
+                    problems.append(f"{where}: x-weight's with gives {name!r} {value!r}, not a number >= 0")
+    return problems
+
+
+def _parameter_names(spec: dict[str, Any], item: dict[str, Any], operation: dict[str, Any]) -> set[str]:
+    """The names of an operation's parameters (its path item's too, `$ref`s followed) and form fields."""
+    shared = spec.get("components", {}).get("parameters") or {}
+    schemas = spec.get("components", {}).get("schemas") or {}
+    names: set[str] = set()
+    for parameter in [*(item.get("parameters") or ()), *(operation.get("parameters") or ())]:
+        ref = _ref_name(parameter)
+        names.add(str((shared.get(ref) or {}).get("name") if ref else parameter.get("name")))
+    for content in ((operation.get("requestBody") or {}).get("content") or {}).values():
+        schema = content.get("schema") or {}
+        ref = _ref_name(schema)
+        names.update(((schemas.get(ref) or {}) if ref else schema).get("properties") or {})
+    return names
+
+
+def weight_table(
+    spec: dict[str, Any], field_prefix: str = "field_"
+) -> dict[str, tuple[int, tuple[tuple[str, int], ...], str]]:
+    """Each operation with an `x-weight`, by generated name: (default, ((parameter, weight), ...), per)."""
+    table: dict[str, tuple[int, tuple[tuple[str, int], ...], str]] = {}
+    for item in (spec.get("paths") or {}).values():
+        for method in _METHODS:
+            operation = item.get(method)
+            if operation is None or "operationId" not in operation or "x-weight" not in operation:
+                continue
+            name = str(PythonIdentifier(operation["operationId"], prefix=field_prefix))
+            weight = operation["x-weight"]
+            per = str(operation.get("x-weight-per", "ip"))
+            if isinstance(weight, dict):
+                with_ = tuple((str(k), int(v)) for k, v in (weight.get("with") or {}).items())
+                table[name] = (int(weight["default"]), with_, per)
+            else:
+                table[name] = (int(weight), (), per)
+    return dict(sorted(table.items()))
+
+
+def _write_weights(spec: Path, config: Path, package: Path, env: dict[str, str]) -> None:
+    """Write `weights.py` into the generated package, formatted by the pinned ruff."""
+    document = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    field_prefix = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("field_prefix", "field_")
+    path = package / "weights.py"
+    path.write_text(
+        _WEIGHTS_MODULE.format(spec=spec.name, weights=weight_table(document, field_prefix)), encoding="utf-8"
     )
     ruff = str(Path(sys.executable).parent / "ruff")
     subprocess.run([ruff, "format", "--quiet", str(path)], env=env, check=True, cwd=package.parent)
@@ -558,6 +674,18 @@ def _security(spec: dict[str, Any], operation: dict[str, Any]) -> str:
     return "USER_STREAM" if names else "NONE"
 
 
+def _weight_text(operation: dict[str, Any]) -> str | None:
+    """The operation's `x-weight` for people ("80; 6 with `symbol`", "1 per UID"), None without one."""
+    weight = operation.get("x-weight")
+    if weight is None:
+        return None
+    if isinstance(weight, dict):
+        text = "; ".join([str(weight["default"]), *(f"{v} with `{k}`" for k, v in weight["with"].items())])
+    else:
+        text = str(weight)
+    return text + (" per UID" if operation.get("x-weight-per") == "uid" else " per IP")
+
+
 def _operations_page(spec: dict[str, Any]) -> str:
     tags = [str(tag["name"]) for tag in spec.get("tags") or ()]
     tag_text = {str(tag["name"]): str(tag.get("description", "")) for tag in spec.get("tags") or ()}
@@ -586,7 +714,7 @@ def _operations_page(spec: dict[str, Any]) -> str:
         lines += ["", f"## {tag}", "", tag_text.get(tag, "")]
         for method, path, item, operation in by_tag[tag]:
             function = str(PythonIdentifier(operation["operationId"], prefix="field_"))
-            weight = re.search(r"Weight(?: \(\w+\))?: (\d+)", str(operation.get("description", "")))
+            weight = _weight_text(operation)
             hosts = ", ".join(
                 f"`{server['url']}`" for server in item.get("servers") or spec.get("servers") or ()
             )
@@ -601,7 +729,7 @@ def _operations_page(spec: dict[str, Any]) -> str:
                 "```",
                 "",
                 f"- Security: {_security(spec, operation)}",
-                *([f"- Weight: {weight.group(1)}"] if weight else []),
+                *([f"- Weight: {weight}"] if weight else []),
                 f"- Hosts: {hosts}",
             ]
             answer = ((operation.get("responses") or {}).get("200") or {}).get("content") or {}
