@@ -284,9 +284,7 @@ def weight_problems(spec: dict[str, Any]) -> list[str]:
                 problems.append(f"{where}: x-weight's default must be a whole number >= 0, not {default!r}")
             by_parameter = weight.get("with", {})
             if not isinstance(by_parameter, dict) or not by_parameter:
-                problems.append(
-                    f"{where}: with must map parameters to weights, not {by_parameter!r}"
-                )
+                problems.append(f"{where}: x-weight's with must map parameters to weights: {by_parameter!r}")
                 continue
             known = _parameter_names(spec, item, operation)
             for name, value in by_parameter.items():
