@@ -5,13 +5,20 @@ from pathlib import Path
 
 import pytest
 
-from binance_userstream import BackoffGate, RetryPolicy, VirtualClock
+from binance_userstream import SHARED_BUDGET, BackoffGate, RetryPolicy, VirtualClock
 from binance_userstream.simulator import Simulator
 from tests._both import Facade
 from tests._scripted import ScriptedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_budget() -> None:
+    """The process-wide weight budget counts every test's calls to production hosts (mocked)
+    within one wall-clock minute: each test starts with an empty count, as a process would."""
+    SHARED_BUDGET.reset()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ with UserDataStream(market="usdm") as uds, uds.events() as stream:  # key from $
 import logging
 
 from binance_userstream import errors
+from binance_userstream._budget import SHARED_BUDGET, BudgetWait, WeightBudget
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SteppedClock, SystemClock, VirtualClock
 from binance_userstream._gap import GapReason, StreamGap
@@ -47,6 +48,7 @@ from binance_userstream.errors import (
     SignerMissingError,
     TimestampError,
     UserStreamError,
+    WeightBudgetError,
 )
 
 # A library leaves output to the application: nothing reaches stderr unless logging is configured.
@@ -57,6 +59,7 @@ __all__ = [
     "MARKETS",
     "MAX_INTERVAL",
     "MIN_INTERVAL",
+    "SHARED_BUDGET",
     "SHARED_GATE",
     "AcceleratedClock",
     "AsyncEventStream",
@@ -65,6 +68,7 @@ __all__ = [
     "AuthenticationError",
     "BackoffGate",
     "BinanceAPIError",
+    "BudgetWait",
     "Clock",
     "EndpointRetiredError",
     "EventKind",
@@ -93,5 +97,7 @@ __all__ = [
     "UserDataStream",
     "UserStreamError",
     "VirtualClock",
+    "WeightBudget",
+    "WeightBudgetError",
     "errors",
 ]

@@ -22,6 +22,7 @@ from binance_userstream_client.api.margin import create_margin_listen_token
 from binance_userstream_client.models import Empty, KeepaliveAnswer, ListenKey, ListenToken
 from binance_userstream_client.types import Response
 
+from binance_userstream._budget import SHARED_BUDGET, WeightBudget
 from binance_userstream._clock import Clock
 from binance_userstream._gate import SHARED_GATE, BackoffGate
 from binance_userstream._hosts import resolve_base_url, resolve_stream_url
@@ -300,6 +301,7 @@ class _Base:
         private_key: bytes | str | os.PathLike[str] | None,
         private_key_passphrase: bytes | str | None,
         symbol: str | None,
+        budget: WeightBudget | None,
     ) -> None:
         install_log_redaction()
         install_stream_log_redaction()
@@ -316,6 +318,7 @@ class _Base:
         headers, transport_options = _httpx_options(httpx_args, own_transport)
         self.retry = retry
         self.gate = SHARED_GATE if gate is None else gate
+        self.budget = SHARED_BUDGET if budget is None else budget
         self._weights = UsedWeight()
         self._key_hint = redact(key)
         self._credentials = Credentials(key, signer)
@@ -373,7 +376,8 @@ class UserDataStream(_Base):
     replaces the httpx transport underneath (proxies, a mock);
     `httpx_args` may hold a User-Agent header and the default transport's `verify`, `cert`,
     `trust_env`, `proxy`, `http1`, `http2` and `limits`; anything else is a ValueError. `gate`
-    defaults to the process-wide per-host gate (see BackoffGate). `api_secret` (an HMAC secret) or
+    defaults to the process-wide per-host gate (see BackoffGate), and `budget` to the process-wide
+    per-host request-weight budget (see WeightBudget). `api_secret` (an HMAC secret) or
     `private_key` (Ed25519 or RSA: PEM bytes, PEM text or a PEM file's path, with
     `private_key_passphrase` if encrypted) sign the SIGNED operations; they default to
     $BINANCE_API_SECRET, $BINANCE_PRIVATE_KEY_FILE and $BINANCE_PRIVATE_KEY_PASSPHRASE. Use it
@@ -397,6 +401,7 @@ class UserDataStream(_Base):
         private_key: bytes | str | os.PathLike[str] | None = None,
         private_key_passphrase: bytes | str | None = None,
         symbol: str | None = None,
+        budget: WeightBudget | None = None,
     ) -> None:
         self._inner = transport
         super().__init__(
@@ -413,11 +418,14 @@ class UserDataStream(_Base):
             private_key=private_key,
             private_key_passphrase=private_key_passphrase,
             symbol=symbol,
+            budget=budget,
         )
 
     def _layer(self, options: dict[str, Any], credentials: Credentials) -> RetryingTransport:
         inner = self._inner or httpx.HTTPTransport(**options)
-        return RetryingTransport(inner, self.retry, self.gate, self._weights, credentials=credentials)
+        return RetryingTransport(
+            inner, self.retry, self.gate, self._weights, credentials=credentials, budget=self.budget
+        )
 
     def _attach(self, **kwargs: Any) -> None:
         self.client.set_httpx_client(_Client(type(self).__name__, **kwargs))
@@ -546,6 +554,7 @@ class AsyncUserDataStream(_Base):
         private_key: bytes | str | os.PathLike[str] | None = None,
         private_key_passphrase: bytes | str | None = None,
         symbol: str | None = None,
+        budget: WeightBudget | None = None,
     ) -> None:
         self._inner = transport
         super().__init__(
@@ -562,11 +571,14 @@ class AsyncUserDataStream(_Base):
             private_key=private_key,
             private_key_passphrase=private_key_passphrase,
             symbol=symbol,
+            budget=budget,
         )
 
     def _layer(self, options: dict[str, Any], credentials: Credentials) -> AsyncRetryingTransport:
         inner = self._inner or httpx.AsyncHTTPTransport(**options)
-        return AsyncRetryingTransport(inner, self.retry, self.gate, self._weights, credentials=credentials)
+        return AsyncRetryingTransport(
+            inner, self.retry, self.gate, self._weights, credentials=credentials, budget=self.budget
+        )
 
     def _attach(self, **kwargs: Any) -> None:
         self.client.set_async_httpx_client(_AsyncClient(type(self).__name__, **kwargs))

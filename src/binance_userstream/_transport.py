@@ -32,8 +32,10 @@ from urllib.parse import quote
 import httpx
 import tenacity
 from binance_userstream_client.security import OPERATION_EXTENSION, SIGNED_OPERATIONS
+from binance_userstream_client.weights import OPERATION_WEIGHTS
 
 from binance_userstream._answers import error_code, error_for
+from binance_userstream._budget import SHARED_BUDGET, WeightBudget
 from binance_userstream._gate import DEFAULT_BAN_SECONDS, BackoffGate
 from binance_userstream._policy import RETRYABLE_ERRORS, RetryPolicy, is_retryable_status, retry_after
 from binance_userstream._secrets import printable, scrub, server_text
@@ -44,6 +46,7 @@ from binance_userstream.errors import (
     NetworkError,
     SignerMissingError,
     UserStreamError,
+    WeightBudgetError,
 )
 
 log = logging.getLogger("binance_userstream")
@@ -56,6 +59,10 @@ MAX_BODY_BYTES = 1 << 20
 ACCEPT_ENCODING = "gzip, deflate"
 
 _WEIGHT_PREFIX = b"x-mbx-used-weight-"
+#: The headers that say how much weight the IP used this minute: Binance's, and SAPI's IP count.
+_MINUTE_WEIGHT_HEADERS = ("x-mbx-used-weight-1m", "x-sapi-used-ip-weight-1m")
+#: The weight counted for a request whose operation declares none (not one of the spec's).
+UNDECLARED_WEIGHT = 1
 _PREFIX_LENGTH = len(_WEIGHT_PREFIX)
 
 
@@ -230,9 +237,15 @@ class _Layer:
     the log lines."""
 
     def __init__(
-        self, policy: RetryPolicy, gate: BackoffGate, weights: UsedWeight, credentials: Credentials
+        self,
+        policy: RetryPolicy,
+        gate: BackoffGate,
+        weights: UsedWeight,
+        credentials: Credentials,
+        budget: WeightBudget,
     ) -> None:
         self.gate = gate
+        self.budget = budget
         self.weights = weights
         self.deadline = policy.deadline
         self.credentials = credentials
@@ -306,6 +319,51 @@ class _Layer:
         with contextlib.suppress(KeyError):
             del request.headers[API_KEY_HEADER]  # not pop(): that reads the header first
 
+    @staticmethod
+    def weight(request: httpx.Request) -> int:
+        """The request weight its operation declares (`x-weight`) against the IP's budget: the weight
+        for the first of its `with` parameters the request sends, else the default; 0 for a weight
+        Binance counts per UID; UNDECLARED_WEIGHT for a request of no declared operation."""
+        declared = OPERATION_WEIGHTS.get(request.extensions.get(OPERATION_EXTENSION, ""))
+        if declared is None:
+            return UNDECLARED_WEIGHT
+        default, by_parameter, per = declared
+        if per != "ip":
+            return 0
+        if by_parameter:
+            try:
+                body = request.content
+            except httpx.RequestNotRead:
+                body = b""
+            sent = {name for name, _ in httpx.QueryParams(request.url.query.decode("ascii"))}
+            if body and request.headers.get("content-type", "").split(";")[0].strip() == _FORM:
+                sent |= {name for name, _ in httpx.QueryParams(body.decode("ascii", "replace"))}
+            for name, weight in by_parameter:
+                if name in sent:
+                    return weight
+        return default
+
+    def hold(self, request: httpx.Request, weight: int, ends_at: float) -> float:
+        """0 once the call's `weight` is counted in its ban group's budget; else the seconds to wait
+        for the next minute first (reported: a log line at INFO and the budget's `on_wait`), or a
+        WeightBudgetError, nothing sent, when that wait would pass the call's deadline."""
+        if weight == 0:
+            return 0.0
+        held = self.budget.reserve(request.url.netloc.decode("ascii"), weight)
+        if held is None:
+            return 0.0
+        left = ends_at - time.monotonic()
+        if held.seconds > left:
+            raise WeightBudgetError(
+                429,
+                None,
+                f"{held.describe()}, past the call's deadline ({max(left, 0):.1f} s left); not sent",
+                held.seconds,
+                operation=f"{request.method} {request.url.path}",
+            )
+        self.budget.report(held)
+        return held.seconds
+
     def before_attempt(
         self, request: httpx.Request, attempt: int, timeouts: Mapping[str, Any], ends_at: float
     ) -> None:
@@ -328,6 +386,11 @@ class _Layer:
         elapsed = time.perf_counter() - started
         response.elapsed = datetime.timedelta(seconds=elapsed)
         self.weights.update(response.headers)
+        for name in _MINUTE_WEIGHT_HEADERS:
+            used = response.headers.get(name)
+            if used is not None and used.isdigit():
+                self.budget.observe(request.url.netloc.decode("ascii"), int(used))
+                break
         status = response.status_code
         if status in (418, 429):
             wait = retry_after(response.headers)
@@ -422,9 +485,10 @@ class RetryingTransport(httpx.BaseTransport):
         sleep: Callable[[float], None] = time.sleep,
         *,
         credentials: Credentials,
+        budget: WeightBudget | None = None,
     ) -> None:
         self._inner = inner
-        self._layer = _Layer(policy, gate, weights, credentials)
+        self._layer = _Layer(policy, gate, weights, credentials, SHARED_BUDGET if budget is None else budget)
         self._sleep = sleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -493,6 +557,9 @@ class RetryingTransport(httpx.BaseTransport):
         signing: _Signing | None,
     ) -> httpx.Response:
         layer = self._layer
+        weight = layer.weight(request)
+        while (wait := layer.hold(request, weight, ends_at)) > 0:
+            layer.budget.wait(wait)
         layer.before_attempt(request, number, timeouts, ends_at)
         if signing is not None:
             signing.apply(request)
@@ -530,9 +597,10 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         *,
         credentials: Credentials,
+        budget: WeightBudget | None = None,
     ) -> None:
         self._inner = inner
-        self._layer = _Layer(policy, gate, weights, credentials)
+        self._layer = _Layer(policy, gate, weights, credentials, SHARED_BUDGET if budget is None else budget)
         self._sleep = sleep
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -600,6 +668,9 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         signing: _Signing | None,
     ) -> httpx.Response:
         layer = self._layer
+        weight = layer.weight(request)
+        while (wait := layer.hold(request, weight, ends_at)) > 0:
+            await layer.budget.sleep(wait)
         layer.before_attempt(request, number, timeouts, ends_at)
         if signing is not None:
             signing.apply(request)

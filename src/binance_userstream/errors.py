@@ -139,6 +139,11 @@ class RateLimitedError(_RetryAfterError):
     """HTTP 429: a rate limit was broken and the wait (`retry_after`) would pass the retry deadline."""
 
 
+class WeightBudgetError(RateLimitedError):
+    """The call's request weight would cross its host's limit for this minute (see WeightBudget),
+    and waiting for the next minute (`retry_after`) would pass the call's deadline. Nothing was sent."""
+
+
 class IPBannedError(_RetryAfterError):
     """HTTP 418: the IP is banned for `retry_after` seconds; nothing is sent to that host meanwhile."""
 

@@ -1,0 +1,131 @@
+"""The weight budget in the HTTP layer, over loopback against the simulator (which answers
+`X-MBX-USED-WEIGHT-1M` and 429 past `weight_limit=`) on a VirtualClock shared with the budget: a
+burst that would cross the limit waits for the next minute instead of meeting a 429; every client
+shares one budget per ban group; the wait is reported; a deadline shorter than the wait fails the
+call before anything is sent.
+
+Binance: "When a 429 is received, it's your obligation as an API to back off", and going on earns
+an IP ban (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits); the count
+resets when the next minute starts
+(https://developers.binance.com/docs/binance-spot-api-docs/websocket-api/rate-limits).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from binance_userstream import (
+    SHARED_BUDGET,
+    BudgetWait,
+    RetryPolicy,
+    UserDataStream,
+    VirtualClock,
+    WeightBudget,
+    WeightBudgetError,
+)
+from binance_userstream.simulator import Simulator
+from tests._both import Facade
+from tests._scripted import ScriptedServer
+from tests.conftest import API_KEY
+
+LIMIT = 5
+#: One attempt (a 429 would raise), and a deadline longer than any wait for the next minute.
+PATIENT = RetryPolicy(attempts=1, deadline=120.0)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(start=10.0)  # 50 s left in the minute
+
+
+@pytest.fixture
+def sim(clock: VirtualClock) -> Iterator[Simulator]:
+    with Simulator(clock=clock, weight_limit=LIMIT) as simulator:
+        yield simulator
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).netloc
+
+
+@pytest.fixture
+def budget(sim: Simulator, clock: VirtualClock) -> WeightBudget:
+    return WeightBudget(clock=clock, limits={host_of(sim.url): LIMIT})
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_burst_past_the_limit_waits_for_the_next_minute_instead_of_a_429(
+    sim: Simulator, budget: WeightBudget, clock: VirtualClock, mode: str
+) -> None:
+    """USD-M's create weighs 1: the sixth of eight calls waits 50 s, none is answered 429."""
+    call = Facade(mode, api_key=API_KEY, base_url=sim.url, market="usdm", retry=PATIENT, budget=budget)
+    keys = [call("create") for _ in range(2 * LIMIT - 2)]
+    assert len(set(keys)) == 1
+    assert clock.now() == 60.0
+    assert budget.used(host_of(sim.url)) == LIMIT - 2
+
+
+def test_two_clients_share_one_budget(sim: Simulator, budget: WeightBudget, clock: VirtualClock) -> None:
+    options = {"api_key": API_KEY, "base_url": sim.url, "market": "usdm", "retry": PATIENT, "budget": budget}
+    with UserDataStream(**options) as first, UserDataStream(**options) as second:  # type: ignore[arg-type]
+        for _ in range(LIMIT):
+            first.create()
+        second.create()
+    assert clock.now() == 60.0
+
+
+def test_every_client_shares_the_process_budget_by_default() -> None:
+    with UserDataStream(API_KEY, market="usdm") as first, UserDataStream(API_KEY, market="coinm") as second:
+        assert first.budget is second.budget is SHARED_BUDGET
+
+
+def test_the_wait_is_reported_to_the_budgets_listeners_and_logged_at_info(
+    sim: Simulator, budget: WeightBudget, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits: list[BudgetWait] = []
+    budget.on_wait.append(waits.append)
+    caplog.set_level(logging.INFO, logger="binance_userstream")
+    with UserDataStream(API_KEY, sim.url, market="usdm", retry=PATIENT, budget=budget) as uds:
+        for _ in range(LIMIT + 1):
+            uds.create()
+    assert waits == [BudgetWait(host_of(sim.url), 1, LIMIT, LIMIT, 50.0)]
+    (record,) = [r for r in caplog.records if "weight budget" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert "5 of 5 used this minute" in record.getMessage()
+    assert "waits 50.0 s" in record.getMessage()
+    assert API_KEY not in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_deadline_shorter_than_the_wait_fails_before_sending(
+    server: ScriptedServer, clock: VirtualClock, mode: str
+) -> None:
+    budget = WeightBudget(clock=clock, limits={host_of(server.url): LIMIT})
+    budget.observe(host_of(server.url), LIMIT)  # an answer said the minute's weight is spent
+    call = Facade(
+        mode,
+        api_key=API_KEY,
+        base_url=server.url,
+        market="usdm",
+        retry=RetryPolicy(deadline=30.0),
+        budget=budget,
+    )
+    with pytest.raises(WeightBudgetError) as raised:
+        call("create")
+    assert raised.value.retry_after == 50.0
+    assert "past the call's deadline" in str(raised.value)
+    assert server.requests == []
+    assert clock.now() == 10.0
+
+
+def test_the_used_weight_of_each_answer_is_counted(sim: Simulator, budget: WeightBudget) -> None:
+    """Another program on the same IP spent weight: the simulator's header says so."""
+    sim.exchange.handle("POST", "/fapi/v1/listenKey", {}, {}, API_KEY, "127.0.0.1")
+    sim.exchange.handle("POST", "/fapi/v1/listenKey", {}, {}, API_KEY, "127.0.0.1")
+    with UserDataStream(API_KEY, sim.url, market="usdm", retry=PATIENT, budget=budget) as uds:
+        uds.create()
+    assert budget.used(host_of(sim.url)) == 3
