@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from binance_userstream import BudgetWait, VirtualClock, WeightBudget
-from binance_userstream._budget import LIMITS, wait_before
+from binance_userstream._budget import LIMITS, UNDECLARED_WEIGHT, call_weight, wait_before
 
 SPOT = "api.binance.com"
 
@@ -96,3 +96,28 @@ def test_hosts_of_no_known_limit_are_counted_and_never_held(host: str) -> None:
     assert budget.reserve(host, 10**6) is None
     assert budget.reserve(host, 10**6) is None
     assert budget.used(host) == 2 * 10**6
+
+
+OPEN_ORDERS = (80, (("symbol", 6),), "ip")
+
+
+def test_a_call_sending_a_with_parameter_counts_that_parameters_weight() -> None:
+    """Spot's open orders: 6 with a symbol, 80 without
+    (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/trading-endpoints)."""
+    assert call_weight(OPEN_ORDERS, {"symbol", "timestamp"}) == 6
+
+
+def test_a_call_sending_no_with_parameter_counts_the_default() -> None:
+    assert call_weight(OPEN_ORDERS, {"timestamp"}) == 80
+
+
+def test_the_first_with_parameter_sent_decides_in_the_specs_order() -> None:
+    assert call_weight((20, (("orderId", 5), ("fromId", 10)), "ip"), {"fromId", "orderId"}) == 5
+
+
+def test_a_weight_counted_per_uid_costs_the_ips_budget_nothing() -> None:
+    assert call_weight((1, (), "uid"), ()) == 0
+
+
+def test_a_request_of_no_declared_operation_counts_one() -> None:
+    assert call_weight(None, ()) == UNDECLARED_WEIGHT == 1

@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 
 from attrs import frozen
@@ -71,6 +71,25 @@ def wait_before(used: int, minute: int, limit: int | None, now: float, weight: i
     if limit is None or minute != minute_of(now) or used == 0 or used + weight <= limit:
         return 0.0
     return max((minute + 1) * MINUTE - now, 0.0)
+
+
+#: One operation's declared weight, as the generated `OPERATION_WEIGHTS` holds it: (the default,
+#: ((parameter, weight when it is sent), ...) in the spec's order, "ip" or "uid").
+Declared = tuple[int, tuple[tuple[str, int], ...], str]
+#: The weight counted for a request whose operation declares none (not one of the spec's).
+UNDECLARED_WEIGHT = 1
+
+
+def call_weight(declared: Declared | None, sent: Collection[str]) -> int:
+    """The weight a call counts against its IP's budget, given its operation's declared weight and
+    the names of the parameters it sends: the weight of the first `with` parameter sent, else the
+    default; 0 for a weight Binance counts per UID; UNDECLARED_WEIGHT when nothing is declared."""
+    if declared is None:
+        return UNDECLARED_WEIGHT
+    default, by_parameter, per = declared
+    if per != "ip":
+        return 0
+    return next((weight for name, weight in by_parameter if name in sent), default)
 
 
 @frozen

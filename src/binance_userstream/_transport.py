@@ -35,7 +35,7 @@ from binance_userstream_client.security import OPERATION_EXTENSION, SIGNED_OPERA
 from binance_userstream_client.weights import OPERATION_WEIGHTS
 
 from binance_userstream._answers import error_code, error_for
-from binance_userstream._budget import SHARED_BUDGET, WeightBudget
+from binance_userstream._budget import SHARED_BUDGET, WeightBudget, call_weight
 from binance_userstream._gate import DEFAULT_BAN_SECONDS, BackoffGate
 from binance_userstream._policy import RETRYABLE_ERRORS, RetryPolicy, is_retryable_status, retry_after
 from binance_userstream._secrets import printable, scrub, server_text
@@ -61,8 +61,6 @@ ACCEPT_ENCODING = "gzip, deflate"
 _WEIGHT_PREFIX = b"x-mbx-used-weight-"
 #: The headers that say how much weight the IP used this minute: Binance's, and SAPI's IP count.
 _MINUTE_WEIGHT_HEADERS = ("x-mbx-used-weight-1m", "x-sapi-used-ip-weight-1m")
-#: The weight counted for a request whose operation declares none (not one of the spec's).
-UNDECLARED_WEIGHT = 1
 _PREFIX_LENGTH = len(_WEIGHT_PREFIX)
 
 
@@ -321,27 +319,19 @@ class _Layer:
 
     @staticmethod
     def weight(request: httpx.Request) -> int:
-        """The request weight its operation declares (`x-weight`) against the IP's budget: the weight
-        for the first of its `with` parameters the request sends, else the default; 0 for a weight
-        Binance counts per UID; UNDECLARED_WEIGHT for a request of no declared operation."""
+        """The weight the request counts against its IP's budget (`_budget.call_weight`), from its
+        operation's `x-weight` and the names of the parameters it sends (query and form)."""
         declared = OPERATION_WEIGHTS.get(request.extensions.get(OPERATION_EXTENSION, ""))
-        if declared is None:
-            return UNDECLARED_WEIGHT
-        default, by_parameter, per = declared
-        if per != "ip":
-            return 0
-        if by_parameter:
-            try:
-                body = request.content
-            except httpx.RequestNotRead:
-                body = b""
-            sent = {name for name, _ in httpx.QueryParams(request.url.query.decode("ascii"))}
-            if body and request.headers.get("content-type", "").split(";")[0].strip() == _FORM:
-                sent |= {name for name, _ in httpx.QueryParams(body.decode("ascii", "replace"))}
-            for name, weight in by_parameter:
-                if name in sent:
-                    return weight
-        return default
+        if declared is None or not declared[1]:
+            return call_weight(declared, ())
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            body = b""
+        sent = {name for name, _ in httpx.QueryParams(request.url.query.decode("ascii"))}
+        if body and request.headers.get("content-type", "").split(";")[0].strip() == _FORM:
+            sent |= {name for name, _ in httpx.QueryParams(body.decode("ascii", "replace"))}
+        return call_weight(declared, sent)
 
     def hold(self, request: httpx.Request, weight: int, ends_at: float) -> float:
         """0 once the call's `weight` is counted in its ban group's budget; else the seconds to wait
