@@ -12,16 +12,22 @@ resets when the next minute starts
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from binance_userstream import (
     SHARED_BUDGET,
+    AsyncUserDataStream,
     BudgetWait,
+    EventKind,
     RetryPolicy,
+    SessionEvent,
     UserDataStream,
     VirtualClock,
     WeightBudget,
@@ -129,3 +135,43 @@ def test_the_used_weight_of_each_answer_is_counted(sim: Simulator, budget: Weigh
     with UserDataStream(API_KEY, sim.url, market="usdm", retry=PATIENT, budget=budget) as uds:
         uds.create()
     assert budget.used(host_of(sim.url)) == 3
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_keepalive_that_waits_for_the_budget_is_a_session_event(clock: VirtualClock, mode: str) -> None:
+    """A limit of 1: the create at 10 s spends the minute, the keepalive at 40 s waits 20 s."""
+    with Simulator(clock=clock, weight_limit=1) as sim:
+        budget = WeightBudget(clock=clock, limits={host_of(sim.url): 1})
+        options = {"api_key": API_KEY, "base_url": sim.url, "market": "usdm", "retry": PATIENT}
+        options["budget"] = budget
+        kinds = asyncio.run(_async_kinds(options, clock)) if mode == "async" else _sync_kinds(options, clock)
+    waited = (EventKind.WEIGHT_WAIT, 20.0)
+    assert kinds[:3] == [(EventKind.CREATED, None), waited, (EventKind.KEPT_ALIVE, None)]
+
+
+def _sync_kinds(options: dict[str, Any], clock: VirtualClock) -> list[tuple[EventKind, float | None]]:
+    events: list[SessionEvent] = []
+    enough = threading.Event()
+
+    def seen(event: SessionEvent) -> None:
+        events.append(event)
+        if event.kind is EventKind.KEPT_ALIVE:
+            enough.set()
+
+    with UserDataStream(**options) as uds, uds.session(interval=30, on_event=seen, clock=clock):
+        assert enough.wait(10)
+    return [(e.kind, e.retry_in) for e in events]
+
+
+async def _async_kinds(options: dict[str, Any], clock: VirtualClock) -> list[tuple[EventKind, float | None]]:
+    events: list[SessionEvent] = []
+    enough = asyncio.Event()
+
+    def seen(event: SessionEvent) -> None:
+        events.append(event)
+        if event.kind is EventKind.KEPT_ALIVE:
+            enough.set()
+
+    async with AsyncUserDataStream(**options) as uds, uds.session(interval=30, on_event=seen, clock=clock):
+        await asyncio.wait_for(enough.wait(), 10)
+    return [(e.kind, e.retry_in) for e in events]

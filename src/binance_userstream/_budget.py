@@ -20,6 +20,7 @@ clock; the HTTP layer (`_transport`) asks it and does the waiting.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import threading
@@ -110,6 +111,13 @@ class BudgetWait:
         )
 
 
+#: Who else hears of a wait in this thread or task: a keepalive session sets it in its worker, so
+#: that a wait of its own calls is one of its SessionEvents (`EventKind.WEIGHT_WAIT`).
+WAIT_LISTENER: contextvars.ContextVar[Callable[[BudgetWait], None] | None] = contextvars.ContextVar(
+    "binance_userstream_wait_listener", default=None
+)
+
+
 class _Count:
     __slots__ = ("minute", "used")
 
@@ -155,10 +163,14 @@ class WeightBudget:
         return self.clock.now()
 
     def report(self, held: BudgetWait) -> None:
-        """Tell the log (INFO) and every `on_wait` callable that a call waits."""
+        """Tell the log (INFO), every `on_wait` callable and this thread's or task's WAIT_LISTENER
+        that a call waits."""
         log.info("%s", held.describe())
         for callback in list(self.on_wait):
             callback(held)
+        listener = WAIT_LISTENER.get()
+        if listener is not None:
+            listener(held)
 
     def wait(self, seconds: float) -> None:
         """Wait `seconds` on the budget's clock (a thread's call)."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from attrs import field, frozen
 
+from binance_userstream._budget import WAIT_LISTENER, BudgetWait
 from binance_userstream._clock import Clock, SystemClock
 from binance_userstream._secrets import check_listen_key, redact
 from binance_userstream.errors import (
@@ -66,6 +67,7 @@ class EventKind(enum.Enum):
     CLOSED = "closed"
     FAILED = "failed"
     STOPPED = "stopped"
+    WEIGHT_WAIT = "weight_wait"  # a call of the session waits for the next minute's weight budget
 
 
 @frozen
@@ -195,6 +197,10 @@ class _Keeper:
             self.emit(EventKind.FAILED, error=failure)
         except BaseException:  # the callback raised again: the log line above has said it all
             log.error("session: the on_event callback raised on the FAILED event too")
+
+    def waited(self, held: BudgetWait) -> None:
+        """A call of the session waits `held.seconds` for the next minute's weight budget."""
+        self.emit(EventKind.WEIGHT_WAIT, retry_in=held.seconds)
 
     def started(self, listen_key: str, kind: EventKind) -> None:
         self.listen_key = listen_key
@@ -380,6 +386,7 @@ class KeepaliveSession(_SessionView["UserDataStream"]):
 
     def _run(self) -> None:
         keeper = self._keeper
+        WAIT_LISTENER.set(keeper.waited)  # this thread's own context: its calls' waits only
         try:
             wait: float | None = keeper.interval
             while wait is not None:
@@ -516,6 +523,7 @@ class AsyncKeepaliveSession(_SessionView["AsyncUserDataStream"]):
 
     async def _run(self) -> None:
         keeper = self._keeper
+        WAIT_LISTENER.set(keeper.waited)  # this task's own context: its calls' waits only
         try:
             wait: float | None = keeper.interval
             while wait is not None:
