@@ -22,6 +22,7 @@ __all__ = [
     "SignerMissingError",
     "TimestampError",
     "UserStreamError",
+    "WeightBudgetError",
 ]
 
 from binance_userstream._markets import live_markets, ws_api_markets
