@@ -16,6 +16,12 @@ the `signature` query parameter). openapi-python-client hands templates only a
 every generated request names its operation in an httpx extension
 (spec/templates/endpoint_module.py.jinja) and the layer signs the ones the table lists.
 
+It writes `binance_userstream_client/weights.py` the same way: each operation's request weight,
+from its `x-weight` (an integer, or `{default: <int>, with: {<parameter>: <int>}}`: the weight when
+that parameter is sent) and `x-weight-per` (`ip`, the default, or `uid`), checked first (a malformed
+one stops the run, naming the operation); the HTTP layer counts each call against its host's weight
+budget from it (binance_userstream._budget).
+
 The same run writes the site's reference pages from the same YAML (with the default --out, or
 --docs DIR): docs/reference/events/ (each market's events, every field with its wire key,
 attribute, type and description, and Binance's sample from tests/data/events/) and
