@@ -35,7 +35,7 @@ from binance_userstream import (
 )
 from binance_userstream.simulator import Simulator
 from tests._both import Facade
-from tests._scripted import ScriptedServer
+from tests._scripted import LISTEN_KEY, Reply, ScriptedServer
 from tests.conftest import API_KEY
 
 LIMIT = 5
@@ -175,3 +175,13 @@ async def _async_kinds(options: dict[str, Any], clock: VirtualClock) -> list[tup
     async with AsyncUserDataStream(**options) as uds, uds.session(interval=30, on_event=seen, clock=clock):
         await asyncio.wait_for(enough.wait(), 10)
     return [(e.kind, e.retry_in) for e in events]
+
+
+def test_sapis_ip_weight_header_is_counted_too(server: ScriptedServer, clock: VirtualClock) -> None:
+    """SAPI answers `X-SAPI-USED-IP-WEIGHT-1M` where the rest of the API answers
+    `X-MBX-USED-WEIGHT-1M` (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits)."""
+    budget = WeightBudget(clock=clock)
+    server.script(Reply(body={"listenKey": LISTEN_KEY}, headers={"X-SAPI-USED-IP-WEIGHT-1M": "42"}))
+    with UserDataStream(API_KEY, server.url, market="usdm", retry=PATIENT, budget=budget) as uds:
+        uds.create()
+    assert budget.used(host_of(server.url)) == 42

@@ -60,7 +60,19 @@ ACCEPT_ENCODING = "gzip, deflate"
 
 _WEIGHT_PREFIX = b"x-mbx-used-weight-"
 #: The headers that say how much weight the IP used this minute: Binance's, and SAPI's IP count.
-_MINUTE_WEIGHT_HEADERS = ("x-mbx-used-weight-1m", "x-sapi-used-ip-weight-1m")
+_MINUTE_WEIGHT_HEADERS = frozenset({b"x-mbx-used-weight-1m", b"x-sapi-used-ip-weight-1m"})
+_MINUTE_WEIGHT_LENGTHS = frozenset(len(name) for name in _MINUTE_WEIGHT_HEADERS)
+
+
+def minute_weight(headers: httpx.Headers) -> int | None:
+    """The IP's weight used this minute, as the answer says it, or None (raw bytes, as UsedWeight:
+    no decoding of the headers skipped)."""
+    for name, value in headers.raw:
+        if len(name) in _MINUTE_WEIGHT_LENGTHS and name.lower() in _MINUTE_WEIGHT_HEADERS and value.isdigit():
+            return int(value)
+    return None
+
+
 _PREFIX_LENGTH = len(_WEIGHT_PREFIX)
 
 
@@ -376,11 +388,9 @@ class _Layer:
         elapsed = time.perf_counter() - started
         response.elapsed = datetime.timedelta(seconds=elapsed)
         self.weights.update(response.headers)
-        for name in _MINUTE_WEIGHT_HEADERS:
-            used = response.headers.get(name)
-            if used is not None and used.isdigit():
-                self.budget.observe(request.url.netloc.decode("ascii"), int(used))
-                break
+        used = minute_weight(response.headers)
+        if used is not None:
+            self.budget.observe(request.url.netloc.decode("ascii"), used)
         status = response.status_code
         if status in (418, 429):
             wait = retry_after(response.headers)
