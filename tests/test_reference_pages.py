@@ -130,6 +130,25 @@ def test_the_operations_page_lists_every_operation_with_its_import(
         assert f"| `{name}` |" in text
 
 
+def _answer(operation: dict[str, Any]) -> str:
+    """The success model as the page names it: `Model`, `list[Model]` for an array of them, or none."""
+    schema = next(iter(operation["responses"]["200"].get("content", {}).values()), {}).get("schema", {})
+    if schema.get("type") == "array":
+        return f"`list[{_ref(schema['items'])}]`"
+    return f"`{_ref(schema)}`" if "$ref" in schema else "none"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "operation"), OPERATIONS, ids=[op["operationId"] for _, _, op in OPERATIONS]
+)
+def test_the_operations_page_names_each_operations_answer_a_list_too(
+    method: str, path: str, operation: dict[str, Any]
+) -> None:
+    page = (PAGES / "operations.md").read_text()
+    text = page.split(f"\n### {operation['operationId']}\n", 1)[1].split("\n### ", 1)[0]
+    assert f"- Answer: {_answer(operation)}\n" in text
+
+
 @pytest.fixture
 def pages(tmp_path: Path) -> Path:
     """A copy of the committed reference pages."""

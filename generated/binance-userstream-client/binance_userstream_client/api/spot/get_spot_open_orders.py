@@ -101,7 +101,7 @@ def sync_detailed(
     """Current open orders (USER_DATA)
 
      The account's open orders on one symbol, or on every symbol without `symbol`.
-    Weight: 6 with a symbol, 80 without.
+    Weight: 80, or 6 with a symbol.
 
     Args:
         symbol (str | Unset):
@@ -133,7 +133,7 @@ def sync(
     """Current open orders (USER_DATA)
 
      The account's open orders on one symbol, or on every symbol without `symbol`.
-    Weight: 6 with a symbol, 80 without.
+    Weight: 80, or 6 with a symbol.
 
     Args:
         symbol (str | Unset):
@@ -160,7 +160,7 @@ async def asyncio_detailed(
     """Current open orders (USER_DATA)
 
      The account's open orders on one symbol, or on every symbol without `symbol`.
-    Weight: 6 with a symbol, 80 without.
+    Weight: 80, or 6 with a symbol.
 
     Args:
         symbol (str | Unset):
@@ -190,7 +190,7 @@ async def asyncio(
     """Current open orders (USER_DATA)
 
      The account's open orders on one symbol, or on every symbol without `symbol`.
-    Weight: 6 with a symbol, 80 without.
+    Weight: 80, or 6 with a symbol.
 
     Args:
         symbol (str | Unset):
