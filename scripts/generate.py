@@ -737,7 +737,10 @@ def _operations_page(spec: dict[str, Any]) -> str:
                 f"- Hosts: {hosts}",
             ]
             answer = ((operation.get("responses") or {}).get("200") or {}).get("content") or {}
-            model = next((_ref_name(c.get("schema") or {}) for c in answer.values()), None)
+            schema = next((c.get("schema") or {} for c in answer.values()), {})
+            model = _ref_name(schema)
+            if schema.get("type") == "array" and _ref_name(schema.get("items") or {}):
+                model = f"list[{_ref_name(schema['items'])}]"  # e.g. the open orders, the trades
             lines.append(f"- Answer: `{model}`" if model else "- Answer: none")
             rows = []
             for parameter in operation.get("parameters") or ():

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+from binance_userstream_client.security import SIGNED_OPERATIONS
 
 from tests._docs import section
 from tests._package_operations import package_operations
@@ -36,7 +37,7 @@ BIN = Path(sys.executable).parent
 #: The section's operations: path -> method -> operation.
 ADDED: dict[str, dict[str, Any]] = yaml.safe_load("paths:\n" + YAML_BLOCK)["paths"]
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
-ACCOUNT = Reply(body={"tradeEnabled": True, "marginLevel": "999.00000000", "totalNetAssetOfBtc": "0.1"})
+SUMMARY = Reply(body={"normalBar": "1.5", "marginCallBar": "1.3", "forceLiquidationBar": "1.1"})
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(regenerated: Path, base_url: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "walkthrough.py"
     script.write_text(
-        PYTHON_BLOCK.replace('"https://api.binance.com"', repr(base_url)) + "print(account.margin_level)\n"
+        PYTHON_BLOCK.replace('"https://api.binance.com"', repr(base_url)) + "print(summary.margin_call_bar)\n"
     )
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")},
@@ -81,8 +82,8 @@ def _run(regenerated: Path, base_url: str, tmp_path: Path, **env: str) -> subpro
 
 def test_the_regenerated_security_table_lists_the_users_operation_as_signed(regenerated: Path) -> None:
     table = runpy.run_path(str(regenerated / "binance_userstream_client" / "security.py"))
-    assert table["OPERATION_SECURITY"]["get_margin_account"] == (("ApiKeyAuth", "Signature"),)
-    assert table["SIGNED_OPERATIONS"] == {"get_margin_account"}
+    assert table["OPERATION_SECURITY"]["get_margin_trade_coeff"] == (("ApiKeyAuth", "Signature"),)
+    assert table["SIGNED_OPERATIONS"] == SIGNED_OPERATIONS | {"get_margin_trade_coeff"}
 
 
 def test_the_walkthrough_python_passes_mypy_strict_as_written(regenerated: Path, tmp_path: Path) -> None:
@@ -102,12 +103,12 @@ def test_the_walkthrough_python_passes_mypy_strict_as_written(regenerated: Path,
 def test_the_users_signed_operation_carries_a_timestamp_and_a_correct_signature_last(
     regenerated: Path, server: ScriptedServer, tmp_path: Path
 ) -> None:
-    server.script(Reply(status=503, body={"code": -1001, "msg": "busy"}), ACCOUNT)
+    server.script(Reply(status=503, body={"code": -1001, "msg": "busy"}), SUMMARY)
     before = int(time.time() * 1000)
     proc = _run(regenerated, server.url, tmp_path, BINANCE_API_SECRET=SECRET)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "999.00000000"
-    assert [(s.method, s.path) for s in server.requests] == [("GET", "/sapi/v1/margin/account")] * 2
+    assert proc.stdout.strip() == "1.3"
+    assert [(s.method, s.path) for s in server.requests] == [("GET", "/sapi/v1/margin/tradeCoeff")] * 2
     for seen in server.requests:
         assert seen.headers["x-mbx-apikey"] == API_KEY
         signed, _, last = seen.raw_query.rpartition("&")
@@ -127,7 +128,7 @@ def test_without_a_secret_the_users_signed_operation_fails_before_sending(
     proc = _run(regenerated, server.url, tmp_path)
     assert proc.returncode != 0
     assert "SignerMissingError" in proc.stderr
-    assert "get_margin_account" in proc.stderr
+    assert "get_margin_trade_coeff" in proc.stderr
     assert server.requests == []
 
 

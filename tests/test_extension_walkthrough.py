@@ -53,6 +53,8 @@ def _follow_the_walkthroughs(copy: Path) -> None:
     spec = copy / "spec" / "userdatastream.yaml"
     text = spec.read_text(encoding="utf-8")
     assert text.count("\npaths:\n") == 1
+    for block in YAML_BLOCKS:  # a path the spec has already would be a duplicate key, not an extension
+        assert "\n" + block.splitlines()[0] + "\n" not in text
     spec.write_text(text.replace("\npaths:\n", "\npaths:\n" + "".join(YAML_BLOCKS)), encoding="utf-8")
     subprocess.run([sys.executable, str(copy / "scripts" / "generate.py")], check=True, capture_output=True)
 
@@ -63,7 +65,7 @@ def test_following_both_walkthroughs_keeps_the_affected_tests_green(tmp_path: Pa
     _follow_the_walkthroughs(copy)
     api = copy / PACKAGE / "binance_userstream_client" / "api"
     assert (api / "margin_risk" / "create_margin_risk_listen_key.py").is_file()
-    assert (api / "margin" / "get_margin_account.py").is_file()
+    assert (api / "margin" / "get_margin_trade_coeff.py").is_file()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BINANCE_"))}
     env["PYTHONPATH"] = str(copy / PACKAGE)
     proc = subprocess.run(

@@ -104,6 +104,15 @@ OPERATIONS = [
 ]
 
 
+def _binance_security(operation: dict[str, Any]) -> str:
+    """Binance's name for what an operation sends: SIGNED names the `Signature` scheme, USER_STREAM
+    the API key alone, NONE nothing."""
+    schemes = {
+        name for requirement in operation.get("security", SPEC.get("security")) or () for name in requirement
+    }
+    return "SIGNED" if "Signature" in schemes else "USER_STREAM" if schemes else "NONE"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "operation"), OPERATIONS, ids=[op["operationId"] for _, _, op in OPERATIONS]
 )
@@ -115,11 +124,29 @@ def test_the_operations_page_lists_every_operation_with_its_import(
     text = page.split(f"\n### {function}\n", 1)[1].split("\n### ", 1)[0]
     assert f"`{method.upper()} {path}`" in text
     assert f"from binance_userstream_client.api.{tag} import {function}\n" in text
-    security = "USER_STREAM" if operation.get("security", SPEC.get("security")) else "NONE"
-    assert f"- Security: {security}" in text
+    assert f"- Security: {_binance_security(operation)}" in text
     for parameter in operation.get("parameters", ()):
         name = parameter.get("name") or SPEC["components"]["parameters"][_ref(parameter)]["name"]
         assert f"| `{name}` |" in text
+
+
+def _answer(operation: dict[str, Any]) -> str:
+    """The success model as the page names it: `Model`, `list[Model]` for an array of them, or none."""
+    schema = next(iter(operation["responses"]["200"].get("content", {}).values()), {}).get("schema", {})
+    if schema.get("type") == "array":
+        return f"`list[{_ref(schema['items'])}]`"
+    return f"`{_ref(schema)}`" if "$ref" in schema else "none"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "operation"), OPERATIONS, ids=[op["operationId"] for _, _, op in OPERATIONS]
+)
+def test_the_operations_page_names_each_operations_answer_a_list_too(
+    method: str, path: str, operation: dict[str, Any]
+) -> None:
+    page = (PAGES / "operations.md").read_text()
+    text = page.split(f"\n### {operation['operationId']}\n", 1)[1].split("\n### ", 1)[0]
+    assert f"- Answer: {_answer(operation)}\n" in text
 
 
 @pytest.fixture

@@ -32,6 +32,14 @@ OPERATION_SECURITY: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "create_portfolio_listen_key": (("ApiKeyAuth",),),
     "create_spot_listen_key": (("ApiKeyAuth",),),
     "create_usdm_listen_key": (("ApiKeyAuth",),),
+    "get_margin_account": (("ApiKeyAuth", "Signature"),),
+    "get_margin_isolated_account": (("ApiKeyAuth", "Signature"),),
+    "get_margin_my_trades": (("ApiKeyAuth", "Signature"),),
+    "get_margin_open_orders": (("ApiKeyAuth", "Signature"),),
+    "get_spot_account": (("ApiKeyAuth", "Signature"),),
+    "get_spot_my_trades": (("ApiKeyAuth", "Signature"),),
+    "get_spot_open_orders": (("ApiKeyAuth", "Signature"),),
+    "get_spot_server_time": (),
     "keepalive_coinm_listen_key": (("ApiKeyAuth",),),
     "keepalive_options_listen_key": (("ApiKeyAuth",),),
     "keepalive_portfolio_listen_key": (("ApiKeyAuth",),),
@@ -41,4 +49,14 @@ OPERATION_SECURITY: Mapping[str, tuple[tuple[str, ...], ...]] = {
 
 #: The operations to sign: a requirement of theirs names a scheme sent as the `signature` query
 #: parameter.
-SIGNED_OPERATIONS: frozenset[str] = frozenset(())
+SIGNED_OPERATIONS: frozenset[str] = frozenset(
+    (
+        "get_margin_account",
+        "get_margin_isolated_account",
+        "get_margin_my_trades",
+        "get_margin_open_orders",
+        "get_spot_account",
+        "get_spot_my_trades",
+        "get_spot_open_orders",
+    )
+)

@@ -21,6 +21,8 @@ from .empty import Empty
 from .event_stream_terminated import EventStreamTerminated
 from .execution_report import ExecutionReport
 from .external_lock_update import ExternalLockUpdate
+from .get_margin_my_trades_is_isolated import GetMarginMyTradesIsIsolated
+from .get_margin_open_orders_is_isolated import GetMarginOpenOrdersIsIsolated
 from .grid_update import GridUpdate
 from .grid_update_grid import GridUpdateGrid
 from .keepalive_answer import KeepaliveAnswer
@@ -31,8 +33,15 @@ from .listen_key import ListenKey
 from .listen_key_expired import ListenKeyExpired
 from .listen_key_form import ListenKeyForm
 from .listen_token import ListenToken
+from .margin_account import MarginAccount
 from .margin_call import MarginCall
 from .margin_call_position import MarginCallPosition
+from .margin_isolated_account import MarginIsolatedAccount
+from .margin_isolated_asset import MarginIsolatedAsset
+from .margin_isolated_pair import MarginIsolatedPair
+from .margin_order import MarginOrder
+from .margin_trade import MarginTrade
+from .margin_user_asset import MarginUserAsset
 from .open_order_loss import OpenOrderLoss
 from .open_order_loss_asset import OpenOrderLossAsset
 from .options_account_update import OptionsAccountUpdate
@@ -55,6 +64,12 @@ from .portfolio_outbound_account_position import PortfolioOutboundAccountPositio
 from .portfolio_pro_account_update import PortfolioProAccountUpdate
 from .portfolio_risk_level_change import PortfolioRiskLevelChange
 from .server_shutdown import ServerShutdown
+from .spot_account import SpotAccount
+from .spot_balance import SpotBalance
+from .spot_commission_rates import SpotCommissionRates
+from .spot_order import SpotOrder
+from .spot_server_time import SpotServerTime
+from .spot_trade import SpotTrade
 from .strategy_update import StrategyUpdate
 from .strategy_update_strategy import StrategyUpdateStrategy
 from .trade_lite import TradeLite
@@ -163,6 +178,8 @@ __all__ = (
     "EventStreamTerminated",
     "ExecutionReport",
     "ExternalLockUpdate",
+    "GetMarginMyTradesIsIsolated",
+    "GetMarginOpenOrdersIsIsolated",
     "GridUpdate",
     "GridUpdateGrid",
     "KeepaliveAnswer",
@@ -173,8 +190,15 @@ __all__ = (
     "ListenToken",
     "ListStatus",
     "ListStatusOrder",
+    "MarginAccount",
     "MarginCall",
     "MarginCallPosition",
+    "MarginIsolatedAccount",
+    "MarginIsolatedAsset",
+    "MarginIsolatedPair",
+    "MarginOrder",
+    "MarginTrade",
+    "MarginUserAsset",
     "OpenOrderLoss",
     "OpenOrderLossAsset",
     "OptionsAccountUpdate",
@@ -197,6 +221,12 @@ __all__ = (
     "PortfolioProAccountUpdate",
     "PortfolioRiskLevelChange",
     "ServerShutdown",
+    "SpotAccount",
+    "SpotBalance",
+    "SpotCommissionRates",
+    "SpotOrder",
+    "SpotServerTime",
+    "SpotTrade",
     "StrategyUpdate",
     "StrategyUpdateStrategy",
     "TradeLite",
