@@ -115,7 +115,10 @@ def test_the_operations_page_lists_every_operation_with_its_import(
     text = page.split(f"\n### {function}\n", 1)[1].split("\n### ", 1)[0]
     assert f"`{method.upper()} {path}`" in text
     assert f"from binance_userstream_client.api.{tag} import {function}\n" in text
-    security = "USER_STREAM" if operation.get("security", SPEC.get("security")) else "NONE"
+    schemes = {
+        name for requirement in operation.get("security", SPEC.get("security")) or () for name in requirement
+    }
+    security = "SIGNED" if "Signature" in schemes else "USER_STREAM" if schemes else "NONE"
     assert f"- Security: {security}" in text
     for parameter in operation.get("parameters", ()):
         name = parameter.get("name") or SPEC["components"]["parameters"][_ref(parameter)]["name"]
