@@ -236,3 +236,13 @@ def test_the_server_time_is_read_without_timestamp_or_signature(read: Read, serv
     assert _call(read, server).server_time == 1499827319559
     (seen,) = server.requests
     assert seen.raw_query == ""
+
+
+@pytest.mark.parametrize("read", READS, ids=IDS)
+def test_the_operations_page_names_each_reads_answer_model_a_list_where_binance_answers_one(
+    read: Read,
+) -> None:
+    page = (ROOT / "docs" / "reference" / "operations.md").read_text()
+    text = page.split(f"\n### {read.operation}\n", 1)[1].split("\n### ", 1)[0]
+    answer = f"list[{read.answer}]" if read.listed else read.answer
+    assert f"- Answer: `{answer}`\n" in text

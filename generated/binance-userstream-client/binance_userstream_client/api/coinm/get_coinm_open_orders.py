@@ -108,9 +108,10 @@ def sync_detailed(
 ) -> Response[BinanceError | list[CoinmOpenOrder]]:
     """COIN-M current open orders (USER_DATA)
 
-     The open orders of one symbol, of one pair, or of every symbol (weight 40 without `symbol`).
+     The open orders of one symbol, of one pair, or of every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -147,9 +148,10 @@ def sync(
 ) -> BinanceError | list[CoinmOpenOrder] | None:
     """COIN-M current open orders (USER_DATA)
 
-     The open orders of one symbol, of one pair, or of every symbol (weight 40 without `symbol`).
+     The open orders of one symbol, of one pair, or of every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -181,9 +183,10 @@ async def asyncio_detailed(
 ) -> Response[BinanceError | list[CoinmOpenOrder]]:
     """COIN-M current open orders (USER_DATA)
 
-     The open orders of one symbol, of one pair, or of every symbol (weight 40 without `symbol`).
+     The open orders of one symbol, of one pair, or of every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -218,9 +221,10 @@ async def asyncio(
 ) -> BinanceError | list[CoinmOpenOrder] | None:
     """COIN-M current open orders (USER_DATA)
 
-     The open orders of one symbol, of one pair, or of every symbol (weight 40 without `symbol`).
+     The open orders of one symbol, of one pair, or of every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):

@@ -129,9 +129,10 @@ def sync_detailed(
     """COIN-M account trade list (USER_DATA)
 
      The account's trades of one symbol or one pair: from a time or from a trade id (`fromId`, with
-    `symbol` only), oldest first. Weight 20 with `symbol`, 40 with `pair`.
+    `symbol` only), oldest first.
 
-    Weight: 40; 20 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 with `pair` (or neither); 20 with `symbol`. SIGNED (USER_DATA): the client adds
+    `timestamp` and `signature`.
 
     Args:
         symbol (str | Unset):
@@ -184,9 +185,10 @@ def sync(
     """COIN-M account trade list (USER_DATA)
 
      The account's trades of one symbol or one pair: from a time or from a trade id (`fromId`, with
-    `symbol` only), oldest first. Weight 20 with `symbol`, 40 with `pair`.
+    `symbol` only), oldest first.
 
-    Weight: 40; 20 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 with `pair` (or neither); 20 with `symbol`. SIGNED (USER_DATA): the client adds
+    `timestamp` and `signature`.
 
     Args:
         symbol (str | Unset):
@@ -234,9 +236,10 @@ async def asyncio_detailed(
     """COIN-M account trade list (USER_DATA)
 
      The account's trades of one symbol or one pair: from a time or from a trade id (`fromId`, with
-    `symbol` only), oldest first. Weight 20 with `symbol`, 40 with `pair`.
+    `symbol` only), oldest first.
 
-    Weight: 40; 20 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 with `pair` (or neither); 20 with `symbol`. SIGNED (USER_DATA): the client adds
+    `timestamp` and `signature`.
 
     Args:
         symbol (str | Unset):
@@ -287,9 +290,10 @@ async def asyncio(
     """COIN-M account trade list (USER_DATA)
 
      The account's trades of one symbol or one pair: from a time or from a trade id (`fromId`, with
-    `symbol` only), oldest first. Weight 20 with `symbol`, 40 with `pair`.
+    `symbol` only), oldest first.
 
-    Weight: 40; 20 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 with `pair` (or neither); 20 with `symbol`. SIGNED (USER_DATA): the client adds
+    `timestamp` and `signature`.
 
     Args:
         symbol (str | Unset):

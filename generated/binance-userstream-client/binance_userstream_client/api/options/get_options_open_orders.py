@@ -116,9 +116,10 @@ def sync_detailed(
 ) -> Response[BinanceError | list[OptionsOpenOrder]]:
     """Options current open orders (USER_DATA)
 
-     The open orders, of one option or all (weight 40 without `symbol`).
+     The open orders, of one option or all.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -161,9 +162,10 @@ def sync(
 ) -> BinanceError | list[OptionsOpenOrder] | None:
     """Options current open orders (USER_DATA)
 
-     The open orders, of one option or all (weight 40 without `symbol`).
+     The open orders, of one option or all.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -201,9 +203,10 @@ async def asyncio_detailed(
 ) -> Response[BinanceError | list[OptionsOpenOrder]]:
     """Options current open orders (USER_DATA)
 
-     The open orders, of one option or all (weight 40 without `symbol`).
+     The open orders, of one option or all.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -244,9 +247,10 @@ async def asyncio(
 ) -> BinanceError | list[OptionsOpenOrder] | None:
     """Options current open orders (USER_DATA)
 
-     The open orders, of one option or all (weight 40 without `symbol`).
+     The open orders, of one option or all.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):

@@ -108,9 +108,10 @@ def sync_detailed(
 ) -> Response[BinanceError | list[PortfolioCmOpenOrder]]:
     """Portfolio Margin current CM open orders (USER_DATA)
 
-     The open COIN-M (CM) orders of one symbol, one pair, or every symbol (weight 40 without `symbol`).
+     The open COIN-M (CM) orders of one symbol, one pair, or every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -147,9 +148,10 @@ def sync(
 ) -> BinanceError | list[PortfolioCmOpenOrder] | None:
     """Portfolio Margin current CM open orders (USER_DATA)
 
-     The open COIN-M (CM) orders of one symbol, one pair, or every symbol (weight 40 without `symbol`).
+     The open COIN-M (CM) orders of one symbol, one pair, or every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -181,9 +183,10 @@ async def asyncio_detailed(
 ) -> Response[BinanceError | list[PortfolioCmOpenOrder]]:
     """Portfolio Margin current CM open orders (USER_DATA)
 
-     The open COIN-M (CM) orders of one symbol, one pair, or every symbol (weight 40 without `symbol`).
+     The open COIN-M (CM) orders of one symbol, one pair, or every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -218,9 +221,10 @@ async def asyncio(
 ) -> BinanceError | list[PortfolioCmOpenOrder] | None:
     """Portfolio Margin current CM open orders (USER_DATA)
 
-     The open COIN-M (CM) orders of one symbol, one pair, or every symbol (weight 40 without `symbol`).
+     The open COIN-M (CM) orders of one symbol, one pair, or every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):

@@ -124,10 +124,10 @@ def sync_detailed(
 ) -> Response[BinanceError | list[PortfolioCmTrade]]:
     """Portfolio Margin CM account trade list (USER_DATA)
 
-     The account's COIN-M (CM) trades of one symbol or pair, oldest first. Weight 20 with `symbol`,
-    40 with `pair`.
+     The account's COIN-M (CM) trades of one symbol or pair, oldest first.
 
-    Weight: 40; 20 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 with `pair` (or neither); 20 with `symbol`. SIGNED (USER_DATA): the client adds
+    `timestamp` and `signature`.
 
     Args:
         symbol (str | Unset):
@@ -176,10 +176,10 @@ def sync(
 ) -> BinanceError | list[PortfolioCmTrade] | None:
     """Portfolio Margin CM account trade list (USER_DATA)
 
-     The account's COIN-M (CM) trades of one symbol or pair, oldest first. Weight 20 with `symbol`,
-    40 with `pair`.
+     The account's COIN-M (CM) trades of one symbol or pair, oldest first.
 
-    Weight: 40; 20 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 with `pair` (or neither); 20 with `symbol`. SIGNED (USER_DATA): the client adds
+    `timestamp` and `signature`.
 
     Args:
         symbol (str | Unset):
@@ -223,10 +223,10 @@ async def asyncio_detailed(
 ) -> Response[BinanceError | list[PortfolioCmTrade]]:
     """Portfolio Margin CM account trade list (USER_DATA)
 
-     The account's COIN-M (CM) trades of one symbol or pair, oldest first. Weight 20 with `symbol`,
-    40 with `pair`.
+     The account's COIN-M (CM) trades of one symbol or pair, oldest first.
 
-    Weight: 40; 20 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 with `pair` (or neither); 20 with `symbol`. SIGNED (USER_DATA): the client adds
+    `timestamp` and `signature`.
 
     Args:
         symbol (str | Unset):
@@ -273,10 +273,10 @@ async def asyncio(
 ) -> BinanceError | list[PortfolioCmTrade] | None:
     """Portfolio Margin CM account trade list (USER_DATA)
 
-     The account's COIN-M (CM) trades of one symbol or pair, oldest first. Weight 20 with `symbol`,
-    40 with `pair`.
+     The account's COIN-M (CM) trades of one symbol or pair, oldest first.
 
-    Weight: 40; 20 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 with `pair` (or neither); 20 with `symbol`. SIGNED (USER_DATA): the client adds
+    `timestamp` and `signature`.
 
     Args:
         symbol (str | Unset):

@@ -104,9 +104,10 @@ def sync_detailed(
 ) -> Response[BinanceError | list[PortfolioUmOpenOrder]]:
     """Portfolio Margin current UM open orders (USER_DATA)
 
-     The open USD-M (UM) orders of one symbol, or of every symbol (weight 40 without `symbol`).
+     The open USD-M (UM) orders of one symbol, or of every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -140,9 +141,10 @@ def sync(
 ) -> BinanceError | list[PortfolioUmOpenOrder] | None:
     """Portfolio Margin current UM open orders (USER_DATA)
 
-     The open USD-M (UM) orders of one symbol, or of every symbol (weight 40 without `symbol`).
+     The open USD-M (UM) orders of one symbol, or of every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -171,9 +173,10 @@ async def asyncio_detailed(
 ) -> Response[BinanceError | list[PortfolioUmOpenOrder]]:
     """Portfolio Margin current UM open orders (USER_DATA)
 
-     The open USD-M (UM) orders of one symbol, or of every symbol (weight 40 without `symbol`).
+     The open USD-M (UM) orders of one symbol, or of every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -205,9 +208,10 @@ async def asyncio(
 ) -> BinanceError | list[PortfolioUmOpenOrder] | None:
     """Portfolio Margin current UM open orders (USER_DATA)
 
-     The open USD-M (UM) orders of one symbol, or of every symbol (weight 40 without `symbol`).
+     The open USD-M (UM) orders of one symbol, or of every symbol.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):

@@ -104,9 +104,10 @@ def sync_detailed(
 ) -> Response[BinanceError | list[UsdmOpenOrder]]:
     """USD-M current open orders (USER_DATA)
 
-     The open orders of one symbol, or of every symbol when `symbol` is not sent (weight 40 then).
+     The open orders of one symbol, or of every symbol when `symbol` is not sent.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -140,9 +141,10 @@ def sync(
 ) -> BinanceError | list[UsdmOpenOrder] | None:
     """USD-M current open orders (USER_DATA)
 
-     The open orders of one symbol, or of every symbol when `symbol` is not sent (weight 40 then).
+     The open orders of one symbol, or of every symbol when `symbol` is not sent.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -171,9 +173,10 @@ async def asyncio_detailed(
 ) -> Response[BinanceError | list[UsdmOpenOrder]]:
     """USD-M current open orders (USER_DATA)
 
-     The open orders of one symbol, or of every symbol when `symbol` is not sent (weight 40 then).
+     The open orders of one symbol, or of every symbol when `symbol` is not sent.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
@@ -205,9 +208,10 @@ async def asyncio(
 ) -> BinanceError | list[UsdmOpenOrder] | None:
     """USD-M current open orders (USER_DATA)
 
-     The open orders of one symbol, or of every symbol when `symbol` is not sent (weight 40 then).
+     The open orders of one symbol, or of every symbol when `symbol` is not sent.
 
-    Weight: 40; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and `signature`.
+    Weight: 40 for every symbol; 1 with `symbol`. SIGNED (USER_DATA): the client adds `timestamp` and
+    `signature`.
 
     Args:
         symbol (str | Unset):
