@@ -246,3 +246,21 @@ def test_the_operations_page_names_each_reads_answer_model_a_list_where_binance_
     text = page.split(f"\n### {read.operation}\n", 1)[1].split("\n### ", 1)[0]
     answer = f"list[{read.answer}]" if read.listed else read.answer
     assert f"- Answer: `{answer}`\n" in text
+
+
+def test_an_options_position_parses_as_binances_newer_options_trading_page_shows_it(
+    server: ScriptedServer,
+) -> None:
+    """Binance's Options docs now also live under options-trading/ (its trade/Option-Position-Information
+    page): that sample adds `time`, `bidQuantity` and `askQuantity`, and drops `reducibleQty`, `ror`
+    and `positionCost`. https://developers.binance.com/docs/derivatives/options-trading/trade/Option-Position-Information"""
+    (read,) = [read for read in READS if read.operation == "get_options_positions"]
+    sample = SAMPLES["get_options_positions, options-trading page"]
+    server.script(Reply(body=sample))
+    (position,) = _call(read, server)
+    _check_fields(position, "OptionsPosition", sample[0])
+    assert (position.bid_quantity, position.ask_quantity, position.time) == (
+        "0.0000",
+        "0.0000",
+        1762872654561,
+    )
