@@ -457,6 +457,14 @@ _GENERATED_NOTE = (
 _PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "object": "dict"}
 
 
+def _answer_name(schema: dict[str, Any]) -> str | None:
+    """An answer's model (`$ref`), or `list[<model>]` for an array of them, or None."""
+    if schema.get("type") == "array":
+        item = _ref_name(schema.get("items") or {})
+        return f"list[{item}]" if item else None
+    return _ref_name(schema)
+
+
 def _ref_name(schema: dict[str, Any]) -> str | None:
     """The schema name a property refers to (`$ref`, or a one-item `allOf`), or None."""
     if "$ref" in schema:
@@ -737,10 +745,7 @@ def _operations_page(spec: dict[str, Any]) -> str:
                 f"- Hosts: {hosts}",
             ]
             answer = ((operation.get("responses") or {}).get("200") or {}).get("content") or {}
-            schema = next((c.get("schema") or {} for c in answer.values()), {})
-            model = _ref_name(schema)
-            if schema.get("type") == "array" and _ref_name(schema.get("items") or {}):
-                model = f"list[{_ref_name(schema['items'])}]"  # e.g. the open orders, the trades
+            model = next((_answer_name(c.get("schema") or {}) for c in answer.values()), None)
             lines.append(f"- Answer: `{model}`" if model else "- Answer: none")
             rows = []
             for parameter in operation.get("parameters") or ():

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from binance_userstream_client.api.spot import get_spot_open_orders
 
 from binance_userstream import (
     SHARED_BUDGET,
@@ -185,3 +186,18 @@ def test_sapis_ip_weight_header_is_counted_too(server: ScriptedServer, clock: Vi
     with UserDataStream(API_KEY, server.url, market="usdm", retry=PATIENT, budget=budget) as uds:
         uds.create()
     assert budget.used(host_of(server.url)) == 42
+
+
+@pytest.mark.parametrize(("arguments", "weight"), [({"symbol": "LTCBTC"}, 6), ({}, 80)])
+def test_a_call_counts_the_weight_of_the_parameters_it_sends(
+    server: ScriptedServer, clock: VirtualClock, arguments: dict[str, str], weight: int
+) -> None:
+    """Spot's open orders weigh 6 for one symbol and 80 for all (`x-weight: {default: 80, with:
+    {symbol: 6}}`): the HTTP layer reads the names the request sends."""
+    budget = WeightBudget(clock=clock)
+    server.script(Reply(body=[]))
+    with UserDataStream(
+        API_KEY, server.url, api_secret="s3cr3t", market="spot", retry=PATIENT, budget=budget
+    ) as uds:
+        uds.call(get_spot_open_orders.sync_detailed, list, **arguments)
+    assert budget.used(host_of(server.url)) == weight

@@ -340,9 +340,9 @@ class _Layer:
             body = request.content
         except httpx.RequestNotRead:
             body = b""
-        sent = {name for name, _ in httpx.QueryParams(request.url.query.decode("ascii"))}
+        sent = set(httpx.QueryParams(request.url.query.decode("ascii")).keys())
         if body and request.headers.get("content-type", "").split(";")[0].strip() == _FORM:
-            sent |= {name for name, _ in httpx.QueryParams(body.decode("ascii", "replace"))}
+            sent |= set(httpx.QueryParams(body.decode("ascii", "replace")).keys())
         return call_weight(declared, sent)
 
     def hold(self, request: httpx.Request, weight: int, ends_at: float) -> float:

@@ -13,6 +13,13 @@ from .algo_update import AlgoUpdate
 from .algo_update_order import AlgoUpdateOrder
 from .balance_update import BalanceUpdate
 from .binance_error import BinanceError
+from .coinm_account import CoinmAccount
+from .coinm_account_asset import CoinmAccountAsset
+from .coinm_account_position import CoinmAccountPosition
+from .coinm_open_order import CoinmOpenOrder
+from .coinm_position_risk import CoinmPositionRisk
+from .coinm_server_time import CoinmServerTime
+from .coinm_trade import CoinmTrade
 from .conditional_order_trade_update import ConditionalOrderTradeUpdate
 from .conditional_order_trade_update_order import ConditionalOrderTradeUpdateOrder
 from .conditional_order_trigger_reject import ConditionalOrderTriggerReject
@@ -44,25 +51,38 @@ from .margin_trade import MarginTrade
 from .margin_user_asset import MarginUserAsset
 from .open_order_loss import OpenOrderLoss
 from .open_order_loss_asset import OpenOrderLossAsset
+from .options_account import OptionsAccount
+from .options_account_asset import OptionsAccountAsset
+from .options_account_greek import OptionsAccountGreek
 from .options_account_update import OptionsAccountUpdate
 from .options_balance_position_update import OptionsBalancePositionUpdate
 from .options_balance_position_update_balance import OptionsBalancePositionUpdateBalance
 from .options_balance_position_update_position import OptionsBalancePositionUpdatePosition
 from .options_greek_update import OptionsGreekUpdate
 from .options_greek_update_greeks import OptionsGreekUpdateGreeks
+from .options_open_order import OptionsOpenOrder
 from .options_order_trade_update import OptionsOrderTradeUpdate
 from .options_order_trade_update_order import OptionsOrderTradeUpdateOrder
+from .options_position import OptionsPosition
 from .options_risk_level_change import OptionsRiskLevelChange
+from .options_trade import OptionsTrade
 from .order_trade_update import OrderTradeUpdate
 from .order_trade_update_order import OrderTradeUpdateOrder
 from .outbound_account_position import OutboundAccountPosition
 from .outbound_account_position_balance import OutboundAccountPositionBalance
 from .portfolio_algo_update import PortfolioAlgoUpdate
+from .portfolio_balance import PortfolioBalance
 from .portfolio_balance_update import PortfolioBalanceUpdate
+from .portfolio_cm_open_order import PortfolioCmOpenOrder
+from .portfolio_cm_position_risk import PortfolioCmPositionRisk
+from .portfolio_cm_trade import PortfolioCmTrade
 from .portfolio_execution_report import PortfolioExecutionReport
 from .portfolio_outbound_account_position import PortfolioOutboundAccountPosition
 from .portfolio_pro_account_update import PortfolioProAccountUpdate
 from .portfolio_risk_level_change import PortfolioRiskLevelChange
+from .portfolio_um_open_order import PortfolioUmOpenOrder
+from .portfolio_um_position_risk import PortfolioUmPositionRisk
+from .portfolio_um_trade import PortfolioUmTrade
 from .server_shutdown import ServerShutdown
 from .spot_account import SpotAccount
 from .spot_balance import SpotBalance
@@ -74,6 +94,13 @@ from .strategy_update import StrategyUpdate
 from .strategy_update_strategy import StrategyUpdateStrategy
 from .trade_lite import TradeLite
 from .unknown_event import UnknownEvent
+from .usdm_account import UsdmAccount
+from .usdm_account_asset import UsdmAccountAsset
+from .usdm_account_position import UsdmAccountPosition
+from .usdm_open_order import UsdmOpenOrder
+from .usdm_position_risk import UsdmPositionRisk
+from .usdm_server_time import UsdmServerTime
+from .usdm_trade import UsdmTrade
 
 UserDataEvent = (
     AccountConfigUpdate
@@ -170,6 +197,13 @@ __all__ = (
     "AlgoUpdateOrder",
     "BalanceUpdate",
     "BinanceError",
+    "CoinmAccount",
+    "CoinmAccountAsset",
+    "CoinmAccountPosition",
+    "CoinmOpenOrder",
+    "CoinmPositionRisk",
+    "CoinmServerTime",
+    "CoinmTrade",
     "ConditionalOrderTradeUpdate",
     "ConditionalOrderTradeUpdateOrder",
     "ConditionalOrderTriggerReject",
@@ -201,25 +235,38 @@ __all__ = (
     "MarginUserAsset",
     "OpenOrderLoss",
     "OpenOrderLossAsset",
+    "OptionsAccount",
+    "OptionsAccountAsset",
+    "OptionsAccountGreek",
     "OptionsAccountUpdate",
     "OptionsBalancePositionUpdate",
     "OptionsBalancePositionUpdateBalance",
     "OptionsBalancePositionUpdatePosition",
     "OptionsGreekUpdate",
     "OptionsGreekUpdateGreeks",
+    "OptionsOpenOrder",
     "OptionsOrderTradeUpdate",
     "OptionsOrderTradeUpdateOrder",
+    "OptionsPosition",
     "OptionsRiskLevelChange",
+    "OptionsTrade",
     "OrderTradeUpdate",
     "OrderTradeUpdateOrder",
     "OutboundAccountPosition",
     "OutboundAccountPositionBalance",
     "PortfolioAlgoUpdate",
+    "PortfolioBalance",
     "PortfolioBalanceUpdate",
+    "PortfolioCmOpenOrder",
+    "PortfolioCmPositionRisk",
+    "PortfolioCmTrade",
     "PortfolioExecutionReport",
     "PortfolioOutboundAccountPosition",
     "PortfolioProAccountUpdate",
     "PortfolioRiskLevelChange",
+    "PortfolioUmOpenOrder",
+    "PortfolioUmPositionRisk",
+    "PortfolioUmTrade",
     "ServerShutdown",
     "SpotAccount",
     "SpotBalance",
@@ -231,4 +278,11 @@ __all__ = (
     "StrategyUpdateStrategy",
     "TradeLite",
     "UnknownEvent",
+    "UsdmAccount",
+    "UsdmAccountAsset",
+    "UsdmAccountPosition",
+    "UsdmOpenOrder",
+    "UsdmPositionRisk",
+    "UsdmServerTime",
+    "UsdmTrade",
 )
