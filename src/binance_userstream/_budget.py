@@ -19,7 +19,6 @@ clock; the HTTP layer (`_transport`) asks it and does the waiting.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import math
@@ -30,7 +29,7 @@ from types import MappingProxyType
 
 from attrs import frozen
 
-from binance_userstream._clock import Clock, _seconds
+from binance_userstream._clock import Clock, SystemClock
 from binance_userstream._hosts import ban_group
 
 log = logging.getLogger("binance_userstream")
@@ -126,17 +125,12 @@ class _Count:
         self.used = 0
 
 
-class WallClock:
-    """Wall time, whose whole minutes are Binance's, and real waits: the budget's default clock."""
+class WallClock(SystemClock):
+    """Real time read off the wall, whose whole minutes are Binance's (SystemClock's `now()` is
+    monotonic, with no minutes to share), and real waits: the budget's default clock."""
 
     def now(self) -> float:
         return time.time()
-
-    def wait(self, seconds: float, stop: threading.Event) -> bool:
-        return stop.wait(_seconds(seconds))
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(_seconds(seconds))
 
     def __repr__(self) -> str:
         return "WallClock()"
