@@ -184,5 +184,5 @@ def test_cross_margin_pairs_list_every_spot_pair(http: httpx.Client) -> None:
 
 
 def test_the_404_names_the_metadata_routes(http: httpx.Client) -> None:
-    body = http.get("/api/v3/account").json()
+    body = http.get("/api/v3/order").json()
     assert {"/api/v3/ping", "/fapi/v1/time", "/dapi/v1/exchangeInfo"} <= set(body["metadata"])

@@ -31,7 +31,8 @@ from typing import Literal
 from attrs import define, evolve, frozen
 
 from binance_userstream._clock import Clock, SystemClock, wall_time
-from binance_userstream.simulator import _metadata
+from binance_userstream.simulator import _account_routes, _metadata
+from binance_userstream.simulator._ledger import Ledger
 from binance_userstream.simulator._markets import MARKETS, METHODS, SPOT, Market
 from binance_userstream.simulator._signing import (
     BAD_KEY_FORMAT,
@@ -40,10 +41,13 @@ from binance_userstream.simulator._signing import (
     Keys,
     Refusal,
     refuse_signed,
+    request_params,
 )
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS, ListenTokens
 from binance_userstream.simulator._tokens import PATH as LISTEN_TOKEN_PATH
 
+#: A signed route, for the checks the account reads share with the metadata routes.
+_SIGNED = _metadata.Route("spot", 0, "SIGNED", lambda _: None)
 PATH = SPOT.path
 WEIGHT = SPOT.weight
 VALIDITY = 3600.0  # a listenKey lives 60 minutes after creation or keepalive
@@ -156,6 +160,8 @@ class Exchange:
         self.keys = Keys()
         #: Margin's listenTokens (`POST /sapi/v1/userListenToken`).
         self.tokens = ListenTokens(self.clock, isolated_symbols)
+        #: Every account's orders, trades, balances and positions, which the account reads answer.
+        self.ledger = Ledger()
         self._keys: dict[str, _Key] = {}
         self._active: dict[tuple[str, str], str] = {}  # (market name, account) -> its listenKey
         self._weights: dict[tuple[str, str], _Weight] = {}  # (host, IP) -> its weight this minute
@@ -321,6 +327,9 @@ class Exchange:
                 lambda: self.keys.get(api_key or ""),
             )
             return Answer(status, body, headers=headers)
+        account_route = _account_routes.ROUTES.get(path)
+        if account_route is not None:
+            return self._serve_account(method, path, account_route, api_key, ip, raw_query, raw_body)
         route = _metadata.ROUTES.get(path)
         if route is not None:
             return self._serve_metadata(method, path, route, api_key, ip, raw_query, raw_body)
@@ -378,6 +387,45 @@ class Exchange:
             answer = Answer(200, _metadata.body(route, int(wall_time(self.clock) * 1000)))
         return evolve(answer, headers=((_metadata.weight_header(path), str(used)),))
 
+    def _serve_account(
+        self,
+        method: str,
+        path: str,
+        route: _account_routes.AccountRoute,
+        api_key: str | None,
+        ip: str,
+        raw_query: str,
+        raw_body: str,
+    ) -> Answer:
+        """A signed account read (see `_account_routes`): GET only, its weight (by the parameters
+        sent) counted on its market's host, answered from the ledger."""
+        if method != "GET":
+            return error(405, -1000, f"Method {method} is not allowed on {path}.", (("Allow", "GET"),))
+        market = next((m for m in self.markets.values() if m.name == route.market), None)
+        if market is None:
+            return self._not_served(method, path)
+        params = request_params(raw_query, raw_body)
+        with self._lock:
+            now = self.clock.now()
+            weight = self._weights.setdefault((market.host, ip), _Weight())
+            limited = self._charge(market, weight, now, route.cost(params))
+            used = weight.used
+        if limited is not None:
+            return limited
+        headers = [(_metadata.weight_header(path), str(used))]
+        if path.startswith("/sapi/"):  # the IP weight SAPI shares with api/v3, under both names
+            headers.append(("X-MBX-USED-WEIGHT-1M", str(used)))
+        refused = self._refuse_metadata(_SIGNED, api_key, raw_query, raw_body)
+        if refused is not None:
+            return evolve(refused, headers=tuple(headers))
+        account = self.account_of(api_key or "")
+        server_ms = int(wall_time(self.clock) * 1000)
+        try:
+            body = route.answer(_account_routes.Request(account, params, self.ledger, server_ms))
+        except _account_routes.BadParameter as exc:
+            return error(400, exc.code, exc.msg, tuple(headers))
+        return Answer(200, json.dumps(body).encode(), headers=tuple(headers))
+
     def _refuse_metadata(
         self, route: _metadata.Route, api_key: str | None, raw_query: str, raw_body: str
     ) -> Answer | None:
@@ -402,6 +450,7 @@ class Exchange:
             "and GET on the metadata routes clients read before they stream ('metadata').",
             "served": [f"{m} {p}" for m, p in served],
             "metadata": sorted(_metadata.ROUTES),
+            "account": sorted(_account_routes.ROUTES),
             "retired": sorted(self.retired_paths()),
         }
         return Answer(404, json.dumps(body).encode())

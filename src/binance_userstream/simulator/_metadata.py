@@ -32,9 +32,8 @@ are the simulator's clock. Sources (each page's weight and sample answer):
   weight 5: only the symbols with a position or an open order), COIN-M's
   account/Notional-Bracket-for-Symbol (`GET /dapi/v2/leverageBracket`, weight 1; brackets in
   contracts, `qtyCap`/`qtyFloor`, which the page's sample misspells `qtylFloor`) and
-  trade/Position-Information (`GET /dapi/v1/positionRisk`, weight 1). The simulator's accounts hold
-  no position a snapshot could show (its traffic's positions exist only in the events), so both
-  position lists are empty.
+  trade/Position-Information (`GET /dapi/v1/positionRisk`, weight 1): those two are account reads,
+  answered from the ledger with the other account reads (see `_account_routes`).
 """
 
 from __future__ import annotations
@@ -345,10 +344,6 @@ def _coinm_brackets(server_ms: int) -> JSON:
     ]
 
 
-def _no_positions(server_ms: int) -> JSON:
-    return []
-
-
 def _empty(server_ms: int) -> JSON:
     return {}
 
@@ -375,9 +370,7 @@ ROUTES: Mapping[str, Route] = {
     "/sapi/v1/margin/allPairs": Route("spot", 1, "API_KEY", _cross_margin_pairs),
     "/sapi/v1/margin/isolated/allPairs": Route("spot", 10, "API_KEY", _isolated_margin_pairs),
     "/fapi/v1/leverageBracket": Route("usdm", 1, "SIGNED", _usdm_brackets),
-    "/fapi/v3/positionRisk": Route("usdm", 5, "SIGNED", _no_positions),
     "/dapi/v2/leverageBracket": Route("coinm", 1, "SIGNED", _coinm_brackets),
-    "/dapi/v1/positionRisk": Route("coinm", 1, "SIGNED", _no_positions),
 }
 
 

@@ -47,6 +47,9 @@ from binance_userstream.simulator._markets import COINM, MARKETS, Market
 from binance_userstream.simulator._signing import Credential
 from binance_userstream.simulator._streams import KEYS_OF, STREAM_MARKETS, Delivery, Streams
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
+from binance_userstream.simulator._ledger import LedgerOrder, LedgerView
+from binance_userstream.simulator._orders import STEP_MARKETS, Steps
+from binance_userstream.simulator._signing import TEST_API_KEY
 from binance_userstream.simulator._traffic import Traffic
 from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
 from binance_userstream.simulator._wsapi import WsApi
@@ -128,6 +131,8 @@ class Simulator:
         self.streams = Streams(self.exchange, self.exchange.clock, strict_events=strict_events)
         self.wsapi = WsApi(self.exchange, self.streams)
         self._traffic = Traffic()
+        self._steps = Steps(self._traffic)
+        self._ledger_lock = threading.Lock()  # an order's events are made and applied as one
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         #: The latest requests that reached the server, as (method, path), oldest first; bounded,
@@ -296,6 +301,23 @@ class Simulator:
         `isolated=True`, to the order symbol's isolated margin account. `order` overrides: symbol,
         side, quantity, price, asset, balance (decimal strings; ValueError for others). Another
         process sends `POST /_simulator/traffic`."""
+        _check_market(market)
+        if isolated and market != "margin":
+            raise ValueError("isolated=True is for market 'margin' (an isolated margin account)")
+        account = self._ledger_account(api_key)
+        book = "usdm" if market == "portfolio_pro" else market
+        symbol = None
+        if isolated:
+            symbol = str(order.get("symbol", "BTCUSDT"))
+        with self._ledger_lock:
+            self._load_traffic(self.exchange.ledger.view(account, book, symbol), market)
+            events = self._generate(market, order)
+            if market != "portfolio_pro":
+                self.exchange.ledger.apply(account, market, events, symbol)
+        return self.push_many(market, events, api_key, symbol=symbol)
+
+    def _generate(self, market: str, order: Mapping[str, object]) -> list[dict[str, object]]:
+        """The events of `traffic`'s order on `market` (see `traffic`)."""
         now = self.streams.event_time()
         if market in ("spot", "margin"):
             events = self._traffic.spot_order(now, **order)  # type: ignore[arg-type]
@@ -313,12 +335,122 @@ class Simulator:
             events = self._traffic.account_status(now, **order)  # type: ignore[arg-type]
         else:
             events = self._traffic.order(now, **order)  # type: ignore[arg-type]
-        symbol = None
-        if isolated:
-            if market != "margin":
-                raise ValueError("isolated=True is for market 'margin' (an isolated margin account)")
-            symbol = str(order.get("symbol", events[0]["s"]))
-        return self.push_many(market, events, api_key, symbol=symbol)
+        return events
+
+    def _load_traffic(self, view: LedgerView, market: str) -> None:
+        """Start `Traffic`'s next order from the account's ledger on `market` (nothing there: from the
+        order's `balance`), so that its events continue what the account's REST reads say."""
+        balances, positions = {}, {}
+        for asset, balance in view.balances.items():
+            if market in ("spot", "margin") and balance.free is not None:
+                balances[f"spot:{asset}"] = balance.free
+            elif market == "options" and balance.wallet is not None:
+                balances[f"options:{asset}"] = balance.wallet
+            elif market == "portfolio" and balance.um_wallet is not None:
+                balances[asset] = balance.um_wallet
+            elif balance.wallet is not None:
+                balances[asset] = balance.wallet
+        for (symbol, _), position in view.positions.items():
+            positions[f"options:{symbol}" if market == "options" else symbol] = position.amount
+        self._traffic.load(balances, positions)
+
+    def _ledger_account(self, api_key: str | None) -> str:
+        """The account whose ledger an order moves: `api_key`'s, or with none the test account's."""
+        if api_key is not None:
+            return self.exchange.account_of(api_key)
+        account = self.exchange.key_account(TEST_API_KEY)
+        return account if isinstance(account, str) else TEST_API_KEY
+
+    def ledger(self, market: str, api_key: str | None = None, *, symbol: str | None = None) -> LedgerView:
+        """A frozen copy of an account's ledger on `market` (`api_key`'s account, or with none the
+        test account's; `symbol`: that pair's isolated margin account): its balances, positions,
+        open orders, every order and trade. What the account's REST reads answer."""
+        _check_market(market)
+        return self.exchange.ledger.view(self._ledger_account(api_key), market, symbol)
+
+    def place_order(
+        self,
+        market: str,
+        *,
+        symbol: str,
+        side: str,
+        quantity: str,
+        price: str,
+        api_key: str | None = None,
+        isolated: bool = False,
+    ) -> int:
+        """Place a LIMIT order for `api_key`'s account (none: the test account's) and send its events:
+        the order NEW and, on spot and margin, the outboundAccountPosition of the funds it locks
+        (ValueError if the account has too little free). Returns its order id. Markets: spot,
+        margin (`isolated=True`: `symbol`'s isolated account), usdm, coinm (`quantity` in
+        contracts), portfolio (UM; a COIN-M symbol: CM)."""
+        account, book, market = self._step_target(market, api_key, isolated, symbol)
+        with self._ledger_lock:
+            view = self.exchange.ledger.view(account, market, book)
+            order_id, events = self._steps.place(
+                market, view, self.streams.event_time(), symbol, side, quantity, price
+            )
+            self.exchange.ledger.apply(account, market, events, book)
+        self.push_many(market, events, api_key, symbol=book)
+        return order_id
+
+    def fill_order(
+        self,
+        market: str,
+        order_id: int,
+        quantity: str | None = None,
+        *,
+        symbol: str | None = None,
+        api_key: str | None = None,
+        isolated: bool = False,
+    ) -> int:
+        """Fill `quantity` of an open order (None: the rest) and send its TRADE and the balance and
+        position events it causes; returns the trade id. `symbol` names the order's symbol when two
+        symbols share the id (on isolated margin it names the account)."""
+        account, book, market = self._step_target(market, api_key, isolated, symbol)
+        with self._ledger_lock:
+            view = self.exchange.ledger.view(account, market, book)
+            order = self._open_order(view, order_id, symbol)
+            trade_id, events = self._steps.fill(market, view, self.streams.event_time(), order, quantity)
+            self.exchange.ledger.apply(account, market, events, book)
+        self.push_many(market, events, api_key, symbol=book)
+        return trade_id
+
+    def cancel_order(
+        self,
+        market: str,
+        order_id: int,
+        *,
+        symbol: str | None = None,
+        api_key: str | None = None,
+        isolated: bool = False,
+    ) -> None:
+        """Cancel an open order: its CANCELED event and, on spot and margin, the funds unlocked."""
+        account, book, market = self._step_target(market, api_key, isolated, symbol)
+        with self._ledger_lock:
+            view = self.exchange.ledger.view(account, market, book)
+            order = self._open_order(view, order_id, symbol)
+            events = self._steps.cancel(market, view, self.streams.event_time(), order)
+            self.exchange.ledger.apply(account, market, events, book)
+        self.push_many(market, events, api_key, symbol=book)
+
+    def _step_target(
+        self, market: str, api_key: str | None, isolated: bool, symbol: str | None
+    ) -> tuple[str, str | None, str]:
+        if market not in STEP_MARKETS:
+            raise ValueError(f"market must be one of {', '.join(STEP_MARKETS)}, not {market!r}")
+        if isolated and (market != "margin" or not symbol):
+            raise ValueError("isolated=True is for market 'margin', with the pair's symbol")
+        return self._ledger_account(api_key), symbol if isolated else None, market
+
+    @staticmethod
+    def _open_order(view: LedgerView, order_id: int, symbol: str | None) -> LedgerOrder:
+        found = [o for o in view.open_orders.values() if o.order_id == order_id and symbol in (None, o.symbol)]
+        if len(found) != 1:
+            raise ValueError(
+                f"no open order {order_id}" if not found else f"orders of several symbols have id {order_id}: give symbol="
+            )
+        return found[0]
 
     def shutdown_notice(self, market: str | None = None) -> int:
         """Send `{"e": "serverShutdown", "E": ...}` on every stream (of `market`) that gets events, as

@@ -63,6 +63,26 @@ class Traffic:
         self._positions: dict[str, Decimal] = {}
         self._lock = threading.Lock()
 
+    def load(self, balances: dict[str, Decimal], positions: dict[str, Decimal]) -> None:
+        """Start the next order from these balances and positions (keyed as the generators keep
+        them: `spot:ASSET`, `options:ASSET`, ASSET; SYMBOL, `options:SYMBOL`): the simulator loads
+        the account's ledger before each order, so that its events continue the account's state."""
+        with self._lock:
+            self._balances, self._positions = dict(balances), dict(positions)
+
+    def next_step(self, now_ms: int, *, trade: bool, span: int = 2) -> tuple[int, int]:
+        """An id (a new order's, or with `trade` a new trade's) and a time from `now_ms` on, later
+        than every event before; the next event comes at least `span` ms after it. For the
+        simulator's orders step by step (`place_order`, `fill_order`, `cancel_order`)."""
+        with self._lock:
+            if trade:
+                self._trade_id += 1
+            else:
+                self._order_id += 1
+            time = max(now_ms, self._last_time + 1)
+            self._last_time = time + span
+            return (self._trade_id if trade else self._order_id), time
+
     def order(
         self,
         now_ms: int,
