@@ -400,7 +400,7 @@ def test_the_market_table_holds_every_market_and_margins_retired_paths() -> None
     ]
 
 
-@pytest.mark.parametrize(("method", "path"), [("POST", "/fapi/v2/listenKey"), ("GET", "/api/v3/account")])
+@pytest.mark.parametrize(("method", "path"), [("POST", "/fapi/v2/listenKey"), ("GET", "/api/v3/order")])
 def test_an_unserved_path_is_a_404_naming_the_simulator_and_what_it_serves(
     sim: Simulator, http: httpx.Client, method: str, path: str
 ) -> None:

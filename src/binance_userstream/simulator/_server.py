@@ -33,7 +33,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -699,6 +699,9 @@ class Simulator:
         process. Answers `{"delivered": [...]}`, how many connections got each event."""
         try:
             request = _json_object(body)
+            action = request.pop("action", "traffic")
+            if action != "traffic":
+                return self._control_step(action, request)
             market, api_key, isolated = (
                 request.pop(k, d) for k, d in (("market", "usdm"), ("api_key", None), ("isolated", False))
             )
@@ -717,6 +720,49 @@ class Simulator:
         except ValueError as exc:
             return error(400, -1100, f"bad traffic: {exc}")
         return Answer(200, json.dumps({"delivered": delivered}).encode())
+
+    def _control_step(self, action: object, request: dict[str, object]) -> Answer:
+        """`POST /_simulator/traffic` with `"action"`: "place" (`market`, `symbol`, `side`, `quantity`,
+        `price`, `api_key`?, `isolated`?; answers `{"order_id": N}`), "fill" (`market`, `order_id`,
+        `quantity`?, `symbol`?, ...; answers `{"trade_id": N}`) or "cancel" (`market`, `order_id`,
+        `symbol`?, ...; answers `{}`): `place_order`, `fill_order`, `cancel_order` from another process."""
+        fields = {
+            "place": {"market", "symbol", "side", "quantity", "price", "api_key", "isolated"},
+            "fill": {"market", "order_id", "quantity", "symbol", "api_key", "isolated"},
+            "cancel": {"market", "order_id", "symbol", "api_key", "isolated"},
+        }
+        try:
+            if action not in fields:
+                raise ValueError(f"unknown action {action!r}: use traffic, place, fill or cancel")
+            assert isinstance(action, str)
+            unknown = set(request) - fields[action]
+            if unknown:
+                raise ValueError(f"unknown field {sorted(unknown)[0]!r}: use {', '.join(sorted(fields[action]))}")
+            market = request.pop("market", "usdm")
+            order_id = request.pop("order_id", None)
+            if not isinstance(market, str) or not all(
+                isinstance(v, str) for k, v in request.items() if k != "isolated"
+            ):
+                raise ValueError("market, symbol, side, quantity, price and api_key are strings")
+            if not isinstance(request.get("isolated", False), bool):
+                raise ValueError("isolated is true or false")
+            if action != "place" and (isinstance(order_id, bool) or not isinstance(order_id, int)):
+                raise ValueError("order_id is an integer")
+            assert isinstance(order_id, int | None)
+            arguments: Any = request
+            if action == "place":
+                for name in ("symbol", "side", "quantity", "price"):
+                    if name not in request:
+                        raise ValueError(f"place needs {name}")
+                answer: dict[str, int] = {"order_id": self.place_order(market, **arguments)}
+            elif action == "fill":
+                answer = {"trade_id": self.fill_order(market, order_id or 0, **arguments)}
+            else:
+                self.cancel_order(market, order_id or 0, **arguments)
+                answer = {}
+        except ValueError as exc:
+            return error(400, -1100, f"bad {action}: {exc}")
+        return Answer(200, json.dumps(answer).encode())
 
     def _control_streams(self, body: bytes) -> Answer:
         """`POST /_simulator/streams` `{"fault": "drop"|"cut"|"stall"|"expire"|"shutdown", "market"?,
