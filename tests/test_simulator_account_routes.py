@@ -100,10 +100,14 @@ def live() -> Iterator[Simulator]:
         simulator.place_order("spot", symbol="BTCUSDT", side="BUY", quantity="0.001", price="40000")
         simulator.place_order("margin", symbol="BTCUSDT", side="BUY", quantity="0.001", price="40000")
         simulator.place_order("coinm", symbol="BTCUSD_PERP", side="SELL", quantity="1", price="50000")
-        order = simulator.place_order("portfolio", symbol="BTCUSD_PERP", side="BUY", quantity="3", price="43000")
+        order = simulator.place_order(
+            "portfolio", symbol="BTCUSD_PERP", side="BUY", quantity="3", price="43000"
+        )
         simulator.fill_order("portfolio", order, "1")
         simulator.place_order("portfolio", symbol="BTCUSDT", side="SELL", quantity="0.01", price="45000")
-        simulator.place_order("options", symbol="BTC-251123-126000-C", side="SELL", quantity="0.1", price="1300")
+        simulator.place_order(
+            "options", symbol="BTC-251123-126000-C", side="SELL", quantity="0.1", price="1300"
+        )
         yield simulator
 
 
@@ -116,7 +120,9 @@ def read(sim: Simulator, market: str, operation: str, model: Any, **arguments: A
         return uds.call(module.sync_detailed, model, **arguments)
 
 
-def signed(sim: Simulator, path: str, query: str = "", api_key: str = TEST_API_KEY, secret: str = TEST_API_SECRET) -> httpx.Response:
+def signed(
+    sim: Simulator, path: str, query: str = "", api_key: str = TEST_API_KEY, secret: str = TEST_API_SECRET
+) -> httpx.Response:
     stamp = f"timestamp={int(wall_time(sim.exchange.clock) * 1000)}"
     text = f"{query}&{stamp}" if query else stamp
     signature = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
@@ -241,7 +247,9 @@ def test_trades_page_by_start_time() -> None:
         stamp = int(wall_time(clock) * 1000)
         query = f"symbol=BTCUSDT&startTime={later.time}&timestamp={stamp}"
         signature = hmac.new(TEST_API_SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
-        response = httpx.get(f"{sim.url}/api/v3/myTrades?{query}&signature={signature}", headers={"X-MBX-APIKEY": TEST_API_KEY})
+        response = httpx.get(
+            f"{sim.url}/api/v3/myTrades?{query}&signature={signature}", headers={"X-MBX-APIKEY": TEST_API_KEY}
+        )
         assert [t["id"] for t in response.json()] == [t.trade_id for t in sim.ledger("spot").trades[2:]]
 
 
@@ -258,7 +266,9 @@ def test_spot_account_omits_zero_balances_when_asked() -> None:
     with Simulator() as sim:
         sim.traffic("spot", side="SELL", asset="USDT", balance="0.01000000")  # sells all its BTC
         everything = {b["asset"] for b in signed(sim, "/api/v3/account").json()["balances"]}
-        nonzero = {b["asset"] for b in signed(sim, "/api/v3/account", "omitZeroBalances=true").json()["balances"]}
+        nonzero = {
+            b["asset"] for b in signed(sim, "/api/v3/account", "omitZeroBalances=true").json()["balances"]
+        }
         assert (everything, nonzero) == ({"BTC", "USDT"}, {"USDT"})
 
 

@@ -22,7 +22,9 @@ OTHER_SECRET = "other-secret"
 CONTROL = {"X-Simulator-Control": "1"}
 
 
-def get(sim: Simulator, path: str, query: str = "", api_key: str = TEST_API_KEY, secret: str = TEST_API_SECRET) -> Any:
+def get(
+    sim: Simulator, path: str, query: str = "", api_key: str = TEST_API_KEY, secret: str = TEST_API_SECRET
+) -> Any:
     stamp = f"timestamp={int(wall_time(sim.exchange.clock) * 1000)}"
     text = f"{query}&{stamp}" if query else stamp
     signature = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
@@ -64,7 +66,11 @@ def test_a_usdm_fill_is_in_user_trades_with_the_events_trade_id_and_time(sim: Si
     trade_id = sim.fill_order("usdm", order_id, "0.004")
     trade = last(sent(sim, "usdm"), "ORDER_TRADE_UPDATE")["o"]
     [row] = get(sim, "/fapi/v1/userTrades", "symbol=BTCUSDT")
-    assert (row["id"], row["orderId"], row["time"]) == (trade_id, order_id, trade["T"]) == (trade["t"], trade["i"], row["time"])
+    assert (
+        (row["id"], row["orderId"], row["time"])
+        == (trade_id, order_id, trade["T"])
+        == (trade["t"], trade["i"], row["time"])
+    )
     assert (Decimal(row["qty"]), Decimal(row["commission"]), row["commissionAsset"]) == (
         Decimal("0.004"),
         Decimal(trade["n"]),
@@ -127,10 +133,18 @@ def test_a_placed_spot_order_is_open_and_its_funds_locked_as_the_events_said(sim
     events = sent(sim, "spot")
     report, position = last(events, "executionReport"), last(events, "outboundAccountPosition")
     [order] = get(sim, "/api/v3/openOrders")
-    assert (order["orderId"], order["updateTime"], order["clientOrderId"]) == (order_id, report["T"], report["c"])
+    assert (order["orderId"], order["updateTime"], order["clientOrderId"]) == (
+        order_id,
+        report["T"],
+        report["c"],
+    )
     account = get(sim, "/api/v3/account", "omitZeroBalances=true")
     balances = {b["asset"]: (Decimal(b["free"]), Decimal(b["locked"])) for b in account["balances"]}
-    told = {b["a"]: (Decimal(b["f"]), Decimal(b["l"])) for b in position["B"] if Decimal(b["f"]) or Decimal(b["l"])}
+    told = {
+        b["a"]: (Decimal(b["f"]), Decimal(b["l"]))
+        for b in position["B"]
+        if Decimal(b["f"]) or Decimal(b["l"])
+    }
     assert balances == told
     assert balances["USDT"][1] == Decimal("400")
     assert account["updateTime"] == position["u"]
@@ -174,7 +188,9 @@ def test_cross_margin_traffic_moves_the_margin_account(sim: Simulator) -> None:
 
 
 def test_isolated_margin_traffic_moves_only_its_pairs_account(sim: Simulator) -> None:
-    order_id = sim.place_order("margin", symbol="BTCUSDT", side="BUY", quantity="0.01", price="40000", isolated=True)
+    order_id = sim.place_order(
+        "margin", symbol="BTCUSDT", side="BUY", quantity="0.01", price="40000", isolated=True
+    )
     [pair] = get(sim, "/sapi/v1/margin/isolated/account", "symbols=BTCUSDT")["assets"]
     assert (Decimal(pair["quoteAsset"]["locked"]), pair["baseAsset"]["asset"]) == (Decimal("400"), "BTC")
     [order] = get(sim, "/sapi/v1/margin/openOrders", "symbol=BTCUSDT&isIsolated=TRUE")
@@ -201,7 +217,10 @@ def test_portfolio_traffic_moves_its_um_wallet_and_positions(sim: Simulator) -> 
     sim.traffic("portfolio")
     update = last(sent(sim, "portfolio"), "ACCOUNT_UPDATE")
     [balance] = get(sim, "/papi/v1/balance")
-    assert (Decimal(balance["umWalletBalance"]), balance["updateTime"]) == (Decimal(update["a"]["B"][0]["wb"]), update["T"])
+    assert (Decimal(balance["umWalletBalance"]), balance["updateTime"]) == (
+        Decimal(update["a"]["B"][0]["wb"]),
+        update["T"],
+    )
     [position] = get(sim, "/papi/v1/um/positionRisk")
     assert Decimal(position["positionAmt"]) == Decimal(update["a"]["P"][0]["pa"])
     assert [t["id"] for t in get(sim, "/papi/v1/um/userTrades", "symbol=BTCUSDT")] == [
@@ -216,9 +235,14 @@ def test_options_traffic_moves_its_margin_account_and_position(sim: Simulator) -
     assert Decimal(asset["marginBalance"]) == Decimal(update["B"][0]["b"])
     [position] = get(sim, "/eapi/v1/position")
     told = update["P"][0]
-    assert (Decimal(position["quantity"]), Decimal(position["entryPrice"])) == (Decimal(told["c"]), Decimal(told["a"]))
+    assert (Decimal(position["quantity"]), Decimal(position["entryPrice"])) == (
+        Decimal(told["c"]),
+        Decimal(told["a"]),
+    )
     trades = get(sim, "/eapi/v1/userTrades")
-    told_trades = [e["o"] for e in sent(sim, "options") if e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["x"] == "TRADE"]
+    told_trades = [
+        e["o"] for e in sent(sim, "options") if e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["x"] == "TRADE"
+    ]
     assert [(t["tradeId"], t["time"]) for t in trades] == [(o["t"], o["T"]) for o in told_trades]
 
 
@@ -242,11 +266,15 @@ def test_two_api_keys_are_two_accounts(sim: Simulator) -> None:
 @pytest.mark.anyio
 async def test_an_accounts_events_go_only_to_its_own_connections(sim: Simulator) -> None:
     sim.register_key(OTHER_KEY, secret=OTHER_SECRET)
-    key = httpx.post(sim.url + "/fapi/v1/listenKey", headers={"X-MBX-APIKEY": TEST_API_KEY}).json()["listenKey"]
+    key = httpx.post(sim.url + "/fapi/v1/listenKey", headers={"X-MBX-APIKEY": TEST_API_KEY}).json()[
+        "listenKey"
+    ]
     url = f"{sim.stream_url}/private/ws?listenKey={key}&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE"
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         assert sim.listeners("usdm", TEST_API_KEY) == 1
-        assert sim.place_order("usdm", symbol="BTCUSDT", side="BUY", quantity="1", price="1", api_key=OTHER_KEY)
+        assert sim.place_order(
+            "usdm", symbol="BTCUSDT", side="BUY", quantity="1", price="1", api_key=OTHER_KEY
+        )
         order_id = sim.place_order("usdm", symbol="BTCUSDT", side="BUY", quantity="1", price="1")
         message = json.loads((await ws.receive(timeout=5)).data)
     assert message["o"]["i"] == order_id  # the other account's order never came
@@ -265,7 +293,16 @@ def test_the_traffic_control_request_places_fills_and_cancels(sim: Simulator) ->
         assert response.status_code == 200, response.text
         return response.json()
 
-    placed = control({"action": "place", "market": "usdm", "symbol": "BTCUSDT", "side": "BUY", "quantity": "2", "price": "10"})
+    placed = control(
+        {
+            "action": "place",
+            "market": "usdm",
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "quantity": "2",
+            "price": "10",
+        }
+    )
     filled = control({"action": "fill", "market": "usdm", "order_id": placed["order_id"], "quantity": "1"})
     assert filled["trade_id"] == sim.ledger("usdm").trades[0].trade_id
     control({"action": "cancel", "market": "usdm", "order_id": placed["order_id"]})

@@ -29,11 +29,24 @@ spot WebSocket API, `sim.ws_api_url` (`ws://HOST:PORT/ws-api/v3`), with its user
 credential: the test account's is Binance's documented example pair, `TEST_API_KEY` and
 `TEST_API_SECRET` (HMAC; published, so not secret); `sim.register_key(api_key, secret=... |
 public_key=PEM)` adds an HMAC, RSA or Ed25519 key, the same account everywhere (see `_signing`).
+
+Each account has a ledger per market (see `_ledger`): `sim.traffic`, `sim.place_order`,
+`sim.fill_order` and `sim.cancel_order` move it by the very events they push, whether or not anyone
+listens, and the account's signed REST reads (account, balances, positions, open orders, trades;
+see `_account_routes`) answer from it, with Binance's shapes and weights. `sim.ledger(market)` shows
+it to tests.
 """
 
 from binance_userstream._clock import AcceleratedClock, SystemClock, VirtualClock
 from binance_userstream.simulator._exchange import Exchange
 from binance_userstream.simulator._faults import Fault
+from binance_userstream.simulator._ledger import (
+    LedgerBalance,
+    LedgerOrder,
+    LedgerPosition,
+    LedgerTrade,
+    LedgerView,
+)
 from binance_userstream.simulator._markets import MARKETS, Market
 from binance_userstream.simulator._server import Simulator
 from binance_userstream.simulator._signing import TEST_API_KEY, TEST_API_SECRET
@@ -50,6 +63,11 @@ __all__ = [
     "Delivery",
     "Exchange",
     "Fault",
+    "LedgerBalance",
+    "LedgerOrder",
+    "LedgerPosition",
+    "LedgerTrade",
+    "LedgerView",
     "Market",
     "Simulator",
     "SystemClock",

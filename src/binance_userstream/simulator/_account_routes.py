@@ -72,7 +72,9 @@ def _integer(params: Mapping[str, str], name: str) -> int | None:
     if text is None or text == "":
         return None
     if not _INT.fullmatch(text):
-        raise BadParameter(-1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.")
+        raise BadParameter(
+            -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+        )
     return int(text)
 
 
@@ -80,21 +82,29 @@ def _symbol(params: Mapping[str, str], name: str = "symbol", *, required: bool =
     text = params.get(name)
     if not text:
         if required:
-            raise BadParameter(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+            raise BadParameter(
+                -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+            )
         return None
     if not _SYMBOL.fullmatch(text):
-        raise BadParameter(-1100, f"Illegal characters found in parameter '{name}'; legal range is '^[A-Z0-9-_.]{{1,20}}$'.")
+        raise BadParameter(
+            -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[A-Z0-9-_.]{{1,20}}$'."
+        )
     return text
 
 
 def _boolean(params: Mapping[str, str], name: str) -> bool:
     text = params.get(name, "")
     if text.lower() not in ("", "true", "false"):
-        raise BadParameter(-1100, f"Illegal characters found in parameter '{name}'; legal range is 'TRUE, FALSE'.")
+        raise BadParameter(
+            -1100, f"Illegal characters found in parameter '{name}'; legal range is 'TRUE, FALSE'."
+        )
     return text.lower() == "true"
 
 
-def _trades(request: Request, trades: Sequence[LedgerTrade], *, default: int = 500, most: int = 1000) -> list[LedgerTrade]:
+def _trades(
+    request: Request, trades: Sequence[LedgerTrade], *, default: int = 500, most: int = 1000
+) -> list[LedgerTrade]:
     """`trades` as Binance pages them, oldest first (see the module's docstring)."""
     params = request.params
     order_id = _integer(params, "orderId")
@@ -121,18 +131,20 @@ def _of_symbol(view: LedgerView, symbol: str | None) -> list[LedgerTrade]:
     return [t for t in view.trades if symbol is None or t.symbol == symbol]
 
 
-def _open(view: LedgerView, symbol: str | None, keep: Callable[[LedgerOrder], bool] = lambda o: True) -> list[LedgerOrder]:
+def _open(
+    view: LedgerView, symbol: str | None, keep: Callable[[LedgerOrder], bool] = lambda o: True
+) -> list[LedgerOrder]:
     return sorted(
         (o for o in view.open_orders.values() if symbol in (None, o.symbol) and keep(o)),
         key=lambda o: (o.symbol, o.order_id),
     )
 
 
-def _s(value: Decimal | None) -> str:
+def _s(value: Decimal | int | None) -> str:
     return "0" if value is None else f"{value:f}"
 
 
-def _f8(value: Decimal | None) -> str:
+def _f8(value: Decimal | int | None) -> str:
     return f"{value or 0:.8f}"
 
 
@@ -200,7 +212,12 @@ def _spot_account(request: Request) -> object:
         "takerCommission": 10,
         "buyerCommission": 0,
         "sellerCommission": 0,
-        "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000", "seller": "0.00000000"},
+        "commissionRates": {
+            "maker": "0.00100000",
+            "taker": "0.00100000",
+            "buyer": "0.00000000",
+            "seller": "0.00000000",
+        },
         "canTrade": True,
         "canWithdraw": True,
         "canDeposit": True,
@@ -329,13 +346,17 @@ def _margin_open_orders(request: Request) -> object:
 def _margin_my_trades(request: Request) -> object:
     symbol = _symbol(request.params, required=True)
     view, isolated, _ = _margin_book(request)
-    return [_spot_trade(t, margin=True, isolated=isolated) for t in _trades(request, _of_symbol(view, symbol))]
+    return [
+        _spot_trade(t, margin=True, isolated=isolated) for t in _trades(request, _of_symbol(view, symbol))
+    ]
 
 
 # -- USD-M and COIN-M -----------------------------------------------------------------------------
 
 
-def _futures_asset(balance_asset: str, wallet: Decimal | None, cross: Decimal | None, time: int, *, usdm: bool) -> dict[str, object]:
+def _futures_asset(
+    balance_asset: str, wallet: Decimal | None, cross: Decimal | None, time: int, *, usdm: bool
+) -> dict[str, object]:
     answer: dict[str, object] = {
         "asset": balance_asset,
         "walletBalance": _s(wallet),
@@ -389,12 +410,20 @@ def _usdm_account(request: Request) -> object:
             "totalCrossUnPnl",
         )
     }
-    for name in ("totalWalletBalance", "totalMarginBalance", "totalCrossWalletBalance", "availableBalance", "maxWithdrawAmount"):
+    for name in (
+        "totalWalletBalance",
+        "totalMarginBalance",
+        "totalCrossWalletBalance",
+        "availableBalance",
+        "maxWithdrawAmount",
+    ):
         totals[name] = str(total)
     return {**totals, "assets": assets, "positions": positions}
 
 
-def _positions(view: LedgerView, symbol: str | None, keep: Callable[[LedgerPosition], bool] = lambda p: True) -> list[LedgerPosition]:
+def _positions(
+    view: LedgerView, symbol: str | None, keep: Callable[[LedgerPosition], bool] = lambda p: True
+) -> list[LedgerPosition]:
     return sorted(
         (p for p in view.positions.values() if symbol in (None, p.symbol) and keep(p)),
         key=lambda p: (p.symbol, p.side),
@@ -576,8 +605,9 @@ def _pair_filter(request: Request) -> Callable[[str], bool]:
     """COIN-M's `pair` (BTCUSD) and `marginAsset` (BTC) filters, on a symbol."""
     pair = _symbol(request.params, "pair")
     margin_asset = _symbol(request.params, "marginAsset")
-    return lambda symbol: (pair is None or symbol.partition("_")[0] == pair) and (
-        margin_asset is None or symbol.startswith(margin_asset)
+    return lambda symbol: (
+        (pair is None or symbol.partition("_")[0] == pair)
+        and (margin_asset is None or symbol.startswith(margin_asset))
     )
 
 
@@ -600,12 +630,17 @@ def _coinm_open_orders(request: Request, book: str = "coinm", *, portfolio: bool
 def _coinm_user_trades(request: Request, book: str = "coinm", *, portfolio: bool = False) -> object:
     symbol, pair = _symbol(request.params), _symbol(request.params, "pair")
     if symbol is None and pair is None:
-        raise BadParameter(-1102, "Mandatory parameter 'symbol' or 'pair' was not sent, was empty/null, or malformed.")
+        raise BadParameter(
+            -1102, "Mandatory parameter 'symbol' or 'pair' was not sent, was empty/null, or malformed."
+        )
     if symbol is not None and pair is not None:
         raise BadParameter(-1128, "Combination of optional parameters invalid.")
     keep = _pair_filter(request)
     trades = [t for t in _of_symbol(request.book(book), symbol) if keep(t.symbol) and "_" in t.symbol]
-    return [_futures_trade(t, coin=True, portfolio=portfolio) for t in _trades(request, trades, default=50, most=1000)]
+    return [
+        _futures_trade(t, coin=True, portfolio=portfolio)
+        for t in _trades(request, trades, default=50, most=1000)
+    ]
 
 
 # -- Portfolio Margin -----------------------------------------------------------------------------
@@ -672,7 +707,15 @@ def _options_account(request: Request) -> object:
         }
         for b in sorted(view.balances.values(), key=lambda b: b.asset)
     ]
-    return {"asset": assets, "greek": [], "time": request.now_ms, "canTrade": True, "canDeposit": True, "canWithdraw": True, "reduceOnly": False}
+    return {
+        "asset": assets,
+        "greek": [],
+        "time": request.now_ms,
+        "canTrade": True,
+        "canDeposit": True,
+        "canWithdraw": True,
+        "reduceOnly": False,
+    }
 
 
 def _options_positions(request: Request) -> object:

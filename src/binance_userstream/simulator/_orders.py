@@ -45,7 +45,9 @@ def split_pair(symbol: str) -> tuple[str, str]:
     for quote in ("USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB"):
         if symbol.endswith(quote) and symbol != quote:
             return symbol.removesuffix(quote), quote
-    raise ValueError(f"symbol must be a spot pair quoted in USDT, USDC, FDUSD, BTC, ETH or BNB, not {symbol!r}")
+    raise ValueError(
+        f"symbol must be a spot pair quoted in USDT, USDC, FDUSD, BTC, ETH or BNB, not {symbol!r}"
+    )
 
 
 def margin_asset(market: str, symbol: str) -> str:
@@ -79,7 +81,9 @@ class Steps:
         order_id, time = self._traffic.next_step(now_ms, trade=False)
         client = f"sim-{order_id}"
         if market == "options":
-            return order_id, [_OptionsOrder(symbol, side, qty, px, order_id, "USDT").event(time, "NEW", "NEW", None)]
+            return order_id, [
+                _OptionsOrder(symbol, side, qty, px, order_id, "USDT").event(time, "NEW", "NEW", None)
+            ]
         if market in _FUTURES:
             event = _order_event(time, symbol, side, qty, px, order_id, client, "NEW", "NEW", Decimal(0))
             return order_id, [_portfolio(event) if market == "portfolio" else event]
@@ -124,7 +128,16 @@ class Steps:
                 held = view.positions.get((symbol, "BOTH"))
                 position = (held.amount if held else Decimal(0)) + (fill if side == "BUY" else -fill)
                 trade = _order_event(
-                    time, symbol, side, order.quantity, px, order.order_id, order.client_order_id, "TRADE", status, filled
+                    time,
+                    symbol,
+                    side,
+                    order.quantity,
+                    px,
+                    order.order_id,
+                    order.client_order_id,
+                    "TRADE",
+                    status,
+                    filled,
                 )
                 details = trade["o"]
                 assert isinstance(details, dict)
@@ -144,11 +157,15 @@ class Steps:
             event = report.event(time + 1, "TRADE", status, filled, fill, (commission, get, trade_id))
             return trade_id, [
                 event,
-                _position(time + 2, {pay: (free, locked - spent), get: (got + received - commission, got_locked)}),
+                _position(
+                    time + 2, {pay: (free, locked - spent), get: (got + received - commission, got_locked)}
+                ),
             ]
 
     @staticmethod
-    def _options_fill(view: LedgerView, time: int, order: LedgerOrder, fill: Decimal, trade_id: int) -> Events:
+    def _options_fill(
+        view: LedgerView, time: int, order: LedgerOrder, fill: Decimal, trade_id: int
+    ) -> Events:
         """An Options fill: its TRADE, and the BALANCE_POSITION_UPDATE of the premium paid (BUY) or
         received (SELL), less the commission, and of the position."""
         sign = 1 if order.side == "BUY" else -1
@@ -203,7 +220,13 @@ def _options_order(order: LedgerOrder) -> _OptionsOrder:
 
 def _report(order: LedgerOrder) -> _SpotReport:
     report = _SpotReport(
-        order.symbol, order.side, order.quantity, order.price, order.order_id, order.client_order_id, order.time + 1
+        order.symbol,
+        order.side,
+        order.quantity,
+        order.price,
+        order.order_id,
+        order.client_order_id,
+        order.time + 1,
     )
     report.quote = order.cumulative_quote
     return report

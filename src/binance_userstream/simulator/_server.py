@@ -43,13 +43,12 @@ from binance_userstream._clock import Clock
 from binance_userstream.simulator._exchange import Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, is_loopback_origin, log
+from binance_userstream.simulator._ledger import LedgerOrder, LedgerView
 from binance_userstream.simulator._markets import COINM, MARKETS, Market
-from binance_userstream.simulator._signing import Credential
+from binance_userstream.simulator._orders import STEP_MARKETS, Steps
+from binance_userstream.simulator._signing import TEST_API_KEY, Credential
 from binance_userstream.simulator._streams import KEYS_OF, STREAM_MARKETS, Delivery, Streams
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
-from binance_userstream.simulator._ledger import LedgerOrder, LedgerView
-from binance_userstream.simulator._orders import STEP_MARKETS, Steps
-from binance_userstream.simulator._signing import TEST_API_KEY
 from binance_userstream.simulator._traffic import Traffic
 from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
 from binance_userstream.simulator._wsapi import WsApi
@@ -300,7 +299,11 @@ class Simulator:
         FILLED) each with its outboundAccountPosition (`Traffic.spot_order`), to cross margin or,
         `isolated=True`, to the order symbol's isolated margin account. `order` overrides: symbol,
         side, quantity, price, asset, balance (decimal strings; ValueError for others). Another
-        process sends `POST /_simulator/traffic`."""
+        process sends `POST /_simulator/traffic`.
+
+        The order moves the ledger of `api_key`'s account (none: the test account's) on `market`,
+        connected or not, starting from what the ledger holds (`balance` only sets an asset the
+        account has not traded on that market); its REST reads then say what the events said."""
         _check_market(market)
         if isolated and market != "margin":
             raise ValueError("isolated=True is for market 'margin' (an isolated margin account)")
@@ -445,10 +448,14 @@ class Simulator:
 
     @staticmethod
     def _open_order(view: LedgerView, order_id: int, symbol: str | None) -> LedgerOrder:
-        found = [o for o in view.open_orders.values() if o.order_id == order_id and symbol in (None, o.symbol)]
+        found = [
+            o for o in view.open_orders.values() if o.order_id == order_id and symbol in (None, o.symbol)
+        ]
         if len(found) != 1:
             raise ValueError(
-                f"no open order {order_id}" if not found else f"orders of several symbols have id {order_id}: give symbol="
+                f"no open order {order_id}"
+                if not found
+                else f"orders of several symbols have id {order_id}: give symbol="
             )
         return found[0]
 
@@ -737,7 +744,9 @@ class Simulator:
             assert isinstance(action, str)
             unknown = set(request) - fields[action]
             if unknown:
-                raise ValueError(f"unknown field {sorted(unknown)[0]!r}: use {', '.join(sorted(fields[action]))}")
+                raise ValueError(
+                    f"unknown field {sorted(unknown)[0]!r}: use {', '.join(sorted(fields[action]))}"
+                )
             market = request.pop("market", "usdm")
             order_id = request.pop("order_id", None)
             if not isinstance(market, str) or not all(
