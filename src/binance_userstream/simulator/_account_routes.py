@@ -63,6 +63,9 @@ class AccountRoute:
         return self.weight
 
 
+#: Options' userTrades answer a record `id` beside the `tradeId` the stream's `t` is: the simulator's
+#: are the trade's id plus this.
+OPTIONS_RECORD_IDS = 4_000_000_000
 _INT = re.compile(r"[0-9]{1,20}")
 _SYMBOL = re.compile(r"[A-Z0-9_.\-]{1,40}")
 
@@ -224,7 +227,7 @@ def _spot_account(request: Request) -> object:
         "brokered": False,
         "requireSelfTradePrevention": False,
         "preventSor": False,
-        "updateTime": view.update_time,
+        "updateTime": max((b.update_time for b in view.balances.values()), default=0),
         "accountType": "SPOT",
         "balances": balances,
         "permissions": ["SPOT"],
@@ -764,7 +767,7 @@ def _options_open_orders(request: Request) -> object:
             "postOnly": False,
             "createTime": o.time,
             "updateTime": o.update_time,
-            "status": o.status,
+            "status": "ACCEPTED" if o.status == "NEW" else o.status,  # REST's name for the stream's NEW
             "avgPrice": _s(o.cumulative_quote / o.executed_quantity if o.executed_quantity else Decimal(0)),
             "source": "API",
             "clientOrderId": o.client_order_id,
@@ -781,7 +784,7 @@ def _options_user_trades(request: Request) -> object:
     trades = _trades(request, _of_symbol(request.book("options"), symbol), default=100, most=1000)
     return [
         {
-            "id": t.trade_id,
+            "id": OPTIONS_RECORD_IDS + t.trade_id,  # the record's id, another number than the trade's
             "tradeId": t.trade_id,
             "orderId": t.order_id,
             "symbol": t.symbol,
