@@ -169,6 +169,14 @@ def test_a_canceled_spot_order_unlocks_its_funds(sim: Simulator) -> None:
     assert (usdt.free, usdt.locked) == (Decimal("10000"), Decimal(0))
 
 
+def test_spot_traffic_keeps_the_funds_an_open_order_locked(sim: Simulator) -> None:
+    sim.place_order("spot", symbol="BTCUSDT", side="BUY", quantity="0.01", price="40000")
+    sim.traffic("spot")
+    usdt = sim.ledger("spot").balances["USDT"]
+    assert usdt.locked == Decimal("400")
+    assert usdt.free == Decimal("10000") - 400 - Decimal("430.00100000")
+
+
 def test_spot_balances_after_traffic_are_what_the_events_said(sim: Simulator) -> None:
     sim.traffic("spot")
     position = last(sent(sim, "spot"), "outboundAccountPosition")

@@ -234,6 +234,7 @@ def _steps(sim: Simulator, market: str, symbol: str, quantity: str, price: str, 
 def test_spot_events_and_rest_agree(sim: Simulator) -> None:
     sim.traffic("spot")
     _steps(sim, "spot", "BTCUSDT", "0.002", "40000")
+    sim.traffic("spot")  # while an order of the account's holds funds locked
     rest = _spot_like(
         sim, "/api/v3/account", "/api/v3/openOrders", "/api/v3/myTrades", ["BTCUSDT"], lambda a: a["balances"]
     )
@@ -259,6 +260,7 @@ def test_usdm_events_and_rest_agree(sim: Simulator) -> None:
     sim.traffic("usdm")
     _steps(sim, "usdm", "BTCUSDT", "0.010", "43000")
     _steps(sim, "usdm", "ETHUSDT", "1.000", "2000")
+    sim.traffic("usdm")
     rest = _futures_like(
         sim,
         "/fapi",

@@ -32,6 +32,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -343,10 +344,11 @@ class Simulator:
     def _load_traffic(self, view: LedgerView, market: str) -> None:
         """Start `Traffic`'s next order from the account's ledger on `market` (nothing there: from the
         order's `balance`), so that its events continue what the account's REST reads say."""
-        balances, positions = {}, {}
+        balances, positions, locked = {}, {}, {}
         for asset, balance in view.balances.items():
             if market in ("spot", "margin") and balance.free is not None:
                 balances[f"spot:{asset}"] = balance.free
+                locked[f"spot:{asset}"] = balance.locked or Decimal(0)
             elif market == "options" and balance.wallet is not None:
                 balances[f"options:{asset}"] = balance.wallet
             elif market == "portfolio" and balance.um_wallet is not None:
@@ -355,7 +357,7 @@ class Simulator:
                 balances[asset] = balance.wallet
         for (symbol, _), position in view.positions.items():
             positions[f"options:{symbol}" if market == "options" else symbol] = position.amount
-        self._traffic.load(balances, positions)
+        self._traffic.load(balances, positions, locked)
 
     def _ledger_account(self, api_key: str | None) -> str:
         """The account whose ledger an order moves: `api_key`'s, or with none the test account's."""

@@ -61,14 +61,22 @@ class Traffic:
         self._last_time = 0
         self._balances: dict[str, Decimal] = {}
         self._positions: dict[str, Decimal] = {}
+        self._locked: dict[str, Decimal] = {}  # spot's and margin's, by `spot:ASSET`
         self._lock = threading.Lock()
 
-    def load(self, balances: dict[str, Decimal], positions: dict[str, Decimal]) -> None:
-        """Start the next order from these balances and positions (keyed as the generators keep
-        them: `spot:ASSET`, `options:ASSET`, ASSET; SYMBOL, `options:SYMBOL`): the simulator loads
-        the account's ledger before each order, so that its events continue the account's state."""
+    def load(
+        self,
+        balances: dict[str, Decimal],
+        positions: dict[str, Decimal],
+        locked: dict[str, Decimal] | None = None,
+    ) -> None:
+        """Start the next order from these balances, positions and (spot, margin) funds locked by
+        other orders, keyed as the generators keep them (`spot:ASSET`, `options:ASSET`, ASSET;
+        SYMBOL, `options:SYMBOL`): the simulator loads the account's ledger before each order, so
+        that its events continue the account's state."""
         with self._lock:
             self._balances, self._positions = dict(balances), dict(positions)
+            self._locked = dict(locked or {})
 
     def next_step(self, now_ms: int, *, trade: bool, span: int = 2) -> tuple[int, int]:
         """An id (a new order's, or with `trade` a new trade's) and a time from `now_ms` on, later
@@ -256,12 +264,14 @@ class Traffic:
             cost = (qty * px).quantize(step) if side == "BUY" else qty
             free = self._balances.setdefault(f"spot:{pay}", Decimal(balance))
             got = self._balances.setdefault(f"spot:{get}", Decimal(0))
-            locked = cost
+            held = self._locked.get(f"spot:{pay}", Decimal(0))  # locked by the account's other orders
+            held_got = self._locked.get(f"spot:{get}", Decimal(0))
+            locked = held + cost
             free -= cost
             report = _SpotReport(symbol, side, qty, px, order_id, f"sim-{order_id}", start)
             events: list[dict[str, object]] = [
                 report.event(start, "NEW", "NEW", Decimal(0), Decimal(0), None),
-                _position(start + 1, {pay: (free, locked), get: (got, Decimal(0))}),
+                _position(start + 1, {pay: (free, locked), get: (got, held_got)}),
             ]
             first = (qty / 2).quantize(qty, rounding=ROUND_DOWN)
             fills = [first, qty - first] if 0 < first < qty else [qty]
@@ -278,8 +288,8 @@ class Traffic:
                 status = "FILLED" if filled == qty else "PARTIALLY_FILLED"
                 trade = report.event(time, "TRADE", status, filled, fill, (commission, get, self._trade_id))
                 events.append(trade)
-                events.append(_position(time + 1, {pay: (free, locked), get: (got, Decimal(0))}))
-            self._balances[f"spot:{pay}"] = free + locked  # an unfilled rest (rounding) is unlocked
+                events.append(_position(time + 1, {pay: (free, locked), get: (got, held_got)}))
+            self._balances[f"spot:{pay}"] = free + locked - held  # an unfilled rest (rounding) is unlocked
             self._balances[f"spot:{get}"] = got
             self._last_time = start + 2 * len(fills) + 1
             return events
