@@ -169,6 +169,12 @@ def test_open_orders_weigh_less_for_one_symbol() -> None:
         assert signed(sim, "/fapi/v1/openOrders").headers["X-MBX-USED-WEIGHT-1M"] == "41"
 
 
+def test_spot_trades_of_one_order_weigh_5() -> None:
+    with Simulator() as sim:
+        response = signed(sim, "/api/v3/myTrades", "symbol=BTCUSDT&orderId=1")
+        assert response.headers["X-MBX-USED-WEIGHT-1M"] == "5"
+
+
 def test_margin_reads_count_on_spots_ip_weight() -> None:
     with Simulator() as sim:
         signed(sim, "/api/v3/account")

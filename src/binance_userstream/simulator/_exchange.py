@@ -13,7 +13,9 @@ the start, `register_key` adds more.
 
 Besides the user-data routes, the metadata routes other clients read before they stream (ping,
 server time, exchangeInfo, ...; see `_metadata`) are answered here, their weight counted as any
-other request's on their market's host.
+other request's on their market's host; so are the signed account reads (account, positions, open
+orders, trades; see `_account_routes`), from `ledger`, each account's book per market, which the
+simulator's orders move by the events they push.
 """
 
 from __future__ import annotations
