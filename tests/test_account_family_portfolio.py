@@ -367,7 +367,8 @@ _orders = st.dictionaries(
 )
 
 
-def text(amount: Decimal) -> str:
+def text(amount: Decimal | None) -> str:
+    assert amount is not None
     return format(amount, "f")
 
 
