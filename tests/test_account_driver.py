@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +43,8 @@ class Routes:
     def __init__(self, server: ScriptedServer) -> None:
         self.server = server
         self.routes: dict[str, deque[Reply]] = {}
+        self.key = ""
+        """The stream's listenKey, made on the simulator."""
 
     def set(self, path: str, *replies: Reply) -> None:
         self.routes[path] = deque(replies)
@@ -147,7 +147,7 @@ def user_trade(trade_id: int, order_id: int, when: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def routes(server: ScriptedServer, sim: Simulator) -> Iterator[Routes]:
+def routes(server: ScriptedServer, sim: Simulator) -> Routes:
     """REST as the mirror first finds it: 10,000 USDT, no position, no open order, no trade; the
     stream's key (made on the simulator, which checks it) kept alive by the scripted server."""
     with UserDataStream(api_key=API_KEY, base_url=sim.url, market="usdm") as maker:
@@ -161,8 +161,8 @@ def routes(server: ScriptedServer, sim: Simulator) -> Iterator[Routes]:
     table.set("/fapi/v3/positionRisk", Reply(body=[]))
     table.set("/fapi/v1/openOrders", Reply(body=[]))
     table.set("/fapi/v1/userTrades", Reply(body=[]))
-    table.key = key  # type: ignore[attr-defined]
-    yield table
+    table.key = key
+    return table
 
 
 def client(server: ScriptedServer, sim: Simulator, retry: RetryPolicy = FAST_RETRY) -> AsyncUserDataStream:
@@ -195,14 +195,15 @@ def trade_ids(items: list[Any]) -> list[int]:
 async def test_the_first_snapshot_is_the_state_and_events_apply_on_top(
     server: ScriptedServer, sim: Simulator, routes: Routes
 ) -> None:
-    async with client(server, sim) as uds, uds.account(listen_key=routes.key, timing=FAST) as account:  # type: ignore[attr-defined]
+    async with client(server, sim) as uds, uds.account(listen_key=routes.key, timing=FAST) as account:
         first = account.state
         sim.traffic("usdm")
         items = await take(account, 5)
         state = account.state
 
     assert first.balances["USDT"].wallet == 10000
-    assert first.positions == {} and first.open_orders == {}
+    assert first.positions == {}
+    assert first.open_orders == {}
     assert [type(i).__name__ for i in items] == [
         "OrderTradeUpdate",
         "OrderTradeUpdate",
@@ -225,7 +226,7 @@ async def test_a_cut_gives_a_gap_then_a_reconciled_with_the_trades_the_stream_mi
     async with (
         client(server, sim) as uds,
         uds.account(listen_key=routes.key, timing=FAST, on_event=notes.append) as account,
-    ):  # type: ignore[attr-defined]
+    ):
         sim.traffic("usdm")
         streamed = await take(account, 5)
         first_ids = trade_ids(streamed)
@@ -263,7 +264,7 @@ async def test_a_cut_gives_a_gap_then_a_reconciled_with_the_trades_the_stream_mi
     assert not state.stale
     assert stale_while_healing
     assert StreamEventKind.RECONCILED in [getattr(n, "kind", None) for n in notes]
-    for secret in (API_KEY, SECRET, routes.key):  # type: ignore[attr-defined]
+    for secret in (API_KEY, SECRET, routes.key):
         assert secret not in caplog.text
 
 
@@ -274,7 +275,7 @@ async def test_a_server_error_while_healing_is_retried_and_visible(
     async with (
         client(server, sim, ONCE) as uds,
         uds.account(listen_key=routes.key, timing=FAST, on_event=notes.append) as account,
-    ):  # type: ignore[attr-defined]
+    ):
         routes.set(
             "/fapi/v3/account",
             Reply(status=503, body={}),
@@ -295,7 +296,7 @@ async def test_a_server_error_while_healing_is_retried_and_visible(
 async def test_a_refused_key_while_healing_ends_the_iteration_with_authentication_error(
     server: ScriptedServer, sim: Simulator, routes: Routes
 ) -> None:
-    async with client(server, sim, ONCE) as uds, uds.account(listen_key=routes.key, timing=FAST) as account:  # type: ignore[attr-defined]
+    async with client(server, sim, ONCE) as uds, uds.account(listen_key=routes.key, timing=FAST) as account:
         routes.set(
             "/fapi/v3/account",
             Reply(status=401, body={"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}),
@@ -319,8 +320,7 @@ def test_the_sync_account_heals_a_cut_as_the_async_one_does(
         market="usdm",
         retry=FAST_RETRY,
     )
-    connected = threading.Event()
-    with uds, uds.account(listen_key=routes.key, timing=FAST) as account:  # type: ignore[attr-defined]
+    with uds, uds.account(listen_key=routes.key, timing=FAST) as account:
         sim.traffic("usdm")
         items = [next(account) for _ in range(5)]
         sim.drop_streams("usdm")
@@ -328,7 +328,6 @@ def test_the_sync_account_heals_a_cut_as_the_async_one_does(
         routes.set("/fapi/v1/userTrades", Reply(body=[user_trade(999, 1, later)]))
         routes.set("/fapi/v1/time", Reply(body={"serverTime": later}))
         gap, reconciled = next(account), next(account)
-        connected.set()
 
     assert len(items) == 5
     assert isinstance(gap, StreamGap)
