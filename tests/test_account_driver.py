@@ -36,6 +36,12 @@ SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 ONCE = RetryPolicy(attempts=1, backoff_base=0.01, backoff_cap=0.02)
 
 
+def slowest() -> float:
+    """The stream's reconnection waits its longest (FAST: 0.05 s): events pushed right after a
+    cut find no connection."""
+    return 1.0
+
+
 class Routes:
     """The scripted server's answers by path: each path's replies in turn, its last one repeated.
     (It stands in for the server's script: the server asks it for the reply of its latest request.)"""
@@ -195,7 +201,10 @@ def trade_ids(items: list[Any]) -> list[int]:
 async def test_the_first_snapshot_is_the_state_and_events_apply_on_top(
     server: ScriptedServer, sim: Simulator, routes: Routes
 ) -> None:
-    async with client(server, sim) as uds, uds.account(listen_key=routes.key, timing=FAST) as account:
+    async with (
+        client(server, sim) as uds,
+        uds.account(listen_key=routes.key, timing=FAST, jitter=slowest) as account,
+    ):
         first = account.state
         sim.traffic("usdm")
         items = await take(account, 5)
@@ -225,7 +234,7 @@ async def test_a_cut_gives_a_gap_then_a_reconciled_with_the_trades_the_stream_mi
     caplog.set_level(logging.DEBUG)
     async with (
         client(server, sim) as uds,
-        uds.account(listen_key=routes.key, timing=FAST, on_event=notes.append) as account,
+        uds.account(listen_key=routes.key, timing=FAST, jitter=slowest, on_event=notes.append) as account,
     ):
         sim.traffic("usdm")
         streamed = await take(account, 5)
@@ -274,7 +283,7 @@ async def test_a_server_error_while_healing_is_retried_and_visible(
     notes: list[Any] = []
     async with (
         client(server, sim, ONCE) as uds,
-        uds.account(listen_key=routes.key, timing=FAST, on_event=notes.append) as account,
+        uds.account(listen_key=routes.key, timing=FAST, jitter=slowest, on_event=notes.append) as account,
     ):
         routes.set(
             "/fapi/v3/account",
@@ -296,7 +305,10 @@ async def test_a_server_error_while_healing_is_retried_and_visible(
 async def test_a_refused_key_while_healing_ends_the_iteration_with_authentication_error(
     server: ScriptedServer, sim: Simulator, routes: Routes
 ) -> None:
-    async with client(server, sim, ONCE) as uds, uds.account(listen_key=routes.key, timing=FAST) as account:
+    async with (
+        client(server, sim, ONCE) as uds,
+        uds.account(listen_key=routes.key, timing=FAST, jitter=slowest) as account,
+    ):
         routes.set(
             "/fapi/v3/account",
             Reply(status=401, body={"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}),
@@ -320,7 +332,7 @@ def test_the_sync_account_heals_a_cut_as_the_async_one_does(
         market="usdm",
         retry=FAST_RETRY,
     )
-    with uds, uds.account(listen_key=routes.key, timing=FAST) as account:
+    with uds, uds.account(listen_key=routes.key, timing=FAST, jitter=slowest) as account:
         sim.traffic("usdm")
         items = [next(account) for _ in range(5)]
         sim.drop_streams("usdm")
@@ -333,3 +345,14 @@ def test_the_sync_account_heals_a_cut_as_the_async_one_does(
     assert isinstance(gap, StreamGap)
     assert isinstance(reconciled, Reconciled)
     assert [t.trade_id for t in reconciled.recovered_trades] == [999]
+
+
+@pytest.mark.parametrize("market", ["portfolio_pro", "portfolio", "options"])
+def test_a_market_without_a_mirror_is_refused_before_anything_is_sent(
+    server: ScriptedServer, market: str
+) -> None:
+    with UserDataStream(api_key=API_KEY, base_url=server.url, market=market) as uds:
+        with pytest.raises(ValueError, match=f"market {market!r} has no account mirror"):
+            uds.account()
+
+    assert server.requests == []

@@ -73,7 +73,7 @@ def test_portfolio_margin_pro_has_no_mirror_and_says_why() -> None:
 
 
 def test_a_market_without_a_family_says_it_has_no_mirror_yet() -> None:
-    with pytest.raises(ValueError, match="no account mirror for market 'nowhere' yet"):
+    with pytest.raises(ValueError, match="market 'nowhere' has no account mirror yet"):
         family_for("nowhere")
 
 

@@ -142,6 +142,10 @@ class AsyncAccount:
     ) -> None:
         await self._stream.__aexit__(exc_type, exc, tb)
 
+    def close(self) -> None:
+        """End the iteration (thread-safe), as the event stream's `close`."""
+        self._stream.close()
+
     def __aiter__(self) -> Self:
         return self
 

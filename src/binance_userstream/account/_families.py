@@ -32,5 +32,5 @@ def family_for(market: str, symbol: str | None = None) -> Family:
         raise ValueError(f"market {market!r} has no account mirror: {_NO_MIRROR[market]}")
     make = FAMILIES.get(market)
     if make is None:
-        raise ValueError(f"no account mirror for market {market!r} yet")
+        raise ValueError(f"market {market!r} has no account mirror yet")
     return make(symbol)
