@@ -8,6 +8,7 @@ risk, open orders, user trades), route by route, so that each test says exactly 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
@@ -25,7 +26,7 @@ from binance_userstream import (
     StreamGap,
     UserDataStream,
 )
-from binance_userstream.simulator import Simulator
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
 from tests._scripted import Reply, ScriptedServer
 from tests._stream_helpers import FAST
 from tests.conftest import API_KEY, FAST_RETRY
@@ -356,3 +357,103 @@ def test_a_market_without_a_mirror_is_refused_before_anything_is_sent(
             uds.account()
 
     assert server.requests == []
+
+
+async def until_buffered(account: Any, n: int, timeout: float = 10.0) -> None:
+    """Until the account's stream holds `n` items (read from the connection, not yet handed out)."""
+    async with asyncio.timeout(timeout):
+        while len(account._stream._core) < n:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_trade_streamed_after_the_reconnection_comes_after_the_reconciled_and_is_not_recovered(
+    server: ScriptedServer, sim: Simulator, routes: Routes
+) -> None:
+    async with (
+        client(server, sim) as uds,
+        uds.account(listen_key=routes.key, timing=FAST, jitter=slowest) as account,
+    ):
+        sim.drop_streams("usdm")
+        assert sim.traffic("usdm") == [0] * 5  # missed: order 1's trades
+        (gap,) = await take(account, 1)  # the stream is back
+        assert sim.traffic("usdm") == [1] * 5  # streamed: order 2's trades
+        await until_buffered(account, 5)
+        sent = [json.loads(d.text) for d in sim.deliveries[-5:]]
+        ids = [e["o"]["t"] for e in sent if e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["x"] == "TRADE"]
+        later = now_ms()
+        routes.set("/fapi/v1/time", Reply(body={"serverTime": later}))
+        routes.set("/fapi/v3/positionRisk", Reply(body=[position("0.020", later)]))
+        routes.set(
+            "/fapi/v1/userTrades",
+            Reply(
+                body=[
+                    user_trade(ids[0] - 2, 1, later - 4),
+                    user_trade(ids[0] - 1, 1, later - 3),
+                    *(user_trade(i, 2, later) for i in ids),
+                ]
+            ),
+        )
+        reconciled, *after = await take(account, 6)
+
+    assert isinstance(gap, StreamGap)
+    assert isinstance(reconciled, Reconciled)
+    assert [t.trade_id for t in reconciled.recovered_trades] == [ids[0] - 2, ids[0] - 1]
+    assert trade_ids(after) == ids
+
+
+async def test_spot_heals_a_cut_from_its_rest_reads(server: ScriptedServer, sim: Simulator) -> None:
+    table = Routes(server)
+    server._script = table  # type: ignore[assignment]
+    before = now_ms() - 10_000
+    spot_account = {
+        "makerCommission": 15,
+        "takerCommission": 15,
+        "canTrade": True,
+        "canWithdraw": True,
+        "canDeposit": True,
+        "updateTime": before,
+        "accountType": "SPOT",
+        "balances": [{"asset": "USDT", "free": "10000.00000000", "locked": "0.00000000"}],
+        "permissions": ["SPOT"],
+    }
+    table.set("/api/v3/time", Reply(body={"serverTime": before}))
+    table.set("/api/v3/account", Reply(body=spot_account))
+    table.set("/api/v3/openOrders", Reply(body=[]))
+    table.set("/api/v3/myTrades", Reply(body=[]))
+    uds = AsyncUserDataStream(
+        TEST_API_KEY,
+        server.url,
+        api_secret=TEST_API_SECRET,
+        stream_url=sim.stream_url,
+        market="spot",
+        retry=FAST_RETRY,
+    )
+    async with uds, uds.account(timing=FAST, jitter=slowest) as account:
+        sim.traffic("spot")
+        await take(account, 6)
+        filled = account.state
+        sim.drop_streams("spot")
+        assert sim.traffic("spot") == [0] * 6
+        later = now_ms()
+        table.set("/api/v3/time", Reply(body={"serverTime": later}))
+        table.set(
+            "/api/v3/account",
+            Reply(
+                body={
+                    **spot_account,
+                    "updateTime": later,
+                    "balances": [{"asset": "USDT", "free": "9000.00000000", "locked": "0.00000000"}],
+                }
+            ),
+        )
+        gap, reconciled = await take(account, 2)
+
+    assert filled.balances["BTC"].free > 0
+    assert filled.open_orders == {}
+    assert isinstance(gap, StreamGap)
+    assert isinstance(reconciled, Reconciled)
+    assert "BTCUSDT" in [
+        seen.query["symbol"][0] for seen in server.requests if seen.path == "/api/v3/myTrades"
+    ]
+    assert str(account.state.balances["USDT"].free) == "9000.00000000"
+    assert "BTC" not in account.state.balances
