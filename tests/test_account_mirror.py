@@ -387,38 +387,56 @@ def test_a_full_page_of_trades_asks_for_the_next_from_the_last_id_plus_one() -> 
 
 # -- a property: any interleaving of events and one snapshot ---------------------------------
 
-_AMOUNTS = st.integers(0, 3)
-
-
-@given(
-    st.lists(st.tuples(st.sampled_from(["USDT", "BTC"]), _AMOUNTS), min_size=1, max_size=12),
-    st.data(),
+_STEPS = st.one_of(
+    st.tuples(st.just("balance"), st.sampled_from(["USDT", "BTC"]), st.integers(0, 3)),
+    st.tuples(
+        st.just("order"),
+        st.integers(1, 3),
+        st.sampled_from(["NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED"]),
+    ),
 )
-def test_events_and_a_snapshot_taken_anywhere_among_them_give_the_state_the_events_give(
-    amounts: list[tuple[str, int]], data: st.DataObject
-) -> None:
-    events = [
-        Event(100 + i, [BalanceUpdate(Balance(a, free=Decimal(n)), 100 + i)])
-        for i, (a, n) in enumerate(amounts)
-    ]
-    cut = data.draw(st.integers(0, len(events)))  # the snapshot includes the first `cut` events
-    buffered_from = data.draw(st.integers(0, cut))  # the stream delivers from there on (buffered)
-    taken_at = 100 + cut - 1 if cut else 99
-    base: dict[str, Balance] = {}
+
+
+def _event(i: int, step: tuple[str, Any, Any]) -> Event:
+    time = 100 + i
+    if step[0] == "balance":
+        return Event(time, [BalanceUpdate(Balance(step[1], free=Decimal(step[2])), time)])
+    return Event(time, [OrderUpdate(order(step[1], time, step[2], str(i)))])
+
+
+def _apply_all(events: Sequence[Event]) -> tuple[dict[str, Balance], dict[Any, Order], dict[str, int]]:
+    """The account after `events`, applied one after the other (the truth), and each balance's time."""
+    balances: dict[str, Balance] = {}
+    orders: dict[Any, Order] = {}
     times: dict[str, int] = {}
-    for event in events[:cut]:
-        update = event.updates[0]
-        assert isinstance(update, BalanceUpdate)
-        base[update.balance.asset] = update.balance
-        times[update.balance.asset] = update.time
-    first = Snapshot(taken_at, {a: b for a, b in base.items() if not b.is_zero}, {}, {}, balance_times=times)
-    m = mirror(first)
+    for event in events:
+        for update in event.updates:
+            if isinstance(update, BalanceUpdate):
+                balances[update.balance.asset] = update.balance
+                times[update.balance.asset] = update.time
+            elif isinstance(update, OrderUpdate):
+                orders[update.order.key] = update.order
+    return (
+        {a: b for a, b in balances.items() if not b.is_zero},
+        {k: o for k, o in orders.items() if o.is_open},
+        times,
+    )
+
+
+@given(st.lists(_STEPS, min_size=1, max_size=16), st.data())
+def test_events_and_a_snapshot_taken_anywhere_among_them_give_the_state_the_events_give(
+    steps: list[tuple[str, Any, Any]], data: st.DataObject
+) -> None:
+    events = [_event(i, step) for i, step in enumerate(steps)]
+    cut = data.draw(st.integers(0, len(events)), "the snapshot includes the first `cut` events")
+    buffered_from = data.draw(st.integers(0, cut), "the stream delivers from there on")
+    balances, orders, times = _apply_all(events[:cut])
+    taken_at = 100 + cut - 1 if cut else 99
+    m = mirror(Snapshot(taken_at, balances, {}, orders, balance_times=times))
+
     for event in events[buffered_from:]:
         m.receive(event)
 
-    everything: dict[str, Balance] = {}
-    for event in events:
-        update = event.updates[0]
-        assert isinstance(update, BalanceUpdate)
-        everything[update.balance.asset] = update.balance
-    assert m.state.balances == {a: b for a, b in everything.items() if not b.is_zero}
+    balances, orders, _ = _apply_all(events)
+    assert m.state.balances == balances
+    assert m.state.open_orders == orders
