@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from http.cookiejar import CookieJar
 from types import TracebackType
@@ -55,6 +55,8 @@ from binance_userstream._transport import (
     RetryingTransport,
     UsedWeight,
 )
+from binance_userstream.account._async import AsyncAccount
+from binance_userstream.account._sync import Account
 from binance_userstream.errors import ListenKeyNotFoundError, MalformedAnswerError, UserStreamError
 
 DEFAULT_TIMEOUT = 10.0
@@ -524,6 +526,15 @@ class UserDataStream(_Base):
             clock=clock,
         )
 
+    def account(self, *, symbols: Iterable[str] = (), **options: Any) -> Account:
+        """The account's mirror: `with uds.account() as account: for item in account:`.
+
+        As `AsyncUserDataStream.account`, synchronously: `options` are `events()`'s (the stream
+        runs on its own thread, where `on_event` is called; the heal's own stream events are
+        reported from the consumer's thread).
+        """
+        return Account(self, symbols=symbols, **options)
+
     def __enter__(self) -> Self:
         self.client.__enter__()
         return self
@@ -677,6 +688,20 @@ class AsyncUserDataStream(_Base):
     async def shutdown(self) -> None:
         """Release the connections (what leaving the `async with` block does)."""
         await self.client.get_async_httpx_client().aclose()
+
+    def account(self, *, symbols: Iterable[str] = (), **options: Any) -> AsyncAccount:
+        """The account's mirror: `async with uds.account() as account: async for item in account:`.
+
+        Opens `events()` (with `options`: `maxsize`, `on_event`, `timing`, `clock`, ...), waits
+        until it is connected, then takes a snapshot from REST (the exchange's time first);
+        `account.state` is the AccountState the events keep current on top of it. It yields
+        every item `events()` yields, and after each StreamGap a `Reconciled` once a fresh snapshot
+        and the trades the stream missed (for the symbols with open orders or positions, those
+        traded, and `symbols`) have healed it. A heal's failed REST reads are retried with the
+        client's RetryPolicy backoff (a WARNING, a RECONCILE_RETRY stream event); a refused key
+        or signature ends the iteration with its typed error. Portfolio Margin Pro has no mirror.
+        """
+        return AsyncAccount(self, symbols=symbols, **options)
 
     async def __aenter__(self) -> Self:
         await self.client.__aenter__()

@@ -397,6 +397,16 @@ class AsyncEventStream:
             log.warning("stream %s", item.describe())
         return item
 
+    def buffered(self) -> list[Item]:
+        """Every item the stream holds now, in order, without waiting (the account mirror reads
+        them before it reports a heal, so that a trade they carry is not also reported recovered)."""
+        items: list[Item] = []
+        while (item := self._core.pop(self._now())) is not None:
+            if isinstance(item, StreamGap):
+                log.warning("stream %s", item.describe())
+            items.append(item)
+        return items
+
     async def _until_ready(self) -> None:
         """Until an item waits; once none is left, the error that ended the stream (after every
         item buffered before it, the gap of the loss in progress included), or StopAsyncIteration."""

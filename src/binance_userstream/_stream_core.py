@@ -147,6 +147,9 @@ class StreamEventKind(enum.Enum):
     TOKEN_RENEWED = "token_renewed"  # noqa: S105 (a name, not a password)
     TOKEN_RENEW_FAILED = "token_renew_failed"  # noqa: S105
     OTHER_SUBSCRIPTION = "other_subscription"
+    RECONCILING = "reconciling"  # the account mirror heals a gap from REST
+    RECONCILE_RETRY = "reconcile_retry"  # a REST read of that heal failed: retried after `retry_in`
+    RECONCILED = "reconciled"
 
 
 @frozen

@@ -72,6 +72,18 @@ class _ThreadedSession(AsyncEventStream):
                 log.warning("stream %s", item.describe())
         return items
 
+    async def take_buffered(self, most: int) -> list[Item]:
+        """Every item the stream holds now, without waiting, in batches of `most` (lent until the
+        next `take`, as a batch is)."""
+        self._core.batch_done(self._now())
+        items: list[Item] = []
+        while batch := self._core.pop_batch(most, self._now()):
+            items.extend(batch)
+        for item in items:
+            if isinstance(item, StreamGap):
+                log.warning("stream %s", item.describe())
+        return items
+
     async def _create_token(self) -> Any:
         uds = cast("UserDataStream", self._uds)
         return await asyncio.to_thread(uds.create_listen_token, uds.symbol)
@@ -124,6 +136,13 @@ class EventStream:
             except StopAsyncIteration:
                 raise StopIteration from None
         return self._ready.popleft()
+
+    def buffered(self) -> list[Item]:
+        """Every item the stream holds now, in order, without waiting for more."""
+        items = list(self._ready)
+        self._ready.clear()
+        items.extend(self._call(self._inner.take_buffered(self._batch)))
+        return items
 
     def close(self) -> None:
         """End the iteration (thread-safe): a blocked `for` ends."""

@@ -1,1 +1,25 @@
 """The account mirror: balances, positions and open orders kept from events, healed from REST."""
+
+from binance_userstream.account._async import AsyncAccount
+from binance_userstream.account._state import (
+    AccountState,
+    Balance,
+    Change,
+    Order,
+    Position,
+    Reconciled,
+    Trade,
+)
+from binance_userstream.account._sync import Account
+
+__all__ = [
+    "Account",
+    "AccountState",
+    "AsyncAccount",
+    "Balance",
+    "Change",
+    "Order",
+    "Position",
+    "Reconciled",
+    "Trade",
+]

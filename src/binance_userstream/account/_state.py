@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from attrs import field, frozen
 
@@ -25,7 +25,7 @@ PositionKey = tuple[str, str]
 OrderKey = tuple[str, int]
 
 
-def _frozen_mapping(value: Mapping[object, object]) -> Mapping[object, object]:
+def _frozen_mapping(value: Mapping[Any, Any]) -> Mapping[Any, Any]:
     return MappingProxyType(dict(value))
 
 

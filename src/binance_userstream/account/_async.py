@@ -1,0 +1,210 @@
+"""`AsyncAccount`: the mirror driven by an asyncio event stream and awaited REST calls.
+
+`async with uds.account() as account: async for item in account:` yields what `events()` yields
+(events in order, StreamGap markers) and a `Reconciled` after each gap once healed;
+`account.state` is the mirror's current AccountState. The rules are `Mirror`'s; this module only
+opens the stream, sends the plans' calls, and retries a heal that failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Generator, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from binance_userstream._gap import StreamGap
+from binance_userstream._policy import RetryPolicy
+from binance_userstream._stream_core import Item, StreamEvent, StreamEventKind
+from binance_userstream.account._families import family_for
+from binance_userstream.account._family import Call
+from binance_userstream.account._mirror import Mirror, snapshot_plan, trades_plan
+from binance_userstream.account._state import AccountState, Reconciled
+from binance_userstream.errors import (
+    IPBannedError,
+    MalformedAnswerError,
+    NetworkError,
+    RateLimitedError,
+    ServerError,
+    TimestampError,
+    UserStreamError,
+)
+
+if TYPE_CHECKING:
+    from binance_userstream._client import AsyncUserDataStream
+    from binance_userstream._stream import AsyncEventStream
+
+log = logging.getLogger("binance_userstream.account")
+
+_T = TypeVar("_T")
+
+#: The REST failures a heal retries (after the HTTP layer's own retries): anything else (a refused
+#: key, a bad signature, a retired endpoint) ends the iteration with its typed error.
+RETRYABLE = (ServerError, NetworkError, RateLimitedError, IPBannedError, TimestampError, MalformedAnswerError)
+
+#: The stream events after which the stream delivers what happens on the account.
+_LIVE = frozenset({StreamEventKind.CONNECTED, StreamEventKind.SUBSCRIBED})
+
+AccountItem = Item | Reconciled
+"""What an account yields: an event model, a StreamGap, or a Reconciled."""
+
+
+def retry_wait(policy: RetryPolicy, attempt: int, error: BaseException) -> float:
+    """The wait before the `attempt`-th retry of a heal: the server's Retry-After when the error
+    carries one, else the policy's full-jitter backoff."""
+    server_says = getattr(error, "retry_after", None)
+    if isinstance(server_says, int | float) and server_says > 0:
+        return float(server_says)
+    return random.uniform(0, min(policy.backoff_cap, policy.backoff_base * 2 ** (attempt - 1)))
+
+
+async def until_live(live: asyncio.Event, stream: AsyncEventStream) -> None:
+    """Until the stream is connected (or subscribed), or the error that ended it first."""
+    waiting = asyncio.ensure_future(live.wait())
+    ended = asyncio.ensure_future(stream._until_ready())
+    try:
+        await asyncio.wait({waiting, ended}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            try:
+                ended.result()  # the stream's error before it was ever connected, or an item waits
+            except StopAsyncIteration:
+                raise UserStreamError("the event stream ended before it connected") from None
+    finally:
+        for task in (waiting, ended):
+            task.cancel()
+        await asyncio.gather(waiting, ended, return_exceptions=True)
+
+
+def heal_failed(family: str, attempt: int, error: BaseException, wait: float) -> str:
+    """Log one failed heal attempt (a WARNING; the error's text holds no secret) and describe it."""
+    detail = f"attempt {attempt} failed: {type(error).__name__}: {error}"
+    log.warning("account %s: reconciling, %s; retrying in %.3gs", family, detail, wait)
+    return detail
+
+
+class AccountOptions:
+    """What `account()` checks before anything is sent: the family, the symbols, the callback."""
+
+    def __init__(self, uds: Any, symbols: Iterable[str], options: dict[str, Any]) -> None:
+        self.family = family_for(uds.market.name, uds.symbol)
+        listed = (symbols,) if isinstance(symbols, str) else tuple(symbols)
+        self.symbols = listed if uds.symbol is None else (*listed, uds.symbol)
+        user = options.pop("on_event", None)
+        if user is not None and not callable(user):
+            raise TypeError(f"on_event must be callable, not {type(user).__name__}")
+        self.on_event = user
+        self.options = options
+
+
+class AsyncAccount:
+    """The account's mirror over an asyncio event stream; made by `AsyncUserDataStream.account()`."""
+
+    def __init__(self, uds: AsyncUserDataStream, *, symbols: Iterable[str] = (), **options: Any) -> None:
+        self._uds = uds
+        self._setup = AccountOptions(uds, symbols, options)
+        self._live = asyncio.Event()
+        self._stream: AsyncEventStream = uds.events(on_event=self._on_event, **self._setup.options)
+        self._mirror: Mirror | None = None
+        self._pending: deque[Item] = deque()
+
+    @property
+    def state(self) -> AccountState:
+        """The account as the mirror knows it now (stale from a gap until it is healed)."""
+        if self._mirror is None:
+            raise UserStreamError("the account has no state before `async with` has taken its snapshot")
+        return self._mirror.state
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, StreamEvent) and event.kind in _LIVE:
+            self._live.set()
+        if self._setup.on_event is not None:
+            self._setup.on_event(event)
+
+    def _report(self, kind: StreamEventKind, detail: str, retry_in: float | None = None) -> None:
+        self._on_event(StreamEvent(kind, self._stream._now(), retry_in=retry_in, detail=detail))
+
+    async def __aenter__(self) -> Self:
+        await self._stream.__aenter__()
+        try:
+            await until_live(self._live, self._stream)
+            snapshot = await self._run(snapshot_plan(self._setup.family, self._uds.symbol, self._wall_ms()))
+            self._mirror = Mirror(self._setup.family, snapshot, symbols=self._setup.symbols)
+        except BaseException as error:
+            await self._stream.__aexit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stream.__aexit__(exc_type, exc, tb)
+
+    def close(self) -> None:
+        """End the iteration (thread-safe), as the event stream's `close`."""
+        self._stream.close()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> AccountItem:
+        mirror = self._mirror
+        if mirror is None:
+            raise UserStreamError("iterate the account inside `async with uds.account() as account`")
+        while True:
+            if mirror.gap is not None:
+                return await self._heal(mirror)
+            item = self._pending.popleft() if self._pending else await self._stream.__anext__()
+            if mirror.receive(item) or isinstance(item, StreamGap):
+                return item
+
+    async def _heal(self, mirror: Mirror) -> Reconciled:
+        gap = mirror.gap
+        assert gap is not None
+        family = mirror.family
+        log.info("account %s: reconciling after a %s gap", family.name, gap.reason)
+        self._report(StreamEventKind.RECONCILING, f"after a {gap.reason} gap")
+        attempt = 0
+        while True:
+            try:
+                snapshot = await self._run(snapshot_plan(family, self._uds.symbol, self._wall_ms()))
+                recovery = mirror.recovery(snapshot)
+                trades = await self._run(trades_plan(family, recovery))
+                break
+            except RETRYABLE as error:
+                attempt += 1
+                wait = retry_wait(self._uds.retry, attempt, error)
+                detail = heal_failed(family.name, attempt, error, wait)
+                self._report(StreamEventKind.RECONCILE_RETRY, detail, retry_in=wait)
+                await self._sleep(wait)
+        streamed = self._stream.buffered()
+        reconciled = mirror.heal(snapshot, trades, start_time=recovery.start_time, streamed=streamed)
+        self._pending.extend(streamed)
+        detail = f"{len(reconciled.changes)} changes, {len(reconciled.recovered_trades)} recovered trades"
+        log.info("account %s: reconciled: %s", family.name, detail)
+        self._report(StreamEventKind.RECONCILED, detail)
+        return reconciled
+
+    async def _run(self, plan: Generator[Call, Any, _T]) -> _T:
+        """Carry out a plan: send each of its calls, hand each answer back."""
+        answer: Any = None
+        try:
+            while True:
+                call = plan.send(answer)
+                operation = call.operation.asyncio_detailed
+                answer = await self._uds.call(operation, call.model, **call.arguments)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+    async def _sleep(self, seconds: float) -> None:
+        clock = self._stream._clock
+        await (asyncio.sleep(seconds) if clock is None else clock.sleep(seconds))
+
+    def _wall_ms(self) -> int:
+        return int(self._stream._wall_ms())
+
+    def __repr__(self) -> str:
+        return f"AsyncAccount(market={self._uds.market.name!r}, family={self._setup.family.name!r})"
