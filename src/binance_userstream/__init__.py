@@ -35,9 +35,9 @@ from binance_userstream._stream import AsyncEventStream
 from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
 from binance_userstream._stream_thread import EventStream
 from binance_userstream.account import (
-    Account,
+    AccountMirror,
     AccountState,
-    AsyncAccount,
+    AsyncAccountMirror,
     Balance,
     Change,
     Order,
@@ -73,9 +73,9 @@ __all__ = [
     "SHARED_BUDGET",
     "SHARED_GATE",
     "AcceleratedClock",
-    "Account",
+    "AccountMirror",
     "AccountState",
-    "AsyncAccount",
+    "AsyncAccountMirror",
     "AsyncEventStream",
     "AsyncKeepaliveSession",
     "AsyncUserDataStream",

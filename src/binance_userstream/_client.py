@@ -55,8 +55,8 @@ from binance_userstream._transport import (
     RetryingTransport,
     UsedWeight,
 )
-from binance_userstream.account._async import AsyncAccount
-from binance_userstream.account._sync import Account
+from binance_userstream.account._async import AsyncAccountMirror
+from binance_userstream.account._sync import AccountMirror
 from binance_userstream.errors import ListenKeyNotFoundError, MalformedAnswerError, UserStreamError
 
 DEFAULT_TIMEOUT = 10.0
@@ -526,14 +526,14 @@ class UserDataStream(_Base):
             clock=clock,
         )
 
-    def account(self, *, symbols: Iterable[str] = (), **options: Any) -> Account:
+    def account(self, *, symbols: Iterable[str] = (), **options: Any) -> AccountMirror:
         """The account's mirror: `with uds.account() as account: for item in account:`.
 
         As `AsyncUserDataStream.account`, synchronously: `options` are `events()`'s (the stream
         runs on its own thread, where `on_event` is called; the heal's own stream events are
         reported from the consumer's thread).
         """
-        return Account(self, symbols=symbols, **options)
+        return AccountMirror(self, symbols=symbols, **options)
 
     def __enter__(self) -> Self:
         self.client.__enter__()
@@ -689,7 +689,7 @@ class AsyncUserDataStream(_Base):
         """Release the connections (what leaving the `async with` block does)."""
         await self.client.get_async_httpx_client().aclose()
 
-    def account(self, *, symbols: Iterable[str] = (), **options: Any) -> AsyncAccount:
+    def account(self, *, symbols: Iterable[str] = (), **options: Any) -> AsyncAccountMirror:
         """The account's mirror: `async with uds.account() as account: async for item in account:`.
 
         Opens `events()` (with `options`: `maxsize`, `on_event`, `timing`, `clock`, ...), waits
@@ -701,7 +701,7 @@ class AsyncUserDataStream(_Base):
         client's RetryPolicy backoff (a WARNING, a RECONCILE_RETRY stream event); a refused key
         or signature ends the iteration with its typed error. Portfolio Margin Pro has no mirror.
         """
-        return AsyncAccount(self, symbols=symbols, **options)
+        return AsyncAccountMirror(self, symbols=symbols, **options)
 
     async def __aenter__(self) -> Self:
         await self.client.__aenter__()

@@ -1,6 +1,6 @@
 """The account mirror: balances, positions and open orders kept from events, healed from REST."""
 
-from binance_userstream.account._async import AsyncAccount
+from binance_userstream.account._async import AsyncAccountMirror
 from binance_userstream.account._state import (
     AccountState,
     Balance,
@@ -10,12 +10,12 @@ from binance_userstream.account._state import (
     Reconciled,
     Trade,
 )
-from binance_userstream.account._sync import Account
+from binance_userstream.account._sync import AccountMirror
 
 __all__ = [
-    "Account",
+    "AccountMirror",
     "AccountState",
-    "AsyncAccount",
+    "AsyncAccountMirror",
     "Balance",
     "Change",
     "Order",

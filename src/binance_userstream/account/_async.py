@@ -1,4 +1,4 @@
-"""`AsyncAccount`: the mirror driven by an asyncio event stream and awaited REST calls.
+"""`AsyncAccountMirror`: the mirror driven by an asyncio event stream and awaited REST calls.
 
 `async with uds.account() as account: async for item in account:` yields what `events()` yields
 (events in order, StreamGap markers) and a `Reconciled` after each gap once healed;
@@ -99,7 +99,7 @@ class AccountOptions:
         self.options = options
 
 
-class AsyncAccount:
+class AsyncAccountMirror:
     """The account's mirror over an asyncio event stream; made by `AsyncUserDataStream.account()`."""
 
     def __init__(self, uds: AsyncUserDataStream, *, symbols: Iterable[str] = (), **options: Any) -> None:
@@ -207,4 +207,4 @@ class AsyncAccount:
         return int(self._stream._wall_ms())
 
     def __repr__(self) -> str:
-        return f"AsyncAccount(market={self._uds.market.name!r}, family={self._setup.family.name!r})"
+        return f"AsyncAccountMirror(market={self._uds.market.name!r}, family={self._setup.family.name!r})"

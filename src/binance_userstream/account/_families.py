@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from binance_userstream.account._family import Family
 from binance_userstream.account._futures import COINM, USDM, FuturesFamily
+from binance_userstream.account._options import OptionsFamily
+from binance_userstream.account._portfolio import PortfolioFamily
 from binance_userstream.account._spot import SpotFamily
 
 #: Market name -> the family for that market, given isolated margin's symbol (None elsewhere).
@@ -14,6 +16,8 @@ FAMILIES: dict[str, Callable[[str | None], Family]] = {
     "margin": lambda symbol: SpotFamily("margin" if symbol is None else "isolated"),
     "usdm": lambda symbol: FuturesFamily(USDM),
     "coinm": lambda symbol: FuturesFamily(COINM),
+    "portfolio": lambda symbol: PortfolioFamily(),
+    "options": lambda symbol: OptionsFamily(),
 }
 
 #: Markets that will never have a mirror, and why.

@@ -1,6 +1,6 @@
-"""`Account`: the mirror driven by the sync event stream (its own thread) and blocking REST calls.
+"""`AccountMirror`: the mirror driven by the sync event stream (its own thread) and blocking REST calls.
 
-`with uds.account() as account: for item in account:`, as `AsyncAccount`. The stream's callback
+`with uds.account() as account: for item in account:`, as `AsyncAccountMirror`. The stream's callback
 runs in the stream's thread; the heal's calls, its retries and its RECONCILING, RECONCILE_RETRY
 and RECONCILED stream events run in the consumer's.
 """
@@ -41,7 +41,7 @@ log = logging.getLogger("binance_userstream.account")
 _T = TypeVar("_T")
 
 
-class Account:
+class AccountMirror:
     """The account's mirror over the sync event stream; made by `UserDataStream.account()`."""
 
     def __init__(self, uds: UserDataStream, *, symbols: Iterable[str] = (), **options: Any) -> None:
@@ -158,4 +158,4 @@ class Account:
         return int(self._stream._inner._wall_ms())
 
     def __repr__(self) -> str:
-        return f"Account(market={self._uds.market.name!r}, family={self._setup.family.name!r})"
+        return f"AccountMirror(market={self._uds.market.name!r}, family={self._setup.family.name!r})"
