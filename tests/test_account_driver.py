@@ -352,7 +352,7 @@ def test_portfolio_margin_pro_has_no_mirror_and_is_refused_before_anything_is_se
     server: ScriptedServer,
 ) -> None:
     with UserDataStream(api_key=API_KEY, base_url=server.url, market="portfolio_pro") as uds:
-        with pytest.raises(ValueError, match="market 'portfolio_pro' has no account mirror: .* no orders"):
+        with pytest.raises(ValueError, match=r"market 'portfolio_pro' has no account mirror: .* no orders"):
             uds.account()
 
     assert server.requests == []
