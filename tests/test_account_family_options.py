@@ -19,6 +19,7 @@ from binance_userstream_client.api.options import (
     get_options_margin_account,
     get_options_open_orders,
     get_options_positions,
+    get_options_server_time,
     get_options_user_trades,
 )
 from binance_userstream_client.models import (
@@ -26,6 +27,7 @@ from binance_userstream_client.models import (
     OptionsAccountAsset,
     OptionsOpenOrder,
     OptionsPosition,
+    OptionsServerTime,
     OptionsTrade,
     UnknownEvent,
 )
@@ -99,9 +101,11 @@ def snapshot(
 # --- the calls ---------------------------------------------------------------------------------
 
 
-def test_options_have_no_time_call() -> None:
-    """The spec has no Options time operation."""
-    assert FAMILY.time_call() is None
+def test_options_snapshots_are_dated_by_options_server_time() -> None:
+    call = FAMILY.time_call()
+
+    assert call is not None
+    assert (call.operation, call.model) == (get_options_server_time, OptionsServerTime)
 
 
 def test_snapshot_calls_read_the_margin_account_then_positions_then_open_orders() -> None:

@@ -26,7 +26,13 @@ from binance_userstream.account._family import (
     TradeSeen,
     Update,
 )
-from binance_userstream.account._mirror import Mirror, Recovery, snapshot_plan, trades_plan
+from binance_userstream.account._mirror import (
+    UNTIMED_MARGIN_MS,
+    Mirror,
+    Recovery,
+    snapshot_plan,
+    trades_plan,
+)
 
 
 @frozen
@@ -372,6 +378,18 @@ def test_a_snapshot_reads_the_exchanges_time_first_and_dates_the_snapshot_with_i
     assert len(asked) == 2
     assert taken.taken_at == 1234
     assert taken.balances == first.balances
+
+
+def test_without_a_time_call_a_snapshot_is_dated_early_by_the_margin_a_local_clock_may_be_ahead() -> None:
+    class Untimed(Direct):
+        def time_call(self) -> Call | None:
+            return None
+
+    first = snapshot(0, [usdt("5")])
+    asked, taken = _carry_out(snapshot_plan(Untimed(), None, 1_000_000), lambda call: first)
+
+    assert len(asked) == 1
+    assert taken.taken_at == 1_000_000 - UNTIMED_MARGIN_MS
 
 
 def test_a_full_page_of_trades_asks_for_the_next_from_the_last_id_plus_one() -> None:

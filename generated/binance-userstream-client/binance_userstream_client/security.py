@@ -44,6 +44,7 @@ OPERATION_SECURITY: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "get_options_margin_account": (("ApiKeyAuth", "Signature"),),
     "get_options_open_orders": (("ApiKeyAuth", "Signature"),),
     "get_options_positions": (("ApiKeyAuth", "Signature"),),
+    "get_options_server_time": (),
     "get_options_user_trades": (("ApiKeyAuth", "Signature"),),
     "get_portfolio_balance": (("ApiKeyAuth", "Signature"),),
     "get_portfolio_cm_open_orders": (("ApiKeyAuth", "Signature"),),

@@ -35,6 +35,7 @@ OPERATION_WEIGHTS: Mapping[str, tuple[int, tuple[tuple[str, int], ...], str]] = 
     "get_options_margin_account": (3, (), "ip"),
     "get_options_open_orders": (40, (("symbol", 1),), "ip"),
     "get_options_positions": (5, (), "ip"),
+    "get_options_server_time": (1, (), "ip"),
     "get_options_user_trades": (5, (), "ip"),
     "get_portfolio_balance": (20, (), "ip"),
     "get_portfolio_cm_open_orders": (40, (("symbol", 1),), "ip"),

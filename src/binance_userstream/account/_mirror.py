@@ -311,12 +311,19 @@ def _changes(
 # -- what to ask REST, as plans the drivers carry out ------------------------------------------
 
 
+#: How far ahead of Binance's a local clock may be when a market has no time call (Portfolio Margin)
+#: and the snapshot is dated by the local wall clock, in milliseconds. Dating a snapshot early is
+#: safe (the buffered events after it are replayed in order, and end where the snapshot is); dating
+#: it late is not (an order placed just after it would be taken for one the snapshot already has).
+UNTIMED_MARGIN_MS = 5_000
+
+
 def snapshot_plan(family: Family, symbol: str | None, now_ms: int) -> Generator[Call, Any, Snapshot]:
-    """The calls of one snapshot: the exchange's time first (`now_ms`, the driver's best guess, when
-    the market has no time call), then the family's; each `yield` hands a Call out and takes its
-    answer back."""
+    """The calls of one snapshot: the exchange's time first (without a time call, the driver's wall
+    clock `now_ms` less UNTIMED_MARGIN_MS), then the family's; each `yield` hands a Call out and
+    takes its answer back."""
     time_call = family.time_call()
-    taken_at = now_ms if time_call is None else int((yield time_call).server_time)
+    taken_at = now_ms - UNTIMED_MARGIN_MS if time_call is None else int((yield time_call).server_time)
     answers = []
     for call in family.snapshot_calls(symbol):
         answers.append((yield call))

@@ -17,6 +17,7 @@ from binance_userstream_client.api.options import (
     get_options_margin_account,
     get_options_open_orders,
     get_options_positions,
+    get_options_server_time,
     get_options_user_trades,
 )
 from binance_userstream_client.models import (
@@ -25,6 +26,7 @@ from binance_userstream_client.models import (
     OptionsOpenOrder,
     OptionsOrderTradeUpdate,
     OptionsPosition,
+    OptionsServerTime,
     OptionsTrade,
 )
 from binance_userstream_client.types import Unset
@@ -62,7 +64,7 @@ class OptionsFamily:
         return PAGE_SIZE
 
     def time_call(self) -> Call | None:
-        return None
+        return Call(get_options_server_time, OptionsServerTime)
 
     def snapshot_calls(self, symbol: str | None) -> Sequence[Call]:
         """The margin account, then the positions, then the open orders."""

@@ -65,6 +65,7 @@ from .options_order_trade_update import OptionsOrderTradeUpdate
 from .options_order_trade_update_order import OptionsOrderTradeUpdateOrder
 from .options_position import OptionsPosition
 from .options_risk_level_change import OptionsRiskLevelChange
+from .options_server_time import OptionsServerTime
 from .options_trade import OptionsTrade
 from .order_trade_update import OrderTradeUpdate
 from .order_trade_update_order import OrderTradeUpdateOrder
@@ -249,6 +250,7 @@ __all__ = (
     "OptionsOrderTradeUpdateOrder",
     "OptionsPosition",
     "OptionsRiskLevelChange",
+    "OptionsServerTime",
     "OptionsTrade",
     "OrderTradeUpdate",
     "OrderTradeUpdateOrder",
