@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.generation.meta import ParameterLocation
 from schemathesis.schemas import BaseSchema
 
-from binance_userstream.simulator import Exchange, Simulator, _metadata
+from binance_userstream.simulator import Exchange, Simulator, _account_routes, _metadata
 from tests._package_operations import package_operations
 from tests.conftest import API_KEY, ROOT
 
@@ -49,9 +49,11 @@ schema, live, retired = _schema(_served), _schema(_served_live), _schema(_served
 SPEC = yaml.safe_load(SPEC_PATH.read_text())
 #: What the simulator serves that the spec describes: the listenKey lifecycles, the listenToken mint,
 #: the account reads, and those of its metadata routes the spec has (the server times).
-SERVED = Exchange().served_paths() | {
-    ("GET", path) for path in _metadata.ROUTES if "get" in SPEC["paths"].get(path, {})
-}
+SERVED = (
+    Exchange().served_paths()
+    | {("GET", path) for path in _account_routes.ROUTES}
+    | {("GET", path) for path in _metadata.ROUTES if "get" in SPEC["paths"].get(path, {})}
+)
 
 
 def _valid_on_the_wire(case: schemathesis.Case) -> bool:

@@ -222,20 +222,15 @@ class Exchange:
 
     def served_paths(self) -> frozenset[tuple[str, str]]:
         """Every (method, path) whose listenKey lifecycle the simulator serves, whatever the mode
-        (in retired mode spot's answer 410), margin's `POST /sapi/v1/userListenToken`, and the signed
-        account reads its ledger answers (see `_account_routes`). Margin's retired paths, always
-        410, are not among them, nor the metadata routes (see `_metadata.ROUTES`)."""
-        names = {market.name for market in self.markets.values()}
-        return (
-            frozenset(
-                operation
-                for market in self.markets.values()
-                if market.retired != "always"
-                for operation in market.operations()
-            )
-            | {("POST", LISTEN_TOKEN_PATH)}
-            | {("GET", path) for path, route in _account_routes.ROUTES.items() if route.market in names}
-        )
+        (in retired mode spot's answer 410), and margin's `POST /sapi/v1/userListenToken`. Margin's
+        retired paths, always 410, are not among them; nor are the account reads (`_account_routes`)
+        and the metadata routes (`_metadata`), which its 404 lists apart."""
+        return frozenset(
+            operation
+            for market in self.markets.values()
+            if market.retired != "always"
+            for operation in market.operations()
+        ) | {("POST", LISTEN_TOKEN_PATH)}
 
     def retired_paths(self) -> frozenset[str]:
         """The paths answered 410 Gone whatever the mode and method (margin's, since 2026-02-20)."""
