@@ -79,6 +79,14 @@ class Outcome:
     final: AccountState | None = None
     ledger: Any = None
     trades_before: set[tuple[str, int]] = field(factory=set)
+    budget_marks: list[int] = field(factory=list)
+    """What the client's WeightBudget had counted this minute at the StreamGap and at the Reconciled."""
+
+    @property
+    def budget_counted(self) -> int:
+        """The weight the client's budget counted for the heal (a count that falls: a new minute)."""
+        at_gap, at_reconciled = self.budget_marks
+        return at_reconciled - at_gap if at_reconciled >= at_gap else at_reconciled
 
     @property
     def gap_at(self) -> float:
@@ -205,7 +213,13 @@ async def heal_run(
         if market == "spot":
             sim.traffic("spot", symbol="XRPUSDT", quantity="1", price="1", balance=FUNDS)
         ids = before(sim, outcome.symbols)
-        outcome.trades_before = {(t.symbol, t.trade_id) for t in sim.ledger(market).trades}
+        setup = sim.ledger(market)
+        outcome.trades_before = {(t.symbol, t.trade_id) for t in setup.trades}
+        # The simulator stamps quick steps ahead of its clock (each event at least 2 ms after the
+        # last, its serverTime the wall's): start once its clock has passed the set-up's last event,
+        # so that the first snapshot is later than every trade made before it, as on Binance.
+        latest = max([setup.update_time, *(t.time for t in setup.trades)])
+        await asyncio.sleep(max(0.0, latest / 1000 - time.time()) + 0.01)
         uds = AsyncUserDataStream(
             TEST_API_KEY,
             sim.url,
@@ -224,6 +238,8 @@ async def heal_run(
             async def consume() -> None:
                 async for item in account:
                     outcome.items.append((time.perf_counter(), item))
+                    if isinstance(item, StreamGap | Reconciled):
+                        outcome.budget_marks.append(budget.used(host))
                     if report is not None:
                         report_item(item, report)
                     if isinstance(item, Reconciled):
