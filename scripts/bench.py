@@ -245,9 +245,12 @@ def account(args: argparse.Namespace) -> int:
     import bench_account
 
     table = bench_account.run(args.account_runs)
+    bound = bench_account.budget_bound()
     out = args.out.with_name("bench-account-results.json")
-    out.write_text(json.dumps({"runs": args.account_runs, "heal_one_gap": table}, indent=2) + "\n")
+    results = {"runs": args.account_runs, "heal_one_gap": table, "budget_bound": bound}
+    out.write_text(json.dumps(results, indent=2) + "\n")
     ok = bench_account.report(table, args.account_runs)
+    ok = bench_account.report_bound(bound) and ok
     print(f"wrote {out}")
     return 0 if ok else 1
 

@@ -17,7 +17,9 @@ transport:
   418 would mean the budget let a call cross the limit), and every wait the budget made.
 
 Medians over the runs (interleaved: sizes and markets take turns); each run also checks that the
-mirror's state equals the simulator's ledger and that each trade reached the program once.
+mirror's state equals the simulator's ledger and that each trade reached the program once. Every
+heal measured fits its minute, so the budget never waits there; a last run (`budget_bound`) makes
+one heal that cannot fit, to see the budget hold calls until the minute rolls over, and no longer.
 """
 
 from __future__ import annotations
@@ -26,10 +28,17 @@ import asyncio
 import statistics
 from typing import Any
 
-from demo_account import LIMITS, Outcome, fill, heal_run, place
+from demo_account import LIMITS, Outcome, WeightClock, fill, heal_run, place
+
+from binance_userstream import RetryPolicy
 
 MARKETS = ("usdm", "spot")
 SIZES = (1, 10, 100)
+#: The budget-bound run: USD-M's 100-symbol heal (551 weight) under a limit of 250 a minute, whose
+#: minutes last six seconds (the simulator and the budget share the clock; signatures stay on the
+#: wall's time), so the heal must wait for a new minute at least once.
+TIGHT_LIMIT = 250
+TIGHT_SPEED = 10.0
 
 
 def partly_filled(market: str) -> Any:
@@ -47,16 +56,16 @@ def measure(outcome: Outcome) -> dict[str, Any]:
     """One run's figures (see the module's docstring)."""
     _, reconciled = outcome.reconciled
     heal = outcome.heal_answers()
-    used = [u for _, _, u, _ in outcome.answers if u is not None]
+    used = [a.used for a in outcome.answers if a.used is not None]
     checks = outcome.checks()
     return {
         "weight": outcome.heal_weight(),
         "budget_counted": outcome.budget_counted,
         "calls": len(heal),
-        "trade_calls": sum(path.endswith(("userTrades", "myTrades")) for path, *_ in heal),
+        "trade_calls": sum(a.path.endswith(("userTrades", "myTrades")) for a in heal),
         "ms": outcome.heal_seconds() * 1000,
         "peak_used": max(used, default=0),
-        "refused": sum(status in (418, 429) for _, status, _, _ in outcome.answers),
+        "refused": sum(a.status in (418, 429) for a in outcome.answers),
         "budget_waits": len(outcome.waits),
         "recovered": len(reconciled.recovered_trades),
         "correct": all(value for name, value in checks.items() if "budget" not in name),
@@ -142,3 +151,64 @@ def report(table: dict[str, dict[int, dict[str, Any]]], runs: int) -> bool:
     print(f"  answers 429/418: {refused}; weight-budget waits: {waits} ({verdict})")
     print(f"  every run: state equals the simulator's ledger, each trade delivered once: {correct}")
     return ok
+
+
+def budget_bound() -> dict[str, Any]:
+    """One heal that cannot fit a minute: did the budget hold each call until the minute rolled over,
+    and no longer? For each wait, the first request sent after it is found (by the time it went out
+    on the shared clock) and compared with the minute boundary: early would have drawn a 429; late
+    is time the budget waited more than it had to."""
+    clock = WeightClock(TIGHT_SPEED)
+    outcome = asyncio.run(
+        heal_run(
+            "usdm",
+            100,
+            before=partly_filled("usdm"),
+            during=fill("usdm", "1"),
+            clock=clock,
+            limit=TIGHT_LIMIT,
+            retry=RetryPolicy(deadline=120.0),
+        )
+    )
+    lateness = []
+    for began, held in zip(outcome.waited_at, outcome.waits, strict=True):
+        boundary = began + held.seconds
+        after = min((a.sent for a in outcome.answers if a.sent >= began), default=None)
+        if after is not None:
+            lateness.append((after - boundary) / TIGHT_SPEED * 1000)
+    checks = outcome.checks()
+    return {
+        "limit_per_minute": TIGHT_LIMIT,
+        "minute_seconds": 60 / TIGHT_SPEED,
+        "heal_weight": outcome.heal_weight(),
+        "budget_waits": len(outcome.waits),
+        "waited_s": round(sum(held.seconds for held in outcome.waits) / TIGHT_SPEED, 2),
+        "next_call_after_minute_ms": [round(ms, 1) for ms in lateness],
+        "heal_ms": round(outcome.heal_seconds() * 1000, 1),
+        "peak_used": max((a.used for a in outcome.answers if a.used is not None), default=0),
+        "answers_429_or_418": sum(a.status in (418, 429) for a in outcome.answers),
+        "correct": all(value for name, value in checks.items() if "budget" not in name),
+    }
+
+
+def report_bound(row: dict[str, Any]) -> bool:
+    """Print the budget-bound run; True if the budget waited, never early, never much late."""
+    late = row["next_call_after_minute_ms"]
+    print(
+        f"budget-bound: USD-M, 100 symbols, a heal of {row['heal_weight']} weight under a limit of"
+        f" {row['limit_per_minute']} a minute (minutes of {row['minute_seconds']:g} s)"
+    )
+    print(
+        f"  the budget waited {row['budget_waits']} times, {row['waited_s']} s in all; the heal took"
+        f" {row['heal_ms']} ms; peak weight {row['peak_used']}; answers 429/418: {row['answers_429_or_418']}"
+    )
+    print(f"  each held call went out this long after its minute began (ms): {late}")
+    print(f"  state equals the simulator's ledger, each trade delivered once: {row['correct']}")
+    return (
+        row["budget_waits"] >= 1
+        and not row["answers_429_or_418"]
+        and row["peak_used"] <= row["limit_per_minute"]
+        and all(0 <= ms < 100 for ms in late)
+        and len(late) == row["budget_waits"]
+        and row["correct"]
+    )

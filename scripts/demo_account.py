@@ -12,19 +12,21 @@ streamed or recovered. `bench_account.py` measures the same heal with 1, 10 and 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import httpx
-from attrs import define, evolve, field
+from attrs import define, evolve, field, frozen
 
 from binance_userstream import (
     AccountState,
     AsyncUserDataStream,
     BudgetWait,
     Reconciled,
+    RetryPolicy,
     StreamGap,
     StreamTiming,
     WeightBudget,
@@ -49,19 +51,33 @@ def show(text: str, market: str = "usdm") -> None:
     print(f"  {market:>6} │ {text}", flush=True)
 
 
-class Answers(httpx.AsyncHTTPTransport):
-    """The client's transport, noting each answer: path, status, the weight the simulator says this
-    IP used this minute (X-MBX-USED-WEIGHT-1M), and when (perf_counter)."""
+@frozen
+class Answer:
+    """One answer the client got: its path, status, the weight the simulator says this IP used this
+    minute (X-MBX-USED-WEIGHT-1M), when it came (perf_counter), and when its request went out on
+    the weight's clock."""
 
-    def __init__(self) -> None:
+    path: str
+    status: int
+    used: int | None
+    at: float
+    sent: float
+
+
+class Answers(httpx.AsyncHTTPTransport):
+    """The client's transport, noting each answer (an `Answer`)."""
+
+    def __init__(self, clock: WeightClock) -> None:
         super().__init__()
-        self.seen: list[tuple[str, int, int | None, float]] = []
+        self.clock = clock
+        self.seen: list[Answer] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        sent = self.clock.now()
         response = await super().handle_async_request(request)
         used = response.headers.get("X-MBX-USED-WEIGHT-1M")
-        self.seen.append((request.url.path, response.status_code, None if used is None else int(used),
-                          time.perf_counter()))  # fmt: skip
+        number = None if used is None else int(used)
+        self.seen.append(Answer(request.url.path, response.status_code, number, time.perf_counter(), sent))
         return response
 
 
@@ -74,8 +90,10 @@ class Outcome:
     symbols: list[str]
     first: AccountState | None = None
     items: list[tuple[float, Any]] = field(factory=list)
-    answers: list[tuple[str, int, int | None, float]] = field(factory=list)
+    answers: list[Answer] = field(factory=list)
     waits: list[BudgetWait] = field(factory=list)
+    waited_at: list[float] = field(factory=list)
+    """When (on the weight's clock) each of `waits` began."""
     final: AccountState | None = None
     ledger: Any = None
     trades_before: set[tuple[str, int]] = field(factory=set)
@@ -99,21 +117,21 @@ class Outcome:
     def heal_seconds(self) -> float:
         return self.reconciled[0] - self.gap_at
 
-    def heal_answers(self) -> list[tuple[str, int, int | None, float]]:
+    def heal_answers(self) -> list[Answer]:
         """The answers that came between the StreamGap and the Reconciled: the heal's REST reads."""
         start, end = self.gap_at, self.reconciled[0]
-        return [answer for answer in self.answers if start <= answer[3] <= end]
+        return [answer for answer in self.answers if start <= answer.at <= end]
 
     def heal_weight(self) -> int:
         """The weight the heal cost, by the simulator's own count: how much each of its answers
         moved X-MBX-USED-WEIGHT-1M (a count that falls means a new minute began)."""
-        before = [used for _, _, used, at in self.answers if at < self.gap_at and used is not None]
+        before = [a.used for a in self.answers if a.at < self.gap_at and a.used is not None]
         last = before[-1] if before else 0
         cost = 0
-        for _, _, used, _ in self.heal_answers():
-            if used is not None:
-                cost += used - last if used >= last else used
-                last = used
+        for answer in self.heal_answers():
+            if answer.used is not None:
+                cost += answer.used - last if answer.used >= last else answer.used
+                last = answer.used
         return cost
 
     def delivered(self) -> list[tuple[str, int]]:
@@ -134,7 +152,9 @@ class Outcome:
             "the mirror's state equals the simulator's ledger": not differences(self.final, self.ledger),
             "each trade made while the mirror ran reached the program once": sorted(delivered)
             == sorted(made),
-            "the simulator never answered 429 (or 418)": all(a[1] not in (418, 429) for a in self.answers),
+            "the simulator never answered 429 (or 418)": all(
+                a.status not in (418, 429) for a in self.answers
+            ),
             "the client's weight budget never waited": not self.waits,
         }
 
@@ -184,6 +204,27 @@ async def until(predicate: Callable[[], bool], consumer: asyncio.Task[None], tim
             await asyncio.sleep(0.002)
 
 
+class WeightClock:
+    """The wall's time, shared by the simulator and the client's budget so that they count weight in
+    the same minutes; `speed` > 1 makes those minutes (and the budget's waits) pass that many times
+    faster while signatures and server times stay on the wall (`wall()`)."""
+
+    def __init__(self, speed: float = 1.0) -> None:
+        self.speed = speed
+
+    def now(self) -> float:
+        return time.time() * self.speed
+
+    def wall(self) -> float:
+        return time.time()
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        return stop.wait(max(seconds, 0.0) / self.speed)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0.0) / self.speed)
+
+
 def symbols_of(count: int) -> list[str]:
     """`count` symbols quoted in USDT: three known ones, or made-up ones for the benchmark's many."""
     known = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
@@ -199,17 +240,25 @@ async def heal_run(
     streamed: Callable[[Simulator, list[str], list[int]], None] | None = None,
     report: Callable[[str], None] | None = None,
     first: Callable[[AccountState], None] | None = None,
+    clock: WeightClock | None = None,
+    limit: int | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Outcome:
     """One heal on a fresh simulator: `before` sets the account up (its orders' ids), the mirror
     takes its first snapshot, `streamed` moves the account while the mirror listens, the exchange
     drops the stream, `during` moves the account while nobody listens; then the StreamGap, and the
-    Reconciled. `first` gets the first snapshot's state and `report` each item (the demo prints them)."""
+    Reconciled. `first` gets the first snapshot's state and `report` each item (the demo prints them).
+    `clock` counts the weight's minutes, `limit` is the simulator's and the budget's weight limit (by
+    default the market's), `retry` the client's RetryPolicy."""
     outcome = Outcome(market, symbols_of(count))
-    answers = Answers()
-    with Simulator() as sim:
+    clock = WeightClock() if clock is None else clock
+    answers = Answers(clock)
+    limit = LIMITS[market] if limit is None else limit
+    with Simulator(clock=clock, weight_limit=limit) as sim:
         host = sim.url.removeprefix("http://")
-        budget = WeightBudget(limits={host: LIMITS[market]})
+        budget = WeightBudget(clock=clock, limits={host: limit})
         budget.on_wait.append(outcome.waits.append)
+        budget.on_wait.append(lambda _: outcome.waited_at.append(clock.now()))
         if market == "spot":
             sim.traffic("spot", symbol="XRPUSDT", quantity="1", price="1", balance=FUNDS)
         ids = before(sim, outcome.symbols)
@@ -228,6 +277,7 @@ async def heal_run(
             api_secret=TEST_API_SECRET,
             transport=answers,
             budget=budget,
+            **({} if retry is None else {"retry": retry}),
         )
         timing = evolve(StreamTiming.for_market(uds.market), first_retry=RECONNECT_AFTER)
         async with uds, uds.account(timing=timing, jitter=lambda: 1.0) as account:
