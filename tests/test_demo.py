@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET
 from tests.conftest import ROOT
 
 
@@ -35,3 +36,8 @@ def test_the_demo_shows_the_mirror_heal_a_gap(demo: subprocess.CompletedProcess[
     assert text.count("recovered trade ") == 3
     assert f"ok   {market}: the mirror's state equals the simulator's ledger" in text
     assert f"ok   {market}: each trade made while the mirror ran reached the program once" in text
+
+
+def test_the_demo_prints_no_secret(demo: subprocess.CompletedProcess[str]) -> None:
+    assert TEST_API_KEY not in demo.stdout + demo.stderr
+    assert TEST_API_SECRET not in demo.stdout + demo.stderr
