@@ -1,12 +1,15 @@
 """`make bench`: per-call keepalive cost side by side, many keys at once, and import time; then
-the event stream's benchmark (scripts/bench_stream.py: throughput, latency, many streams).
+the event stream's benchmark (scripts/bench_stream.py: throughput, latency, many streams); then what
+healing one gap of the account mirror costs (scripts/bench_account.py: weight and wall time for 1,
+10 and 100 active symbols, on USD-M and spot, against the simulator).
 
 All contenders talk to one fast loopback server in its own process (scripts/bench_server.py) and
 are measured interleaved in one run, in rounds whose order rotates, so that a noisy machine slows
 them alike; medians are reported with min and max over the rounds, and ratios are of medians.
 
     python scripts/bench.py [--rounds 25] [--calls 200] [--keys 1000] [--out bench-results.json]
-                            [--only rest|stream] [-- bench_stream.py's options]
+                            [--account-runs 5] [--only rest|stream|account]
+                            [-- bench_stream.py's options]
 """
 
 from __future__ import annotations
@@ -221,16 +224,35 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
-    parser.add_argument("--only", choices=["rest", "stream"], help="run one half (default: both)")
+    parser.add_argument("--account-runs", type=int, default=5, help="runs of each account heal (median)")
+    parser.add_argument("--only", choices=["rest", "stream", "account"], help="run one part (default: all)")
     args, stream_args = parser.parse_known_args()
-    if args.only != "stream":
+    sys.path.insert(0, str(ROOT / "scripts"))
+    code = 0
+    if args.only in (None, "rest"):
         rest(args)
-    if args.only != "rest":
-        sys.path.insert(0, str(ROOT / "scripts"))
+    if args.only in (None, "stream"):
         import bench_stream
 
-        return bench_stream.main([a for a in stream_args if a != "--"])
-    return 0
+        code = bench_stream.main([a for a in stream_args if a != "--"])
+    if args.only in (None, "account"):
+        code = account(args) or code
+    return code
+
+
+def account(args: argparse.Namespace) -> int:
+    """The account part: one gap's heal, by active symbols, on USD-M and spot (bench_account.py)."""
+    import bench_account
+
+    table = bench_account.run(args.account_runs)
+    bound = bench_account.budget_bound()
+    out = args.out.with_name("bench-account-results.json")
+    results = {"runs": args.account_runs, "heal_one_gap": table, "budget_bound": bound}
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    ok = bench_account.report(table, args.account_runs)
+    ok = bench_account.report_bound(bound) and ok
+    print(f"wrote {out}")
+    return 0 if ok else 1
 
 
 def rest(args: argparse.Namespace) -> None:

@@ -1,7 +1,8 @@
 """`make demo`: the main job, end to end, against the local simulator, in under a minute.
 
-Three parts: the keepalive session through the CLI (below), the event stream (`demo_stream.py`),
-then spot and margin on the WebSocket API (`demo_spot.py`).
+Four parts: the keepalive session through the CLI (below), the event stream (`demo_stream.py`),
+spot and margin on the WebSocket API (`demo_spot.py`), then the account mirror healing a gap
+(`demo_account.py`).
 
 It starts the simulator (`binance-userstream simulator`) on a free loopback port with a clock 720
 times faster than real time, runs the real CLI (`binance-userstream run`) for four simulated hours,
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
+import demo_account
 import demo_spot
 import demo_stream
 import httpx
@@ -43,7 +45,8 @@ def main() -> int:
         code = run_demo(simulator.stdout, started)
         stream_ok = demo_stream.main()
         spot_ok = demo_spot.main()
-        return code if stream_ok and spot_ok else 1
+        account_ok = demo_account.main()
+        return code if stream_ok and spot_ok and account_ok else 1
     finally:
         simulator.terminate()
         simulator.wait(timeout=10)

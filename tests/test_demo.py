@@ -5,14 +5,39 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET
 from tests.conftest import ROOT
 
 
-def test_the_demo_rides_out_every_fault_and_exits_0() -> None:
-    proc = subprocess.run(
+@pytest.fixture(scope="module")
+def demo() -> subprocess.CompletedProcess[str]:
+    """One run of `make demo` (about 40 s), read by every test here."""
+    return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py")], capture_output=True, text=True, timeout=120
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "FAIL" not in proc.stdout
-    # 10 for the keepalive session, 7 for the event stream, 5 for spot and margin
-    assert proc.stdout.count("demo │ ok") == 22
+
+
+def test_the_demo_rides_out_every_fault_and_exits_0(demo: subprocess.CompletedProcess[str]) -> None:
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "FAIL" not in demo.stdout
+    # 10 for the keepalive session, 7 for the event stream, 5 for spot and margin, 10 for the mirror
+    assert demo.stdout.count("demo │ ok") == 32
+
+
+@pytest.mark.parametrize("market", ["usdm", "spot"])
+def test_the_demo_shows_the_mirror_heal_a_gap(demo: subprocess.CompletedProcess[str], market: str) -> None:
+    lines = [line for line in demo.stdout.splitlines() if f"{market} │" in line or f" {market}: " in line]
+    text = "\n".join(lines)
+    assert f"{market}: the mirror's first snapshot" in text
+    assert "StreamGap: gap (disconnected)" in text
+    assert "Reconciled: 7 changes, 3 recovered trades" in text
+    assert text.count("recovered trade ") == 3
+    assert f"ok   {market}: the mirror's state equals the simulator's ledger" in text
+    assert f"ok   {market}: each trade made while the mirror ran reached the program once" in text
+
+
+def test_the_demo_prints_no_secret(demo: subprocess.CompletedProcess[str]) -> None:
+    assert TEST_API_KEY not in demo.stdout + demo.stderr
+    assert TEST_API_SECRET not in demo.stdout + demo.stderr
