@@ -83,8 +83,8 @@ class Family(Protocol):
     def name(self) -> str: ...
 
     def time_call(self) -> Call | None:
-        """The call that reads the exchange's time (None: the market has none; the driver then uses
-        the latest event time it has seen, or the local clock's wall time)."""
+        """The call that reads the exchange's time (None: the market has none; the snapshot is then
+        dated by the local wall clock less `_mirror.UNTIMED_MARGIN_MS`)."""
 
     def snapshot_calls(self, symbol: str | None) -> Sequence[Call]:
         """The calls whose answers `snapshot` reads, in order; `symbol` is isolated margin's pair."""
