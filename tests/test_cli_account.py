@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from binance_userstream import AccountState, Balance, Change, Order
+from binance_userstream._account_lines import change_line, state_json, state_table
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
 from tests._scripted import ScriptedServer
 from tests.test_cli import CLI
@@ -370,3 +372,34 @@ def test_nothing_secret_is_printed_even_with_the_librarys_logs(live: Simulator, 
     stdout = "\n".join(lines.seen) + lines.buffer.decode()
     assert "binance_userstream" in stderr  # the logs were on
     assert_no_secret(stdout + stderr, listen_key)
+
+
+# -- how amounts and the server's names print ----------------------------------------------------
+
+
+def test_amounts_print_in_fixed_point_with_every_digit_binance_sent() -> None:
+    """A Decimal's own str() would print Binance's "0.00000001" as 1E-8 and "0.00000000" as 0E-8."""
+    tiny = Balance(asset="BTC", free=Decimal("0.00000001"), locked=Decimal("0.00000000"))
+    state = AccountState(balances={"BTC": tiny})
+    assert state_json(state, "spot")["balances"] == [
+        {"asset": "BTC", "free": "0.00000001", "locked": "0.00000000"}
+    ]
+    assert ["BTC", "0.00000001", "0.00000000"] in [line.split() for line in state_table(state, "spot")]
+
+
+def test_a_name_the_server_sent_is_escaped_in_a_line() -> None:
+    """A client order id is whatever the order's placer chose: no control character reaches the terminal."""
+    order = Order(
+        symbol="BTCUSDT",
+        order_id=1,
+        client_order_id="evil\x1b[2J",
+        side="BUY",
+        type="LIMIT",
+        status="NEW",
+        price=Decimal("1"),
+        quantity=Decimal("1"),
+        executed_quantity=Decimal("0"),
+    )
+    line = change_line(Change(kind="order", key=order.key, before=None, after=order))
+    assert "\x1b" not in line
+    assert line.startswith("ORDER BTCUSDT 1 opened: client_order_id=evil")

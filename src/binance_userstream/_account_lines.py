@@ -19,6 +19,7 @@ import attrs
 from binance_userstream._gap import StreamGap
 from binance_userstream._secrets import server_text
 from binance_userstream.account import AccountState, Balance, Change, Order, Position, Reconciled, Trade
+from binance_userstream.account._state import ChangeKind
 
 #: A balance's amounts, in the order a table and a line show them (None: the market reports none).
 BALANCE_AMOUNTS = ("free", "locked", "wallet", "cross_wallet", "um_wallet", "cm_wallet")
@@ -85,18 +86,16 @@ def changes(before: AccountState, after: AccountState) -> tuple[Change, ...]:
     kind by key: what one applied event changed (as a Reconciled's `changes` says what a snapshot
     changed)."""
     found: list[Change] = []
-    tables = (
+    tables: tuple[tuple[ChangeKind, Mapping[Any, Any], Mapping[Any, Any]], ...] = (
         ("balance", before.balances, after.balances),
         ("position", before.positions, after.positions),
         ("order", before.open_orders, after.open_orders),
     )
     for kind, old, new in tables:
-        old_table: Mapping[Any, Any] = old
-        new_table: Mapping[Any, Any] = new
-        for key in sorted(set(old_table) | set(new_table)):
-            was, now = old_table.get(key), new_table.get(key)
+        for key in sorted(set(old) | set(new)):
+            was, now = old.get(key), new.get(key)
             if was != now:
-                found.append(Change(kind=kind, key=key, before=was, after=now))  # type: ignore[arg-type]
+                found.append(Change(kind=kind, key=key, before=was, after=now))
     return tuple(found)
 
 
