@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -300,10 +301,15 @@ def test_a_cut_while_traffic_goes_on_ends_in_a_reconciled_with_the_missed_trades
     ledger = live.ledger("usdm")
     assert gap["event"] == "gap"
     assert reconciled["gap"]["reason"] == gap["reason"]
+    streamed = {  # by a connection made again before the traffic ended (it rarely is)
+        event["o"]["t"]
+        for event in (json.loads(d.text) for d in live.deliveries if d.connections)
+        if event["e"] == "ORDER_TRADE_UPDATE" and event["o"]["x"] == "TRADE"
+    }
     assert [(t["symbol"], t["trade_id"]) for t in reconciled["recovered_trades"]] == [
-        (t.symbol, t.trade_id)
-        for t in ledger.trades  # every one was made while cut off
+        (t.symbol, t.trade_id) for t in ledger.trades if t.trade_id not in streamed
     ]
+    assert reconciled["recovered_trades"]
     [position] = ledger.positions.values()
     changed = {tuple(c["key"]): c["after"] for c in reconciled["changes"]}
     assert changed["BTCUSDT", "BOTH"]["amount"] == fixed(position.amount)
@@ -318,15 +324,15 @@ def test_a_reconciled_is_a_head_line_then_each_change_and_recovered_trade(
         lines.snapshot()
         live.cut_streams("usdm")
         live.traffic("usdm")
-        lines.until("RECONCILED ")
-        trades = len(live.ledger("usdm").trades)
-        body = [lines.next() for _ in range(2 + trades)]  # the balance, the position, each trade
+        head = lines.until("RECONCILED ")[-1]
+        said = re.search(r"after a disconnected gap: 2 changes, (\d+) recovered trades?$", head)
+        assert said is not None, head
+        body = [lines.next() for _ in range(2 + int(said[1]))]  # the balance, the position, each trade
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 143
-    head = lines.seen[-len(body) - 1]
-    assert f"2 changes, {trades} recovered trades" in head
     assert body[0].startswith("  BALANCE USDT new: wallet=")  # the account held no USDT before
-    assert body[1].startswith("  POSITION BTCUSDT BOTH ")
+    assert body[1].startswith("  POSITION BTCUSDT BOTH new: amount=")
+    assert len(body) > 2
     assert all(line.startswith("  TRADE BTCUSDT ") and " recovered: " in line for line in body[2:])
 
 
