@@ -1,7 +1,8 @@
-"""The `binance-userstream` command: listen to the events, create, keepalive or close a listenKey, run
-a keepalive session, or run the simulator.
+"""The `binance-userstream` command: listen to the events, print the account (its mirror's snapshot,
+and with --follow its every change), create, keepalive or close a listenKey, run a keepalive
+session, or run the simulator.
 
-argparse (the standard library's) is enough for five subcommands and keeps the install thin.
+argparse (the standard library's) is enough for seven subcommands and keeps the install thin.
 The API key is read from $BINANCE_API_KEY or a file (or stdin), never from an argument, which
 every user of the machine could read in `ps`.
 """
@@ -28,6 +29,15 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import attrs
 
+from binance_userstream._account_lines import (
+    change_json,
+    change_line,
+    changes,
+    reconciled_json,
+    reconciled_lines,
+    state_json,
+    state_table,
+)
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock
 from binance_userstream._gap import StreamGap
@@ -48,6 +58,7 @@ from binance_userstream._session import (
 from binance_userstream._stream import AsyncEventStream
 from binance_userstream._stream_core import Item as StreamItem
 from binance_userstream._stream_core import StreamEvent, StreamEventKind
+from binance_userstream.account import AccountState, AsyncAccountMirror, Reconciled
 from binance_userstream.errors import (
     AuthenticationError,
     BinanceAPIError,
@@ -57,6 +68,7 @@ from binance_userstream.errors import (
     NetworkError,
     RateLimitedError,
     ServerError,
+    SignerMissingError,
     UserStreamError,
 )
 
@@ -101,6 +113,9 @@ examples:
   binance-userstream simulator --port 8765 &
   binance-userstream listen --market usdm --base-url http://127.0.0.1:8765 --stream-url ws://127.0.0.1:8765
   binance-userstream listen --market spot --api-secret-file secret.txt    # on Binance: the WebSocket API
+  binance-userstream account --market usdm --base-url http://127.0.0.1:8765 \\
+      --stream-url ws://127.0.0.1:8765 --api-secret-file secret.txt
+  binance-userstream account --market usdm --follow --json --api-secret-file secret.txt
   binance-userstream create --market usdm --base-url http://127.0.0.1:8765 --key-file key.txt
   binance-userstream keepalive --market usdm --key-file key.txt --base-url http://127.0.0.1:8765
   binance-userstream close - --market usdm --base-url http://127.0.0.1:8765 < key.txt
@@ -270,8 +285,8 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="binance-userstream",
-        description="Print a Binance account's user data events (listen), start, keep alive and close"
-        " listenKeys, or run a local simulator.",
+        description="Print a Binance account's user data events (listen) or its balances, positions and"
+        " open orders (account), start, keep alive and close listenKeys, or run a local simulator.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -314,34 +329,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=fmt,
     )
-    listen.add_argument(
-        "--stream-url",
-        default=None,
-        help="a ws(s) URL, or a stream host name of the market; default: its production stream host",
-    )
-    signing = listen.add_argument_group(
-        "signing (spot: the WebSocket API's signed subscription; margin needs the API key alone)"
-    )
-    secret = signing.add_mutually_exclusive_group()
-    secret.add_argument(
-        "--api-secret-file",
-        metavar="PATH",
-        help="read the HMAC secret from this file (- for stdin) instead of $BINANCE_API_SECRET",
-    )
-    secret.add_argument(
-        "--private-key-file",
-        metavar="PATH",
-        help="sign with this Ed25519 or RSA private key (PEM) instead of $BINANCE_PRIVATE_KEY_FILE",
-    )
-    signing.add_argument(
-        "--private-key-passphrase-file",
-        metavar="PATH",
-        help="read the private key's passphrase from this file instead of $BINANCE_PRIVATE_KEY_PASSPHRASE",
-    )
-    signing.add_argument(
-        "--symbol",
-        metavar="PAIR",
-        help="--market margin: the isolated margin account of this pair (default: cross margin)",
+    _stream_options(
+        listen, "signing (spot: the WebSocket API's signed subscription; margin needs the API key alone)"
     )
     listen.add_argument("--json", action="store_true", help="print one JSON object per line (errors too)")
     listen.add_argument(
@@ -352,6 +341,30 @@ def _parser() -> argparse.ArgumentParser:
         " gaps are always printed",
     )
     listen.add_argument(
+        "--for", dest="run_for", type=duration, metavar="DURATION", help="stop after this long"
+    )
+    account = commands.add_parser(
+        "account",
+        parents=[client],
+        help="print the account's balances, positions and open orders (--follow: and every change)",
+        description="Take a snapshot of the account from REST (its reads are SIGNED on every market) "
+        "and print it; with --follow, keep it current from the event stream, healed from REST after "
+        "every gap, and print each change and each reconciliation until Ctrl-C or SIGTERM.",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    _stream_options(account, "signing (required on every market: the account's REST reads are SIGNED)")
+    account.add_argument(
+        "--json",
+        action="store_true",
+        help="the snapshot as one JSON document; with --follow, one JSON object per line (errors too)",
+    )
+    account.add_argument(
+        "--follow",
+        action="store_true",
+        help="after the snapshot, print each change, gap and reconciliation until Ctrl-C or SIGTERM",
+    )
+    account.add_argument(
         "--for", dest="run_for", type=duration, metavar="DURATION", help="stop after this long"
     )
     run = commands.add_parser(
@@ -463,6 +476,37 @@ def _parser() -> argparse.ArgumentParser:
         for name, sub in commands.choices.items()
     }
     return parser
+
+
+def _stream_options(command: argparse.ArgumentParser, signing_title: str) -> None:
+    """The options `listen` and `account` share: the stream's URL, the signer and the isolated pair."""
+    command.add_argument(
+        "--stream-url",
+        default=None,
+        help="a ws(s) URL, or a stream host name of the market; default: its production stream host",
+    )
+    signing = command.add_argument_group(signing_title)
+    secret = signing.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--api-secret-file",
+        metavar="PATH",
+        help="read the HMAC secret from this file (- for stdin) instead of $BINANCE_API_SECRET",
+    )
+    secret.add_argument(
+        "--private-key-file",
+        metavar="PATH",
+        help="sign with this Ed25519 or RSA private key (PEM) instead of $BINANCE_PRIVATE_KEY_FILE",
+    )
+    signing.add_argument(
+        "--private-key-passphrase-file",
+        metavar="PATH",
+        help="read the private key's passphrase from this file instead of $BINANCE_PRIVATE_KEY_PASSPHRASE",
+    )
+    signing.add_argument(
+        "--symbol",
+        metavar="PAIR",
+        help="--market margin: the isolated margin account of this pair (default: cross margin)",
+    )
 
 
 def _version() -> str:
@@ -785,11 +829,13 @@ def _listen_line(item: StreamItem, as_json: bool) -> str:
 FAILURES_SHOWN_EVERY = 10
 
 #: What fails and is tried again: a connection attempt, a listenToken mint, a keepalive.
-_FAILING = frozenset(
+_FAILING: frozenset[StreamEventKind | EventKind] = frozenset(
     {StreamEventKind.RECONNECTING, StreamEventKind.TOKEN_RENEW_FAILED, EventKind.KEEPALIVE_FAILED}
 )
 #: What ends a run of failures.
-_RECOVERED = frozenset({StreamEventKind.CONNECTED, StreamEventKind.TOKEN_RENEWED, EventKind.KEPT_ALIVE})
+_RECOVERED: frozenset[StreamEventKind | EventKind] = frozenset(
+    {StreamEventKind.CONNECTED, StreamEventKind.TOKEN_RENEWED, EventKind.KEPT_ALIVE}
+)
 
 
 class _Failures:
@@ -797,8 +843,16 @@ class _Failures:
     the first failure of a run, every FAILURES_SHOWN_EVERY-th after it, and the recovery that ends
     it (all of them are in the log with -v)."""
 
-    def __init__(self, every: int = FAILURES_SHOWN_EVERY) -> None:
+    def __init__(
+        self,
+        every: int = FAILURES_SHOWN_EVERY,
+        *,
+        failing: frozenset[StreamEventKind | EventKind] = _FAILING,
+        recovered: frozenset[StreamEventKind | EventKind] = _RECOVERED,
+    ) -> None:
         self.every = every
+        self.failing = failing
+        self.recovered = recovered
         self.in_a_row = 0
         self.last: str | None = None  # the latest failure, as said
         self.connected = False
@@ -807,12 +861,12 @@ class _Failures:
         """The line to say for `event`, or None."""
         if event.kind is StreamEventKind.CONNECTED:
             self.connected = True
-        if event.kind in _FAILING:
+        if event.kind in self.failing:
             self.in_a_row += 1
             self.last = event.describe()
             if self.in_a_row == 1 or self.in_a_row % self.every == 0:
                 return f"{self.last} (failure {self.in_a_row} in a row; retrying, said every {self.every})"
-        elif event.kind in _RECOVERED and self.in_a_row:
+        elif event.kind in self.recovered and self.in_a_row:
             failures, self.in_a_row = self.in_a_row, 0
             return f"{event.describe()} after {failures} failure{'s' if failures > 1 else ''}"
         return None
@@ -863,6 +917,161 @@ class _Listener:
         stream.close()
 
 
+class _Account:
+    """`account`: the account's mirror on the asyncio client, printed once (the snapshot) or, with
+    --follow, change by change until Ctrl-C, SIGTERM or --for.
+
+    Entering the mirror (the stream connected, then the snapshot taken) and following it each run
+    as a task: a signal or --for during the entry cancels it at once (nothing to print: 130, 143,
+    or for --for a NetworkError, 7); while following, they close the mirror as `listen` closes its
+    stream, and cut it after CLOSE_GRACE if it is still busy (a heal retrying its reads).
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.signals: list[int] = []
+        self.timed_out = False
+        self.failures = _Failures(failing=_FAILING | _HEALING, recovered=_RECOVERED | _HEALED)
+        self.phase: asyncio.Future[Any] | None = None
+        self.mirror: AsyncAccountMirror | None = None
+
+    def on_event(self, event: SessionEvent | StreamEvent) -> None:
+        line = self.failures.line(event)
+        if line is not None:
+            with contextlib.suppress(OSError):
+                print(f"binance-userstream: {line}", file=sys.stderr, flush=True)
+
+    def _stop(self) -> None:
+        if self.mirror is None:
+            self._cut()
+            return
+        self.mirror.close()
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, self._cut)
+
+    def _cut(self) -> None:
+        if self.phase is not None:
+            self.phase.cancel()
+
+    def _on_signal(self, signum: int) -> None:
+        self.signals.append(signum)
+        self._stop()
+
+    def _on_time_up(self) -> None:
+        self.timed_out = True
+        self._stop()
+
+    async def _phase(self, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
+        """Run one step as a task `_cut` can cancel: (False, None) if it was cut."""
+        self.phase = asyncio.ensure_future(awaitable)
+        try:
+            await asyncio.wait({self.phase})
+        finally:
+            phase, self.phase = self.phase, None
+        if phase.cancelled():
+            return False, None
+        return True, phase.result()
+
+    async def main(self) -> int:
+        args = self.args
+        options = {**_options(args), **_signing_options(args), "stream_url": args.stream_url}
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        if args.run_for is not None:
+            loop.call_later(args.run_for, self._on_time_up)
+        async with AsyncUserDataStream(**options) as uds:
+            _check_signer(uds)
+            account = uds.account(on_event=self.on_event)
+            entered, _ = await self._phase(account.__aenter__())
+            if not entered:
+                return self._not_entered()
+            self.mirror = account
+            if self.signals or self.timed_out:  # said while the entry was ending: nothing to follow
+                account.close()
+            try:
+                done, code = (False, None) if self.signals else await self._phase(self._print(account))
+            except BaseException as error:
+                await account.__aexit__(type(error), error, error.__traceback__)
+                raise
+            await account.__aexit__(None, None, None)
+        if self.signals:
+            return 128 + self.signals[0]
+        return cast(int, code) if done else EXIT_OK
+
+    def _not_entered(self) -> int:
+        """Cut before the snapshot was taken: by a signal (its exit code), or by --for (no account
+        to print: a NetworkError that says the last failure, if any)."""
+        if self.signals:
+            return 128 + self.signals[0]
+        last = f"; the last failure: {self.failures.last}" if self.failures.last else ""
+        raise NetworkError(f"no snapshot of the account within --for{last}")
+
+    async def _print(self, account: AsyncAccountMirror) -> int:
+        """The snapshot; with --follow, each change, gap and Reconciled after it."""
+        args, market = self.args, self.args.market
+        state = account.state
+        if not args.follow:
+            if args.json:
+                return self._say(json.dumps(state_json(state, market), indent=2))
+            return self._say(*state_table(state, market, positions=_has_positions(market)))
+        if args.json:
+            code = self._say(json.dumps(state_json(state, market)))
+        else:
+            code = self._say(*state_table(state, market, positions=_has_positions(market)), "")
+        if code != EXIT_OK:
+            return code
+        async for item in account:
+            lines = self._follow_lines(item, state, account.state)
+            state = account.state
+            if lines and self._say(*lines) != EXIT_OK:
+                return EXIT_BROKEN_PIPE
+        return EXIT_OK
+
+    def _follow_lines(self, item: object, before: AccountState, after: AccountState) -> list[str]:
+        as_json = self.args.json
+        if isinstance(item, Reconciled):
+            return [json.dumps(reconciled_json(item))] if as_json else reconciled_lines(item)
+        if isinstance(item, StreamGap):
+            return [_listen_line(item, as_json)]
+        found = changes(before, after)
+        if as_json:
+            return [json.dumps({"event": "change", "as_of": after.as_of, **change_json(c)}) for c in found]
+        return [change_line(change, after.as_of) for change in found]
+
+    def _say(self, *lines: str) -> int:
+        try:
+            print("\n".join(lines), flush=True)
+        except BrokenPipeError:
+            _quiet_stdout()
+            return EXIT_BROKEN_PIPE
+        return EXIT_OK
+
+
+#: What fails while the mirror heals a gap, and what ends a run of those failures.
+_HEALING: frozenset[StreamEventKind | EventKind] = frozenset({StreamEventKind.RECONCILE_RETRY})
+_HEALED: frozenset[StreamEventKind | EventKind] = frozenset({StreamEventKind.RECONCILED})
+
+
+def _has_positions(market: str) -> bool:
+    """Spot and margin hold balances and orders, no positions: their table leaves the section out."""
+    return market not in ("spot", "margin")
+
+
+def _check_signer(uds: AsyncUserDataStream) -> None:
+    """The mirror's REST reads are SIGNED on every market: without a secret or a private key it
+    would open the stream (a listenKey created, a connection made) and only then fail its first
+    read. A SignerMissingError (a usage error, exit 2) before anything is sent instead."""
+    if uds._credentials.signer is None:
+        raise SignerMissingError(
+            "the account's REST reads are SIGNED on every market: pass api_secret= or private_key= "
+            "to the client (or set $BINANCE_API_SECRET or $BINANCE_PRIVATE_KEY_FILE)"
+        )
+
+
+def _account(args: argparse.Namespace) -> int:
+    return asyncio.run(_Account(args).main())
+
+
 def _signing_options(args: argparse.Namespace) -> dict[str, Any]:
     """The client's signing keywords from `listen`'s files (none given: the environment's)."""
     options: dict[str, Any] = {}
@@ -901,6 +1110,7 @@ COMMANDS = {
     "close": _on_key,
     "run": _run,
     "listen": _listen,
+    "account": _account,
     "simulator": _simulator,
 }
 
