@@ -22,6 +22,7 @@ from binance_userstream import (
     AuthenticationError,
     Reconciled,
     RetryPolicy,
+    SignerMissingError,
     StreamEventKind,
     StreamGap,
     UserDataStream,
@@ -353,6 +354,27 @@ def test_portfolio_margin_pro_has_no_mirror_and_is_refused_before_anything_is_se
 ) -> None:
     with UserDataStream(api_key=API_KEY, base_url=server.url, market="portfolio_pro") as uds:
         with pytest.raises(ValueError, match=r"market 'portfolio_pro' has no account mirror: .* no orders"):
+            uds.account()
+
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("market", ["usdm", "margin"])
+def test_an_account_without_a_secret_or_private_key_is_refused_before_anything_is_sent(
+    server: ScriptedServer, market: str
+) -> None:
+    with UserDataStream(api_key=API_KEY, base_url=server.url, market=market) as uds:
+        with pytest.raises(SignerMissingError, match="SIGNED on every market"):
+            uds.account()
+
+    assert server.requests == []
+
+
+async def test_an_async_account_without_a_signer_is_refused_before_anything_is_sent(
+    server: ScriptedServer,
+) -> None:
+    async with AsyncUserDataStream(api_key=API_KEY, base_url=server.url, market="usdm") as uds:
+        with pytest.raises(SignerMissingError, match="SIGNED on every market"):
             uds.account()
 
     assert server.requests == []

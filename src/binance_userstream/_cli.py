@@ -68,7 +68,6 @@ from binance_userstream.errors import (
     NetworkError,
     RateLimitedError,
     ServerError,
-    SignerMissingError,
     UserStreamError,
 )
 
@@ -980,8 +979,7 @@ class _Account:
         if args.run_for is not None:
             loop.call_later(args.run_for, self._on_time_up)
         async with AsyncUserDataStream(**options) as uds:
-            _check_signer(uds)
-            account = uds.account(on_event=self.on_event)
+            account = uds.account(on_event=self.on_event)  # SignerMissingError before anything is sent
             entered, _ = await self._phase(account.__aenter__())
             if not entered:
                 return self._not_entered()
@@ -1055,17 +1053,6 @@ _HEALED: frozenset[StreamEventKind | EventKind] = frozenset({StreamEventKind.REC
 def _has_positions(market: str) -> bool:
     """Spot and margin hold balances and orders, no positions: their table leaves the section out."""
     return market not in ("spot", "margin")
-
-
-def _check_signer(uds: AsyncUserDataStream) -> None:
-    """The mirror's REST reads are SIGNED on every market: without a secret or a private key it
-    would open the stream (a listenKey created, a connection made) and only then fail its first
-    read. A SignerMissingError (a usage error, exit 2) before anything is sent instead."""
-    if uds._credentials.signer is None:
-        raise SignerMissingError(
-            "the account's REST reads are SIGNED on every market: pass api_secret= or private_key= "
-            "to the client (or set $BINANCE_API_SECRET or $BINANCE_PRIVATE_KEY_FILE)"
-        )
 
 
 def _account(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from binance_userstream.errors import (
     NetworkError,
     RateLimitedError,
     ServerError,
+    SignerMissingError,
     TimestampError,
     UserStreamError,
 )
@@ -90,6 +91,13 @@ class AccountOptions:
 
     def __init__(self, uds: Any, symbols: Iterable[str], options: dict[str, Any]) -> None:
         self.family = family_for(uds.market.name, uds.symbol)
+        if uds._credentials.signer is None:
+            # Without it the stream would open (a listenKey created, a connection made) and only the
+            # first read fail: refuse now, before anything is sent.
+            raise SignerMissingError(
+                "the account's REST reads are SIGNED on every market: pass api_secret= or private_key= "
+                "to the client (or set $BINANCE_API_SECRET or $BINANCE_PRIVATE_KEY_FILE)"
+            )
         listed = (symbols,) if isinstance(symbols, str) else tuple(symbols)
         self.symbols = listed if uds.symbol is None else (*listed, uds.symbol)
         user = options.pop("on_event", None)
