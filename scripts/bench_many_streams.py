@@ -28,8 +28,8 @@ from binance_userstream_client.models import OrderTradeUpdate
 
 from binance_userstream import AsyncUserDataStream
 from binance_userstream._session import EventKind, SessionEvent
-from binance_userstream._stream_core import StreamEvent, StreamEventKind
 from binance_userstream.simulator._http import CONTROL_HEADER
+from binance_userstream.stream._core import StreamEvent, StreamEventKind
 
 
 def proc_cpu(pid: int | None) -> float:

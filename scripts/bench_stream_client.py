@@ -145,7 +145,7 @@ async def facade_async(ws_url: str, rest_url: str, count: int) -> Tally:
     from binance_userstream_client.models import OrderTradeUpdate
 
     from binance_userstream import AsyncUserDataStream
-    from binance_userstream._decode import FAST_PARSER
+    from binance_userstream.stream._decode import FAST_PARSER
 
     tally = Tally(count)
     tally.parser = "stdlib json" if FAST_PARSER is None else "msgspec"
@@ -176,7 +176,7 @@ def facade_sync(ws_url: str, rest_url: str, count: int) -> Tally:
     from binance_userstream_client.models import OrderTradeUpdate
 
     from binance_userstream import UserDataStream
-    from binance_userstream._decode import FAST_PARSER
+    from binance_userstream.stream._decode import FAST_PARSER
 
     tally = Tally(count)
     tally.parser = "stdlib json" if FAST_PARSER is None else "msgspec"

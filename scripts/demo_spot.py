@@ -15,8 +15,8 @@ import asyncio
 from typing import Any
 
 from binance_userstream import AsyncUserDataStream, SteppedClock, StreamGap
-from binance_userstream._stream_core import StreamEvent, StreamEventKind
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
+from binance_userstream.stream._core import StreamEvent, StreamEventKind
 
 
 def say(text: str) -> None:

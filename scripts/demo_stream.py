@@ -14,8 +14,8 @@ import re
 from typing import Any
 
 from binance_userstream import AcceleratedClock, AsyncUserDataStream, SessionEvent, StreamGap
-from binance_userstream._stream_core import StreamEvent, StreamTiming
 from binance_userstream.simulator import Simulator
+from binance_userstream.stream._core import StreamEvent, StreamTiming
 
 SPEED = 7200
 API_KEY = "DemoApiKey0000000000000000000000000000000000000000000000000000000"

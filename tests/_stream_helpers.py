@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from binance_userstream import StreamGap
-from binance_userstream._stream_core import StreamTiming
+from binance_userstream.stream._core import StreamTiming
 from tests.conftest import ROOT
 
 #: Binance's rules, shrunk: a 0.2 s overlap, quick retries; a stall only after 10 s of silence.

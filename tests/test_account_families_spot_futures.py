@@ -18,12 +18,12 @@ from binance_userstream_client.api.margin import get_margin_isolated_account, ge
 from binance_userstream_client.api.spot import get_spot_account, get_spot_my_trades
 
 from binance_userstream import Balance, Order, Position, Trade
-from binance_userstream._decode import decode_payload
 from binance_userstream._markets import market_named
 from binance_userstream.account._families import family_for
 from binance_userstream.account._family import BalanceUpdate, OrderUpdate, PositionUpdate, TradeSeen
 from binance_userstream.account._futures import FuturesFamily
 from binance_userstream.account._spot import SpotFamily
+from binance_userstream.stream._decode import decode_payload
 from tests.conftest import ROOT
 from tests.test_account_operations_spot import (
     ISOLATED_ACCOUNT,

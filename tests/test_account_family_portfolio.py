@@ -37,7 +37,6 @@ from binance_userstream_client.models import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from binance_userstream._decode import decode
 from binance_userstream._markets import MARKETS
 from binance_userstream.account._family import (
     BalanceUpdate,
@@ -50,6 +49,7 @@ from binance_userstream.account._family import (
 )
 from binance_userstream.account._portfolio import PortfolioFamily
 from binance_userstream.account._state import Balance, Order, Position, Trade
+from binance_userstream.stream._decode import decode
 
 DATA = Path(__file__).parent / "data"
 REST = json.loads((DATA / "derivatives_read_samples.json").read_text())

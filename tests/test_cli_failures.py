@@ -13,8 +13,8 @@ import pytest
 
 from binance_userstream import AsyncUserDataStream, BinanceAPIError, EventKind, SessionEvent
 from binance_userstream._cli import _Failures
-from binance_userstream._stream_core import StreamEvent, StreamEventKind
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
+from binance_userstream.stream._core import StreamEvent, StreamEventKind
 from tests._scripted import Reply, ScriptedServer
 from tests._scripted_ws import ScriptedStreamServer
 from tests._stream_helpers import FAST, take

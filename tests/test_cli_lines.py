@@ -11,9 +11,9 @@ import pytest
 from attrs import define
 from binance_userstream_client.models import EVENT_TYPES, EVENT_TYPES_BY_MARKET, UnknownEvent
 
-from binance_userstream._decode import decode
 from binance_userstream._markets import MARKETS
 from binance_userstream._readable import SHOWN, line
+from binance_userstream.stream._decode import decode
 from tests._samples import SAMPLES, market_of, sample_id
 from tests.conftest import ROOT
 

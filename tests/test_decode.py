@@ -23,7 +23,7 @@ from binance_userstream_client.models import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from binance_userstream._decode import FAST_PARSER, RAW, decode, event_time, parse, unwrap
+from binance_userstream.stream._decode import FAST_PARSER, RAW, decode, event_time, parse, unwrap
 from tests._samples import SAMPLES, market_of, model_of, sample_id
 from tests.conftest import ROOT
 
@@ -169,7 +169,7 @@ def test_any_text_parses_as_json_loads_parses_it(text: str) -> None:
 def test_without_msgspec_the_standard_library_parses() -> None:
     code = (
         "import sys; sys.modules['msgspec'] = None\n"
-        "from binance_userstream._decode import FAST_PARSER, decode\n"
+        "from binance_userstream.stream._decode import FAST_PARSER, decode\n"
         "assert FAST_PARSER is None\n"
         'print(type(decode(\'{"e": "listenKeyExpired", "E": 1, "listenKey": "k"}\')).__name__)'
     )

@@ -4,7 +4,7 @@ The generated from_dict checks each property's JSON type as spec/userdatastream.
 string is a str, an integer an int (not a bool, not a float), a boolean True or False, an object a
 dict, an array a list, and null only where the property is `nullable`. A payload that breaks one is
 not half-typed (a float price, a string order id, `"false"` read as true): the stream delivers it as
-an UnknownEvent with its raw payload (_decode.py's contract). The cases are generated from the spec:
+an UnknownEvent with its raw payload (stream/_decode.py's contract). The cases are generated from the spec:
 every property of every event schema, nested objects and array items included, set to each JSON
 value of another type, in a documented sample of that event (tests/data/events/), decoded with its
 market's table: one wire name can have a schema per market (`x-markets`), so cases are per schema.
@@ -26,7 +26,7 @@ from binance_userstream_client.models import (
 )
 from binance_userstream_client.types import UNSET
 
-from binance_userstream._decode import EventTypes, decode_payload
+from binance_userstream.stream._decode import EventTypes, decode_payload
 from tests._samples import SAMPLES as SAMPLE_FILES
 from tests._samples import load, market_of, model_of
 from tests.conftest import ROOT

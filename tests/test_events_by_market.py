@@ -43,11 +43,11 @@ from binance_userstream_client.models import (
 
 from binance_userstream import AsyncUserDataStream
 from binance_userstream._cli import _parser
-from binance_userstream._decode import decode, decode_payload
 from binance_userstream._markets import MARKETS
-from binance_userstream._stream_core import Connect, StreamCore, StreamTiming
 from binance_userstream.simulator import Simulator
 from binance_userstream.simulator._traffic import Traffic
+from binance_userstream.stream._core import Connect, StreamCore, StreamTiming
+from binance_userstream.stream._decode import decode, decode_payload
 from tests._samples import DATA, load
 from tests._scripted_ws import ScriptedStreamServer
 from tests._stream_helpers import FAST, Seen, take

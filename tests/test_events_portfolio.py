@@ -45,8 +45,8 @@ from binance_userstream_client.models import (
 from binance_userstream_client.types import UNSET
 
 from binance_userstream import MARKETS, AsyncUserDataStream
-from binance_userstream._decode import decode_payload
 from binance_userstream.simulator import Simulator
+from binance_userstream.stream._decode import decode_payload
 from tests._samples import DATA, load, sample_id
 from tests._stream_helpers import FAST, take
 from tests.conftest import API_KEY

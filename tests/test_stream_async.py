@@ -18,8 +18,8 @@ import pytest
 from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate
 
 from binance_userstream import AsyncUserDataStream, EndpointRetiredError
-from binance_userstream._stream_core import StreamEventKind, StreamTiming
 from binance_userstream.simulator import TEST_API_SECRET, Fault, Simulator
+from binance_userstream.stream._core import StreamEventKind, StreamTiming
 from tests._scripted_ws import LOG, ScriptedStreamServer
 from tests._stream_helpers import FAST, PINGS, SAMPLE, Seen, event, take, times
 from tests.conftest import API_KEY

@@ -14,9 +14,16 @@ import json
 import pytest
 
 from binance_userstream import AsyncUserDataStream, StreamGap
-from binance_userstream._stream import MAX_HELD_CHARS, MAX_HELD_FRAMES, MAX_UNSENT, _Backoff, _Inbox, _Watched
-from binance_userstream._stream_core import StreamEvent, StreamEventKind
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Fault, Simulator
+from binance_userstream.stream._async import (
+    MAX_HELD_CHARS,
+    MAX_HELD_FRAMES,
+    MAX_UNSENT,
+    _Backoff,
+    _Inbox,
+    _Watched,
+)
+from binance_userstream.stream._core import StreamEvent, StreamEventKind
 from tests._scripted_ws import DeafPingServer, ScriptedStreamServer
 from tests._stream_helpers import FAST, event, take
 from tests.conftest import API_KEY

@@ -3,7 +3,7 @@
 Binance's rules (the derivatives "User Data Streams" and "WebSocket Market Streams" pages): the
 server pings every 3 minutes (Options 5); a connection lives at most 24 hours; `listenKeyExpired`
 is pushed when a key expires; `serverShutdown` precedes a planned close (spot changelog
-2026-05-08). The client's rules are in the docstring of binance_userstream._stream_core.
+2026-05-08). The client's rules are in the docstring of binance_userstream.stream._core.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate, UnknownEvent
 
 from binance_userstream import StreamGap
-from binance_userstream._stream_core import (
+from binance_userstream.stream._core import (
     Close,
     Connect,
     RenewKey,
@@ -629,7 +629,7 @@ def test_stream_gap_is_exported_at_the_top_level_and_frozen() -> None:
 def test_the_core_does_no_io_and_reads_no_clock() -> None:
     import ast
 
-    source = (ROOT / "src/binance_userstream/_stream_core.py").read_text()
+    source = (ROOT / "src/binance_userstream/stream/_core.py").read_text()
     imported = {
         alias.name.split(".")[0]
         for node in ast.walk(ast.parse(source))

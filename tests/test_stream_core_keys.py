@@ -10,7 +10,7 @@ lives) and connects with what comes back.
 
 from __future__ import annotations
 
-from binance_userstream._stream_core import Close, Connect, RenewKey, StreamEventKind
+from binance_userstream.stream._core import Close, Connect, RenewKey, StreamEventKind
 from tests.test_stream_core import KEY, NEW_KEY, connects, core, drain, frame, opened, times, url
 
 

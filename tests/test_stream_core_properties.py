@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binance_userstream import StreamGap
-from binance_userstream._stream_core import Connect, StreamCore, StreamTiming
+from binance_userstream.stream._core import Connect, StreamCore, StreamTiming
 
 KEY = "A" * 60
 #: The keys the core reads from a payload or its envelope, so that generated objects carry them often.

@@ -32,13 +32,13 @@ from binance_userstream import (
     SteppedClock,
     UserDataStream,
 )
-from binance_userstream import _stream as stream_module
 from binance_userstream._gate import DEFAULT_BAN_SECONDS
 from binance_userstream._hosts import ban_group
 from binance_userstream._session import EventKind
-from binance_userstream._stream import _close_detail, _resync_detail
-from binance_userstream._stream_core import StreamEventKind
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
+from binance_userstream.stream import _async as stream_module
+from binance_userstream.stream._async import _close_detail, _resync_detail
+from binance_userstream.stream._core import StreamEventKind
 from tests._scripted_ws import ScriptedStreamServer, ThreadedStreamServer
 from tests._stream_helpers import FAST, take, times
 from tests.conftest import API_KEY

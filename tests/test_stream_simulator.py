@@ -24,8 +24,8 @@ from binance_userstream import (
     StreamGap,
     UserDataStream,
 )
-from binance_userstream._stream_core import StreamEventKind, StreamTiming
 from binance_userstream.simulator import Simulator
+from binance_userstream.stream._core import StreamEventKind, StreamTiming
 from tests._stream_helpers import take as _take
 from tests.conftest import API_KEY
 

@@ -36,8 +36,8 @@ from binance_userstream import (
     SteppedClock,
     StreamGap,
 )
-from binance_userstream._stream_core import StreamEvent, StreamEventKind
 from binance_userstream.simulator import TEST_API_KEY, Simulator
+from binance_userstream.stream._core import StreamEvent, StreamEventKind
 from tests._chaos import client, event_for, inject, streams_of
 
 HOURS = 72

@@ -15,8 +15,8 @@ import pytest
 from binance_userstream_client.models import ListenKeyExpired, OrderTradeUpdate
 
 from binance_userstream import EndpointRetiredError, EventStream, UserDataStream
-from binance_userstream._stream_core import StreamTiming
 from binance_userstream.simulator import Fault, Simulator
+from binance_userstream.stream._core import StreamTiming
 from tests._scripted_ws import LOG, ThreadedStreamServer
 from tests._stream_helpers import FAST, PINGS, SAMPLE, Seen, event, times
 from tests.conftest import API_KEY

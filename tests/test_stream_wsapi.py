@@ -31,8 +31,8 @@ from binance_userstream import (
     UserDataStream,
 )
 from binance_userstream._signing import Credentials
-from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator
+from binance_userstream.stream._core import StreamEvent, StreamEventKind, StreamTiming
 from tests._stream_helpers import take
 
 pytestmark = pytest.mark.anyio
@@ -436,7 +436,7 @@ def test_a_subscription_frame_the_websocket_library_logs_cut_to_head_and_tail_is
 
 
 def test_a_request_to_send_keeps_its_credentials_out_of_its_repr() -> None:
-    from binance_userstream._wsapi import Subscriber
+    from binance_userstream.stream._wsapi import Subscriber
 
     send = Subscriber("listen_token", None).subscribe(0.0, token="secret-token-value")
     assert "secret-token-value" in send.text

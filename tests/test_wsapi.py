@@ -18,7 +18,8 @@ import pytest
 
 from binance_userstream._gate import DEFAULT_BAN_SECONDS
 from binance_userstream._signing import Credentials, load_signer
-from binance_userstream._wsapi import (
+from binance_userstream.errors import AuthenticationError, SignatureError, TimestampError
+from binance_userstream.stream._wsapi import (
     Failed,
     Refused,
     Renewed,
@@ -29,7 +30,6 @@ from binance_userstream._wsapi import (
     Subscriber,
     is_event_frame,
 )
-from binance_userstream.errors import AuthenticationError, SignatureError, TimestampError
 
 NOW = 1_747_385_641_636.0
 

@@ -17,7 +17,6 @@ from binance_userstream import errors
 from binance_userstream._budget import SHARED_BUDGET, BudgetWait, WeightBudget
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SteppedClock, SystemClock, VirtualClock
-from binance_userstream._gap import GapReason, StreamGap
 from binance_userstream._gate import SHARED_GATE, BackoffGate
 from binance_userstream._hosts import HOSTS
 from binance_userstream._markets import MARKETS, Market
@@ -31,9 +30,6 @@ from binance_userstream._session import (
     SessionEvent,
     SessionState,
 )
-from binance_userstream._stream import AsyncEventStream
-from binance_userstream._stream_core import StreamEvent, StreamEventKind, StreamTiming
-from binance_userstream._stream_thread import EventStream
 from binance_userstream.account import (
     AccountMirror,
     AccountState,
@@ -60,6 +56,15 @@ from binance_userstream.errors import (
     TimestampError,
     UserStreamError,
     WeightBudgetError,
+)
+from binance_userstream.stream import (
+    AsyncEventStream,
+    EventStream,
+    GapReason,
+    StreamEvent,
+    StreamEventKind,
+    StreamGap,
+    StreamTiming,
 )
 
 # A library leaves output to the application: nothing reaches stderr unless logging is configured.

@@ -16,10 +16,10 @@ from typing import Any
 
 import attrs
 
-from binance_userstream._gap import StreamGap
 from binance_userstream._secrets import server_text
 from binance_userstream.account import AccountState, Balance, Change, Order, Position, Reconciled, Trade
 from binance_userstream.account._state import ChangeKind
+from binance_userstream.stream._gap import StreamGap
 
 #: A balance's amounts, in the order a table and a line show them (None: the market reports none).
 BALANCE_AMOUNTS = ("free", "locked", "wallet", "cross_wallet", "um_wallet", "cm_wallet")

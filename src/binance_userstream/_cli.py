@@ -40,7 +40,6 @@ from binance_userstream._account_lines import (
 )
 from binance_userstream._client import AsyncUserDataStream, UserDataStream
 from binance_userstream._clock import AcceleratedClock, Clock, SystemClock
-from binance_userstream._gap import StreamGap
 from binance_userstream._keyfile import check_destination, write_secret
 from binance_userstream._markets import DEFAULT_MARKET, MARKETS
 from binance_userstream._policy import RetryPolicy
@@ -55,9 +54,6 @@ from binance_userstream._session import (
     SessionEvent,
     check_interval,
 )
-from binance_userstream._stream import AsyncEventStream
-from binance_userstream._stream_core import Item as StreamItem
-from binance_userstream._stream_core import StreamEvent, StreamEventKind
 from binance_userstream.account import AccountState, AsyncAccountMirror, Reconciled
 from binance_userstream.errors import (
     AuthenticationError,
@@ -70,6 +66,10 @@ from binance_userstream.errors import (
     ServerError,
     UserStreamError,
 )
+from binance_userstream.stream._async import AsyncEventStream
+from binance_userstream.stream._core import Item as StreamItem
+from binance_userstream.stream._core import StreamEvent, StreamEventKind
+from binance_userstream.stream._gap import StreamGap
 
 if TYPE_CHECKING:
     from binance_userstream.simulator import Fault

@@ -45,9 +45,6 @@ from binance_userstream._session import (
     KeepaliveSession,
 )
 from binance_userstream._signing import Credentials, load_signer
-from binance_userstream._stream import AsyncEventStream, StreamCallback
-from binance_userstream._stream_core import DEFAULT_MAX_BYTES, DEFAULT_MAXSIZE, StreamTiming
-from binance_userstream._stream_thread import EventStream
 from binance_userstream._transport import (
     ACCEPT_ENCODING,
     API_KEY_HEADER,
@@ -58,6 +55,9 @@ from binance_userstream._transport import (
 from binance_userstream.account._async import AsyncAccountMirror
 from binance_userstream.account._sync import AccountMirror
 from binance_userstream.errors import ListenKeyNotFoundError, MalformedAnswerError, UserStreamError
+from binance_userstream.stream._async import AsyncEventStream, StreamCallback
+from binance_userstream.stream._core import DEFAULT_MAX_BYTES, DEFAULT_MAXSIZE, StreamTiming
+from binance_userstream.stream._sync import EventStream
 
 DEFAULT_TIMEOUT = 10.0
 

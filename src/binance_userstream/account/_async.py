@@ -16,9 +16,7 @@ from collections.abc import Generator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from binance_userstream._gap import StreamGap
 from binance_userstream._policy import RetryPolicy
-from binance_userstream._stream_core import Item, StreamEvent, StreamEventKind
 from binance_userstream.account._families import family_for
 from binance_userstream.account._family import Call
 from binance_userstream.account._mirror import Mirror, snapshot_plan, trades_plan
@@ -33,10 +31,12 @@ from binance_userstream.errors import (
     TimestampError,
     UserStreamError,
 )
+from binance_userstream.stream._core import Item, StreamEvent, StreamEventKind
+from binance_userstream.stream._gap import StreamGap
 
 if TYPE_CHECKING:
     from binance_userstream._client import AsyncUserDataStream
-    from binance_userstream._stream import AsyncEventStream
+    from binance_userstream.stream._async import AsyncEventStream
 
 log = logging.getLogger("binance_userstream.account")
 

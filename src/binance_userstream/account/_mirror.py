@@ -27,7 +27,6 @@ from typing import Any
 
 from attrs import evolve, frozen
 
-from binance_userstream._gap import StreamGap
 from binance_userstream.account._family import (
     BalanceUpdate,
     Call,
@@ -48,6 +47,7 @@ from binance_userstream.account._state import (
     Reconciled,
     Trade,
 )
+from binance_userstream.stream._gap import StreamGap
 
 log = logging.getLogger("binance_userstream.account")
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from attrs import field, frozen
 
-from binance_userstream._gap import StreamGap
+from binance_userstream.stream._gap import StreamGap
 
 #: A position's key: its symbol and its side ("BOTH" in one-way mode, "LONG" or "SHORT" in hedge mode).
 PositionKey = tuple[str, str]

@@ -16,8 +16,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from binance_userstream._clock import SystemClock
-from binance_userstream._gap import StreamGap
-from binance_userstream._stream_core import Item, StreamEvent, StreamEventKind
 from binance_userstream.account._async import (
     _LIVE,
     RETRYABLE,
@@ -31,10 +29,12 @@ from binance_userstream.account._family import Call
 from binance_userstream.account._mirror import Mirror, snapshot_plan, trades_plan
 from binance_userstream.account._state import AccountState, Reconciled
 from binance_userstream.errors import UserStreamError
+from binance_userstream.stream._core import Item, StreamEvent, StreamEventKind
+from binance_userstream.stream._gap import StreamGap
 
 if TYPE_CHECKING:
     from binance_userstream._client import UserDataStream
-    from binance_userstream._stream_thread import EventStream
+    from binance_userstream.stream._sync import EventStream
 
 log = logging.getLogger("binance_userstream.account")
 

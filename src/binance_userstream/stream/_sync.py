@@ -21,12 +21,12 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
-from binance_userstream._gap import StreamGap
 from binance_userstream._secrets import redact
 from binance_userstream._session import KeepaliveSession, SessionEvent
-from binance_userstream._stream import AsyncEventStream, log
-from binance_userstream._stream_core import Item
 from binance_userstream.errors import UserStreamError
+from binance_userstream.stream._async import AsyncEventStream, log
+from binance_userstream.stream._core import Item
+from binance_userstream.stream._gap import StreamGap
 
 if TYPE_CHECKING:
     from binance_userstream._client import UserDataStream

@@ -1,6 +1,6 @@
 """The asyncio event stream: `AsyncUserDataStream.events()`, a thin driver over the sans-I/O core.
 
-The core (`_stream_core`) decides everything; this module opens and closes WebSocket connections
+The core (`_core`) decides everything; this module opens and closes WebSocket connections
 (the `websockets` asyncio client) when it says so, feeds it frames, pings and closes with the loop's
 time, keeps the listenKey alive with the client's session, and hands the items to the consumer.
 On the WebSocket API (spot, margin) a connection is first subscribed, as its `Subscriber`
@@ -30,12 +30,18 @@ from websockets.frames import Close as CloseFrame
 from websockets.frames import Frame, Opcode
 
 from binance_userstream._clock import Clock
-from binance_userstream._gap import StreamGap
 from binance_userstream._gate import DEFAULT_BAN_SECONDS
 from binance_userstream._policy import retry_after as retry_after_header
 from binance_userstream._secrets import SERVER_TEXT_LIMIT, printable, redact, server_text, watch_secret
 from binance_userstream._session import FATAL, AsyncKeepaliveSession, EventKind, SessionEvent
-from binance_userstream._stream_core import (
+from binance_userstream.errors import (
+    BinanceAPIError,
+    IPBannedError,
+    RateLimitedError,
+    TimestampError,
+    UserStreamError,
+)
+from binance_userstream.stream._core import (
     DEFAULT_MAX_BYTES,
     Action,
     Close,
@@ -47,7 +53,8 @@ from binance_userstream._stream_core import (
     StreamEventKind,
     StreamTiming,
 )
-from binance_userstream._wsapi import (
+from binance_userstream.stream._gap import StreamGap
+from binance_userstream.stream._wsapi import (
     Failed,
     Refused,
     Renewed,
@@ -57,13 +64,6 @@ from binance_userstream._wsapi import (
     Subscribed,
     Subscriber,
     is_event_frame,
-)
-from binance_userstream.errors import (
-    BinanceAPIError,
-    IPBannedError,
-    RateLimitedError,
-    TimestampError,
-    UserStreamError,
 )
 
 if TYPE_CHECKING:
@@ -458,7 +458,7 @@ class AsyncEventStream:
         key = self._core.key
         return f"AsyncEventStream(market={self._uds.market.name!r}, listen_key={key and redact(key)!r})"
 
-    # -- the session: an asyncio task here, a thread for the sync client (_stream_thread) ---
+    # -- the session: an asyncio task here, a thread for the sync client (_sync) ---
 
     async def _open_session(self) -> str:
         """Start keeping a key alive; the key."""

@@ -54,7 +54,8 @@ from collections.abc import Callable
 from attrs import define, field, frozen
 from binance_userstream_client.models import EVENT_TYPES, UnknownEvent
 
-from binance_userstream._decode import (
+from binance_userstream._markets import Market
+from binance_userstream.stream._decode import (
     MAX_EVENT_TIME,
     RAW,
     Event,
@@ -63,8 +64,7 @@ from binance_userstream._decode import (
     event_time,
     parse,
 )
-from binance_userstream._gap import GapReason, StreamGap
-from binance_userstream._markets import Market
+from binance_userstream.stream._gap import GapReason, StreamGap
 
 Item = Event | StreamGap
 """What a stream yields: an event model, or a gap marker."""
