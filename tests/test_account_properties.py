@@ -4,7 +4,8 @@ Hypothesis drives an account through random traffic (orders placed, filled in pa
 canceled, over a few symbols; `sim.traffic`'s whole orders) and random faults (connections dropped
 or cut, listenKeys expired, spot's and margin's subscriptions ended, bursts the test does not read
 that overflow a small buffer), while the mirror (`uds.account()`, the async driver in a loop of
-the test's own) follows from the simulator's REST reads and streams. The simulator's ledger is what the account is; the invariants:
+the test's own) follows from the simulator's REST reads and streams. The simulator's ledger is
+what the account is; the invariants:
 
 - after every Reconciled, `account.state` is the ledger (THE MAPPING: tests/_ledger_state.py);
 - at a quiescent point (every event delivered, no gap pending) it is the ledger too;
