@@ -106,6 +106,7 @@ class Mirror:
         self._delivered: dict[tuple[str, int], int] = {}  # trade key -> its time
         self._last_event_time: int | None = None
         self._first_taken_at = snapshot.taken_at
+        self._horizon: int | None = None  # trades before it were all delivered, and forgotten
         self._replace(snapshot)
 
     # -- what the driver reads ---------------------------------------------------------------
@@ -166,7 +167,11 @@ class Mirror:
         self._stale = True
 
     def _window(self, gap: StreamGap) -> int:
-        return self._first_taken_at if gap.last_event_time is None else gap.last_event_time
+        """Where a heal's trades begin: the gap's last event (none: the first snapshot), but never
+        before the horizon of the previous heal, whose older trades were all delivered (a gap may be
+        dated before events already applied: an eventStreamTerminated's `E`, behind the traffic's)."""
+        start = self._first_taken_at if gap.last_event_time is None else gap.last_event_time
+        return start if self._horizon is None else max(start, self._horizon)
 
     # -- healing -----------------------------------------------------------------------------
 
@@ -230,6 +235,7 @@ class Mirror:
         """A later heal asks from the next gap's last event time on, which is no earlier than the last
         event delivered so far: trades older than that can no longer be asked for."""
         horizon = self._last_event_time if self._last_event_time is not None else self._first_taken_at
+        self._horizon = horizon if self._horizon is None else max(self._horizon, horizon)
         self._delivered = {key: time for key, time in self._delivered.items() if time >= horizon}
 
     # -- the rules ---------------------------------------------------------------------------
