@@ -159,13 +159,12 @@ def test_a_zero_balance_is_absent() -> None:
     assert snapshot(account([asset(marginBalance="0.00000000")])).balances == {}
 
 
-def test_a_snapshot_is_dated_by_the_margin_accounts_time_the_servers_not_the_callers_clock() -> None:
-    """Options has no time call: the driver's clock dates the snapshot, and a local clock ahead of
-    the exchange's would make the events just after it look older than it, and be dropped (found
-    by tests/test_account_properties.py). The margin account's `time` is the exchange's."""
+def test_a_snapshot_is_dated_by_the_time_read_before_it_not_by_the_answers_time() -> None:
+    """The margin account's `time` is when its answer was made, after the time call: dating the
+    snapshot by it would be later than the reads began (a late date loses the events just after)."""
     answer = {**REST["get_options_margin_account"], "time": 1_600_000_000_000}
 
-    assert snapshot(answer).taken_at == 1_600_000_000_000
+    assert snapshot(answer).taken_at == 1_700_000_000_000  # the time call's, as snapshot() passes it
 
 
 def test_a_short_position_is_negative_and_keyed_both() -> None:

@@ -78,13 +78,10 @@ class OptionsFamily:
 
     def snapshot(self, answers: Sequence[Any], taken_at: int) -> Snapshot:
         """No balance nor position carries its update time (the account's `time` and a position's
-        are when the answer was made): the mirror dates them `taken_at`, which is the margin
-        account's `time` (the exchange's clock: `taken_at`, the driver's clock, only when absent),
-        so that events just after the snapshot are not taken for older ones when the local clock
-        is ahead."""
+        are when the answer was made): the mirror dates them `taken_at`, Options' server time read
+        just before (`time_call`), so that events just after the snapshot are not taken for older
+        ones whatever the local clock says."""
         account, position_rows, order_rows = answers
-        if isinstance(account.time, int):
-            taken_at = account.time
         balances = (Balance(row.asset, wallet=Decimal(row.margin_balance), raw=row) for row in account.assets)
         positions = (_position(row) for row in position_rows)
         orders = (_open_order(row) for row in order_rows)
