@@ -402,7 +402,7 @@ def test_a_usdm_trade_update_is_also_a_trade_at_its_orders_time() -> None:
         x="TRADE", X="PARTIALLY_FILLED", t=9, L="7000", l="0.001", n="0.01", N="USDT", T=1568879465649
     )
 
-    trade, order = futures("usdm").updates(decode_payload(payload, market_named("usdm").event_types))
+    order, trade = futures("usdm").updates(decode_payload(payload, market_named("usdm").event_types))
 
     assert trade == TradeSeen(
         Trade(

@@ -43,12 +43,11 @@ from binance_userstream_client.types import Unset
 from binance_userstream.account._family import (
     BalanceUpdate,
     Call,
-    OrderUpdate,
     PositionUpdate,
     Snapshot,
-    TradeSeen,
     Update,
 )
+from binance_userstream.account._order_events import order_trade_updates
 from binance_userstream.account._state import Balance, Order, Position, Trade
 
 
@@ -220,36 +219,4 @@ class FuturesFamily:
             return updates
         if not isinstance(event, OrderTradeUpdate):
             return []
-        o = event.order
-        order = Order(
-            symbol=o.symbol,
-            order_id=o.order_id,
-            client_order_id=o.client_order_id,
-            side=o.side,
-            type=o.order_type,
-            status=o.order_status,
-            price=Decimal(o.price),
-            quantity=Decimal(o.quantity),
-            executed_quantity=Decimal(o.cumulative_filled_quantity),
-            position_side=o.position_side,
-            update_time=event.transaction_time,
-            raw=o,
-        )
-        result: list[Update] = [OrderUpdate(order)]
-        if o.execution_type == "TRADE":
-            commission = "0" if isinstance(o.commission, Unset) else o.commission
-            asset = "" if isinstance(o.commission_asset, Unset) else o.commission_asset
-            trade = Trade(
-                symbol=o.symbol,
-                trade_id=o.trade_id,
-                order_id=o.order_id,
-                side=o.side,
-                price=Decimal(o.last_filled_price),
-                quantity=Decimal(o.last_filled_quantity),
-                commission=Decimal(commission),
-                commission_asset=asset,
-                time=o.trade_time,
-                raw=o,
-            )
-            result.insert(0, TradeSeen(trade))
-        return result
+        return order_trade_updates(event.order, event.transaction_time, event.order.position_side)

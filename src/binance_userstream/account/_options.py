@@ -34,12 +34,11 @@ from binance_userstream_client.types import Unset
 from binance_userstream.account._family import (
     BalanceUpdate,
     Call,
-    OrderUpdate,
     PositionUpdate,
     Snapshot,
-    TradeSeen,
     Update,
 )
+from binance_userstream.account._order_events import order_trade_updates
 from binance_userstream.account._state import Balance, Order, Position, Trade
 
 #: At most this many trades per userTrades call (its maximum `limit`).
@@ -104,7 +103,7 @@ class OptionsFamily:
         if isinstance(event, OptionsBalancePositionUpdate):
             return _balance_position_update(event)
         if isinstance(event, OptionsOrderTradeUpdate):
-            return _order_trade_update(event)
+            return order_trade_updates(event.order, event.transaction_time)
         return []
 
 
@@ -163,37 +162,4 @@ def _balance_position_update(event: OptionsBalancePositionUpdate) -> list[Update
                 row.symbol, SIDE, Decimal(row.position_quantity), Decimal(row.average_entry_price), raw=row
             )
             updates.append(PositionUpdate(position, time))
-    return updates
-
-
-def _order_trade_update(event: OptionsOrderTradeUpdate) -> list[Update]:
-    o = event.order
-    order = Order(
-        symbol=o.symbol,
-        order_id=o.order_id,
-        client_order_id=o.client_order_id,
-        side=o.side,
-        type=o.order_type,
-        status=o.order_status,
-        price=Decimal(o.price),
-        quantity=Decimal(o.quantity),
-        executed_quantity=Decimal(o.cumulative_filled_quantity),
-        update_time=event.transaction_time,
-        raw=o,
-    )
-    updates: list[Update] = [OrderUpdate(order)]
-    if o.execution_type == "TRADE":
-        trade = Trade(
-            symbol=o.symbol,
-            trade_id=o.trade_id,
-            order_id=o.order_id,
-            side=o.side,
-            price=Decimal(o.last_filled_price),
-            quantity=Decimal(o.last_filled_quantity),
-            commission=Decimal(0) if isinstance(o.commission, Unset) else Decimal(o.commission),
-            commission_asset="" if isinstance(o.commission_asset, Unset) else o.commission_asset,
-            time=o.trade_time,
-            raw=o,
-        )
-        updates.append(TradeSeen(trade))
     return updates

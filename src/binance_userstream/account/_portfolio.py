@@ -40,12 +40,11 @@ from binance_userstream_client.types import Unset
 from binance_userstream.account._family import (
     BalanceUpdate,
     Call,
-    OrderUpdate,
     PositionUpdate,
     Snapshot,
-    TradeSeen,
     Update,
 )
+from binance_userstream.account._order_events import order_trade_updates
 from binance_userstream.account._state import Balance, Order, Position, PositionKey, Trade
 
 #: At most this many trades per userTrades call (UM's and CM's maximum `limit`).
@@ -141,7 +140,7 @@ class PortfolioFamily:
         if isinstance(event, AccountUpdate):
             return _account_update(event)
         if isinstance(event, OrderTradeUpdate):
-            return _order_trade_update(event)
+            return order_trade_updates(event.order, event.transaction_time, event.order.position_side)
         # executionReport (the margin side's orders: not mirrored), balanceUpdate (a delta that
         # outboundAccountPosition follows), conditional and algo orders, risk and config events,
         # and any UnknownEvent change nothing the mirror holds.
@@ -218,41 +217,4 @@ def _account_update(event: AccountUpdate) -> list[Update]:
             amount, entry_price = Decimal(entry.position_amount), Decimal(entry.entry_price)
             position = Position(entry.symbol, entry.position_side, amount, entry_price, raw=entry)
             updates.append(PositionUpdate(position, time))
-    return updates
-
-
-def _order_trade_update(event: OrderTradeUpdate) -> list[Update]:
-    o = event.order
-    order = Order(
-        symbol=o.symbol,
-        order_id=o.order_id,
-        client_order_id=o.client_order_id,
-        side=o.side,
-        type=o.order_type,
-        status=o.order_status,
-        price=Decimal(o.price),
-        quantity=Decimal(o.quantity),
-        executed_quantity=Decimal(o.cumulative_filled_quantity),
-        position_side=o.position_side,
-        update_time=event.transaction_time,
-        raw=o,
-    )
-    updates: list[Update] = [OrderUpdate(order)]
-    if o.execution_type == "TRADE":
-        # Binance does not push `n` and `N` for a fill without commission.
-        commission = Decimal(0) if isinstance(o.commission, Unset) else Decimal(o.commission)
-        asset = "" if isinstance(o.commission_asset, Unset) else o.commission_asset
-        trade = Trade(
-            symbol=o.symbol,
-            trade_id=o.trade_id,
-            order_id=o.order_id,
-            side=o.side,
-            price=Decimal(o.last_filled_price),
-            quantity=Decimal(o.last_filled_quantity),
-            commission=commission,
-            commission_asset=asset,
-            time=o.trade_time,
-            raw=o,
-        )
-        updates.append(TradeSeen(trade))
     return updates
