@@ -17,6 +17,9 @@ every user socket it has, each receiving pushed events.
   `<FSTREAM_URL>pm/ws/<key>`.
 - Options: python-binance 1.0.37 has no Options user socket (no `/eapi/v1/listenKey` call), so there is
   none to check.
+- The account reads its users call to reconcile, answered from the simulator's ledger: `get_account`,
+  `get_open_orders`, `get_my_trades` (spot), `futures_account_trades`, `futures_position_information`,
+  `futures_get_open_orders` (USD-M), each signed and checked against `sim.ledger`.
 
 Only the class attributes for the URLs point at the simulator; the key pair is the test account's
 documented one. Not part of `make test` (python-binance lives in the bench's venv): run it with
@@ -89,6 +92,35 @@ async def main(sim: Simulator) -> dict[str, list[dict[str, Any]]]:
     return got
 
 
+async def reads(sim: Simulator) -> None:
+    """The signed account reads, after an open spot order and a filled USD-M one, agree with the ledger."""
+    spot_order = sim.place_order("spot", symbol="BTCUSDT", side="BUY", quantity="0.01", price="43000")
+    usdm_order = sim.place_order("usdm", symbol="ETHUSDT", side="SELL", quantity="0.5", price="2300")
+    sim.fill_order("usdm", usdm_order)
+    client = await AsyncClient.create(TEST_API_KEY, TEST_API_SECRET)
+    try:
+        balances = {b["asset"]: b for b in (await client.get_account())["balances"]}
+        assert balances["USDT"]["locked"].startswith("430"), balances
+        opened = await client.get_open_orders(symbol="BTCUSDT")
+        assert [o["orderId"] for o in opened] == [spot_order], opened  # the traffic's orders filled
+        spot_trades = await client.get_my_trades(symbol="BTCUSDT")
+        assert [t["id"] for t in spot_trades] == [
+            t.trade_id for t in sim.ledger("spot").trades if t.symbol == "BTCUSDT"
+        ], spot_trades
+        trades = await client.futures_account_trades(symbol="ETHUSDT")
+        ledger = sim.ledger("usdm")
+        assert [t["id"] for t in trades] == [t.trade_id for t in ledger.trades if t.symbol == "ETHUSDT"]
+        positions = await client.futures_position_information(symbol="ETHUSDT")
+        assert [p["positionAmt"] for p in positions] == ["-0.5"], positions
+        assert await client.futures_get_open_orders(symbol="ETHUSDT") == []
+    finally:
+        await client.close_connection()
+    print(
+        "account reads: get_account, get_open_orders, get_my_trades, futures_account_trades,",
+        "futures_position_information, futures_get_open_orders agree with the ledger",
+    )
+
+
 def check(got: dict[str, list[dict[str, Any]]]) -> None:
     for socket, events in got.items():
         print(f"{socket}:", [(e["e"], e.get("X") or e.get("o", {}).get("X")) for e in events])
@@ -107,4 +139,5 @@ if __name__ == "__main__":
     with Simulator(strict_events=False) as sim:  # python-binance's USD-M socket sends no events= (above)
         point_at(sim)
         check(asyncio.run(main(sim)))
-    print("python-binance 1.0.37 (AsyncClient.create() and every user socket): OK")
+        asyncio.run(reads(sim))
+    print("python-binance 1.0.37 (AsyncClient.create(), every user socket, the account reads): OK")
