@@ -47,6 +47,7 @@ from binance_userstream.account._family import (
     TradeSeen,
     Update,
 )
+from binance_userstream.account._mirror import Mirror
 from binance_userstream.account._portfolio import PortfolioFamily
 from binance_userstream.account._state import Balance, Order, Position, Trade
 from binance_userstream.stream._decode import decode
@@ -533,3 +534,15 @@ def test_a_snapshot_equals_the_events_that_built_the_account(
     from_events = fold([u for payload in events for u in FAMILY.updates(decoded(payload))])
 
     assert from_events == (taken.balances, taken.positions, taken.open_orders)
+
+
+def test_an_asset_a_um_event_brings_holds_zero_in_the_amounts_it_leaves_out() -> None:
+    """An asset the mirror does not hold had every amount zero: a UM ACCOUNT_UPDATE that brings it
+    tells its UM wallet, and its free, locked and CM wallet are zero, not unknown (None), as a
+    snapshot taken then reports them; else the state differs by how it was learned (the account
+    property found it: a UM fill on an account with no USDT, and no gap after)."""
+    mirror = Mirror(FAMILY, FAMILY.snapshot(answers(get_portfolio_balance=[]), taken_at=1_500_000_000_000))
+    mirror.receive(decoded(event_sample("ACCOUNT_UPDATE")))
+    assert mirror.state.balances["USDT"] == Balance(
+        "USDT", free=Decimal(0), locked=Decimal(0), um_wallet=Decimal("122624.12345678"), cm_wallet=Decimal(0)
+    )

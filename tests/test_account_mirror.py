@@ -47,6 +47,9 @@ class Direct:
     """A family whose events carry their updates (and whose trade pages are lists of Trades)."""
 
     name = "direct"
+    amounts: tuple[
+        str, ...
+    ] = ()  # its snapshots list what they list: an asset an event brings holds what it says
     page_size = 2
 
     def time_call(self) -> Call | None:

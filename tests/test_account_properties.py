@@ -12,6 +12,12 @@ what the account is; the invariants:
 - every trade of the ledger reached the application exactly once, streamed (a TRADE event) or
   recovered (`Reconciled.recovered_trades`): never twice, never missing.
 
+Two more machines per family: one whose connections also stall (the simulator pings every PING
+seconds, patched from its markets' minutes, so that the stream finds a silence of half a second; it
+must find every stall made, and no other), and one whose connections come to the end of their
+life (a `rotate_after` of 0.3 s, the simulator's 24-hour cut patched to LIFETIME seconds behind
+it) with traffic only: a rotation, make-before-break, must cost no gap and deliver nothing twice.
+
 Seeded (`derandomize=True`): the same runs every time, a few short ones per family. The simulator
 runs on the client's clock (the times of its events and of its REST answers are the client's), and
 the mirror is told the symbols traded (`symbols=`): a filled order leaves no trace in a snapshot, so
@@ -21,6 +27,7 @@ nothing else names the symbols whose trades a heal must ask for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from contextlib import AsyncExitStack
@@ -36,18 +43,49 @@ from binance_userstream import (
     AsyncUserDataStream,
     Reconciled,
     RetryPolicy,
+    StreamEventKind,
     StreamGap,
     StreamTiming,
 )
 from binance_userstream.account._families import family_for
 from binance_userstream.account._family import TradeSeen
-from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator, SystemClock
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator, SystemClock, _streams
 from tests import _ledger_state as mapping
 
 #: The stream's clock rules, fast: reconnections within 0.05-0.2 s; no stall is found where there is
 #: none (a run is far shorter than the simulator's ping interval).
 TIMING = StreamTiming(
     ping_interval=600, stall_grace=0.0, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
+)
+#: The stall machine's: the simulator pings every PING seconds (patched: it pings at its market's
+#: interval, minutes), so silence for `stall_after` (half a second) is a stall, found within a
+#: fraction of a second, while pings that come keep a healthy connection from seeming stalled even
+#: when the test's loop stood still between rules (the pings wait in the socket, read first).
+PING = 0.1
+STALLING = StreamTiming(
+    ping_interval=PING, stall_grace=0.4, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
+)
+#: How long the stall rule holds the connections silent (the simulator's clock: the client's).
+STALL = 2.0
+#: The lifetime machine's: a connection is replaced 0.3 s after it opened, and the simulator cuts
+#: one LIFETIME seconds old (patched: 24 hours), a backstop that makes a rotation that never came a
+#: gap (the test's loop stands still between rules, so the margin is wide).
+ROTATING = StreamTiming(
+    ping_interval=600, stall_grace=0.0, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=0.3
+)
+LIFETIME = 3.0
+#: The notes of a connection's coming and going: the last says whether the stream is connected.
+_CONNECTION_NOTES = frozenset(
+    {
+        StreamEventKind.CONNECTING,
+        StreamEventKind.CONNECTED,
+        StreamEventKind.DISCONNECTED,
+        StreamEventKind.STALLED,
+        StreamEventKind.RECONNECTING,
+        StreamEventKind.KEY_EXPIRED,
+        StreamEventKind.KEY_REFUSED,
+        StreamEventKind.TERMINATED,
+    }
 )
 RETRY = RetryPolicy(attempts=5, backoff_base=0.01, backoff_cap=0.02, deadline=30.0)
 #: A small buffer: a burst of traffic the test does not read overflows it.
@@ -106,6 +144,12 @@ class AccountMachine(RuleBasedStateMachine):
 
     market: ClassVar[Market]
     skew: ClassVar[float] = 0.0
+    timing: ClassVar[StreamTiming] = TIMING
+    #: The machine's faults: drops, cuts, key loss, ended subscriptions, overflow ("faults"); and
+    #: stalls, which need the simulator's fast pings (STALLING); and the connection's lifetime
+    #: passing ("lifetime"), with a short `rotate_after` (ROTATING).
+    faults: ClassVar[frozenset[str]] = frozenset({"faults"})
+    maxsize: ClassVar[int] = MAXSIZE
 
     def __init__(self) -> None:
         super().__init__()
@@ -115,6 +159,8 @@ class AccountMachine(RuleBasedStateMachine):
         self.stack = AsyncExitStack()
         self.seen: Counter[tuple[str, int]] = Counter()
         self.reconciled = 0
+        self.notes: list[StreamEventKind] = []
+        self.stalled = 0  # connections the stall rule stalled
         try:
             self.account = self.run(self._open())
         except BaseException:
@@ -133,7 +179,13 @@ class AccountMachine(RuleBasedStateMachine):
             retry=RETRY,
         )
         await self.stack.enter_async_context(uds)
-        account = uds.account(symbols=self.market.symbols, timing=TIMING, jitter=always, maxsize=MAXSIZE)
+        account = uds.account(
+            symbols=self.market.symbols,
+            timing=self.timing,
+            jitter=always,
+            maxsize=self.maxsize,
+            on_event=lambda note: self.notes.append(note.kind),
+        )
         return await self.stack.enter_async_context(account)
 
     def run(self, coroutine: Any) -> Any:
@@ -174,7 +226,9 @@ class AccountMachine(RuleBasedStateMachine):
             for trade in item.recovered_trades:
                 self.seen[trade.key] += 1
             self._check_state(item.state, "after a Reconciled")
-        elif not isinstance(item, StreamGap):
+        elif isinstance(item, StreamGap):
+            assert "lifetime" not in self.faults, f"a rotation made a gap: {item}"
+        else:
             for update in self.family.updates(item):
                 if isinstance(update, TradeSeen):
                     self.seen[update.trade.key] += 1
@@ -264,30 +318,90 @@ class AccountMachine(RuleBasedStateMachine):
 
     # -- faults ------------------------------------------------------------------------------
 
+    @precondition(lambda self: "faults" in self.faults)
     @rule()
     def drop(self) -> None:
         self.sim.drop_streams(self._stream_market())
 
+    @precondition(lambda self: "faults" in self.faults)
     @rule()
     def cut(self) -> None:
         self.sim.cut_streams(self._stream_market())
 
-    @precondition(lambda self: self.market.listen_key)
+    @precondition(lambda self: "faults" in self.faults and self.market.listen_key)
     @rule()
     def expire_key(self) -> None:
         self.sim.expire_key(market=self.market.name)
 
-    @precondition(lambda self: not self.market.listen_key)
+    @precondition(lambda self: "faults" in self.faults and not self.market.listen_key)
     @rule()
     def end_subscriptions(self) -> None:
         self.sim.end_subscriptions(self.market.name)
 
+    @precondition(lambda self: "faults" in self.faults)
     @rule(orders=st.integers(2, 3))
     def burst(self, orders: int) -> None:
         """Traffic the test does not read while the stream does: more events than the buffer holds."""
         for _ in range(orders):
             self.traffic(0)
         self.run(asyncio.sleep(0.3))
+
+    @precondition(lambda self: "stalls" in self.faults)
+    @rule(symbol=st.integers(0, 9))
+    def stall(self, symbol: int) -> None:
+        """The connections fall silent (no frame, no ping) while traffic goes on: its events are lost
+        to them. The stream finds the silence by its ping rule (a StreamGap "stalled") within
+        STALLING's `stall_after`, reconnects, and the mirror heals."""
+        # Connected first (and the connections it left closed on the simulator's side too): a stall
+        # of a connection being replaced is no stall of the stream's.
+        connected = self._serving()
+        stalled = self.sim.stall_streams(STALL, self._stream_market())
+        self.stalled += stalled
+        self.traffic(symbol)
+        if stalled:
+            found = self._until(StreamEventKind.STALLED, STALLING.stall_after + 1.0)
+            assert found or not connected, "a stall the stream did not find"
+
+    @precondition(lambda self: "lifetime" in self.faults)
+    @rule(symbol=st.integers(0, 9))
+    def lifetime(self, symbol: int) -> None:
+        """The connection's time is up (`rotate_after`, before the simulator's LIFETIME cut): the
+        stream opens another and retires the old one after the overlap, make-before-break, while
+        traffic goes on; no gap, no event twice."""
+        assert self._until(StreamEventKind.ROTATING, ROTATING.rotate_after + 1.0, start=len(self.notes))
+        self.traffic(symbol)  # during the rotation: on both connections, or on the new one
+        assert self._until(StreamEventKind.ROTATED, ROTATING.overlap + 1.0, start=len(self.notes))
+
+    def _serving(self) -> bool:
+        """Run the stream until its last connection happening is CONNECTED (2 s at most), and a
+        little more for the simulator to see the closes; whether it is."""
+
+        def last() -> StreamEventKind | None:
+            return next((n for n in reversed(self.notes) if n in _CONNECTION_NOTES), None)
+
+        async def wait() -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    while last() is not StreamEventKind.CONNECTED:
+                        await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+
+        self.run(wait())
+        return last() is StreamEventKind.CONNECTED
+
+    def _until(self, kind: StreamEventKind, seconds: float, start: int | None = None) -> bool:
+        """Run the stream (items are not read) until it notes `kind` (after the note `start`), or
+        `seconds` pass; whether it did."""
+        start = len(self.notes) if start is None else start
+
+        async def wait() -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    while kind not in self.notes[start:]:
+                        await asyncio.sleep(0.01)
+
+        self.run(wait())
+        return kind in self.notes[start:]
 
     def _stream_market(self) -> str | None:
         return None if self.market.name in ("spot", "margin") else self.market.name
@@ -302,6 +416,11 @@ class AccountMachine(RuleBasedStateMachine):
     def no_trade_twice(self) -> None:
         assert all(count == 1 for count in self.seen.values())
 
+    @invariant()
+    def no_false_stall(self) -> None:
+        """The stream finds a stall only where one was made."""
+        assert self.notes.count(StreamEventKind.STALLED) <= self.stalled, self.notes
+
 
 PROPERTY = settings(
     max_examples=10,
@@ -313,10 +432,11 @@ PROPERTY = settings(
 )
 
 
-def machine(market: Market, skew: float = 0.0) -> type[AccountMachine]:
-    """The machine of one family's market (the exchange's clock `skew` seconds behind the client's)."""
+def machine(market: Market, skew: float = 0.0, **variant: Any) -> type[AccountMachine]:
+    """The machine of one family's market (the exchange's clock `skew` seconds behind the client's;
+    `variant`: another `timing` and `faults`)."""
     name = f"{market.name.title()}{'Isolated' if market.isolated else ''}Machine"
-    return type(name, (AccountMachine,), {"market": market, "skew": skew})
+    return type(name, (AccountMachine,), {"market": market, "skew": skew, **variant})
 
 
 USDM = Market("usdm", ("BTCUSDT", "ETHUSDT"), "0.010", ("43000.10", "42000.00"), "0.001")
@@ -365,3 +485,26 @@ SKEW = 2.0
 @pytest.mark.parametrize("market", [USDM, SPOT, OPTIONS, PORTFOLIO], ids=lambda m: m.name)
 def test_the_mirror_equals_the_ledger_when_the_exchanges_clock_is_behind(market: Market) -> None:
     PROPERTY(machine(market, SKEW)).TestCase().runTest()
+
+
+#: The stall and lifetime machines: fewer, shorter runs (a stall, a rotation takes a fraction of a
+#: second of real time).
+SHORT = settings(PROPERTY, max_examples=4, stateful_step_count=10)
+
+
+@pytest.mark.parametrize("market", FAMILIES.values(), ids=FAMILIES.keys())
+def test_the_mirror_equals_the_ledger_through_stalls(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(_streams._PING_INTERVAL):
+        monkeypatch.setitem(_streams._PING_INTERVAL, name, PING)
+    variant = machine(market, timing=STALLING, faults=frozenset({"faults", "stalls"}))
+    SHORT(variant).TestCase().runTest()
+
+
+@pytest.mark.parametrize("market", FAMILIES.values(), ids=FAMILIES.keys())
+def test_a_rotation_costs_no_gap(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Traffic while connections come to the end of their life: the stream rotates make-before-break
+    before the simulator's cut, and no gap, no trade twice, no trade missing, comes of it."""
+    monkeypatch.setattr(_streams, "CONNECTION_LIFETIME", LIFETIME)
+    # no overflow either: the rule runs the stream without reading it
+    variant = machine(market, timing=ROTATING, faults=frozenset({"lifetime"}), maxsize=1000)
+    SHORT(variant).TestCase().runTest()

@@ -82,6 +82,13 @@ class Family(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def amounts(self) -> tuple[str, ...]:
+        """The Balance amounts a snapshot reports for every asset it lists (zeros too): a balance an
+        event brings for an asset the mirror does not hold (all its amounts were zero) holds zero
+        for those the event leaves out, as a snapshot taken then would."""
+        ...
+
     def time_call(self) -> Call | None:
         """The call that reads the exchange's time (None: the market has none; the snapshot is then
         dated by the local wall clock less `_mirror.UNTIMED_MARGIN_MS`)."""

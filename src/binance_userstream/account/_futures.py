@@ -99,6 +99,10 @@ class FuturesFamily:
         return self.row.name
 
     @property
+    def amounts(self) -> tuple[str, ...]:
+        return ("wallet", "cross_wallet")
+
+    @property
     def page_size(self) -> int:
         return self.row.page_size
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from attrs import evolve, frozen
@@ -70,10 +71,13 @@ class _Known:
     from_event: bool
 
 
-def _merge(known: Balance | None, update: Balance) -> Balance:
-    """`update`'s amounts over `known`'s: an amount the update leaves out keeps the known one."""
+def _merge(known: Balance | None, update: Balance, zeros: tuple[str, ...]) -> Balance:
+    """`update`'s amounts over `known`'s: an amount the update leaves out keeps the known one. An
+    asset not held (`known` None) had every amount zero: of `zeros` (the family's amounts), those the update
+    leaves out are zero, as a snapshot reports them (a Portfolio Margin UM event tells the UM wallet
+    alone; its free, locked and CM wallet are not unknown but zero)."""
     if known is None:
-        return update
+        known = Balance(update.asset, **{name: Decimal(0) for name in zeros})
     amounts = {name: getattr(update, name) for name in _AMOUNTS if getattr(update, name) is not None}
     return evolve(known, raw=update.raw, **amounts)
 
@@ -270,7 +274,7 @@ class Mirror:
             asset = update.balance.asset
             if self._newer("balance", asset, update.time):
                 self._known["balance", asset] = _Known(update.time, True)
-                balance = _merge(self._balances.get(asset), update.balance)
+                balance = _merge(self._balances.get(asset), update.balance, self.family.amounts)
                 _put(self._balances, asset, None if balance.is_zero else balance)
         elif isinstance(update, PositionUpdate):
             key = update.position.key

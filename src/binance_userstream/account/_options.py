@@ -59,6 +59,10 @@ class OptionsFamily:
         return "options"
 
     @property
+    def amounts(self) -> tuple[str, ...]:
+        return ("wallet",)
+
+    @property
     def page_size(self) -> int:
         return PAGE_SIZE
 

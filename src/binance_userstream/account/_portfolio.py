@@ -74,6 +74,10 @@ class PortfolioFamily:
         return "portfolio"
 
     @property
+    def amounts(self) -> tuple[str, ...]:
+        return ("free", "locked", "um_wallet", "cm_wallet")
+
+    @property
     def page_size(self) -> int:
         return PAGE_SIZE
 

@@ -102,6 +102,10 @@ class SpotFamily:
     def name(self) -> str:
         return {"spot": "spot", "margin": "margin (cross)", "isolated": "margin (isolated)"}[self.kind]
 
+    @property
+    def amounts(self) -> tuple[str, ...]:
+        return ("free", "locked")
+
     def time_call(self) -> Call | None:
         return Call(get_spot_server_time, SpotServerTime)  # margin shares spot's host and clock
 
