@@ -13,10 +13,11 @@ what the account is; the invariants:
   recovered (`Reconciled.recovered_trades`): never twice, never missing.
 
 Two more machines per family: one whose connections also stall (the simulator pings every PING
-seconds, patched from its markets' minutes, so that the stream finds a silence of half a second; it
-must find every stall made, and no other), and one whose connections come to the end of their
-life (a `rotate_after` of 0.3 s, the simulator's 24-hour cut patched to LIFETIME seconds behind
-it) with traffic only: a rotation, make-before-break, must cost no gap and deliver nothing twice.
+seconds, `Simulator(ping_interval=)`, instead of its markets' minutes, so that the stream finds a
+silence of half a second; it must find every stall made, and no other), and one whose connections
+come to the end of their life (a `rotate_after` of 0.3 s, the simulator's 24-hour cut shortened to
+LIFETIME seconds behind it, `Simulator(connection_lifetime=)`) with traffic only: a rotation,
+make-before-break, must cost no gap and deliver nothing twice.
 
 Seeded (`derandomize=True`): the same runs every time, a few short ones per family. The simulator
 runs on the client's clock (the times of its events and of its REST answers are the client's), and
@@ -49,7 +50,7 @@ from binance_userstream import (
 )
 from binance_userstream.account._families import family_for
 from binance_userstream.account._family import TradeSeen
-from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator, SystemClock, _streams
+from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Simulator, SystemClock
 from tests import _ledger_state as mapping
 
 #: The stream's clock rules, fast: reconnections within 0.05-0.2 s; no stall is found where there is
@@ -57,7 +58,7 @@ from tests import _ledger_state as mapping
 TIMING = StreamTiming(
     ping_interval=600, stall_grace=0.0, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=3600
 )
-#: The stall machine's: the simulator pings every PING seconds (patched: it pings at its market's
+#: The stall machine's: the simulator pings every PING seconds (by default at its market's
 #: interval, minutes), so silence for `stall_after` (half a second) is a stall, found within a
 #: fraction of a second, while pings that come keep a healthy connection from seeming stalled even
 #: when the test's loop stood still between rules (the pings wait in the socket, read first).
@@ -68,7 +69,7 @@ STALLING = StreamTiming(
 #: How long the stall rule holds the connections silent (the simulator's clock: the client's).
 STALL = 2.0
 #: The lifetime machine's: a connection is replaced 0.3 s after it opened, and the simulator cuts
-#: one LIFETIME seconds old (patched: 24 hours), a backstop that makes a rotation that never came a
+#: one LIFETIME seconds old (by default 24 hours), a backstop that makes a rotation that never came a
 #: gap (the test's loop stands still between rules, so the margin is wide).
 ROTATING = StreamTiming(
     ping_interval=600, stall_grace=0.0, overlap=0.2, first_retry=0.05, max_retry=0.2, rotate_after=0.3
@@ -150,11 +151,13 @@ class AccountMachine(RuleBasedStateMachine):
     #: passing ("lifetime"), with a short `rotate_after` (ROTATING).
     faults: ClassVar[frozenset[str]] = frozenset({"faults"})
     maxsize: ClassVar[int] = MAXSIZE
+    #: The simulator's streams: Binance's ping intervals and 24-hour lifetime unless a variant shortens them.
+    simulator_options: ClassVar[dict[str, float]] = {}
 
     def __init__(self) -> None:
         super().__init__()
         # the client's clock, or the exchange's behind it by `skew` seconds
-        self.sim = Simulator(clock=SkewedClock(-self.skew)).start()
+        self.sim = Simulator(clock=SkewedClock(-self.skew), **self.simulator_options).start()
         self.loop = asyncio.new_event_loop()
         self.stack = AsyncExitStack()
         self.seen: Counter[tuple[str, int]] = Counter()
@@ -493,18 +496,26 @@ SHORT = settings(PROPERTY, max_examples=4, stateful_step_count=10)
 
 
 @pytest.mark.parametrize("market", FAMILIES.values(), ids=FAMILIES.keys())
-def test_the_mirror_equals_the_ledger_through_stalls(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(_streams._PING_INTERVAL):
-        monkeypatch.setitem(_streams._PING_INTERVAL, name, PING)
-    variant = machine(market, timing=STALLING, faults=frozenset({"faults", "stalls"}))
+def test_the_mirror_equals_the_ledger_through_stalls(market: Market) -> None:
+    variant = machine(
+        market,
+        timing=STALLING,
+        faults=frozenset({"faults", "stalls"}),
+        simulator_options={"ping_interval": PING},
+    )
     SHORT(variant).TestCase().runTest()
 
 
 @pytest.mark.parametrize("market", FAMILIES.values(), ids=FAMILIES.keys())
-def test_a_rotation_costs_no_gap(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rotation_costs_no_gap(market: Market) -> None:
     """Traffic while connections come to the end of their life: the stream rotates make-before-break
     before the simulator's cut, and no gap, no trade twice, no trade missing, comes of it."""
-    monkeypatch.setattr(_streams, "CONNECTION_LIFETIME", LIFETIME)
     # no overflow either: the rule runs the stream without reading it
-    variant = machine(market, timing=ROTATING, faults=frozenset({"lifetime"}), maxsize=1000)
+    variant = machine(
+        market,
+        timing=ROTATING,
+        faults=frozenset({"lifetime"}),
+        maxsize=1000,
+        simulator_options={"connection_lifetime": LIFETIME},
+    )
     SHORT(variant).TestCase().runTest()

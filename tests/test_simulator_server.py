@@ -397,3 +397,24 @@ def test_a_stopped_simulator_frees_its_port(vclock: VirtualClock) -> None:
         port = port_of(sim.url)
     with Simulator(port=port, clock=vclock, retired=False) as again:
         assert httpx.post(again.url + PATH, headers={"X-MBX-APIKEY": API_KEY}).status_code == 200
+
+
+def test_a_shortened_ping_interval_and_lifetime_are_the_streams() -> None:
+    with Simulator(ping_interval=0.5, connection_lifetime=3.0) as sim:
+        assert set(sim.streams.ping_intervals.values()) == {0.5}
+        assert sim.streams.connection_lifetime == 3.0
+
+
+def test_by_default_streams_ping_and_live_as_binance_s() -> None:
+    with Simulator() as sim:
+        assert sim.streams.ping_intervals["usdm"] == 180.0
+        assert sim.streams.connection_lifetime == 86_400.0
+
+
+@pytest.mark.parametrize("option", ["ping_interval", "connection_lifetime"])
+@pytest.mark.parametrize("seconds", [0, -1, float("inf"), "1"])
+def test_a_ping_interval_or_lifetime_that_is_no_positive_number_is_refused(
+    option: str, seconds: object
+) -> None:
+    with pytest.raises(ValueError, match=f"{option} must be a finite number of seconds > 0"):
+        Simulator(**{option: seconds})  # type: ignore[arg-type]

@@ -48,7 +48,13 @@ from binance_userstream.simulator._ledger import LedgerOrder, LedgerView
 from binance_userstream.simulator._markets import COINM, MARKETS, Market
 from binance_userstream.simulator._orders import STEP_MARKETS, Steps
 from binance_userstream.simulator._signing import TEST_API_KEY, Credential
-from binance_userstream.simulator._streams import KEYS_OF, STREAM_MARKETS, Delivery, Streams
+from binance_userstream.simulator._streams import (
+    CONNECTION_LIFETIME,
+    KEYS_OF,
+    STREAM_MARKETS,
+    Delivery,
+    Streams,
+)
 from binance_userstream.simulator._tokens import ISOLATED_SYMBOLS
 from binance_userstream.simulator._traffic import Traffic
 from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
@@ -91,6 +97,10 @@ class Simulator:
     modelled it since 2026-01-13 (the newest evidence of production's answer; see `_markets`);
     `coinm_keepalive_echoes_key=False` answers `{}`, as the older pages showed, so that a client's
     handling of both can be tested.
+
+    Streams ping at each market's documented interval and are cut after 24 hours, as Binance's
+    are; `ping_interval` (seconds, one for every market) and `connection_lifetime` shorten them,
+    so that a test sees a stall found by the ping rules, or a 24-hour rotation, in a second.
     """
 
     def __init__(
@@ -108,8 +118,13 @@ class Simulator:
         isolated_symbols: Collection[str] | None = ISOLATED_SYMBOLS,
         allowed_origins: Collection[str] | None = (),
         coinm_keepalive_echoes_key: bool = True,
+        ping_interval: float | None = None,
+        connection_lifetime: float = CONNECTION_LIFETIME,
     ) -> None:
         _check_int("port", port, 0, 65535)
+        for name, seconds in (("ping_interval", ping_interval), ("connection_lifetime", connection_lifetime)):
+            if seconds is not None and not (isinstance(seconds, int | float) and 0 < seconds < math.inf):
+                raise ValueError(f"{name} must be a finite number of seconds > 0, not {seconds!r}")
         self.allowed_origins = _origins(allowed_origins)
         if weight_limit is not None:
             _check_int("weight_limit", weight_limit, 1)
@@ -128,7 +143,13 @@ class Simulator:
             markets=MARKETS if coinm_keepalive_echoes_key else _empty_coinm_keepalive(),
         )
         self.request_timeout = float(request_timeout)
-        self.streams = Streams(self.exchange, self.exchange.clock, strict_events=strict_events)
+        self.streams = Streams(
+            self.exchange,
+            self.exchange.clock,
+            strict_events=strict_events,
+            ping_interval=ping_interval,
+            connection_lifetime=connection_lifetime,
+        )
         self.wsapi = WsApi(self.exchange, self.streams)
         self._traffic = Traffic()
         self._steps = Steps(self._traffic)

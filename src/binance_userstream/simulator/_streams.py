@@ -279,10 +279,24 @@ class Streams:
     """Every event-stream connection of one simulator, and what is sent on them. Runs on the
     server's event loop; the Simulator's thread-safe methods call in through `call`."""
 
-    def __init__(self, exchange: Exchange, clock: Clock, *, strict_events: bool = True) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        clock: Clock,
+        *,
+        strict_events: bool = True,
+        ping_interval: float | None = None,
+        connection_lifetime: float = CONNECTION_LIFETIME,
+    ) -> None:
         self.exchange = exchange
         self.clock = clock
         self.strict_events = strict_events
+        #: Seconds between pings, per market: Binance's unless one interval is given for all.
+        self.ping_intervals = (
+            dict(_PING_INTERVAL) if ping_interval is None else dict.fromkeys(_PING_INTERVAL, ping_interval)
+        )
+        #: Seconds a connection lives before the server cuts it (Binance: 24 hours).
+        self.connection_lifetime = connection_lifetime
         #: The latest deliveries, oldest first (bounded); `events_sent` counts every one.
         self.deliveries: deque[Delivery] = deque(maxlen=DELIVERIES_KEPT)
         self.events_sent = 0
@@ -343,12 +357,12 @@ class Streams:
         for connection in list(self._connections):
             if connection.closing:
                 continue
-            if now >= connection.opened_at + CONNECTION_LIFETIME:
+            if now >= connection.opened_at + self.connection_lifetime:
                 self._close(connection, GOING_AWAY, "24-hour connection limit reached")
             elif self._pong_overdue(connection, now):
                 self._close(connection, TOO_SLOW, "no pong received in time")
             elif now >= connection.stalled_until and now >= connection.next_ping:
-                connection.next_ping = now + _PING_INTERVAL[connection.market]
+                connection.next_ping = now + self.ping_intervals[connection.market]
                 connection.queue.put_nowait(_PING)
         for hook in self.on_step:
             hook()
@@ -408,7 +422,7 @@ class Streams:
             market,
             delivering,
             opened_at=now,
-            next_ping=now + _PING_INTERVAL[market],
+            next_ping=now + self.ping_intervals[market],
         )
         return await self.serve_connection(connection)
 
@@ -425,7 +439,7 @@ class Streams:
             market,
             {},
             opened_at=now,
-            next_ping=now + _PING_INTERVAL[market],
+            next_ping=now + self.ping_intervals[market],
             pong_timeout=pong_timeout,
         )
 
