@@ -603,7 +603,28 @@ def _quiet_stdout() -> None:
         os.close(devnull)
 
 
-class _Runner:
+class _Phased:
+    """A command whose step in flight (`phase`: a request, a wait, entering a mirror) a signal can cut."""
+
+    phase: asyncio.Future[Any] | None = None
+
+    async def _phase(self, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
+        """Run one step as a task `_cut` can cancel: (False, None) if it was cut."""
+        self.phase = asyncio.ensure_future(awaitable)
+        try:
+            await asyncio.wait({self.phase})
+        finally:
+            phase, self.phase = self.phase, None
+        if phase.cancelled():
+            return False, None
+        return True, phase.result()
+
+    def _cut(self) -> None:
+        if self.phase is not None:
+            self.phase.cancel()
+
+
+class _Runner(_Phased):
     """`run`: a session on the asyncio client, so that Ctrl-C and SIGTERM can cancel whatever is in
     flight (a request to a hanging server, a 429 wait, a retry wait) at once.
 
@@ -620,7 +641,6 @@ class _Runner:
         self.stdout_closed = False
         self.signals: list[int] = []
         self.started = False
-        self.phase: asyncio.Future[Any] | None = None
 
     def on_event(self, event: SessionEvent) -> None:
         if self.args.key_file and event.kind in _NEW_KEY and event.listen_key:
@@ -650,21 +670,6 @@ class _Runner:
             self._cut()
         else:
             asyncio.get_running_loop().call_later(CLOSE_GRACE, self._cut)
-
-    def _cut(self) -> None:
-        if self.phase is not None:
-            self.phase.cancel()
-
-    async def _phase(self, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
-        """Run one step as a task the signal handler can cancel: (False, None) if it was cut."""
-        self.phase = asyncio.ensure_future(awaitable)
-        try:
-            await asyncio.wait({self.phase})
-        finally:
-            phase, self.phase = self.phase, None
-        if phase.cancelled():
-            return False, None
-        return True, phase.result()
 
     async def _until_stopped(self, session: AsyncKeepaliveSession) -> None:
         """Until a signal, --for, or the session failing (which raises its error)."""
@@ -916,7 +921,7 @@ class _Listener:
         stream.close()
 
 
-class _Account:
+class _Account(_Phased):
     """`account`: the account's mirror on the asyncio client, printed once (the snapshot) or, with
     --follow, change by change until Ctrl-C, SIGTERM or --for.
 
@@ -931,7 +936,6 @@ class _Account:
         self.signals: list[int] = []
         self.timed_out = False
         self.failures = _Failures(failing=_FAILING | _HEALING, recovered=_RECOVERED | _HEALED)
-        self.phase: asyncio.Future[Any] | None = None
         self.mirror: AsyncAccountMirror | None = None
 
     def on_event(self, event: SessionEvent | StreamEvent) -> None:
@@ -947,10 +951,6 @@ class _Account:
         self.mirror.close()
         asyncio.get_running_loop().call_later(CLOSE_GRACE, self._cut)
 
-    def _cut(self) -> None:
-        if self.phase is not None:
-            self.phase.cancel()
-
     def _on_signal(self, signum: int) -> None:
         self.signals.append(signum)
         self._stop()
@@ -958,17 +958,6 @@ class _Account:
     def _on_time_up(self) -> None:
         self.timed_out = True
         self._stop()
-
-    async def _phase(self, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
-        """Run one step as a task `_cut` can cancel: (False, None) if it was cut."""
-        self.phase = asyncio.ensure_future(awaitable)
-        try:
-            await asyncio.wait({self.phase})
-        finally:
-            phase, self.phase = self.phase, None
-        if phase.cancelled():
-            return False, None
-        return True, phase.result()
 
     async def main(self) -> int:
         args = self.args
