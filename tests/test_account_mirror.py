@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from binance_userstream import AccountState, Balance, Change, Order, Position, StreamGap, Trade
+from binance_userstream.account import _mirror as mirror_module
 from binance_userstream.account._family import (
     BalanceUpdate,
     Call,
@@ -192,6 +193,44 @@ def test_a_closed_order_is_removed() -> None:
     m.receive(Event(1001, [OrderUpdate(order(1, 1001, "FILLED", "2"))]))
 
     assert m.state.open_orders == {}
+
+
+def test_a_late_event_of_a_closed_order_does_not_bring_it_back() -> None:
+    m = mirror(snapshot(1000))
+    m.receive(Event(1001, [OrderUpdate(order(7, 1001))]))
+    m.receive(Event(1003, [OrderUpdate(order(7, 1003, "FILLED", "2"))]))
+
+    m.receive(Event(1002, [OrderUpdate(order(7, 1002, "PARTIALLY_FILLED", "1"))]))
+
+    assert m.state.open_orders == {}
+
+
+def test_the_mirror_remembers_only_the_latest_closed_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An account placing millions of orders between two heals must not grow the mirror unbounded."""
+    monkeypatch.setattr(mirror_module, "CLOSED_KEPT", 3)
+    m = mirror(snapshot(1000))
+    for order_id in range(1, 101):
+        placed, filled = 1000 + 2 * order_id, 1001 + 2 * order_id
+        m.receive(Event(placed, [OrderUpdate(order(order_id, placed))]))
+        m.receive(Event(filled, [OrderUpdate(order(order_id, filled, "FILLED", "2"))]))
+
+    remembered = [key for key in m._known if key[0] == "order"]
+    assert sorted(remembered) == [("order", ("BTCUSDT", n)) for n in (98, 99, 100)]
+    assert m.state.open_orders == {}
+
+
+def test_trades_well_behind_the_stream_are_forgotten_between_heals_and_never_recovered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mirror_module, "DELIVERED_KEPT", 5)
+    m = mirror(snapshot(1000))
+    for trade_id in range(1, 21):  # a trade every 10 s
+        m.receive(Event(10_000 * trade_id + 1000, [TradeSeen(trade(trade_id, 10_000 * trade_id + 1000))]))
+
+    assert len(m._delivered) <= 5 + mirror_module.DELIVERED_SLACK_MS // 10_000 + 1 < 20
+    m.receive(StreamGap("disconnected", 0.0, 1.0, last_event_time=1000))  # a gap dated far back
+    healed = m.heal(snapshot(300_000), [trade(n, 10_000 * n + 1000) for n in range(1, 21)])
+    assert healed.recovered_trades == ()  # every one was streamed: none twice
 
 
 def test_a_zero_balance_is_removed() -> None:

@@ -22,6 +22,7 @@ tested without sockets (tests/test_account_mirror.py). The rules:
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -51,6 +52,13 @@ from binance_userstream.account._state import (
 from binance_userstream.stream._gap import StreamGap
 
 log = logging.getLogger("binance_userstream.account")
+
+#: How many closed orders the mirror remembers (see `Mirror._forget_closed`).
+CLOSED_KEPT = 10_000
+#: How many delivered trades the mirror holds before it forgets those well behind the stream (see
+#: `Mirror._forget_streamed_trades`), and how far behind the last event they must be (ms).
+DELIVERED_KEPT = 10_000
+DELIVERED_SLACK_MS = 60_000
 
 _AMOUNTS = ("free", "locked", "wallet", "cross_wallet", "um_wallet", "cm_wallet")
 
@@ -101,6 +109,7 @@ class Mirror:
         self._positions: dict[tuple[str, str], Position] = {}
         self._orders: dict[tuple[str, int], Order] = {}
         self._known: dict[tuple[str, object], _Known] = {}
+        self._closed: OrderedDict[tuple[str, int], None] = OrderedDict()  # closed orders, oldest first
         self._taken_at = snapshot.taken_at
         self._as_of: int | None = None
         self._stale = False
@@ -242,6 +251,16 @@ class Mirror:
         self._horizon = horizon if self._horizon is None else max(self._horizon, horizon)
         self._delivered = {key: time for key, time in self._delivered.items() if time >= horizon}
 
+    def _forget_streamed_trades(self) -> None:
+        """Between heals too, a busy account's delivered trades must not pile up: with no gap
+        pending, every trade more than DELIVERED_SLACK_MS behind the last event was delivered, so
+        they are forgotten and the next heal asks for none of them (its window starts after)."""
+        if self._last_event_time is None:
+            return
+        horizon = self._last_event_time - DELIVERED_SLACK_MS
+        self._horizon = horizon if self._horizon is None else max(self._horizon, horizon)
+        self._delivered = {key: time for key, time in self._delivered.items() if time >= self._horizon}
+
     # -- the rules ---------------------------------------------------------------------------
 
     def _replace(self, snapshot: Snapshot) -> None:
@@ -258,6 +277,7 @@ class Mirror:
         for order_key, order in snapshot.open_orders.items():
             known["order", order_key] = _Known(order.update_time, False)
         self._known = known
+        self._closed = OrderedDict()
         self._advance(snapshot.taken_at)
 
     def _advance(self, time: int) -> None:
@@ -286,11 +306,26 @@ class Mirror:
             if self._newer("order", order.key, order.update_time):
                 self._known["order", order.key] = _Known(order.update_time, True)
                 _put(self._orders, order.key, order if order.is_open else None)
+                if not order.is_open:
+                    self._forget_closed(order.key)
                 if order.executed_quantity:
                     self._traded.add(order.symbol)
         else:
             self._traded.add(update.trade.symbol)
             self._delivered.setdefault(update.trade.key, update.trade.time)
+            if len(self._delivered) > DELIVERED_KEPT and self._gap is None:
+                self._forget_streamed_trades()
+
+    def _forget_closed(self, key: tuple[str, int]) -> None:
+        """Remember a closed order (so that a late event of it is not applied), but only the latest
+        CLOSED_KEPT of them: an account placing millions of orders between two heals must not grow
+        the mirror without bound, and an event arrives long after its order closed only as a
+        rotation's duplicate, which the stream drops."""
+        self._closed[key] = None
+        self._closed.move_to_end(key)
+        while len(self._closed) > CLOSED_KEPT:
+            oldest, _ = self._closed.popitem(last=False)
+            self._known.pop(("order", oldest), None)
 
     def _active_symbols(self) -> set[str]:
         return {key[0] for key in self._positions} | {key[0] for key in self._orders}
