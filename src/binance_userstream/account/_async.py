@@ -12,15 +12,15 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from binance_userstream._policy import RetryPolicy
 from binance_userstream.account._families import family_for
-from binance_userstream.account._family import Call
-from binance_userstream.account._mirror import Mirror, snapshot_plan, trades_plan
-from binance_userstream.account._state import AccountState, Reconciled
+from binance_userstream.account._family import Call, Snapshot
+from binance_userstream.account._mirror import Mirror, Recovery, heal_plan, snapshot_plan
+from binance_userstream.account._state import AccountState, Reconciled, Trade
 from binance_userstream.errors import (
     IPBannedError,
     MalformedAnswerError,
@@ -84,6 +84,28 @@ def heal_failed(family: str, attempt: int, error: BaseException, wait: float) ->
     detail = f"attempt {attempt} failed: {type(error).__name__}: {error}"
     log.warning("account %s: reconciling, %s; retrying in %.3gs", family, detail, wait)
     return detail
+
+
+def reconcile(
+    mirror: Mirror,
+    plan_result: tuple[Snapshot, Recovery, list[Trade]],
+    streamed: list[Item],
+    report: Callable[[StreamEventKind, str], None],
+) -> Reconciled:
+    """A heal's answers applied (`streamed`: what the stream holds now, delivered after), logged
+    and reported: the part of a heal both drivers share after their REST calls."""
+    snapshot, recovery, trades = plan_result
+    reconciled = mirror.heal(snapshot, trades, start_time=recovery.start_time, streamed=streamed)
+    detail = f"{len(reconciled.changes)} changes, {len(reconciled.recovered_trades)} recovered trades"
+    log.info("account %s: reconciled: %s", mirror.family.name, detail)
+    report(StreamEventKind.RECONCILED, detail)
+    return reconciled
+
+
+def reconciling(mirror: Mirror, gap: StreamGap, report: Callable[[StreamEventKind, str], None]) -> None:
+    """Log and report a heal's start."""
+    log.info("account %s: reconciling after a %s gap", mirror.family.name, gap.reason)
+    report(StreamEventKind.RECONCILING, f"after a {gap.reason} gap")
 
 
 class AccountOptions:
@@ -169,31 +191,22 @@ class AsyncAccountMirror:
                 return item
 
     async def _heal(self, mirror: Mirror) -> Reconciled:
-        gap = mirror.gap
-        assert gap is not None
-        family = mirror.family
-        log.info("account %s: reconciling after a %s gap", family.name, gap.reason)
-        self._report(StreamEventKind.RECONCILING, f"after a {gap.reason} gap")
+        assert mirror.gap is not None
+        reconciling(mirror, mirror.gap, self._report)
         attempt = 0
         while True:
             try:
-                snapshot = await self._run(snapshot_plan(family, self._uds.symbol, self._wall_ms()))
-                recovery = mirror.recovery(snapshot)
-                trades = await self._run(trades_plan(family, recovery))
+                result = await self._run(heal_plan(mirror, self._uds.symbol, self._wall_ms()))
                 break
             except RETRYABLE as error:
                 attempt += 1
                 wait = retry_wait(self._uds.retry, attempt, error)
-                detail = heal_failed(family.name, attempt, error, wait)
+                detail = heal_failed(mirror.family.name, attempt, error, wait)
                 self._report(StreamEventKind.RECONCILE_RETRY, detail, retry_in=wait)
                 await self._sleep(wait)
         streamed = self._stream.buffered()
-        reconciled = mirror.heal(snapshot, trades, start_time=recovery.start_time, streamed=streamed)
         self._pending.extend(streamed)
-        detail = f"{len(reconciled.changes)} changes, {len(reconciled.recovered_trades)} recovered trades"
-        log.info("account %s: reconciled: %s", family.name, detail)
-        self._report(StreamEventKind.RECONCILED, detail)
-        return reconciled
+        return reconcile(mirror, result, streamed, self._report)
 
     async def _run(self, plan: Generator[Call, Any, _T]) -> _T:
         """Carry out a plan: send each of its calls, hand each answer back."""

@@ -391,3 +391,13 @@ def trades_plan(family: Family, recovery: Recovery) -> Generator[Call, Any, list
                 break
             from_id = max(trade.trade_id for trade in page) + 1
     return trades
+
+
+def heal_plan(
+    mirror: Mirror, symbol: str | None, now_ms: int
+) -> Generator[Call, Any, tuple[Snapshot, Recovery, list[Trade]]]:
+    """The calls of one heal: a snapshot, then the trades its recovery asks for."""
+    snapshot = yield from snapshot_plan(mirror.family, symbol, now_ms)
+    recovery = mirror.recovery(snapshot)
+    trades = yield from trades_plan(mirror.family, recovery)
+    return snapshot, recovery, trades

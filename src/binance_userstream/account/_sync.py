@@ -8,7 +8,6 @@ and RECONCILED stream events run in the consumer's.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections import deque
 from collections.abc import Generator, Iterable
@@ -22,11 +21,13 @@ from binance_userstream.account._async import (
     AccountItem,
     AccountOptions,
     heal_failed,
+    reconcile,
+    reconciling,
     retry_wait,
     until_live,
 )
 from binance_userstream.account._family import Call
-from binance_userstream.account._mirror import Mirror, snapshot_plan, trades_plan
+from binance_userstream.account._mirror import Mirror, heal_plan, snapshot_plan
 from binance_userstream.account._state import AccountState, Reconciled
 from binance_userstream.errors import UserStreamError
 from binance_userstream.stream._core import Item, StreamEvent, StreamEventKind
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from binance_userstream._client import UserDataStream
     from binance_userstream.stream._sync import EventStream
 
-log = logging.getLogger("binance_userstream.account")
 
 _T = TypeVar("_T")
 
@@ -115,33 +115,24 @@ class AccountMirror:
                 return item
 
     def _heal(self, mirror: Mirror) -> Reconciled:
-        gap = mirror.gap
-        assert gap is not None
-        family = mirror.family
-        log.info("account %s: reconciling after a %s gap", family.name, gap.reason)
-        self._report(StreamEventKind.RECONCILING, f"after a {gap.reason} gap")
+        assert mirror.gap is not None
+        reconciling(mirror, mirror.gap, self._report)
         attempt = 0
         while True:
             try:
-                snapshot = self._run(snapshot_plan(family, self._uds.symbol, self._wall_ms()))
-                recovery = mirror.recovery(snapshot)
-                trades = self._run(trades_plan(family, recovery))
+                result = self._run(heal_plan(mirror, self._uds.symbol, self._wall_ms()))
                 break
             except RETRYABLE as error:
                 attempt += 1
                 wait = retry_wait(self._uds.retry, attempt, error)
-                detail = heal_failed(family.name, attempt, error, wait)
+                detail = heal_failed(mirror.family.name, attempt, error, wait)
                 self._report(StreamEventKind.RECONCILE_RETRY, detail, wait)
                 clock = self._stream._inner._clock or SystemClock()
                 if clock.wait(wait, self._stop):
                     raise StopIteration from None
         streamed = self._stream.buffered()
-        reconciled = mirror.heal(snapshot, trades, start_time=recovery.start_time, streamed=streamed)
         self._pending.extend(streamed)
-        detail = f"{len(reconciled.changes)} changes, {len(reconciled.recovered_trades)} recovered trades"
-        log.info("account %s: reconciled: %s", family.name, detail)
-        self._report(StreamEventKind.RECONCILED, detail)
-        return reconciled
+        return reconcile(mirror, result, streamed, self._report)
 
     def _run(self, plan: Generator[Call, Any, _T]) -> _T:
         """Carry out a plan: send each of its calls, hand each answer back."""
