@@ -57,6 +57,7 @@ from binance_userstream.errors import (
     UserStreamError,
     WeightBudgetError,
 )
+from binance_userstream.fleet import Account, AsyncFleet, Fleet, FleetCallback, FleetItem, FleetLimits
 from binance_userstream.stream import (
     AsyncEventStream,
     EventStream,
@@ -78,10 +79,12 @@ __all__ = [
     "SHARED_BUDGET",
     "SHARED_GATE",
     "AcceleratedClock",
+    "Account",
     "AccountMirror",
     "AccountState",
     "AsyncAccountMirror",
     "AsyncEventStream",
+    "AsyncFleet",
     "AsyncKeepaliveSession",
     "AsyncUserDataStream",
     "AuthenticationError",
@@ -94,6 +97,10 @@ __all__ = [
     "EndpointRetiredError",
     "EventKind",
     "EventStream",
+    "Fleet",
+    "FleetCallback",
+    "FleetItem",
+    "FleetLimits",
     "GapReason",
     "IPBannedError",
     "KeepaliveSession",

@@ -111,6 +111,9 @@ class Market:
     `/`-separated wire names of `stream_events`); for the WebSocket API its fixed path."""
     subscription: Subscription = "listen_key"
     """How the stream is authorised (see `Subscription`)."""
+    fleet_path: str | None = None
+    """Where one connection carries many accounts' listenKeys (a combined stream that takes them by
+    JSON `SUBSCRIBE`); None on the WebSocket API, whose `stream_path` carries many subscriptions."""
     stream_events: tuple[str, ...] = ()
     """The wire names (`"e"`) of the events this market's stream sends, each modelled by the spec."""
     ping_interval: float = 180.0
@@ -140,6 +143,11 @@ class Market:
         if self.subscription != "listen_key":
             return self.stream_path
         return self.stream_path.format(key=quote(listen_key, safe=""), events="/".join(self.stream_events))
+
+    @property
+    def fleet_target(self) -> str | None:
+        """The path a fleet's connections open: one that carries many accounts."""
+        return self.fleet_path if self.uses_listen_key else self.stream_path
 
     @property
     def uses_listen_key(self) -> bool:
@@ -291,6 +299,7 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                     }
                 ),
                 stream_path="/private/ws?listenKey={key}&events={events}",
+                fleet_path="/private/stream",
                 stream_events=_USDM_EVENTS,
             ),
             Market(
@@ -309,6 +318,7 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                     {"production": "wss://dstream.binance.com", "testnet": "wss://dstream.binancefuture.com"}
                 ),
                 stream_path="/ws/{key}",
+                fleet_path="/stream",
                 stream_events=_COINM_EVENTS,
             ),
             Market(
@@ -323,6 +333,7 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 keepalive_answer=Empty,
                 stream_hosts=MappingProxyType({"production": "wss://fstream.binance.com"}),
                 stream_path="/pm/ws/{key}",
+                fleet_path="/pm/stream",
                 stream_events=_PORTFOLIO_EVENTS,
             ),
             Market(
@@ -339,6 +350,7 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 keepalive_answer=ListenKey,
                 stream_hosts=MappingProxyType({"production": "wss://fstream.binance.com"}),
                 stream_path="/pm-classic/ws/{key}",
+                fleet_path="/pm-classic/stream",
                 stream_events=_PORTFOLIO_PRO_EVENTS,
             ),
             Market(
@@ -353,6 +365,7 @@ MARKETS: Mapping[str, Market] = MappingProxyType(
                 keepalive_answer=Empty,
                 stream_hosts=MappingProxyType({"production": "wss://fstream.binance.com"}),
                 stream_path="/private/ws/{key}",
+                fleet_path="/private/stream",
                 stream_events=_OPTIONS_EVENTS,
                 ping_interval=300.0,
             ),

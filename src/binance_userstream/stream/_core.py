@@ -46,10 +46,11 @@ The rules:
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from attrs import define, field, frozen
 from binance_userstream_client.models import EVENT_TYPES, UnknownEvent
@@ -174,6 +175,22 @@ class StreamEvent:
 
 
 @define
+class SharedBounds:
+    """Bounds that several streams' buffers share (a fleet's accounts): the events and frame text
+    they hold in all. A stream finds no room when its own bounds or these are reached, and reopens
+    only once both are down to half (see `StreamCore.reopen`)."""
+
+    maxsize: int
+    max_bytes: int
+    held: int = 0
+    held_bytes: int = 0
+
+    def low(self) -> bool:
+        """Down to half of both bounds: an overflow may end."""
+        return self.held <= self.maxsize // 2 and self.held_bytes <= self.max_bytes // 2
+
+
+@define
 class _Connection:
     conn_id: int
     planned: bool  # opened for a rotation, while another connection serves
@@ -209,8 +226,12 @@ class StreamCore:
         maxsize: int = DEFAULT_MAXSIZE,
         max_bytes: int = DEFAULT_MAX_BYTES,
         events: EventTypes = EVENT_TYPES,
+        ids: Iterator[int] | None = None,
+        shared: SharedBounds | None = None,
     ) -> None:
-        """`events`: the stream's market's table (`Market.event_types`): its frames decode with it."""
+        """`events`: the stream's market's table (`Market.event_types`): its frames decode with it.
+        `ids`: where connection ids come from (a fleet's streams share one count, so that an id
+        names one connection among all of them); `shared`: bounds shared with other streams."""
         for name, value in (("maxsize", maxsize), ("max_bytes", max_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, not {value!r}")
@@ -222,7 +243,8 @@ class StreamCore:
         self.max_bytes = max_bytes
         self.key: str | None = None
         self._connections: dict[int, _Connection] = {}
-        self._next_id = 1
+        self._ids = itertools.count(1) if ids is None else ids
+        self._shared = shared
         # Each item with its cost: its frame's length, -1 for a gap (which counts nothing).
         self._buffer: deque[tuple[Item, int]] = deque()
         # How many items the buffer may hold now: maxsize, plus the gaps in it, less the events lent
@@ -301,13 +323,21 @@ class StreamCore:
             UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload, self._events)
         )
         cost = len(text)
+        shared = self._shared
         if (
             self._overflow is None
             and len(self._buffer) < self._room
             and self._held_bytes + cost <= self.max_bytes
+            and (
+                shared is None
+                or (shared.held < shared.maxsize and shared.held_bytes + cost <= shared.max_bytes)
+            )
         ):
             self._buffer.append((item, cost))  # the hot path: room for it
             self._held_bytes += cost
+            if shared is not None:
+                shared.held += 1
+                shared.held_bytes += cost
         else:
             self._drop(at)
         if payload is not None:
@@ -358,6 +388,16 @@ class StreamCore:
         if not (conn_id in self._retiring and self._serving()):  # not the old one of a rotation
             self._note(StreamEventKind.DISCONNECTED, at, conn_id, detail=detail)
         return self._lost(conn, at, "disconnected", detail)
+
+    def stalled(self, conn_id: int, at: float, detail: str) -> list[Action]:
+        """Open connection `conn_id` went quiet past the ping rules: it is closed and lost (the
+        stream's own stall rule, or a fleet's, whose connections carry many streams)."""
+        conn = self._connections.get(conn_id)
+        if conn is None or not conn.open:
+            return []
+        self._remove(conn_id)
+        self._note(StreamEventKind.STALLED, at, conn_id, detail=detail)
+        return [Close(conn_id), *self._lost(conn, at, "stalled", None)]
 
     def key_replaced(self, key: str, at: float) -> list[Action]:
         """The session holds a new key (or the renewal after an expiry or a refusal got one)."""
@@ -450,12 +490,7 @@ class StreamCore:
                 and at >= conn.last_seen + self.timing.stall_after
                 and conn.conn_id in self._connections
             ):
-                self._remove(conn.conn_id)
-                actions.append(Close(conn.conn_id))
-                self._note(
-                    StreamEventKind.STALLED, at, conn.conn_id, detail=f"silent for {at - conn.last_seen:.3g}s"
-                )
-                actions += self._lost(conn, at, "stalled", None)
+                actions += self.stalled(conn.conn_id, at, f"silent for {at - conn.last_seen:.3g}s")
         if self._retire_at is not None and at >= self._retire_at:
             self._retire_at = None
             for conn_id in self._retiring:
@@ -507,6 +542,9 @@ class StreamCore:
             self._room -= 1  # a gap
         else:
             self._held_bytes -= cost
+            if self._shared is not None:
+                self._shared.held -= 1
+                self._shared.held_bytes -= cost
             if self._overflow is not None:
                 self._reopen(at)
         return item
@@ -531,6 +569,9 @@ class StreamCore:
         """The consumer has handed out every item of its last batch: they no longer count."""
         self._room += self._lent
         self._held_bytes -= self._lent_bytes
+        if self._shared is not None:
+            self._shared.held -= self._lent
+            self._shared.held_bytes -= self._lent_bytes
         self._lent = self._lent_bytes = 0
         if self._overflow is not None:
             self._reopen(at)
@@ -547,6 +588,17 @@ class StreamCore:
         self._renew_at = self._renew_token_at = None
         self._awaiting_key = False
         return actions
+
+    def reopen(self, at: float) -> None:
+        """The shared bounds may have room again (another stream's consumer drained them): end this
+        stream's overflow if its own buffer is low too. A no-op when it does not overflow."""
+        if self._overflow is not None:
+            self._reopen(at)
+
+    @property
+    def overflowing(self) -> bool:
+        """Events are being dropped: the buffer has not yet drained to its low-water mark."""
+        return self._overflow is not None
 
     def __len__(self) -> int:
         return len(self._buffer)
@@ -580,7 +632,7 @@ class StreamCore:
 
     def _connect(self, at: float, *, planned: bool, why: str | None = None) -> Connect:
         assert self.key is not None
-        conn_id, self._next_id = self._next_id, self._next_id + 1
+        conn_id = next(self._ids)
         self._connections[conn_id] = _Connection(conn_id, planned)
         kind = StreamEventKind.ROTATING if planned else StreamEventKind.CONNECTING
         self._note(kind, at, conn_id, detail=why)
@@ -706,8 +758,13 @@ class StreamCore:
         )
 
     def _reopen(self, at: float) -> None:
-        """End the overflow once the buffer is down to half of both bounds (the low-water mark)."""
-        if self._held() <= self.maxsize // 2 and self._held_bytes <= self.max_bytes // 2:
+        """End the overflow once the buffer is down to half of both bounds (the low-water mark),
+        and the shared bounds too."""
+        if (
+            self._held() <= self.maxsize // 2
+            and self._held_bytes <= self.max_bytes // 2
+            and (self._shared is None or self._shared.low())
+        ):
             self._flush_overflow(at)
 
     def _held(self) -> int:

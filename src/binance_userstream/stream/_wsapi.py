@@ -19,9 +19,10 @@ its backoff.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Protocol
 
 from attrs import field, frozen
@@ -142,8 +143,15 @@ class Subscriber:
     """One connection's subscription: what to send, and what each answer means."""
 
     def __init__(
-        self, how: Subscription, signing: Signing | None, *, recv_window: float | None = RECV_WINDOW
+        self,
+        how: Subscription,
+        signing: Signing | None,
+        *,
+        recv_window: float | None = RECV_WINDOW,
+        ids: Iterator[int] | None = None,
     ) -> None:
+        """`ids`: the request ids to use (a connection that carries many subscriptions numbers all
+        their requests from one count, so that each answer names one request)."""
         if how not in _SUBSCRIBE:
             raise ValueError(f"a {how!r} stream does not subscribe on the WebSocket API")
         if how == "signature" and signing is None:
@@ -151,7 +159,7 @@ class Subscriber:
         self.how = how
         self._signing = signing
         self._recv_window = recv_window
-        self._next_id = 1
+        self._ids = itertools.count(1) if ids is None else ids
         self._pending: dict[int, tuple[_Purpose, float]] = {}
         self._resynced = False
         self.subscription_id: int | None = None
@@ -180,7 +188,7 @@ class Subscriber:
         return self._request("unsubscribe", now_ms, params)
 
     def _request(self, purpose: _Purpose, now_ms: float, params: Mapping[str, object]) -> Send:
-        request_id, self._next_id = self._next_id, self._next_id + 1
+        request_id = next(self._ids)
         self._pending[request_id] = (purpose, now_ms)
         body: dict[str, Any] = {"id": request_id, "method": self._method(purpose)}
         if params:
@@ -202,6 +210,14 @@ class Subscriber:
             return []
         if not isinstance(payload, dict):
             return []
+        return self.answered(payload, now_ms)
+
+    def asks(self, request_id: object) -> bool:
+        """Whether `request_id` names a request of this subscriber still unanswered."""
+        return isinstance(request_id, int) and request_id in self._pending
+
+    def answered(self, payload: Mapping[str, object], now_ms: float) -> list[Outcome]:
+        """The outcomes of one answer, already parsed (see `answer`)."""
         request_id = payload.get("id")
         if not isinstance(request_id, int) or request_id not in self._pending:
             return []
