@@ -1,28 +1,28 @@
 """What one WebSocket connection may hold is bounded, whatever the server does.
 
 A server that pings and never reads makes the client's pongs pile up unsent (RFC 6455 §5.5.2: a
-ping is answered with a pong "as soon as practical"); events or answers that flood a connection
-before its task reads them pile up in its inbox. Past each bound the connection is dropped, and
-the stream reports it (a note with the reason, a gap) and reconnects after its backoff.
+ping is answered with a pong "as soon as practical"); frames that come before the connection is
+counted open are held until it is, up to a bound. Past each bound the connection is dropped, and
+the stream reports it (a note with the reason, a gap) and reconnects after its backoff. Answers are
+read as they come (nothing queues them), and events of no subscription the connection holds are
+dropped at once, counted and noted: neither is held.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 
 import pytest
 
-from binance_userstream import AsyncUserDataStream, StreamGap
+from binance_userstream import SHARED_GATE, AsyncUserDataStream, FleetLimits, StreamGap
+from binance_userstream._markets import MARKETS
+from binance_userstream.fleet._core import FleetCore
+from binance_userstream.fleet._driver import Driver, _Early
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET, Fault, Simulator
-from binance_userstream.stream._async import (
-    MAX_HELD_CHARS,
-    MAX_HELD_FRAMES,
-    MAX_UNSENT,
-    _Backoff,
-    _Inbox,
-    _Watched,
-)
+from binance_userstream.stream import _async as stream_module
+from binance_userstream.stream._async import MAX_HELD_CHARS, MAX_HELD_FRAMES, MAX_UNSENT, _Backoff, _Watched
 from binance_userstream.stream._core import StreamEvent, StreamEventKind
 from tests._scripted_ws import DeafPingServer, ScriptedStreamServer
 from tests._stream_helpers import FAST, event, take
@@ -91,16 +91,13 @@ def spot_event(n: int, pad: int = 0) -> str:
     return json.dumps({"subscriptionId": 0, "event": {"e": "TEST_EVENT", "E": n, "pad": "x" * pad}})
 
 
-@pytest.mark.parametrize(
-    ("frames", "pad"),
-    [(MAX_HELD_FRAMES + 1, 0), (MAX_HELD_CHARS // 500_000 + 1, 500_000)],
-    ids=["count", "characters"],
-)
-async def test_events_flooding_a_connection_before_its_subscription_is_confirmed_fail_the_attempt_at_once(
-    frames: int, pad: int
+async def test_events_of_no_subscription_flooding_an_open_connection_are_dropped_noted_and_held_nowhere(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The server never answers the subscription and floods events: the attempt fails past the
-    bound, with the reason, rather than holding them all until the subscription times out."""
+    """The server reads the subscription, never answers it, and floods events: each is dropped as
+    another subscription's (noted), none is held, and the subscription is given up after its
+    timeout and tried again."""
+    monkeypatch.setattr(stream_module, "OPEN_TIMEOUT", 0.3)
     notes = Notes()
     async with (
         ScriptedStreamServer() as ws,
@@ -110,62 +107,49 @@ async def test_events_flooding_a_connection_before_its_subscription_is_confirmed
         uds.events(timing=FAST, on_event=notes) as stream,
     ):
         await ws.wait(1)
-        for n in range(frames):
-            await ws.send(spot_event(n, pad))
-        failed = await notes.first(StreamEventKind.RECONNECTING, timeout=5.0)
-        await ws.wait(2, open_now=1)  # and a new attempt is made
-        assert stream._core.pop(0) is None  # nothing of the failed attempt was delivered
-    assert "before the subscription was confirmed" in (failed.detail or "")
-    assert ws.closed_codes[0] == 1006  # dropped, not a close handshake with the flooding server
+        await ws.open[0].recv()  # the subscription: the client counts the connection open
+        for n in range(MAX_HELD_FRAMES + 1):
+            await ws.send(spot_event(n))
+        dropped = await notes.first(StreamEventKind.OTHER_SUBSCRIPTION)
+        given_up = await notes.first(StreamEventKind.RECONNECTING)
+        assert stream._core.pop(0) is None  # nothing was delivered
+    assert "subscriptionId 0" in (dropped.detail or "")
+    assert "not answered within 0.3 s" in (given_up.detail or "")
 
 
-def inbox() -> _Inbox:
-    return _Inbox(deliver=lambda text: None, answers_wanted=True)
+def driver() -> Driver:
+    market = MARKETS["usdm"]
+    core = FleetCore(market, limits=FleetLimits(), random=random.random, dedicated=True, quiet=True)
+    return Driver(
+        market,
+        core,
+        url="ws://127.0.0.1:9/private/stream",
+        stream_base="ws://127.0.0.1:9",
+        gate=SHARED_GATE,
+        clock=None,
+        on_event=None,
+        log=stream_module.log,
+        tag_accounts=False,
+    )
 
 
-def test_answers_left_unread_past_the_bound_fail_the_attempt_and_what_follows_is_let_go() -> None:
-    held = inbox()
-    answer = '{"id":7,"status":200,"result":{}}'
-    for _ in range(MAX_HELD_FRAMES):
-        held.put(answer)
-    with pytest.raises(_Backoff, match=f"{MAX_HELD_FRAMES + 1} answers .* came unread"):
-        held.put(answer)
-    held.put(answer)  # the connection is being dropped: what still comes is let go
-    assert held.answers.qsize() == MAX_HELD_FRAMES + 1
-
-
-def test_answers_larger_in_all_than_the_bound_fail_the_attempt() -> None:
-    held = inbox()
-    big = json.dumps({"id": 7, "status": 400, "error": {"code": -1, "msg": "x" * (MAX_HELD_CHARS // 4)}})
-    for _ in range(3):
-        held.put(big)
-    with pytest.raises(_Backoff, match="4 answers"):
-        held.put(big)
-
-
-async def test_an_answer_is_not_handed_on_once_the_attempt_has_failed() -> None:
-    held = inbox()
-    reader: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    for n in range(MAX_HELD_FRAMES):
-        held.put(json.dumps({"id": n, "status": 200, "result": {}}))
-    with pytest.raises(_Backoff):
-        held.put(json.dumps({"id": MAX_HELD_FRAMES, "status": 200, "result": {}}))
-    with pytest.raises(_Backoff, match="came unread"):
-        await held.answer(reader)
-
-
-def test_an_inbox_that_failed_never_goes_live_with_what_it_let_go() -> None:
-    delivered: list[str] = []
-    held = _Inbox(deliver=delivered.append, answers_wanted=False)
-    for n in range(MAX_HELD_FRAMES):
-        held.put(event(n))
-    with pytest.raises(_Backoff):
-        held.put(event(MAX_HELD_FRAMES))
-    held.put(event(MAX_HELD_FRAMES + 1))
-    assert held.early == []
-    with pytest.raises(_Backoff, match="before the subscription was confirmed"):
-        held.go_live()
-    assert delivered == []
+@pytest.mark.parametrize(
+    ("frames", "pad"),
+    [(MAX_HELD_FRAMES + 1, 0), (MAX_HELD_CHARS // 500_000 + 1, 500_000)],
+    ids=["count", "characters"],
+)
+def test_frames_flooding_a_connection_before_it_is_counted_open_fail_the_attempt_at_once(
+    frames: int, pad: int
+) -> None:
+    held = driver()
+    held.early[1] = _Early()
+    texts = held._texts_of(1)
+    for n in range(frames - 1):
+        texts(event(n) + " " * pad)
+    with pytest.raises(_Backoff, match="came before the connection opened"):
+        texts(event(frames - 1) + " " * pad)
+    texts(event(frames))  # the connection is being dropped: what still comes is let go
+    assert 1 not in held.early
 
 
 async def test_a_connection_dropped_for_its_unsent_bytes_while_its_listen_token_was_minted_says_why(

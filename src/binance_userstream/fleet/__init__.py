@@ -9,8 +9,9 @@ combined stream (200 on Options), within Binance's per-IP limits (`FleetLimits`)
 """
 
 from binance_userstream.fleet._account import Account
-from binance_userstream.fleet._async import AsyncFleet, FleetCallback
+from binance_userstream.fleet._async import AsyncFleet
 from binance_userstream.fleet._core import FleetItem
+from binance_userstream.fleet._driver import FleetCallback
 from binance_userstream.fleet._limits import FleetLimits
 from binance_userstream.fleet._sync import Fleet
 

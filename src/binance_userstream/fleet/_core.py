@@ -28,6 +28,8 @@ from attrs import define, frozen
 from binance_userstream._markets import Market
 from binance_userstream.fleet._limits import FleetLimits
 from binance_userstream.fleet._pool import (
+    DEDICATED,
+    Live,
     Lost,
     Member,
     Open,
@@ -116,7 +118,11 @@ class FleetCore:
         account_max_bytes: int = ACCOUNT_MAX_BYTES,
         maxsize: int = FLEET_MAXSIZE,
         max_bytes: int = FLEET_MAX_BYTES,
+        dedicated: bool = False,
+        quiet: bool = False,
+        answer_timeout: float = 10.0,
     ) -> None:
+        """`dedicated` and `quiet`: see `Pool` (a fleet of one account's listenKey stream: `events()`)."""
         self.market = market
         self.timing = timing or StreamTiming.for_market(market)
         self.combined = market.uses_listen_key
@@ -129,6 +135,9 @@ class FleetCore:
             rotate_after=self.timing.rotate_after,
             rotate_spread=rotate_spread,
             random=random,
+            dedicated=dedicated,
+            quiet=quiet,
+            answer_timeout=answer_timeout,
         )
         # Each account's rules see their subscriptions as connections that never stall nor age on
         # their own: the pool watches the shared connections and rotates them.
@@ -215,6 +224,11 @@ class FleetCore:
         """The accounts being served (not removed, not ended)."""
         return [a.account_id for a in self._accounts.values() if not a.removed and a.error is None]
 
+    def error_of(self, account_id: str) -> BaseException | None:
+        """The error that ended an account, if one did."""
+        account = self._accounts.get(account_id)
+        return None if account is None else account.error
+
     def core_of(self, account_id: str) -> StreamCore:
         return self._accounts[account_id].core
 
@@ -241,9 +255,31 @@ class FleetCore:
         return self._call(account_id, lambda core: core.replace_connections(at, why), at)
 
     def note(
-        self, account_id: str | None, kind: StreamEventKind, at: float, detail: str | None = None
+        self,
+        account_id: str | None,
+        kind: StreamEventKind,
+        at: float,
+        detail: str | None = None,
+        *,
+        conn_id: int | None = None,
     ) -> None:
-        self.notes.append((account_id, StreamEvent(kind, at, None, None, detail)))
+        """Record a driver's happening (a subscription, a clock resync) among the notes."""
+        self.notes.append((account_id, StreamEvent(kind, at, conn_id, None, detail)))
+
+    def random(self) -> float:
+        """A draw of the fleet's `random` (the driver's own backoffs use it too)."""
+        return self._random()
+
+    def renewed(self, sub_id: int, subscription_id: int) -> None:
+        """A new listenToken extended subscription `sub_id`, now numbered `subscription_id`."""
+        account_id = self._owner.get(sub_id)
+        if account_id is not None:
+            self._accounts[account_id].core.subscribed(sub_id, subscription_id)
+            self.pool.rename(sub_id, str(subscription_id))
+
+    def accounts_on(self, conn_id: int) -> list[str]:
+        """The accounts with a subscription on connection `conn_id`."""
+        return [owner for sub in self.pool.subs_on(conn_id) if (owner := self._owner.get(sub)) is not None]
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -284,7 +320,10 @@ class FleetCore:
         """A text frame came on connection `conn_id`: to its account, by its envelope."""
         pool = self.pool
         pool.seen(conn_id, at)
-        if self.combined:
+        name: str | None
+        if pool.dedicated:
+            name, inner = DEDICATED, text
+        elif self.combined:
             name, inner = _combined(text)
         else:
             name, inner = _subscription(text)
@@ -403,6 +442,10 @@ class FleetCore:
                     result += self._call(account_id, _lost(action, at), at)
             elif isinstance(action, Rotate):
                 result += self._call(action.account, _rotate(action.why, at), at)
+            elif isinstance(action, Live):
+                account_id = self._owner.get(action.sub)
+                if account_id is not None:
+                    result += self._call(account_id, _live(action.sub, at), at)
             else:
                 result.append(action)
         if self.pool.notes:
@@ -453,12 +496,20 @@ class FleetCore:
                 payload = None
             event = payload.get("event") if isinstance(payload, dict) else None
             if isinstance(event, dict) and event.get("e") == "serverShutdown":
+                # The connection is rotated at once (each account moves make-before-break), and each
+                # account on it gets the event, which its stream documents.
                 self.pool.shutdown_notice(conn_id, at)
-                shutdown = StreamEvent(
-                    StreamEventKind.ROTATING, at, conn_id, None, "the server announced a shutdown"
-                )
-                self.notes.append((None, shutdown))
-                return self._pool(self.pool.tick(at), at)
+                if not self.pool.quiet:
+                    shutdown = StreamEvent(
+                        StreamEventKind.ROTATING, at, conn_id, None, "the server announced a shutdown"
+                    )
+                    self.notes.append((None, shutdown))
+                actions = self._pool(self.pool.tick(at), at)
+                for sub_id in self.pool.subs_on(conn_id):
+                    account_id = self._owner.get(sub_id)
+                    if account_id is not None:
+                        actions += self._call(account_id, _frame(sub_id, text, at), at)
+                return actions
         self._unrouted += 1
         if self._unrouted & (self._unrouted - 1) == 0:
             self.notes.append(
@@ -469,7 +520,8 @@ class FleetCore:
                         at,
                         conn_id,
                         None,
-                        f"dropped a frame no account of this connection claims ({self._unrouted} so far)",
+                        f"dropped an event of {_shown(name, self.combined)}, which no account on this "
+                        f"connection holds ({self._unrouted} dropped so far)",
                     ),
                 )
             )
@@ -482,8 +534,26 @@ def _lost(lost: Lost, at: float) -> Callable[[StreamCore], list[Action]]:
     return lambda core: core.closed(lost.sub, at, lost.detail, lost.retry_after)
 
 
+def _frame(sub: int, text: str, at: float) -> Callable[[StreamCore], list[Action]]:
+    return lambda core: core.frame(sub, text, at)
+
+
+def _live(sub: int, at: float) -> Callable[[StreamCore], list[Action]]:
+    return lambda core: core.connected(sub, at)
+
+
 def _rotate(why: str, at: float) -> Callable[[StreamCore], list[Action]]:
     return lambda core: core.replace_connections(at, why)
+
+
+def _shown(name: str | None, combined: bool) -> str:
+    """How a stray frame's route is named in a note: a subscriptionId (a number), never a stream's
+    name (on the derivatives it is a listenKey: a secret)."""
+    if name is None:
+        return "no subscription"
+    if combined:
+        return "a stream this connection does not carry"
+    return f"subscriptionId {name if len(name) <= 20 else '(malformed)'}"
 
 
 def _subscription(text: str) -> tuple[str | None, str]:

@@ -35,6 +35,8 @@ LIFETIME_SUBSCRIPTIONS = 65_000
 #: Request weight of a subscription and of an unsubscription on the WebSocket API, and of connecting.
 SUBSCRIBE_WEIGHT = 2
 CONNECT_WEIGHT = 2
+#: The route of a dedicated connection's one subscription: every frame on it is its own.
+DEDICATED = "*"
 #: How long a rotation may take before the old connection is closed anyway (its accounts that
 #: could not move then lose it, with a gap each).
 ROTATION_TIMEOUT = 600.0
@@ -42,9 +44,11 @@ ROTATION_TIMEOUT = 600.0
 
 @frozen
 class Open:
-    """Open connection `conn` (the market's fleet URL)."""
+    """Open connection `conn`: the market's fleet URL, or on a dedicated connection the stream of
+    `target` (a listenKey: kept out of the repr)."""
 
     conn: int
+    target: str | None = field(default=None, repr=False)
 
 
 @frozen
@@ -95,6 +99,13 @@ class Lost:
 
 
 @frozen
+class Live:
+    """Subscription `sub` is live: its dedicated connection opened (its URL subscribed it)."""
+
+    sub: int
+
+
+@frozen
 class Rotate:
     """Move `account` to the connection replacing its own (make-before-break)."""
 
@@ -102,7 +113,7 @@ class Rotate:
     why: str
 
 
-PoolAction = Open | Shut | Subscribe | Unsubscribe | Lost | Rotate
+PoolAction = Open | Shut | Subscribe | Unsubscribe | Lost | Live | Rotate
 
 
 @define
@@ -141,10 +152,20 @@ class Pool:
         rotate_after: float,
         rotate_spread: float,
         random: Callable[[], float],
+        dedicated: bool = False,
+        quiet: bool = False,
+        answer_timeout: float = 10.0,
     ) -> None:
         """`capacity`: accounts per connection; `combined`: the derivatives' combined streams (one
         SUBSCRIBE names many keys, paced by `messages_per_second`), else the WebSocket API (one
-        request per account, paced by request weight)."""
+        request per account, paced by request weight). `dedicated`: each subscription has a
+        connection of its own whose URL subscribes it (one account's listenKey stream: `events()`);
+        `quiet`: note only the limits' holds (a fleet of one, whose account notes the rest). A
+        subscription not answered within `answer_timeout` seconds is lost (its account retries)."""
+        self.dedicated = dedicated
+        self.quiet = quiet
+        self.answer_timeout = answer_timeout
+        self._answers: deque[tuple[float, int]] = deque()  # (answer due by, subscription), in send order
         self.capacity = capacity
         self.combined = combined
         self.limits = limits
@@ -198,7 +219,7 @@ class Pool:
             self._subs[sub_id] = sub
             return []
         self._forget(conn, sub)
-        if sub.state == "live" and not conn.retiring:
+        if sub.state == "live" and not conn.retiring and not self.dedicated:
             actions.append(Unsubscribe(conn.conn_id, (sub.member,)))
             if not self.combined:
                 self.weight_window.take(at, SUBSCRIBE_WEIGHT)
@@ -212,6 +233,16 @@ class Pool:
             return []
         conn.opened_at = conn.last_seen = at
         conn.rotate_at = at + self.rotate_after - self.rotate_spread * self._random()
+        if self.dedicated:  # its URL subscribed its one member
+            live: list[PoolAction] = []
+            for sub in conn.subs.values():
+                if sub.state == "queued":
+                    sub.state = "live"
+                    sub.member = Member(sub.member.sub, sub.member.account, sub.member.target, DEDICATED)
+                    conn.routes[DEDICATED] = sub.member.sub
+                    live.append(Live(sub.member.sub))
+            conn.queued.clear()
+            return live
         self._note(StreamEventKind.CONNECTED, at, conn_id, f"{len(conn.subs)} accounts waiting to subscribe")
         return self._flush(conn, at)
 
@@ -321,6 +352,19 @@ class Pool:
                 self._note(StreamEventKind.STALLED, at, conn.conn_id, f"silent for {silent:.3g}s")
                 actions.append(Shut(conn.conn_id))
                 actions += self.lost(conn.conn_id, at, f"silent for {silent:.3g}s", stalled=True)
+        while self._answers and self._answers[0][0] <= at:
+            _, sub_id = self._answers.popleft()
+            sub = self._subs.get(sub_id)
+            if sub is not None and sub.state in ("sent", "released"):
+                del self._subs[sub_id]
+                conn = self._conns[sub.conn]
+                self._forget(conn, sub)
+                if sub.state == "sent":
+                    detail = (
+                        f"ConnectionError: the subscription was not answered within {self.answer_timeout:g} s"
+                    )
+                    actions.append(Lost(sub_id, detail))
+                actions += self._maybe_shut(conn, at)
         if self._rotation_ends is not None and at >= self._rotation_ends and self._rotating is not None:
             old = self._conns.get(self._rotating)
             if old is not None:
@@ -362,6 +406,8 @@ class Pool:
                 c.rotate_at for c in self._conns.values() if not c.retiring and c.opened_at is not None
             ]
         deadlines += [t for t in (self._rotation_ends, self._open_at, self._send_at) if t is not None]
+        if self._answers:
+            deadlines.append(self._answers[0][0])
         return min(deadlines, default=math.inf)
 
     # -- what it holds ---------------------------------------------------------------------------
@@ -374,6 +420,22 @@ class Pool:
         """Subscriptions per connection (open or opening), in the order they were made."""
         return [len(c.subs) for c in self._conns.values()]
 
+    def subs_on(self, conn_id: int) -> list[int]:
+        """The subscriptions on connection `conn_id`."""
+        conn = self._conns.get(conn_id)
+        return [] if conn is None else list(conn.subs)
+
+    def rename(self, sub_id: int, route: str) -> None:
+        """Subscription `sub_id`'s frames carry `route` from now on (a renewal renumbered it)."""
+        sub = self._subs.get(sub_id)
+        if sub is None or sub.member.route == route:
+            return
+        conn = self._conns[sub.conn]
+        if sub.member.route is not None and conn.routes.get(sub.member.route) == sub_id:
+            del conn.routes[sub.member.route]
+        sub.member = Member(sub.member.sub, sub.member.account, sub.member.target, route)
+        conn.routes[route] = sub_id
+
     def conn_of(self, sub_id: int) -> int | None:
         sub = self._subs.get(sub_id)
         return None if sub is None else sub.conn
@@ -384,8 +446,17 @@ class Pool:
 
     # -- the rules -------------------------------------------------------------------------------
 
-    def _note(self, kind: StreamEventKind, at: float, conn_id: int | None, detail: str | None = None) -> None:
-        self.notes.append(StreamEvent(kind, at, conn_id, None, detail))
+    def _note(
+        self,
+        kind: StreamEventKind,
+        at: float,
+        conn_id: int | None,
+        detail: str | None = None,
+        *,
+        hold: bool = False,
+    ) -> None:
+        if hold or not self.quiet:
+            self.notes.append(StreamEvent(kind, at, conn_id, None, detail))
 
     def _new_conn(self) -> _Conn:
         conn = _Conn(self._next_conn)
@@ -396,6 +467,8 @@ class Pool:
     def _where(self, account: str, at: float) -> _Conn:
         """The connection for a new subscription of `account`: the successor it moves to in a
         rotation, else the fullest one with room that does not carry the account, else a new one."""
+        if self.dedicated:
+            return self._new_conn()
         moving = self._moving.pop(account, None)
         if moving is not None and moving in self._conns:
             return self._conns[moving]
@@ -438,17 +511,20 @@ class Pool:
                 f"held {wait:.3g}s by the limit of {self.limits.connections} new connections per "
                 f"{self.limits.connection_window:g}s or {self.limits.request_weight} weight per "
                 f"{self.limits.weight_window:g}s",
+                hold=True,
             )
             return []
         self.connections_window.take(at)
         if not self.combined:
             self.weight_window.take(at, CONNECT_WEIGHT)
         self._note(StreamEventKind.CONNECTING, at, conn.conn_id, f"for {len(conn.subs)} accounts")
+        if self.dedicated:
+            return [Open(conn.conn_id, next(iter(conn.subs.values())).member.target)]
         return [Open(conn.conn_id)]
 
     def _flush(self, conn: _Conn, at: float) -> list[PoolAction]:
         """Send what the limits allow of `conn`'s queued subscriptions; the rest waits its turn."""
-        if conn.opened_at is None:
+        if conn.opened_at is None or self.dedicated:
             return []
         batch: list[Member] = []
         if self.combined:
@@ -479,6 +555,8 @@ class Pool:
                 sub.state = "sent"
                 batch.append(sub.member)
         conn.lifetime += len(batch)
+        due = at + self.answer_timeout
+        self._answers.extend((due, member.sub) for member in batch)
         if conn.queued:
             if conn.conn_id not in self._sending:
                 self._sending.append(conn.conn_id)
@@ -513,6 +591,11 @@ class Pool:
         self._rotating = old.conn_id
         self._rotation_ends = at + ROTATION_TIMEOUT
         accounts = [s.member.account for s in old.subs.values() if s.state == "live"]
+        if self.dedicated:  # each account's move opens a connection of its own
+            if not accounts:
+                return self._maybe_shut(old, at)
+            self._note(StreamEventKind.ROTATING, at, old.conn_id, f"{len(accounts)} accounts move")
+            return [Rotate(account, "the connection is due for replacement") for account in accounts]
         waiting = [s for s in old.subs.values() if s.state == "queued"]
         if not accounts and not waiting:
             return self._maybe_shut(old, at)

@@ -91,7 +91,7 @@ class Fleet:
             items.append(await self._fleet.__anext__())
         except StopAsyncIteration:
             return []
-        core, now = self._fleet._core, self._fleet._now
+        core, now = self._fleet._driver.core, self._fleet._driver.now
         while len(items) < BATCH and (item := core.pop(now())) is not None:
             items.append(item)
         return items

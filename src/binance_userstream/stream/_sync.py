@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
@@ -37,12 +37,12 @@ _T = TypeVar("_T")
 class _ThreadedSession(AsyncEventStream):
     """The asyncio driver with the sync client's KeepaliveSession and blocking create()."""
 
-    async def _open_session(self) -> str:
+    async def _open_session(self, on_event: Callable[[SessionEvent], None]) -> str:
         loop = asyncio.get_running_loop()
 
         def hop(event: SessionEvent) -> None:  # called in the keepalive thread: on to the loop
             if not loop.is_closed():
-                loop.call_soon_threadsafe(self._session_event, event)
+                loop.call_soon_threadsafe(on_event, event)
 
         uds = cast("UserDataStream", self._uds)
         self._thread_session = KeepaliveSession(
@@ -101,7 +101,7 @@ class EventStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready: deque[Item] = deque()
-        self._batch = self._inner._core.maxsize  # the most items one hop takes
+        self._batch = self._inner.maxsize  # the most items one hop takes
 
     def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run `coroutine` on the stream's loop and wait for it; an interruption cancels it."""
@@ -169,5 +169,5 @@ class EventStream:
             loop.close()
 
     def __repr__(self) -> str:
-        key = self._inner._core.key
+        key = self._inner._key()
         return f"EventStream(market={self._inner._uds.market.name!r}, listen_key={key and redact(key)!r})"
