@@ -198,7 +198,7 @@ class AsyncEventStream:
             driver.watch(self._tenant, key)
         else:
             key = WS_API
-        watch_secret(self._credentials.api_key, True)  # a server's error frame may echo it
+        watch_secret(self._credentials.api_key, True)  # a server's error frame may echo it (until aclose)
         driver.enter(rest_concurrency=1)
         driver.begin(self._tenant, key)
         return self
@@ -249,11 +249,8 @@ class AsyncEventStream:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            await self._driver.aclose()
-            await self._close_session(exc_type, exc, tb)
-        finally:
-            watch_secret(self._credentials.api_key, False)
+        await self._driver.aclose()  # stops scrubbing the account's key and listenKeys by name, too
+        await self._close_session(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         key = self._key()
