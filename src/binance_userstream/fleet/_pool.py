@@ -498,14 +498,15 @@ class Pool:
         if conn.subs or conn.conn_id == self._successor:
             return []
         del self._conns[conn.conn_id]
-        if conn.conn_id in self._opening:
+        held = conn.conn_id in self._opening  # its Open was never sent: nothing to close
+        if held:
             self._opening.remove(conn.conn_id)
         if conn.conn_id in self._sending:
             self._sending.remove(conn.conn_id)
         if self._rotating == conn.conn_id:
             self._note(StreamEventKind.ROTATED, at, conn.conn_id)
             self._end_rotation(at)
-        return [Shut(conn.conn_id)] if conn.requested else []
+        return [Shut(conn.conn_id)] if conn.requested and not held else []
 
     def _rotate(self, old: _Conn, at: float) -> list[PoolAction]:
         """Begin replacing `old`: a successor opens and each account on it is asked to move."""
