@@ -99,6 +99,15 @@ def test_a_server_shutdown_rotates_the_connection_it_came_on() -> None:
     assert drain(server) == []  # moved make-before-break: no gap
 
 
+def test_an_account_still_waiting_to_subscribe_when_its_connection_stalls_subscribes_again() -> None:
+    server = fleet("usdm")
+    add(server, "a", "b")  # b's SUBSCRIBE waits its turn behind a's (messages per second)
+    server.now = 200.0  # nothing heard since: the connection stalls before b's turn came
+    server.apply(server.core.tick(server.now))
+    server.advance(10.0)
+    assert server.subs_of("b") != []
+
+
 # -- handing out -----------------------------------------------------------------------------------
 
 

@@ -199,6 +199,15 @@ def test_a_connection_silent_for_stall_after_is_closed_and_each_subscription_on_
     assert pool.connections() == 0
 
 
+def test_a_stall_loses_subscriptions_not_yet_confirmed_as_failed_attempts() -> None:
+    pool = make(combined=True, limits=FleetLimits(keys_per_message=1))
+    pool.place(member(1), 0.0)
+    pool.place(member(2), 0.0)
+    live(pool, 1)  # 2's SUBSCRIBE waits its turn
+    lost = of(Lost, pool.tick(STALL))
+    assert [(a.sub, a.stalled) for a in lost] == [(1, True), (2, False)]
+
+
 # -- rotation --------------------------------------------------------------------------------------
 
 

@@ -287,8 +287,8 @@ class Pool:
         for sub_id, sub in conn.subs.items():
             if self._subs.get(sub_id) is sub:
                 del self._subs[sub_id]
-                if sub.state != "released":
-                    actions.append(Lost(sub_id, detail, stalled, retry_after))
+                if sub.state != "released":  # one not confirmed yet is an attempt failed, not a stall
+                    actions.append(Lost(sub_id, detail, stalled and sub.state == "live", retry_after))
         if conn_id in self._opening:
             self._opening.remove(conn_id)
         if self._rotating == conn_id:
