@@ -326,8 +326,18 @@ def test_a_connection_left_without_subscriptions_closes() -> None:
     pool = make()
     pool.place(member(1), 0.0)
     live(pool, 1)
-    assert Shut(1) in pool.release(1, 1.0)
+    spent = pool.weight_window.used(1.0)
+    assert pool.release(1, 1.0) == [Shut(1)]  # no unsubscribe: the close ends it
+    assert pool.weight_window.used(1.0) == spent
     assert pool.connections() == 0
+
+
+def test_a_subscription_leaving_a_connection_that_serves_on_is_unsubscribed() -> None:
+    pool = make()
+    pool.place(member(1), 0.0)
+    pool.place(member(2), 0.0)
+    live(pool, 1, 2)
+    assert pool.release(1, 1.0) == [Unsubscribe(1, (Member(1, "a1", "key-1", "1"),))]
 
 
 def test_a_connection_never_opened_closes_unasked_when_its_only_subscription_leaves() -> None:

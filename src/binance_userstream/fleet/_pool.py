@@ -7,7 +7,9 @@ connection (a `userDataStream.subscribe.*` on the WebSocket API, a listenKey in 
 derivatives' combined streams). The pool packs them, fullest connection first, up to the market's
 most per connection; never two of one account on one connection (Binance refuses it on the
 WebSocket API); and spends Binance's per-IP limits (`FleetLimits`) as they allow, holding the rest
-until they do, so that limits are kept rather than discovered by a ban.
+until they do, so that limits are kept rather than discovered by a ban. An unsubscribe is sent
+when the account's rules ask, even past the weight (it may pass `request_weight` by its 2): the
+subscribes and opens after it wait for it.
 
 A connection lives until it is due for rotation (`rotate_after`, less a random share of
 `rotate_spread`, so that connections opened together are not replaced together), then it is
@@ -198,7 +200,7 @@ class Pool:
             self._subs[sub_id] = sub
             return []
         self._forget(conn, sub)
-        if sub.state == "live" and not conn.retiring:
+        if sub.state == "live" and self._stays(conn):
             actions.append(Unsubscribe(conn.conn_id, (sub.member,)))
             if not self.combined:
                 self.weight_window.take(at, SUBSCRIBE_WEIGHT)
@@ -235,7 +237,7 @@ class Pool:
             del self._subs[sub_id]
             self._forget(conn, sub)
             actions: list[PoolAction] = []
-            if not conn.retiring:
+            if self._stays(conn):
                 actions.append(Unsubscribe(conn.conn_id, (member,)))
                 if not self.combined:
                     self.weight_window.take(at, SUBSCRIBE_WEIGHT)
@@ -492,6 +494,11 @@ class Pool:
             conn.accounts.discard(sub.member.account)
         if sub.member.route is not None and conn.routes.get(sub.member.route) == sub.member.sub:
             del conn.routes[sub.member.route]
+
+    def _stays(self, conn: _Conn) -> bool:
+        """`conn` goes on serving: a subscription leaving it is unsubscribed (one leaving a
+        connection that is going away, or that it leaves empty, ends with its close)."""
+        return not conn.retiring and (bool(conn.subs) or conn.conn_id == self._successor)
 
     def _maybe_shut(self, conn: _Conn, at: float) -> list[PoolAction]:
         """Close a connection left with no subscription (a rotation's old one: the rotation is done)."""
