@@ -36,6 +36,7 @@ class Server:
     weight: list[tuple[float, int, str]] = field(
         factory=list
     )  # (at, weight, "subscribe"/"unsubscribe"/"connect")
+    messages: list[tuple[float, int, str]] = field(factory=list)  # (at, conn, "subscribe"/"unsubscribe")
     open: set[int] = field(factory=set)
     requested: list[int] = field(factory=list)  # Open asked, not yet answered
     pending: list[tuple[int, Member]] = field(factory=list)  # subscribes sent, not yet answered
@@ -69,12 +70,14 @@ class Server:
                 self.pending = [(c, m) for c, m in self.pending if c != action.conn]
             elif isinstance(action, Subscribe):
                 assert action.conn in self.open, action
+                self.messages.append((self.now, action.conn, "subscribe"))
                 if not self.combined:
                     self.weight += [(self.now, 2, "subscribe")] * len(action.members)
                 self.pending += [(action.conn, m) for m in action.members]
                 if self.auto_confirm:
                     more = self.confirm_all()
             elif isinstance(action, Unsubscribe):
+                self.messages.append((self.now, action.conn, "unsubscribe"))
                 if not self.combined:
                     self.weight += [(self.now, 2, "unsubscribe")] * len(action.members)
                 for m in action.members:

@@ -182,6 +182,23 @@ def test_a_connection_past_its_lifetime_subscriptions_takes_no_more(monkeypatch:
     assert pool.conn_of(5) == 2
 
 
+def test_unsubscribes_on_the_combined_streams_are_paced_with_the_subscribes() -> None:
+    limits = FleetLimits(messages_per_second=2.0, keys_per_message=2)
+    pool = make(capacity=10, combined=True, limits=limits)
+    for sub in range(1, 7):
+        pool.place(member(sub), 0.0)
+    pool.opened(1, 0.0)
+    heard(pool, 1.0)
+    heard(pool, 1.5)  # all six subscribed, two per message
+    live(pool, *range(1, 7), at=1.5)
+    left = [a for sub in (1, 2, 3) for a in pool.release(sub, 2.0)]
+    assert left == [Unsubscribe(1, (Member(1, "a1", "key-1", "1"),))]
+    assert heard(pool, 2.49) == []
+    assert heard(pool, 2.5) == [
+        Unsubscribe(1, (Member(2, "a2", "key-2", "2"), Member(3, "a3", "key-3", "3")))
+    ]
+
+
 # -- stalls ----------------------------------------------------------------------------------------
 
 

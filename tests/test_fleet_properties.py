@@ -228,6 +228,17 @@ class FleetMachine(RuleBasedStateMachine):
             assert held <= most, (at, window)
 
     @invariant()
+    def messages_keep_within_messages_per_second(self) -> None:
+        """On the combined streams, a connection's SUBSCRIBEs and UNSUBSCRIBEs are at least
+        `1 / messages_per_second` apart."""
+        if not self.server.combined:
+            return
+        last: dict[int, float] = {}
+        for at, conn, kind in self.server.messages:
+            assert at - last.get(conn, -math.inf) >= 1 / self.limits.messages_per_second - 1e-9, (kind, at)
+            last[conn] = at
+
+    @invariant()
     def no_connection_carries_one_account_twice(self) -> None:
         pool = self.server.core.pool
         for conn in pool._conns.values():
