@@ -316,7 +316,7 @@ def _check(account: str, sent: list[tuple[int, bool]], handed: list[object], *, 
 
 
 PROPERTY = settings(
-    max_examples=60,
+    max_examples=40,
     stateful_step_count=40,
     derandomize=True,
     deadline=None,
