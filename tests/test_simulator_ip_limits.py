@@ -63,7 +63,9 @@ async def test_connections_are_accepted_again_once_the_oldest_leave_the_window(v
         assert sim.connections_opened() == 1
 
 
-async def test_connections_opened_counts_streams_and_websocket_api_within_a_span(vclock: VirtualClock) -> None:
+async def test_connections_opened_counts_streams_and_websocket_api_within_a_span(
+    vclock: VirtualClock,
+) -> None:
     with Simulator(clock=vclock) as sim:
         await (await opened(sim, "/stream")).close()
         vclock.advance(30.0)
@@ -118,7 +120,11 @@ def test_the_limits_default_to_binances_documented_values() -> None:
     sim = Simulator()
     try:
         limits = sim.limits
-        assert (limits.connection_limit, limits.connection_window, limits.ws_weight_limit) == (300, 300.0, 6000)
+        assert (limits.connection_limit, limits.connection_window, limits.ws_weight_limit) == (
+            300,
+            300.0,
+            6000,
+        )
     finally:
         sim.stop()
 
@@ -127,5 +133,5 @@ def test_the_limits_default_to_binances_documented_values() -> None:
     "option", [{"connection_limit": 0}, {"ws_weight_limit": -1}, {"connection_window": float("inf")}]
 )
 def test_limits_that_are_not_positive_are_refused(option: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=next(iter(option))):
         Simulator(**option)

@@ -159,7 +159,7 @@ async def test_ten_messages_a_second_on_the_simulators_clock_keep_the_connection
     """The limit is counted on the simulator's clock, which a stepped client paces itself by: ten
     a second for three seconds of that clock is within it, however fast real time goes."""
     async with combined(sim, "/stream") as ws:
-        for second in range(3):
+        for _ in range(3):
             for ident in range(10):
                 assert await request(ws, "LIST_SUBSCRIPTIONS", ident=ident) == {"result": [], "id": ident}
             vclock.advance(1.0)

@@ -19,7 +19,14 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from binance_userstream import VirtualClock
 from binance_userstream.simulator import TEST_API_KEY, Simulator
 from tests.test_simulator_streams import CLIENT_LOG, EVENTS, ORDER, OTHER_API_KEY, PATHS, new_key
-from tests.test_simulator_wsapi import OTHER_KEY, OTHER_SECRET, call, hmac_signer, subscribe_params, subscribed
+from tests.test_simulator_wsapi import (
+    OTHER_KEY,
+    OTHER_SECRET,
+    call,
+    hmac_signer,
+    subscribe_params,
+    subscribed,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +50,9 @@ def test_a_revoked_keys_rest_requests_are_refused_2015(sim: Simulator) -> None:
         assert (answer.status_code, answer.json()) == (401, DELETED)
 
 
-async def test_a_revoked_keys_single_key_stream_gets_listen_key_expired_then_is_closed(sim: Simulator) -> None:
+async def test_a_revoked_keys_single_key_stream_gets_listen_key_expired_then_is_closed(
+    sim: Simulator,
+) -> None:
     key = new_key(sim)
     async with await stream(sim, f"/private/ws?listenKey={key}&{EVENTS}") as ws:
         assert sim.revoke_key(TEST_API_KEY) == 1
@@ -87,7 +96,9 @@ def test_the_accounts_listen_key_answers_1125_to_a_keepalive_by_another_key_once
         assert sim.exchange.is_live(key)
         sim.revoke_key(OTHER_API_KEY)
         sim.register_key("Keeper0", secret="s" * 64, account="shared")
-        answer = httpx.put(sim.url + PATHS["options"], params={"listenKey": key}, headers={"X-MBX-APIKEY": "Keeper0"})
+        answer = httpx.put(
+            sim.url + PATHS["options"], params={"listenKey": key}, headers={"X-MBX-APIKEY": "Keeper0"}
+        )
     assert (answer.status_code, answer.json()["code"]) == (400, -1125)
 
 
@@ -109,5 +120,8 @@ async def test_a_revoked_keys_websocket_api_subscription_is_terminated_and_a_res
 
 
 def test_revoking_a_key_the_simulator_does_not_accept_is_a_value_error(vclock: VirtualClock) -> None:
-    with Simulator(clock=vclock, api_keys=[TEST_API_KEY]) as sim, pytest.raises(ValueError):
+    with (
+        Simulator(clock=vclock, api_keys=[TEST_API_KEY]) as sim,
+        pytest.raises(ValueError, match="no such API key"),
+    ):
         sim.revoke_key(OTHER_API_KEY)

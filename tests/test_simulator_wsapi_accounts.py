@@ -38,11 +38,15 @@ async def subscribe_many(ws: ClientConnection, clock: VirtualClock, indices: ran
         payload = f"apiKey={api_key}&timestamp={timestamp}"
         signature = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         params = {"apiKey": api_key, "timestamp": timestamp, "signature": signature}
-        await ws.send(json.dumps({"id": index, "method": "userDataStream.subscribe.signature", "params": params}))
+        await ws.send(
+            json.dumps({"id": index, "method": "userDataStream.subscribe.signature", "params": params})
+        )
     return [json.loads(await asyncio.wait_for(ws.recv(), WAIT)) for _ in indices]
 
 
-async def test_a_connection_takes_1000_accounts_and_refuses_the_1001st_with_2042(vclock: VirtualClock) -> None:
+async def test_a_connection_takes_1000_accounts_and_refuses_the_1001st_with_2042(
+    vclock: VirtualClock,
+) -> None:
     with Simulator(clock=vclock) as sim:
         for index in range(1001):
             sim.register_key(account(index)[0], secret=account(index)[1])
@@ -61,8 +65,12 @@ async def test_each_accounts_events_come_to_its_own_subscription_alone(vclock: V
             answers = await subscribe_many(ws, vclock, range(100))
             ids = {a["id"]: a["result"]["subscriptionId"] for a in answers}
             pushed = sim.push_accounts(
-                "spot", {account(index)[0]: [{"e": "balanceUpdate", "E": index}] for index in range(99, -1, -1)}
+                "spot",
+                {account(index)[0]: [{"e": "balanceUpdate", "E": index}] for index in range(99, -1, -1)},
             )
             frames = [json.loads(await asyncio.wait_for(ws.recv(), WAIT)) for _ in range(100)]
     assert set(map(tuple, pushed.values())) == {(1,)}
-    assert frames == [{"subscriptionId": ids[index], "event": {"e": "balanceUpdate", "E": index}} for index in range(99, -1, -1)]
+    assert frames == [
+        {"subscriptionId": ids[index], "event": {"e": "balanceUpdate", "E": index}}
+        for index in range(99, -1, -1)
+    ]

@@ -298,7 +298,9 @@ class Exchange:
                 value = self._active.get((market, account))
                 key = self._keys.get(value) if value is not None else None
                 return [value] if value is not None and key is not None and key.expires_at > now else []
-            return [value for value, key in self._keys.items() if key.market == market and key.expires_at > now]
+            return [
+                value for value, key in self._keys.items() if key.market == market and key.expires_at > now
+            ]
 
     def forget_keys(self) -> int:
         """Lose every listenKey of every market, as if each had expired; returns how many there were."""

@@ -158,9 +158,7 @@ class IpLimits:
         """The WebSocket API weight used this minute, by `ip` or by every IP."""
         minute = math.floor(self.clock.now() / 60)
         return sum(
-            w.used
-            for address, w in self._weights.items()
-            if ip in (None, address) and w.minute == minute
+            w.used for address, w in self._weights.items() if ip in (None, address) and w.minute == minute
         )
 
     def _ban(self, weight: _Weight, now: float) -> Limited:

@@ -24,8 +24,17 @@ Routes (what a connection gets is decided by the key's market, as the hosts shar
   `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS` for COIN-M (dstream's `/stream`: what Binance's COIN-M SDK
   14.1.0 opens), `/pm/stream` likewise for Portfolio Margin (its page documents only `/pm/ws/<key>`,
   but Binance's PM SDK 16.1.0 opens `wss://fstream.binance.com/pm/stream` and subscribes the key),
-  frames `{"stream": <listenKey>, "data": <event>}`. A USD-M key on `/stream` (fstream's legacy
-  route, retired 2026-04-23) is accepted and gets nothing.
+  frames `{"stream": <listenKey>, "data": <event>}`; `/pm-classic/stream` likewise for Portfolio
+  Margin Pro (Binance's SDK constant `wss://fstream.binance.com/pm-classic`, plus `/stream`), on
+  USD-M keys. A USD-M key on `/stream` (fstream's legacy route, retired 2026-04-23) is accepted and
+  gets nothing.
+- Many keys on one connection (a fleet's): a SUBSCRIBE takes several keys, each a bare listenKey
+  (every event) or `<listenKey>@<event>` (that event: the Change Notice's "listenKey event items",
+  whose syntax Binance does not spell out); a key that ends ends its stream alone (its
+  `listenKeyExpired` in its envelope), and a connection left with none is closed. At most
+  MAX_STREAMS keys a connection (OPTIONS_MAX_STREAMS on Options' keys); Binance documents the
+  limit, not its answer, so one past it is refused here as a bad request (`{"code": 2, ...}`, the
+  error shape of the streams' "Error Messages" table, web-socket-streams.md), the connection kept.
 - `/ws/<key>`: COIN-M delivers; a USD-M key is accepted and gets nothing (the legacy path, retired
   2026-04-23). `/pm/ws/<key>`: Portfolio Margin. `/private/ws/<key>`: Options; a USD-M key on the
   path form is accepted and gets nothing (production fails silently there). `/pm-classic/ws/<key>`:
@@ -536,7 +545,9 @@ class Streams:
             return
         method, ident, params = request.get("method"), request.get("id"), request.get("params", [])
         if not isinstance(params, list):
-            self._answer(connection, {"code": 2, "msg": "Invalid request: params must be a list", "id": ident})
+            self._answer(
+                connection, {"code": 2, "msg": "Invalid request: params must be a list", "id": ident}
+            )
             return
         names = [param for param in params if isinstance(param, str)]
         if method == "SUBSCRIBE":
@@ -556,7 +567,11 @@ class Streams:
                 log.debug("stream %s: SUBSCRIBE past %d streams refused", connection.route, limit)
                 self._answer(
                     connection,
-                    {"code": 2, "msg": f"Invalid request: at most {limit} streams per connection", "id": ident},
+                    {
+                        "code": 2,
+                        "msg": f"Invalid request: at most {limit} streams per connection",
+                        "id": ident,
+                    },
                 )
                 return
             for key, allowed in wanted.items():
