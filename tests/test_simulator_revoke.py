@@ -125,3 +125,15 @@ def test_revoking_a_key_the_simulator_does_not_accept_is_a_value_error(vclock: V
         pytest.raises(ValueError, match="no such API key"),
     ):
         sim.revoke_key(OTHER_API_KEY)
+
+
+def test_another_process_revokes_a_key_with_the_keys_control_request(sim: Simulator) -> None:
+    new_key(sim)
+    answer = httpx.post(
+        sim.url + "/_simulator/keys",
+        json={"api_key": TEST_API_KEY, "revoke": True},
+        headers={"X-Simulator-Control": "1"},
+    )
+    assert (answer.status_code, answer.json()) == (200, {"ended": 1})
+    refused = httpx.post(sim.url + PATHS["usdm"], headers={"X-MBX-APIKEY": TEST_API_KEY})
+    assert refused.status_code == 401

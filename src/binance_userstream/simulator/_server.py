@@ -769,9 +769,12 @@ class Simulator:
     def _control_keys(self, body: bytes) -> Answer:
         """`POST /_simulator/keys` `{"api_key": "...", "secret": "..." | "public_key": "<PEM>",
         "account"?: "..."}`: `register_key` from another process. The answer is `{"registered": true}`:
-        it repeats neither the key nor its credential."""
+        it repeats neither the key nor its credential. `{"api_key": "...", "revoke": true}` is
+        `revoke_key`, answered `{"ended": N}`."""
         try:
             request = _json_object(body)
+            if request.get("revoke") is True and isinstance(request.get("api_key"), str):
+                return Answer(200, json.dumps({"ended": self.revoke_key(str(request["api_key"]))}).encode())
             api_key, secret, public_key, account = (
                 request.get(k) for k in ("api_key", "secret", "public_key", "account")
             )

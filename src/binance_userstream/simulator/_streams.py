@@ -375,7 +375,12 @@ class Streams:
                 result.set_exception(exc)
 
         loop.call_soon_threadsafe(run)
-        return result.result()
+        while True:
+            try:
+                return result.result(timeout=0.5)
+            except concurrent.futures.TimeoutError:
+                if loop.is_closed():  # stopped before it ran: the caller is told, not left waiting
+                    raise RuntimeError("the simulator stopped") from None
 
     def step(self) -> None:
         """Look at the clock: sweep expired keys, end stalls, send pings due, cut 24-hour-old
