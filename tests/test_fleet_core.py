@@ -83,7 +83,9 @@ def test_frames_no_account_claims_are_dropped_and_noted_on_powers_of_two() -> No
         frame_on(server, "a", f'{{"subscriptionId":999,"event":{json.dumps(event(1))}}}')
     strays = [n for _, n in server.core.notes if n.kind is StreamEventKind.OTHER_SUBSCRIPTION]
     assert [n.detail for n in strays] == [
-        f"dropped a frame no account of this connection claims ({count} so far)" for count in (1, 2, 4)
+        f"dropped an event of subscriptionId 999, which no account on this connection holds "
+        f"({count} dropped so far)"
+        for count in (1, 2, 4)
     ]
     assert drain(server) == []
 
@@ -96,7 +98,8 @@ def test_a_server_shutdown_rotates_the_connection_it_came_on() -> None:
     server.apply(actions)
     server.advance(3.0)  # past the overlap
     assert [server.live[s][0] for s in server.subs_of("a")] == [2]
-    assert drain(server) == []  # moved make-before-break: no gap
+    # moved make-before-break: no gap; the account gets the notice, which its stream documents
+    assert [(account, type(item).__name__) for account, item in drain(server)] == [("a", "ServerShutdown")]
 
 
 def test_an_account_still_waiting_to_subscribe_when_its_connection_stalls_subscribes_again() -> None:

@@ -36,7 +36,9 @@ def make(
     rotate_after: float = 1000.0,
     rotate_spread: float = 0.0,
     draw: float = 0.5,
+    answer_timeout: float = 1e9,
 ) -> Pool:
+    """A pool whose subscriptions wait for their answers as long as a test runs (unless it says)."""
     return Pool(
         capacity=capacity,
         combined=combined,
@@ -45,6 +47,7 @@ def make(
         rotate_after=rotate_after,
         rotate_spread=rotate_spread,
         random=lambda: draw,
+        answer_timeout=answer_timeout,
     )
 
 
@@ -155,6 +158,33 @@ def test_subscribes_on_the_websocket_api_weigh_2_each_within_the_request_weight(
     assert pool.opened(1, 0.0) == [Subscribe(1, (member(1), member(2)))]
     assert pool.next_deadline() == 60.0
     assert pool.tick(60.0) == [Subscribe(1, (member(3), member(4)))]
+
+
+def test_a_subscription_not_answered_within_the_answer_timeout_is_lost_as_a_failed_attempt() -> None:
+    pool = make(capacity=10, answer_timeout=10.0)
+    pool.place(member(1), 0.0)
+    pool.place(member(2), 0.0)
+    pool.opened(1, 0.0)
+    assert pool.confirmed(2, "2", 5.0)[0]
+    assert pool.next_deadline() == 10.0
+    assert pool.tick(10.0) == [Lost(1, "ConnectionError: the subscription was not answered within 10 s")]
+    assert pool.route(1, "2") == 2  # the one answered serves on
+
+
+def test_a_dedicated_connection_opens_at_its_subscriptions_own_url_and_makes_it_live_when_open() -> None:
+    pool = Pool(
+        capacity=1,
+        combined=True,
+        limits=FleetLimits(),
+        stall_after=STALL,
+        rotate_after=1000.0,
+        rotate_spread=0.0,
+        random=lambda: 0.5,
+        dedicated=True,
+    )
+    assert pool.place(member(1), 0.0) == [Open(1, "key-1")]
+    assert pool.opened(1, 0.0) == [_pool.Live(1)]
+    assert pool.route(1, _pool.DEDICATED) == 1
 
 
 def test_subscribes_on_the_combined_streams_are_paced_by_messages_per_second() -> None:

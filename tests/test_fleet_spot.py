@@ -12,7 +12,7 @@ import pytest
 
 from binance_userstream import Account, AsyncFleet, Fleet, FleetLimits, SignatureError, StreamGap
 from binance_userstream.simulator import Simulator
-from binance_userstream.stream._core import StreamTiming
+from binance_userstream.stream._core import StreamEventKind, StreamTiming
 
 pytestmark = pytest.mark.anyio
 
@@ -93,13 +93,20 @@ async def test_accounts_are_packed_up_to_the_limit_per_connection(live: Simulato
 async def test_a_dropped_connection_costs_each_of_its_accounts_one_gap_and_no_other_account_any(
     live: Simulator,
 ) -> None:
-    async with fleet(live, accounts(live, 4), limits=FleetLimits(per_connection=2)) as stream:
-        await until(lambda: live.subscriptions() == 4)
+    connected: list[str | None] = []
+
+    def seen(account: str | None, note: object) -> None:
+        if account is not None and getattr(note, "kind", None) is StreamEventKind.CONNECTED:
+            connected.append(account)
+
+    members = accounts(live, 4)
+    async with fleet(live, members, limits=FleetLimits(per_connection=2), on_event=seen) as stream:
+        await until(lambda: len(connected) == 4)
         live.push("spot", balance(1), key(0))
         live.push("spot", balance(2), key(2))
         await take(stream, 2)
         live.drop_streams("spot")  # every connection: each account loses its own
-        await until(lambda: live.subscriptions() == 4)
+        await until(lambda: len(connected) == 8)  # each account subscribed again
         for i in range(4):
             live.push("spot", balance(10 + i), key(i))
         items = await take(stream, 8)

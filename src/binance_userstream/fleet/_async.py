@@ -70,15 +70,28 @@ class _Shared:
         self.clock: Clock | None = None
 
     def inner(self) -> httpx.AsyncBaseTransport:
-        if self.transport is not None:
-            return self.transport
-        if self.owned is None:
+        """The transport every account's client sends through, lent: a client that closes closes
+        its loan, not the fleet's transport (the fleet closes its own once, on leaving)."""
+        if self.transport is None and self.owned is None:
             self.owned = httpx.AsyncHTTPTransport()
-        return self.owned
+        return _Lent(self.transport or self.owned)  # type: ignore[arg-type]
 
     async def aclose(self) -> None:
         if self.owned is not None:
             await self.owned.aclose()
+
+
+class _Lent(httpx.AsyncBaseTransport):
+    """A transport lent to one account's client: it sends through the fleet's; closing it does nothing."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """The fleet's transport stays open for the other accounts."""
 
 
 class _AccountServices:
@@ -93,7 +106,8 @@ class _AccountServices:
         self._uds: Any = None  # an AsyncUserDataStream, made on first need
         self._session: AsyncKeepaliveSession | None = None
 
-    def _client(self) -> Any:
+    async def _client(self) -> Any:
+        """The account's client, opened on first need (closed by `close`)."""
         if self._uds is None:
             from binance_userstream._client import AsyncUserDataStream
 
@@ -112,10 +126,11 @@ class _AccountServices:
                 private_key_passphrase=account.private_key_passphrase,
                 symbol=account.symbol,
             )
+            await self._uds.__aenter__()
         return self._uds
 
     async def open(self, on_event: Callable[[SessionEvent], None]) -> str:
-        session: AsyncKeepaliveSession = self._client().session(
+        session: AsyncKeepaliveSession = (await self._client()).session(
             interval=self._shared.interval, on_event=on_event, clock=self._shared.clock
         )
         await session.__aenter__()
@@ -129,12 +144,17 @@ class _AccountServices:
         return await self._session.renew()
 
     async def token(self) -> Any:
-        return await self._client().create_listen_token(self.symbol)
+        return await (await self._client()).create_listen_token(self.symbol)
 
     async def close(self) -> None:
         session, self._session = self._session, None
-        if session is not None:
-            await session.__aexit__(None, None, None)
+        uds, self._uds = self._uds, None
+        try:
+            if session is not None:
+                await session.__aexit__(None, None, None)
+        finally:
+            if uds is not None:
+                await uds.__aexit__(None, None, None)
 
 
 class AsyncFleet:

@@ -589,11 +589,11 @@ class Driver:
             return
         members, subscriber = asked
         if subscriber is None:
-            self._answer_subscribe(members, payload)
+            self._answer_subscribe(conn_id, members, payload)
         else:
             self._answer_subscriber(conn_id, members[0], subscriber, payload)
 
-    def _answer_subscribe(self, members: tuple[Member, ...], payload: dict[str, Any]) -> None:
+    def _answer_subscribe(self, conn_id: int, members: tuple[Member, ...], payload: dict[str, Any]) -> None:
         """The answer to a SUBSCRIBE (derivatives): `{"result": null, "id": N}` subscribes them all."""
         now = self.now()
         actions: list[FleetAction] = []
@@ -607,8 +607,17 @@ class Driver:
                 actions += self.core.key_refused(member.account, now, detail)
                 actions += self.core.subscription_failed(member.sub, now, detail)
         else:
+            late: list[Member] = []
             for member in members:
-                actions += self.core.subscribed(member.sub, member.target, now)
+                if self.core.pool.member(member.sub) is None:
+                    late.append(member)  # given up (unanswered in time) before this answer came
+                else:
+                    actions += self.core.subscribed(member.sub, member.target, now)
+            if late and (socket := self.sockets.get(conn_id)) is not None:
+                request_id = next(socket.ids)
+                socket.requests[request_id] = ((), None)
+                body = {"method": "UNSUBSCRIBE", "params": [m.target for m in late], "id": request_id}
+                self.spawn(_write(socket, json.dumps(body, separators=(",", ":"))), "unsubscribe")
         self.apply(actions)
 
     def _answer_subscriber(
@@ -623,6 +632,9 @@ class Driver:
             if isinstance(outcome, Send):
                 self._send(conn_id, outcome.text, (member,), subscriber)
             elif isinstance(outcome, Subscribed):
+                if self.core.pool.member(member.sub) is None:  # given up before this answer came
+                    self._send(conn_id, subscriber.unsubscribe(wall).text, (member,), subscriber)
+                    continue
                 self.subscribers[member.sub] = subscriber
                 self.core.note(
                     account_id,
@@ -709,11 +721,10 @@ class Driver:
         if socket is None:
             return
         if self.market.uses_listen_key:
-            body = {
-                "method": "UNSUBSCRIBE",
-                "params": [m.target for m in action.members],
-                "id": next(socket.ids),
-            }
+            request_id = next(socket.ids)
+            socket.requests[request_id] = ((), None)  # its answer says nothing to act on
+            params = [m.target for m in action.members]
+            body = {"method": "UNSUBSCRIBE", "params": params, "id": request_id}
             await _write(socket, json.dumps(body, separators=(",", ":")))
             return
         for placed in action.members:
@@ -721,7 +732,9 @@ class Driver:
             tenant = self.tenants.get(placed.account)  # gone already if the account was removed
             if subscriber is not None:
                 wall = tenant.services.credentials.wall_ms() if tenant is not None else 0.0
-                await _write(socket, subscriber.unsubscribe(wall).text)
+                request = subscriber.unsubscribe(wall)
+                socket.requests[socket.ids.last] = ((placed,), subscriber)
+                await _write(socket, request.text)
 
     async def _unsubscribe_all(self) -> None:
         """Leaving: end each WebSocket API subscription before its connection closes, as far as the

@@ -141,6 +141,7 @@ class _Conn:
     retiring: bool = False
     lifetime: int = 0  # subscriptions sent over its life
     next_message_at: float = 0.0
+    barred: set[str] = field(factory=set)  # accounts whose subscription here went unanswered
     leaving: list[Member] = field(factory=list)  # to unsubscribe in its next message (combined streams)
 
 
@@ -360,6 +361,7 @@ class Pool:
                 del self._subs[sub_id]
                 conn = self._conns[sub.conn]
                 self._forget(conn, sub)
+                conn.barred.add(sub.member.account)  # its late answer would make two here: never again
                 if sub.state == "sent":
                     detail = (
                         f"ConnectionError: the subscription was not answered within {self.answer_timeout:g} s"
@@ -471,7 +473,7 @@ class Pool:
         if self.dedicated:
             return self._new_conn()
         moving = self._moving.pop(account, None)
-        if moving is not None and moving in self._conns:
+        if moving is not None and moving in self._conns and account not in self._conns[moving].barred:
             return self._conns[moving]
         best: _Conn | None = None
         for conn in self._conns.values():
@@ -479,6 +481,7 @@ class Pool:
                 conn.retiring
                 or len(conn.subs) >= self.capacity
                 or account in conn.accounts
+                or account in conn.barred
                 or conn.lifetime + len(conn.queued) >= LIFETIME_SUBSCRIPTIONS
                 or conn.conn_id == self._successor
             ):
