@@ -9,9 +9,10 @@ combined stream (200 on Options), within Binance's per-IP limits (`FleetLimits`)
 """
 
 from binance_userstream.fleet._account import Account
+from binance_userstream.fleet._accounts_file import load_accounts
 from binance_userstream.fleet._async import AsyncFleet, FleetCallback
 from binance_userstream.fleet._core import FleetItem
 from binance_userstream.fleet._limits import FleetLimits
 from binance_userstream.fleet._sync import Fleet
 
-__all__ = ["Account", "AsyncFleet", "Fleet", "FleetCallback", "FleetItem", "FleetLimits"]
+__all__ = ["Account", "AsyncFleet", "Fleet", "FleetCallback", "FleetItem", "FleetLimits", "load_accounts"]
