@@ -366,6 +366,18 @@ def _parser() -> argparse.ArgumentParser:
     account.add_argument(
         "--for", dest="run_for", type=duration, metavar="DURATION", help="stop after this long"
     )
+    from binance_userstream import _cli_fleet  # it builds on this module's helpers
+
+    fleet = commands.add_parser(
+        "fleet",
+        help="print many accounts' events as JSON lines tagged with each account's id",
+        description="Subscribe every account of an accounts file, packed on few shared connections "
+        "within Binance's per-IP limits, and print each event, gap and account's end as a JSON line "
+        "tagged with its account's id, until Ctrl-C, SIGTERM or --for.",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    _cli_fleet.add_options(fleet, _event_names)
     run = commands.add_parser(
         "run",
         parents=[client],
@@ -809,24 +821,28 @@ def _wanted(item: StreamItem, names: frozenset[str] | None) -> bool:
 
 def _listen_line(item: StreamItem, as_json: bool) -> str:
     """One output line for a delivered item: the event's own fields, or the gap."""
+    if as_json:
+        return json.dumps(listen_json(item))
     if isinstance(item, StreamGap):
-        if as_json:
-            return json.dumps(
-                {
-                    "event": "gap",
-                    "reason": item.reason,
-                    "seconds": round(item.duration, 3),
-                    "last_event_time": item.last_event_time,
-                    "dropped": item.dropped,
-                }
-            )
         return f"GAP {item.describe()}"
+    return readable_line(cast(attrs.AttrsInstance, item))
+
+
+def listen_json(item: StreamItem) -> dict[str, Any]:
+    """What `listen --json` prints of an item: the event as Binance sent it (a listenKey it names
+    cut to a prefix), or the gap's fields."""
+    if isinstance(item, StreamGap):
+        return {
+            "event": "gap",
+            "reason": item.reason,
+            "seconds": round(item.duration, 3),
+            "last_event_time": item.last_event_time,
+            "dropped": item.dropped,
+        }
     payload = item.to_dict()
     if "listenKey" in payload:  # listenKeyExpired names the key: a credential, never printed whole
         payload["listenKey"] = redact(str(payload["listenKey"]))
-    if as_json:
-        return json.dumps(payload)
-    return readable_line(cast(attrs.AttrsInstance, item))
+    return payload
 
 
 #: `listen` says on stderr the first failure of a run of them, then every this many.
@@ -1080,6 +1096,12 @@ def _check_events_of_market(names: frozenset[str] | None, market: str) -> None:
         )
 
 
+def _fleet(args: argparse.Namespace) -> int:
+    from binance_userstream import _cli_fleet
+
+    return _cli_fleet.run(args)
+
+
 COMMANDS = {
     "create": _create,
     "keepalive": _on_key,
@@ -1087,6 +1109,7 @@ COMMANDS = {
     "run": _run,
     "listen": _listen,
     "account": _account,
+    "fleet": _fleet,
     "simulator": _simulator,
 }
 
@@ -1101,8 +1124,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    _Parser.json_errors = "--json" in argv
     _Parser.command = next((word for word in argv if word in COMMANDS), None)
+    _Parser.json_errors = "--json" in argv or _Parser.command == "fleet"  # fleet prints JSON only
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = _parser().parse_args(argv)
