@@ -1,8 +1,8 @@
 """The `binance-userstream` command: listen to the events, print the account (its mirror's snapshot,
-and with --follow its every change), create, keepalive or close a listenKey, run a keepalive
-session, or run the simulator.
+and with --follow its every change), follow a fleet of accounts (`_cli_fleet`), create, keepalive
+or close a listenKey, run a keepalive session, or run the simulator.
 
-argparse (the standard library's) is enough for seven subcommands and keeps the install thin.
+argparse (the standard library's) is enough for eight subcommands and keeps the install thin.
 The API key is read from $BINANCE_API_KEY or a file (or stdin), never from an argument, which
 every user of the machine could read in `ps`.
 """
@@ -115,6 +115,7 @@ examples:
   binance-userstream account --market usdm --base-url http://127.0.0.1:8765 \\
       --stream-url ws://127.0.0.1:8765 --api-secret-file secret.txt
   binance-userstream account --market usdm --follow --json --api-secret-file secret.txt
+  binance-userstream fleet --accounts accounts.toml --market spot    # many accounts (file mode 0600)
   binance-userstream create --market usdm --base-url http://127.0.0.1:8765 --key-file key.txt
   binance-userstream keepalive --market usdm --key-file key.txt --base-url http://127.0.0.1:8765
   binance-userstream close - --market usdm --base-url http://127.0.0.1:8765 < key.txt
@@ -284,8 +285,9 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="binance-userstream",
-        description="Print a Binance account's user data events (listen) or its balances, positions and"
-        " open orders (account), start, keep alive and close listenKeys, or run a local simulator.",
+        description="Print a Binance account's user data events (listen), many accounts' (fleet), or its"
+        " balances, positions and open orders (account), start, keep alive and close listenKeys, or run"
+        " a local simulator.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
