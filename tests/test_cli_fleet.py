@@ -166,6 +166,18 @@ def test_an_accounts_file_others_can_read_is_refused_before_anything_is_sent(
     assert live.deliveries == []
 
 
+def test_an_accounts_file_error_is_said_in_the_file_s_own_field_names(
+    live: Simulator, tmp_path: Path
+) -> None:
+    path = accounts_file(live, tmp_path, 1)
+    path.write_text(path.read_text() + f'api_secret = "{secret(0)}"\nsymbol = "BTC/USDT"\n')
+    proc = subprocess.run(fleet(live, path), capture_output=True, text=True, env=env(), timeout=30)
+    assert proc.returncode == 2
+    assert "account 'acct-0', api_secret: a secret is never written in the accounts file" in proc.stderr
+    assert "--api-secret-file" not in proc.stderr
+    assert secret(0) not in proc.stdout + proc.stderr
+
+
 def test_no_key_or_secret_is_printed_even_with_the_debug_log(live: Simulator, tmp_path: Path) -> None:
     with spawn(fleet(live, accounts_file(live, tmp_path, 3, wrong=(2,)), "-vv"), **_pipes()) as proc:
         eventually(lambda: live.subscriptions() == 2, "the fleet never subscribed its accounts")

@@ -66,6 +66,7 @@ from binance_userstream.errors import (
     ServerError,
     UserStreamError,
 )
+from binance_userstream.fleet._accounts_file import AccountsFileError
 from binance_userstream.stream._async import AsyncEventStream
 from binance_userstream.stream._core import Item as StreamItem
 from binance_userstream.stream._core import StreamEvent, StreamEventKind
@@ -1177,6 +1178,8 @@ def error_message(error: BaseException) -> str:
     """What the command prints of `error`: the library's words in flags (`in_flags`), Binance's own
     `msg` as Binance wrote it ("Invalid symbol." stays, never "Invalid --symbol.")."""
     text = str(error)
+    if isinstance(error, AccountsFileError):  # its fields are no flags: api_secret is not --api-secret-file
+        return text
     if isinstance(error, BinanceAPIError):
         head, said, tail = text.partition(printable(error.msg))
         if said:

@@ -22,6 +22,12 @@ from binance_userstream._keyfile import read_private
 from binance_userstream._secrets import read_secret
 from binance_userstream.fleet._account import ACCOUNT_ID, Account
 
+
+class AccountsFileError(ValueError):
+    """What is wrong with an accounts file, in its own words: its fields' names (the CLI prints it
+    as it stands, where it turns the library's argument names into its flags)."""
+
+
 #: The fields of an `[[account]]` table.
 FIELDS = (
     "id",
@@ -54,13 +60,16 @@ def load_accounts(path: str | os.PathLike[str]) -> list[Account]:
     """The accounts listed in the TOML file at `path`, their keys and secrets read from the files it
     names (each bounded and cleaned as the CLI's key files are). The file must be mode 0600."""
     source = Path(path)
-    data = read_private(source, "accounts file", MAX_FILE_BYTES)
+    try:
+        data = read_private(source, "accounts file", MAX_FILE_BYTES)
+    except ValueError as error:
+        raise AccountsFileError(str(error)) from None
     try:
         document = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ValueError(f"the accounts file {str(source)!r} is not UTF-8 text") from None
+        raise AccountsFileError(f"the accounts file {str(source)!r} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:  # its message says where, never what was there
-        raise ValueError(f"the accounts file {str(source)!r} is not valid TOML: {error}") from None
+        raise AccountsFileError(f"the accounts file {str(source)!r} is not valid TOML: {error}") from None
     tables = _tables(source, document)
     loader = _Loader(source)
     return [loader.account(number, table) for number, table in enumerate(tables, 1)]
@@ -70,12 +79,12 @@ def _tables(source: Path, document: dict[str, Any]) -> list[dict[str, Any]]:
     where = f"the accounts file {str(source)!r}"
     others = sorted(set(document) - {"account"})
     if others:
-        raise ValueError(f"{where}: unknown key {others[0]!r}; it holds [[account]] tables only")
+        raise AccountsFileError(f"{where}: unknown key {others[0]!r}; it holds [[account]] tables only")
     tables = document.get("account")
     if tables is None:
-        raise ValueError(f"{where} lists no account: add an [[account]] table for each")
+        raise AccountsFileError(f"{where} lists no account: add an [[account]] table for each")
     if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
-        raise ValueError(f"{where}: each account is an [[account]] table (two brackets)")
+        raise AccountsFileError(f"{where}: each account is an [[account]] table (two brackets)")
     return tables
 
 
@@ -93,19 +102,25 @@ class _Loader:
         self._check_fields(where, table)
         for field in ("api_key_file", "api_secret_file", "private_key_file", "private_key_passphrase_file"):
             if field in table and (not isinstance(table[field], str) or not table[field]):
-                raise ValueError(f"{where}, {field}: give the file's path as a string")
+                raise AccountsFileError(f"{where}, {field}: give the file's path as a string")
         if "api_key_file" not in table:
-            raise ValueError(f"{where}: no api_key_file: give the path of the file that holds its API key")
+            raise AccountsFileError(
+                f"{where}: no api_key_file: give the path of the file that holds its API key"
+            )
         if "api_secret_file" in table and "private_key_file" in table:
-            raise ValueError(
+            raise AccountsFileError(
                 f"{where}: both api_secret_file and private_key_file: keep the one its API key uses "
                 "(an HMAC secret, or an Ed25519 or RSA private key)"
             )
         if "private_key_passphrase_file" in table and "private_key_file" not in table:
-            raise ValueError(f"{where}: private_key_passphrase_file without private_key_file: add the key's")
+            raise AccountsFileError(
+                f"{where}: private_key_passphrase_file without private_key_file: add the key's"
+            )
         symbol = table.get("symbol")
         if symbol is not None and (not isinstance(symbol, str) or not symbol.isalnum()):
-            raise ValueError(f'{where}, symbol: give the isolated margin pair as a string, e.g. "BTCUSDT"')
+            raise AccountsFileError(
+                f'{where}, symbol: give the isolated margin pair as a string, e.g. "BTCUSDT"'
+            )
         api_key = self._read(where, table, "api_key_file", "API key")
         assert api_key is not None  # checked above
         api_secret = self._read(where, table, "api_secret_file", "API secret")
@@ -121,22 +136,24 @@ class _Loader:
                 symbol=symbol,
             )
         except ValueError as error:
-            raise ValueError(f"{where}: {error}") from None
+            raise AccountsFileError(f"{where}: {error}") from None
 
     def _id(self, number: int, table: dict[str, Any]) -> str:
         """The table's id, checked: present, a plain token, not seen before in the file."""
         where = f"{self.source}: account #{number} (the {_ordinal(number)} [[account]])"
         name = table.get("id")
         if name is None:
-            raise ValueError(f'{where}: no id: give it id = "...", a label of your choice (never a secret)')
+            raise AccountsFileError(
+                f'{where}: no id: give it id = "...", a label of your choice (never a secret)'
+            )
         if not isinstance(name, str) or not ACCOUNT_ID.fullmatch(name):
-            raise ValueError(
+            raise AccountsFileError(
                 f"{where}, id: an id is 1 to 64 letters, digits, '_' or '-' (a label of your choice, "
                 "shown in the output: never a secret)"
             )
         first = self.seen.setdefault(name, number)
         if first != number:
-            raise ValueError(
+            raise AccountsFileError(
                 f"{self.source}: account {name!r}, id: accounts #{first} and #{number} both have it: "
                 "give each account its own"
             )
@@ -148,13 +165,15 @@ class _Loader:
                 continue
             instead = _INLINE.get(field.lower())
             if instead is not None:
-                raise ValueError(
+                raise AccountsFileError(
                     f"{where}, {field}: a secret is never written in the accounts file (value not shown): "
                     f"put it in a file of its own, readable by you only, and give its path as {instead}"
                 )
             close = difflib.get_close_matches(field, FIELDS, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise ValueError(f"{where}, {field}: unknown field; {hint}the fields are {', '.join(FIELDS)}")
+            raise AccountsFileError(
+                f"{where}, {field}: unknown field; {hint}the fields are {', '.join(FIELDS)}"
+            )
 
     def _path(self, value: str) -> str:
         """`value` relative to the accounts file's directory (strings: a path object per file read
@@ -169,7 +188,7 @@ class _Loader:
         try:
             return read_secret(self._path(table[field]), what, token=token)
         except ValueError as error:
-            raise ValueError(f"{where}, {field}: {error}") from None
+            raise AccountsFileError(f"{where}, {field}: {error}") from None
 
     def _private_key(self, where: str, table: dict[str, Any]) -> Path | None:
         """The private key's path, checked to be a readable file (the fleet loads the key itself)."""
@@ -180,9 +199,11 @@ class _Loader:
             info = path.stat()
         except OSError as error:
             reason = error.strerror
-            raise ValueError(f"{where}, private_key_file: cannot read {str(path)!r}: {reason}") from None
+            raise AccountsFileError(
+                f"{where}, private_key_file: cannot read {str(path)!r}: {reason}"
+            ) from None
         if not stat.S_ISREG(info.st_mode) or not os.access(path, os.R_OK):
-            raise ValueError(f"{where}, private_key_file: {str(path)!r} is not a file you can read")
+            raise AccountsFileError(f"{where}, private_key_file: {str(path)!r} is not a file you can read")
         return path
 
 
