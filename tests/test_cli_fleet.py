@@ -15,6 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
 from binance_userstream.simulator import Simulator
 from tests._docs import section
 from tests.test_cli import CLI, spawn
@@ -89,6 +92,27 @@ def test_each_accounts_events_are_listen_s_json_lines_tagged_with_its_id(
     assert sorted(got, key=lambda line: line["account"]) == [
         {"account": f"acct-{n}", **balance(10 + n)} for n in range(3)
     ]
+
+
+def test_an_account_signing_with_an_ed25519_key_file_gets_its_events(live: Simulator, tmp_path: Path) -> None:
+    path = accounts_file(live, tmp_path, 1)
+    private = Ed25519PrivateKey.generate()
+    live.register_key(
+        key(9), public_key=private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    (tmp_path / "keys" / "9.key").write_text(key(9))
+    (tmp_path / "keys" / "9.pem").write_bytes(
+        private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
+    with path.open("a") as file:
+        file.write('\n[[account]]\nid = "ed"\napi_key_file = "keys/9.key"\nprivate_key_file = "keys/9.pem"\n')
+    with spawn(fleet(live, path), **_pipes()) as proc:
+        eventually(lambda: live.subscriptions() == 2, "the fleet never subscribed its accounts")
+        live.push("spot", balance(3), key(9))
+        got = lines(proc, 1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 130
+    assert got == [{"account": "ed", **balance(3)}]
 
 
 def test_a_dropped_connection_is_a_gap_line_for_each_of_its_accounts_and_one_line_on_stderr(
