@@ -197,7 +197,7 @@ def test_a_file_without_account_tables_says_how_to_write_them(tmp_path: Path, te
     assert says in refusal(accounts_file(tmp_path, text))
 
 
-def test_ten_thousand_accounts_load_within_a_second_or_two(tmp_path: Path) -> None:
+def test_ten_thousand_accounts_load_in_a_few_seconds(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.mkdir()
     count = 10_000
@@ -213,7 +213,7 @@ def test_ten_thousand_accounts_load_within_a_second_or_two(tmp_path: Path) -> No
     took = time.perf_counter() - started
     assert len(loaded) == count
     assert loaded[-1].api_secret == f"Secret{count - 1:058d}"
-    assert took < 3, f"{count:,} accounts took {took:.1f} s"
+    assert took < 6, f"{count:,} accounts took {took:.1f} s"
 
 
 def test_the_mode_is_checked_on_the_file_itself_through_a_symlink(tmp_path: Path, keys: Path) -> None:

@@ -185,7 +185,7 @@ def test_an_accounts_file_others_can_read_is_refused_before_anything_is_sent(
     proc = subprocess.run(fleet(live, path), capture_output=True, text=True, env=env(), timeout=30)
     assert proc.returncode == 2
     assert f"chmod 600 {path}" in proc.stderr
-    assert json.loads(proc.stdout)["error"] == "ValueError"  # the JSON error line, as listen --json's
+    assert json.loads(proc.stdout)["error"] == "AccountsFileError"  # a JSON line, as listen --json says one
     assert live.subscriptions() == 0
     assert live.deliveries == []
 
