@@ -60,6 +60,7 @@ COMMANDS = _once(
         (name, line.strip())
         for name, page in PAGES.items()
         for block in blocks(page, "sh")
+        if block not in ELSEWHERE
         for line in block.splitlines()
         if line.startswith(("binance-userstream ", "curl "))
         and not line.startswith("binance-userstream simulator")

@@ -57,7 +57,15 @@ from binance_userstream.errors import (
     UserStreamError,
     WeightBudgetError,
 )
-from binance_userstream.fleet import Account, AsyncFleet, Fleet, FleetCallback, FleetItem, FleetLimits
+from binance_userstream.fleet import (
+    Account,
+    AsyncFleet,
+    Fleet,
+    FleetCallback,
+    FleetItem,
+    FleetLimits,
+    load_accounts,
+)
 from binance_userstream.stream import (
     AsyncEventStream,
     EventStream,
@@ -132,4 +140,5 @@ __all__ = [
     "WeightBudget",
     "WeightBudgetError",
     "errors",
+    "load_accounts",
 ]

@@ -1,8 +1,8 @@
 """The `binance-userstream` command: listen to the events, print the account (its mirror's snapshot,
-and with --follow its every change), create, keepalive or close a listenKey, run a keepalive
-session, or run the simulator.
+and with --follow its every change), follow a fleet of accounts (`_cli_fleet`), create, keepalive
+or close a listenKey, run a keepalive session, or run the simulator.
 
-argparse (the standard library's) is enough for seven subcommands and keeps the install thin.
+argparse (the standard library's) is enough for eight subcommands and keeps the install thin.
 The API key is read from $BINANCE_API_KEY or a file (or stdin), never from an argument, which
 every user of the machine could read in `ps`.
 """
@@ -66,6 +66,7 @@ from binance_userstream.errors import (
     ServerError,
     UserStreamError,
 )
+from binance_userstream.fleet._accounts_file import AccountsFileError
 from binance_userstream.stream._async import AsyncEventStream
 from binance_userstream.stream._core import Item as StreamItem
 from binance_userstream.stream._core import StreamEvent, StreamEventKind
@@ -115,6 +116,7 @@ examples:
   binance-userstream account --market usdm --base-url http://127.0.0.1:8765 \\
       --stream-url ws://127.0.0.1:8765 --api-secret-file secret.txt
   binance-userstream account --market usdm --follow --json --api-secret-file secret.txt
+  binance-userstream fleet --accounts accounts.toml --market spot    # many accounts (file mode 0600)
   binance-userstream create --market usdm --base-url http://127.0.0.1:8765 --key-file key.txt
   binance-userstream keepalive --market usdm --key-file key.txt --base-url http://127.0.0.1:8765
   binance-userstream close - --market usdm --base-url http://127.0.0.1:8765 < key.txt
@@ -284,8 +286,9 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="binance-userstream",
-        description="Print a Binance account's user data events (listen) or its balances, positions and"
-        " open orders (account), start, keep alive and close listenKeys, or run a local simulator.",
+        description="Print a Binance account's user data events (listen), many accounts' (fleet), or its"
+        " balances, positions and open orders (account), start, keep alive and close listenKeys, or run"
+        " a local simulator.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -366,6 +369,18 @@ def _parser() -> argparse.ArgumentParser:
     account.add_argument(
         "--for", dest="run_for", type=duration, metavar="DURATION", help="stop after this long"
     )
+    from binance_userstream import _cli_fleet  # it builds on this module's helpers
+
+    fleet = commands.add_parser(
+        "fleet",
+        help="print many accounts' events as JSON lines tagged with each account's id",
+        description="Subscribe every account of an accounts file, packed on few shared connections "
+        "within Binance's per-IP limits, and print each event, gap and account's end as a JSON line "
+        "tagged with its account's id, until Ctrl-C, SIGTERM or --for.",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    _cli_fleet.add_options(fleet, _event_names)
     run = commands.add_parser(
         "run",
         parents=[client],
@@ -809,24 +824,28 @@ def _wanted(item: StreamItem, names: frozenset[str] | None) -> bool:
 
 def _listen_line(item: StreamItem, as_json: bool) -> str:
     """One output line for a delivered item: the event's own fields, or the gap."""
+    if as_json:
+        return json.dumps(listen_json(item))
     if isinstance(item, StreamGap):
-        if as_json:
-            return json.dumps(
-                {
-                    "event": "gap",
-                    "reason": item.reason,
-                    "seconds": round(item.duration, 3),
-                    "last_event_time": item.last_event_time,
-                    "dropped": item.dropped,
-                }
-            )
         return f"GAP {item.describe()}"
+    return readable_line(cast(attrs.AttrsInstance, item))
+
+
+def listen_json(item: StreamItem) -> dict[str, Any]:
+    """What `listen --json` prints of an item: the event as Binance sent it (a listenKey it names
+    cut to a prefix), or the gap's fields."""
+    if isinstance(item, StreamGap):
+        return {
+            "event": "gap",
+            "reason": item.reason,
+            "seconds": round(item.duration, 3),
+            "last_event_time": item.last_event_time,
+            "dropped": item.dropped,
+        }
     payload = item.to_dict()
     if "listenKey" in payload:  # listenKeyExpired names the key: a credential, never printed whole
         payload["listenKey"] = redact(str(payload["listenKey"]))
-    if as_json:
-        return json.dumps(payload)
-    return readable_line(cast(attrs.AttrsInstance, item))
+    return payload
 
 
 #: `listen` says on stderr the first failure of a run of them, then every this many.
@@ -1080,6 +1099,12 @@ def _check_events_of_market(names: frozenset[str] | None, market: str) -> None:
         )
 
 
+def _fleet(args: argparse.Namespace) -> int:
+    from binance_userstream import _cli_fleet
+
+    return _cli_fleet.run(args)
+
+
 COMMANDS = {
     "create": _create,
     "keepalive": _on_key,
@@ -1087,6 +1112,7 @@ COMMANDS = {
     "run": _run,
     "listen": _listen,
     "account": _account,
+    "fleet": _fleet,
     "simulator": _simulator,
 }
 
@@ -1101,8 +1127,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    _Parser.json_errors = "--json" in argv
     _Parser.command = next((word for word in argv if word in COMMANDS), None)
+    _Parser.json_errors = "--json" in argv or _Parser.command == "fleet"  # fleet prints JSON only
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = _parser().parse_args(argv)
@@ -1152,6 +1178,8 @@ def error_message(error: BaseException) -> str:
     """What the command prints of `error`: the library's words in flags (`in_flags`), Binance's own
     `msg` as Binance wrote it ("Invalid symbol." stays, never "Invalid --symbol.")."""
     text = str(error)
+    if isinstance(error, AccountsFileError):  # its fields are no flags: api_secret is not --api-secret-file
+        return text
     if isinstance(error, BinanceAPIError):
         head, said, tail = text.partition(printable(error.msg))
         if said:

@@ -1,4 +1,7 @@
-"""Writing a secret (a listenKey) to a file: atomically, readable by its owner only, no symlinks.
+"""Files that hold secrets, or say where they are: written atomically and readable by their owner
+only, and read only when no one else can read them.
+
+A secret (a listenKey) is written to a file atomically, readable by its owner only, no symlinks.
 
 The file is written whole to a temporary file in the same directory, created with mode 0600 (never
 widened, whatever the umask or the old file's mode), then renamed over the path. A symbolic link
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
 import stat
 from pathlib import Path
 
@@ -39,6 +43,31 @@ def check_destination(path: str | os.PathLike[str]) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write the key file {str(target)!r}: the directory is not writable")
     return target
+
+
+def read_private(path: str | os.PathLike[str], what: str, limit: int) -> bytes:
+    """The bytes of the file at `path` (at most `limit`), if only its owner may read or write it (mode
+    0600 or 0400), else ValueError naming the path and the `chmod 600` that mends it: as ssh refuses
+    a private key others can read. The mode is checked on the file opened, not on its name, so a
+    file swapped in between cannot slip past."""
+    target = Path(path)
+    try:
+        with open(target, "rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError(f"refusing the {what} {str(target)!r}: it is not a regular file")
+            if info.st_mode & 0o077:
+                mode, fix = stat.S_IMODE(info.st_mode), f"chmod 600 {shlex.quote(str(target))}"
+                raise ValueError(
+                    f"refusing the {what} {str(target)!r}: its mode is {mode:04o}, so others may read "
+                    f"or change it; it must be readable by you only: {fix}"
+                )
+            data = file.read(limit + 1)
+    except OSError as error:
+        raise ValueError(f"cannot read the {what} {str(target)!r}: {error.strerror}") from None
+    if len(data) > limit:
+        raise ValueError(f"the {what} {str(target)!r} is larger than {limit:,} bytes")
+    return data
 
 
 @clears_locals_on_error
