@@ -64,7 +64,7 @@ from binance_userstream.fleet._core import (
     RenewKeyFor,
     RenewTokenFor,
 )
-from binance_userstream.fleet._limits import FleetLimits
+from binance_userstream.fleet._limits import FleetLimits, start_time
 from binance_userstream.fleet._pool import Member, Open, Shut, Subscribe, Unsubscribe
 from binance_userstream.stream._async import (
     _LOUD,
@@ -268,6 +268,30 @@ class AsyncFleet:
         """Shared connections open or opening now."""
         return self._core.pool.connections()
 
+    @property
+    def start_estimate(self) -> float:
+        """The least seconds the fleet's accounts take to be subscribed from nothing within
+        `limits` (on listenKey markets, plus their keys' creation, paced by the REST weight budget)."""
+        return start_time(
+            self.limits, len(self._members), self._core.pool.capacity, ws_api=not self.market.uses_listen_key
+        )
+
+    def _announce(self) -> None:
+        """Say, before it begins, how long starting every account will take within the limits."""
+        count = len(self._members)
+        per_connection = self._core.pool.capacity
+        keys = ", plus creating their listenKeys (REST weight)" if self.market.uses_listen_key else ""
+        self._core.note(
+            None,
+            StreamEventKind.CONNECTING,
+            self._now(),
+            f"starting {count} accounts on {-(-count // per_connection)} connections: at least "
+            f"{self.start_estimate:.0f}s within the limits ({self.limits.connections} connections per "
+            f"{self.limits.connection_window:g}s, {self.limits.request_weight} weight per "
+            f"{self.limits.weight_window:g}s){keys}",
+        )
+        self._apply([])
+
     # -- the consumer's side -----------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
@@ -276,6 +300,7 @@ class AsyncFleet:
         self._entered = True
         self._loop = asyncio.get_running_loop()
         self._rest = asyncio.Semaphore(self._rest_concurrency)
+        self._announce()
         for member in self._members.values():
             member.credentials.clock = self._clock
             self._start(member)
@@ -665,6 +690,9 @@ class AsyncFleet:
             msg = error.get("msg") if isinstance(error, dict) else None
             detail = server_text(f"SUBSCRIBE refused: {msg if isinstance(msg, str) else error}", [])
             for member in members:
+                # The key may be what is refused (closed elsewhere, expired): ask for the account's
+                # key, which is the same one if it lives (then the account backs off and retries).
+                actions += self._core.key_refused(member.account, now, detail)
                 actions += self._core.subscription_failed(member.sub, now, detail)
         else:
             for member in members:

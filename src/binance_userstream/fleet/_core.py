@@ -297,6 +297,8 @@ class FleetCore:
         actions = core.frame(sub_id, inner, at)
         if core._overflow is not None:
             self._overflowing.add(account_id)
+            if self.shared.low():  # a frame too large for the bounds: no pop will come to end it
+                core.reopen(at)
         if account_id not in self._queued and len(core):
             self._queued.add(account_id)
             self._ready.append(account_id)
@@ -340,8 +342,8 @@ class FleetCore:
             item: FleetItem | None = account.core.pop(at)
             if item is None and account.error is not None:
                 item, account.removed = account.error, True
-            if len(account.core):
-                ready.append(account_id)
+            if len(account.core) or (account.error is not None and not account.removed):
+                ready.append(account_id)  # more to hand out, or the error after the last of it
             else:
                 self._queued.discard(account_id)
                 self._forget_if_done(account)

@@ -16,6 +16,7 @@ Binance's documented ones so that the rest of the IP's programs keep some room:
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from attrs import field, frozen
@@ -97,3 +98,30 @@ class Window:
         log = self._log
         while log and log[0][0] + self.span <= at:
             self._used -= log.popleft()[1]
+
+
+def start_time(limits: FleetLimits, accounts: int, capacity: int, *, ws_api: bool) -> float:
+    """The least seconds `accounts` take to be subscribed from nothing within `limits`: their
+    connections paced by the connection window, and on the WebSocket API their subscriptions (and
+    connects) by the weight window; on the derivatives each connection's SUBSCRIBE messages by
+    `messages_per_second` (connections subscribe side by side). The first window's worth is
+    spent at once, then a window's worth per window."""
+    if accounts <= 0:
+        return 0.0
+    per_connection = min(capacity, limits.per_connection or capacity)
+    connections = -(-accounts // per_connection)
+    seconds = _spend(connections, limits.connections, limits.connection_window)
+    if ws_api:
+        weight = 2 * accounts + 2 * connections  # subscribe.signature 2 each, connecting 2
+        seconds = max(seconds, _spend(weight, limits.request_weight, limits.weight_window))
+    else:
+        messages = -(-min(accounts, per_connection) // limits.keys_per_message)
+        seconds = max(seconds, (messages - 1) / limits.messages_per_second)
+    return seconds
+
+
+def _spend(units: int, limit: int, window: float) -> float:
+    """Seconds until `units` are spent at `limit` per `window`, the first window's worth at once."""
+    if units <= limit:
+        return 0.0
+    return math.ceil(units / limit - 1) * window

@@ -7,7 +7,10 @@ connection (a `userDataStream.subscribe.*` on the WebSocket API, a listenKey in 
 derivatives' combined streams). The pool packs them, fullest connection first, up to the market's
 most per connection; never two of one account on one connection (Binance refuses it on the
 WebSocket API); and spends Binance's per-IP limits (`FleetLimits`) as they allow, holding the rest
-until they do, so that limits are kept rather than discovered by a ban.
+until they do, so that limits are kept rather than discovered by a ban. On the WebSocket API
+an unsubscribe is sent when the account's rules ask, even past the weight (it may pass
+`request_weight` by its 2): the subscribes and opens after it wait for it. On the combined streams
+unsubscribes take their turn among the connection's messages.
 
 A connection lives until it is due for rotation (`rotate_after`, less a random share of
 `rotate_spread`, so that connections opened together are not replaced together), then it is
@@ -77,7 +80,8 @@ class Subscribe:
 
 @frozen
 class Unsubscribe:
-    """End these members' subscriptions on connection `conn`, which goes on serving others."""
+    """End these members' subscriptions on connection `conn`, which goes on serving others (one
+    request each on the WebSocket API, one UNSUBSCRIBE naming them all on the derivatives)."""
 
     conn: int
     members: tuple[Member, ...]
@@ -126,6 +130,7 @@ class _Conn:
     retiring: bool = False
     lifetime: int = 0  # subscriptions sent over its life
     next_message_at: float = 0.0
+    leaving: list[Member] = field(factory=list)  # to unsubscribe in its next message (combined streams)
 
 
 class Pool:
@@ -198,10 +203,8 @@ class Pool:
             self._subs[sub_id] = sub
             return []
         self._forget(conn, sub)
-        if sub.state == "live" and not conn.retiring:
-            actions.append(Unsubscribe(conn.conn_id, (sub.member,)))
-            if not self.combined:
-                self.weight_window.take(at, SUBSCRIBE_WEIGHT)
+        if sub.state == "live" and self._stays(conn):
+            actions += self._unsubscribe(conn, sub.member, at)
         return actions + self._maybe_shut(conn, at)
 
     # -- what the driver reports -------------------------------------------------------------------
@@ -235,10 +238,8 @@ class Pool:
             del self._subs[sub_id]
             self._forget(conn, sub)
             actions: list[PoolAction] = []
-            if not conn.retiring:
-                actions.append(Unsubscribe(conn.conn_id, (member,)))
-                if not self.combined:
-                    self.weight_window.take(at, SUBSCRIBE_WEIGHT)
+            if self._stays(conn):
+                actions += self._unsubscribe(conn, member, at)
             return False, actions + self._maybe_shut(conn, at)
         sub.state = "live"
         conn.routes[route] = sub_id
@@ -287,8 +288,8 @@ class Pool:
         for sub_id, sub in conn.subs.items():
             if self._subs.get(sub_id) is sub:
                 del self._subs[sub_id]
-                if sub.state != "released":
-                    actions.append(Lost(sub_id, detail, stalled, retry_after))
+                if sub.state != "released":  # one not confirmed yet is an attempt failed, not a stall
+                    actions.append(Lost(sub_id, detail, stalled and sub.state == "live", retry_after))
         if conn_id in self._opening:
             self._opening.remove(conn_id)
         if self._rotating == conn_id:
@@ -447,11 +448,18 @@ class Pool:
         return [Open(conn.conn_id)]
 
     def _flush(self, conn: _Conn, at: float) -> list[PoolAction]:
-        """Send what the limits allow of `conn`'s queued subscriptions; the rest waits its turn."""
+        """Send what the limits allow of `conn`'s queued subscriptions (and, on the combined
+        streams, of its unsubscriptions: an UNSUBSCRIBE goes first); the rest waits its turn."""
         if conn.opened_at is None:
             return []
         batch: list[Member] = []
+        actions: list[PoolAction] = []
         if self.combined:
+            if conn.leaving and at >= conn.next_message_at:  # an UNSUBSCRIBE is a message too
+                most = self.limits.keys_per_message
+                actions.append(Unsubscribe(conn.conn_id, tuple(conn.leaving[:most])))
+                del conn.leaving[:most]
+                conn.next_message_at = at + 1.0 / self.limits.messages_per_second
             if at < conn.next_message_at:
                 wait_until = conn.next_message_at
             else:
@@ -479,13 +487,13 @@ class Pool:
                 sub.state = "sent"
                 batch.append(sub.member)
         conn.lifetime += len(batch)
-        if conn.queued:
+        if conn.queued or conn.leaving:
             if conn.conn_id not in self._sending:
                 self._sending.append(conn.conn_id)
             self._send_at = wait_until if self._send_at is None else min(self._send_at, wait_until)
         elif conn.conn_id in self._sending:
             self._sending.remove(conn.conn_id)
-        return [Subscribe(conn.conn_id, tuple(batch))] if batch else []
+        return [*actions, Subscribe(conn.conn_id, tuple(batch))] if batch else actions
 
     def _forget(self, conn: _Conn, sub: _Sub) -> None:
         if conn.subs.pop(sub.member.sub, None) is not None:
@@ -493,19 +501,34 @@ class Pool:
         if sub.member.route is not None and conn.routes.get(sub.member.route) == sub.member.sub:
             del conn.routes[sub.member.route]
 
+    def _unsubscribe(self, conn: _Conn, member: Member, at: float) -> list[PoolAction]:
+        """End `member`'s subscription on `conn`: at once on the WebSocket API (its weight spent), in
+        the connection's next message on the combined streams (where every message counts)."""
+        if self.combined:
+            conn.leaving.append(member)
+            return self._flush(conn, at)
+        self.weight_window.take(at, SUBSCRIBE_WEIGHT)
+        return [Unsubscribe(conn.conn_id, (member,))]
+
+    def _stays(self, conn: _Conn) -> bool:
+        """`conn` goes on serving: a subscription leaving it is unsubscribed (one leaving a
+        connection that is going away, or that it leaves empty, ends with its close)."""
+        return not conn.retiring and (bool(conn.subs) or conn.conn_id == self._successor)
+
     def _maybe_shut(self, conn: _Conn, at: float) -> list[PoolAction]:
         """Close a connection left with no subscription (a rotation's old one: the rotation is done)."""
         if conn.subs or conn.conn_id == self._successor:
             return []
         del self._conns[conn.conn_id]
-        if conn.conn_id in self._opening:
+        held = conn.conn_id in self._opening  # its Open was never sent: nothing to close
+        if held:
             self._opening.remove(conn.conn_id)
         if conn.conn_id in self._sending:
             self._sending.remove(conn.conn_id)
         if self._rotating == conn.conn_id:
             self._note(StreamEventKind.ROTATED, at, conn.conn_id)
             self._end_rotation(at)
-        return [Shut(conn.conn_id)] if conn.requested else []
+        return [Shut(conn.conn_id)] if conn.requested and not held else []
 
     def _rotate(self, old: _Conn, at: float) -> list[PoolAction]:
         """Begin replacing `old`: a successor opens and each account on it is asked to move."""

@@ -16,9 +16,11 @@ pair (by default only those of `ISOLATED_SYMBOLS` exist; others are refused -110
 does). The same port serves the derivatives' user-data event streams (USD-M
 `/private/ws?listenKey=&events=`, which without `events` delivers nothing, as production, unless
 `strict_events=False`; `/private/stream`; COIN-M `/ws/<key>` and `/stream`, Portfolio Margin
-`/pm/ws/<key>` and `/pm/stream`, Portfolio Margin Pro `/pm-classic/ws/<USD-M key>`, Options
-`/private/ws/<key>`), fed by `sim.push` and `sim.traffic`, sharing `Simulator.exchange`; see
-`_streams`.
+`/pm/ws/<key>` and `/pm/stream`, Portfolio Margin Pro `/pm-classic/ws/<USD-M key>` and
+`/pm-classic/stream`, Options `/private/ws/<key>`), many keys on one combined stream as Binance's
+SDKs subscribe them, fed by `sim.push`, `sim.push_accounts` and `sim.traffic`, sharing
+`Simulator.exchange`; see `_streams`. Per client IP it holds Binance's limits on new connections
+and WebSocket API weight (see `_limits`); `sim.revoke_key` deletes a key mid-stream.
 
 Spot's and margin's events, whose listenKeys are retired, come as Binance sends them now: on the
 spot WebSocket API, `sim.ws_api_url` (`ws://HOST:PORT/ws-api/v3`), with its user-data methods

@@ -165,6 +165,8 @@ class Exchange:
         #: Every account's orders, trades, balances and positions, which the account reads answer.
         self.ledger = Ledger()
         self._keys: dict[str, _Key] = {}
+        #: API keys deleted (`revoke_key`): refused -2015 from then on, as Binance refuses them.
+        self._revoked: set[str] = set()
         self._active: dict[tuple[str, str], str] = {}  # (market name, account) -> its listenKey
         self._weights: dict[tuple[str, str], _Weight] = {}  # (host, IP) -> its weight this minute
         self._lock = threading.Lock()
@@ -200,11 +202,41 @@ class Exchange:
         """The one key rule, for REST and the WebSocket API alike: a key is 1 to 128 letters and
         digits (else -2014); with `api_keys` it must be one of them (else -2015). Returns its account.
         A signed request needs more, the key's credential (`credential_of`), on both."""
+        if isinstance(api_key, str) and api_key in self._revoked:
+            return UNKNOWN_KEY
+        return self._lookup(api_key)
+
+    def _lookup(self, api_key: str | None) -> str | Refusal:
+        """`key_account`, whether or not the key was revoked."""
         if not isinstance(api_key, str) or not _API_KEY.fullmatch(api_key):
             return BAD_KEY_FORMAT
         if self._accounts is None:
             return api_key
         return self._accounts.get(api_key, UNKNOWN_KEY)
+
+    def revoke_key(self, api_key: str) -> tuple[str | None, int]:
+        """Delete `api_key`, as its owner deleting it on Binance: every request with it is refused
+        401 -2015 from now on. If no other accepted key serves its account (with `api_keys` as a
+        mapping, two keys may share one), the account's listenKeys end as expired ones do (the
+        streams send `listenKeyExpired`, a keepalive is -1125) and its listenTokens are forgotten;
+        returns that account (None if another key still serves it) and how many listenKeys ended.
+        ValueError for a key the simulator does not accept."""
+        account = self._lookup(api_key)
+        if not isinstance(account, str):
+            raise ValueError("the simulator accepts no such API key")
+        with self._lock:
+            self._revoked.add(api_key)
+            orphaned = self._accounts is None or not any(
+                other == account and key not in self._revoked for key, other in self._accounts.items()
+            )
+            ended = [value for value, key in self._keys.items() if orphaned and key.account == account]
+            for value in ended:
+                self._drop(value, "expired")
+        self._tell()
+        if not orphaned:
+            return None, 0
+        self.tokens.revoke(account)
+        return account, len(ended)
 
     def add_listener(self, listener: KeyListener) -> None:
         """Tell `listener` of every listenKey that ends from now on (the event streams close theirs)."""
@@ -253,8 +285,8 @@ class Exchange:
 
     def account_of(self, api_key: str) -> str:
         """The account an API key belongs to; ValueError if the simulator does not accept it."""
-        account = self._account(api_key)
-        if isinstance(account, Answer):
+        account = self._lookup(api_key)  # a revoked key's account still exists (and its ledger)
+        if not isinstance(account, str):
             raise ValueError("the simulator accepts no such API key")
         return account
 
@@ -262,10 +294,12 @@ class Exchange:
         """The live listenKeys of `market` (a market's name), of every account or of one."""
         now = self.clock.now()
         with self._lock:
+            if account is not None:  # an account has one active key per market: found at once
+                value = self._active.get((market, account))
+                key = self._keys.get(value) if value is not None else None
+                return [value] if value is not None and key is not None and key.expires_at > now else []
             return [
-                value
-                for value, key in self._keys.items()
-                if key.market == market and key.expires_at > now and account in (None, key.account)
+                value for value, key in self._keys.items() if key.market == market and key.expires_at > now
             ]
 
     def forget_keys(self) -> int:

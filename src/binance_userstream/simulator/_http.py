@@ -29,6 +29,7 @@ from binance_userstream.simulator._exchange import RETIRED, Answer, error
 from binance_userstream.simulator._exchange import where as _where
 from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._streams import is_stream_path
+from binance_userstream.simulator._wsapi import CONNECT_WEIGHT
 from binance_userstream.simulator._wsapi import PATH as WS_API_PATH
 
 if TYPE_CHECKING:
@@ -151,6 +152,11 @@ async def _stream(sim: Simulator, request: web.Request) -> web.StreamResponse:
         if not sim.origin_allowed(request.headers.get("Origin")):
             log.debug("%s upgrade on %s refused: Origin not allowed", request.remote, scrub(request.path))
             return _json_response(CROSS_ORIGIN)
+        limited = sim.limits.admit(request.remote or "", CONNECT_WEIGHT if request.path == WS_API_PATH else 0)
+        if limited is not None:
+            log.debug("%s upgrade on %s refused: %d", request.remote, scrub(request.path), limited.status)
+            answer = error(limited.status, limited.code, limited.msg)
+            return _json_response(answer, ("Retry-After", str(limited.retry_after)))
         try:
             if request.path == WS_API_PATH:
                 return await sim.wsapi.serve(request)

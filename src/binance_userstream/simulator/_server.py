@@ -45,6 +45,7 @@ from binance_userstream.simulator._exchange import Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
 from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, is_loopback_origin, log
 from binance_userstream.simulator._ledger import LedgerOrder, LedgerView
+from binance_userstream.simulator._limits import IpLimits
 from binance_userstream.simulator._markets import COINM, MARKETS, Market
 from binance_userstream.simulator._orders import STEP_MARKETS, Steps
 from binance_userstream.simulator._signing import TEST_API_KEY, Credential
@@ -101,6 +102,13 @@ class Simulator:
     Streams ping at each market's documented interval and are cut after 24 hours, as Binance's
     are; `ping_interval` (seconds, one for every market) and `connection_lifetime` shorten them,
     so that a test sees a stall found by the ping rules, or a 24-hour rotation, in a second.
+
+    Per client IP, over every WebSocket connection it serves (streams and WebSocket API), it holds
+    Binance's limits on its clock: `connection_limit` new connections per `connection_window`
+    seconds (None: Binance's 300 per 5 minutes; past it the handshake is refused 429 with
+    `Retry-After`), and `ws_weight_limit` WebSocket API request weight per minute (None: 6000; past
+    it 429 -1003, then 418 bans after `violations_before_ban`); `connections_opened` and
+    `ws_weight_used` tell how much is used.
     """
 
     def __init__(
@@ -120,14 +128,26 @@ class Simulator:
         coinm_keepalive_echoes_key: bool = True,
         ping_interval: float | None = None,
         connection_lifetime: float = CONNECTION_LIFETIME,
+        connection_limit: int | None = None,
+        connection_window: float | None = None,
+        ws_weight_limit: int | None = None,
     ) -> None:
         _check_int("port", port, 0, 65535)
-        for name, seconds in (("ping_interval", ping_interval), ("connection_lifetime", connection_lifetime)):
+        for name, seconds in (
+            ("ping_interval", ping_interval),
+            ("connection_lifetime", connection_lifetime),
+            ("connection_window", connection_window),
+        ):
             if seconds is not None and not (isinstance(seconds, int | float) and 0 < seconds < math.inf):
                 raise ValueError(f"{name} must be a finite number of seconds > 0, not {seconds!r}")
         self.allowed_origins = _origins(allowed_origins)
-        if weight_limit is not None:
-            _check_int("weight_limit", weight_limit, 1)
+        for name, limit in (
+            ("weight_limit", weight_limit),
+            ("connection_limit", connection_limit),
+            ("ws_weight_limit", ws_weight_limit),
+        ):
+            if limit is not None:
+                _check_int(name, limit, 1)
         _check_int("violations_before_ban", violations_before_ban, 0)
         if not (isinstance(request_timeout, int | float) and 0 < request_timeout < math.inf):
             raise ValueError(
@@ -150,7 +170,15 @@ class Simulator:
             ping_interval=ping_interval,
             connection_lifetime=connection_lifetime,
         )
-        self.wsapi = WsApi(self.exchange, self.streams)
+        #: Per client IP: new connections per window, WebSocket API weight per minute (see `_limits`).
+        self.limits = IpLimits(
+            self.exchange.clock,
+            connection_limit=connection_limit,
+            connection_window=connection_window,
+            ws_weight_limit=ws_weight_limit,
+            violations_before_ban=violations_before_ban,
+        )
+        self.wsapi = WsApi(self.exchange, self.streams, self.limits)
         self._traffic = Traffic()
         self._steps = Steps(self._traffic)
         self._ledger_lock = threading.Lock()  # an order's events are made and applied as one
@@ -288,6 +316,34 @@ class Simulator:
                 return self.wsapi.push(market, events, account, symbol)
             keys = self.exchange.live_listen_keys(KEYS_OF.get(market, market), account)
             return self.streams.push(market, events, keys)
+
+        return self._on_loop(push)
+
+    def push_accounts(
+        self, market: str, events: Mapping[str, Sequence[Mapping[str, object]]]
+    ) -> dict[str, list[int]]:
+        """`push_many` for many accounts at once: `events` maps each API key to its events, each
+        account's sent in order; returns, per API key, how many connections got each event. One
+        call crosses to the server's thread once, so 5,000 accounts cost milliseconds, not the
+        second that 5,000 `push` calls cost."""
+        _check_market(market)
+        batches: list[tuple[str, str, list[Mapping[str, object]]]] = []
+        for api_key, batch in events.items():
+            batch = list(batch)
+            for event in batch:
+                if not isinstance(event, Mapping):
+                    raise ValueError(f"an event is a JSON object (a dict), not {type(event).__name__}")
+            batches.append((api_key, self.exchange.account_of(api_key), batch))
+
+        def push() -> dict[str, list[int]]:
+            counts = {}
+            for api_key, account, batch in batches:
+                if market in ("spot", "margin"):
+                    counts[api_key] = self.wsapi.push(market, batch, account, None)
+                else:
+                    keys = self.exchange.live_listen_keys(KEYS_OF.get(market, market), account)
+                    counts[api_key] = self.streams.push(market, batch, keys)
+            return counts
 
         return self._on_loop(push)
 
@@ -532,6 +588,34 @@ class Simulator:
 
         return self._on_loop(end)
 
+    def revoke_key(self, api_key: str) -> int:
+        """Delete `api_key`, as its owner would on Binance: from now on every REST request and
+        WebSocket API request with it is refused 401 -2015, as a deleted key is. What its account
+        streams ends now (unless another accepted key of the same account remains, see
+        `api_keys`): its listenKeys, as expired ones (`listenKeyExpired` on their streams,
+        single-key and multi-key alike; a keepalive then answers -1125), its listenTokens, and its
+        WebSocket API subscriptions (`eventStreamTerminated`; subscribing again is refused -2015).
+        Binance documents what a deleted key's requests get, not what its open streams do; ending
+        them is the simulator's choice, the one a client must survive. Returns how many streams
+        (listenKeys and subscriptions) ended. ValueError for a key the simulator does not accept."""
+
+        def revoke() -> int:
+            account, keys = self.exchange.revoke_key(api_key)  # the streams hear of its keys
+            return keys + (0 if account is None else self.wsapi.revoke(account))
+
+        return self._on_loop(revoke)
+
+    def connections_opened(self, within: float | None = None, ip: str | None = None) -> int:
+        """How many WebSocket connections were opened (streams and WebSocket API) in the last
+        `within` seconds of the simulator's clock (None: the whole `connection_window`; at most
+        it), from `ip` or from every client IP."""
+        return self._on_loop(lambda: self.limits.opened(within, ip))
+
+    def ws_weight_used(self, ip: str | None = None) -> int:
+        """The WebSocket API request weight used this minute (the simulator's clock), by `ip` or by
+        every client IP."""
+        return self._on_loop(lambda: self.limits.used(ip))
+
     def tick(self) -> None:
         """Look at the clock now, rather than at the next TICK: send the pings due, close connections
         24 hours old, expire keys whose time is up. Tests on a VirtualClock call it after advancing."""
@@ -685,9 +769,12 @@ class Simulator:
     def _control_keys(self, body: bytes) -> Answer:
         """`POST /_simulator/keys` `{"api_key": "...", "secret": "..." | "public_key": "<PEM>",
         "account"?: "..."}`: `register_key` from another process. The answer is `{"registered": true}`:
-        it repeats neither the key nor its credential."""
+        it repeats neither the key nor its credential. `{"api_key": "...", "revoke": true}` is
+        `revoke_key`, answered `{"ended": N}`."""
         try:
             request = _json_object(body)
+            if request.get("revoke") is True and isinstance(request.get("api_key"), str):
+                return Answer(200, json.dumps({"ended": self.revoke_key(str(request["api_key"]))}).encode())
             api_key, secret, public_key, account = (
                 request.get(k) for k in ("api_key", "secret", "public_key", "account")
             )

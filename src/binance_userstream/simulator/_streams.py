@@ -24,8 +24,17 @@ Routes (what a connection gets is decided by the key's market, as the hosts shar
   `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS` for COIN-M (dstream's `/stream`: what Binance's COIN-M SDK
   14.1.0 opens), `/pm/stream` likewise for Portfolio Margin (its page documents only `/pm/ws/<key>`,
   but Binance's PM SDK 16.1.0 opens `wss://fstream.binance.com/pm/stream` and subscribes the key),
-  frames `{"stream": <listenKey>, "data": <event>}`. A USD-M key on `/stream` (fstream's legacy
-  route, retired 2026-04-23) is accepted and gets nothing.
+  frames `{"stream": <listenKey>, "data": <event>}`; `/pm-classic/stream` likewise for Portfolio
+  Margin Pro (Binance's SDK constant `wss://fstream.binance.com/pm-classic`, plus `/stream`), on
+  USD-M keys. A USD-M key on `/stream` (fstream's legacy route, retired 2026-04-23) is accepted and
+  gets nothing.
+- Many keys on one connection (a fleet's): a SUBSCRIBE takes several keys, each a bare listenKey
+  (every event) or `<listenKey>@<event>` (that event: the Change Notice's "listenKey event items",
+  whose syntax Binance does not spell out); a key that ends ends its stream alone (its
+  `listenKeyExpired` in its envelope), and a connection left with none is closed. At most
+  MAX_STREAMS keys a connection (OPTIONS_MAX_STREAMS on Options' keys); Binance documents the
+  limit, not its answer, so one past it is refused here as a bad request (`{"code": 2, ...}`, the
+  error shape of the streams' "Error Messages" table, web-socket-streams.md), the connection kept.
 - `/ws/<key>`: COIN-M delivers; a USD-M key is accepted and gets nothing (the legacy path, retired
   2026-04-23). `/pm/ws/<key>`: Portfolio Margin. `/private/ws/<key>`: Options; a USD-M key on the
   path form is accepted and gets nothing (production fails silently there). `/pm-classic/ws/<key>`:
@@ -51,6 +60,7 @@ one slow peer never holds up the others.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -105,6 +115,7 @@ _PING_INTERVAL = {market.name: market.ping_interval for market in MARKETS}
 _PING_INTERVAL["portfolio_pro"] = _PING_INTERVAL["usdm"]  # fstream's 3 minutes
 _NO_KEY = json.dumps({"code": -1125, "msg": "This listenKey does not exist."}).encode()
 _PING = object()  # queued for a connection's writer: send a ping frame (in order with the frames)
+_MISSING = object()
 
 
 @frozen
@@ -172,7 +183,12 @@ Connection = _Connection
 #: there gets nothing, as production's mis-routed subscriptions.
 MARKET_DATA = ("/public/ws", "/public/stream", "/market/ws", "/market/stream")
 #: Combined-stream routes: `?streams=` names the listenKeys, and JSON SUBSCRIBE adds more.
-COMBINED = ("/stream", "/pm/stream")
+COMBINED = ("/stream", "/pm/stream", "/pm-classic/stream")
+#: Streams (listenKeys) one connection may carry at most: 1024 on USD-M, COIN-M and Portfolio Margin's
+#: hosts, 200 on Options ("A single connection can listen to a maximum of 1024 streams" / "200
+#: streams", each derivatives market's websocket-market-streams page).
+MAX_STREAMS = 1024
+OPTIONS_MAX_STREAMS = 200
 #: The event names USD-M's user-data stream sends (its user-data-streams pages), which an `events`
 #: allow-list may name.
 USDM_EVENTS = frozenset(
@@ -235,11 +251,12 @@ _DELIVERS: dict[str, tuple[str, ...]] = {
     "/pm/ws/": ("portfolio",),
     "/pm/stream": ("portfolio",),
     "/pm-classic/ws/": ("usdm",),
+    "/pm-classic/stream": ("usdm",),
     "/ws/": ("coinm",),
     "/stream": ("coinm",),
 }
 #: Route (path form) -> the stream market its connections are, where it is not the key's market.
-_STREAM_MARKET = {"/pm-classic/ws/": "portfolio_pro"}
+_STREAM_MARKET = {"/pm-classic/ws/": "portfolio_pro", "/pm-classic/stream": "portfolio_pro"}
 
 
 def _takes(connection: _Connection, market: str) -> bool:
@@ -250,10 +267,10 @@ def _takes(connection: _Connection, market: str) -> bool:
     return own == market if own is not None else market not in _STREAM_MARKET.values()
 
 
-def _over_rate(connection: _Connection) -> bool:
-    """Note a message from `connection`: whether it is one more than MAX_INCOMING_PER_SECOND in the
-    last second."""
-    now, received = time.monotonic(), connection.received
+def _over_rate(connection: _Connection, now: float) -> bool:
+    """Note a message from `connection` at `now` (the simulator's clock, which a stepped test and its
+    client's pacing share): whether it is one more than MAX_INCOMING_PER_SECOND in the last second."""
+    received = connection.received
     over = len(received) == received.maxlen and now - received[0] < 1.0
     received.append(now)
     return over
@@ -302,6 +319,9 @@ class Streams:
         self.events_sent = 0
         self.frames_sent = 0
         self._connections: set[_Connection] = set()
+        #: listenKey -> the connections subscribed to it, so that a push finds its few connections
+        #: among thousands without looking at every one.
+        self._by_key: dict[str, set[_Connection]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -344,10 +364,23 @@ class Streams:
         if running is loop:
             return function()
 
-        async def on_loop() -> object:
-            return function()
+        # A callback, not a coroutine: no task to make, so a test pushing to thousands of accounts
+        # one by one pays the hop between threads and little more.
+        result: concurrent.futures.Future[object] = concurrent.futures.Future()
 
-        return asyncio.run_coroutine_threadsafe(on_loop(), loop).result()
+        def run() -> None:
+            try:
+                result.set_result(function())
+            except BaseException as exc:  # handed to the caller's thread
+                result.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        while True:
+            try:
+                return result.result(timeout=0.5)
+            except concurrent.futures.TimeoutError:
+                if loop.is_closed():  # stopped before it ran: the caller is told, not left waiting
+                    raise RuntimeError("the simulator stopped") from None
 
     def step(self) -> None:
         """Look at the clock: sweep expired keys, end stalls, send pings due, cut 24-hour-old
@@ -409,11 +442,16 @@ class Streams:
             if allowed is None and route.startswith("/private/") and path_key is None and self.strict_events:
                 allowed = frozenset()  # listenKey= without events: production delivers nothing
             delivering[key] = allowed
-        ws = web.WebSocketResponse(autoping=True, heartbeat=None, timeout=2.0, max_msg_size=64 * 1024)
-        now = self.clock.now()
         market = _STREAM_MARKET.get(route) or next(
             (m for m in markets if m is not None), (*_DELIVERS[route], "usdm")[0]
         )
+        limit = OPTIONS_MAX_STREAMS if market == "options" else MAX_STREAMS
+        if len(delivering) > limit:
+            log.debug("stream %s refused: more than %d streams", route, limit)
+            body = {"code": 2, "msg": f"Invalid request: at most {limit} streams per connection"}
+            return web.Response(status=400, body=json.dumps(body).encode(), content_type="application/json")
+        ws = web.WebSocketResponse(autoping=True, heartbeat=None, timeout=2.0, max_msg_size=64 * 1024)
+        now = self.clock.now()
         connection = _Connection(
             ws,
             request,
@@ -451,10 +489,13 @@ class Streams:
         # Registered before the handshake's answer goes out: a client that pushes as soon as it is
         # connected must find it (frames queue until the writer starts).
         self._connections.add(connection)
+        for key in connection.subscriptions:
+            self._by_key.setdefault(key, set()).add(connection)
         try:
             await ws.prepare(request)
         except BaseException:
             self._connections.discard(connection)
+            self._forget(connection)
             raise
         if connection.closing:  # cut or dropped during the handshake
             self._connections.add(connection)
@@ -471,7 +512,7 @@ class Streams:
             async for message in ws:
                 if connection.closing:
                     continue  # closed by the simulator: what it still sends is not answered
-                if connection.on_text is None and _over_rate(connection):
+                if connection.on_text is None and _over_rate(connection, self.clock.now()):
                     log.debug(
                         "stream %s closed: more than %d messages a second", route, MAX_INCOMING_PER_SECOND
                     )
@@ -487,6 +528,7 @@ class Streams:
                     connection.ping_unanswered = None
         finally:
             self._connections.discard(connection)
+            self._forget(connection)
             writer.cancel()
             if connection.on_end is not None:
                 connection.on_end()
@@ -494,38 +536,95 @@ class Streams:
         return ws
 
     def _request(self, connection: _Connection, text: str) -> None:
-        """A JSON request on a stream: SUBSCRIBE / UNSUBSCRIBE listenKeys, LIST_SUBSCRIPTIONS."""
+        """A JSON request on a stream: SUBSCRIBE / UNSUBSCRIBE listenKeys (several per request; a
+        param is a listenKey, or `<listenKey>@<event>` for one event of it), LIST_SUBSCRIPTIONS. The
+        errors are those of Binance's "Live Subscribing/Unsubscribing to streams" table
+        (web-socket-streams.md "Error Messages"), which the derivatives' pages share."""
         try:
             request = json.loads(text)
         except (ValueError, RecursionError):
-            self._answer(connection, {"code": 3, "msg": "Invalid JSON"})
+            self._answer(connection, {"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"})
             return
-        if not isinstance(request, dict) or not isinstance(request.get("params", []), list):
-            self._answer(connection, {"code": 2, "msg": "Invalid request"})
+        if not isinstance(request, dict):
+            self._answer(connection, {"code": 2, "msg": "Invalid request: expected a JSON object"})
             return
         method, ident, params = request.get("method"), request.get("id"), request.get("params", [])
+        if not isinstance(params, list):
+            self._answer(
+                connection, {"code": 2, "msg": "Invalid request: params must be a list", "id": ident}
+            )
+            return
         names = [param for param in params if isinstance(param, str)]
         if method == "SUBSCRIBE":
+            wanted: dict[str, frozenset[str] | None] = {}
             for name in names:
                 key, _, event = name.partition("@")
                 market = self.exchange.market_of(key)
                 if market is None or market not in _DELIVERS[connection.route]:
                     continue  # acknowledged, and nothing delivered, as production's mis-routed ones
-                if not connection.subscriptions:
+                if not connection.subscriptions and not wanted:
                     connection.market = market  # a bare /private/stream that takes an Options key
-                allowed = connection.subscriptions.get(key, frozenset())
-                connection.subscriptions[key] = (
-                    None if not event or allowed is None else allowed | _allow_list([event])
+                allowed = wanted.get(key, connection.subscriptions.get(key, frozenset()))
+                wanted[key] = None if not event or allowed is None else allowed | _allow_list([event])
+            limit = self.max_streams(connection)
+            if len(connection.subscriptions.keys() | wanted.keys()) > limit:
+                # Binance documents the limit, not its answer: refused whole, the connection kept.
+                log.debug("stream %s: SUBSCRIBE past %d streams refused", connection.route, limit)
+                self._answer(
+                    connection,
+                    {
+                        "code": 2,
+                        "msg": f"Invalid request: at most {limit} streams per connection",
+                        "id": ident,
+                    },
                 )
+                return
+            for key, allowed in wanted.items():
+                self._subscribe(connection, key, allowed)
             self._answer(connection, {"result": None, "id": ident})
         elif method == "UNSUBSCRIBE":
             for name in names:
-                connection.subscriptions.pop(name.partition("@")[0], None)
+                self._unsubscribe(connection, name.partition("@")[0])
             self._answer(connection, {"result": None, "id": ident})
         elif method == "LIST_SUBSCRIPTIONS":
             self._answer(connection, {"result": sorted(connection.subscriptions), "id": ident})
         else:
-            self._answer(connection, {"code": 2, "msg": f"Invalid request: unknown method {method!r}"})
+            self._answer(
+                connection,
+                {
+                    "code": 2,
+                    "msg": f"Invalid request: unknown variant {json.dumps(method)}, expected one of "
+                    "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`",
+                    "id": ident,
+                },
+            )
+
+    @staticmethod
+    def max_streams(connection: _Connection) -> int:
+        """How many listenKeys `connection` may carry: 200 on Options' keys, 1024 on the others'."""
+        return OPTIONS_MAX_STREAMS if connection.market == "options" else MAX_STREAMS
+
+    def _subscribe(self, connection: _Connection, key: str, allowed: frozenset[str] | None) -> None:
+        connection.subscriptions[key] = allowed
+        self._by_key.setdefault(key, set()).add(connection)
+
+    def _unsubscribe(self, connection: _Connection, key: str) -> None:
+        if connection.subscriptions.pop(key, _MISSING) is _MISSING:
+            return
+        holders = self._by_key.get(key)
+        if holders is not None:
+            holders.discard(connection)
+            if not holders:
+                del self._by_key[key]
+
+    def _forget(self, connection: _Connection) -> None:
+        """Take an ended connection out of the key index (its subscriptions stay, for the record)."""
+        for key in connection.subscriptions:
+            holders = self._by_key.get(key)
+            if holders is not None:
+                holders.discard(connection)
+                if not holders:
+                    del self._by_key[key]
 
     def _answer(self, connection: _Connection, body: Mapping[str, object]) -> None:
         connection.queue.put_nowait(json.dumps(body, separators=(",", ":")))
@@ -595,13 +694,18 @@ class Streams:
             kind = str(event.get("e", ""))
             wrapped: dict[str, str] = {}
             count = 0
-            for connection in self._matching(None):  # the keys say whose: a stream may mix markets
-                if not _takes(connection, market):
+            now = self.clock.now()
+            for key in targets:  # the keys say whose: a stream may mix markets
+                holders = self._by_key.get(key)
+                if not holders:
                     continue
-                if self.clock.now() < connection.stalled_until:
-                    continue  # stalled: this frame is lost to it
-                for key, allowed in connection.subscriptions.items():
-                    if key not in targets or (allowed is not None and kind not in allowed):
+                for connection in holders:
+                    if connection.closing or not _takes(connection, market):
+                        continue
+                    if now < connection.stalled_until:
+                        continue  # stalled: this frame is lost to it
+                    allowed = connection.subscriptions.get(key)
+                    if allowed is not None and kind not in allowed:
                         continue
                     frame = text
                     if connection.mode == "stream":
@@ -664,19 +768,19 @@ class Streams:
             loop.call_soon_threadsafe(self._end_key, listen_key, market, why)
 
     def _end_key(self, listen_key: str, market: str, why: Ending) -> None:
+        holders = [c for c in self._by_key.get(listen_key, ()) if not c.closing]
         if why == "expired":
             event = {"e": "listenKeyExpired", "E": self.event_time(), "listenKey": listen_key}
             self.push(market, [event], [listen_key])
             for stream_market, keys_market in KEYS_OF.items():  # the same key on another stream
-                if keys_market == market and any(
-                    listen_key in c.subscriptions for c in self._matching(stream_market)
-                ):
+                if keys_market == market and any(c.market == stream_market for c in holders):
                     self.push(stream_market, [event], [listen_key])
-        for connection in self._matching(None):
-            if listen_key in connection.subscriptions:
-                del connection.subscriptions[listen_key]
-                if not connection.subscriptions:
-                    self._close(connection, KEY_ENDED, f"listenKey {why}")
+        for connection in holders:
+            self._unsubscribe(connection, listen_key)
+            # The key's stream ends alone: a connection that carries other keys goes on for them;
+            # one left with none is closed, as a single key's stream is (Binance documents neither).
+            if not connection.subscriptions:
+                self._close(connection, KEY_ENDED, f"listenKey {why}")
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -706,10 +810,8 @@ class Streams:
 
     def listeners(self, market: str, keys: Iterable[str]) -> int:
         """How many open connections a push of `market` may reach are subscribed to one of `keys`."""
-        wanted = set(keys)
-        return sum(
-            1 for c in self._matching(None) if _takes(c, market) and not wanted.isdisjoint(c.subscriptions)
-        )
+        found = {c for key in set(keys) for c in self._by_key.get(key, ())}
+        return sum(1 for c in found if not c.closing and _takes(c, market))
 
     def count(self, market: str | None = None) -> int:
         """How many connections are open (of `market`)."""

@@ -100,12 +100,14 @@ class ListenTokens:
             self._tokens[value] = ListenToken(account, symbol, now + validity_ms / 1000, expiration_ms)
         return value, expiration_ms
 
-    def revoke(self) -> int:
-        """Forget every token (a fault: as if all had expired); returns how many there were."""
+    def revoke(self, account: str | None = None) -> int:
+        """Forget every token (a fault: as if all had expired), or `account`'s (its API key was
+        deleted); returns how many there were."""
         with self._lock:
-            count = len(self._tokens)
-            self._tokens.clear()
-        return count
+            gone = [t for t, token in self._tokens.items() if account in (None, token.account)]
+            for value in gone:
+                del self._tokens[value]
+        return len(gone)
 
     def get(self, value: str) -> ListenToken | None:
         """The live token `value`; None if it was never minted or has expired."""

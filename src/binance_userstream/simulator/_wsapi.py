@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
@@ -60,6 +59,7 @@ from attrs import define, field
 
 from binance_userstream._clock import wall_time
 from binance_userstream.simulator._exchange import Exchange, where
+from binance_userstream.simulator._limits import IpLimits
 from binance_userstream.simulator._signing import (
     BAD_SIGNATURE,
     UNKNOWN_KEY,
@@ -78,11 +78,9 @@ PONG_TIMEOUT = 60.0
 #: Active subscriptions on one connection at most, and subscriptions over its lifetime.
 MAX_ACTIVE = 1000
 MAX_LIFETIME = 65_535
-#: The REQUEST_WEIGHT limit per minute reported in `rateLimits` (not enforced).
-WEIGHT_LIMIT = 6000
-#: Request weights (web-socket-api.md): connecting costs 2.
+#: Request weights (web-socket-api.md): connecting costs 2, `ping` and `time` 1, the others here 2.
 _WEIGHTS = {"ping": 1, "time": 1}
-_CONNECT_WEIGHT = 2
+CONNECT_WEIGHT = 2
 
 Via = Literal["signature", "logon", "listenToken"]
 _UNAUTHENTICATED = Refusal(401, -1193, "WebSocket session not authenticated.")
@@ -129,20 +127,24 @@ class _Session:
 class _Refused(Exception):
     """A request answered with an error."""
 
-    def __init__(self, refusal: Refusal) -> None:
+    def __init__(self, refusal: Refusal, data: Mapping[str, object] | None = None) -> None:
         super().__init__(refusal.code)
         self.refusal = refusal
+        self.data = data
 
 
 class WsApi:
     """Every WebSocket API connection of one simulator, and their subscriptions. Runs on the server's
     event loop, beside `Streams`, whose connections these are."""
 
-    def __init__(self, exchange: Exchange, streams: Streams) -> None:
+    def __init__(self, exchange: Exchange, streams: Streams, limits: IpLimits) -> None:
         self.exchange = exchange
         self.streams = streams
+        self.limits = limits
         self._sessions: set[_Session] = set()
-        self._weights: dict[tuple[str, int], int] = {}  # (IP, minute) -> weight used
+        #: (market, account) -> the sessions with a subscription of it, so that a push to one of
+        #: thousands of accounts finds its few subscriptions at once.
+        self._by_account: dict[tuple[str, str], set[_Session]] = {}
         streams.on_step.append(self.step)
 
     def now_ms(self) -> int:
@@ -157,9 +159,8 @@ class WsApi:
             return_rate_limits=request.rel_url.query.get("returnRateLimits", "true").lower() != "false",
         )
         connection.on_text = lambda text: self._request(session, text)
-        connection.on_end = lambda: self._sessions.discard(session)
-        self._sessions.add(session)
-        self._charge(session, _CONNECT_WEIGHT)
+        connection.on_end = lambda: self._end(session)
+        self._sessions.add(session)  # the connection's weight was counted before the upgrade
         return await self.streams.serve_connection(connection)
 
     # -- events ----------------------------------------------------------------------------------
@@ -174,7 +175,8 @@ class WsApi:
         for event in events:
             text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
             count = 0
-            for session in list(self._sessions):
+            sessions = self._sessions if account is None else self._by_account.get((market, account), ())
+            for session in list(sessions):
                 for subscription in list(session.subscriptions.values()):
                     if subscription.market != market or account not in (None, subscription.account):
                         continue
@@ -195,7 +197,42 @@ class WsApi:
                     log.debug("listenToken subscription %d expired", subscription.id)
                     self._terminate(session, subscription)
 
+    def _end(self, session: _Session) -> None:
+        """A connection ended: its session and its subscriptions go."""
+        self._sessions.discard(session)
+        for index in {(s.market, s.account) for s in session.subscriptions.values()}:
+            holders = self._by_account.get(index)
+            if holders is not None:
+                holders.discard(session)
+                if not holders:
+                    del self._by_account[index]
+
+    def _unindex(self, session: _Session, subscription: _Subscription) -> None:
+        index = (subscription.market, subscription.account)
+        if any(
+            (s.market, s.account) == index and s is not subscription for s in session.subscriptions.values()
+        ):
+            return  # another of its margin accounts (isolated, per symbol) is still subscribed here
+        holders = self._by_account.get(index)
+        if holders is not None:
+            holders.discard(session)
+            if not holders:
+                del self._by_account[index]
+
+    def revoke(self, account: str) -> int:
+        """End every subscription of `account` (its API key was deleted) with eventStreamTerminated;
+        returns how many ended."""
+        ended = 0
+        for market in ("spot", "margin"):
+            for session in list(self._by_account.get((market, account), ())):
+                for subscription in list(session.subscriptions.values()):
+                    if (subscription.market, subscription.account) == (market, account):
+                        self._terminate(session, subscription)
+                        ended += 1
+        return ended
+
     def _terminate(self, session: _Session, subscription: _Subscription) -> None:
+        self._unindex(session, subscription)
         del session.subscriptions[subscription.id]
         event = {"e": "eventStreamTerminated", "E": self.now_ms()}
         text = json.dumps(event, separators=(",", ":"))
@@ -255,7 +292,10 @@ class WsApi:
             handler = _METHODS.get(method)
             if handler is None:
                 raise _Refused(Refusal(400, -1020, "This operation is not supported."))
-            self._charge(session, _WEIGHTS.get(method, 2))
+            limited = self.limits.charge(session.connection.request.remote or "", _WEIGHTS.get(method, 2))
+            if limited is not None:
+                data = {"serverTime": self.now_ms(), "retryAfter": limited.retry_at_ms}
+                raise _Refused(Refusal(limited.status, limited.code, limited.msg), data)
             try:
                 result, after = handler(self, session, params)
             except _Refused:
@@ -264,9 +304,10 @@ class WsApi:
                 log.debug("ws-api %s failed: %s", method, where(exc))
                 raise _Refused(_BROKEN) from None
         except _Refused as refused:
-            self._answer(
-                session, ident, refused.refusal.status, {"error": _error(refused.refusal)}, params_of(text)
-            )
+            error = _error(refused.refusal)
+            if refused.data is not None:
+                error["data"] = refused.data
+            self._answer(session, ident, refused.refusal.status, {"error": error}, params_of(text))
             log.debug(
                 "ws-api %s: %d (%d)",
                 method if method in _METHODS else "?",
@@ -289,26 +330,17 @@ class WsApi:
     ) -> None:
         answer: dict[str, object] = {"id": ident, "status": status, **body}
         if session.return_rate_limits and params.get("returnRateLimits") is not False:
-            used = self._weights.get(self._minute_of(session), 0)
+            used = self.limits.used(session.connection.request.remote or "")
             answer["rateLimits"] = [
                 {
                     "rateLimitType": "REQUEST_WEIGHT",
                     "interval": "MINUTE",
                     "intervalNum": 1,
-                    "limit": WEIGHT_LIMIT,
+                    "limit": self.limits.ws_weight_limit,
                     "count": used,
                 }
             ]
         self.streams.send(session.connection, json.dumps(answer, separators=(",", ":")), event=False)
-
-    def _minute_of(self, session: _Session) -> tuple[str, int]:
-        return (session.connection.request.remote or "", math.floor(self.streams.clock.now() / 60))
-
-    def _charge(self, session: _Session, weight: int) -> None:
-        key = self._minute_of(session)
-        for stale in [k for k in self._weights if k[1] != key[1]]:
-            del self._weights[stale]
-        self._weights[key] = self._weights.get(key, 0) + weight
 
     # -- the methods: each returns (result, subscriptions to terminate after the answer) ------------
 
@@ -352,6 +384,8 @@ class WsApi:
     def _subscribe(self, session: _Session, params: Mapping[str, object]) -> _Outcome:
         if session.logon is None:
             raise _Refused(_UNAUTHENTICATED)
+        if isinstance(self.exchange.key_account(session.logon[0]), Refusal):
+            raise _Refused(UNKNOWN_KEY)  # the logged-on key was deleted since
         subscription = self._add(session, "spot", session.logon[1], None, "logon")
         return {"subscriptionId": subscription.id}, []
 
@@ -431,6 +465,7 @@ class WsApi:
         subscription = _Subscription(session.issued, market, account, symbol, via)
         session.issued += 1
         session.subscriptions[subscription.id] = subscription
+        self._by_account.setdefault((market, account), set()).add(session)
         return subscription
 
 
