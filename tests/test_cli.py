@@ -527,3 +527,39 @@ def test_the_simulator_commands_keys_file_takes_a_secret_per_key_and_refuses_oth
         assert mint("BenchOther" + "4" * 54).json()["code"] == -2015
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_the_simulator_commands_connection_limit_refuses_the_next_websocket_upgrade_429() -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with spawn(
+        [*CLI, "simulator", "--port", "0", "--connection-limit", "1"], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        ws_api = proc.stdout.readline().split()[-1].replace("http", "ws") + "/ws-api/v3"
+        with connect(ws_api):
+            pass
+        with pytest.raises(InvalidStatus) as refused, connect(ws_api):
+            pass
+        assert refused.value.response.status_code == 429
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_the_simulator_commands_ws_weight_limit_refuses_requests_past_it_429() -> None:
+    from websockets.sync.client import connect
+
+    with spawn(
+        [*CLI, "simulator", "--port", "0", "--ws-weight-limit", "3"], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        ws_api = proc.stdout.readline().split()[-1].replace("http", "ws") + "/ws-api/v3"
+        with connect(ws_api) as ws:  # connecting: 2 of the 3
+            statuses = []
+            for n in range(3):
+                ws.send(json.dumps({"id": n, "method": "time"}))
+                statuses.append(json.loads(ws.recv(timeout=5))["status"])
+        assert statuses == [200, 429, 429]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0

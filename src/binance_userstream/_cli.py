@@ -449,6 +449,19 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="request weight per minute per IP, for every market (default: each market's documented limit)",
     )
+    sim.add_argument(
+        "--connection-limit",
+        type=weight_limit,
+        default=None,
+        help="new WebSocket connections per 5 minutes per IP, past which upgrades are refused 429 "
+        "(default: Binance's 300)",
+    )
+    sim.add_argument(
+        "--ws-weight-limit",
+        type=weight_limit,
+        default=None,
+        help="WebSocket API request weight per minute per IP (default: Binance's 6000)",
+    )
     events_list = sim.add_mutually_exclusive_group()
     events_list.add_argument(
         "--lenient-events",
@@ -761,6 +774,8 @@ def _simulator(args: argparse.Namespace) -> int:
         api_keys=keys,
         retired=args.retired,
         weight_limit=args.weight_limit,
+        connection_limit=args.connection_limit,
+        ws_weight_limit=args.ws_weight_limit,
         strict_events=not args.lenient_events,
         isolated_symbols=None if args.any_isolated_symbol else (args.isolated_symbols or ISOLATED_SYMBOLS),
         allowed_origins=None if "*" in args.allow_origin else args.allow_origin,
