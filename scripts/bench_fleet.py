@@ -117,7 +117,8 @@ class Simulator:
         self.workdir = workdir
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "binance_userstream", "simulator", "--port", str(port),
-             "--api-keys-file", str(keys), "--weight-limit", "1000000000"],
+             "--api-keys-file", str(keys), "--weight-limit", "1000000000",
+             "--connection-limit", "1000000", "--ws-weight-limit", "1000000000"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         self.control = httpx.Client(base_url=self.url, headers={CONTROL_HEADER: "1"}, timeout=120)

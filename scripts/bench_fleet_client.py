@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import sys
 import time
 from typing import Any
@@ -43,17 +42,18 @@ def secret(n: int) -> str:
     return f"FleetBenchSecret{n:048d}"
 
 
-def rss_mib() -> float:
-    """The process's resident set now (VmRSS), in MiB."""
+def rss_mib(field: str = "VmRSS") -> float:
+    """The process's resident set now (VmRSS), or its peak (VmHWM), in MiB. Not `ru_maxrss`,
+    which a process started by fork and exec inherits from its parent on Linux."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return rss_mib("VmHWM")
 
 
 #: What the fleet reported, by kind and whether it concerned an account or a shared connection,
