@@ -1,14 +1,16 @@
 """`make bench`: per-call keepalive cost side by side, many keys at once, and import time; then
 the event stream's benchmark (scripts/bench_stream.py: throughput, latency, many streams); then what
 healing one gap of the account mirror costs (scripts/bench_account.py: weight and wall time for 1,
-10 and 100 active symbols, on USD-M and spot, against the simulator).
+10 and 100 active symbols, on USD-M and spot, against the simulator); then the fleet
+(scripts/bench_fleet.py: 1,000 to 50,000 spot accounts in one process, and a fleet's events per
+core beside one stream's, against the simulator in its own process).
 
 All contenders talk to one fast loopback server in its own process (scripts/bench_server.py) and
 are measured interleaved in one run, in rounds whose order rotates, so that a noisy machine slows
 them alike; medians are reported with min and max over the rounds, and ratios are of medians.
 
     python scripts/bench.py [--rounds 25] [--calls 200] [--keys 1000] [--out bench-results.json]
-                            [--account-runs 5] [--only rest|stream|account]
+                            [--account-runs 5] [--only rest|stream|account|fleet]
                             [-- bench_stream.py's options]
 """
 
@@ -225,7 +227,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--account-runs", type=int, default=5, help="runs of each account heal (median)")
-    parser.add_argument("--only", choices=["rest", "stream", "account"], help="run one part (default: all)")
+    parser.add_argument(
+        "--only", choices=["rest", "stream", "account", "fleet"], help="run one part (default: all)"
+    )
     args, stream_args = parser.parse_known_args()
     sys.path.insert(0, str(ROOT / "scripts"))
     code = 0
@@ -237,6 +241,10 @@ def main() -> int:
         code = bench_stream.main([a for a in stream_args if a != "--"])
     if args.only in (None, "account"):
         code = account(args) or code
+    if args.only in (None, "fleet"):
+        import bench_fleet
+
+        code = bench_fleet.main(["--out", str(args.out.with_name("bench-fleet-results.json"))]) or code
     return code
 
 

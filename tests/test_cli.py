@@ -498,3 +498,68 @@ def test_a_session_failing_during_run_ends_it_with_its_exit_code_and_a_json_erro
     assert events[-1]["error"] == "EndpointRetiredError"
     assert err.startswith("binance-userstream: error: ")
     assert "2026-02-20" in err
+
+
+def test_the_simulator_commands_keys_file_takes_a_secret_per_key_and_refuses_other_keys(
+    tmp_path: Path,
+) -> None:
+    """A line 'KEY SECRET' registers the key's HMAC secret, so that another process can run many
+    signing accounts against one simulator; a key not in the file is refused -2015."""
+    signer, plain = "BenchSigner" + "1" * 53, "BenchPlain" + "2" * 54
+    secret = "BenchSecret" + "3" * 53
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"{signer} {secret}\n{plain}\n\n")
+    with spawn(
+        [*CLI, "simulator", "--port", "0", "--api-keys-file", str(keys)], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[-1]
+        query = f"timestamp={int(time.time() * 1000)}"
+
+        def mint(key: str) -> httpx.Response:
+            signature = hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+            return httpx.post(
+                f"{url}/sapi/v1/userListenToken?{query}&signature={signature}", headers={"X-MBX-APIKEY": key}
+            )
+
+        assert mint(signer).status_code == 200
+        assert mint(plain).json()["code"] == -2015  # accepted, but it has no secret to verify with
+        assert mint("BenchOther" + "4" * 54).json()["code"] == -2015
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_the_simulator_commands_connection_limit_refuses_the_next_websocket_upgrade_429() -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with spawn(
+        [*CLI, "simulator", "--port", "0", "--connection-limit", "1"], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        ws_api = proc.stdout.readline().split()[-1].replace("http", "ws") + "/ws-api/v3"
+        with connect(ws_api):
+            pass
+        with pytest.raises(InvalidStatus) as refused, connect(ws_api):
+            pass
+        assert refused.value.response.status_code == 429
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_the_simulator_commands_ws_weight_limit_refuses_requests_past_it_429() -> None:
+    from websockets.sync.client import connect
+
+    with spawn(
+        [*CLI, "simulator", "--port", "0", "--ws-weight-limit", "3"], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        ws_api = proc.stdout.readline().split()[-1].replace("http", "ws") + "/ws-api/v3"
+        with connect(ws_api) as ws:  # connecting: 2 of the 3
+            statuses = []
+            for n in range(3):
+                ws.send(json.dumps({"id": n, "method": "time"}))
+                statuses.append(json.loads(ws.recv(timeout=5))["status"])
+        assert statuses == [200, 429, 429]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0

@@ -453,13 +453,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--speed", type=positive, default=1.0, help="run the clock this many times faster")
     sim.add_argument(
-        "--api-keys-file", metavar="PATH", help="accept only these API keys (one per line): -2015"
+        "--api-keys-file",
+        metavar="PATH",
+        help="accept only these API keys, one per line, any other -2015; a line 'KEY SECRET' also "
+        "verifies that key's signatures with its HMAC secret (test keys: many accounts at once)",
     )
     sim.add_argument(
         "--weight-limit",
         type=weight_limit,
         default=None,
         help="request weight per minute per IP, for every market (default: each market's documented limit)",
+    )
+    sim.add_argument(
+        "--connection-limit",
+        type=weight_limit,
+        default=None,
+        help="new WebSocket connections per 5 minutes per IP, past which upgrades are refused 429 "
+        "(default: Binance's 300)",
+    )
+    sim.add_argument(
+        "--ws-weight-limit",
+        type=weight_limit,
+        default=None,
+        help="WebSocket API request weight per minute per IP (default: Binance's 6000)",
     )
     events_list = sim.add_mutually_exclusive_group()
     events_list.add_argument(
@@ -756,8 +772,15 @@ def _simulator(args: argparse.Namespace) -> int:
     from binance_userstream.simulator import ISOLATED_SYMBOLS, TEST_API_KEY, TEST_API_SECRET, Simulator
 
     keys = None
+    secrets: dict[str, str] = {}
     if args.api_keys_file:
-        keys = [line.strip() for line in Path(args.api_keys_file).read_text().splitlines() if line.strip()]
+        keys = []
+        for line in Path(args.api_keys_file).read_text().splitlines():
+            key, _, secret = line.strip().partition(" ")
+            if key:
+                keys.append(key)
+            if secret.strip():
+                secrets[key] = secret.strip()
     clock = AcceleratedClock(args.speed) if args.speed != 1 else SystemClock()
     sim = Simulator(
         args.host,
@@ -766,10 +789,14 @@ def _simulator(args: argparse.Namespace) -> int:
         api_keys=keys,
         retired=args.retired,
         weight_limit=args.weight_limit,
+        connection_limit=args.connection_limit,
+        ws_weight_limit=args.ws_weight_limit,
         strict_events=not args.lenient_events,
         isolated_symbols=None if args.any_isolated_symbol else (args.isolated_symbols or ISOLATED_SYMBOLS),
         allowed_origins=None if "*" in args.allow_origin else args.allow_origin,
     )
+    for key, secret in secrets.items():
+        sim.register_key(key, secret=secret)
     sim.inject(*args.fault)
     where = sim.url
     if sim.all_interfaces:  # 0.0.0.0 is no address to connect to: say so, and give one that is
