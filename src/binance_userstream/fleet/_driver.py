@@ -370,6 +370,9 @@ class Driver:
             except UserStreamError as error:
                 failures += 1
                 wait = min(60.0, 2.0 ** min(failures, 6)) * self.core.random()
+                server_says = getattr(error, "retry_after", None)  # a 429, or the budget's own wait
+                if isinstance(server_says, int | float) and server_says > wait:
+                    wait = float(server_says)
                 self.core.note(
                     account_id,
                     StreamEventKind.RECONNECTING,

@@ -423,6 +423,10 @@ class Pool:
         """Subscriptions per connection (open or opening), in the order they were made."""
         return [len(c.subs) for c in self._conns.values()]
 
+    def awaiting(self) -> int:
+        """Subscriptions sent and not yet answered."""
+        return sum(1 for sub in self._subs.values() if sub.state == "sent")
+
     def subs_on(self, conn_id: int) -> list[int]:
         """The subscriptions on connection `conn_id`."""
         conn = self._conns.get(conn_id)
