@@ -394,3 +394,23 @@ def test_a_connection_never_opened_closes_unasked_when_its_only_subscription_lea
     assert pool.release(2, 1.0) == []
     assert pool.connections() == 1
     assert pool.tick(400.0) == []
+
+
+def test_a_successor_left_empty_when_its_rotation_ends_closes_rather_than_stay_open_for_nobody() -> None:
+    """The moving account's subscription on the successor went unanswered, so it moved elsewhere:
+    once the old connection empties, the successor, serving nobody, closes too."""
+    pool = make(capacity=3, rotate_after=100.0, answer_timeout=10.0)
+    pool.place(member(1), 0.0)
+    pool.opened(1, 0.0)
+    assert pool.confirmed(1, "1", 0.0)[0]
+    assert Rotate("a1", "the connection is due for replacement") in heard(pool, 100.0)
+    pool.place(member(2, "a1"), 100.0)  # the account's move, to the successor
+    assert of(Subscribe, pool.opened(2, 100.0)) == [Subscribe(2, (member(2, "a1"),))]
+    assert of(Lost, pool.tick(110.0)) == [
+        Lost(2, "ConnectionError: the subscription was not answered within 10 s")
+    ]
+    assert pool.place(member(3, "a1"), 111.0) == [Open(3)]  # elsewhere: never again where it went unanswered
+    pool.opened(3, 111.0)
+    assert pool.confirmed(3, "3", 111.0)[0]
+    assert of(Shut, pool.release(1, 112.0)) == [Shut(1), Shut(2)]
+    assert pool.connections() == 1

@@ -325,7 +325,7 @@ class Pool:
         if conn_id in self._opening:
             self._opening.remove(conn_id)
         if self._rotating == conn_id:
-            self._end_rotation(at)
+            actions += self._end_rotation(at)
         elif self._successor == conn_id:  # the rotation's new connection failed: another one
             self._successor = None
             if self._rotating is not None:
@@ -610,10 +610,11 @@ class Pool:
             self._opening.remove(conn.conn_id)
         if conn.conn_id in self._sending:
             self._sending.remove(conn.conn_id)
+        after: list[PoolAction] = []
         if self._rotating == conn.conn_id:
             self._note(StreamEventKind.ROTATED, at, conn.conn_id)
-            self._end_rotation(at)
-        return [Shut(conn.conn_id)] if conn.requested and not held else []
+            after = self._end_rotation(at)
+        return ([Shut(conn.conn_id)] if conn.requested and not held else []) + after
 
     def _rotate(self, old: _Conn, at: float) -> list[PoolAction]:
         """Begin replacing `old`: a successor opens and each account on it is asked to move."""
@@ -653,6 +654,12 @@ class Pool:
             actions += self._maybe_shut(old, at)
         return actions
 
-    def _end_rotation(self, at: float) -> None:
+    def _end_rotation(self, at: float) -> list[PoolAction]:
+        """The rotation is over; a successor left with nothing (its accounts' moves all failed
+        and went elsewhere) closes, rather than stay open for nobody."""
+        successor = None if self._successor is None else self._conns.get(self._successor)
         self._rotating = self._successor = self._rotation_ends = None
         self._moving.clear()
+        if successor is not None and not successor.subs:
+            return self._maybe_shut(successor, at)
+        return []
