@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from attrs import define, frozen
+from attrs import frozen
 
 from binance_userstream._clock import Clock, wall_time
-from binance_userstream.simulator._exchange import FIRST_BAN, LONGEST_BAN
+from binance_userstream.simulator._exchange import LONGEST_BAN, _Weight  # REST's count, per IP
 
 #: Binance's documented values.
 CONNECTION_LIMIT = 300
@@ -44,15 +44,6 @@ class Limited:
     msg: str
     retry_after: int
     retry_at_ms: int
-
-
-@define
-class _Weight:
-    minute: int = -1
-    used: int = 0
-    violations: int = 0
-    banned_until: float = 0.0
-    next_ban: float = FIRST_BAN
 
 
 class IpLimits:
