@@ -425,10 +425,9 @@ class FleetCore:
         if core.notes:
             notes, core.notes = core.notes, []
             self.notes += [(account_id, note) for note in notes]
-        if len(core) and account_id not in self._queued:
-            self._queued.add(account_id)
-            self._ready.append(account_id)
-        if core._overflow is not None:
+        if len(core):
+            self._enqueue(account_id)
+        if core.overflowing:
             self._overflowing.add(account_id)
         self._schedule(account_id, core)
         return result
