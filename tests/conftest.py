@@ -8,6 +8,7 @@ import pytest
 from binance_userstream import SHARED_BUDGET, BackoffGate, RetryPolicy, VirtualClock
 from binance_userstream.simulator import Simulator
 from tests._both import Facade
+from tests._nats import NatsServer
 from tests._scripted import ScriptedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,14 @@ def _fresh_shared_budget() -> None:
 def server() -> Iterator[ScriptedServer]:
     """A scripted loopback server, started for the test and stopped after it."""
     srv = ScriptedServer().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real nats-server with JetStream on a free loopback port, its store in the test's own directory."""
+    srv = NatsServer(tmp_path / "jetstream").start()
     yield srv
     srv.stop()
 

