@@ -224,3 +224,66 @@ def test_reconnects_of_a_thousand_accounts_come_due_through_the_heap() -> None:
     assert server.core.tick(1.4) == []
     server.apply(server.core.tick(1.5))
     assert len(server.live) == 1_000
+
+
+# -- texts for a durable log -----------------------------------------------------------------------
+
+
+def drain_texts(server: Server) -> list[tuple[str, object, str | None]]:
+    out = []
+    while (popped := server.core.pop(server.now)) is not None:
+        out.append((*popped, server.core.popped_text))
+    return out
+
+
+def test_a_websocket_api_event_keeps_its_text_as_sent_out_of_the_envelope() -> None:
+    server = fleet("spot", keep_text=True)
+    add(server, "a")
+    sent = '{"e":"balanceUpdate","E":7,"a":"BTC","d":"0.10000000","T":7}'
+    frame_on(server, "a", f'{{"subscriptionId":{route_of(server, "a")},"event":{sent}}}')
+    ((account, item, text),) = drain_texts(server)
+    assert (account, getattr(item, "event_time", None), text) == ("a", 7, sent)
+
+
+def test_a_combined_stream_event_keeps_its_text_as_sent_out_of_the_envelope() -> None:
+    server = fleet("usdm", keep_text=True)
+    add(server, "a")
+    sent = '{"e":"balanceUpdate", "E":3,"a":"BTC","d":"0.1","T":3}'
+    frame_on(server, "a", f'{{"stream":"key-a","data":{sent}}}')
+    assert [text for _, _, text in drain_texts(server)] == [sent]
+
+
+def test_an_envelope_written_otherwise_keeps_its_event_re_encoded_compactly() -> None:
+    server = fleet("spot", keep_text=True)
+    add(server, "a")
+    frame_on(
+        server, "a", json.dumps({"event": event(8), "subscriptionId": int(route_of(server, "a"))}, indent=1)
+    )
+    ((_, _, text),) = drain_texts(server)
+    assert text == json.dumps(event(8), separators=(",", ":"))
+
+
+def test_a_gap_and_an_error_have_no_text_and_texts_stay_with_their_events() -> None:
+    server = fleet("spot", keep_text=True)
+    add(server, "a", "b")
+    for n in (1, 2):
+        frame_on(server, "a", f'{{"subscriptionId":{route_of(server, "a")},"event":{json.dumps(event(n))}}}')
+    frame_on(server, "b", f'{{"subscriptionId":{route_of(server, "b")},"event":{json.dumps(event(5))}}}')
+    server.apply(server.core.fail("b", RuntimeError("refused"), server.now))
+    got = {
+        (account, getattr(item, "event_time", type(item).__name__), text)
+        for account, item, text in drain_texts(server)
+    }
+    assert got == {
+        ("a", 1, json.dumps(event(1))),
+        ("a", 2, json.dumps(event(2))),
+        ("b", 5, json.dumps(event(5))),
+        ("b", "RuntimeError", None),
+    }
+
+
+def test_texts_are_not_kept_unless_asked() -> None:
+    server = fleet("spot")
+    add(server, "a")
+    frame_on(server, "a", f'{{"subscriptionId":{route_of(server, "a")},"event":{json.dumps(event(1))}}}')
+    assert [text for _, _, text in drain_texts(server)] == [None]

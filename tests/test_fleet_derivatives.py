@@ -5,6 +5,7 @@ each event routed to its account by the stream name Binance puts around it."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -123,3 +124,12 @@ async def test_an_expired_key_costs_its_account_a_gap_and_no_other_account_anyth
     assert mine[1].reason == "listen_key_expired"
     assert [item.event_time for item in mine[2:]] == [1]
     assert [item.event_time for account, item in items if account == "acct-1"] == [2]
+
+
+async def test_with_text_gives_each_event_with_its_json_as_sent_and_no_envelope(live: Simulator) -> None:
+    async with fleet(live, accounts(2), keep_text=True) as stream:
+        await subscribed(live, "usdm", 2)
+        live.push("usdm", update(7), key(1))
+        async with asyncio.timeout(10):
+            account, item, text = await anext(stream.with_text())
+    assert (account, item.event_time, json.loads(text or "null")) == ("acct-1", 7, update(7))

@@ -5,6 +5,7 @@ with a gap for an account exactly where its events may be missing."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,3 +161,24 @@ def test_the_blocking_fleet_yields_the_same(live: Simulator) -> None:
         live.push("spot", balance(5), key(1))
         account, item = next(iter(stream))
         assert (account, item.event_time) == ("acct-1", 5)
+
+
+async def test_with_text_gives_each_event_with_its_json_as_sent_and_no_envelope(live: Simulator) -> None:
+    members = accounts(live, 2)
+    async with fleet(live, members, keep_text=True) as stream:
+        await until(lambda: live.subscriptions() == 2)
+        live.push("spot", balance(1), key(0))
+        live.push("spot", balance(2), key(1))
+        got = []
+        async with asyncio.timeout(10):
+            async for account, item, text in stream.with_text():
+                got.append((account, item.event_time, json.loads(text or "null")))
+                if len(got) == 2:
+                    break
+    assert sorted(got) == [("acct-0", 1, balance(1)), ("acct-1", 2, balance(2))]
+
+
+async def test_with_text_is_refused_when_texts_are_not_kept(live: Simulator) -> None:
+    async with fleet(live, accounts(live, 1)) as stream:
+        with pytest.raises(ValueError, match="keep_text=True"):
+            await anext(stream.with_text())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
@@ -166,7 +166,8 @@ class AsyncFleet:
     anything is sent; `add` and `remove` change the fleet while it runs. `limits` keeps Binance's
     per-IP limits (`FleetLimits`); `timing`, `jitter` and `clock` bend the clock rules as for
     `events()`; `maxsize` and `max_bytes` bound what the whole fleet buffers, `account_maxsize` and
-    `account_max_bytes` what one account does.
+    `account_max_bytes` what one account does. `keep_text` keeps each event's JSON text as Binance
+    sent it, for `with_text()`.
     """
 
     def __init__(
@@ -192,6 +193,7 @@ class AsyncFleet:
         budget: WeightBudget | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rest_concurrency: int = REST_CONCURRENCY,
+        keep_text: bool = False,
     ) -> None:
         self.market: Market = market_named(market)
         if self.market.fleet_target is None:
@@ -223,7 +225,9 @@ class AsyncFleet:
             account_max_bytes=account_max_bytes,
             maxsize=maxsize,
             max_bytes=max_bytes,
+            keep_text=keep_text,
         )
+        self._keep_text = keep_text
         self._driver = Driver(
             self.market,
             core,
@@ -336,6 +340,22 @@ class AsyncFleet:
         return self
 
     async def __anext__(self) -> tuple[str, FleetItem]:
+        return await self._next()
+
+    async def with_text(self) -> AsyncIterator[tuple[str, FleetItem, str | None]]:
+        """The items as iterating the fleet gives them, each with its event's JSON text as Binance
+        sent it (None for a gap or an error): what a durable log stores. Needs `keep_text=True`."""
+        if not self._keep_text:
+            raise ValueError("with_text() needs AsyncFleet(..., keep_text=True)")
+        core = self._driver.core
+        while True:
+            try:
+                account_id, item = await self._next()
+            except StopAsyncIteration:
+                return
+            yield account_id, item, core.popped_text
+
+    async def _next(self) -> tuple[str, FleetItem]:
         driver = self._driver
         popped = driver.core.pop(driver.now())
         while popped is None:

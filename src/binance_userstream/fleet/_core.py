@@ -121,8 +121,10 @@ class FleetCore:
         dedicated: bool = False,
         quiet: bool = False,
         answer_timeout: float = 10.0,
+        keep_text: bool = False,
     ) -> None:
-        """`dedicated` and `quiet`: see `Pool` (a fleet of one account's listenKey stream: `events()`)."""
+        """`dedicated` and `quiet`: see `Pool` (a fleet of one account's listenKey stream: `events()`);
+        `keep_text`: each event's text is kept beside its model (`popped_text`), see `StreamCore`."""
         self.market = market
         self.timing = timing or StreamTiming.for_market(market)
         self.combined = market.uses_listen_key
@@ -151,6 +153,9 @@ class FleetCore:
             token_lead=self.timing.token_lead,
         )
         self._random = random
+        self._keep_text = keep_text
+        self.popped_text: str | None = None
+        """The JSON text of the event `pop` returned last, when texts are kept (None for the rest)."""
         self._ids = itertools.count(1)
         self._account_maxsize = account_maxsize
         self._account_max_bytes = account_max_bytes
@@ -194,6 +199,7 @@ class FleetCore:
             events=self.market.event_types,
             ids=self._ids,
             shared=self.shared,
+            keep_text=self._keep_text,
         )
 
     def remove(self, account_id: str, at: float) -> list[FleetAction]:
@@ -379,6 +385,7 @@ class FleetCore:
                 self._queued.discard(account_id)
                 continue
             item: FleetItem | None = account.core.pop(at)
+            self.popped_text = account.core.popped_text
             if item is None and account.error is not None:
                 item, account.removed = account.error, True
             if len(account.core) or (account.error is not None and not account.removed):

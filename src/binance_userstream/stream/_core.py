@@ -51,6 +51,7 @@ import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from attrs import define, field, frozen
 from binance_userstream_client.models import EVENT_TYPES, UnknownEvent
@@ -228,10 +229,13 @@ class StreamCore:
         events: EventTypes = EVENT_TYPES,
         ids: Iterator[int] | None = None,
         shared: SharedBounds | None = None,
+        keep_text: bool = False,
     ) -> None:
         """`events`: the stream's market's table (`Market.event_types`): its frames decode with it.
         `ids`: where connection ids come from (a fleet's streams share one count, so that an id
-        names one connection among all of them); `shared`: bounds shared with other streams."""
+        names one connection among all of them); `shared`: bounds shared with other streams;
+        `keep_text`: each buffered event keeps its JSON text as the server sent it (`popped_text`),
+        for a durable log that stores the text while the application reads the model."""
         for name, value in (("maxsize", maxsize), ("max_bytes", max_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, not {value!r}")
@@ -245,6 +249,10 @@ class StreamCore:
         self._connections: dict[int, _Connection] = {}
         self._ids = itertools.count(1) if ids is None else ids
         self._shared = shared
+        # The buffered events' texts, in the buffer's order (gaps have none), when kept.
+        self._texts: deque[str] | None = deque() if keep_text else None
+        self.popped_text: str | None = None
+        """The text of the event `pop` returned last (None: a gap, or texts not kept)."""
         # Each item with its cost: its frame's length, -1 for a gap (which counts nothing).
         self._buffer: deque[tuple[Item, int]] = deque()
         # How many items the buffer may hold now: maxsize, plus the gaps in it, less the events lent
@@ -335,6 +343,8 @@ class StreamCore:
         ):
             self._buffer.append((item, cost))  # the hot path: room for it
             self._held_bytes += cost
+            if self._texts is not None:
+                self._texts.append(event_text(text, payload))
             if shared is not None:
                 shared.held += 1
                 shared.held_bytes += cost
@@ -535,12 +545,15 @@ class StreamCore:
 
     def pop(self, at: float) -> Item | None:
         """The next item in order, or None when there is none yet."""
+        self.popped_text = None
         if not self._buffer:
             return None
         item, cost = self._buffer.popleft()
         if cost < 0:
             self._room -= 1  # a gap
         else:
+            if self._texts is not None:
+                self.popped_text = self._texts.popleft()
             self._held_bytes -= cost
             if self._shared is not None:
                 self._shared.held -= 1
@@ -561,6 +574,8 @@ class StreamCore:
             items.append(item)
             self._room -= 1  # a gap gone, or an event lent
             if cost >= 0:
+                if self._texts is not None:
+                    self._texts.popleft()  # a batch's consumer reads models only
                 self._lent += 1
                 self._lent_bytes += cost
         return items
@@ -783,6 +798,26 @@ class StreamCore:
 
 #: The events that change the connections: a rotation, the key's expiry, the subscription's end.
 _CONTROL_EVENTS = frozenset({"serverShutdown", "listenKeyExpired", "eventStreamTerminated"})
+
+
+def event_text(text: str, payload: dict[str, Any] | None) -> str:
+    """The event's JSON in a frame's `text`, out of its envelope: sliced as the server wrote it
+    (a WebSocket API `{"subscriptionId":N,"event":{...}}`, a combined stream's `{"stream":..,
+    "data":{...}}`), re-encoded compactly from `payload` when written otherwise. A frame that is
+    not a JSON object stays as it is."""
+    if payload is None:
+        return text
+    if text.startswith('{"subscriptionId":'):
+        start = text.find(',"event":')
+        if start > 0 and text.endswith("}"):
+            return text[start + 9 : -1]
+    elif text.startswith('{"stream":"'):
+        start = text.find('","data":')
+        if start > 0 and text.endswith("}"):
+            return text[start + 10 : -1]
+    if "".join(text[:40].split()).startswith(('{"subscriptionId"', '{"stream"', '{"event"')):
+        return json.dumps(payload, separators=(",", ":"))  # an envelope written otherwise
+    return text  # the event object itself
 
 
 def _dedupe_key(text: str) -> str:
