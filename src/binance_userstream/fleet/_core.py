@@ -154,6 +154,7 @@ class FleetCore:
         )
         self._random = random
         self._keep_text = keep_text
+        self._events = dict(market.event_types)  # one table for every account's rules, not a copy each
         self.popped_text: str | None = None
         """The JSON text of the event `pop` returned last, when texts are kept (None for the rest)."""
         self._ids = itertools.count(1)
@@ -196,7 +197,7 @@ class FleetCore:
             random=self._random,
             maxsize=self._account_maxsize,
             max_bytes=self._account_max_bytes,
-            events=self.market.event_types,
+            events=self._events,
             ids=self._ids,
             shared=self.shared,
             keep_text=self._keep_text,
