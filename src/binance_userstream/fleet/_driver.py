@@ -136,12 +136,26 @@ class Tenant:
     starting: asyncio.Task[None] | None = None
 
 
+#: The most requests one connection remembers awaiting their answers: a server that answers none
+#: would otherwise grow the record for a connection's whole life (24 hours). Past it the oldest is
+#: forgotten: its answer, should it ever come, is a stray frame (noted); the rules gave up on it
+#: long before (`Pool`'s answer timeout).
+MAX_ASKED = 4096
+
+
 @define(eq=False)
 class _Socket:
     ws: _Watched
     ids: _Ids = field(factory=_Ids)
     # request id -> what it asked: the members of a SUBSCRIBE, or one member's Subscriber
     requests: dict[int, tuple[tuple[Member, ...], Subscriber | None]] = field(factory=dict)
+
+    def asked(self, request_id: int, members: tuple[Member, ...], subscriber: Subscriber | None) -> None:
+        """Request `request_id` was sent: its answer concerns `members` (read by `subscriber`)."""
+        requests = self.requests
+        if len(requests) >= MAX_ASKED:
+            del requests[next(iter(requests))]  # the oldest: dicts keep their insertion order
+        requests[request_id] = (members, subscriber)
 
 
 @define(eq=False)
@@ -618,7 +632,7 @@ class Driver:
                     actions += self.core.subscribed(member.sub, member.target, now)
             if late and (socket := self.sockets.get(conn_id)) is not None:
                 request_id = next(socket.ids)
-                socket.requests[request_id] = ((), None)
+                socket.asked(request_id, (), None)
                 body = {"method": "UNSUBSCRIBE", "params": [m.target for m in late], "id": request_id}
                 self.spawn(_write(socket, json.dumps(body, separators=(",", ":"))), "unsubscribe")
         self.apply(actions)
@@ -681,7 +695,7 @@ class Driver:
         socket = self.sockets.get(conn_id)
         if socket is None:
             return
-        socket.requests[socket.ids.last] = (members, subscriber)
+        socket.asked(socket.ids.last, members, subscriber)
         self.spawn(_write(socket, text), "send")
 
     async def _subscribe(self, action: Subscribe) -> None:
@@ -691,7 +705,7 @@ class Driver:
             return  # closed meanwhile: its loss reports them
         if self.market.uses_listen_key:
             request_id = next(socket.ids)
-            socket.requests[request_id] = (action.members, None)
+            socket.asked(request_id, action.members, None)
             body = {"method": "SUBSCRIBE", "params": [m.target for m in action.members], "id": request_id}
             await _write(socket, json.dumps(body, separators=(",", ":")))
             return
@@ -716,7 +730,7 @@ class Driver:
                     return
             subscriber = Subscriber(how, tenant.services.credentials, ids=socket.ids)
             request = subscriber.subscribe(tenant.services.credentials.wall_ms(), token)
-            socket.requests[socket.ids.last] = ((placed,), subscriber)
+            socket.asked(socket.ids.last, (placed,), subscriber)
             await _write(socket, request.text)
 
     async def _unsubscribe(self, action: Unsubscribe) -> None:
@@ -725,7 +739,7 @@ class Driver:
             return
         if self.market.uses_listen_key:
             request_id = next(socket.ids)
-            socket.requests[request_id] = ((), None)  # its answer says nothing to act on
+            socket.asked(request_id, (), None)  # its answer says nothing to act on
             params = [m.target for m in action.members]
             body = {"method": "UNSUBSCRIBE", "params": params, "id": request_id}
             await _write(socket, json.dumps(body, separators=(",", ":")))
@@ -736,7 +750,7 @@ class Driver:
             if subscriber is not None:
                 wall = tenant.services.credentials.wall_ms() if tenant is not None else 0.0
                 request = subscriber.unsubscribe(wall)
-                socket.requests[socket.ids.last] = ((placed,), subscriber)
+                socket.asked(socket.ids.last, (placed,), subscriber)
                 await _write(socket, request.text)
 
     async def _unsubscribe_all(self) -> None:
@@ -806,7 +820,7 @@ class Driver:
             if socket is None or placed is None:
                 continue
             request = subscriber.renew(tenant.services.credentials.wall_ms(), token)
-            socket.requests[socket.ids.last] = ((placed,), subscriber)
+            socket.asked(socket.ids.last, (placed,), subscriber)
             await _write(socket, request.text)
 
 
