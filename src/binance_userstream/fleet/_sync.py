@@ -8,19 +8,17 @@ thread ends a blocked `for`.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
+from binance_userstream._loop_thread import LoopThread
 from binance_userstream.errors import UserStreamError
 from binance_userstream.fleet._account import Account
 from binance_userstream.fleet._async import AsyncFleet
 from binance_userstream.fleet._core import FleetItem
 
-_T = TypeVar("_T")
 #: The most items one hop to the loop thread takes.
 BATCH = 1_000
 
@@ -31,8 +29,8 @@ class Fleet:
 
     def __init__(self, accounts: Iterable[Account], **options: Any) -> None:
         self._fleet = AsyncFleet(accounts, **options)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread("binance-userstream-fleet", daemon=True)
+        self._call = self._thread.call
         self._batch: deque[tuple[str, FleetItem]] = deque()
         self._closed = False
 
@@ -48,28 +46,26 @@ class Fleet:
 
     def add(self, account: Account) -> None:
         """Add `account` (see `AsyncFleet.add`)."""
-        if self._loop is None:
+        if not self._thread.started:
             self._fleet.add(account)
         else:
             self._call(_run(self._fleet.add, account))
 
     def remove(self, account_id: str) -> None:
         """Remove an account (see `AsyncFleet.remove`)."""
-        if self._loop is None:
+        if not self._thread.started:
             self._fleet.remove(account_id)
         else:
             self._call(_run(self._fleet.remove, account_id))
 
     def __enter__(self) -> Self:
-        if self._loop is not None:
+        if self._thread.started:
             raise UserStreamError("a fleet can be entered once; make another")
-        loop = self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=loop.run_forever, name="binance-userstream-fleet", daemon=True)
         self._thread.start()
         try:
             self._call(self._fleet.__aenter__())
         except BaseException:
-            self._stop()
+            self._thread.stop()
             raise
         return self
 
@@ -78,7 +74,7 @@ class Fleet:
 
     def __next__(self) -> tuple[str, FleetItem]:
         if not self._batch:
-            if self._closed or self._loop is None:
+            if self._closed or not self._thread.started:
                 raise StopIteration
             self._batch.extend(self._call(self._take()))
             if not self._batch:
@@ -106,21 +102,10 @@ class Fleet:
     ) -> None:
         self._closed = True
         try:
-            if self._loop is not None:
+            if self._thread.started:
                 self._call(self._fleet.__aexit__(exc_type, exc, tb))
         finally:
-            self._stop()
-
-    def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    def _stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join()
-            loop.close()
+            self._thread.stop()
 
 
 async def _run(function: Any, *args: Any) -> Any:

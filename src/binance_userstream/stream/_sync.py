@@ -15,12 +15,12 @@ buffer's bounds until the next hop (`batch_done`), so that the stream holds no m
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
+from binance_userstream._loop_thread import LoopThread
 from binance_userstream._secrets import redact
 from binance_userstream._session import KeepaliveSession, SessionEvent
 from binance_userstream.errors import UserStreamError
@@ -30,8 +30,6 @@ from binance_userstream.stream._gap import StreamGap
 
 if TYPE_CHECKING:
     from binance_userstream._client import UserDataStream
-
-_T = TypeVar("_T")
 
 
 class _ThreadedSession(AsyncEventStream):
@@ -98,31 +96,19 @@ class EventStream:
 
     def __init__(self, uds: UserDataStream, **options: Any) -> None:
         self._inner = _ThreadedSession(uds, **options)  # checks the options before anything is sent
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread("binance-userstream-events")
+        self._call = self._thread.call
         self._ready: deque[Item] = deque()
         self._batch = self._inner.maxsize  # the most items one hop takes
 
-    def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        """Run `coroutine` on the stream's loop and wait for it; an interruption cancels it."""
-        assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()
-            raise
-
     def __enter__(self) -> Self:
-        if self._loop is not None:
+        if self._thread.started:
             raise UserStreamError("an event stream can be entered once; call events() again")
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="binance-userstream-events")
         self._thread.start()
         try:
             self._call(self._inner.__aenter__())
         except BaseException:
-            self._stop()
+            self._thread.stop()
             raise
         return self
 
@@ -154,19 +140,7 @@ class EventStream:
         try:
             self._call(self._inner.__aexit__(exc_type, exc, tb))
         finally:
-            self._stop()
-
-    def _stop(self) -> None:
-        """Stop the loop and its thread, leaving no thread behind (the loop's executor's included)."""
-        loop, thread = self._loop, self._thread
-        assert loop is not None
-        assert thread is not None
-        try:
-            asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop).result()
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join()
-            loop.close()
+            self._thread.stop()
 
     def __repr__(self) -> str:
         key = self._inner._key()
