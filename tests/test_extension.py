@@ -20,9 +20,10 @@ import pytest
 import yaml
 
 from tests._docs import section
+from tests._extended import extended_client
 from tests._package_operations import package_operations
 from tests._scripted import LISTEN_KEY, Reply, ScriptedServer
-from tests.conftest import API_KEY, ROOT
+from tests.conftest import API_KEY
 
 SECTION = section("docs/guides/extending.md", "## Extend the client by editing the YAML")
 YAML_BLOCK = re.findall(r"```yaml\n(.*?)```", SECTION, re.DOTALL)[0]
@@ -35,25 +36,7 @@ ADDED: dict[str, dict[str, Any]] = yaml.safe_load("paths:\n" + YAML_BLOCK)["path
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The package generated from the spec plus the guide's YAML: a folder for PYTHONPATH."""
-    tmp = tmp_path_factory.mktemp("extended")
-    spec = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
-    for path, item in ADDED.items():  # over the same operations, if the user already added them
-        spec["paths"].setdefault(path, {}).update(item)
-    (tmp / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    out = tmp / "binance-userstream-client"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "generate.py"),
-            "--spec",
-            str(tmp / "spec.yaml"),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
+    return extended_client(tmp_path_factory.mktemp("extended"), ADDED)
 
 
 def _run_readme_python(regenerated: Path, base_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

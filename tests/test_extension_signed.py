@@ -26,9 +26,10 @@ import yaml
 from binance_userstream_client.security import SIGNED_OPERATIONS
 
 from tests._docs import section
+from tests._extended import extended_client
 from tests._package_operations import package_operations
 from tests._scripted import Reply, ScriptedServer
-from tests.conftest import API_KEY, ROOT
+from tests.conftest import API_KEY
 
 SECTION = section("docs/guides/extending.md", "### A signed operation")
 YAML_BLOCK = re.findall(r"```yaml\n(.*?)```", SECTION, re.DOTALL)[0]
@@ -43,25 +44,7 @@ SUMMARY = Reply(body={"normalBar": "1.5", "marginCallBar": "1.3", "forceLiquidat
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The package generated from the spec plus the guide's signed operation."""
-    tmp = tmp_path_factory.mktemp("signed")
-    spec = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
-    for path, item in ADDED.items():  # over the same operations, if the user already added them
-        spec["paths"].setdefault(path, {}).update(item)
-    (tmp / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    out = tmp / "binance-userstream-client"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "generate.py"),
-            "--spec",
-            str(tmp / "spec.yaml"),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
+    return extended_client(tmp_path_factory.mktemp("signed"), ADDED)
 
 
 def _run(regenerated: Path, base_url: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -28,10 +28,14 @@ from binance_userstream import (
 )
 from binance_userstream.simulator import Fault, Simulator
 from tests._events import Recorder
-from tests._scripted import Reply, ScriptedServer
+from tests._scripted import Reply, ScriptedServer, default_reply
 from tests.conftest import API_KEY, FAST_RETRY
 
 HOUR = 3600.0
+#: The session's create, answered as usual (late by nothing), ahead of the faults meant for its
+#: keepalives. Faults are queued before the session starts: on virtual time its thread's first wait
+#: ends at once, so its keepalive can go out before a fault queued after `session()` returned.
+CREATED = Fault.slow(0)
 #: Spot's retired lifecycle is the one these sessions keep (the client's default market).
 pytestmark = pytest.mark.simulator(retired=False)
 
@@ -99,8 +103,8 @@ def test_a_failed_keepalive_is_retried_within_minutes_not_at_the_next_tick(
 ) -> None:
     rec = Recorder()
     uds = UserDataStream(API_KEY, sim.url, retry=RetryPolicy.off(), gate=gate)
+    sim.inject(CREATED, Fault.server_error(503), Fault.server_error(503), Fault.drop())
     with uds, uds.session(on_event=rec, clock=vclock) as session:
-        sim.inject(Fault.server_error(503), Fault.server_error(503), Fault.drop())
         rec.wait_for_count(EventKind.KEPT_ALIVE, 2)
         key = session.listen_key
     failed = rec.of(EventKind.KEEPALIVE_FAILED)
@@ -116,8 +120,8 @@ def test_retries_after_failures_never_wait_more_than_five_minutes(
 ) -> None:
     rec = Recorder()
     uds = UserDataStream(API_KEY, sim.url, retry=RetryPolicy.off(), gate=gate)
+    sim.inject(CREATED, *[Fault.server_error(500)] * 6)
     with uds, uds.session(on_event=rec, clock=vclock):
-        sim.inject(*[Fault.server_error(500)] * 6)
         rec.wait_for_count(EventKind.KEPT_ALIVE, 1)
     assert [e.retry_in for e in rec.of(EventKind.KEEPALIVE_FAILED)] == [60, 120, 240, 300, 300, 300]
 
@@ -127,8 +131,8 @@ def test_a_rate_limited_keepalive_waits_at_least_retry_after(
 ) -> None:
     rec = Recorder()
     uds = UserDataStream(API_KEY, sim.url, retry=RetryPolicy(deadline=1), gate=gate)
+    sim.inject(CREATED, Fault.rate_limited(600))
     with uds, uds.session(on_event=rec, clock=vclock):
-        sim.inject(Fault.rate_limited(600))
         rec.wait_for_count(EventKind.KEEPALIVE_FAILED, 1)
     assert rec.of(EventKind.KEEPALIVE_FAILED)[0].retry_in == 600
 
@@ -320,8 +324,9 @@ def test_a_replacement_answered_minus_1125_is_retried_with_backoff_not_recursion
 ) -> None:
     rec = Recorder()
     uds = UserDataStream(API_KEY, server.url, retry=RetryPolicy.off(), gate=gate)
+    # the session's create, then its first keepalive and three creates answered -1125
+    server.script(default_reply("POST"), NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND)
     with uds, uds.session(on_event=rec, clock=vclock):
-        server.script(NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND)  # the keepalive, then three creates
         rec.wait_for_count(EventKind.KEPT_ALIVE, 1)
     kinds = rec.kinds()
     assert kinds[:6] == [

@@ -250,6 +250,25 @@ def test_a_chunked_body_over_64_kib_is_answered_413(sim: Simulator) -> None:
     assert response.status_code == 413
 
 
+def test_a_query_past_aiohttps_8_kib_request_line_is_answered_in_binances_json(sim: Simulator) -> None:
+    """aiohttp refuses a request line over 8190 bytes itself, in text/plain, before the simulator's
+    handler; the simulator reads up to 1 MiB, so such a query gets Binance's JSON error."""
+    response = httpx.put(sim.url + PATH + "?listenKey=" + "x" * 9000, headers={"X-MBX-APIKEY": API_KEY})
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json()["code"] == -1125
+
+
+def test_a_header_past_aiohttps_8_kib_is_answered_in_binances_json(sim: Simulator) -> None:
+    response = httpx.post(sim.url + PATH, headers={"X-MBX-APIKEY": "x" * 9000})
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json()["code"] == -2014
+
+
+def test_a_request_line_over_1_mib_is_refused(sim: Simulator) -> None:
+    head = f"PUT {PATH}?listenKey={'x' * 2**20} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    assert status_of(raw(sim.url, head)) == 400
+
+
 def test_a_body_of_64_kib_is_read(sim: Simulator) -> None:
     body = b"listenKey=" + b"x" * (64 * 1024 - 10)
     response = httpx.put(

@@ -28,6 +28,7 @@ from urllib.parse import quote
 import aiohttp
 import httpx
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from websockets.asyncio.client import ClientConnection, connect
@@ -572,10 +573,41 @@ async def test_pings_come_every_20_seconds_and_a_missing_pong_closes_the_connect
         vclock.advance(1)
         sim.tick()
         assert (await ws.receive(timeout=WAIT)).type == aiohttp.WSMsgType.PING
-        vclock.advance(61)  # no pong sent: closed at the next look at the clock (as above, asked at once:
-        sim.tick()  # a busy machine once kept the background tick from closing it within WAIT)
+        vclock.advance(61)  # no pong sent: closed at the next look at the clock
+        sim.tick()
         message = await ws.receive(timeout=WAIT)
         while message.type == aiohttp.WSMsgType.PING:  # sent while the pong could be on its way
+            message = await ws.receive(timeout=WAIT)
+    assert message.type == aiohttp.WSMsgType.CLOSE
+    assert message.data == 1008
+
+
+async def test_a_missing_pong_is_timed_from_the_ping_even_if_the_clock_moves_as_it_goes_out(
+    sim: Simulator, vclock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer that moves the clock the moment it sees a ping (a test on its own thread) does not push
+    the pong deadline past its move: the ping's time is the clock's before the ping is written. The
+    clock moves here right after the first ping's write, as the test above once did on a loaded
+    machine before the simulator's thread read the clock: then no close ever came."""
+    write_ping = web.WebSocketResponse.ping
+    moved = False
+
+    async def ping_then_move_the_clock(self: web.WebSocketResponse, message: bytes = b"") -> None:
+        nonlocal moved
+        await write_ping(self, message)
+        if not moved:
+            moved = True
+            vclock.advance(61)
+
+    monkeypatch.setattr(web.WebSocketResponse, "ping", ping_then_move_the_clock)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(sim.ws_api_url, autoping=False) as ws,
+    ):
+        vclock.advance(20)
+        sim.tick()
+        message = await ws.receive(timeout=WAIT)
+        while message.type == aiohttp.WSMsgType.PING:  # the first, and those due since the move
             message = await ws.receive(timeout=WAIT)
     assert message.type == aiohttp.WSMsgType.CLOSE
     assert message.data == 1008

@@ -45,6 +45,11 @@ CONTROL = "/_simulator/"
 CONTROL_HEADER = "X-Simulator-Control"
 #: The largest request body read; Binance's requests carry at most a listenKey.
 MAX_BODY = 64 * 1024
+#: The longest request line (method, path and query) and header line read. aiohttp's default, 8190
+#: bytes, is refused by aiohttp itself, before any handler, with a text/plain 400 that is not
+#: Binance's JSON error (a conformance run generated such a query); up to this bound the handler
+#: answers, JSON as Binance does. Past it, aiohttp's 400 still keeps the server's memory bounded.
+MAX_LINE = 1024 * 1024
 SERVER = "binance-userstream-simulator"
 #: The answer to a WebSocket upgrade from a web page of another origin: a browser sends `Origin`
 #: with every upgrade (Python clients send none), and WebSockets know no CORS, so without this any

@@ -43,7 +43,14 @@ from aiohttp import web
 from binance_userstream._clock import Clock
 from binance_userstream.simulator._exchange import Answer, Exchange, error
 from binance_userstream.simulator._faults import Fault
-from binance_userstream.simulator._http import MAX_BODY, QuietLog, handler, is_loopback_origin, log
+from binance_userstream.simulator._http import (
+    MAX_BODY,
+    MAX_LINE,
+    QuietLog,
+    handler,
+    is_loopback_origin,
+    log,
+)
 from binance_userstream.simulator._ledger import LedgerOrder, LedgerView
 from binance_userstream.simulator._limits import IpLimits
 from binance_userstream.simulator._markets import COINM, MARKETS, Market
@@ -695,6 +702,8 @@ class Simulator:
             logger=QuietLog(),
             keepalive_timeout=self.request_timeout,
             shutdown_timeout=STOP_GRACE,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
         )
         await runner.setup()
         scheduler = asyncio.create_task(self.streams.run())

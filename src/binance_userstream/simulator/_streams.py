@@ -635,10 +635,12 @@ class Streams:
             item = await connection.queue.get()
             try:
                 if item is _PING:
-                    await connection.ws.ping()
-                    connection.pings_sent += 1
+                    # Noted before it is written: once on the wire, the peer may move the clock (a test
+                    # advancing a VirtualClock past the pong deadline) before this thread reads it.
                     if connection.ping_unanswered is None:
                         connection.ping_unanswered = (self.clock.now(), time.monotonic())
+                    connection.pings_sent += 1
+                    await connection.ws.ping()
                 elif isinstance(item, _Pong):
                     await connection.ws.pong(item.data)
                 else:
