@@ -295,11 +295,15 @@ class JetStreamSink:
             sub, self._sub = self._sub, None
             client = self._client
             if client is not None and not client.is_closed:
-                if sub is not None:
-                    await sub.unsubscribe()
-                if self._owned:
-                    await client.close()
-                    self._client = None
+                try:
+                    if sub is not None:
+                        await sub.unsubscribe()
+                    if self._owned:
+                        await client.close()
+                except Exception as error:  # a connection already lost (nats-py drains what it can)
+                    log.info("closing the NATS connection: %s", type(error).__name__)
+            if self._owned:
+                self._client = None
 
 
 def _problem(headers: dict[str, str] | None, data: bytes) -> str | None:
