@@ -22,6 +22,8 @@ from binance_userstream.errors import BinanceAPIError
 from binance_userstream.sink import JetStreamSink, Lost, pump
 from binance_userstream.stream import StreamGap
 from binance_userstream.stream._decode import decode
+from tests._docs import run_elsewhere
+from tests._docs import text as page_text
 from tests._nats import NatsServer
 
 LISTEN_KEY = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
@@ -290,3 +292,13 @@ def test_a_sink_refuses_a_configuration_it_cannot_keep(bad: dict[str, Any]) -> N
     options: dict[str, Any] = {"market": "spot", **bad}
     with pytest.raises(ValueError, match=r"max_pending|ack_timeout|stream name|market"):
         JetStreamSink(**options)
+
+
+def test_the_durable_log_guides_example_publishes_its_event(nats_server: NatsServer) -> None:
+    [(_, _, _, block)] = run_elsewhere(page_text("docs/guides/durable-log.md"))
+    code = block.replace("nats://127.0.0.1:4222", nats_server.url)
+    command = [sys.executable, "-c", code]
+    answer = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+    assert answer.stdout.split() == ["1", "1", "[]"]
+    [message] = asyncio.run(read_log(nats_server.url))
+    assert message.subject == "binance.spot.acct-1.balanceUpdate"

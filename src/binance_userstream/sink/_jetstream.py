@@ -154,6 +154,7 @@ class JetStreamSink:
                 name="binance-userstream sink",
                 max_reconnect_attempts=-1,
                 error_cb=self._on_error,
+                skip_subject_validation=True,  # every token was checked (`Addresses`): not twice
             )
         client = self._client
         if self._ensure:
