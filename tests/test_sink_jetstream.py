@@ -302,3 +302,45 @@ def test_the_durable_log_guides_example_publishes_its_event(nats_server: NatsSer
     assert answer.stdout.split() == ["1", "1", "[]"]
     [message] = asyncio.run(read_log(nats_server.url))
     assert message.subject == "binance.spot.acct-1.balanceUpdate"
+
+
+class _Watched(JetStreamSink):
+    """A JetStreamSink that says when it was handed a gap."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gap_published = asyncio.Event()
+
+    async def publish(self, account_id: str, item: object, text: str | None) -> None:
+        await super().publish(account_id, item, text)
+        if isinstance(item, StreamGap):
+            self.gap_published.set()
+
+
+def test_the_pump_publishes_a_gap_as_soon_as_a_loss_is_reported_while_the_fleet_is_quiet(
+    nats_server: NatsServer,
+) -> None:
+    async def quiet_after_three(sink: _Watched) -> AsyncIterator[tuple[str, object, str | None]]:
+        for time in (1, 2, 3):
+            yield ("a", *report(time))
+        await asyncio.wait_for(sink.gap_published.wait(), timeout=10)  # the fleet has nothing more for now
+
+    async def main() -> None:
+        client: Client = await nats.connect(nats_server.url)
+        try:
+            config = StreamConfig(
+                name="BINANCE",
+                subjects=["binance.>"],
+                discard=DiscardPolicy.NEW,
+                max_msgs_per_subject=2,
+                discard_new_per_subject=True,
+            )
+            await client.jetstream().add_stream(config)
+            async with _Watched(client, market="spot", ensure_stream=False) as sink:
+                result = await pump(quiet_after_three(sink), sink)
+                assert (result.published, result.gaps) == (3, 1)
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+    assert [m.headers["Binance-Event"] for m in asyncio.run(read_log(nats_server.url))][-1] == "_gap"

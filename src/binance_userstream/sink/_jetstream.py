@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from binance_userstream.errors import UserStreamError
-from binance_userstream.sink._protocol import Lost
+from binance_userstream.sink._protocol import Lost, Sink
 from binance_userstream.sink._subjects import DEFAULT_PREFIX, Addresses, check_token
 
 if TYPE_CHECKING:
@@ -77,7 +77,9 @@ class JetStreamSink:
     `latencies` keeps the last 100,000 publish-to-acknowledgement delays, in seconds.
 
     Counters: `published`, `delivered` (acknowledged; `duplicates` of them JetStream had already),
-    `lost`; `pending` is what is in flight now.
+    `lost`; `pending` is what is in flight now. After `flush`, every item published and not
+    returned by `take_lost` was acknowledged. The losses wait in the sink until `take_lost` takes
+    them (`pump` does, as they come): a sink used without it must take them too.
     """
 
     def __init__(
@@ -324,3 +326,7 @@ def _problem(headers: dict[str, str] | None, data: bytes) -> str | None:
             description = error.get("description") if isinstance(error, dict) else error
             return f"refused: {str(description)[:200]}"
     return None
+
+
+if TYPE_CHECKING:
+    _IS_A_SINK: type[Sink] = JetStreamSink  # mypy checks that the class keeps the protocol

@@ -98,8 +98,16 @@ async def pump(
 
     async def settle() -> int:
         """Publish the gaps owed for the losses reported so far; how many items that published."""
-        for loss in sink.take_lost():
-            log.warning("sink lost an item of account %s: %s", loss.account_id, loss.reason)
+        losses = sink.take_lost()
+        if losses:  # one line per report, not per item: an outage loses thousands
+            accounts = len({loss.account_id for loss in losses})
+            log.warning(
+                "the sink lost %d items of %d accounts (%s): gaps follow",
+                len(losses),
+                accounts,
+                losses[0].reason,
+            )
+        for loss in losses:
             owed.add(loss)
         sent = 0
         for account, item in owed.take():
