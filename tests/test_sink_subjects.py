@@ -166,3 +166,25 @@ def test_an_error_is_published_without_any_secret_it_may_quote() -> None:
     assert API_KEY.encode() not in published
     assert LISTEN_KEY.encode() not in published
     assert json.loads(env.payload)["error"] == "BinanceAPIError"
+
+
+def test_a_combined_streams_frame_is_published_as_its_event_without_the_listen_key() -> None:
+    frame = f'{{"stream":"{LISTEN_KEY}","data":{ORDER_TRADE_UPDATE.strip()}}}'
+    env = envelope(decode(ORDER_TRADE_UPDATE), frame, market="usdm")
+    assert env.payload == ORDER_TRADE_UPDATE.strip().encode()
+    assert LISTEN_KEY.encode() not in env.payload
+
+
+def test_a_websocket_api_frame_has_the_same_payload_and_msg_id_on_every_connection() -> None:
+    event = '{"e":"executionReport","E":1499405658658,"s":"ETHBTC"}'
+    first = envelope(decode(event), f'{{"subscriptionId":0,"event":{event}}}')
+    second = envelope(decode(event), f'{{"subscriptionId":7,"event":{event}}}')
+    assert first.payload == second.payload == event.encode()
+    assert first.headers["Nats-Msg-Id"] == second.headers["Nats-Msg-Id"]
+
+
+def test_an_envelope_written_in_another_order_is_still_unwrapped_without_the_listen_key() -> None:
+    frame = f'{{"data": {{"e": "ORDER_TRADE_UPDATE", "E": 5}}, "stream": "{LISTEN_KEY}"}}'
+    env = envelope(decode('{"e": "ORDER_TRADE_UPDATE", "E": 5}'), frame, market="usdm")
+    assert json.loads(env.payload) == {"e": "ORDER_TRADE_UPDATE", "E": 5}
+    assert LISTEN_KEY.encode() not in env.payload

@@ -13,9 +13,10 @@ payload: the same event received on two connections (a rotation's make-before-br
 two workers (a failover) has the same id, and JetStream stores it once if both arrive within the
 stream's duplicate window. Limits: an event published again after the window is stored twice (the
 window must cover a rotation's overlap and a lease's failover); the id is only as stable as the
-text, so the text must be the event object as Binance sent it, without an envelope that differs
-between connections (the WebSocket API's `subscriptionId`); and an event re-serialized from its
-model (`text=None`) gets another id than the same event's raw text. A gap's, a Reconciled's and an
+text: a frame's envelope is taken off first (`unwrapped`: a combined stream's names a listenKey,
+the WebSocket API's `subscriptionId` differs between connections), but two connections that
+formatted one event differently would give two ids; and an event re-serialized from its model
+(`text=None`) gets another id than the same event's raw text. A gap's, a Reconciled's and an
 error's payload is their own JSON (a gap's times are the publishing process's clock), so the same
 one published twice has one id while two gaps with any field different have two; two items with
 identical content for one account (an error repeated word for word) are taken for one.
@@ -34,7 +35,7 @@ import attrs
 
 from binance_userstream._secrets import server_text
 from binance_userstream.account._state import Reconciled
-from binance_userstream.stream._decode import MAX_EVENT_TIME
+from binance_userstream.stream._decode import MAX_EVENT_TIME, unwrap
 from binance_userstream.stream._gap import _WHY, StreamGap
 
 #: The default first token of every subject.
@@ -122,6 +123,38 @@ def error_json(error: BaseException) -> dict[str, Any]:
     return {"error": type(error).__name__, "message": server_text(str(error))}
 
 
+#: A frame's envelope around the event object, as Binance writes them: a combined stream's
+#: `{"stream":"<listenKey>","data":{...}}` and the WebSocket API's `{"subscriptionId":N,"event":{...}}`
+#: or `{"event":{...}}`. Group 1 is the event object's text, byte for byte.
+_ENVELOPE = re.compile(
+    r'\{\s*(?:"stream"\s*:\s*"[^"\\]*"\s*,\s*"data"|"subscriptionId"\s*:\s*\d+\s*,\s*"event"|"event")'
+    r"\s*:\s*(\{.*\})\s*\}\s*",
+    re.DOTALL,
+)
+
+
+def unwrapped(text: str) -> str:
+    """The event object's JSON inside a frame: the frame itself when it is the bare event (the
+    derivatives' raw streams), else what its envelope wraps, so that no listenKey (a combined
+    stream's name) reaches the log and the same event has the same payload, and so the same msg
+    id, on every connection (a `subscriptionId` differs between them). An envelope written
+    otherwise than Binance writes it (its keys in another order) is parsed and its event
+    re-serialized: safe, no longer byte for byte."""
+    if text.startswith('{"e":'):
+        return text
+    match = _ENVELOPE.fullmatch(text)
+    if match is not None:
+        return match.group(1)
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+    if not isinstance(payload, dict) or "e" in payload:
+        return text
+    inner = unwrap(payload)
+    return text if inner is payload else _dumps(inner)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -193,8 +226,7 @@ class Addresses:
             body: Callable[[], Any] | None = getattr(item, "to_dict", None)
         else:
             kind, when, body = _special(item)
-        if text is None:
-            text = _dumps(body() if body is not None else None)
+        text = _dumps(body() if body is not None else None) if text is None else unwrapped(text)
         payload = text.encode()
         market = self.market
         headers = {
