@@ -123,11 +123,10 @@ class JetStreamSink:
         self._reaper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._room = asyncio.Event()
-        self._empty = asyncio.Event()
+        self._settled = asyncio.Event()  # set whenever items are acknowledged or lost: flush waits on it
         self._work = asyncio.Event()
         self._lost_event = asyncio.Event()
         self._room.set()
-        self._empty.set()
 
     def __repr__(self) -> str:  # the servers' URLs may carry a user and password: never shown
         return f"JetStreamSink(market={self.market!r}, stream={self.stream!r}, pending={len(self._pending)})"
@@ -207,7 +206,6 @@ class JetStreamSink:
             last[account_id] = when
         self.published += 1
         if not self._pending:
-            self._empty.clear()
             self._work.set()
         self._pending[n] = (account_id, item, loop.time(), before)
         try:
@@ -240,8 +238,7 @@ class JetStreamSink:
     def _after_settle(self) -> None:
         if len(self._pending) < self.max_pending:
             self._room.set()
-        if not self._pending:
-            self._empty.set()
+        self._settled.set()
 
     def _lose(self, record: _Record, reason: str) -> None:
         account_id, item, _, before = record
@@ -269,9 +266,12 @@ class JetStreamSink:
 
     async def flush(self) -> None:
         """Return when everything published so far is acknowledged or lost (at most `ack_timeout` after
-        the last publish, as the reaper loses whatever is late)."""
-        while self._pending:
-            await self._empty.wait()
+        the last publish, as the reaper loses whatever is late); what other tasks publish meanwhile
+        is not waited for."""
+        pending, until = self._pending, self._next
+        while pending and next(iter(pending)) < until:  # the oldest in flight (numbers only grow)
+            self._settled.clear()
+            await self._settled.wait()
 
     def take_lost(self) -> list[Lost]:
         losses, self._losses = self._losses, []
