@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from nats.aio.client import Client
 from nats.js.api import DiscardPolicy, StreamConfig
 
-from binance_userstream.errors import BinanceAPIError
+from binance_userstream.errors import BinanceAPIError, UserStreamError
 from binance_userstream.sink import JetStreamSink, Lost, pump
 from binance_userstream.stream import StreamGap
 from binance_userstream.stream._decode import decode
@@ -344,3 +344,17 @@ def test_the_pump_publishes_a_gap_as_soon_as_a_loss_is_reported_while_the_fleet_
 
     asyncio.run(main())
     assert [m.headers["Binance-Event"] for m in asyncio.run(read_log(nats_server.url))][-1] == "_gap"
+
+
+def test_a_sink_whose_subjects_another_stream_takes_says_so_at_start(nats_server: NatsServer) -> None:
+    async def main() -> None:
+        client: Client = await nats.connect(nats_server.url)
+        try:
+            await client.jetstream().add_stream(StreamConfig(name="OTHER", subjects=["binance.>"]))
+            with pytest.raises(UserStreamError, match="another stream than 'BINANCE' takes subjects binance"):
+                async with JetStreamSink(servers=nats_server.url, market="spot"):
+                    pass
+        finally:
+            await client.close()
+
+    asyncio.run(main())

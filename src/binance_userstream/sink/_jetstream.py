@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -70,7 +70,9 @@ class JetStreamSink:
     market="spot") as sink: await sink.publish(account_id, item, text)`.
 
     `client` is a connected nats-py client to publish on (left open on close); else the sink
-    connects to `servers` and reconnects for as long as it lives. The stream `stream` (subjects
+    connects to `servers` (`connect_options`: more of `nats.connect`'s arguments, such as
+    `user_credentials` or `tls`), tries until a server answers, and reconnects for as long as it
+    lives. The stream `stream` (subjects
     `<prefix>.>`, file storage, `duplicate_window` seconds) is created unless it exists
     (`ensure_stream=False`: never). `max_pending` bounds the items in flight, `ack_timeout` how long
     one waits for its acknowledgement; `clock` stamps losses (`Lost.at`). With `record_latency`,
@@ -96,6 +98,7 @@ class JetStreamSink:
         ensure_stream: bool = True,
         clock: Callable[[], float] = time.monotonic,
         record_latency: bool = False,
+        connect_options: Mapping[str, Any] | None = None,
     ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, not {max_pending}")
@@ -108,6 +111,7 @@ class JetStreamSink:
         self.max_pending = max_pending
         self.ack_timeout = ack_timeout
         self._servers = servers
+        self._connect_options = dict(connect_options or {})
         self._client = client
         self._owned = client is None
         self._ensure = ensure_stream
@@ -147,21 +151,29 @@ class JetStreamSink:
 
     async def start(self) -> None:
         """Connect (unless given a client), make sure the stream exists, listen for acknowledgements."""
+        if self._sub is not None:
+            raise UserStreamError("the JetStream sink is started already")
         nats = _import_nats()
         self._loop = asyncio.get_running_loop()
         if self._client is None:
-            self._client = await nats.connect(
-                self._servers,
-                name="binance-userstream sink",
-                max_reconnect_attempts=-1,
-                error_cb=self._on_error,
-                skip_subject_validation=True,  # every token was checked (`Addresses`): not twice
-            )
+            options: dict[str, Any] = {
+                "name": "binance-userstream sink",
+                "max_reconnect_attempts": -1,
+                "error_cb": self._on_error,
+                "skip_subject_validation": True,  # every token was checked (`Addresses`): not twice
+            }
+            self._client = await nats.connect(self._servers, **{**options, **self._connect_options})
         client = self._client
-        if self._ensure:
-            await self._ensure_stream(client)
-        self._inbox = client.new_inbox()
-        self._sub = await client.subscribe(f"{self._inbox}.*", cb=self._on_ack)
+        try:
+            if self._ensure:
+                await self._ensure_stream(client)
+            self._inbox = client.new_inbox()
+            self._sub = await client.subscribe(f"{self._inbox}.*", cb=self._on_ack)
+        except BaseException:
+            if self._owned:
+                await client.close()
+                self._client = None
+            raise
         self._reaper = asyncio.create_task(self._reap(), name="jetstream sink: ack timeouts")
 
     async def _ensure_stream(self, client: Client) -> None:
@@ -177,6 +189,11 @@ class JetStreamSink:
         try:
             await client.jetstream().add_stream(config)
         except BadRequestError as error:
+            if error.err_code == 10065:  # "subjects overlap with an existing stream"
+                raise UserStreamError(
+                    f"another stream than {self.stream!r} takes subjects {self.prefix}.>: pass its name "
+                    "as stream=, or another prefix="
+                ) from None
             if error.err_code != 10058:  # not "stream name already in use with a different configuration"
                 raise
             log.info("stream %s exists with another configuration: it is used as it is", self.stream)
