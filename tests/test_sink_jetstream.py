@@ -358,3 +358,31 @@ def test_a_sink_whose_subjects_another_stream_takes_says_so_at_start(nats_server
             await client.close()
 
     asyncio.run(main())
+
+
+def test_an_accounts_lost_fatal_error_is_published_again_after_its_gap(nats_server: NatsServer) -> None:
+    error = BinanceAPIError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+
+    class StreamTakesErrorsAfterTheGap(_Watched):
+        async def publish(self, account_id: str, item: object, text: str | None) -> None:
+            if isinstance(item, StreamGap):  # from now on the stream also keeps errors
+                config = StreamConfig(name="BINANCE", subjects=["binance.*.*._gap", "binance.*.*._error"])
+                await client.jetstream().update_stream(config)
+            await super().publish(account_id, item, text)
+
+    async def main() -> None:
+        nonlocal client
+        client = await nats.connect(nats_server.url)
+        try:
+            await client.jetstream().add_stream(StreamConfig(name="BINANCE", subjects=["binance.*.*._gap"]))
+            async with StreamTakesErrorsAfterTheGap(client, market="spot", ensure_stream=False) as sink:
+                result = await pump(_items(("a", error, None)), sink)
+                assert (result.published, result.gaps, result.unreported) == (1, 1, [])
+        finally:
+            await client.close()
+
+    client: Client
+    asyncio.run(main())
+    stored = asyncio.run(read_log(nats_server.url))
+    assert [m.headers["Binance-Event"] for m in stored] == ["_gap", "_error"]
+    assert json.loads(stored[1].data)["error"] == "BinanceAPIError"
