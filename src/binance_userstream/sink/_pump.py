@@ -46,7 +46,6 @@ class _Owed:
     def __init__(self) -> None:
         self.gaps: dict[str, StreamGap] = {}
         self.errors: dict[str, object] = {}
-        self.rejected = 0
 
     def add(self, loss: Lost) -> None:
         item, account = loss.item, loss.account_id
