@@ -386,3 +386,37 @@ def test_an_accounts_lost_fatal_error_is_published_again_after_its_gap(nats_serv
     stored = asyncio.run(read_log(nats_server.url))
     assert [m.headers["Binance-Event"] for m in stored] == ["_gap", "_error"]
     assert json.loads(stored[1].data)["error"] == "BinanceAPIError"
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(accounts=st.lists(st.integers(0, 3), min_size=1, max_size=120), room=st.integers(1, 120))
+def test_what_the_log_keeps_is_exactly_what_was_not_reported_lost(
+    nats_server: NatsServer, accounts: list[int], room: int
+) -> None:
+    stream = f"KEEP{next(_examples)}"
+    lost: list[Lost] = []
+
+    async def main() -> None:
+        client: Client = await nats.connect(nats_server.url)
+        try:
+            config = StreamConfig(
+                name=stream, subjects=[f"{stream.lower()}.>"], discard=DiscardPolicy.NEW, max_msgs=room
+            )
+            await client.jetstream().add_stream(config)
+            options = {"market": "spot", "stream": stream, "prefix": stream.lower(), "ensure_stream": False}
+            async with JetStreamSink(client, max_pending=16, **options) as sink:
+                for time, account in enumerate(accounts, start=1):
+                    await sink.publish(f"acct-{account}", *report(time))
+                await sink.flush()
+                lost.extend(sink.take_lost())
+                assert sink.delivered + sink.lost == len(accounts)
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+    kept = [
+        json.loads(m.data)["E"] for m in asyncio.run(read_log(nats_server.url, stream, f"{stream.lower()}.>"))
+    ]
+    reported = [loss.item.event_time for loss in lost]  # type: ignore[attr-defined]
+    assert sorted(kept + reported) == list(range(1, len(accounts) + 1))
+    assert kept == list(range(1, min(room, len(accounts)) + 1))
