@@ -8,6 +8,7 @@ store in a directory of its own, so tests never see each other's streams or key-
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +27,8 @@ def free_port() -> int:
 
 
 class NatsServer:
-    """One nats-server process with JetStream on loopback: `start()`, `url`, `stop()`, `restart()`.
+    """One nats-server process with JetStream on loopback: `start()`, `url`, `stop()`, `restart()`,
+    `pause()` and `resume()`.
 
     `restart()` keeps the port and the store: what JetStream acknowledged survives it, as it
     survives a real server's restart.
@@ -68,6 +70,7 @@ class NatsServer:
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)  # a paused server could not act on SIGTERM
             self._process.terminate()
             try:
                 self._process.wait(timeout=10)
@@ -75,6 +78,16 @@ class NatsServer:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): its connections stay open and nothing is answered, as from a
+        server too slow to keep up; `resume()` thaws it."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def restart(self) -> NatsServer:
         self.stop()

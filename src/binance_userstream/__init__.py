@@ -66,6 +66,7 @@ from binance_userstream.fleet import (
     FleetLimits,
     load_accounts,
 )
+from binance_userstream.sink import JetStreamSink, Lost, PumpResult, Sink, pump
 from binance_userstream.stream import (
     AsyncEventStream,
     EventStream,
@@ -111,13 +112,16 @@ __all__ = [
     "FleetLimits",
     "GapReason",
     "IPBannedError",
+    "JetStreamSink",
     "KeepaliveSession",
     "ListenKeyNotFoundError",
+    "Lost",
     "MalformedAnswerError",
     "Market",
     "NetworkError",
     "Order",
     "Position",
+    "PumpResult",
     "RateLimitedError",
     "Reconciled",
     "RetryPolicy",
@@ -126,6 +130,7 @@ __all__ = [
     "SessionState",
     "SignatureError",
     "SignerMissingError",
+    "Sink",
     "SteppedClock",
     "StreamEvent",
     "StreamEventKind",
@@ -141,4 +146,5 @@ __all__ = [
     "WeightBudgetError",
     "errors",
     "load_accounts",
+    "pump",
 ]

@@ -11,13 +11,14 @@ from typing import Literal
 from attrs import frozen
 
 GapReason = Literal[
-    "disconnected", "stalled", "listen_key_expired", "key_replaced", "subscription_ended", "overflow"
+    "disconnected", "stalled", "listen_key_expired", "key_replaced", "subscription_ended", "overflow", "sink"
 ]
 """Why events may be missing: the connection was lost ("disconnected"), went quiet past the
 market's ping rules ("stalled"), the key expired ("listen_key_expired"), the session replaced a
 lost key ("key_replaced"), the WebSocket API ended the subscription with `eventStreamTerminated`
 ("subscription_ended": a listenToken expired, or someone unsubscribed it), or the consumer fell
-behind and the bounded buffer dropped events ("overflow")."""
+behind and the bounded buffer dropped events ("overflow"), or a sink (the durable log) did not
+acknowledge items in time or refused them ("sink": `binance_userstream.sink`)."""
 
 _WHY = {
     "disconnected": "the connection was lost",
@@ -26,6 +27,7 @@ _WHY = {
     "key_replaced": "the session replaced a lost listenKey",
     "subscription_ended": "the WebSocket API ended the subscription (eventStreamTerminated)",
     "overflow": "the consumer fell behind and the buffer was full",
+    "sink": "the durable log did not acknowledge items (refused, timed out or unreachable)",
 }
 
 
@@ -36,7 +38,8 @@ class StreamGap:
     `started_at` and `ended_at` are the stream clock's seconds (the client's `clock`, monotonic)
     when the loss began and when events flowed again; `last_event_time` is the `E` (milliseconds)
     of the last event delivered before the loss, None if there was none; `dropped` counts the
-    events an overflow discarded (0 for the other reasons, where nobody can count them).
+    events an overflow discarded, or the items a sink lost (0 for the other reasons, where nobody
+    can count them).
     """
 
     reason: GapReason
@@ -55,6 +58,8 @@ class StreamGap:
         parts = [f"gap ({self.reason}): {_WHY[self.reason]} for {self.duration:.3g}s"]
         if self.reason == "overflow":
             parts.append(f"{self.dropped} events dropped")
+        elif self.reason == "sink":
+            parts.append(f"{self.dropped} items lost")
         after = "the start" if self.last_event_time is None else f"event time {self.last_event_time}"
         parts.append(f"events after {after} may be missing; reconcile")
         return "; ".join(parts)

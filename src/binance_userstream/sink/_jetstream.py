@@ -1,0 +1,349 @@
+"""`JetStreamSink`: accounts' items into a NATS JetStream stream, pipelined, each acknowledged or lost.
+
+Publishing is pipelined: each message goes out with a reply subject of the sink's own
+(`<inbox>.<n>`), and JetStream's acknowledgement (a PubAck, or an error) comes back there while
+the next messages are already on their way, so a publish costs no network round trip. nats-py's
+`publish_async` does the same but gives each message a future that never times out and leaks its
+pending slot when the send itself fails, so the sink keeps its own table of what is in flight,
+oldest first: at most `max_pending` entries (a `publish` beyond waits: back-pressure, never
+unbounded memory), each acknowledged, refused, or after `ack_timeout` seconds lost.
+
+A lost item is never sent again. A retry would land after the account's later events that were
+acknowledged meanwhile, and a consumer would read the account's history out of order without
+knowing; instead the loss is reported (`take_lost`), and the pump publishes a gap for that account
+(`StreamGap(reason="sink")`), in-band, after which the consumer reconciles. "Lost" means "not known
+to be in the log": when the server stored a message and only its acknowledgement went missing (the
+connection dropped in between), the item is in the log and a gap follows it anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from binance_userstream.errors import UserStreamError
+from binance_userstream.sink._protocol import Lost, Sink
+from binance_userstream.sink._subjects import DEFAULT_PREFIX, Addresses, check_token
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
+log = logging.getLogger("binance_userstream.sink")
+
+#: The stream's default name.
+DEFAULT_STREAM = "BINANCE"
+#: JetStream's de-duplication window by default: a rotation's make-before-break overlap lasts
+#: seconds and a lease failover a lease's TTL plus a connect (tens of seconds), both well inside
+#: two minutes (JetStream's own default). The server keeps every id of the window in memory: about
+#: 100 bytes per message, 6 million messages at 50,000/s.
+DUPLICATE_WINDOW = 120.0
+#: Items in flight (sent, not yet acknowledged) at most, by default: enough to keep a loopback or
+#: LAN link busy at tens of thousands of messages a second, a few MB of memory at most.
+MAX_PENDING = 10_000
+#: Seconds an item may wait for its acknowledgement before it is lost, by default.
+ACK_TIMEOUT = 5.0
+
+_MISSING_EXTRA = "the JetStream sink needs nats-py: pip install binance-userstream[nats]"
+
+#: A record of an item in flight: account id, item, loop time sent, the account's previous event time.
+_Record = tuple[str, object, float, int | None]
+
+
+def _import_nats() -> Any:
+    try:
+        import nats
+    except ImportError:  # pragma: no cover (the extra is installed where tests run)
+        raise ImportError(_MISSING_EXTRA) from None
+    return nats
+
+
+class JetStreamSink:
+    """Accounts' items of one market into a JetStream stream: `async with JetStreamSink(servers=url,
+    market="spot") as sink: await sink.publish(account_id, item, text)`.
+
+    `client` is a connected nats-py client to publish on (left open on close); else the sink
+    connects to `servers` (`connect_options`: more of `nats.connect`'s arguments, such as
+    `user_credentials` or `tls`), tries until a server answers, and reconnects for as long as it
+    lives. The stream `stream` (subjects
+    `<prefix>.>`, file storage, `duplicate_window` seconds) is created unless it exists
+    (`ensure_stream=False`: never). `max_pending` bounds the items in flight, `ack_timeout` how long
+    one waits for its acknowledgement; `clock` stamps losses (`Lost.at`). With `record_latency`,
+    `latencies` keeps the last 100,000 publish-to-acknowledgement delays, in seconds.
+
+    Counters: `published`, `delivered` (acknowledged; `duplicates` of them JetStream had already),
+    `lost`; `pending` is what is in flight now. After `flush`, every item published and not
+    returned by `take_lost` was acknowledged. The losses wait in the sink until `take_lost` takes
+    them (`pump` does, as they come): a sink used without it must take them too.
+    """
+
+    def __init__(
+        self,
+        client: Client | None = None,
+        *,
+        servers: str | list[str] = "nats://127.0.0.1:4222",
+        market: str,
+        stream: str = DEFAULT_STREAM,
+        prefix: str = DEFAULT_PREFIX,
+        duplicate_window: float = DUPLICATE_WINDOW,
+        max_pending: int = MAX_PENDING,
+        ack_timeout: float = ACK_TIMEOUT,
+        ensure_stream: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        record_latency: bool = False,
+        connect_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, not {max_pending}")
+        if not ack_timeout > 0:
+            raise ValueError(f"ack_timeout must be positive, not {ack_timeout}")
+        self._addresses = Addresses(market, prefix)
+        self.market, self.prefix = market, prefix
+        self.stream = check_token(stream, "stream name")
+        self.duplicate_window = duplicate_window
+        self.max_pending = max_pending
+        self.ack_timeout = ack_timeout
+        self._servers = servers
+        self._connect_options = dict(connect_options or {})
+        self._client = client
+        self._owned = client is None
+        self._ensure = ensure_stream
+        self._clock = clock
+        self.latencies: deque[float] | None = deque(maxlen=100_000) if record_latency else None
+        self.published = self.delivered = self.duplicates = self.lost = 0
+        self._pending: dict[int, _Record] = {}
+        self._next = 0
+        self._last_time: dict[str, int | None] = {}
+        self._losses: list[Lost] = []
+        self._inbox = ""
+        self._sub: Subscription | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._room = asyncio.Event()
+        self._settled = asyncio.Event()  # set whenever items are acknowledged or lost: flush waits on it
+        self._work = asyncio.Event()
+        self._lost_event = asyncio.Event()
+        self._room.set()
+
+    def __repr__(self) -> str:  # the servers' URLs may carry a user and password: never shown
+        return f"JetStreamSink(market={self.market!r}, stream={self.stream!r}, pending={len(self._pending)})"
+
+    @property
+    def pending(self) -> int:
+        """Items sent and neither acknowledged nor lost yet."""
+        return len(self._pending)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Connect (unless given a client), make sure the stream exists, listen for acknowledgements."""
+        if self._sub is not None:
+            raise UserStreamError("the JetStream sink is started already")
+        nats = _import_nats()
+        self._loop = asyncio.get_running_loop()
+        if self._client is None:
+            options: dict[str, Any] = {
+                "name": "binance-userstream sink",
+                "max_reconnect_attempts": -1,
+                "error_cb": self._on_error,
+                "skip_subject_validation": True,  # every token was checked (`Addresses`): not twice
+            }
+            self._client = await nats.connect(self._servers, **{**options, **self._connect_options})
+        client = self._client
+        try:
+            if self._ensure:
+                await self._ensure_stream(client)
+            self._inbox = client.new_inbox()
+            self._sub = await client.subscribe(f"{self._inbox}.*", cb=self._on_ack)
+        except BaseException:
+            if self._owned:
+                await client.close()
+                self._client = None
+            raise
+        self._reaper = asyncio.create_task(self._reap(), name="jetstream sink: ack timeouts")
+
+    async def _ensure_stream(self, client: Client) -> None:
+        from nats.js.api import StorageType, StreamConfig
+        from nats.js.errors import BadRequestError
+
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.prefix}.>"],
+            storage=StorageType.FILE,
+            duplicate_window=self.duplicate_window,
+        )
+        try:
+            await client.jetstream().add_stream(config)
+        except BadRequestError as error:
+            if error.err_code == 10065:  # "subjects overlap with an existing stream"
+                raise UserStreamError(
+                    f"another stream than {self.stream!r} takes subjects {self.prefix}.>: pass its name "
+                    "as stream=, or another prefix="
+                ) from None
+            if error.err_code != 10058:  # not "stream name already in use with a different configuration"
+                raise
+            log.info("stream %s exists with another configuration: it is used as it is", self.stream)
+
+    @staticmethod
+    async def _on_error(error: Exception) -> None:
+        log.warning("NATS connection: %s", type(error).__name__)
+
+    async def publish(self, account_id: str, item: object, text: str | None) -> None:
+        """Send one item of `account_id` (see `Sink.publish`); waits while `max_pending` are in flight.
+
+        ValueError, before anything is sent, for an id or wire name that is no subject token;
+        UserStreamError when the sink is closed or was never started.
+        """
+        subject, payload, headers, when = self._addresses.envelope(account_id, item, text)
+        client, loop = self._client, self._loop
+        if client is None or loop is None or self._sub is None or client.is_closed:
+            raise UserStreamError("the JetStream sink is not running (start it, or use `async with`)")
+        while len(self._pending) >= self.max_pending:
+            self._room.clear()
+            await self._room.wait()
+        n = self._next
+        self._next = n + 1
+        last = self._last_time
+        before = last.get(account_id)
+        if when is not None:
+            last[account_id] = when
+        self.published += 1
+        if not self._pending:
+            self._work.set()
+        self._pending[n] = (account_id, item, loop.time(), before)
+        try:
+            await client.publish(subject, payload, reply=f"{self._inbox}.{n}", headers=headers)
+        except Exception as error:  # not sent (buffer full while reconnecting, connection closed...)
+            record = self._pending.pop(n, None)
+            if record is not None:
+                self._lose(record, f"not sent: {type(error).__name__}")
+
+    async def _on_ack(self, msg: Msg) -> None:
+        try:
+            n = int(msg.subject[len(self._inbox) + 1 :])
+        except ValueError:
+            return
+        record = self._pending.pop(n, None)
+        if record is None:  # already lost to the timeout
+            return
+        data = msg.data
+        problem = _problem(msg.headers, data)
+        if problem is None:
+            self.delivered += 1
+            if b'"duplicate"' in data:
+                self.duplicates += 1
+            if self.latencies is not None and self._loop is not None:
+                self.latencies.append(self._loop.time() - record[2])
+        else:
+            self._lose(record, problem)
+        self._after_settle()
+
+    def _after_settle(self) -> None:
+        if len(self._pending) < self.max_pending:
+            self._room.set()
+        self._settled.set()
+
+    def _lose(self, record: _Record, reason: str) -> None:
+        account_id, item, _, before = record
+        self.lost += 1
+        self._losses.append(Lost(account_id, item, reason, before, self._clock()))
+        self._lost_event.set()
+        self._after_settle()
+
+    async def _reap(self) -> None:
+        """Lose what waited `ack_timeout` for its acknowledgement, oldest first."""
+        loop = asyncio.get_running_loop()
+        pending = self._pending
+        while True:
+            if not pending:
+                self._work.clear()
+                await self._work.wait()
+                continue
+            n, record = next(iter(pending.items()))
+            delay = record[2] + self.ack_timeout - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            del pending[n]
+            self._lose(record, f"no acknowledgement within {self.ack_timeout:g} s")
+
+    async def flush(self) -> None:
+        """Return when everything published so far is acknowledged or lost (at most `ack_timeout` after
+        the last publish, as the reaper loses whatever is late); what other tasks publish meanwhile
+        is not waited for."""
+        pending, until = self._pending, self._next
+        while pending and next(iter(pending)) < until:  # the oldest in flight (numbers only grow)
+            self._settled.clear()
+            await self._settled.wait()
+
+    def take_lost(self) -> list[Lost]:
+        losses, self._losses = self._losses, []
+        self._lost_event.clear()
+        return losses
+
+    async def wait_lost(self) -> None:
+        while not self._losses:
+            self._lost_event.clear()
+            await self._lost_event.wait()
+
+    async def close(self) -> None:
+        """Flush, stop listening, and close the connection if the sink opened it."""
+        try:
+            if self._reaper is not None and self._client is not None and not self._client.is_closed:
+                await self.flush()
+        finally:
+            if self._reaper is not None:
+                self._reaper.cancel()
+                await asyncio.gather(self._reaper, return_exceptions=True)
+                self._reaper = None
+            for n in list(self._pending):
+                self._lose(self._pending.pop(n), "the sink closed before its acknowledgement")
+            sub, self._sub = self._sub, None
+            client = self._client
+            if client is not None and not client.is_closed:
+                try:
+                    if sub is not None:
+                        await sub.unsubscribe()
+                    if self._owned:
+                        await client.close()
+                except Exception as error:  # a connection already lost (nats-py drains what it can)
+                    log.info("closing the NATS connection: %s", type(error).__name__)
+            if self._owned:
+                self._client = None
+
+
+def _problem(headers: dict[str, str] | None, data: bytes) -> str | None:
+    """Why an answer is no acknowledgement, or None for a PubAck."""
+    if headers and headers.get("Status"):  # 503: no stream listens on the subject
+        status = headers.get("Status")
+        return f"refused: status {status} {headers.get('Description', '')}".rstrip()
+    if not data:
+        return "refused: an empty answer"
+    if b'"error"' in data:
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            return "refused: an answer that is not JSON"
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if error is not None:
+            description = error.get("description") if isinstance(error, dict) else error
+            return f"refused: {str(description)[:200]}"
+    return None
+
+
+if TYPE_CHECKING:
+    _IS_A_SINK: type[Sink] = JetStreamSink  # mypy checks that the class keeps the protocol
