@@ -117,6 +117,7 @@ examples:
       --stream-url ws://127.0.0.1:8765 --api-secret-file secret.txt
   binance-userstream account --market usdm --follow --json --api-secret-file secret.txt
   binance-userstream fleet --accounts accounts.toml --market spot    # many accounts (file mode 0600)
+  binance-userstream tail --nats nats://127.0.0.1:4222 --account alice --follow    # the durable log
   binance-userstream create --market usdm --base-url http://127.0.0.1:8765 --key-file key.txt
   binance-userstream keepalive --market usdm --key-file key.txt --base-url http://127.0.0.1:8765
   binance-userstream close - --market usdm --base-url http://127.0.0.1:8765 < key.txt
@@ -381,6 +382,19 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     _cli_fleet.add_options(fleet, _event_names)
+    from binance_userstream import _cli_tail
+
+    tail = commands.add_parser(
+        "tail",
+        help="print what the durable log (NATS JetStream) holds, as JSON lines",
+        description="Read the JetStream stream a fleet's workers publish to and print each message "
+        "(an event as Binance sent it, or a gap) as a JSON line with its account, market and event "
+        "type; with --follow, wait for more until Ctrl-C or SIGTERM. Needs the [nats] extra.",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    _cli_tail.add_options(tail)
+    tail.add_argument("-v", "--verbose", action="count", default=0, help="-v: this package's log; -vv: all")
     run = commands.add_parser(
         "run",
         parents=[client],
@@ -1132,6 +1146,12 @@ def _fleet(args: argparse.Namespace) -> int:
     return _cli_fleet.run(args)
 
 
+def _tail(args: argparse.Namespace) -> int:
+    from binance_userstream import _cli_tail
+
+    return _cli_tail.run(args)
+
+
 COMMANDS = {
     "create": _create,
     "keepalive": _on_key,
@@ -1140,6 +1160,7 @@ COMMANDS = {
     "listen": _listen,
     "account": _account,
     "fleet": _fleet,
+    "tail": _tail,
     "simulator": _simulator,
 }
 
