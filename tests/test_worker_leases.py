@@ -288,3 +288,10 @@ def test_a_partitioned_worker_stops_before_its_leases_expire_and_does_not_resume
     cluster.tick("w1")
     assert cluster.workers["w1"].core.publishing == frozenset()
     assert cluster.workers["w2"].core.publishing == {"a", "b"}
+
+
+def test_takes_still_unanswered_count_toward_the_share() -> None:
+    core = synced_core([f"a{i}" for i in range(4)])
+    core.observe(WORKERS + "w2", b"{}", 1, at=0.5)
+    assert len(writes(core.tick(at=1.0))) == 2
+    assert writes(core.tick(at=1.3)) == []

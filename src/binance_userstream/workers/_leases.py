@@ -377,7 +377,13 @@ class LeaseCore:
             if target in counts:
                 counts[target] += 1
         share = -(-len(self._leases) // max(len(live), 1))
-        holding = sum(1 for lease in self._leases.values() if lease.held or lease.publishing)
+        holding = sum(
+            1
+            for lease in self._leases.values()
+            if lease.held
+            or lease.publishing
+            or (isinstance(lease.pending, Write) and lease.pending.purpose == "take")
+        )
         if self.leaving:
             out += self._hand_over(live, counts, at=at)
         else:
@@ -385,7 +391,9 @@ class LeaseCore:
             holding, accepted = self._accept(live, share, holding, at=at)
             out += accepted
             out += self._take(share, holding, at=at)
-            out += self._offer(live, counts, share, at=at)
+            if all(lease.owner is not None for lease in self._leases.values()):
+                # Free accounts go to whoever takes them first; balancing meanwhile only churns.
+                out += self._offer(live, counts, share, at=at)
         return out
 
     def _renew_and_withdraw(self, live: frozenset[str], *, at: float) -> list[LeaseAction]:
@@ -436,7 +444,7 @@ class LeaseCore:
         out: list[LeaseAction] = []
         for account in free:
             lease = self._leases[account]
-            stale = lease.free_since is not None and at - lease.free_since >= self.timing.ttl
+            stale = lease.free_since is not None and at - lease.free_since >= 2 * self.timing.ttl
             if holding >= share and not stale:
                 continue
             holding += 1
