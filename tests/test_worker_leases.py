@@ -295,3 +295,10 @@ def test_takes_still_unanswered_count_toward_the_share() -> None:
     core.observe(WORKERS + "w2", b"{}", 1, at=0.5)
     assert len(writes(core.tick(at=1.0))) == 2
     assert writes(core.tick(at=1.3)) == []
+
+
+def test_a_worker_offers_nothing_while_some_account_is_free_for_the_taking() -> None:
+    core, _ = holding(["a", "b", "c", "d"])
+    core.observe(WORKERS + "w2", b"{}", 10, at=1.5)
+    core.observe(ACCOUNTS + "a", None, 11, at=1.5)  # deleted: free
+    assert [w for w in writes(core.tick(at=1.5)) if w.purpose == "offer"] == []

@@ -8,6 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 import nats
+import nats.js.errors
+import pytest
 from nats.aio.client import Client
 
 from binance_userstream.workers import Leases, LeaseTiming, Start, Stop
@@ -205,3 +207,33 @@ def test_three_workers_starting_together_share_three_thousand_accounts_with_no_h
 
     log = run(nats_server, scenario)
     assert len(log) == 3000  # each account started once: the rendezvous order kept takes apart
+
+
+def test_the_key_value_semantics_the_leases_rely_on(nats_server: NatsServer) -> None:
+    """What the driver's docstring says of nats-py 2.16 and nats-server 2.15, checked."""
+
+    async def scenario(url: str, log: Log) -> None:
+        nc = await nats.connect(url)
+        kv = await nc.jetstream().create_key_value(bucket="probe", ttl=1.0, history=1)
+        again = await nc.jetstream().create_key_value(bucket="probe", ttl=1.0, history=1)
+        assert again is not None  # every worker creates the bucket: the same settings are a no-op
+        first = await kv.create("k", b"1")
+        with pytest.raises(nats.js.errors.KeyWrongLastSequenceError):
+            await kv.create("k", b"2")
+        second = await kv.update("k", b"2", last=first)
+        with pytest.raises(nats.js.errors.KeyWrongLastSequenceError):
+            await kv.update("k", b"3", last=first)
+        await kv.delete("k", last=second)
+        assert await kv.create("k", b"4") > second  # a deleted key is created again
+        deadline = time.monotonic() + 5.0
+        while True:  # max_age removes the entry with nothing left behind, and create takes it
+            try:
+                await kv.get("k")
+            except nats.js.errors.KeyNotFoundError:
+                break
+            assert time.monotonic() < deadline, "the entry outlived the bucket's ttl"
+            await asyncio.sleep(0.1)
+        assert await kv.create("k", b"5") > second
+        await nc.close()
+
+    run(nats_server, scenario)
