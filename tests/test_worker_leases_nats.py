@@ -4,6 +4,7 @@ own NATS connection, with TTLs of a few seconds so that failover and fencing tak
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -88,15 +89,19 @@ def run(nats_server: NatsServer, scenario: Callable[[str, Log], Awaitable[None]]
     return log
 
 
-def test_one_worker_takes_every_account_each_with_a_gap(nats_server: NatsServer) -> None:
+def test_one_worker_takes_every_account_each_with_a_gap_and_logs_it(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
     async def scenario(url: str, log: Log) -> None:
         w1 = await Worker.start(url, "w1", log)
         await until(lambda: w1.publishing == set(ACCOUNTS))
         await w1.kill()
 
-    log = run(nats_server, scenario)
+    with caplog.at_level(logging.INFO, logger="binance_userstream.workers"):
+        log = run(nats_server, scenario)
     assert sorted(change.account_id for _, _, change in log) == sorted(ACCOUNTS)
     assert all(change == Start(change.account_id, after_failover=True) for _, _, change in log)
+    assert "lease: start acct-0 (after failover: True)" in caplog.messages
 
 
 def test_a_joining_worker_is_handed_a_fair_share_make_before_break(nats_server: NatsServer) -> None:
