@@ -89,7 +89,11 @@ class Cluster:
     """Workers and a bucket on one clock; `handovers` holds (account, old owner, new owner) while
     both may publish."""
 
-    def __init__(self, accounts: list[str], timing: LeaseTiming, *, now: float = 1000.0) -> None:
+    def __init__(
+        self, accounts: list[str], timing: LeaseTiming, *, now: float = 1000.0, confirm_starts: bool = True
+    ) -> None:
+        #: Whether each worker's application says at once that it publishes what it was told to start.
+        self.confirm_starts = confirm_starts
         self.accounts = accounts
         self.timing = timing
         self.now = now
@@ -169,6 +173,8 @@ class Cluster:
                     lease = self.bucket.lease(account)
                     if lease is not None:
                         self.handovers.add((account, lease.owner, me))
+                    if self.confirm_starts:
+                        queue.extend(core.started(account, at=self.now))
                 elif isinstance(action, Start):
                     # A take begins anew: no handover of this worker's covers it.
                     self.handovers = {h for h in self.handovers if not (h[0] == account and me in h[1:])}

@@ -209,20 +209,26 @@ def test_an_offer_not_taken_up_is_withdrawn_after_the_offer_timeout() -> None:
     assert (withdraw.account, withdraw.value, withdraw.last) == (offer.account, LeaseValue("w1"), 11)
 
 
-def test_an_offered_lease_is_accepted_after_the_taker_starts_publishing() -> None:
+def offered_to_w2() -> LeaseCore:
+    """Worker w2, which sees w1 offer it account "a"."""
     core = synced_core(["a"], worker="w2")
     core.observe(WORKERS + "w1", b"{}", 1, at=0.0)
     core.observe(ACCOUNTS + "a", LeaseValue("w1", offer="w2").encode(), 2, at=0.5)
-    start, accept = [a for a in core.tick(at=1.0) if isinstance(a, Start | Write)]
-    assert start == Start("a", after_failover=False)
+    return core
+
+
+def test_an_offered_lease_is_started_but_not_accepted_until_the_application_publishes_it() -> None:
+    core = offered_to_w2()
+    assert Start("a", after_failover=False) in core.tick(at=1.0)
+    assert writes(core.tick(at=1.3)) == []
+    (accept,) = writes(core.started("a", at=1.4))
     assert (accept.value, accept.last, accept.purpose) == (LeaseValue("w2"), 2, "accept")
 
 
 def test_a_taker_stops_when_the_offer_is_withdrawn() -> None:
-    core = synced_core(["a"], worker="w2")
-    core.observe(WORKERS + "w1", b"{}", 1, at=0.0)
-    core.observe(ACCOUNTS + "a", LeaseValue("w1", offer="w2").encode(), 2, at=0.5)
-    (accept,) = writes(core.tick(at=1.0))
+    core = offered_to_w2()
+    core.tick(at=1.0)
+    (accept,) = writes(core.started("a", at=1.0))
     core.failed(accept, at=1.1)
     assert core.observe(ACCOUNTS + "a", LeaseValue("w1").encode(), 3, at=1.2) == [
         Stop("a", "offer withdrawn")
@@ -230,10 +236,9 @@ def test_a_taker_stops_when_the_offer_is_withdrawn() -> None:
 
 
 def test_a_taker_whose_accept_is_not_confirmed_stops_before_the_offer_could_expire() -> None:
-    core = synced_core(["a"], worker="w2")
-    core.observe(WORKERS + "w1", b"{}", 1, at=0.0)
-    core.observe(ACCOUNTS + "a", LeaseValue("w1", offer="w2").encode(), 2, at=0.5)
-    for write in writes(core.tick(at=1.0)):
+    core = offered_to_w2()
+    core.tick(at=1.0)
+    for write in writes(core.started("a", at=1.0)):
         core.failed(write, at=1.1)
     assert core.deadline("a") == 0.5 + TIMING.ttl - TIMING.margin
     assert Stop("a", "handover not confirmed in time") in core.tick(at=0.5 + TIMING.ttl - TIMING.margin)

@@ -36,10 +36,17 @@ class Worker:
 
     @classmethod
     async def start(
-        cls, url: str, worker_id: str, log: Log, accounts: list[str] = ACCOUNTS, timing: LeaseTiming = TIMING
+        cls,
+        url: str,
+        worker_id: str,
+        log: Log,
+        accounts: list[str] = ACCOUNTS,
+        timing: LeaseTiming = TIMING,
+        confirm_starts: bool = False,
     ) -> Worker:
         nc = await nats.connect(url, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
-        leases = await Leases(nc, worker_id, accounts, timing=timing).__aenter__()
+        leases = Leases(nc, worker_id, accounts, timing=timing, confirm_starts=confirm_starts)
+        await leases.__aenter__()
         return cls(nc, leases, log)
 
     async def kill(self) -> None:
@@ -123,6 +130,24 @@ def test_a_joining_worker_is_handed_a_fair_share_make_before_break(nats_server: 
             ("w2", Start(account, after_failover=False)),
             ("w1", Stop(account, "lease now held by w2")),
         ]
+    assert overlaps_but_handovers(log) == []
+
+
+def test_the_old_owner_publishes_until_the_new_one_says_it_publishes(nats_server: NatsServer) -> None:
+    async def scenario(url: str, log: Log) -> None:
+        w1 = await Worker.start(url, "w1", log)
+        await until(lambda: w1.publishing == set(ACCOUNTS))
+        w2 = await Worker.start(url, "w2", log, confirm_starts=True)
+        await until(lambda: len(w2.publishing) == 5)
+        await asyncio.sleep(4 * TIMING.tick_every)  # its stream is not live yet: w1 goes on
+        assert w1.publishing == set(ACCOUNTS)
+        for account in sorted(w2.publishing):
+            w2.leases.started(account)
+        await until(lambda: fair(w1, w2))
+        await w1.kill()
+        await w2.kill()
+
+    log = run(nats_server, scenario)
     assert overlaps_but_handovers(log) == []
 
 

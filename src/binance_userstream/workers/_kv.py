@@ -72,7 +72,11 @@ class Leases:
     `Stop(account_id, why)`; publish an account between them. `await leases.leave(within=...)`
     (on SIGTERM) hands every lease over to the others, then the iteration ends. Leaving the
     `async with` without it stops renewing: the others take the accounts after the TTL, as after
-    a crash. Each change is also logged at INFO (account ids only: no secret reaches the bucket)."""
+    a crash. Each change is also logged at INFO (account ids only: no secret reaches the bucket).
+
+    A planned handover completes (and the old owner stops) once this worker publishes the account:
+    with `confirm_starts=True` when the application calls `started(account_id)` (its stream is
+    live: no gap between the two owners), else as soon as the `Start` is handed out."""
 
     def __init__(
         self,
@@ -83,9 +87,11 @@ class Leases:
         timing: LeaseTiming | None = None,
         bucket: str = BUCKET,
         in_flight: int = 512,
+        confirm_starts: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.core = LeaseCore(worker_id, accounts, timing)
+        self._confirm_starts = confirm_starts
         self.timing = self.core.timing
         self._nc = nc
         self._bucket = bucket
@@ -146,6 +152,11 @@ class Leases:
             raise StopAsyncIteration
         return change
 
+    def started(self, account_id: str) -> None:
+        """The application publishes `account_id` now (with `confirm_starts=True`): a planned handover
+        to this worker may complete."""
+        self._dispatch(self.core.started(account_id, at=self._clock()))
+
     async def leave(self, within: float) -> None:
         """Hand every lease over to the other workers, make-before-break; after `within` seconds stop
         and release what is left. Returns when nothing is held or published."""
@@ -159,12 +170,20 @@ class Leases:
     # ---- the loops
 
     async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.timing.tick_every)
-            self._wake.clear()
-            self._dispatch(self.core.tick(at=self._clock()))
-            await asyncio.sleep(min(0.05, self.timing.tick_every / 4))
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.timing.tick_every)
+                self._wake.clear()
+                self._dispatch(self.core.tick(at=self._clock()))
+                await asyncio.sleep(min(0.05, self.timing.tick_every / 4))
+        except Exception:
+            # Without ticks no deadline would stop anything: stop everything now, and end.
+            log.exception("lease rules failed: stopping every account")
+            for account in sorted(self.core.publishing):
+                self._changes.put_nowait(Stop(account, "lease rules failed"))
+            self._changes.put_nowait(None)
+            raise
 
     async def _watch(self, watcher: KeyValue.KeyWatcher) -> None:
         try:
@@ -192,6 +211,8 @@ class Leases:
                 else:
                     log.info("lease: stop %s (%s)", action.account_id, action.why)
                 self._changes.put_nowait(action)
+                if isinstance(action, Start) and not action.after_failover and not self._confirm_starts:
+                    self._dispatch(self.core.started(action.account_id, at=self._clock()))
             elif isinstance(action, Beat | Quit):
                 self._spawn(self._heartbeat(action))
             else:

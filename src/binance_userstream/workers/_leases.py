@@ -19,7 +19,8 @@ releases (`Release`), and for the application `Start(account_id, after_failover)
   not in the log, so the application publishes a gap first. A take is always marked so: the bucket
   cannot tell a first start from a takeover after every lease expired.
 - Planned handover, make-before-break: the owner writes an offer naming the new owner; the new
-  owner `Start`s, then moves the lease to itself by compare-and-set; the old owner sees it moved
+  owner `Start`s, and once the application says it publishes (`started`), moves the lease to
+  itself by compare-and-set; the old owner sees it moved
   (or its own next compare-and-set fails) and `Stop`s. Both publish for that moment; the log's
   message ids drop the duplicates. No gap. `leave` (SIGTERM) offers everything to the others,
   then past its deadline stops and releases what is left.
@@ -176,6 +177,7 @@ class _Lease:
     publishing: bool = False
     renewed_at: float = -math.inf
     accept_until: float = -math.inf
+    ready: bool = False  # the application said it publishes (`started`): a handover may complete
     offered_at: float = -math.inf
     offered_to: str | None = None
     offer_written_at: float = -math.inf  # when a write naming `offered_to` was last stored (or may have been)
@@ -424,12 +426,24 @@ class LeaseCore:
                 if holding >= share and lease.owner in live:
                     continue
                 holding += 1
-                lease.publishing = True
+                lease.publishing, lease.ready = True, False
                 out.append(Start(account, after_failover=False))
             # Published without the lease only while the offer's entry lives (by when it was seen).
             lease.accept_until = max(lease.accept_until, lease.seen_at + self.timing.ttl - self.timing.margin)
-            out.append(self._write(account, lease, LeaseValue(self.worker_id), "accept", at=at))
+            if lease.ready:
+                out.append(self._write(account, lease, LeaseValue(self.worker_id), "accept", at=at))
         return holding, out
+
+    def started(self, account: str, *, at: float) -> list[LeaseAction]:
+        """The application publishes `account` now (its stream is live): a planned handover to this
+        worker may complete, and the old owner stop. Before this, the offer is not accepted."""
+        lease = self._leases[account]
+        if not lease.publishing or lease.held or lease.ready:
+            return []
+        lease.ready = True
+        if lease.offer != self.worker_id or lease.owner in (None, self.worker_id) or lease.pending:
+            return []
+        return [self._write(account, lease, LeaseValue(self.worker_id), "accept", at=at)]
 
     def _take(self, share: int, holding: int, *, at: float) -> list[LeaseAction]:
         assert self._synced_at is not None
@@ -557,7 +571,7 @@ class LeaseCore:
         return out
 
     def _stop(self, account: str, lease: _Lease, why: str) -> list[LeaseAction]:
-        lease.held = False
+        lease.held, lease.ready = False, False
         if not lease.publishing:
             return []
         lease.publishing = False
