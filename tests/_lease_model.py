@@ -160,6 +160,10 @@ class Cluster:
 
     # ---- the driver's part
 
+    def run_actions(self, worker: Worker, actions: list[LeaseAction]) -> None:
+        """Carry out `actions` of `worker` (and what their answers lead to)."""
+        self._run(worker, actions)
+
     def _run(self, worker: Worker, actions: list[LeaseAction]) -> None:
         queue = deque(actions)
         core = worker.core

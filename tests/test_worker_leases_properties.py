@@ -27,10 +27,13 @@ NAMES = [f"w{i}" for i in range(8)]
 
 class LeaseMachine(RuleBasedStateMachine):
     @initialize(
-        accounts=st.integers(min_value=1, max_value=12), workers=st.integers(min_value=1, max_value=3)
+        accounts=st.integers(min_value=1, max_value=12),
+        workers=st.integers(min_value=1, max_value=3),
+        at_once=st.booleans(),
     )
-    def start(self, accounts: int, workers: int) -> None:
-        self.cluster = Cluster([f"acct-{i}" for i in range(accounts)], TIMING)
+    def start(self, accounts: int, workers: int, at_once: bool) -> None:
+        # at_once: each application says it publishes an account as soon as told to; else later, or never.
+        self.cluster = Cluster([f"acct-{i}" for i in range(accounts)], TIMING, confirm_starts=at_once)
         self.unused = list(NAMES)
         for _ in range(workers):
             self.cluster.join(self.unused.pop(0))
@@ -71,6 +74,24 @@ class LeaseMachine(RuleBasedStateMachine):
         cut = sorted(w for w, worker in self.cluster.workers.items() if worker.partitioned)
         self.cluster.heal(data.draw(st.sampled_from(cut)))
 
+    @precondition(lambda self: self.unconfirmed())
+    @rule(data=st.data())
+    def application_publishes(self, data: st.DataObject) -> None:
+        self.confirm(*data.draw(st.sampled_from(self.unconfirmed())))
+
+    def unconfirmed(self) -> list[tuple[str, str]]:
+        """(worker, account) pairs told to Start by a planned handover, not confirmed yet."""
+        return sorted(
+            (w, a)
+            for w, worker in self.cluster.workers.items()
+            for a in worker.core.publishing - worker.core.held
+            if not worker.core.is_ready(a)
+        )
+
+    def confirm(self, worker_id: str, account: str) -> None:
+        worker = self.cluster.workers[worker_id]
+        self.cluster.run_actions(worker, worker.core.started(account, at=self.cluster.now))
+
     @rule()
     def settle(self) -> None:
         """No faults for 3 TTLs: one live worker holds and alone publishes each account, shares fair."""
@@ -83,6 +104,8 @@ class LeaseMachine(RuleBasedStateMachine):
         for _ in range(round(3 * TIMING.ttl / TIMING.tick_every)):
             cluster.advance(TIMING.tick_every)
             cluster.tick_all()
+            for worker_id, account in self.unconfirmed():
+                self.confirm(worker_id, account)
             self.check_publishers()
         holders = cluster.holders()
         live = set(cluster.workers)

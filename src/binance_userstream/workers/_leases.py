@@ -226,6 +226,10 @@ class LeaseCore:
             lease.held or lease.publishing or lease.pending for lease in self._leases.values()
         )
 
+    def is_ready(self, account: str) -> bool:
+        """Whether the application said it publishes `account` (`started`) since its last Start."""
+        return self._leases[account].ready
+
     def deadline(self, account: str) -> float:
         """When this worker stops publishing `account` unless a write of its lease is confirmed."""
         lease = self._leases[account]
