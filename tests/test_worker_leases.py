@@ -307,3 +307,34 @@ def test_a_worker_offers_nothing_while_some_account_is_free_for_the_taking() -> 
     core.observe(WORKERS + "w2", b"{}", 10, at=1.5)
     core.observe(ACCOUNTS + "a", None, 11, at=1.5)  # deleted: free
     assert [w for w in writes(core.tick(at=1.5)) if w.purpose == "offer"] == []
+
+
+def test_a_leaving_worker_past_its_deadline_leaves_an_offered_lease_to_expire_instead_of_releasing_it() -> (
+    None
+):
+    # Its taker may already publish it, unconfirmed: a release would let a third worker in at once.
+    core, _ = holding(["a"])
+    core.observe(WORKERS + "w2", b"{}", 10, at=1.2)
+    (offer,) = writes(core.leave(at=1.2, deadline=2.0))
+    core.written(offer, 11, at=1.3)
+    actions = core.tick(at=2.0)
+    assert Stop("a", "leaving") in actions
+    assert not any(isinstance(action, Release) for action in actions)
+
+
+def test_an_offer_moves_to_a_third_worker_only_once_the_first_could_no_longer_publish_it() -> None:
+    core, _ = holding(["a"])
+    core.observe(WORKERS + "w2", b"{}", 10, at=1.2)
+    (offer,) = writes(core.leave(at=1.2, deadline=20.0))
+    core.written(offer, 11, at=1.3)
+    core.observe(WORKERS + "w3", b"{}", 12, at=2.0)  # w3 holds nothing: it would be the choice
+    (again,) = writes(core.tick(at=2.8))  # the offer timed out, w2 has not taken it up
+    assert again.value.offer == "w2"
+    core.written(again, 13, at=2.8)
+    core.observe(WORKERS + "w3", b"{}", 14, at=4.0)
+    (kept,) = writes(core.tick(at=4.3))  # w2's heartbeat is gone, but it may still publish "a"
+    assert kept.value == LeaseValue("w1")
+    core.written(kept, 15, at=4.3)
+    core.observe(WORKERS + "w3", b"{}", 16, at=5.5)
+    (moved,) = writes(core.tick(at=2.8 + TIMING.ttl))
+    assert moved.value.offer == "w3"
