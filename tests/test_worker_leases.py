@@ -338,3 +338,8 @@ def test_an_offer_moves_to_a_third_worker_only_once_the_first_could_no_longer_pu
     core.observe(WORKERS + "w3", b"{}", 16, at=5.5)
     (moved,) = writes(core.tick(at=2.8 + TIMING.ttl))
     assert moved.value.offer == "w3"
+
+
+def test_a_worker_id_that_cannot_be_a_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="a key in the bucket"):
+        LeaseCore("host.1", ["a"], TIMING)

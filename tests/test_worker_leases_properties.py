@@ -35,6 +35,7 @@ class LeaseMachine(RuleBasedStateMachine):
         # at_once: each application says it publishes an account as soon as told to; else later, or never.
         self.cluster = Cluster([f"acct-{i}" for i in range(accounts)], TIMING, confirm_starts=at_once)
         self.unused = list(NAMES)
+        self.late = 0
         for _ in range(workers):
             self.cluster.join(self.unused.pop(0))
 
@@ -100,7 +101,8 @@ class LeaseMachine(RuleBasedStateMachine):
             if cluster.workers[worker_id].partitioned:
                 cluster.heal(worker_id)
         if not any(not w.core.leaving for w in cluster.workers.values()):
-            cluster.join(self.unused.pop(0) if self.unused else f"w-late-{cluster.now}")
+            self.late += 1
+            cluster.join(self.unused.pop(0) if self.unused else f"w-late-{self.late}")
         for _ in range(round(3 * TIMING.ttl / TIMING.tick_every)):
             cluster.advance(TIMING.tick_every)
             cluster.tick_all()

@@ -159,7 +159,8 @@ class Leases:
 
     async def leave(self, within: float) -> None:
         """Hand every lease over to the other workers, make-before-break; after `within` seconds stop
-        and release what is left. Returns when nothing is held or published."""
+        what is left (releasing each lease never offered; an offered one expires after the TTL, as
+        its taker may publish it). Returns when nothing is held or published."""
         now = self._clock()
         self._dispatch(self.core.leave(at=now, deadline=now + within))
         while not self.core.done and not self._closed:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Literal
 
@@ -45,6 +46,9 @@ from attrs import define, field, frozen
 #: Key prefixes in the bucket: one lease per account, one heartbeat per live worker.
 ACCOUNTS = "accounts."
 WORKERS = "workers."
+
+#: A worker id or an account id: one token of a key (an account id is already one: fleet.Account).
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 Purpose = Literal["take", "renew", "offer", "accept"]
 
@@ -195,6 +199,11 @@ class LeaseCore:
     """One worker's lease rules (see the module docstring). Not thread-safe: one driver feeds it."""
 
     def __init__(self, worker_id: str, accounts: Iterable[str], timing: LeaseTiming | None = None) -> None:
+        for name in (worker_id, *(accounts := list(accounts))):
+            if not _NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name[:70]!r} is not 1 to 64 letters, digits, '_' or '-' (a key in the bucket)"
+                )
         self.worker_id = worker_id
         self.timing = timing or LeaseTiming()
         self._leases: dict[str, _Lease] = {account: _Lease() for account in accounts}
