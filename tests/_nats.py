@@ -14,6 +14,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import nats
 
 #: The binary the pinned package installs beside the interpreter (the venv's bin/).
 BINARY = Path(sys.executable).parent / "nats-server"
@@ -92,3 +95,22 @@ class NatsServer:
     def restart(self) -> NatsServer:
         self.stop()
         return self.start()
+
+
+async def read_log(url: str, stream: str = "BINANCE", subjects: str = "binance.>") -> list[Any]:
+    """Every message of `stream` on `subjects`, in the log's order, through a pull consumer."""
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        count = (await js.stream_info(stream)).state.messages
+        sub = await js.pull_subscribe(subjects, stream=stream)
+        messages: list[Any] = []
+        while len(messages) < count:
+            try:
+                batch = await sub.fetch(count - len(messages), timeout=1)
+            except nats.errors.TimeoutError:
+                break
+            messages.extend(batch)
+        return messages
+    finally:
+        await client.close()

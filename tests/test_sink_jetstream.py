@@ -24,7 +24,7 @@ from binance_userstream.stream import StreamGap
 from binance_userstream.stream._decode import decode
 from tests._docs import run_elsewhere
 from tests._docs import text as page_text
-from tests._nats import NatsServer
+from tests._nats import NatsServer, read_log
 
 LISTEN_KEY = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
@@ -34,25 +34,6 @@ def report(time: int, order: int = 1) -> tuple[object, str]:
     """A spot executionReport with event time `time`: (its model, its text as Binance sends it)."""
     text = f'{{"e":"executionReport","E":{time},"s":"ETHBTC","i":{order},"x":"NEW","p":"0.10264410"}}'
     return decode(text), text
-
-
-async def read_log(url: str, stream: str = "BINANCE", subjects: str = "binance.>") -> list[Any]:
-    """Every message of `stream` on `subjects`, in the log's order, through a pull consumer."""
-    client = await nats.connect(url)
-    try:
-        js = client.jetstream()
-        count = (await js.stream_info(stream)).state.messages
-        sub = await js.pull_subscribe(subjects, stream=stream)
-        messages: list[Any] = []
-        while len(messages) < count:
-            try:
-                batch = await sub.fetch(count - len(messages), timeout=1)
-            except nats.errors.TimeoutError:
-                break
-            messages.extend(batch)
-        return messages
-    finally:
-        await client.close()
 
 
 def run(nats_server: NatsServer, body: Callable[[JetStreamSink], Awaitable[None]], **options: Any) -> None:

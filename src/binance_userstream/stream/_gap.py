@@ -11,14 +11,22 @@ from typing import Literal
 from attrs import frozen
 
 GapReason = Literal[
-    "disconnected", "stalled", "listen_key_expired", "key_replaced", "subscription_ended", "overflow", "sink"
+    "disconnected",
+    "stalled",
+    "listen_key_expired",
+    "key_replaced",
+    "subscription_ended",
+    "overflow",
+    "sink",
+    "failover",
 ]
 """Why events may be missing: the connection was lost ("disconnected"), went quiet past the
 market's ping rules ("stalled"), the key expired ("listen_key_expired"), the session replaced a
 lost key ("key_replaced"), the WebSocket API ended the subscription with `eventStreamTerminated`
 ("subscription_ended": a listenToken expired, or someone unsubscribed it), or the consumer fell
 behind and the bounded buffer dropped events ("overflow"), or a sink (the durable log) did not
-acknowledge items in time or refused them ("sink": `binance_userstream.sink`)."""
+acknowledge items in time or refused them ("sink": `binance_userstream.sink`), or a worker took
+the account over from another that stopped without handing it over ("failover": `workers`)."""
 
 _WHY = {
     "disconnected": "the connection was lost",
@@ -28,6 +36,7 @@ _WHY = {
     "subscription_ended": "the WebSocket API ended the subscription (eventStreamTerminated)",
     "overflow": "the consumer fell behind and the buffer was full",
     "sink": "the durable log did not acknowledge items (refused, timed out or unreachable)",
+    "failover": "another worker published this account until it stopped without handing it over",
 }
 
 

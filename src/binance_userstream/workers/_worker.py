@@ -1,0 +1,357 @@
+"""`Worker`: one process's share of a deployment's accounts, their events published to JetStream.
+
+A worker ties three parts together, each tested on its own: `Leases` (which accounts it holds), an
+`AsyncFleet` of exactly those accounts (their events, each with its JSON as Binance sent it), and a
+`JetStreamSink` fed by `pump` (every item acknowledged by JetStream, or a gap for its account).
+
+- A lease's `Start` adds the account to the fleet. Taken after a failover (its last owner stopped
+  without handing it over), the account's first item in the log is a gap (`reason="failover"`):
+  its events since the last owner's last one may be missing.
+- A planned handover is make-before-break: the lease moves to this worker (`Leases.started`) only
+  once the account's stream is live here, so its old owner stops after this one publishes; the
+  events both publish meanwhile have the same message ids, and JetStream keeps one of each.
+- A `Stop` fences the account at once: none of its items is published from then on, even those
+  the fleet had buffered; then the account leaves the fleet.
+
+`status()` says how the worker is doing (accounts, connections, events acknowledged per second,
+publish latency, gaps, losses, items fenced, lease changes); `on_change` hears each lease change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+import statistics
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from types import TracebackType
+from typing import Any, Self
+
+from attrs import frozen
+
+from binance_userstream.fleet import Account, AsyncFleet
+from binance_userstream.fleet._core import FleetItem
+from binance_userstream.sink import JetStreamSink, pump
+from binance_userstream.sink._jetstream import DEFAULT_STREAM, _import_nats
+from binance_userstream.sink._subjects import DEFAULT_PREFIX
+from binance_userstream.stream._core import StreamEvent, StreamEventKind
+from binance_userstream.stream._gap import StreamGap
+from binance_userstream.workers._kv import BUCKET, Leases
+from binance_userstream.workers._leases import Change, LeaseCore, LeaseTiming, Start, Stop
+
+log = logging.getLogger("binance_userstream.workers")
+
+#: What the first connect to NATS tries before it fails: attempts, each within this many seconds.
+CONNECT_ATTEMPTS, CONNECT_TIMEOUT = 3, 2.0
+#: The publish latencies `status()` summarizes: the last this many.
+LATENCIES = 10_000
+
+
+def default_worker_id() -> str:
+    """This host's name and this process's id, as one token of a bucket key (`host-1234`)."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "worker"
+    return f"{host}-{os.getpid()}"
+
+
+@frozen
+class WorkerStatus:
+    """How a worker is doing: the accounts it publishes, the fleet's shared `connections`, items
+    `published` (acknowledged by JetStream) in all and per second since the last status, the
+    publish-to-acknowledgement latency (median and 99th percentile of the recent ones, ms), `gaps`
+    it published (a failover's, a lost connection's, the log's own losses), items `lost` by the log
+    (each inside a gap), items `fenced` (dropped because the account's lease had moved on), and
+    `lease_changes` (starts and stops)."""
+
+    worker: str
+    accounts: int
+    connections: int
+    published: int
+    per_second: float
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    gaps: int
+    lost: int
+    fenced: int
+    lease_changes: int
+
+
+class Worker:
+    """One worker: `async with Worker(accounts, market="spot", nats="nats://host:4222") as worker:
+    await worker.wait()` (or `await worker.leave(within=30)` on SIGTERM).
+
+    Every worker of a deployment is given the same accounts (the same accounts file) and the same
+    bucket; each publishes a fair share. `worker_id` names it in the bucket (default: host and pid);
+    `stream` and `prefix` are the sink's; `lease_timing` the leases' (TTL 10 s by default);
+    `connect_options` go to nats-py's `connect` (credentials, TLS); the other options go to the
+    fleet (`base_url`, `stream_url`, `limits`, `timing`, ...).
+    """
+
+    def __init__(
+        self,
+        accounts: Iterable[Account],
+        *,
+        market: str = "spot",
+        nats: str | list[str] = "nats://127.0.0.1:4222",
+        worker_id: str | None = None,
+        stream: str = DEFAULT_STREAM,
+        prefix: str = DEFAULT_PREFIX,
+        bucket: str = BUCKET,
+        lease_timing: LeaseTiming | None = None,
+        on_change: Callable[[Change], object] | None = None,
+        connect_options: dict[str, Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **fleet_options: Any,
+    ) -> None:
+        self._accounts = {account.id: account for account in accounts}
+        self.worker_id = worker_id or default_worker_id()
+        self.market = market
+        self._servers = nats
+        self._connect_options = dict(connect_options or {})
+        self._clock = clock
+        self._on_change = on_change
+        self._stream, self._prefix = stream, prefix
+        self._bucket, self._lease_timing = bucket, lease_timing
+        # Checked now, before anything is sent: the names the sink and the leases use, the fleet's options.
+        JetStreamSink(market=market, stream=stream, prefix=prefix)
+        LeaseCore(self.worker_id, self._accounts, lease_timing)
+        self._fleet = AsyncFleet(
+            [], market=market, keep_text=True, on_event=self._on_fleet_event, **fleet_options
+        )
+        self._client: Any = None
+        self._sink: JetStreamSink | None = None
+        self._leases: Leases | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._publishing: set[str] = set()  # leased and not fenced: their items are published
+        self._in_fleet: set[str] = set()
+        self._starting: set[str] = set()  # started on a handover, not yet live here
+        self._injected: deque[tuple[str, FleetItem]] = deque()  # failover gaps, ahead of the fleet's items
+        self._wake = asyncio.Event()
+        self._leases_ended = asyncio.Event()
+        self._done = asyncio.Event()
+        self.gaps = self.fenced = self.lease_changes = 0
+        self._last_status = (clock(), 0)
+
+    def __repr__(self) -> str:
+        return f"Worker({self.worker_id!r}, market={self.market!r}, accounts={len(self._publishing)})"
+
+    # -- life ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        nats = _import_nats()
+
+        async def on_error(error: Exception) -> None:  # nats-py prints a traceback for each otherwise
+            log.warning("worker %s: NATS: %s", self.worker_id, error)
+
+        options = {
+            "name": f"binance-userstream worker {self.worker_id}",
+            "connect_timeout": CONNECT_TIMEOUT,
+            "max_reconnect_attempts": CONNECT_ATTEMPTS,  # the first connect's too: fail in seconds
+            "reconnect_time_wait": 1.0,
+            "error_cb": on_error,
+            **self._connect_options,
+        }
+        self._client = await nats.connect(self._servers, **options)
+        self._client.options["max_reconnect_attempts"] = -1  # connected once: outlast any outage
+        try:
+            self._sink = JetStreamSink(
+                self._client,
+                market=self.market,
+                stream=self._stream,
+                prefix=self._prefix,
+                record_latency=True,
+            )
+            await self._sink.start()
+            await self._fleet.__aenter__()
+            self._leases = Leases(
+                self._client,
+                self.worker_id,
+                self._accounts,
+                timing=self._lease_timing,
+                bucket=self._bucket,
+                confirm_starts=True,
+                clock=self._clock,
+            )
+            await self._leases.__aenter__()
+        except BaseException:
+            await self._close()
+            raise
+        self._tasks = [
+            asyncio.create_task(self._follow_leases(self._leases), name="worker: leases"),
+            asyncio.create_task(self._publish(self._sink), name="worker: publish"),
+        ]
+        log.info("worker %s: started with %d accounts in the file", self.worker_id, len(self._accounts))
+        return self
+
+    async def wait(self) -> None:
+        """Return when the worker has stopped: its leases ended (`leave`, or their rules failed) and
+        what it had published is acknowledged or covered by a gap."""
+        await self._done.wait()
+
+    async def leave(self, within: float = 30.0) -> None:
+        """Hand every account over to the other workers, make-before-break (`Leases.leave`); what is
+        not taken within `within` seconds is stopped. Returns when this worker publishes nothing."""
+        if self._leases is not None:
+            await self._leases.leave(within)
+        await self._done.wait()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._leases is not None:
+            await self._leases.close()
+        with contextlib.suppress(Exception):
+            await self._fleet.__aexit__(None, None, None)
+        if self._sink is not None:
+            await self._sink.close()
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+        self._done.set()
+
+    # -- the leases ----------------------------------------------------------------------------
+
+    async def _follow_leases(self, leases: Leases) -> None:
+        try:
+            async for change in leases:
+                self.lease_changes += 1
+                if isinstance(change, Start):
+                    self._start(change)
+                else:
+                    self._stop(change)
+                if self._on_change is not None:
+                    self._on_change(change)
+        finally:
+            for account_id in list(self._publishing):
+                self._stop(Stop(account_id, "the worker's leases ended"))
+            self._leases_ended.set()
+            self._wake.set()
+
+    def _start(self, change: Start) -> None:
+        account_id = change.account_id
+        if change.after_failover:
+            now = self._clock()
+            self._injected.append((account_id, StreamGap("failover", now, now)))
+            self._wake.set()
+        else:
+            self._starting.add(account_id)
+        self._publishing.add(account_id)
+        if account_id not in self._in_fleet:
+            self._in_fleet.add(account_id)
+            self._fleet.add(self._accounts[account_id])
+
+    def _stop(self, change: Stop) -> None:
+        account_id = change.account_id
+        self._publishing.discard(account_id)  # fenced from now: not one more item of it is published
+        self._starting.discard(account_id)
+        if account_id in self._in_fleet:
+            self._in_fleet.discard(account_id)
+            self._fleet.remove(account_id)
+
+    def _on_fleet_event(self, account_id: str | None, happening: object) -> None:
+        if (
+            account_id in self._starting
+            and isinstance(happening, StreamEvent)
+            and happening.kind is StreamEventKind.CONNECTED
+        ):
+            self._live(account_id)
+
+    def _live(self, account_id: str) -> None:
+        """`account_id`'s stream is live here: a handover to this worker may complete."""
+        self._starting.discard(account_id)
+        if self._leases is not None:
+            self._leases.started(account_id)
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    async def _publish(self, sink: JetStreamSink) -> None:
+        try:
+            result = await pump(self._items(), sink, clock=self._clock)
+        finally:
+            self._done.set()
+        if result.unreported:
+            log.error(
+                "worker %s: %d accounts' last items may be missing from the log without a gap "
+                "(the log was unreachable at the end)",
+                self.worker_id,
+                len(result.unreported),
+            )
+
+    async def _items(self) -> AsyncIterator[tuple[str, object, str | None]]:
+        """The fleet's items of the accounts this worker publishes (the others fenced), with each
+        failover's gap ahead of its account's first item, as soon as it is made."""
+        fleet_items = aiter(self._fleet.with_text())
+        next_item: asyncio.Task[tuple[str, FleetItem, str | None]] | None = None
+        try:
+            while not self._leases_ended.is_set():
+                while self._injected:
+                    account_id, gap = self._injected.popleft()
+                    if account_id in self._publishing:
+                        self.gaps += 1
+                        yield account_id, gap, None
+                if next_item is None:
+                    next_item = asyncio.ensure_future(anext(fleet_items))
+                self._wake.clear()
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({next_item, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                if not next_item.done():
+                    continue
+                try:
+                    account_id, item, text = next_item.result()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    next_item = None
+                if account_id not in self._publishing:
+                    self.fenced += 1
+                    continue
+                if isinstance(item, StreamGap):
+                    self.gaps += 1
+                yield account_id, item, text
+        finally:
+            if next_item is not None:
+                next_item.cancel()
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def status(self) -> WorkerStatus:
+        """How the worker is doing now; `per_second` counts since the previous call."""
+        sink = self._sink
+        published = sink.delivered if sink is not None else 0
+        now = self._clock()
+        then, before = self._last_status
+        self._last_status = (now, published)
+        per_second = (published - before) / (now - then) if now > then else 0.0
+        latencies = list(sink.latencies or ())[-LATENCIES:] if sink is not None else []
+        p50 = p99 = None
+        if latencies:
+            cuts = (
+                statistics.quantiles(latencies, n=100, method="inclusive")
+                if len(latencies) > 1
+                else latencies * 99
+            )
+            p50, p99 = round(cuts[49] * 1000, 3), round(cuts[98] * 1000, 3)
+        return WorkerStatus(
+            worker=self.worker_id,
+            accounts=len(self._publishing),
+            connections=self._fleet.connections(),
+            published=published,
+            per_second=round(per_second, 1),
+            latency_p50_ms=p50,
+            latency_p99_ms=p99,
+            gaps=self.gaps,
+            lost=sink.lost if sink is not None else 0,
+            fenced=self.fenced,
+            lease_changes=self.lease_changes,
+        )

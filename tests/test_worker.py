@@ -1,0 +1,199 @@
+"""Workers end to end, in one process: the simulator (spot, the WebSocket API), a real nats-server,
+and workers that share the accounts by leases and publish each account's events to JetStream:
+each account published by one worker, its events in the log once each and in order, a failover's
+gap first when an account is taken over, a planned leave handed over with no gap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from binance_userstream import Account
+from binance_userstream.simulator import Simulator
+from binance_userstream.stream._core import StreamTiming
+from binance_userstream.workers import LeaseTiming, Start, Stop
+from binance_userstream.workers._worker import Worker
+from tests._nats import NatsServer, read_log
+
+pytestmark = pytest.mark.anyio
+
+FAST = StreamTiming(ping_interval=20, overlap=0.2, first_retry=0.05, max_retry=0.2)
+LEASES = LeaseTiming(ttl=2.0)
+
+
+def key(n: int) -> str:
+    return f"WorkerKey{n:055d}"
+
+
+def secret(n: int) -> str:
+    return f"WorkerSecret{n:052d}"
+
+
+def balance(n: int) -> dict[str, Any]:
+    return {"e": "balanceUpdate", "E": n, "a": "BTC", "d": "0.10000000", "T": n}
+
+
+@pytest.fixture
+def live() -> Iterator[Simulator]:
+    with Simulator() as sim:
+        yield sim
+
+
+def accounts(sim: Simulator, count: int) -> list[Account]:
+    made = []
+    for n in range(count):
+        sim.register_key(key(n), secret=secret(n))
+        made.append(Account(id=f"acct-{n}", api_key=key(n), api_secret=secret(n)))
+    return made
+
+
+def worker(
+    sim: Simulator, nats_server: NatsServer, members: list[Account], name: str, **options: Any
+) -> Worker:
+    return Worker(
+        members,
+        market="spot",
+        nats=nats_server.url,
+        worker_id=name,
+        lease_timing=LEASES,
+        base_url=sim.url,
+        stream_url=sim.url.replace("http", "ws"),
+        timing=FAST,
+        **options,
+    )
+
+
+async def until(condition: Any, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def by_account(messages: list[Any]) -> dict[str, list[tuple[str, Any]]]:
+    """Each account's messages in the log's order: (event type, payload)."""
+    out: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+    for msg in messages:
+        out[msg.headers["Binance-Account"]].append((msg.headers["Binance-Event"], json.loads(msg.data)))
+    return out
+
+
+async def push_and_wait(sim: Simulator, nats_url: str, count: int, start: int, total: int) -> None:
+    """One event to each of `count` accounts (event times start + n), then wait until the log holds
+    `total` messages."""
+    for n in range(count):
+        sim.push("spot", balance(start + n), key(n))
+    async with asyncio.timeout(20):
+        while len(await read_log(nats_url)) < total:
+            await asyncio.sleep(0.05)
+
+
+async def test_one_worker_publishes_every_accounts_events_after_a_gap_for_its_takeover(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    members = accounts(live, 3)
+    async with worker(live, nats_server, members, "w1") as one:
+        await until(lambda: one.status().accounts == 3 and live.subscriptions() == 3)
+        await push_and_wait(live, nats_server.url, 3, 100, total=6)
+        status = one.status()
+    log = by_account(await read_log(nats_server.url))
+    for n in range(3):
+        kinds = [kind for kind, _ in log[f"acct-{n}"]]
+        assert kinds == ["_gap", "balanceUpdate"]
+        assert log[f"acct-{n}"][0][1]["reason"] == "failover"
+        assert log[f"acct-{n}"][1][1] == balance(100 + n)
+    assert (status.accounts, status.connections, status.published, status.lost) == (3, 1, 6, 0)
+
+
+async def test_two_workers_share_the_accounts_and_each_event_is_in_the_log_once(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    members = accounts(live, 10)
+    async with (
+        worker(live, nats_server, members, "w1") as one,
+        worker(live, nats_server, members, "w2") as two,
+    ):
+        await until(
+            lambda: one.status().accounts + two.status().accounts == 10 and live.subscriptions() >= 10
+        )
+        await until(lambda: {one.status().accounts, two.status().accounts} == {5})
+        await until(lambda: live.subscriptions() == 10)
+        total = len(await read_log(nats_server.url))
+        await push_and_wait(live, nats_server.url, 10, 200, total=total + 10)
+    events = Counter(
+        (account, payload["E"])
+        for account, items in by_account(await read_log(nats_server.url)).items()
+        for kind, payload in items
+        if kind == "balanceUpdate"
+    )
+    assert events == Counter({(f"acct-{n}", 200 + n): 1 for n in range(10)})
+
+
+async def test_a_leaving_worker_hands_its_accounts_over_without_a_gap_or_a_lost_event(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    """Events flow to every account all along: the handovers (w2 joining, then w1 leaving) lose none
+    and double none, and add no gap after each account's first owner's takeover gap."""
+    members = accounts(live, 6)
+    changes: list[Start | Stop] = []
+    sent = 0
+    flowing = True
+
+    async def flow() -> None:
+        nonlocal sent
+        while flowing:
+            sent += 1
+            for n in range(6):
+                live.push("spot", balance(1000 * sent + n), key(n))
+            await asyncio.sleep(0.02)
+
+    async with worker(live, nats_server, members, "w1") as one:
+        await until(lambda: one.status().accounts == 6 and live.subscriptions() == 6)
+        pusher = asyncio.create_task(flow())
+        async with worker(live, nats_server, members, "w2", on_change=changes.append) as two:
+            await until(lambda: two.status().accounts == 3)
+            assert all(isinstance(c, Start) and not c.after_failover for c in changes)
+            await one.leave(within=10)
+            assert two.status().accounts == 6
+            await asyncio.sleep(0.3)  # events still flowing to w2 alone
+            flowing = False
+            await pusher
+            last = {f"acct-{n}": 1000 * sent + n for n in range(6)}
+
+            def arrived(log: dict[str, list[tuple[str, Any]]]) -> bool:
+                return all(any(p.get("E") == last[a] for _, p in log.get(a, [])) for a in last)
+
+            async with asyncio.timeout(20):
+                while not arrived(by_account(await read_log(nats_server.url))):
+                    await asyncio.sleep(0.05)
+    log = by_account(await read_log(nats_server.url))
+    for n in range(6):
+        items = log[f"acct-{n}"]
+        assert [kind for kind, _ in items].count("_gap") == 1, n  # the first owner's takeover, no other
+        times = [payload["E"] for kind, payload in items if kind == "balanceUpdate"]
+        assert times == [1000 * i + n for i in range(1, sent + 1)], n
+
+
+async def test_a_worker_that_dies_loses_its_accounts_to_another_which_starts_each_with_a_gap(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    members = accounts(live, 4)
+    async with worker(live, nats_server, members, "w2") as two:
+        dying = worker(live, nats_server, members, "w1")
+        await dying.__aenter__()
+        await until(lambda: dying.status().accounts == 2 and two.status().accounts == 2)
+        theirs = set(dying._publishing)
+        await dying._client.close()  # its leases are no longer renewed: as if its process had died
+        await until(lambda: two.status().accounts == 4, timeout=3 * LEASES.ttl + 5)
+        await dying.__aexit__(None, None, None)
+        await until(lambda: live.subscriptions() == 4)
+        total = len(await read_log(nats_server.url))
+        await push_and_wait(live, nats_server.url, 4, 400, total=total + 4)
+    log = by_account(await read_log(nats_server.url))
+    for account in theirs:
+        assert [kind for kind, _ in log[account]] == ["_gap", "_gap", "balanceUpdate"], account
+        assert log[account][1][1]["reason"] == "failover"
