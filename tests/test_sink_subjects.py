@@ -188,3 +188,14 @@ def test_an_envelope_written_in_another_order_is_still_unwrapped_without_the_lis
     env = envelope(decode('{"e": "ORDER_TRADE_UPDATE", "E": 5}'), frame, market="usdm")
     assert json.loads(env.payload) == {"e": "ORDER_TRADE_UPDATE", "E": 5}
     assert LISTEN_KEY.encode() not in env.payload
+
+
+def test_a_sink_told_its_worker_names_it_in_every_message() -> None:
+    gap = StreamGap("disconnected", 1.0, 2.0)
+    assert Addresses("spot", worker="w-1").envelope("acct", gap, None).headers["Binance-Worker"] == "w-1"
+    assert "Binance-Worker" not in Addresses("spot").envelope("acct", gap, None).headers
+
+
+def test_a_worker_name_no_header_token_takes_is_refused() -> None:
+    with pytest.raises(ValueError, match="worker id"):
+        Addresses("spot", worker="w 1")

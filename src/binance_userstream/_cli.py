@@ -117,6 +117,7 @@ examples:
       --stream-url ws://127.0.0.1:8765 --api-secret-file secret.txt
   binance-userstream account --market usdm --follow --json --api-secret-file secret.txt
   binance-userstream fleet --accounts accounts.toml --market spot    # many accounts (file mode 0600)
+  binance-userstream fleet serve --accounts accounts.toml --nats nats://127.0.0.1:4222    # a worker
   binance-userstream tail --nats nats://127.0.0.1:4222 --account alice --follow    # the durable log
   binance-userstream create --market usdm --base-url http://127.0.0.1:8765 --key-file key.txt
   binance-userstream keepalive --market usdm --key-file key.txt --base-url http://127.0.0.1:8765
@@ -382,6 +383,19 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     _cli_fleet.add_options(fleet, _event_names)
+    from binance_userstream import _cli_serve
+
+    serve = fleet.add_subparsers(dest="fleet_command", metavar="SUBCOMMAND").add_parser(
+        "serve",
+        help="be one worker of a deployment: publish a share of the accounts' events to NATS JetStream",
+        description="Hold a fair share of the accounts file's accounts by leases in NATS (shared with "
+        "every other worker given the same file and NATS), publish their events and gaps to JetStream, "
+        "take over a dead worker's accounts after the lease TTL, and hand this worker's over on SIGTERM "
+        "or Ctrl-C. Prints each lease change and a status line. Needs the [nats] extra.",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    _cli_serve.add_options(serve)
     from binance_userstream import _cli_tail
 
     tail = commands.add_parser(
@@ -1141,6 +1155,12 @@ def _check_events_of_market(names: frozenset[str] | None, market: str) -> None:
 
 
 def _fleet(args: argparse.Namespace) -> int:
+    if args.fleet_command == "serve":
+        from binance_userstream import _cli_serve
+
+        return _cli_serve.run(args)
+    if args.accounts is None:
+        raise ValueError("fleet: --accounts is required")
     from binance_userstream import _cli_fleet
 
     return _cli_fleet.run(args)
@@ -1176,7 +1196,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _Parser.command = next((word for word in argv if word in COMMANDS), None)
-    _Parser.json_errors = "--json" in argv or _Parser.command == "fleet"  # fleet prints JSON only
+    # fleet prints JSON only (its serve subcommand, with --json)
+    _Parser.json_errors = "--json" in argv or (_Parser.command == "fleet" and "serve" not in argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = _parser().parse_args(argv)

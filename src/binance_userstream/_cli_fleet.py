@@ -65,7 +65,6 @@ def add_options(fleet: argparse.ArgumentParser, event_names: Any) -> None:
     """`fleet`'s options (`event_names`: `listen --events`' argparse type)."""
     fleet.add_argument(
         "--accounts",
-        required=True,
         metavar="PATH",
         help="the accounts file (TOML, mode 0600): an [[account]] table per account with its id, "
         "api_key_file, and api_secret_file or private_key_file (see the CLI guide)",

@@ -76,7 +76,8 @@ class JetStreamSink:
     `<prefix>.>`, file storage, `duplicate_window` seconds) is created unless it exists
     (`ensure_stream=False`: never). `max_pending` bounds the items in flight, `ack_timeout` how long
     one waits for its acknowledgement; `clock` stamps losses (`Lost.at`). With `record_latency`,
-    `latencies` keeps the last 100,000 publish-to-acknowledgement delays, in seconds.
+    `latencies` keeps the last 100,000 publish-to-acknowledgement delays, in seconds. `worker` names
+    the publisher in each message's `Binance-Worker` header (a worker's id: `workers`).
 
     Counters: `published`, `delivered` (acknowledged; `duplicates` of them JetStream had already),
     `lost`; `pending` is what is in flight now. After `flush`, every item published and not
@@ -99,12 +100,13 @@ class JetStreamSink:
         clock: Callable[[], float] = time.monotonic,
         record_latency: bool = False,
         connect_options: Mapping[str, Any] | None = None,
+        worker: str | None = None,
     ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, not {max_pending}")
         if not ack_timeout > 0:
             raise ValueError(f"ack_timeout must be positive, not {ack_timeout}")
-        self._addresses = Addresses(market, prefix)
+        self._addresses = Addresses(market, prefix, worker)
         self.market, self.prefix = market, prefix
         self.stream = check_token(stream, "stream name")
         self.duplicate_window = duplicate_window

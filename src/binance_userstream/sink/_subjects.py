@@ -56,6 +56,8 @@ ACCOUNT_HEADER = "Binance-Account"
 MARKET_HEADER = "Binance-Market"
 EVENT_HEADER = "Binance-Event"
 EVENT_TIME_HEADER = "Binance-Event-Time"
+#: The worker that published the message (`workers`), when the sink is told.
+WORKER_HEADER = "Binance-Worker"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 
@@ -191,9 +193,11 @@ class Addresses:
     """The envelopes of one market's items under one prefix, remembering the account ids and wire
     names it has checked (a publish is then a few dictionary lookups, not regular expressions)."""
 
-    def __init__(self, market: str, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, market: str, prefix: str = DEFAULT_PREFIX, worker: str | None = None) -> None:
+        """`worker`: a name every message carries in `Binance-Worker` (None: no such header)."""
         self.market = check_token(market, "market")
         self.prefix = check_prefix(prefix)
+        self.worker = None if worker is None else check_token(worker, "worker id")
         self._bases: dict[str, str] = {}
         self._names: set[str] = {GAP, RECONCILED, ERROR, UNKNOWN}
 
@@ -237,6 +241,8 @@ class Addresses:
         }
         if when is not None:
             headers[EVENT_TIME_HEADER] = str(when)
+        if self.worker is not None:
+            headers[WORKER_HEADER] = self.worker
         return Envelope(base + kind, payload, headers, when)
 
 

@@ -117,7 +117,7 @@ class Worker:
         self._stream, self._prefix = stream, prefix
         self._bucket, self._lease_timing = bucket, lease_timing
         # Checked now, before anything is sent: the names the sink and the leases use, the fleet's options.
-        JetStreamSink(market=market, stream=stream, prefix=prefix)
+        JetStreamSink(market=market, stream=stream, prefix=prefix, worker=self.worker_id)
         LeaseCore(self.worker_id, self._accounts, lease_timing)
         self._fleet = AsyncFleet(
             [], market=market, keep_text=True, on_event=self._on_fleet_event, **fleet_options
@@ -164,6 +164,7 @@ class Worker:
                 stream=self._stream,
                 prefix=self._prefix,
                 record_latency=True,
+                worker=self.worker_id,
             )
             await self._sink.start()
             await self._fleet.__aenter__()
