@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from nats.js.api import AckPolicy, ConsumerConfig
 
 #: The binary the pinned package installs beside the interpreter (the venv's bin/).
 BINARY = Path(sys.executable).parent / "nats-server"
@@ -103,7 +104,9 @@ async def read_log(url: str, stream: str = "BINANCE", subjects: str = "binance.>
     try:
         js = client.jetstream()
         count = (await js.stream_info(stream)).state.messages
-        sub = await js.pull_subscribe(subjects, stream=stream)
+        # Nothing acknowledged: a consumer that expects acks stops at 1,000 pending (max_ack_pending).
+        config = ConsumerConfig(ack_policy=AckPolicy.NONE)
+        sub = await js.pull_subscribe(subjects, stream=stream, config=config)
         messages: list[Any] = []
         while len(messages) < count:
             try:

@@ -1,0 +1,310 @@
+"""A deployment, as issue 21 asks for it: `binance-userstream fleet serve` in three worker processes
+sharing 3,000 spot accounts of the simulator through a real nats-server; events flow all along; one
+worker is killed with SIGKILL and, once the others have taken its accounts, a new one joins and
+takes its share by make-before-break handovers. In the log: every event the simulator sent is there
+exactly once and in order for its account, or its account has a gap covering it; after the handovers
+settle, each account is published by one worker; the failover time is reported."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from binance_userstream.simulator import Simulator
+from tests._nats import NatsServer, read_log
+from tests.test_cli import CLI
+
+ACCOUNTS = int(os.environ.get("DEPLOY_ACCOUNTS", "3000"))
+TTL = 10.0
+#: Events pushed per round, to that many accounts in turn, every ROUND seconds: ~1,000 events a second.
+PER_ROUND, ROUND = 50, 0.05
+
+
+def key(n: int) -> str:
+    return f"DeployKey{n:055d}"
+
+
+def secret(n: int) -> str:
+    return f"DeploySecret{n:052d}"
+
+
+def accounts_file(sim: Simulator, directory: Path) -> Path:
+    (directory / "keys").mkdir()
+    tables = []
+    for n in range(ACCOUNTS):
+        sim.register_key(key(n), secret=secret(n))
+        (directory / "keys" / f"{n}.key").write_text(key(n))
+        (directory / "keys" / f"{n}.secret").write_text(secret(n))
+        tables.append(
+            f'[[account]]\nid = "a{n}"\napi_key_file = "keys/{n}.key"\napi_secret_file = "keys/{n}.secret"\n'
+        )
+    path = directory / "accounts.toml"
+    path.write_text("\n".join(tables))
+    path.chmod(0o600)
+    return path
+
+
+class WorkerProcess:
+    """One `fleet serve` process and what it printed: its lease changes and its latest status."""
+
+    def __init__(self, name: str, sim: Simulator, nats_url: str, accounts: Path) -> None:
+        self.name = name
+        args = [
+            *CLI,
+            "fleet",
+            "serve",
+            "--accounts",
+            str(accounts),
+            "--market",
+            "spot",
+            "--nats",
+            nats_url,
+            "--worker-id",
+            name,
+            "--lease-ttl",
+            f"{TTL:g}s",
+            "--status-every",
+            "0.5s",
+            "--json",
+            "--base-url",
+            sim.url,
+            "--stream-url",
+            sim.url.replace("http", "ws"),
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.held: set[str] = set()
+        self.stops: Counter[str] = Counter()  # why each Stop came
+        self.status: dict[str, Any] = {}
+        self.stderr: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_errors, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            item = json.loads(line)
+            if item.get("lease") == "start":
+                self.held.add(item["account"])
+            elif item.get("lease") == "stop":
+                self.held.discard(item["account"])
+                self.stops[item["why"]] += 1
+            elif "status" in item:
+                self.status = item["status"]
+
+    def _read_errors(self) -> None:
+        assert self.proc.stderr is not None
+        self.stderr.extend(self.proc.stderr)
+
+    @property
+    def accounts(self) -> int:
+        return int(self.status.get("accounts", 0))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def workers() -> Iterator[dict[str, WorkerProcess]]:
+    started: dict[str, WorkerProcess] = {}
+    yield started
+    for worker in started.values():
+        worker.stop()
+
+
+def wait_for(condition: Any, timeout: float, what: Any) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what() if callable(what) else what}")
+        time.sleep(0.1)
+
+
+class Flow:
+    """Events to the accounts in turn, from a thread: the ledger of what was sent to whom, when."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.sent: dict[str, list[int]] = defaultdict(list)
+        self._next = 0
+        self._running = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        number = 0
+        while self._running:
+            batch: dict[str, list[dict[str, Any]]] = {}
+            for _ in range(PER_ROUND):
+                n = self._next % ACCOUNTS
+                self._next += 1
+                number += 1
+                event = {"e": "balanceUpdate", "E": number, "a": "BTC", "d": "0.10000000", "T": number}
+                batch[key(n)] = [event]
+                self.sent[f"a{n}"].append(number)
+            self.sim.push_accounts("spot", batch)
+            time.sleep(ROUND)
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join()
+
+
+def check(account: str, sent: list[int], logged: list[tuple[str, Any]]) -> None:
+    """Each event sent is in `logged` once and in order, or after a gap that follows the last event
+    logged before it."""
+    numbers = [payload["E"] for kind, payload in logged if kind == "balanceUpdate"]
+    assert numbers == sorted(set(numbers)), (account, numbers)
+    assert set(numbers) <= set(sent), account
+    for n in sent:
+        if n in numbers:
+            continue
+        before = [i for i, (kind, p) in enumerate(logged) if kind == "balanceUpdate" and p["E"] < n]
+        after = [i for i, (kind, p) in enumerate(logged) if kind == "balanceUpdate" and p["E"] > n]
+        window = logged[(before[-1] + 1 if before else 0) : (after[0] if after else len(logged))]
+        assert any(kind == "_gap" for kind, _ in window), (
+            account,
+            n,
+            "missing outside a gap",
+            logged[:6],
+            sent[:6],
+        )
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="SIGKILL of a worker process, as on the servers it runs on"
+)
+def test_three_workers_a_kill_and_a_join_publish_every_event_once_or_inside_its_accounts_gap(
+    nats_server: NatsServer,
+    workers: dict[str, WorkerProcess],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # One IP for every worker here: the simulator's per-IP weight limit is lifted (on Binance each
+    # machine of a deployment is an IP of its own).
+    with Simulator(ws_weight_limit=10**9) as sim:
+        accounts = accounts_file(sim, tmp_path)
+        for name in ("w1", "w2", "w3"):
+            workers[name] = WorkerProcess(name, sim, nats_server.url, accounts)
+        wait_for(lambda: sum(w.accounts for w in workers.values()) == ACCOUNTS, 120, "3,000 accounts held")
+        wait_for(lambda: sim.subscriptions() == ACCOUNTS, 60, "3,000 accounts subscribed")
+        flow = Flow(sim)
+        time.sleep(2.0)  # real processes: events flow for a while before the kill
+
+        dead = workers["w1"]
+        theirs = set(dead.held)
+        killed_at = time.time()
+        os.kill(dead.proc.pid, signal.SIGKILL)
+        dead.proc.wait()
+        survivors = [workers["w2"], workers["w3"]]
+        wait_for(
+            lambda: sum(w.accounts for w in survivors) == ACCOUNTS,
+            3 * TTL + 30,
+            "the dead worker's accounts taken",
+        )
+        wait_for(lambda: sim.subscriptions() == ACCOUNTS, 60, "every account subscribed again")
+
+        workers["w4"] = WorkerProcess("w4", sim, nats_server.url, accounts)
+        live = [workers["w2"], workers["w3"], workers["w4"]]
+        wait_for(lambda: workers["w4"].accounts >= ACCOUNTS // 3 - 1, 60, "the new worker's share")
+        wait_for(
+            lambda: sum(w.accounts for w in live) == ACCOUNTS,
+            30,
+            lambda: f"the handovers settled: {[(w.name, w.status, w.stops, w.stderr[-3:]) for w in live]}",
+        )
+        settled_at = time.time()
+        time.sleep(2.0)
+        flow.stop()
+
+        async def the_log() -> list[Any]:
+            """The log once it has stopped growing for 3 s (the events in flight are in)."""
+            client = await nats.connect(nats_server.url)
+            try:
+                count, since = -1, time.monotonic()
+                async with asyncio.timeout(90):
+                    while time.monotonic() - since < 3.0:
+                        now = (await client.jetstream().stream_info("BINANCE")).state.messages
+                        if now != count:
+                            count, since = now, time.monotonic()
+                        await asyncio.sleep(0.2)
+            finally:
+                await client.close()
+            return await read_log(nats_server.url)
+
+        messages = asyncio.run(the_log())
+
+    logged: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+    publishers: dict[str, set[str]] = defaultdict(set)
+    first_after_kill: dict[str, float] = {}
+    for msg in messages:
+        account = msg.headers["Binance-Account"]
+        logged[account].append((msg.headers["Binance-Event"], json.loads(msg.data)))
+        stamp = msg.metadata.timestamp.timestamp()
+        if stamp > settled_at + 1.0:
+            publishers[account].add(msg.headers["Binance-Worker"])
+        if account in theirs and stamp > killed_at and account not in first_after_kill:
+            first_after_kill[account] = stamp - killed_at
+    for n in range(ACCOUNTS):
+        try:
+            check(f"a{n}", flow.sent[f"a{n}"], logged[f"a{n}"])
+        except AssertionError:
+            detail = [
+                (
+                    msg.headers.get("Binance-Event"),
+                    json.loads(msg.data).get("E"),
+                    msg.headers.get("Binance-Worker"),
+                    round(msg.metadata.timestamp.timestamp() - killed_at, 2),
+                )
+                for msg in messages
+                if msg.headers["Binance-Account"] == f"a{n}"
+            ]
+            after = Counter(
+                (
+                    m.headers.get("Binance-Worker"),
+                    m.headers["Binance-Account"] in theirs,
+                    m.headers["Binance-Event"],
+                )
+                for m in messages
+                if m.metadata.timestamp.timestamp() > killed_at
+            )
+            holders = {w.name: (f"a{n}" in w.held, w.status, w.stderr[-5:]) for w in workers.values()}
+            print("LOG", len(messages), max(m.metadata.timestamp.timestamp() for m in messages) - killed_at)
+            raise AssertionError(
+                (
+                    holders,
+                    after,
+                    f"a{n}",
+                    f"a{n}" in theirs,
+                    detail,
+                    flow.sent[f"a{n}"][:12],
+                    dict(stops={w.name: w.stops for w in workers.values()}),
+                )
+            ) from None
+    assert {account for account, names in publishers.items() if len(names) > 1} == set()
+    for account in theirs:  # taken after the failover: a gap of that reason before its next events
+        kinds = [(kind, p.get("reason")) for kind, p in logged[account]]
+        assert ("_gap", "failover") in kinds[1:], account
+    failover = sorted(first_after_kill.values())
+    assert len(failover) == len(theirs)
+    assert failover[-1] < TTL + 10.0  # the TTL, then a take, a gap, a connect
+    with capsys.disabled():
+        print(
+            f"\n  failover (kill to the new owner's first message), {len(theirs)} accounts: "
+            f"first {failover[0]:.2f} s, median {failover[len(failover) // 2]:.2f} s, last {failover[-1]:.2f} s "
+            f"(lease TTL {TTL:g} s); {sum(len(v) for v in flow.sent.values())} events sent, {len(messages)} messages"
+        )
