@@ -199,6 +199,31 @@ def test_a_worker_holding_more_than_its_share_offers_the_excess_to_the_least_loa
     assert [w.value for w in offers] == [LeaseValue("w1", offer="w2")] * 2
 
 
+def test_a_worker_has_at_most_max_offers_handovers_under_way_and_offers_more_as_they_complete() -> None:
+    accounts = [f"a{n}" for n in range(10)]
+    core = LeaseCore("w1", accounts, TIMING, max_offers=3)
+    core.synced(at=0.0)
+    for revision, write in enumerate(writes(core.tick(at=1.0)), start=1):
+        core.written(write, revision, at=1.0)
+    core.observe(WORKERS + "w2", b"{}", 100, at=1.5)
+    offers = [w for w in writes(core.tick(at=1.5)) if w.purpose == "offer"]
+    assert len(offers) == 3
+    assert [w for w in writes(core.tick(at=1.6)) if w.purpose == "offer"] == []  # three under way
+    first = offers[0]
+    core.written(first, 200, at=1.7)
+    core.observe(ACCOUNTS + first.account, LeaseValue("w2").encode(), 201, at=1.8)  # w2 took it
+    assert len([w for w in writes(core.tick(at=1.9)) if w.purpose == "offer"]) == 1
+
+
+def test_a_leaving_worker_has_at_most_max_offers_handovers_under_way() -> None:
+    core = LeaseCore("w1", [f"a{n}" for n in range(10)], TIMING, max_offers=4)
+    core.synced(at=0.0)
+    for revision, write in enumerate(writes(core.tick(at=1.0)), start=1):
+        core.written(write, revision, at=1.0)
+    core.observe(WORKERS + "w2", b"{}", 100, at=1.2)
+    assert len([w for w in writes(core.leave(at=1.2, deadline=30.0)) if w.value.offer == "w2"]) == 4
+
+
 def test_an_offer_not_taken_up_is_withdrawn_after_the_offer_timeout() -> None:
     core, _ = holding(["a", "b"])
     core.observe(WORKERS + "w2", b"{}", 10, at=1.5)

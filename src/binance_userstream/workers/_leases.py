@@ -43,6 +43,13 @@ from typing import Literal
 
 from attrs import define, field, frozen
 
+#: The most handovers one worker has under way at once, by default. A handover completes only once
+#: the taker's stream for that account is live, which takes it a subscription (paced by Binance's
+#: limits) and its share of CPU: a thousand offered at once (a worker joining a deployment of
+#: thousands of accounts) outlasted the offers' timeout, which withdrew them, and the accounts went
+#: back and forth. Offered a hundred at a time, they move as fast as the taker takes them.
+MAX_OFFERS = 100
+
 #: Key prefixes in the bucket: one lease per account, one heartbeat per live worker.
 ACCOUNTS = "accounts."
 WORKERS = "workers."
@@ -198,7 +205,18 @@ def _rank(worker: str, account: str) -> bytes:
 class LeaseCore:
     """One worker's lease rules (see the module docstring). Not thread-safe: one driver feeds it."""
 
-    def __init__(self, worker_id: str, accounts: Iterable[str], timing: LeaseTiming | None = None) -> None:
+    def __init__(
+        self,
+        worker_id: str,
+        accounts: Iterable[str],
+        timing: LeaseTiming | None = None,
+        *,
+        max_offers: int = MAX_OFFERS,
+    ) -> None:
+        """`max_offers`: the most handovers this worker has under way at once (see `MAX_OFFERS`)."""
+        if max_offers < 1:
+            raise ValueError(f"max_offers must be at least 1, not {max_offers}")
+        self.max_offers = max_offers
         for name in (worker_id, *(accounts := list(accounts))):
             if not _NAME.fullmatch(name):
                 raise ValueError(
@@ -485,6 +503,15 @@ class LeaseCore:
         if not others:
             return []
         mine = counts[self.worker_id]
+        under_way = sum(
+            1
+            for lease in self._leases.values()
+            if lease.held
+            and (
+                lease.offer not in (None, self.worker_id)
+                or (isinstance(lease.pending, Write) and lease.pending.purpose == "offer")
+            )
+        )
         candidates = sorted(
             (
                 account
@@ -494,7 +521,8 @@ class LeaseCore:
             reverse=True,
         )
         out: list[LeaseAction] = []
-        while True:
+        while under_way < self.max_offers:
+            under_way += 1
             target = min(others, key=lambda worker: (counts[worker], worker))
             if not ((mine > share and counts[target] < share) or mine - counts[target] >= 2):
                 return out
@@ -506,11 +534,18 @@ class LeaseCore:
             lease.offered_at = at
             out.append(self._write(account, lease, LeaseValue(self.worker_id, target), "offer", at=at))
             mine, counts[target] = mine - 1, counts[target] + 1
+        return out
 
     def _hand_over(self, live: frozenset[str], counts: dict[str, int], *, at: float) -> list[LeaseAction]:
         assert self._leaving_until is not None
         out: list[LeaseAction] = []
         others = sorted(live)
+        timeout = self.timing.offer_timeout
+        under_way = sum(
+            1
+            for lease in self._leases.values()
+            if lease.held and lease.offer in live and at - lease.offered_at < timeout
+        )
         for account, lease in self._leases.items():
             if lease.publishing and not lease.held:
                 out += self._stop(account, lease, "leaving")
@@ -529,12 +564,13 @@ class LeaseCore:
                     out.append(self._write(account, lease, LeaseValue(self.worker_id, offer), "renew", at=at))
                 continue
             targets = [w for w in others if self._may_offer(lease, w, at=at)]
-            if not targets:
+            if not targets or under_way >= self.max_offers:
                 if at - lease.renewed_at >= self.timing.renew_every or lease.offer is not None:
                     out.append(self._write(account, lease, LeaseValue(self.worker_id), "renew", at=at))
                 continue
             target = min(targets, key=lambda worker: (counts[worker], worker))
             counts[target] += 1
+            under_way += 1
             lease.offered_at = at
             out.append(self._write(account, lease, LeaseValue(self.worker_id, target), "offer", at=at))
         return out
