@@ -214,6 +214,9 @@ class LeaseCore:
         self._beat_at = -math.inf
         self._leaving_until: float | None = None
         self._quit_sent = False
+        #: Set when a lease's owner or offer changed in this worker's view: a tick may have work to do
+        #: sooner than its period (the driver clears it). A renewal by the same owner does not set it.
+        self.changed = False
 
     # ---- what the application reads
 
@@ -565,6 +568,8 @@ class LeaseCore:
             lease.offered_to, lease.offer_written_at = action.value.offer, at
 
     def _view(self, lease: _Lease, value: LeaseValue | None, revision: int | None, *, at: float) -> None:
+        if (lease.owner, lease.offer) != ((None, None) if value is None else (value.owner, value.offer)):
+            self.changed = True
         if value is None:
             if lease.owner is not None or lease.free_since is None:
                 lease.free_since = at
