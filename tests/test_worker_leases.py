@@ -368,3 +368,14 @@ def test_an_offer_moves_to_a_third_worker_only_once_the_first_could_no_longer_pu
 def test_a_worker_id_that_cannot_be_a_key_is_refused() -> None:
     with pytest.raises(ValueError, match="a key in the bucket"):
         LeaseCore("host.1", ["a"], TIMING)
+
+
+def test_a_lease_handed_over_is_not_handed_on_while_its_old_owner_may_still_publish_it() -> None:
+    # The old owner may not have seen the handover (a partition): it stops by a TTL after it.
+    core = offered_to_w2()
+    core.tick(at=1.0)
+    (accept,) = writes(core.started("a", at=1.0))
+    core.written(accept, 3, at=1.1)
+    core.observe(WORKERS + "w3", b"{}", 4, at=1.2)
+    assert core.leave(at=1.2, deadline=1.3) == [Quit("w2")]
+    assert not any(isinstance(a, Release) for a in core.tick(at=1.3))

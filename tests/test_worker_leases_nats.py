@@ -47,10 +47,14 @@ class Worker:
         nc = await nats.connect(url, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
         leases = Leases(nc, worker_id, accounts, timing=timing, confirm_starts=confirm_starts)
         await leases.__aenter__()
-        return cls(nc, leases, log)
+        worker = cls(nc, leases, log)
+        _running.append(worker)
+        return worker
 
     async def kill(self) -> None:
         """The process dies: no more renewals, no goodbye."""
+        if self in _running:
+            _running.remove(self)
         await self.leases.close()
         await self.nc.close()
         self.task.cancel()
@@ -90,9 +94,21 @@ def overlaps_but_handovers(log: Log) -> list[str]:
     return wrong
 
 
+#: The workers of the scenario running now: killed when it ends, even by a failed assertion.
+_running: list[Worker] = []
+
+
 def run(nats_server: NatsServer, scenario: Callable[[str, Log], Awaitable[None]]) -> Log:
     log: Log = []
-    asyncio.run(scenario(nats_server.url, log))
+
+    async def bounded() -> None:
+        try:
+            await asyncio.wait_for(scenario(nats_server.url, log), timeout=60.0)
+        finally:
+            for worker in list(_running):
+                await worker.kill()
+
+    asyncio.run(bounded())
     return log
 
 
@@ -224,8 +240,8 @@ def test_three_workers_starting_together_share_three_thousand_accounts_with_no_h
     nats_server: NatsServer,
 ) -> None:
     accounts = [f"acct-{i}" for i in range(3000)]
-    # 1,000 renewals per worker every 2 s; three workers share this process's one core.
-    timing = LeaseTiming(ttl=6.0)
+    # 1,000 renewals per worker every 3 1/3 s, each seen by all three: they share this process's core.
+    timing = LeaseTiming(ttl=10.0)
 
     async def scenario(url: str, log: Log) -> None:
         workers = [await Worker.start(url, f"w{i}", log, accounts, timing) for i in range(3)]

@@ -177,7 +177,8 @@ class Leases:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.timing.tick_every)
                 self._wake.clear()
                 self._dispatch(self.core.tick(at=self._clock()))
-                await asyncio.sleep(min(0.05, self.timing.tick_every / 4))
+                # A tick costs a pass over every account: at most four a period, however busy the watch.
+                await asyncio.sleep(self.timing.tick_every / 4)
         except Exception:
             # Without ticks no deadline would stop anything: stop everything now, and end.
             log.exception("lease rules failed: stopping every account")
@@ -196,7 +197,8 @@ class Leases:
                     deleted = entry.operation in ("DEL", "PURGE")
                     value = None if deleted else (entry.value or b"")
                     self._dispatch(self.core.observe(entry.key, value, entry.revision, at=now))
-                    if entry.key.startswith(ACCOUNTS):
+                    if self.core.changed:
+                        self.core.changed = False
                         self._wake.set()
         finally:
             with contextlib.suppress(Exception):  # the connection may be gone already

@@ -191,6 +191,8 @@ class _Lease:
     ready: bool = False  # the application said it publishes (`started`): a handover may complete
     offered_at: float = -math.inf
     offered_to: str | None = None
+    accepted_at: float = -math.inf  # when a handover to this worker was confirmed: its old owner may
+    # publish until a TTL after it (its last write was stored before), so no third worker yet
     offer_written_at: float = -math.inf  # when a write naming `offered_to` was last stored (or may have been)
     pending: Write | Release | None = None
     pending_at: float = 0.0
@@ -230,6 +232,9 @@ class LeaseCore:
         self._beat_at = -math.inf
         self._leaving_until: float | None = None
         self._quit_sent = False
+        #: Set when a lease's owner or offer changed in this worker's view: a tick may have work to do
+        #: sooner than its period (the driver clears it). A renewal by the same owner does not set it.
+        self.changed = False
 
     # ---- what the application reads
 
@@ -327,7 +332,7 @@ class LeaseCore:
             lease.held, lease.renewed_at, lease.publishing = True, sent_at, True
             out.append(Start(action.account, after_failover=True))
         elif action.purpose == "accept" and lease.publishing:
-            lease.held, lease.renewed_at = True, sent_at
+            lease.held, lease.renewed_at, lease.accepted_at = True, sent_at, at
         elif lease.held:
             lease.renewed_at = sent_at
         return out
@@ -348,6 +353,8 @@ class LeaseCore:
         mine = current is not None and current.owner == self.worker_id
         if mine and unknown is not None and (lease.held or lease.publishing):
             # A write of ours whose answer was lost did land: the lease is ours since it was sent.
+            if not lease.held:
+                lease.accepted_at = at
             lease.held, lease.renewed_at = True, max(lease.renewed_at, unknown)
             return []
         if (
@@ -554,7 +561,8 @@ class LeaseCore:
             if not others or at >= self._leaving_until:
                 out += self._stop(account, lease, "leaving")
                 # An offered lease is left to expire: its taker may publish until then, unconfirmed.
-                if lease.revision is not None and at >= lease.offer_written_at + self.timing.ttl:
+                calm = max(lease.offer_written_at, lease.accepted_at) + self.timing.ttl
+                if lease.revision is not None and at >= calm:
                     lease.pending, lease.pending_at = Release(account, lease.revision), at
                     out.append(lease.pending)
                 continue
@@ -578,7 +586,10 @@ class LeaseCore:
     def _may_offer(self, lease: _Lease, target: str, *, at: float) -> bool:
         """Whether `lease` may be offered to `target`: a worker it was offered to before may publish it,
         unconfirmed, until a `ttl` after it last saw that offer (even when its heartbeat is no longer
-        seen: that lags); no third worker joins them."""
+        seen: that lags), and one that handed it over to this worker until a `ttl` after that; no
+        third worker joins them."""
+        if at < lease.accepted_at + self.timing.ttl:
+            return False  # the worker that handed it over may publish it until then
         return lease.offered_to in (None, target) or at >= lease.offer_written_at + self.timing.ttl
 
     # ---- helpers
@@ -593,6 +604,8 @@ class LeaseCore:
             lease.offered_to, lease.offer_written_at = action.value.offer, at
 
     def _view(self, lease: _Lease, value: LeaseValue | None, revision: int | None, *, at: float) -> None:
+        if (lease.owner, lease.offer) != ((None, None) if value is None else (value.owner, value.offer)):
+            self.changed = True
         if value is None:
             if lease.owner is not None or lease.free_since is None:
                 lease.free_since = at
