@@ -10,8 +10,11 @@ A worker ties three parts together, each tested on its own: `Leases` (which acco
 - A planned handover is make-before-break: the lease moves to this worker (`Leases.started`) only
   once the account's stream is live here, so its old owner stops after this one publishes; the
   events both publish meanwhile have the same message ids, and JetStream keeps one of each.
-- A `Stop` fences the account at once: none of its items is published from then on, even those
-  the fleet had buffered; then the account leaves the fleet.
+- A `Stop` fences the account: none of its items is published from then on, even those the fleet
+  had buffered; then the account leaves the fleet. At once when the lease lapsed or was refused
+  (another worker may be publishing it); `HANDOVER_DRAIN` seconds later when the lease moved to
+  a worker this one saw take it, by a handover: what arrived here before the new owner's stream
+  went live is published first.
 
 `status()` says how the worker is doing (accounts, connections, events acknowledged per second,
 publish latency, gaps, losses, items fenced, lease changes); `on_change` hears each lease change.
@@ -50,6 +53,10 @@ log = logging.getLogger("binance_userstream.workers")
 CONNECT_ATTEMPTS, CONNECT_TIMEOUT = 3, 2.0
 #: The publish latencies `status()` summarizes: the last this many.
 LATENCIES = 10_000
+#: Seconds an account handed over to another worker is still published here: what this worker
+#: received before the new owner's stream went live may still be on its way through the fleet and
+#: the sink (milliseconds, as a rule); the events both publish meanwhile are stored once.
+HANDOVER_DRAIN = 2.0
 
 
 def default_worker_id() -> str:
@@ -128,6 +135,7 @@ class Worker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._publishing: set[str] = set()  # leased and not fenced: their items are published
         self._in_fleet: set[str] = set()
+        self._draining: dict[str, asyncio.TimerHandle] = {}  # handed over, published a little longer
         self._starting: set[str] = set()  # started on a handover, not yet live here
         self._injected: deque[tuple[str, FleetItem]] = deque()  # failover gaps, ahead of the fleet's items
         self._wake = asyncio.Event()
@@ -232,14 +240,22 @@ class Worker:
                     self._stop(change)
                 if self._on_change is not None:
                     self._on_change(change)
+            if self._draining:  # leaving: what the last handovers still drain goes out first
+                await asyncio.sleep(HANDOVER_DRAIN)
         finally:
             for account_id in list(self._publishing):
-                self._stop(Stop(account_id, "the worker's leases ended"))
+                self._fence(account_id)
+            for handle in self._draining.values():
+                handle.cancel()
+            self._draining.clear()
             self._leases_ended.set()
             self._wake.set()
 
     def _start(self, change: Start) -> None:
         account_id = change.account_id
+        draining = self._draining.pop(account_id, None)
+        if draining is not None:
+            draining.cancel()
         if change.after_failover:
             now = self._clock()
             self._injected.append((account_id, StreamGap("failover", now, now)))
@@ -253,6 +269,15 @@ class Worker:
 
     def _stop(self, change: Stop) -> None:
         account_id = change.account_id
+        if change.why.startswith("lease now held by") and account_id in self._publishing:
+            # Handed over: the new owner is live; what came here before it did goes out first.
+            loop = asyncio.get_running_loop()
+            self._draining[account_id] = loop.call_later(HANDOVER_DRAIN, self._fence, account_id)
+            return
+        self._fence(account_id)
+
+    def _fence(self, account_id: str) -> None:
+        self._draining.pop(account_id, None)
         self._publishing.discard(account_id)  # fenced from now: not one more item of it is published
         self._starting.discard(account_id)
         if account_id in self._in_fleet:
