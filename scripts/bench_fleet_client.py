@@ -62,7 +62,9 @@ SEEN: dict[str, int] = {}
 DETAILS: dict[str, str] = {}
 
 
-def fleet_of(url: str, n: int, subscribed: set[str], done: asyncio.Event) -> AsyncFleet:
+def fleet_of(
+    url: str, n: int, subscribed: set[str], done: asyncio.Event, *, keep_text: bool = False
+) -> AsyncFleet:
     def seen(account_id: str | None, event: object) -> None:
         if not isinstance(event, StreamEvent):
             return
@@ -83,6 +85,7 @@ def fleet_of(url: str, n: int, subscribed: set[str], done: asyncio.Event) -> Asy
         stream_url=url.replace("http://", "ws://"),
         limits=LIFTED,
         on_event=seen,
+        keep_text=keep_text,
     )
 
 
