@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(ROOT))
-from bench_fleet import PER_ROUND, Simulator, flood_rounds, proc_cpu, result_of  # noqa: E402
+from bench_fleet import PER_ROUND, Simulator, flood_rounds, machine_and_settings, proc_cpu, result_of  # noqa: E402
 from bench_fleet_client import key  # noqa: E402
 
 from binance_userstream.simulator._traffic import Traffic  # noqa: E402
@@ -234,10 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paced-seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-durable-results.json")
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "os": platform.platform()},
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-    }
+    results = machine_and_settings(args)
     with tempfile.TemporaryDirectory() as workdir:
         store = Path(workdir) / "jetstream"
         store.mkdir()

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bench_fleet_client import DETAILS, SEEN, fleet_of
+from bench_fleet_client import fleet_of, print_and_exit, rates
 
 from binance_userstream import AsyncFleet, StreamGap
 from binance_userstream.sink import JetStreamSink, pump
@@ -86,15 +84,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             await asyncio.wait_for(drop(), args.timeout)
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return result | {
-        "events": received,
-        "gaps": gaps,
-        "cpu_s": round(cpu, 4),
-        "wall_s": round(wall, 4),
-        "events_per_cpu_s": round(received / cpu),
-        "cpu_us_per_event": round(cpu / received * 1e6, 2),
-        "events_per_s": round(received / wall),
-    }
+    return result | rates(received, gaps, cpu, wall)
 
 
 def main() -> int:
@@ -109,13 +99,7 @@ def main() -> int:
     parser.add_argument("--nats", default="nats://127.0.0.1:4222")
     parser.add_argument("--stream", default="BENCH")
     parser.add_argument("--timeout", type=float, default=300.0)
-    args = parser.parse_args()
-    try:
-        print(json.dumps(asyncio.run(run(args))), flush=True)
-    except TimeoutError:
-        print(f"timed out; the fleet reported {SEEN}, latest details {DETAILS}", file=sys.stderr)
-        os._exit(1)
-    os._exit(0)  # the result is out: no need to wait for 1,000 accounts' teardown
+    print_and_exit(run(parser.parse_args()))
 
 
 if __name__ == "__main__":
