@@ -57,7 +57,7 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 # The benchmark's own venv: python-binance, Binance's SDK and the servers stay out of the project's
-# environment. `make bench BENCH_ARGS="--only stream"` (or rest, account, fleet) runs one part.
+# environment. `make bench BENCH_ARGS="--only stream"` (or rest, account, fleet, sink) runs one part.
 BENCH := .venv-bench
 $(BENCH)/.installed: requirements/bench.txt pyproject.toml $(GEN)/pyproject.toml
 	test -x $(BENCH)/bin/python || $(PYTHON) -m venv $(BENCH)

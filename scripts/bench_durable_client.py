@@ -1,0 +1,106 @@
+"""One client process of the durable log's bench (scripts/bench_durable.py), against a simulator and
+a nats-server in processes of their own.
+
+    python scripts/bench_durable_client.py SIM_URL sink|none N EVENTS PER_ROUND [--nats URL --stream NAME]
+
+A spot fleet of N accounts with `keep_text=True` (keys and secrets of bench_fleet_client.py) says
+"ready" on stdout once every account is subscribed, then takes EVENTS items from `fleet.with_text()`,
+saying "more" after each PER_ROUND of them (the process that pushes them waits for it). `sink`:
+the items go through `pump` into a `JetStreamSink` on stream NAME (subjects `<name lowercased>.>`),
+and the run ends when the last one is acknowledged; `none`: they are consumed and dropped. Prints
+one JSON line: the CPU this process used from "ready" to the end (`time.process_time()`), and for
+the sink its publish-to-acknowledgement latencies' p50 and p99 and what it lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bench_fleet_client import fleet_of, print_and_exit, rates
+
+from binance_userstream import AsyncFleet, StreamGap
+from binance_userstream.sink import JetStreamSink, pump
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The `q` quantile (0 to 1) of `values`, nearest rank; 0.0 for none."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else 0.0
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    received = gaps = 0
+
+    async def items(fleet: AsyncFleet) -> AsyncIterator[tuple[str, object, str | None]]:
+        """The fleet's items until `args.events` events came, saying "more" after each round."""
+        nonlocal received, gaps
+        async for account_id, item, text in fleet.with_text():
+            if isinstance(item, StreamGap | BaseException):
+                gaps += 1
+            else:
+                received += 1
+                if received % args.per_round == 0 and received < args.events:
+                    print("more", flush=True)
+            yield account_id, item, text
+            if received >= args.events:
+                return
+
+    subscribed: set[str] = set()
+    done = asyncio.Event()
+    result: dict[str, Any] = {"kind": args.kind, "accounts": args.n}
+    async with fleet_of(args.sim_url, args.n, subscribed, done, keep_text=True) as fleet:
+        await asyncio.wait_for(done.wait(), args.timeout)
+        if args.kind == "sink":
+            async with JetStreamSink(
+                servers=args.nats, market="spot", stream=args.stream, prefix=args.stream.lower(),
+                record_latency=True,
+            ) as sink:  # fmt: skip
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                print("ready", flush=True)
+                pumped = await asyncio.wait_for(pump(items(fleet), sink), args.timeout)
+                await sink.flush()
+                cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+                latencies = list(sink.latencies or [])
+                result |= {
+                    "delivered": sink.delivered,
+                    "duplicates": sink.duplicates,
+                    "lost": sink.lost,
+                    "sink_gaps": pumped.gaps,
+                    "p50_ms": round(percentile(latencies, 0.5) * 1e3, 3),
+                    "p99_ms": round(percentile(latencies, 0.99) * 1e3, 3),
+                }
+        else:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            print("ready", flush=True)
+
+            async def drop() -> None:
+                async for _ in items(fleet):
+                    pass
+
+            await asyncio.wait_for(drop(), args.timeout)
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return result | rates(received, gaps, cpu, wall)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sim_url")
+    parser.add_argument("kind", choices=["sink", "none"])
+    parser.add_argument("n", type=int)
+    parser.add_argument("events", type=int)
+    parser.add_argument("per_round", type=int)
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222")
+    parser.add_argument("--stream", default="BENCH")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    print_and_exit(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

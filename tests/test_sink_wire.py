@@ -1,0 +1,51 @@
+"""The sink's message frame (sink._wire): the bytes nats-py's own `publish` would write, cheaper."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given
+from hypothesis import strategies as st
+from nats.aio.client import Client
+
+from binance_userstream.sink._subjects import Addresses
+from binance_userstream.sink._wire import header_block, hpub_frame, publisher
+from binance_userstream.stream._decode import decode
+from tests._samples import DATA
+
+EXECUTION_REPORT = (DATA / "spot" / "executionReport.json").read_text()
+TOKENS = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
+
+
+def written_by_nats_py(subject: str, reply: str, payload: bytes, headers: dict[str, str]) -> bytes:
+    """What nats-py's `publish` queues for one message, caught before any socket."""
+    client = Client()
+    sent: list[bytes] = []
+
+    async def catch(cmd: bytes, priority: bool = False) -> None:
+        sent.append(cmd)
+
+    client._send_command = catch  # type: ignore[method-assign]
+    asyncio.run(client._send_publish(subject, reply, payload, len(payload), headers))
+    return b"".join(sent)
+
+
+@given(account=TOKENS, market=TOKENS, payload=st.binary(max_size=300), n=st.integers(0, 10**12))
+def test_the_frame_is_byte_for_byte_what_nats_py_writes_for_the_same_message(
+    account: str, market: str, payload: bytes, n: int
+) -> None:
+    envelope = Addresses(market).envelope(account, decode(EXECUTION_REPORT), EXECUTION_REPORT)
+    reply = f"_INBOX.abc.{n}"
+    frame = hpub_frame(envelope.subject, reply, header_block(envelope.headers), payload)
+    assert frame == written_by_nats_py(envelope.subject, reply, payload, envelope.headers)
+
+
+def test_a_client_without_nats_py_s_send_queue_is_published_to_through_its_publish() -> None:
+    calls: list[tuple[str, bytes, str, dict[str, str]]] = []
+
+    class PublishOnly:
+        async def publish(self, subject: str, payload: bytes, reply: str, headers: dict[str, str]) -> None:
+            calls.append((subject, payload, reply, headers))
+
+    asyncio.run(publisher(PublishOnly())("s.a", "_INBOX.x.1", b"{}", {"Nats-Msg-Id": "1"}))
+    assert calls == [("s.a", b"{}", "_INBOX.x.1", {"Nats-Msg-Id": "1"})]
