@@ -91,8 +91,12 @@ class WorkerProcess:
         self.stops: Counter[str] = Counter()  # why each Stop came
         self.status: dict[str, Any] = {}
         self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_errors, daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_errors, daemon=True),
+        ]
+        for thread in self._readers:
+            thread.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -122,6 +126,11 @@ class WorkerProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        for thread in self._readers:
+            thread.join(timeout=10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 @pytest.fixture
