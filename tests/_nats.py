@@ -117,3 +117,21 @@ async def read_log(url: str, stream: str = "BINANCE", subjects: str = "binance.>
         return messages
     finally:
         await client.close()
+
+
+def check_account_log(
+    account: str, sent: list[int], logged: list[tuple[str, Any]], history: object = None
+) -> None:
+    """An account's log (its messages' event types and payloads, in the log's order) against the
+    event times sent to it: each event is there once and in order, or missing after a gap that
+    follows the last event logged before it. `history` goes into the failure message."""
+    numbers = [payload["E"] for kind, payload in logged if kind == "balanceUpdate"]
+    assert numbers == sorted(set(numbers)), (account, "out of order or doubled", history)
+    assert set(numbers) <= set(sent), (account, "an event never sent", history)
+    for n in sent:
+        if n in numbers:
+            continue
+        before = [i for i, (kind, p) in enumerate(logged) if kind == "balanceUpdate" and p["E"] < n]
+        after = [i for i, (kind, p) in enumerate(logged) if kind == "balanceUpdate" and p["E"] > n]
+        window = logged[(before[-1] + 1 if before else 0) : (after[0] if after else len(logged))]
+        assert any(kind == "_gap" for kind, _ in window), (account, n, "missing outside a gap", history)

@@ -24,7 +24,7 @@ import nats
 import pytest
 
 from binance_userstream.simulator import Simulator
-from tests._nats import NatsServer, read_log
+from tests._nats import NatsServer, check_account_log, read_log
 from tests.test_cli import CLI
 
 ACCOUNTS = int(os.environ.get("DEPLOY_ACCOUNTS", "3000"))
@@ -179,26 +179,6 @@ class Flow:
         self._thread.join()
 
 
-def check(account: str, sent: list[int], logged: list[tuple[str, Any]], history: object) -> None:
-    """Each event sent is in `logged` once and in order, or after a gap that follows the last event
-    logged before it."""
-    numbers = [payload["E"] for kind, payload in logged if kind == "balanceUpdate"]
-    assert numbers == sorted(set(numbers)), (account, "out of order or doubled", history)
-    assert set(numbers) <= set(sent), account
-    for n in sent:
-        if n in numbers:
-            continue
-        before = [i for i, (kind, p) in enumerate(logged) if kind == "balanceUpdate" and p["E"] < n]
-        after = [i for i, (kind, p) in enumerate(logged) if kind == "balanceUpdate" and p["E"] > n]
-        window = logged[(before[-1] + 1 if before else 0) : (after[0] if after else len(logged))]
-        assert any(kind == "_gap" for kind, _ in window), (
-            account,
-            n,
-            "missing outside a gap",
-            history,
-        )
-
-
 @pytest.mark.skipif(
     sys.platform != "linux", reason="SIGKILL of a worker process, as on the servers it runs on"
 )
@@ -285,7 +265,9 @@ def test_three_workers_a_kill_and_a_join_publish_every_event_once_or_inside_its_
             if m.headers["Binance-Account"] == account
         ]
         changes = {w.name: w.changes.get(account) for w in workers.values()}
-        check(account, flow.sent[account], logged[account], (killed_at % 1000, changes, history[:20]))
+        check_account_log(
+            account, flow.sent[account], logged[account], (killed_at % 1000, changes, history[:20])
+        )
     assert {account for account, names in publishers.items() if len(names) > 1} == set()
     for account in theirs:  # taken after the failover: a gap of that reason before its next events
         kinds = [(kind, p.get("reason")) for kind, p in logged[account]]
