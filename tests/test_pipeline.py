@@ -38,10 +38,6 @@ def run_generate(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-#: The tests that read `fresh` run on one worker under `make test` (`--dist loadgroup`): one generation.
-FRESH = pytest.mark.xdist_group("test_pipeline_fresh")
-
-
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One generation of the client from the spec into a folder of its own, read (never changed) by
@@ -120,7 +116,6 @@ def test_check_mode_catches_a_changed_spec(tmp_path: Path) -> None:
     assert "is stale" in proc.stderr
 
 
-@FRESH
 def test_generation_is_deterministic(fresh: Path, tmp_path: Path) -> None:
     """A second generation, in another folder, is byte for byte the first (`fresh`)."""
     again = tmp_path / "again"
@@ -214,7 +209,6 @@ def test_generated_code_passes_mypy_strict_and_ruff() -> None:
     assert re.search(r"All checks passed", ruff.stdout)
 
 
-@FRESH
 def test_regenerating_leaves_unchanged_files_untouched(fresh: Path, tmp_path: Path) -> None:
     """`make install` keys on the generated pyproject.toml: an idle regeneration must not touch it."""
     out = tmp_path / "out"
