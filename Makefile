@@ -29,10 +29,8 @@ check: $(STAMP)
 
 # Two pytest-xdist workers, one per core of the 2-core machines the suite is kept fast on (5 1/2 minutes
 # of pytest where one process took 9): the suite's tests share no state but what each starts itself.
-# `--dist loadgroup` keeps the tests marked with one `xdist_group` on one worker, so that a costly
-# module-scoped fixture they read (a generation, the demo's run) runs once, not once per worker.
 test: check
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2
 
 # The suite against the newest release of every dependency the package's bounds allow (what a
 # user's fresh `pip install` gets), in its own venv built anew each time: the tools and test

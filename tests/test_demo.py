@@ -10,9 +10,6 @@ import pytest
 from binance_userstream.simulator import TEST_API_KEY, TEST_API_SECRET
 from tests.conftest import ROOT
 
-#: `make test` (`-n 2 --dist loadgroup`) runs this module on one worker: its module fixture runs once.
-pytestmark = pytest.mark.xdist_group("test_demo")
-
 
 @pytest.fixture(scope="module")
 def demo() -> subprocess.CompletedProcess[str]:

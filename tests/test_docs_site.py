@@ -21,9 +21,6 @@ import binance_userstream.errors
 import binance_userstream.simulator
 from tests.conftest import ROOT
 
-#: `make test` (`-n 2 --dist loadgroup`) runs this module on one worker: its module fixture runs once.
-pytestmark = pytest.mark.xdist_group("test_docs_site")
-
 
 def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

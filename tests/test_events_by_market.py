@@ -54,9 +54,6 @@ from tests._stream_helpers import FAST, Seen, take
 from tests.conftest import API_KEY, ROOT
 from tests.test_cli import cli
 
-#: `make test` (`-n 2 --dist loadgroup`) runs this module on one worker: its module fixture runs once.
-pytestmark = pytest.mark.xdist_group("test_events_by_market")
-
 SPEC = yaml.safe_load((ROOT / "spec" / "userdatastream.yaml").read_text())
 #: scripts/generate.py as a module, for its spec check (it is a script, not a package module).
 _GENERATE_SPEC = importlib.util.spec_from_file_location("_generate_script", ROOT / "scripts" / "generate.py")

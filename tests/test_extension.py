@@ -25,9 +25,6 @@ from tests._package_operations import package_operations
 from tests._scripted import LISTEN_KEY, Reply, ScriptedServer
 from tests.conftest import API_KEY
 
-#: `make test` (`-n 2 --dist loadgroup`) runs this module on one worker: its module fixture runs once.
-pytestmark = pytest.mark.xdist_group("test_extension")
-
 SECTION = section("docs/guides/extending.md", "## Extend the client by editing the YAML")
 YAML_BLOCK = re.findall(r"```yaml\n(.*?)```", SECTION, re.DOTALL)[0]
 PYTHON_BLOCK = re.findall(r"```python\n(.*?)```", SECTION, re.DOTALL)[0]
