@@ -86,14 +86,15 @@ def _traced() -> int:
     """Bytes allocated by the client (this package but its simulator) and the WebSocket library,
     still alive."""
     gc.collect()
-    snapshot = tracemalloc.take_snapshot().filter_traces(
-        [
-            tracemalloc.Filter(True, "*binance_userstream*"),
-            tracemalloc.Filter(True, "*websockets*"),
-            tracemalloc.Filter(False, "*simulator*"),
-        ]
-    )
-    return sum(stat.size for stat in snapshot.statistics("filename"))
+    # Grouped by file first, then the files chosen: the same sum as filtering every trace by its file
+    # (`Snapshot.filter_traces`, fnmatch over each allocation), in less than half the time.
+    by_file = tracemalloc.take_snapshot().statistics("filename")
+    return sum(stat.size for stat in by_file if _ours(stat.traceback[0].filename))
+
+
+def _ours(filename: str) -> bool:
+    """Whether a file is the client's (this package's but the simulator's) or the WebSocket library's."""
+    return ("binance_userstream" in filename or "websockets" in filename) and "simulator" not in filename
 
 
 async def _until(condition: Callable[[], bool], timeout: float = DELIVERY) -> bool:

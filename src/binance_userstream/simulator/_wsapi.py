@@ -116,12 +116,35 @@ class _Session:
     connected_since: int
     return_rate_limits: bool
     subscriptions: dict[int, _Subscription] = field(factory=dict)
+    #: The same subscriptions by (market, account): a push to one account of the thousand a
+    #: connection may carry finds its own at once, not by reading them all.
+    by_account: dict[tuple[str, str], dict[int, _Subscription]] = field(factory=dict)
     issued: int = 0
     #: After `session.logon`: (API key, account, when, in ms).
     logon: tuple[str, str, int] | None = None
 
     def __repr__(self) -> str:
         return f"_Session(subscriptions={sorted(self.subscriptions)}, logged_on={self.logon is not None})"
+
+    def add(self, subscription: _Subscription) -> None:
+        self.subscriptions[subscription.id] = subscription
+        self.by_account.setdefault((subscription.market, subscription.account), {})[subscription.id] = (
+            subscription
+        )
+
+    def remove(self, subscription: _Subscription) -> None:
+        del self.subscriptions[subscription.id]
+        index = (subscription.market, subscription.account)
+        held = self.by_account[index]
+        del held[subscription.id]
+        if not held:
+            del self.by_account[index]
+
+    def of(self, market: str, account: str | None) -> list[_Subscription]:
+        """Its subscriptions of `market` and `account` (None: of every account), oldest first."""
+        if account is None:
+            return [s for s in self.subscriptions.values() if s.market == market]
+        return list(self.by_account.get((market, account), {}).values())
 
 
 class _Refused(Exception):
@@ -177,9 +200,7 @@ class WsApi:
             count = 0
             sessions = self._sessions if account is None else self._by_account.get((market, account), ())
             for session in list(sessions):
-                for subscription in list(session.subscriptions.values()):
-                    if subscription.market != market or account not in (None, subscription.account):
-                        continue
+                for subscription in session.of(market, account):
                     if market == "margin" and subscription.symbol != symbol:
                         continue
                     frame = f'{{"subscriptionId":{subscription.id},"event":{text}}}'
@@ -200,7 +221,7 @@ class WsApi:
     def _end(self, session: _Session) -> None:
         """A connection ended: its session and its subscriptions go."""
         self._sessions.discard(session)
-        for index in {(s.market, s.account) for s in session.subscriptions.values()}:
+        for index in list(session.by_account):
             holders = self._by_account.get(index)
             if holders is not None:
                 holders.discard(session)
@@ -209,9 +230,7 @@ class WsApi:
 
     def _unindex(self, session: _Session, subscription: _Subscription) -> None:
         index = (subscription.market, subscription.account)
-        if any(
-            (s.market, s.account) == index and s is not subscription for s in session.subscriptions.values()
-        ):
+        if index in session.by_account:
             return  # another of its margin accounts (isolated, per symbol) is still subscribed here
         holders = self._by_account.get(index)
         if holders is not None:
@@ -225,15 +244,14 @@ class WsApi:
         ended = 0
         for market in ("spot", "margin"):
             for session in list(self._by_account.get((market, account), ())):
-                for subscription in list(session.subscriptions.values()):
-                    if (subscription.market, subscription.account) == (market, account):
-                        self._terminate(session, subscription)
-                        ended += 1
+                for subscription in session.of(market, account):
+                    self._terminate(session, subscription)
+                    ended += 1
         return ended
 
     def _terminate(self, session: _Session, subscription: _Subscription) -> None:
+        session.remove(subscription)
         self._unindex(session, subscription)
-        del session.subscriptions[subscription.id]
         event = {"e": "eventStreamTerminated", "E": self.now_ms()}
         text = json.dumps(event, separators=(",", ":"))
         count = self.streams.send(
@@ -449,8 +467,8 @@ class WsApi:
 
     @staticmethod
     def _find(session: _Session, market: str, account: str, symbol: str | None) -> _Subscription | None:
-        for subscription in session.subscriptions.values():
-            if (subscription.market, subscription.account, subscription.symbol) == (market, account, symbol):
+        for subscription in session.of(market, account):
+            if subscription.symbol == symbol:
                 return subscription
         return None
 
@@ -464,7 +482,7 @@ class WsApi:
             raise _Refused(_MAXIMUM)
         subscription = _Subscription(session.issued, market, account, symbol, via)
         session.issued += 1
-        session.subscriptions[subscription.id] = subscription
+        session.add(subscription)
         self._by_account.setdefault((market, account), set()).add(session)
         return subscription
 
