@@ -88,6 +88,14 @@ class NatsServer:
         server too slow to keep up; `resume()` thaws it."""
         assert self._process is not None
         self._process.send_signal(signal.SIGSTOP)
+        # The signal is delivered asynchronously: a test that publishes right after must not have a
+        # message answered by a server still running, so wait until the kernel says it stopped.
+        stat = Path(f"/proc/{self._process.pid}/stat")
+        deadline = time.monotonic() + 5.0
+        while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("nats-server did not stop within 5 s of SIGSTOP")
+            time.sleep(0.001)
 
     def resume(self) -> None:
         assert self._process is not None
