@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from binance_userstream.workers import LeaseTiming, Start, Stop
 from binance_userstream.workers._worker import Worker
 from tests._nats import NatsServer, check_account_log, read_log
 from tests._proxy import TcpProxy
+from tests.test_fleet_spot import accounts, balance, key, live
 
 pytestmark = pytest.mark.anyio
 
@@ -27,30 +27,7 @@ FAST = StreamTiming(ping_interval=20, overlap=0.2, first_retry=0.05, max_retry=0
 LEASES = LeaseTiming(ttl=2.0)
 
 
-def key(n: int) -> str:
-    return f"WorkerKey{n:055d}"
-
-
-def secret(n: int) -> str:
-    return f"WorkerSecret{n:052d}"
-
-
-def balance(n: int) -> dict[str, Any]:
-    return {"e": "balanceUpdate", "E": n, "a": "BTC", "d": "0.10000000", "T": n}
-
-
-@pytest.fixture
-def live() -> Iterator[Simulator]:
-    with Simulator() as sim:
-        yield sim
-
-
-def accounts(sim: Simulator, count: int) -> list[Account]:
-    made = []
-    for n in range(count):
-        sim.register_key(key(n), secret=secret(n))
-        made.append(Account(id=f"acct-{n}", api_key=key(n), api_secret=secret(n)))
-    return made
+__all__ = ["live"]  # the fixture: a simulator on real time
 
 
 def worker(
