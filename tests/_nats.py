@@ -106,8 +106,11 @@ class NatsServer:
         return self.start()
 
 
-async def read_log(url: str, stream: str = "BINANCE", subjects: str = "binance.>") -> list[Any]:
-    """Every message of `stream` on `subjects`, in the log's order, through a pull consumer."""
+async def read_log(
+    url: str, stream: str = "BINANCE", subjects: str = "binance.>", *, owners: bool = False
+) -> list[Any]:
+    """Every message of `stream` on `subjects`, in the log's order, through a pull consumer; the
+    workers' `_owner` messages (their claims of accounts) only with `owners`."""
     client = await nats.connect(url)
     try:
         js = client.jetstream()
@@ -122,7 +125,9 @@ async def read_log(url: str, stream: str = "BINANCE", subjects: str = "binance.>
             except nats.errors.TimeoutError:
                 break
             messages.extend(batch)
-        return messages
+        if owners:
+            return messages
+        return [m for m in messages if (m.headers or {}).get("Binance-Event") != "_owner"]
     finally:
         await client.close()
 

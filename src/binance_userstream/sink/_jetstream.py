@@ -14,6 +14,14 @@ knowing; instead the loss is reported (`take_lost`), and the pump publishes a ga
 (`StreamGap(reason="sink")`), in-band, after which the consumer reconciles. "Lost" means "not known
 to be in the log": when the server stored a message and only its acknowledgement went missing (the
 connection dropped in between), the item is in the log and a gap follows it anyway.
+
+A worker that takes an account over claims it (`claim`): an owner message on the account's `_owner`
+subject, written with compare-and-set, and from then on each of the account's messages is sent on
+condition that this owner message is still the account's last (JetStream's
+`Nats-Expected-Last-Subject-Sequence`). A worker claimed over is refused by the server itself, even
+its messages that a partition held back and delivered late: they cannot land behind the new owner's
+events. Such a refusal is a `Lost` marked `fenced` (no gap owed: the new owner's log starts with
+its own), and `on_fenced` hears of the account.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -29,7 +38,13 @@ from typing import TYPE_CHECKING, Any, Self
 
 from binance_userstream.errors import UserStreamError
 from binance_userstream.sink._protocol import Lost, Sink
-from binance_userstream.sink._subjects import DEFAULT_PREFIX, Addresses, check_token
+from binance_userstream.sink._subjects import (
+    DEFAULT_PREFIX,
+    EXPECTED_SEQUENCE_HEADER,
+    EXPECTED_SUBJECT_HEADER,
+    Addresses,
+    check_token,
+)
 from binance_userstream.sink._wire import Publisher, publisher
 
 if TYPE_CHECKING:
@@ -52,10 +67,29 @@ MAX_PENDING = 10_000
 #: Seconds an item may wait for its acknowledgement before it is lost, by default.
 ACK_TIMEOUT = 5.0
 
+#: JetStream's error code for a message whose expected last subject sequence does not hold.
+WRONG_LAST_SEQUENCE = 10071
+#: Compare-and-set rounds a claim tries before it gives up (each lost to another claim meanwhile).
+CLAIM_ATTEMPTS = 5
+
+_WRONG_LAST = re.compile(r"wrong last sequence: (\d+)")
+
 _MISSING_EXTRA = "the JetStream sink needs nats-py: pip install binance-userstream[nats]"
 
 #: A record of an item in flight: account id, item, loop time sent, the account's previous event time.
 _Record = tuple[str, object, float, int | None]
+
+
+class _Fence:
+    """The owner message an account's items are sent on condition of: its sequence (0: the account
+    has none yet; None: a newer owner's claim was found, so nothing is sent), its subject, and the
+    lease revision this sink claimed with (None: following another publisher's claim, `follow`)."""
+
+    __slots__ = ("revision", "sequence", "subject")
+
+    def __init__(self, sequence: int | None, subject: str, revision: int | None) -> None:
+        self.sequence = None if sequence is None else str(sequence)
+        self.subject, self.revision = subject, revision
 
 
 def _import_nats() -> Any:
@@ -78,12 +112,15 @@ class JetStreamSink:
     (`ensure_stream=False`: never). `max_pending` bounds the items in flight, `ack_timeout` how long
     one waits for its acknowledgement; `clock` stamps losses (`Lost.at`). With `record_latency`,
     `latencies` keeps the last 100,000 publish-to-acknowledgement delays, in seconds. `worker` names
-    the publisher in each message's `Binance-Worker` header (a worker's id: `workers`).
+    the publisher in each message's `Binance-Worker` header (a worker's id: `workers`); `on_fenced`
+    is called with an account's id when the log refuses its items because another publisher
+    claimed it (see `claim`).
 
     Counters: `published`, `delivered` (acknowledged; `duplicates` of them JetStream had already),
-    `lost`; `pending` is what is in flight now. After `flush`, every item published and not
-    returned by `take_lost` was acknowledged. The losses wait in the sink until `take_lost` takes
-    them (`pump` does, as they come): a sink used without it must take them too.
+    `lost` (`fenced` of them refused as another publisher's); `pending` is what is in flight now.
+    After `flush`, every item published and not returned by `take_lost` was acknowledged. The
+    losses wait in the sink until `take_lost` takes them (`pump` does, as they come): a sink used
+    without it must take them too.
     """
 
     def __init__(
@@ -102,6 +139,7 @@ class JetStreamSink:
         record_latency: bool = False,
         connect_options: Mapping[str, Any] | None = None,
         worker: str | None = None,
+        on_fenced: Callable[[str], object] | None = None,
     ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, not {max_pending}")
@@ -120,7 +158,11 @@ class JetStreamSink:
         self._ensure = ensure_stream
         self._clock = clock
         self.latencies: deque[float] | None = deque(maxlen=100_000) if record_latency else None
-        self.published = self.delivered = self.duplicates = self.lost = 0
+        self.published = self.delivered = self.duplicates = self.lost = self.fenced = 0
+        self._on_fenced = on_fenced
+        self._fences: dict[str, _Fence] = {}
+        self._refused: set[str] = set()  # accounts on_fenced heard of since their last claim
+        self._recovering: dict[str, asyncio.Task[None]] = {}
         self._pending: dict[int, _Record] = {}
         self._next = 0
         self._last_time: dict[str, int | None] = {}
@@ -214,6 +256,15 @@ class JetStreamSink:
         UserStreamError when the sink is closed or was never started.
         """
         subject, payload, headers, when = self._addresses.envelope(account_id, item, text)
+        fence = self._fences.get(account_id)
+        if fence is not None:
+            if fence.sequence is None:  # a newer owner claimed the account: refused here, not sent
+                self.published += 1
+                self.fenced += 1
+                self._lose((account_id, item, 0.0, None), "fenced: a newer owner claimed it", fenced=True)
+                return
+            headers[EXPECTED_SEQUENCE_HEADER] = fence.sequence
+            headers[EXPECTED_SUBJECT_HEADER] = fence.subject
         client, loop, send = self._client, self._loop, self._send
         if client is None or loop is None or send is None or self._sub is None or client.is_closed:
             raise UserStreamError("the JetStream sink is not running (start it, or use `async with`)")
@@ -247,7 +298,9 @@ class JetStreamSink:
             return
         data = msg.data
         problem = _problem(msg.headers, data)
-        if problem is None:
+        if problem is not None and problem.startswith("refused: wrong last sequence"):
+            self._refused_by_fence(record, problem)
+        elif problem is None:
             self.delivered += 1
             if b'"duplicate"' in data:
                 self.duplicates += 1
@@ -257,15 +310,119 @@ class JetStreamSink:
             self._lose(record, problem)
         self._after_settle()
 
+    def _refused_by_fence(self, record: _Record, problem: str) -> None:
+        """The server refused an item sent on condition of the account's owner message."""
+        account_id = record[0]
+        fence = self._fences.get(account_id)
+        match = _WRONG_LAST.search(problem)
+        last = match.group(1) if match else None
+        if fence is None or last == fence.sequence:
+            self._lose(record, problem)  # sent before this sink's own newer claim: an ordinary loss
+        elif last == "0":
+            # The account's owner message is gone (the stream's limits removed it): not another
+            # owner's doing. The item is lost (a gap follows); the claim is written again.
+            self._lose(record, f"{problem} (the account's owner message is gone: claimed again)")
+            if account_id not in self._recovering:
+                task = asyncio.ensure_future(self._claim_again(account_id, fence))
+                self._recovering[account_id] = task
+        else:
+            self.fenced += 1
+            self._lose(record, f"fenced: another publisher claimed the account ({problem})", fenced=True)
+            if account_id not in self._refused:
+                self._refused.add(account_id)
+                log.info("account %s: the log refuses this publisher's items: it was claimed", account_id)
+                if self._on_fenced is not None:
+                    self._on_fenced(account_id)
+
+    async def _claim_again(self, account_id: str, fence: _Fence) -> None:
+        try:
+            if fence.revision is None:
+                await self.follow(account_id)
+            else:
+                await self.claim(account_id, fence.revision)
+        except Exception as error:  # the next refusal tries again
+            log.warning("account %s: claiming again failed: %s", account_id, type(error).__name__)
+        finally:
+            self._recovering.pop(account_id, None)
+
+    async def claim(self, account_id: str, revision: int) -> bool:
+        """Make this sink `account_id`'s one publisher in the log from now on, by lease `revision`.
+
+        Writes an owner message (this worker, `revision`) on the account's `_owner` subject if the
+        last one there is still the one it read (compare-and-set), then sends each of the account's
+        items on condition that it stays the last: the server refuses the items of any publisher
+        that claimed before, whatever delayed them. Returns False, writing nothing, when the last
+        owner message has a newer revision than `revision` (this publisher's lease is out of date):
+        the account's items are then refused here, as fenced, until it is claimed or followed again.
+        Call it before publishing the account's first item: items already in flight were sent on
+        the previous condition. UserStreamError when other claims win `CLAIM_ATTEMPTS` times.
+        """
+        from nats.js.errors import BadRequestError
+
+        js = self._jetstream()
+        subject = self._addresses.owner_subject(account_id)
+        payload = json.dumps({"worker": self._addresses.worker, "revision": revision}).encode()
+        headers = self._addresses.owner_headers(account_id)
+        for _ in range(CLAIM_ATTEMPTS):
+            sequence, last_revision = await self._last_owner(js, subject)
+            if last_revision is not None and last_revision > revision:
+                log.info("account %s: a newer lease claimed it already; not claimed", account_id)
+                self._fences[account_id] = _Fence(None, subject, revision)
+                return False
+            try:
+                ack = await js.publish(
+                    subject,
+                    payload,
+                    timeout=self.ack_timeout,
+                    stream=self.stream,
+                    headers={**headers, EXPECTED_SEQUENCE_HEADER: str(sequence)},
+                )
+            except BadRequestError as error:
+                if error.err_code == WRONG_LAST_SEQUENCE:
+                    continue  # claimed by another meanwhile: read again
+                raise
+            self._fences[account_id] = _Fence(ack.seq, subject, revision)
+            self._refused.discard(account_id)
+            return True
+        raise UserStreamError(f"account {account_id!r}: {CLAIM_ATTEMPTS} claims lost to others in a row")
+
+    async def follow(self, account_id: str) -> None:
+        """Send `account_id`'s items on condition of its current owner message, without claiming
+        it: a planned handover's new publisher, while the old one still publishes (both under the
+        old claim, their common events stored once by message id), until it claims."""
+        subject = self._addresses.owner_subject(account_id)
+        sequence, _ = await self._last_owner(self._jetstream(), subject)
+        self._fences[account_id] = _Fence(sequence, subject, None)
+        self._refused.discard(account_id)
+
+    def _jetstream(self) -> Any:
+        if self._client is None or self._sub is None:
+            raise UserStreamError("the JetStream sink is not running (start it, or use `async with`)")
+        return self._client.jetstream()
+
+    async def _last_owner(self, js: Any, subject: str) -> tuple[int, int | None]:
+        """The sequence of the last owner message on `subject` (0: none) and its lease revision."""
+        from nats.js.errors import NotFoundError
+
+        try:
+            message = await js.get_last_msg(self.stream, subject)
+        except NotFoundError:
+            return 0, None
+        try:
+            revision = json.loads(message.data or b"null").get("revision")
+        except (ValueError, AttributeError):
+            revision = None
+        return int(message.seq or 0), revision if isinstance(revision, int) else None
+
     def _after_settle(self) -> None:
         if len(self._pending) < self.max_pending:
             self._room.set()
         self._settled.set()
 
-    def _lose(self, record: _Record, reason: str) -> None:
+    def _lose(self, record: _Record, reason: str, *, fenced: bool = False) -> None:
         account_id, item, _, before = record
         self.lost += 1
-        self._losses.append(Lost(account_id, item, reason, before, self._clock()))
+        self._losses.append(Lost(account_id, item, reason, before, self._clock(), fenced))
         self._lost_event.set()
         self._after_settle()
 
@@ -311,6 +468,8 @@ class JetStreamSink:
             if self._reaper is not None and self._client is not None and not self._client.is_closed:
                 await self.flush()
         finally:
+            for task in list(self._recovering.values()):
+                task.cancel()
             if self._reaper is not None:
                 self._reaper.cancel()
                 await asyncio.gather(self._reaper, return_exceptions=True)

@@ -15,7 +15,9 @@ class Lost:
     `reason` says why in words ("no acknowledgement within 5 s", "refused: maximum messages
     exceeded", "not sent: ..."); `after_event_time` is the `E` (milliseconds) of the account's
     last event published before this item, None if none had a time; `at` is the sink's clock
-    (seconds, monotonic) when the loss was found.
+    (seconds, monotonic) when the loss was found. `fenced`: the log refused the item because
+    another publisher claimed the account since (`JetStreamSink.claim`): the account is no longer
+    this publisher's, and its new owner's log starts with its own gap, so no gap is owed here.
     """
 
     account_id: str
@@ -23,6 +25,7 @@ class Lost:
     reason: str
     after_event_time: int | None
     at: float
+    fenced: bool = False
 
 
 class Sink(Protocol):

@@ -98,6 +98,14 @@ async def pump(
     async def settle() -> int:
         """Publish the gaps owed for the losses reported so far; how many items that published."""
         losses = sink.take_lost()
+        fenced = [loss for loss in losses if loss.fenced]
+        if fenced:  # another publisher claimed these accounts: its log has the gap, not ours
+            log.info(
+                "the log refused %d items of %d accounts another publisher claimed",
+                len(fenced),
+                len({loss.account_id for loss in fenced}),
+            )
+            losses = [loss for loss in losses if not loss.fenced]
         if losses:  # one line per report, not per item: an outage loses thousands
             accounts = len({loss.account_id for loss in losses})
             log.warning(
@@ -145,7 +153,8 @@ async def pump(
     else:  # the gaps of the last round: whatever of them is lost stays owed
         await sink.flush()
         for loss in sink.take_lost():
-            owed.add(loss)
+            if not loss.fenced:
+                owed.add(loss)
     result.unreported = sorted(owed.gaps)
     if result.unreported:
         log.error(

@@ -4,9 +4,10 @@ No I/O: `Envelope.of` turns one account's item into the bytes and strings a sink
 refuses it (ValueError) before anything is sent.
 
 Subjects are `<prefix>.<market>.<account id>.<event wire name>` (the event's `e`), with `_gap`,
-`_reconciled` and `_error` for what the library adds in-band and `_unknown` for an event with no
-`e`: one account's items share a subject prefix, so a consumer filters on one account
-(`binance.spot.acct-1.>`), one market (`binance.spot.>`) or only gaps (`binance.*.*._gap`).
+`_reconciled` and `_error` for what the library adds in-band, `_owner` for a worker's claim of the
+account (`JetStreamSink.claim`) and `_unknown` for an event with no `e`: one account's items share
+a subject prefix, so a consumer filters on one account (`binance.spot.acct-1.>`), one market
+(`binance.spot.>`) or only gaps (`binance.*.*._gap`).
 
 The message id (`Nats-Msg-Id`) is a 128-bit BLAKE2b digest of the market, the account id and the
 payload: the same event received on two connections (a rotation's make-before-break overlap) or by
@@ -50,6 +51,9 @@ PREFIX = re.compile(r"[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64})*")
 
 #: The subject's last token for what the library itself publishes, and for an event with no `e`.
 GAP, RECONCILED, ERROR, UNKNOWN = "_gap", "_reconciled", "_error", "_unknown"
+#: The subject's last token of an account's owner messages: which worker publishes it from there
+#: on (`JetStreamSink.claim`); every later message of the account is refused unless it names it.
+OWNER = "_owner"
 
 #: The headers every message carries (besides `Nats-Msg-Id`); the event time only when known.
 ACCOUNT_HEADER = "Binance-Account"
@@ -59,6 +63,10 @@ EVENT_TIME_HEADER = "Binance-Event-Time"
 #: The worker that published the message (`workers`), when the sink is told.
 WORKER_HEADER = "Binance-Worker"
 MSG_ID_HEADER = "Nats-Msg-Id"
+#: JetStream's optimistic concurrency headers: a message is stored only if the last message on
+#: the second header's subject (the account's owner message) has the first header's sequence.
+EXPECTED_SEQUENCE_HEADER = "Nats-Expected-Last-Subject-Sequence"
+EXPECTED_SUBJECT_HEADER = "Nats-Expected-Last-Subject-Sequence-Subject"
 
 
 def check_token(value: object, what: str) -> str:
@@ -199,7 +207,7 @@ class Addresses:
         self.prefix = check_prefix(prefix)
         self.worker = None if worker is None else check_token(worker, "worker id")
         self._bases: dict[str, str] = {}
-        self._names: set[str] = {GAP, RECONCILED, ERROR, UNKNOWN}
+        self._names: set[str] = {GAP, RECONCILED, ERROR, UNKNOWN, OWNER}
 
     def _base(self, account_id: str) -> str:
         base = self._bases.get(account_id)
@@ -208,6 +216,17 @@ class Addresses:
             if len(self._bases) < _REMEMBERED:
                 self._bases[account_id] = base
         return base
+
+    def owner_subject(self, account_id: str) -> str:
+        """The subject of `account_id`'s owner messages."""
+        return self._base(account_id) + OWNER
+
+    def owner_headers(self, account_id: str) -> dict[str, str]:
+        """The headers of `account_id`'s owner message, as every message of the account has them."""
+        headers = {ACCOUNT_HEADER: account_id, MARKET_HEADER: self.market, EVENT_HEADER: OWNER}
+        if self.worker is not None:
+            headers[WORKER_HEADER] = self.worker
+        return headers
 
     def _name(self, wire: str) -> str:
         if wire not in self._names:

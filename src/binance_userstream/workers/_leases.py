@@ -269,6 +269,12 @@ class LeaseCore:
             return lease.renewed_at + self.timing.ttl - self.timing.margin
         return lease.accept_until if lease.publishing else -math.inf
 
+    def revision(self, account: str) -> int | None:
+        """The revision of `account`'s lease as this worker last saw it (None: no live entry): the
+        newer of two owners' leases has the higher one, which is how their claims in the log are
+        ordered (`JetStreamSink.claim`)."""
+        return self._leases[account].revision
+
     def live_workers(self, *, at: float) -> frozenset[str]:
         """The workers whose heartbeat this worker saw within `ttl`, itself included unless leaving."""
         live = {worker for worker, seen in self._workers.items() if at - seen < self.timing.ttl}

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
+import tenacity
 from attrs import frozen
 
 from binance_userstream.fleet import Account, AsyncFleet
@@ -58,6 +59,9 @@ LATENCIES = 10_000
 #: received before the new owner's stream went live may still be on its way through the fleet and
 #: the sink (milliseconds, as a rule); the events both publish meanwhile are stored once.
 HANDOVER_DRAIN = 2.0
+#: Accounts claimed in the log at once (two requests each), and the longest wait between retries
+#: of a claim that failed (seconds).
+CLAIMS_AT_ONCE, CLAIM_RETRY_CAP = 64, 5.0
 
 
 def default_worker_id() -> str:
@@ -138,6 +142,8 @@ class Worker:
         self._in_fleet: set[str] = set()
         self._draining: dict[str, asyncio.TimerHandle] = {}  # handed over, published a little longer
         self._starting: set[str] = set()  # started on a handover, not yet live here
+        self._claiming: dict[str, asyncio.Task[None]] = {}  # started, claiming the account in the log
+        self._claim_slots = asyncio.Semaphore(CLAIMS_AT_ONCE)
         self._injected: deque[tuple[str, FleetItem]] = deque()  # failover gaps, ahead of the fleet's items
         self._wake = asyncio.Event()
         self._leases_ended = asyncio.Event()
@@ -174,6 +180,7 @@ class Worker:
                 prefix=self._prefix,
                 record_latency=True,
                 worker=self.worker_id,
+                on_fenced=self._claimed_by_another,
             )
             await self._sink.start()
             await self._fleet.__aenter__()
@@ -215,9 +222,10 @@ class Worker:
         await self._close()
 
     async def _close(self) -> None:
-        for task in self._tasks:
+        claims = list(self._claiming.values())
+        for task in [*self._tasks, *claims]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *claims, return_exceptions=True)
         if self._leases is not None:
             await self._leases.close()
         with contextlib.suppress(Exception):
@@ -257,6 +265,64 @@ class Worker:
         draining = self._draining.pop(account_id, None)
         if draining is not None:
             draining.cancel()
+        earlier = self._claiming.pop(account_id, None)
+        if earlier is not None:
+            earlier.cancel()
+        task = asyncio.create_task(self._claim(change), name=f"worker: claim {account_id}")
+        self._claiming[account_id] = task
+
+    async def _claim(self, change: Start) -> None:
+        """Claim `change`'s account in the log (a failover's take: from now on the log refuses the
+        items of whoever published it before, however late they arrive), or follow its owner's
+        claim (a handover: the old owner still publishes), then publish it. Retried until it
+        succeeds or the account stops: until then nothing of the account is published, and the
+        failover gap that comes first covers the wait."""
+        try:
+            claimed = await self._claimed(change)
+        except Exception:  # a bug, not NATS (retried): said, never a task's silent end
+            log.exception("worker %s: account %s: claiming it failed", self.worker_id, change.account_id)
+            claimed = False
+        finally:
+            if self._claiming.get(change.account_id) is asyncio.current_task():
+                del self._claiming[change.account_id]
+        if claimed:
+            self._begin(change)
+
+    async def _claimed(self, change: Start) -> bool:
+        """Whether `change`'s account was claimed (or its owner's claim followed), retrying NATS's
+        failures; False when a newer owner claimed it."""
+        account_id, sink, leases = change.account_id, self._sink, self._leases
+        assert sink is not None
+        assert leases is not None
+        retrying = tenacity.AsyncRetrying(
+            wait=tenacity.wait_random_exponential(multiplier=0.1, max=CLAIM_RETRY_CAP),
+            retry=tenacity.retry_if_exception_type(Exception),
+            before_sleep=lambda state: log.warning(
+                "worker %s: account %s: claiming it in the log failed (%s); retrying",
+                self.worker_id,
+                account_id,
+                type(state.outcome.exception()).__name__ if state.outcome else "?",
+            ),
+        )
+        async with self._claim_slots:
+            async for attempt in retrying:
+                with attempt:
+                    if not change.after_failover:
+                        await sink.follow(account_id)
+                        return True
+                    revision = leases.core.revision(account_id)
+                    if revision is not None and await sink.claim(account_id, revision):
+                        return True
+                    log.warning(
+                        "worker %s: account %s: a newer owner claimed it in the log: not published",
+                        self.worker_id,
+                        account_id,
+                    )
+                    return False
+        return False  # pragma: no cover (tenacity retries until it returns)
+
+    def _begin(self, change: Start) -> None:
+        account_id = change.account_id
         if change.after_failover:
             now = self._clock()
             self._injected.append((account_id, StreamGap("failover", now, now)))
@@ -279,11 +345,21 @@ class Worker:
 
     def _fence(self, account_id: str) -> None:
         self._draining.pop(account_id, None)
+        claiming = self._claiming.pop(account_id, None)
+        if claiming is not None:
+            claiming.cancel()
         self._publishing.discard(account_id)  # fenced from now: not one more item of it is published
         self._starting.discard(account_id)
         if account_id in self._in_fleet:
             self._in_fleet.discard(account_id)
             self._fleet.remove(account_id)
+
+    def _claimed_by_another(self, account_id: str) -> None:
+        """The log refused the account's items: another worker claimed it, so this one's lease is
+        gone too (the lease rules will say so): stop publishing it now."""
+        if account_id in self._publishing:
+            log.warning("worker %s: account %s: claimed in the log by another", self.worker_id, account_id)
+            self._fence(account_id)
 
     def _on_fleet_event(self, account_id: str | None, happening: object) -> None:
         if (
