@@ -33,8 +33,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else 0.0
 
 
+async def claim_all(sink: JetStreamSink, accounts: list[str]) -> float:
+    """Claim every account as a worker's takeover does (64 at a time); the seconds it took."""
+    slots = asyncio.Semaphore(64)
+    revision = time.time_ns()  # newer than any earlier run's claims of the same accounts
+
+    async def one(account: str) -> None:
+        async with slots:
+            if not await sink.claim(account, revision):
+                raise RuntimeError(f"{account}: not claimed")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(account) for account in accounts))
+    return time.perf_counter() - started
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     received = gaps = 0
+    claims: list[float] = []
 
     async def items(fleet: AsyncFleet) -> AsyncIterator[tuple[str, object, str | None]]:
         """The fleet's items until `args.events` events came, saying "more" after each round."""
@@ -55,11 +71,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"kind": args.kind, "accounts": args.n}
     async with fleet_of(args.sim_url, args.n, subscribed, done, keep_text=True) as fleet:
         await asyncio.wait_for(done.wait(), args.timeout)
-        if args.kind == "sink":
+        if args.kind in ("sink", "claimed"):
             async with JetStreamSink(
                 servers=args.nats, market="spot", stream=args.stream, prefix=args.stream.lower(),
-                record_latency=True,
+                record_latency=True, worker="bench",
             ) as sink:  # fmt: skip
+                if args.kind == "claimed":  # as a worker's: every message on condition of its claim
+                    claims.append(await claim_all(sink, sorted(subscribed)))
                 cpu0, wall0 = time.process_time(), time.perf_counter()
                 print("ready", flush=True)
                 pumped = await asyncio.wait_for(pump(items(fleet), sink), args.timeout)
@@ -73,6 +91,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "sink_gaps": pumped.gaps,
                     "p50_ms": round(percentile(latencies, 0.5) * 1e3, 3),
                     "p99_ms": round(percentile(latencies, 0.99) * 1e3, 3),
+                    "claim_s": round(claims[0], 3) if claims else None,
                 }
         else:
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -92,7 +111,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sim_url")
-    parser.add_argument("kind", choices=["sink", "none"])
+    parser.add_argument("kind", choices=["sink", "claimed", "none"])
     parser.add_argument("n", type=int)
     parser.add_argument("events", type=int)
     parser.add_argument("per_round", type=int)
