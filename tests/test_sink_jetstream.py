@@ -285,6 +285,37 @@ def test_the_durable_log_guides_example_publishes_its_event(nats_server: NatsSer
     assert message.subject == "binance.spot.acct-1.balanceUpdate"
 
 
+def test_the_readmes_durable_consumers_read_one_account_a_market_and_the_gaps(
+    nats_server: NatsServer,
+) -> None:
+    [(_, _, _, block)] = run_elsewhere(page_text("README.md"))
+    assert [mark[3] for mark in run_elsewhere(page_text("docs/index.md"))] == [block]  # the site's copy
+
+    async def fill() -> None:
+        async with JetStreamSink(servers=nats_server.url, market="spot", worker="w1") as sink:
+            assert await sink.claim("acct-1", 1)
+            await sink.publish("acct-1", *report(1))
+            await sink.publish("acct-2", *report(2))
+            await sink.publish("acct-2", StreamGap("disconnected", 1.0, 2.0), None)
+            await sink.flush()
+
+    asyncio.run(fill())
+    code = block.replace("nats://127.0.0.1:4222", nats_server.url)
+    read = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.splitlines() == [
+        "bot acct-1 _owner",
+        "bot acct-1 executionReport",
+        "risk acct-1 _owner",
+        "risk acct-1 executionReport",
+        "risk acct-2 executionReport",
+        "risk acct-2 _gap",
+        "healer acct-2 _gap",
+    ]
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (again.returncode, again.stdout) == (0, "")  # durable and acknowledged: nothing twice
+
+
 class _Watched(JetStreamSink):
     """A JetStreamSink that says when it was handed a gap."""
 
