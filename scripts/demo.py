@@ -1,8 +1,9 @@
-"""`make demo`: the main job, end to end, against the local simulator, in under a minute.
+"""`make demo`: the main job, end to end, against the local simulator, in about a minute.
 
-Four parts: the keepalive session through the CLI (below), the event stream (`demo_stream.py`),
-spot and margin on the WebSocket API (`demo_spot.py`), then the account mirror healing a gap
-(`demo_account.py`).
+Five parts: the keepalive session through the CLI (below), the event stream (`demo_stream.py`),
+spot and margin on the WebSocket API (`demo_spot.py`), the account mirror healing a gap
+(`demo_account.py`), then two workers publishing into NATS JetStream, one killed and the other
+taking over, read by a durable consumer (`demo_durable.py`).
 
 It starts the simulator (`binance-userstream simulator`) on a free loopback port with a clock 720
 times faster than real time, runs the real CLI (`binance-userstream run`) for four simulated hours,
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import IO
 
 import demo_account
+import demo_durable
 import demo_spot
 import demo_stream
 import httpx
@@ -46,7 +48,8 @@ def main() -> int:
         stream_ok = demo_stream.main()
         spot_ok = demo_spot.main()
         account_ok = demo_account.main()
-        return code if stream_ok and spot_ok and account_ok else 1
+        durable_ok = demo_durable.main()
+        return code if stream_ok and spot_ok and account_ok and durable_ok else 1
     finally:
         simulator.terminate()
         simulator.wait(timeout=10)
