@@ -122,7 +122,7 @@ async def read_log(
         while len(messages) < count:
             try:
                 batch = await sub.fetch(count - len(messages), timeout=1)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py 2.16 raises its own, or asyncio's bare one
                 break
             messages.extend(batch)
         if owners:

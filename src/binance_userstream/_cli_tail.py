@@ -165,7 +165,7 @@ async def _tail(args: argparse.Namespace, subject: str) -> int:
                 break
             try:
                 messages = fetch.result()
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py 2.16 raises its own TimeoutError, or asyncio's bare one
                 continue
             for msg in messages:
                 try:
