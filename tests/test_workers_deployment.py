@@ -189,9 +189,10 @@ def test_three_workers_a_kill_and_a_join_publish_every_event_once_or_inside_its_
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # One IP for every worker here: the simulator's per-IP weight limit is lifted (on Binance each
+    # One IP for every worker here: the simulator's per-IP weight limits (WebSocket API and REST: the
+    # snapshots after gaps) are lifted (on Binance each
     # machine of a deployment is an IP of its own).
-    with Simulator(ws_weight_limit=10**9) as sim:
+    with Simulator(ws_weight_limit=10**9, weight_limit=10**9) as sim:
         accounts = accounts_file(sim, tmp_path)
         for name in ("w1", "w2", "w3"):
             workers[name] = WorkerProcess(name, sim, nats_server.url, accounts)
