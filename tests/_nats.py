@@ -133,11 +133,17 @@ async def read_log(
 
 
 def check_account_log(
-    account: str, sent: list[int], logged: list[tuple[str, Any]], history: object = None
+    account: str,
+    sent: list[int],
+    logged: list[tuple[str, Any]],
+    history: object = None,
+    *,
+    reconciled: bool = False,
 ) -> None:
     """An account's log (its messages' event types and payloads, in the log's order) against the
     event times sent to it: each event is there once and in order, or missing after a gap that
-    follows the last event logged before it. `history` goes into the failure message."""
+    follows the last event logged before it; with `reconciled`, every gap is followed (at once or
+    after more events) by a `_reconciled` for the account. `history` goes into the failure message."""
     numbers = [payload["E"] for kind, payload in logged if kind == "balanceUpdate"]
     assert numbers == sorted(set(numbers)), (account, "out of order or doubled", history)
     assert set(numbers) <= set(sent), (account, "an event never sent", history)
@@ -148,3 +154,8 @@ def check_account_log(
         after = [i for i, (kind, p) in enumerate(logged) if kind == "balanceUpdate" and p["E"] > n]
         window = logged[(before[-1] + 1 if before else 0) : (after[0] if after else len(logged))]
         assert any(kind == "_gap" for kind, _ in window), (account, n, "missing outside a gap", history)
+    if reconciled:
+        kinds = [kind for kind, _ in logged]
+        gaps = [i for i, kind in enumerate(kinds) if kind == "_gap"]
+        if gaps:
+            assert "_reconciled" in kinds[gaps[-1] + 1 :], (account, "a gap without its Reconciled", history)

@@ -1,22 +1,27 @@
 """Workers end to end, in one process: the simulator (spot, the WebSocket API), a real nats-server,
 and workers that share the accounts by leases and publish each account's events to JetStream:
 each account published by one worker, its events in the log once each and in order, a failover's
-gap first when an account is taken over, a planned leave handed over with no gap."""
+gap first when an account is taken over, a planned leave handed over with no gap, and every gap
+followed by its account's Reconciled: the account as the simulator's ledger has it, and the trades
+made inside the gap."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter, defaultdict
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from binance_userstream import Account
+from binance_userstream import Account, AccountState, Balance, Order
 from binance_userstream.simulator import Simulator
 from binance_userstream.stream._core import StreamTiming
 from binance_userstream.workers import LeaseTiming, Start, Stop
 from binance_userstream.workers._worker import Worker
+from tests._ledger_state import account_state, same_account, trades
 from tests._nats import NatsServer, check_account_log, read_log
 from tests._proxy import TcpProxy
 from tests.test_fleet_spot import accounts, balance, key, live
@@ -70,21 +75,143 @@ async def push_and_wait(sim: Simulator, nats_url: str, count: int, start: int, t
             await asyncio.sleep(0.05)
 
 
+def healed(*workers: Worker) -> bool:
+    """Every gap these workers published is followed by its Reconciled (none owed)."""
+    return all(w.status().healing == 0 for w in workers)
+
+
+def state_of(payload: dict[str, Any]) -> AccountState:
+    """A `_reconciled` message's state, read back into the mirror's types."""
+
+    def number(value: str | None) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+    balances = {
+        b["asset"]: Balance(b["asset"], **{k: number(v) for k, v in b.items() if k != "asset"})
+        for b in payload["state"]["balances"]
+    }
+    orders = {}
+    for o in payload["state"]["open_orders"]:
+        amounts = {k: Decimal(o[k]) for k in ("price", "quantity", "executed_quantity")}
+        order = Order(**{**o, **amounts})
+        orders[order.key] = order
+    return AccountState(balances=balances, open_orders=orders)
+
+
+def recovered(payload: dict[str, Any]) -> set[tuple[str, int]]:
+    return {(t["symbol"], t["trade_id"]) for t in payload["recovered_trades"]}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def until_logged(nats_url: str, events: dict[str, int]) -> None:
+    """Until the log holds each account's balanceUpdate of event time `events[account]`."""
+    async with asyncio.timeout(20):
+        while True:
+            log = by_account(await read_log(nats_url))
+            if all(any(p.get("E") == e for _, p in log.get(a, [])) for a, e in events.items()):
+                return
+            await asyncio.sleep(0.05)
+
+
 async def test_one_worker_publishes_every_accounts_events_after_a_gap_for_its_takeover(
     live: Simulator, nats_server: NatsServer
 ) -> None:
     members = accounts(live, 3)
     async with worker(live, nats_server, members, "w1") as one:
-        await until(lambda: one.status().accounts == 3 and live.subscriptions() == 3)
-        await push_and_wait(live, nats_server.url, 3, 100, total=6)
+        await until(lambda: one.status().accounts == 3 and live.subscriptions() == 3 and healed(one))
+        await push_and_wait(live, nats_server.url, 3, 100, total=9)
         status = one.status()
     log = by_account(await read_log(nats_server.url))
     for n in range(3):
         kinds = [kind for kind, _ in log[f"acct-{n}"]]
-        assert kinds == ["_gap", "balanceUpdate"]
+        assert kinds == ["_gap", "_reconciled", "balanceUpdate"]
         assert log[f"acct-{n}"][0][1]["reason"] == "failover"
-        assert log[f"acct-{n}"][1][1] == balance(100 + n)
-    assert (status.accounts, status.connections, status.published, status.lost) == (3, 1, 6, 0)
+        assert log[f"acct-{n}"][2][1] == balance(100 + n)
+    assert (status.accounts, status.connections, status.published, status.lost) == (3, 1, 9, 0)
+    assert (status.reconciled, status.healing) == (3, 0)
+
+
+async def test_a_failovers_gap_is_followed_by_a_reconciled_with_the_ledgers_state_and_the_gaps_trades(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    members = accounts(live, 4)
+    async with worker(live, nats_server, members, "w2") as two:
+        dying = worker(live, nats_server, members, "w1")
+        await dying.__aenter__()
+        await until(lambda: dying.status().accounts == 2 and two.status().accounts == 2)
+        await until(lambda: live.subscriptions() == 4 and healed(dying, two))
+        theirs = sorted(dying._publishing)
+        orders, before, stamps = {}, {}, {}
+        for account in theirs:  # a trade the log has before the gap, then a later event
+            n = int(account.split("-")[1])
+            orders[account] = live.place_order(
+                "spot", symbol="BTCUSDT", side="BUY", quantity="0.01", price="100", api_key=key(n)
+            )
+            live.fill_order("spot", orders[account], "0.002", api_key=key(n))
+            await asyncio.sleep(0.005)
+            stamps[account] = now_ms()
+            live.push("spot", balance(stamps[account]), key(n))
+            before[account] = set(trades(live.ledger("spot", key(n))))
+        await until_logged(nats_server.url, stamps)
+        await dying._client.close()  # its leases are no longer renewed: as if its process had died
+        await asyncio.sleep(0.005)
+        for account in theirs:  # trades nobody publishes: inside the failover's gap
+            n = int(account.split("-")[1])
+            live.fill_order("spot", orders[account], "0.003", api_key=key(n))
+            live.traffic("spot", api_key=key(n), symbol="BTCUSDT")
+        await until(lambda: two.status().accounts == 4, timeout=3 * LEASES.ttl + 5)
+        await until(lambda: healed(two))
+        await dying.__aexit__(None, None, None)
+    log = by_account(await read_log(nats_server.url))
+    for account in theirs:
+        n = int(account.split("-")[1])
+        ledger = live.ledger("spot", key(n))
+        items = log[account]
+        failover = max(i for i, (kind, p) in enumerate(items) if kind == "_gap")
+        assert items[failover][1]["reason"] == "failover"
+        assert items[failover][1]["last_event_time"] is not None  # dated by the log's last message
+        after = [p for kind, p in items[failover + 1 :] if kind == "_reconciled"]
+        assert len(after) == 1, account
+        assert same_account(state_of(after[0]), account_state("spot", ledger))
+        assert recovered(after[0]) == set(trades(ledger)) - before[account]
+
+
+async def test_a_lost_connections_gap_is_followed_by_a_reconciled_with_the_trades_made_while_it_was_down(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    members = accounts(live, 2)
+    async with worker(live, nats_server, members, "w1") as one:
+        await until(lambda: one.status().accounts == 2 and live.subscriptions() == 2 and healed(one))
+        orders, stamps = {}, {}
+        for n in range(2):
+            orders[n] = live.place_order(
+                "spot", symbol="BTCUSDT", side="BUY", quantity="0.01", price="100", api_key=key(n)
+            )
+            live.fill_order("spot", orders[n], "0.002", api_key=key(n))
+            await asyncio.sleep(0.005)
+            stamps[f"acct-{n}"] = now_ms()
+            live.push("spot", balance(stamps[f"acct-{n}"]), key(n))
+        await until_logged(nats_server.url, stamps)
+        before = {n: set(trades(live.ledger("spot", key(n)))) for n in range(2)}
+        live.drop_streams("spot")
+        for n in range(2):  # sent to no connection: lost, inside the gap
+            live.fill_order("spot", orders[n], "0.003", api_key=key(n))
+        await until(lambda: one.status().gaps == 4 and healed(one))
+        status = one.status()
+    log = by_account(await read_log(nats_server.url))
+    for n in range(2):
+        ledger = live.ledger("spot", key(n))
+        items = log[f"acct-{n}"]
+        gap = max(i for i, (kind, _) in enumerate(items) if kind == "_gap")
+        assert items[gap][1]["reason"] == "disconnected"
+        after = [p for kind, p in items[gap + 1 :] if kind == "_reconciled"]
+        assert len(after) == 1
+        assert same_account(state_of(after[0]), account_state("spot", ledger))
+        assert recovered(after[0]) == set(trades(ledger)) - before[n] != set()
+    assert (status.reconciled, status.healing) == (4, 0)
 
 
 async def test_two_workers_share_the_accounts_and_each_event_is_in_the_log_once(
@@ -164,17 +291,19 @@ async def test_a_worker_that_dies_loses_its_accounts_to_another_which_starts_eac
         dying = worker(live, nats_server, members, "w1")
         await dying.__aenter__()
         await until(lambda: dying.status().accounts == 2 and two.status().accounts == 2)
+        await until(lambda: healed(dying, two))
         theirs = set(dying._publishing)
         await dying._client.close()  # its leases are no longer renewed: as if its process had died
         await until(lambda: two.status().accounts == 4, timeout=3 * LEASES.ttl + 5)
         await dying.__aexit__(None, None, None)
-        await until(lambda: live.subscriptions() == 4)
+        await until(lambda: live.subscriptions() == 4 and healed(two))
         total = len(await read_log(nats_server.url))
         await push_and_wait(live, nats_server.url, 4, 400, total=total + 4)
     log = by_account(await read_log(nats_server.url))
     for account in theirs:
-        assert [kind for kind, _ in log[account]] == ["_gap", "_gap", "balanceUpdate"], account
-        assert log[account][1][1]["reason"] == "failover"
+        kinds = [kind for kind, _ in log[account]]
+        assert kinds == ["_gap", "_reconciled", "_gap", "_reconciled", "balanceUpdate"], account
+        assert log[account][2][1]["reason"] == "failover"
 
 
 async def partition(

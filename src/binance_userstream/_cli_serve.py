@@ -122,7 +122,8 @@ def _print(as_json: bool, line: dict[str, Any]) -> None:
             f"worker {status['worker']}: {status['accounts']} accounts, {status['connections']} connections, "
             f"{status['per_second']:g} events/s acknowledged ({status['published']} in all), publish latency "
             f"p50 {status['latency_p50_ms']} ms p99 {status['latency_p99_ms']} ms, {status['gaps']} gaps, "
-            f"{status['lost']} lost, {status['fenced']} fenced, {status['lease_changes']} lease changes"
+            f"{status['lost']} lost, {status['fenced']} fenced, {status['lease_changes']} lease changes, "
+            f"{status['reconciled']} reconciled, {status['healing']} healing"
         )
     with contextlib.suppress(BrokenPipeError):
         print(text, flush=True)

@@ -12,7 +12,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
@@ -38,6 +38,9 @@ from binance_userstream.fleet._limits import FleetLimits, start_time
 from binance_userstream.stream._core import StreamEventKind, StreamTiming
 from binance_userstream.stream._gap import StreamGap
 from binance_userstream.stream._socket import MAX_FRAME
+
+if TYPE_CHECKING:
+    from binance_userstream._client import AsyncUserDataStream
 
 log = logging.getLogger("binance_userstream.fleet")
 
@@ -106,7 +109,7 @@ class _AccountServices:
         self._uds: Any = None  # an AsyncUserDataStream, made on first need
         self._session: AsyncKeepaliveSession | None = None
 
-    async def _client(self) -> Any:
+    async def client(self) -> Any:
         """The account's client, opened on first need (closed by `close`)."""
         if self._uds is None:
             from binance_userstream._client import AsyncUserDataStream
@@ -130,7 +133,7 @@ class _AccountServices:
         return self._uds
 
     async def open(self, on_event: Callable[[SessionEvent], None]) -> str:
-        session: AsyncKeepaliveSession = (await self._client()).session(
+        session: AsyncKeepaliveSession = (await self.client()).session(
             interval=self._shared.interval, on_event=on_event, clock=self._shared.clock
         )
         await session.__aenter__()
@@ -144,7 +147,7 @@ class _AccountServices:
         return await self._session.renew()
 
     async def token(self) -> Any:
-        return await (await self._client()).create_listen_token(self.symbol)
+        return await (await self.client()).create_listen_token(self.symbol)
 
     async def close(self) -> None:
         session, self._session = self._session, None
@@ -286,6 +289,16 @@ class AsyncFleet:
             driver.apply(driver.core.remove(account_id, driver.now()))
         if driver.loop is not None and not driver.ended:
             driver.spawn(driver.stop_tenant(tenant), "stop-account")
+
+    async def rest_client(self, account_id: str) -> AsyncUserDataStream:
+        """`account_id`'s REST client, as the fleet uses it for the account's listenKey or
+        listenToken: its own key and signer, the fleet's HTTP transport, retry policy, backoff gate
+        and weight budget (a worker takes its snapshots with it). Made on first need, closed when the
+        account leaves the fleet (or the fleet ends); KeyError if the account is not in the fleet."""
+        services = self._driver.tenants[account_id].services
+        assert isinstance(services, _AccountServices)
+        client: AsyncUserDataStream = await services.client()
+        return client
 
     @property
     def accounts(self) -> list[str]:

@@ -82,6 +82,7 @@ async def pump(
     sink: Sink,
     *,
     clock: Callable[[], float] = time.monotonic,
+    on_gap: Callable[[str, StreamGap], object] | None = None,
 ) -> PumpResult:
     """Publish each `(account id, item, text)` of `items` to `sink` until `items` ends, and a gap for
     every account whose items the sink lost; then flush. `text` is the event's JSON as Binance sent
@@ -89,6 +90,8 @@ async def pump(
 
     An item the sink refuses to address (ValueError: a wire name that is no subject token) counts
     as lost for its account (`clock` stamps that loss, as the sink's clock stamps its own).
+    `on_gap` hears each gap the pump publishes for an account's losses (`(account id, gap)`), once
+    it is sent: a worker follows it with the account's `Reconciled`.
     Returns a `PumpResult`; the sink stays open (the caller closes it).
     """
     result = PumpResult()
@@ -120,7 +123,10 @@ async def pump(
         for account, item in owed.take():
             await sink.publish(account, item, None)
             sent += 1
-            result.gaps += isinstance(item, StreamGap)
+            if isinstance(item, StreamGap):
+                result.gaps += 1
+                if on_gap is not None:
+                    on_gap(account, item)
         return sent
 
     async def watch() -> None:

@@ -16,8 +16,17 @@ A worker ties three parts together, each tested on its own: `Leases` (which acco
   a worker this one saw take it, by a handover: what arrived here before the new owner's stream
   went live is published first.
 
+Every gap the worker publishes for an account (a failover's, the fleet's for a lost connection or
+an overflow, the pump's for the log's own losses) is followed, on that account's subject, by a
+`Reconciled` once a fresh REST snapshot has been taken (`_heals` says which accounts owe one, and
+when; a few at once, each retried): its `state` is the account's balances, positions and open orders
+then, its `recovered_trades` the trades the log lacks since the gap. A failover's gap is dated with
+the event time of the account's last message in the log, so that the trades the old owner did not
+publish are recovered. Nothing is healed without a gap: a snapshot costs REST weight.
+
 `status()` says how the worker is doing (accounts, connections, events acknowledged per second,
-publish latency, gaps, losses, items fenced, lease changes); `on_change` hears each lease change.
+publish latency, gaps, losses, items fenced, lease changes, Reconciled published, heals owed);
+`on_change` hears each lease change.
 """
 
 from __future__ import annotations
@@ -39,13 +48,20 @@ from typing import Any, Self
 import tenacity
 from attrs import frozen
 
+from binance_userstream._policy import RetryPolicy
+from binance_userstream.account._families import family_for
+from binance_userstream.account._family import Call, Family, Snapshot
+from binance_userstream.account._mirror import Recovery, snapshot_plan, trades_plan
+from binance_userstream.account._state import Trade
+from binance_userstream.errors import UserStreamError
 from binance_userstream.fleet import Account, AsyncFleet
 from binance_userstream.fleet._core import FleetItem
 from binance_userstream.sink import JetStreamSink, pump
 from binance_userstream.sink._jetstream import DEFAULT_STREAM, _import_nats
-from binance_userstream.sink._subjects import DEFAULT_PREFIX
+from binance_userstream.sink._subjects import DEFAULT_PREFIX, EVENT_TIME_HEADER, event_time_of
 from binance_userstream.stream._core import StreamEvent, StreamEventKind
 from binance_userstream.stream._gap import StreamGap
+from binance_userstream.workers._heals import HEAL_CONCURRENCY, Begin, Heals
 from binance_userstream.workers._kv import BUCKET, Leases
 from binance_userstream.workers._leases import Change, LeaseCore, LeaseTiming, Start, Stop
 
@@ -62,6 +78,9 @@ HANDOVER_DRAIN = 2.0
 #: Accounts claimed in the log at once (two requests each), and the longest wait between retries
 #: of a claim that failed (seconds).
 CLAIMS_AT_ONCE, CLAIM_RETRY_CAP = 64, 5.0
+#: Failover gaps dated at once (each a JetStream request for the account's last message), and the
+#: seconds one may take before its gap goes out undated.
+DATING_CONCURRENCY, DATING_TIMEOUT = 64, 2.0
 
 
 def default_worker_id() -> str:
@@ -76,8 +95,9 @@ class WorkerStatus:
     `published` (acknowledged by JetStream) in all and per second since the last status, the
     publish-to-acknowledgement latency (median and 99th percentile of the recent ones, ms), `gaps`
     it published (a failover's, a lost connection's, the log's own losses), items `lost` by the log
-    (each inside a gap), items `fenced` (dropped because the account's lease had moved on), and
-    `lease_changes` (starts and stops)."""
+    (each inside a gap), items `fenced` (dropped because the account's lease had moved on),
+    `lease_changes` (starts and stops), `reconciled`: the Reconciled it published after gaps, and
+    `healing`: the accounts owing one now (waiting for or taking their snapshot)."""
 
     worker: str
     accounts: int
@@ -90,6 +110,8 @@ class WorkerStatus:
     lost: int
     fenced: int
     lease_changes: int
+    reconciled: int = 0
+    healing: int = 0
 
 
 class Worker:
@@ -99,8 +121,11 @@ class Worker:
     Every worker of a deployment is given the same accounts (the same accounts file) and the same
     bucket; each publishes a fair share. `worker_id` names it in the bucket (default: host and pid);
     `stream` and `prefix` are the sink's; `lease_timing` the leases' (TTL 10 s by default);
-    `connect_options` go to nats-py's `connect` (credentials, TLS); the other options go to the
-    fleet (`base_url`, `stream_url`, `limits`, `timing`, ...).
+    `connect_options` go to nats-py's `connect` (credentials, TLS); `heal_concurrency` bounds the
+    snapshots taken at once after gaps (0: publish no Reconciled), `heal_symbols` are symbols whose
+    trades every heal recovers (besides those of the snapshot's open orders and positions and of the
+    orders published since the gap); the other options go to the fleet (`base_url`, `stream_url`,
+    `limits`, `timing`, `retry`, ...).
     """
 
     def __init__(
@@ -117,6 +142,8 @@ class Worker:
         on_change: Callable[[Change], object] | None = None,
         connect_options: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        heal_concurrency: int = HEAL_CONCURRENCY,
+        heal_symbols: Iterable[str] = (),
         **fleet_options: Any,
     ) -> None:
         self._accounts = {account.id: account for account in accounts}
@@ -144,12 +171,16 @@ class Worker:
         self._starting: set[str] = set()  # started on a handover, not yet live here
         self._claiming: dict[str, asyncio.Task[None]] = {}  # started, claiming the account in the log
         self._claim_slots = asyncio.Semaphore(CLAIMS_AT_ONCE)
+        self._dating = asyncio.Semaphore(DATING_CONCURRENCY)
         self._injected: deque[tuple[str, FleetItem]] = deque()  # failover gaps, ahead of the fleet's items
         self._wake = asyncio.Event()
         self._leases_ended = asyncio.Event()
         self._done = asyncio.Event()
         self.gaps = self.fenced = self.lease_changes = 0
         self._last_status = (clock(), 0)
+        self._heals = self._heal_rules(heal_concurrency, heal_symbols, fleet_options.get("retry"))
+        self._healed: deque[tuple[str, int, Snapshot, Recovery, list[Trade]]] = deque()
+        self._heal_wake = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, market={self.market!r}, accounts={len(self._publishing)})"
@@ -200,6 +231,7 @@ class Worker:
         self._tasks = [
             asyncio.create_task(self._follow_leases(self._leases), name="worker: leases"),
             asyncio.create_task(self._publish(self._sink), name="worker: publish"),
+            *self._heal_tasks(),
         ]
         log.info("worker %s: started with %d accounts in the file", self.worker_id, len(self._accounts))
         return self
@@ -278,6 +310,8 @@ class Worker:
         succeeds or the account stops: until then nothing of the account is published, and the
         failover gap that comes first covers the wait."""
         try:
+            # Dated first: once claimed, the account's last message in the log is the claim.
+            after = await self._last_event_time(change.account_id) if change.after_failover else None
             claimed = await self._claimed(change)
         except Exception:  # a bug, not NATS (retried): said, never a task's silent end
             log.exception("worker %s: account %s: claiming it failed", self.worker_id, change.account_id)
@@ -286,7 +320,7 @@ class Worker:
             if self._claiming.get(change.account_id) is asyncio.current_task():
                 del self._claiming[change.account_id]
         if claimed:
-            self._begin(change)
+            self._begin(change, after)
 
     async def _claimed(self, change: Start) -> bool:
         """Whether `change`'s account was claimed (or its owner's claim followed), retrying NATS's
@@ -321,11 +355,11 @@ class Worker:
                     return False
         return False  # pragma: no cover (tenacity retries until it returns)
 
-    def _begin(self, change: Start) -> None:
+    def _begin(self, change: Start, after: int | None) -> None:
         account_id = change.account_id
         if change.after_failover:
             now = self._clock()
-            self._injected.append((account_id, StreamGap("failover", now, now)))
+            self._injected.append((account_id, StreamGap("failover", now, now, last_event_time=after)))
             self._wake.set()
         else:
             self._starting.add(account_id)
@@ -379,7 +413,7 @@ class Worker:
 
     async def _publish(self, sink: JetStreamSink) -> None:
         try:
-            result = await pump(self._items(), sink, clock=self._clock)
+            result = await pump(self._items(), sink, clock=self._clock, on_gap=self._owe)
         finally:
             self._done.set()
         if result.unreported:
@@ -394,6 +428,7 @@ class Worker:
         """The fleet's items of the accounts this worker publishes (the others fenced), with each
         failover's gap ahead of its account's first item, as soon as it is made."""
         fleet_items = aiter(self._fleet.with_text())
+        heals = self._heals
         next_item: asyncio.Task[tuple[str, FleetItem, str | None]] | None = None
         try:
             while not self._leases_ended.is_set():
@@ -401,7 +436,13 @@ class Worker:
                     account_id, gap = self._injected.popleft()
                     if account_id in self._publishing:
                         self.gaps += 1
+                        if isinstance(gap, StreamGap):
+                            self._owe(account_id, gap)
                         yield account_id, gap, None
+                while self._healed:
+                    reconciled = self._reconciled(self._healed.popleft())
+                    if reconciled is not None:
+                        yield reconciled
                 if next_item is None:
                     next_item = asyncio.ensure_future(anext(fleet_items))
                 self._wake.clear()
@@ -421,6 +462,9 @@ class Worker:
                     continue
                 if isinstance(item, StreamGap):
                     self.gaps += 1
+                    self._owe(account_id, item)
+                elif heals is not None and heals.owed and account_id in heals.owed:
+                    heals.saw(account_id, item)  # the accounts owing no heal: no cost here
                 yield account_id, item, text
         finally:
             if next_item is not None:
@@ -459,4 +503,148 @@ class Worker:
             lost=sink.lost if sink is not None else 0,
             fenced=self.fenced,
             lease_changes=self.lease_changes,
+            reconciled=self._heals.reconciled if self._heals is not None else 0,
+            healing=len(self._heals) if self._heals is not None else 0,
         )
+
+    # -- healing: a Reconciled after every gap ---------------------------------------------------
+
+    def _heal_rules(
+        self, concurrency: int, symbols: Iterable[str], retry: RetryPolicy | None
+    ) -> Heals | None:
+        """The heal rules, or None when no Reconciled is published (`heal_concurrency=0`, or a
+        market the account mirror does not read)."""
+        if concurrency == 0:
+            return None
+        try:
+            family_for(self.market)
+        except ValueError as error:
+            log.info("worker %s: no Reconciled after gaps: %s", self.worker_id, error)
+            return None
+        families: dict[str | None, Family] = {}
+
+        def family_of(account_id: str) -> Family:
+            symbol = self._accounts[account_id].symbol
+            family = families.get(symbol)
+            if family is None:
+                family = families[symbol] = family_for(self.market, symbol)
+            return family
+
+        return Heals(family_of, concurrency=concurrency, symbols=symbols, retry=retry or RetryPolicy())
+
+    def _heal_tasks(self) -> list[asyncio.Task[Any]]:
+        if self._heals is None:
+            return []
+        return [asyncio.create_task(self._heal_loop(self._heals), name="worker: heals")]
+
+    def _owe(self, account_id: str, gap: StreamGap) -> None:
+        """A gap was published for `account_id`: a Reconciled follows once it is healed."""
+        if self._heals is not None and account_id in self._publishing:
+            self._heals.gap(account_id, gap)
+            self._heal_wake.set()
+
+    async def _last_event_time(self, account_id: str) -> int | None:
+        """The event time of `account_id`'s last message in the log (the old owner's last event,
+        gap or Reconciled), which dates a failover's gap: the trades after it are the ones its
+        Reconciled recovers. None when the log has nothing of the account, when its last message
+        is a claim (no time), when no Reconciled is published, or when the lookup fails within
+        `DATING_TIMEOUT` (the gap then goes out undated)."""
+        if self._heals is None or self._client is None:
+            return None
+        subject = f"{self._prefix}.{self.market}.{account_id}.>"
+        try:
+            async with self._dating, asyncio.timeout(DATING_TIMEOUT):
+                last = await self._client.jetstream().get_last_msg(self._stream, subject)
+        except Exception as error:  # nothing in the log yet, a timeout, or NATS away: undated
+            if type(error).__name__ != "NotFoundError":
+                log.warning("account %s: the log's last event time is unknown: %s", account_id, error)
+            return None
+        return event_time_of((last.headers or {}).get(EVENT_TIME_HEADER))
+
+    def _reconciled(
+        self, answers: tuple[str, int, Snapshot, Recovery, list[Trade]]
+    ) -> tuple[str, object, None] | None:
+        """A heal's answers as the item that follows its gap in the log (None: nothing to publish:
+        the account was fenced meanwhile, or another gap came while its calls were out)."""
+        heals = self._heals
+        assert heals is not None
+        account_id = answers[0]
+        self._heal_wake.set()  # a heal's slot is free
+        if account_id not in self._publishing:
+            heals.drop(account_id)
+            return None
+        reconciled = heals.done(*answers)
+        if reconciled is None:
+            return None
+        log.info(
+            "account %s: reconciled after a %s gap: %d recovered trades",
+            account_id,
+            reconciled.gap.reason,
+            len(reconciled.recovered_trades),
+        )
+        return account_id, reconciled, None
+
+    async def _heal_loop(self, heals: Heals) -> None:
+        """Start the heals the rules say (while NATS is reachable: a Reconciled that cannot be
+        published would cost its weight for nothing), until the worker stops."""
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                self._heal_wake.clear()
+                for account_id in [a for a in heals.owed if a not in self._publishing]:
+                    heals.drop(account_id)  # fenced: owes nothing
+                now = self._clock()
+                if self._client is not None and self._client.is_connected:
+                    for begin in heals.ready(now):
+                        task = asyncio.create_task(
+                            self._heal(heals, begin), name=f"worker: heal {begin.account_id}"
+                        )
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                due = heals.wake_at()
+                wait = 1.0 if due is None else min(1.0, max(0.0, due - now))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._heal_wake.wait()
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _heal(self, heals: Heals, begin: Begin) -> None:
+        """One heal's REST calls: a snapshot with the account's own client, then the trades its
+        recovery asks for; the answers go to `_items`, which publishes the Reconciled in turn."""
+        account_id, run = begin.account_id, begin.run
+        try:
+            uds = await self._fleet.rest_client(account_id)
+            family = heals.family_of(account_id)
+            snapshot = await _run(uds, snapshot_plan(family, uds.symbol, int(time.time() * 1000)))
+            recovery = heals.recovery(account_id, run, snapshot)
+            if recovery is None:
+                return
+            trades = await _run(uds, trades_plan(family, recovery))
+        except (UserStreamError, KeyError) as error:
+            if isinstance(error, KeyError):  # the account left the fleet: fenced
+                heals.drop(account_id)
+            else:
+                heals.failed(account_id, run, error, self._clock())
+            self._heal_wake.set()
+            return
+        except Exception as error:  # a bug in a family: logged, the heal given up, the worker goes on
+            log.exception("account %s: reconciling failed", account_id)
+            heals.failed(account_id, run, error, self._clock())
+            self._heal_wake.set()
+            return
+        self._healed.append((account_id, run, snapshot, recovery, trades))
+        self._wake.set()
+
+
+async def _run(uds: Any, plan: Any) -> Any:
+    """Carry out an account mirror's plan with `uds`: send each of its calls, hand each answer back."""
+    answer: Any = None
+    try:
+        while True:
+            call: Call = plan.send(answer)
+            answer = await uds.call(call.operation.asyncio_detailed, call.model, **call.arguments)
+    except StopIteration as done:
+        return done.value
