@@ -134,15 +134,22 @@ async def test_one_worker_publishes_every_accounts_events_after_a_gap_for_its_ta
     assert (status.reconciled, status.healing) == (3, 0)
 
 
+async def beside(live: Simulator, nats_server: NatsServer, members: list[Account], two: Worker) -> Worker:
+    """w1, started beside `two` (entered by hand: the test ends it, it is the one that dies), once
+    each holds half of the 4 `members`, every account subscribed and healed."""
+    dying = worker(live, nats_server, members, "w1")
+    await dying.__aenter__()
+    await until(lambda: dying.status().accounts == 2 and two.status().accounts == 2)
+    await until(lambda: live.subscriptions() == 4 and healed(dying, two))
+    return dying
+
+
 async def test_a_failovers_gap_is_followed_by_a_reconciled_with_the_ledgers_state_and_the_gaps_trades(
     live: Simulator, nats_server: NatsServer
 ) -> None:
     members = accounts(live, 4)
     async with worker(live, nats_server, members, "w2") as two:
-        dying = worker(live, nats_server, members, "w1")
-        await dying.__aenter__()
-        await until(lambda: dying.status().accounts == 2 and two.status().accounts == 2)
-        await until(lambda: live.subscriptions() == 4 and healed(dying, two))
+        dying = await beside(live, nats_server, members, two)
         theirs = sorted(dying._publishing)
         orders, before, stamps = {}, {}, {}
         for account in theirs:  # a trade the log has before the gap, then a later event
@@ -288,10 +295,7 @@ async def test_a_worker_that_dies_loses_its_accounts_to_another_which_starts_eac
 ) -> None:
     members = accounts(live, 4)
     async with worker(live, nats_server, members, "w2") as two:
-        dying = worker(live, nats_server, members, "w1")
-        await dying.__aenter__()
-        await until(lambda: dying.status().accounts == 2 and two.status().accounts == 2)
-        await until(lambda: healed(dying, two))
+        dying = await beside(live, nats_server, members, two)
         theirs = set(dying._publishing)
         await dying._client.close()  # its leases are no longer renewed: as if its process had died
         await until(lambda: two.status().accounts == 4, timeout=3 * LEASES.ttl + 5)
