@@ -30,9 +30,11 @@ from typing import Any
 
 import nats
 from nats.js.errors import NotFoundError
-from nats_server import NatsServer
 
 from binance_userstream.simulator import Simulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout, for tests/_nats.py
+from tests._nats import NatsServer, write_accounts_file  # the suite's server starter and accounts file
 
 ACCOUNTS = 20
 #: How long a dead worker's leases outlive its last renewal (every TTL/3): about the failover time.
@@ -70,20 +72,10 @@ def api_secret(n: int) -> str:
 
 def accounts_file(sim: Simulator, directory: Path) -> Path:
     """The workers' shared accounts file (mode 0600) and its key files, the keys known to `sim`."""
-    (directory / "keys").mkdir()
-    tables = []
     for n in range(ACCOUNTS):
         sim.register_key(api_key(n), secret=api_secret(n))
-        (directory / "keys" / f"{n}.key").write_text(api_key(n))
-        (directory / "keys" / f"{n}.secret").write_text(api_secret(n))
-        tables.append(
-            f'[[account]]\nid = "{account_id(n)}"\n'
-            f'api_key_file = "keys/{n}.key"\napi_secret_file = "keys/{n}.secret"\n'
-        )
-    path = directory / "accounts.toml"
-    path.write_text("\n".join(tables))
-    path.chmod(0o600)
-    return path
+    accounts = ((account_id(n), api_key(n), api_secret(n)) for n in range(ACCOUNTS))
+    return write_accounts_file(directory, accounts)
 
 
 class Worker:

