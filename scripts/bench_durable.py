@@ -256,12 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         store = Path(workdir) / "jetstream"
         store.mkdir()
         sim = Simulator(args.accounts, Path(workdir))
-        nats = NatsServer(store).start()
         try:
-            print("durable log: a fleet into JetStream, beside the fleet alone", flush=True)
-            results |= measure(sim, nats, args)
+            with NatsServer(store) as nats:
+                print("durable log: a fleet into JetStream, beside the fleet alone", flush=True)
+                results |= measure(sim, nats, args)
         finally:
-            nats.stop()
             sim.close()
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     report(results)

@@ -79,6 +79,19 @@ async def until_live(live: asyncio.Event, stream: AsyncEventStream) -> None:
         await asyncio.gather(waiting, ended, return_exceptions=True)
 
 
+async def run_plan(uds: AsyncUserDataStream, plan: Generator[Call, Any, _T]) -> _T:
+    """Carry out an account mirror's plan with `uds`: send each of its calls, hand each answer back
+    (the mirror's heals, and a worker's: `workers`)."""
+    answer: Any = None
+    try:
+        while True:
+            call = plan.send(answer)
+            answer = await uds.call(call.operation.asyncio_detailed, call.model, **call.arguments)
+    except StopIteration as done:
+        result: _T = done.value
+        return result
+
+
 def heal_failed(family: str, attempt: int, error: BaseException, wait: float) -> str:
     """Log one failed heal attempt (a WARNING; the error's text holds no secret) and describe it."""
     detail = f"attempt {attempt} failed: {type(error).__name__}: {error}"
@@ -209,16 +222,7 @@ class AsyncAccountMirror:
         return reconcile(mirror, result, streamed, self._report)
 
     async def _run(self, plan: Generator[Call, Any, _T]) -> _T:
-        """Carry out a plan: send each of its calls, hand each answer back."""
-        answer: Any = None
-        try:
-            while True:
-                call = plan.send(answer)
-                operation = call.operation.asyncio_detailed
-                answer = await self._uds.call(operation, call.model, **call.arguments)
-        except StopIteration as done:
-            result: _T = done.value
-            return result
+        return await run_plan(self._uds, plan)
 
     async def _sleep(self, seconds: float) -> None:
         clock = self._stream._clock

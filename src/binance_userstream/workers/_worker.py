@@ -49,8 +49,9 @@ import tenacity
 from attrs import frozen
 
 from binance_userstream._policy import RetryPolicy
+from binance_userstream.account._async import run_plan
 from binance_userstream.account._families import family_for
-from binance_userstream.account._family import Call, Family, Snapshot
+from binance_userstream.account._family import Family, Snapshot
 from binance_userstream.account._mirror import Recovery, snapshot_plan, trades_plan
 from binance_userstream.account._state import Trade
 from binance_userstream.errors import UserStreamError
@@ -618,11 +619,11 @@ class Worker:
         try:
             uds = await self._fleet.rest_client(account_id)
             family = heals.family_of(account_id)
-            snapshot = await _run(uds, snapshot_plan(family, uds.symbol, int(time.time() * 1000)))
+            snapshot = await run_plan(uds, snapshot_plan(family, uds.symbol, int(time.time() * 1000)))
             recovery = heals.recovery(account_id, run, snapshot)
             if recovery is None:
                 return
-            trades = await _run(uds, trades_plan(family, recovery))
+            trades = await run_plan(uds, trades_plan(family, recovery))
         except (UserStreamError, KeyError) as error:
             if isinstance(error, KeyError):  # the account left the fleet: fenced
                 heals.drop(account_id)
@@ -637,14 +638,3 @@ class Worker:
             return
         self._healed.append((account_id, run, snapshot, recovery, trades))
         self._wake.set()
-
-
-async def _run(uds: Any, plan: Any) -> Any:
-    """Carry out an account mirror's plan with `uds`: send each of its calls, hand each answer back."""
-    answer: Any = None
-    try:
-        while True:
-            call: Call = plan.send(answer)
-            answer = await uds.call(call.operation.asyncio_detailed, call.model, **call.arguments)
-    except StopIteration as done:
-        return done.value
