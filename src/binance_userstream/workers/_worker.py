@@ -76,12 +76,11 @@ LATENCIES = 10_000
 #: received before the new owner's stream went live may still be on its way through the fleet and
 #: the sink (milliseconds, as a rule); the events both publish meanwhile are stored once.
 HANDOVER_DRAIN = 2.0
-#: Accounts claimed in the log at once (two requests each), and the longest wait between retries
-#: of a claim that failed (seconds).
+#: Accounts taken at once: each dated (a failover's: a request for its last message in the log)
+#: and claimed (two more); the longest wait between retries of a claim that failed (seconds).
 CLAIMS_AT_ONCE, CLAIM_RETRY_CAP = 64, 5.0
-#: Failover gaps dated at once (each a JetStream request for the account's last message), and the
-#: seconds one may take before its gap goes out undated.
-DATING_CONCURRENCY, DATING_TIMEOUT = 64, 2.0
+#: Seconds a failover's dating may take before its gap goes out undated.
+DATING_TIMEOUT = 2.0
 
 
 def default_worker_id() -> str:
@@ -172,7 +171,6 @@ class Worker:
         self._starting: set[str] = set()  # started on a handover, not yet live here
         self._claiming: dict[str, asyncio.Task[None]] = {}  # started, claiming the account in the log
         self._claim_slots = asyncio.Semaphore(CLAIMS_AT_ONCE)
-        self._dating = asyncio.Semaphore(DATING_CONCURRENCY)
         self._injected: deque[tuple[str, FleetItem]] = deque()  # failover gaps, ahead of the fleet's items
         self._wake = asyncio.Event()
         self._leases_ended = asyncio.Event()
@@ -311,9 +309,10 @@ class Worker:
         succeeds or the account stops: until then nothing of the account is published, and the
         failover gap that comes first covers the wait."""
         try:
-            # Dated first: once claimed, the account's last message in the log is the claim.
-            after = await self._last_event_time(change.account_id) if change.after_failover else None
-            claimed = await self._claimed(change)
+            async with self._claim_slots:
+                # Dated first: once claimed, the account's last message in the log is the claim.
+                after = await self._last_event_time(change.account_id) if change.after_failover else None
+                claimed = await self._claimed(change)
         except Exception:  # a bug, not NATS (retried): said, never a task's silent end
             log.exception("worker %s: account %s: claiming it failed", self.worker_id, change.account_id)
             claimed = False
@@ -339,21 +338,20 @@ class Worker:
                 type(state.outcome.exception()).__name__ if state.outcome else "?",
             ),
         )
-        async with self._claim_slots:
-            async for attempt in retrying:
-                with attempt:
-                    if not change.after_failover:
-                        await sink.follow(account_id)
-                        return True
-                    revision = leases.core.revision(account_id)
-                    if revision is not None and await sink.claim(account_id, revision):
-                        return True
-                    log.warning(
-                        "worker %s: account %s: a newer owner claimed it in the log: not published",
-                        self.worker_id,
-                        account_id,
-                    )
-                    return False
+        async for attempt in retrying:
+            with attempt:
+                if not change.after_failover:
+                    await sink.follow(account_id)
+                    return True
+                revision = leases.core.revision(account_id)
+                if revision is not None and await sink.claim(account_id, revision):
+                    return True
+                log.warning(
+                    "worker %s: account %s: a newer owner claimed it in the log: not published",
+                    self.worker_id,
+                    account_id,
+                )
+                return False
         return False  # pragma: no cover (tenacity retries until it returns)
 
     def _begin(self, change: Start, after: int | None) -> None:
@@ -554,7 +552,7 @@ class Worker:
             return None
         subject = f"{self._prefix}.{self.market}.{account_id}.>"
         try:
-            async with self._dating, asyncio.timeout(DATING_TIMEOUT):
+            async with asyncio.timeout(DATING_TIMEOUT):
                 last = await self._client.jetstream().get_last_msg(self._stream, subject)
         except Exception as error:  # nothing in the log yet, a timeout, or NATS away: undated
             if type(error).__name__ != "NotFoundError":
