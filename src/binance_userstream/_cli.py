@@ -654,6 +654,25 @@ class _StdoutClosed(Exception):
     """Whoever read stdout has gone (`| head`)."""
 
 
+class Stopping:
+    """SIGINT and SIGTERM on the running loop, noted: `asked` is set at the first, and `exit_code()`
+    is how a command asked to stop ends (128 + the first signal's number; EXIT_OK if none came)."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self.asked = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._note, signum)
+
+    def _note(self, signum: int) -> None:
+        self.signals.append(signum)
+        self.asked.set()
+
+    def exit_code(self) -> int:
+        return 128 + self.signals[0] if self.signals else EXIT_OK
+
+
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null, so that flushing it at exit cannot fail on a broken pipe again."""
     with contextlib.suppress(OSError):

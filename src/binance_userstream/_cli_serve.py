@@ -15,13 +15,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 from typing import Any
 
 import attrs
 
-from binance_userstream._cli import EXIT_OK, duration
+from binance_userstream._cli import Stopping, duration
 from binance_userstream._markets import MARKETS
 from binance_userstream.fleet import load_accounts
 from binance_userstream.sink._jetstream import DEFAULT_STREAM
@@ -130,19 +129,10 @@ def _print(as_json: bool, line: dict[str, Any]) -> None:
 
 
 async def _serve(worker: Worker, args: argparse.Namespace) -> int:
-    signals: list[int] = []
-    leaving = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        signals.append(signum)
-        leaving.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
+    stopping = Stopping()
     async with worker:
         stopped = asyncio.ensure_future(worker.wait())
-        asked = asyncio.ensure_future(leaving.wait())
+        asked = asyncio.ensure_future(stopping.asked.wait())
         while not stopped.done():
             await asyncio.wait(
                 {stopped, asked}, timeout=args.status_every, return_when=asyncio.FIRST_COMPLETED
@@ -157,4 +147,4 @@ async def _serve(worker: Worker, args: argparse.Namespace) -> int:
             _print(args.json, status_line(worker.status()))
         asked.cancel()
         _print(args.json, status_line(worker.status()))
-    return 128 + signals[0] if signals else EXIT_OK
+    return stopping.exit_code()

@@ -17,11 +17,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import sys
 from typing import Any
 
-from binance_userstream._cli import EXIT_BROKEN_PIPE, EXIT_OK, _quiet_stdout
+from binance_userstream._cli import EXIT_BROKEN_PIPE, Stopping, _quiet_stdout
 from binance_userstream._markets import MARKETS
 from binance_userstream.errors import NetworkError, UserStreamError
 from binance_userstream.sink._jetstream import DEFAULT_STREAM, _import_nats
@@ -106,16 +105,8 @@ async def _tail(args: argparse.Namespace, subject: str) -> int:
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
     from nats.js.errors import NotFoundError
 
-    stop = asyncio.Event()
-    signals: list[int] = []
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        signals.append(signum)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
+    stopping = Stopping()
+    stop = stopping.asked
 
     async def on_error(error: Exception) -> None:  # nats-py prints a traceback for each by default
         log.debug("NATS: %s", error)
@@ -177,4 +168,4 @@ async def _tail(args: argparse.Namespace, subject: str) -> int:
     finally:
         with contextlib.suppress(Exception):
             await client.close()
-    return 128 + signals[0] if signals else EXIT_OK
+    return stopping.exit_code()
