@@ -16,7 +16,7 @@ from binance_userstream.account._state import Order, Reconciled, Trade
 from binance_userstream.errors import AuthenticationError, ServerError
 from binance_userstream.stream._decode import decode_payload
 from binance_userstream.stream._gap import StreamGap
-from binance_userstream.workers._heals import Heals
+from binance_userstream.workers._heals import SYMBOLS_KEPT, TRADES_KEPT, Heals
 
 SPOT = SpotFamily("spot")
 
@@ -186,6 +186,26 @@ def test_recovered_trades_are_rests_from_the_gaps_last_event_on_less_those_the_l
     assert reconciled is not None
     assert [t.trade_id for t in reconciled.recovered_trades] == [3]
     assert reconciled.changes == ()  # the worker keeps no state to compare with
+
+
+def test_an_owed_heal_remembers_at_most_trades_kept_and_the_rest_may_be_recovered_again() -> None:
+    rules = heals()
+    rules.gap("a", gap(1.0, last=5_000))
+    for n in range(TRADES_KEPT + 1):
+        rules.saw("a", execution(trade_id=n, time=6_000 + n, symbol="BTCUSDT"))
+    assert len(rules.owed["a"].trades) == TRADES_KEPT
+    last = TRADES_KEPT  # seen, not remembered: its REST copy comes back too
+    reconciled = heal_now(rules, "a", [trade(last - 1, 6_000 + last - 1), trade(last, 6_000 + last)])
+    assert reconciled is not None
+    assert [t.trade_id for t in reconciled.recovered_trades] == [last]
+
+
+def test_an_owed_heal_remembers_at_most_symbols_kept() -> None:
+    rules = heals()
+    rules.gap("a", gap(1.0, last=5_000))
+    for n in range(SYMBOLS_KEPT + 5):
+        rules.saw("a", execution(trade_id=n, time=6_000 + n, symbol=f"S{n}USDT"))
+    assert len(rules.owed["a"].symbols) == SYMBOLS_KEPT
 
 
 def test_the_recovery_asks_for_the_symbols_of_the_snapshots_orders_and_of_orders_seen_after_the_gap() -> None:

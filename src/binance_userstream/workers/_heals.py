@@ -45,6 +45,13 @@ from binance_userstream.stream._gap import StreamGap
 
 log = logging.getLogger("binance_userstream.workers")
 
+#: What an owed heal remembers of the log after its gap, at most: trades (their REST copies are
+#: left out of the Reconciled) and order symbols (their trades are recovered). A heal may wait
+#: minutes for REST weight while a busy account trades on; past the bound a trade is not remembered
+#: and its REST copy may be recovered too (consumers key trades by symbol and trade id), a symbol
+#: not asked for: memory stays bounded whatever the stream carries.
+TRADES_KEPT, SYMBOLS_KEPT = 10_000, 1_000
+
 #: Heals whose REST calls are out at once, by default: a spot snapshot costs about 100 of the
 #: 6,000 weight a minute Binance gives an IP (the fleet's own subscriptions need the rest).
 HEAL_CONCURRENCY = 4
@@ -139,10 +146,15 @@ class Heals:
             return
         for update in self.family_of(account_id).updates(item):
             if isinstance(update, TradeSeen):
-                owed.trades.add(update.trade.key)
-                owed.symbols.add(update.trade.symbol)
+                if len(owed.trades) < TRADES_KEPT:
+                    owed.trades.add(update.trade.key)
+                symbol = update.trade.symbol
             elif isinstance(update, OrderUpdate):
-                owed.symbols.add(update.order.symbol)
+                symbol = update.order.symbol
+            else:
+                continue
+            if len(owed.symbols) < SYMBOLS_KEPT:
+                owed.symbols.add(symbol)
 
     def drop(self, account_id: str) -> None:
         """`account_id` is fenced or gone: it owes nothing; its running heal's answers are ignored."""
