@@ -7,7 +7,8 @@ A spot fleet of N accounts with `keep_text=True` (keys and secrets of bench_flee
 "ready" on stdout once every account is subscribed, then takes EVENTS items from `fleet.with_text()`,
 saying "more" after each PER_ROUND of them (the process that pushes them waits for it). `sink`:
 the items go through `pump` into a `JetStreamSink` on stream NAME (subjects `<name lowercased>.>`),
-and the run ends when the last one is acknowledged; `none`: they are consumed and dropped. Prints
+and the run ends when the last one is acknowledged; `none`: they are consumed and dropped (`raw`: the
+same from a fleet with `models=False`). Prints
 one JSON line: the CPU this process used from "ready" to the end (`time.process_time()`), and for
 the sink its publish-to-acknowledgement latencies' p50 and p99 and what it lost.
 """
@@ -69,7 +70,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     subscribed: set[str] = set()
     done = asyncio.Event()
     result: dict[str, Any] = {"kind": args.kind, "accounts": args.n}
-    async with fleet_of(args.sim_url, args.n, subscribed, done, keep_text=True) as fleet:
+    async with fleet_of(
+        args.sim_url, args.n, subscribed, done, keep_text=True, models=args.kind != "raw"
+    ) as fleet:
         await asyncio.wait_for(done.wait(), args.timeout)
         if args.kind in ("sink", "claimed"):
             async with JetStreamSink(
@@ -111,7 +114,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sim_url")
-    parser.add_argument("kind", choices=["sink", "claimed", "none"])
+    parser.add_argument("kind", choices=["sink", "claimed", "none", "raw"])
     parser.add_argument("n", type=int)
     parser.add_argument("events", type=int)
     parser.add_argument("per_round", type=int)

@@ -64,7 +64,13 @@ DETAILS: dict[str, str] = {}
 
 
 def fleet_of(
-    url: str, n: int, subscribed: set[str], done: asyncio.Event, *, keep_text: bool = False
+    url: str,
+    n: int,
+    subscribed: set[str],
+    done: asyncio.Event,
+    *,
+    keep_text: bool = False,
+    models: bool = True,
 ) -> AsyncFleet:
     def seen(account_id: str | None, event: object) -> None:
         if not isinstance(event, StreamEvent):
@@ -87,6 +93,7 @@ def fleet_of(
         limits=LIFTED,
         on_event=seen,
         keep_text=keep_text,
+        models=models,
     )
 
 

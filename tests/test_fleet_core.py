@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from binance_userstream import FleetLimits, StreamGap
+from binance_userstream import FleetLimits, RawEvent, StreamGap
 from binance_userstream.fleet._core import RenewKeyFor
 from binance_userstream.fleet._pool import Open
 from binance_userstream.stream._core import StreamEventKind
@@ -287,3 +287,19 @@ def test_texts_are_not_kept_unless_asked() -> None:
     add(server, "a")
     frame_on(server, "a", f'{{"subscriptionId":{route_of(server, "a")},"event":{json.dumps(event(1))}}}')
     assert [text for _, _, text in drain_texts(server)] == [None]
+
+
+def test_without_models_each_event_is_a_raw_event_with_its_text_and_a_loss_still_a_gap() -> None:
+    server = fleet("spot", models=False)
+    add(server, "a", "b")
+    sent = '{"e":"balanceUpdate","E":7,"a":"BTC","d":"0.10000000","T":7}'
+    frame_on(server, "a", f'{{"subscriptionId":{route_of(server, "a")},"event":{sent}}}')
+    (conn,) = server.open
+    server.drop(conn)
+    server.advance(10.0)  # each account resubscribed: its gap is handed out
+    got = drain_texts(server)
+    assert got[0] == ("a", RawEvent("balanceUpdate", 7, sent), sent)
+    assert sorted((account, type(item), text) for account, item, text in got[1:]) == [
+        ("a", StreamGap, None),
+        ("b", StreamGap, None),
+    ]

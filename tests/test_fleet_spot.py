@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from binance_userstream import Account, AsyncFleet, Fleet, FleetLimits, SignatureError, StreamGap
+from binance_userstream import (
+    Account,
+    AsyncFleet,
+    Fleet,
+    FleetLimits,
+    RawEvent,
+    SignatureError,
+    StreamGap,
+)
 from binance_userstream.simulator import Simulator
 from binance_userstream.stream._core import StreamEventKind, StreamTiming
 
@@ -176,6 +184,28 @@ async def test_with_text_gives_each_event_with_its_json_as_sent_and_no_envelope(
                 if len(got) == 2:
                     break
     assert sorted(got) == [("acct-0", 1, balance(1)), ("acct-1", 2, balance(2))]
+
+
+async def test_without_models_each_event_is_a_raw_event_with_its_text_and_no_keep_text_is_needed(
+    live: Simulator,
+) -> None:
+    members = accounts(live, 2)
+    async with fleet(live, members, models=False) as stream:
+        await until(lambda: live.subscriptions() == 2)
+        live.push("spot", balance(1), key(0))
+        live.push("spot", balance(2), key(1))
+        got = []
+        async with asyncio.timeout(10):
+            async for account, item, text in stream.with_text():
+                assert isinstance(item, RawEvent)
+                assert item.text == text
+                got.append((account, item.event_type, item.event_time, item.model().to_dict()))
+                if len(got) == 2:
+                    break
+    assert sorted(got) == [
+        ("acct-0", "balanceUpdate", 1, balance(1)),
+        ("acct-1", "balanceUpdate", 2, balance(2)),
+    ]
 
 
 async def test_with_text_is_refused_when_texts_are_not_kept(live: Simulator) -> None:

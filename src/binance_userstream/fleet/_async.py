@@ -170,7 +170,11 @@ class AsyncFleet:
     per-IP limits (`FleetLimits`); `timing`, `jitter` and `clock` bend the clock rules as for
     `events()`; `maxsize` and `max_bytes` bound what the whole fleet buffers, `account_maxsize` and
     `account_max_bytes` what one account does. `keep_text` keeps each event's JSON text as Binance
-    sent it, for `with_text()`.
+    sent it, for `with_text()`. `models=False` hands out each event as a `RawEvent` instead of its
+    model: its wire name, its time and its text, read without the full parse (about half an
+    event's cost in the fleet), its model made only when asked for (`RawEvent.model()`): for a
+    consumer that stores events rather than reads them (a durable log); gaps, errors and every
+    rule stay as they are, and `with_text()` needs no `keep_text` (each RawEvent has its text).
     """
 
     def __init__(
@@ -197,6 +201,7 @@ class AsyncFleet:
         transport: httpx.AsyncBaseTransport | None = None,
         rest_concurrency: int = REST_CONCURRENCY,
         keep_text: bool = False,
+        models: bool = True,
     ) -> None:
         self.market: Market = market_named(market)
         if self.market.fleet_target is None:
@@ -229,8 +234,9 @@ class AsyncFleet:
             maxsize=maxsize,
             max_bytes=max_bytes,
             keep_text=keep_text,
+            models=models,
         )
-        self._keep_text = keep_text
+        self._keep_text = keep_text or not models
         self._driver = Driver(
             self.market,
             core,
@@ -357,9 +363,10 @@ class AsyncFleet:
 
     async def with_text(self) -> AsyncIterator[tuple[str, FleetItem, str | None]]:
         """The items as iterating the fleet gives them, each with its event's JSON text as Binance
-        sent it (None for a gap or an error): what a durable log stores. Needs `keep_text=True`."""
+        sent it (None for a gap or an error): what a durable log stores. Needs `keep_text=True`
+        (or `models=False`)."""
         if not self._keep_text:
-            raise ValueError("with_text() needs AsyncFleet(..., keep_text=True)")
+            raise ValueError("with_text() needs AsyncFleet(..., keep_text=True) or models=False")
         core = self._driver.core
         while True:
             try:

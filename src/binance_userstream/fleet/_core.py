@@ -9,8 +9,9 @@ the pool's into the accounts' (a connection lost is a `closed` for each account 
 (`{"subscriptionId": N, "event": ...}` on the WebSocket API, `{"stream": <key>, "data": ...}` on the
 derivatives' combined streams), and hands out every account's items in turn.
 
-Items are `(account id, item)`, where item is an event model, a `StreamGap` (for that account alone),
-or, once, the error that ended that account (a revoked key): the fleet and the other accounts go on.
+Items are `(account id, item)`, where item is an event model (a `RawEvent` without models), a
+`StreamGap` (for that account alone), or, once, the error that ended that account (a revoked key):
+the fleet and the other accounts go on.
 Buffers are bounded per account and, shared, across the fleet (`SharedBounds`).
 """
 
@@ -122,9 +123,11 @@ class FleetCore:
         quiet: bool = False,
         answer_timeout: float = 10.0,
         keep_text: bool = False,
+        models: bool = True,
     ) -> None:
         """`dedicated` and `quiet`: see `Pool` (a fleet of one account's listenKey stream: `events()`);
-        `keep_text`: each event's text is kept beside its model (`popped_text`), see `StreamCore`."""
+        `keep_text`: each event's text is kept beside its model (`popped_text`); `models`: False
+        hands out each event as a `RawEvent` (its text always in `popped_text`), see `StreamCore`."""
         self.market = market
         self.timing = timing or StreamTiming.for_market(market)
         self.combined = market.uses_listen_key
@@ -154,6 +157,7 @@ class FleetCore:
         )
         self._random = random
         self._keep_text = keep_text
+        self._models = models
         self._events = dict(market.event_types)  # one table for every account's rules, not a copy each
         self.popped_text: str | None = None
         """The JSON text of the event `pop` returned last, when texts are kept (None for the rest)."""
@@ -201,6 +205,7 @@ class FleetCore:
             ids=self._ids,
             shared=self.shared,
             keep_text=self._keep_text,
+            models=self._models,
         )
 
     def remove(self, account_id: str, at: float) -> list[FleetAction]:

@@ -8,12 +8,14 @@ that does its I/O, and `_sync` runs that driver on a thread of its own for the b
 from binance_userstream.stream._async import AsyncEventStream
 from binance_userstream.stream._core import StreamEvent, StreamEventKind, StreamTiming
 from binance_userstream.stream._gap import GapReason, StreamGap
+from binance_userstream.stream._raw import RawEvent
 from binance_userstream.stream._sync import EventStream
 
 __all__ = [
     "AsyncEventStream",
     "EventStream",
     "GapReason",
+    "RawEvent",
     "StreamEvent",
     "StreamEventKind",
     "StreamGap",

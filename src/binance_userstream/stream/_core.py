@@ -28,8 +28,9 @@ The rules:
   driver says which, `connected(..., subscription_id=)`) is not this stream's: it is dropped,
   counted and noted (OTHER_SUBSCRIPTION, on the 1st, 2nd, 4th, 8th... of a connection).
 - Frame handling never raises: any text is delivered, as the model the market's table names for
-  its `"e"` (`events`: one wire name has another shape on another market) or an UnknownEvent; an
-  event time `E` that is no usable number of milliseconds (a "²", 5,000 nines) counts as missing.
+  its `"e"` (`events`: one wire name has another shape on another market) or an UnknownEvent, or
+  without models (`models=False`) as a `RawEvent` read for its `e` and `E` alone; an event time
+  `E` that is no usable number of milliseconds (a "²", 5,000 nines) counts as missing.
 - A bounded buffer, by count and by size: an event that would make it hold more than `maxsize`
   events, or more than `max_bytes` of frame text (each event costs its frame's length; gaps cost
   nothing), is dropped and counted. The buffer reopens only once the consumer has drained it to
@@ -67,9 +68,10 @@ from binance_userstream.stream._decode import (
     parse,
 )
 from binance_userstream.stream._gap import GapReason, StreamGap
+from binance_userstream.stream._raw import RawEvent, event_text, read
 
-Item = Event | StreamGap
-"""What a stream yields: an event model, or a gap marker."""
+Item = Event | RawEvent | StreamGap
+"""What a stream yields: an event model (a RawEvent when models are not made), or a gap marker."""
 
 DEFAULT_MAXSIZE = 10_000
 DEFAULT_MAX_BYTES = 64 * 2**20
@@ -222,7 +224,7 @@ class StreamCore:
     # was a third of its memory.
     __slots__ = (
         "_awaiting_key", "_buffer", "_connections", "_echoes", "_events", "_failures", "_held_bytes",
-        "_ids", "_last_event_time", "_lent", "_lent_bytes", "_loss", "_overflow", "_random",
+        "_ids", "_last_event_time", "_lent", "_lent_bytes", "_loss", "_models", "_overflow", "_random",
         "_reconnect_at", "_renew_at", "_renew_token_at", "_retire_at", "_retiring", "_room",
         "_rotate_at", "_shared", "_texts", "_token_expires_at", "_url_for", "key", "max_bytes",
         "maxsize", "notes", "popped_text", "timing",
@@ -240,12 +242,15 @@ class StreamCore:
         ids: Iterator[int] | None = None,
         shared: SharedBounds | None = None,
         keep_text: bool = False,
+        models: bool = True,
     ) -> None:
         """`events`: the stream's market's table (`Market.event_types`): its frames decode with it.
         `ids`: where connection ids come from (a fleet's streams share one count, so that an id
         names one connection among all of them); `shared`: bounds shared with other streams;
         `keep_text`: each buffered event keeps its JSON text as the server sent it (`popped_text`),
-        for a durable log that stores the text while the application reads the model."""
+        for a durable log that stores the text while the application reads the model; `models`:
+        False buffers each event as a `RawEvent` (its text, `e` and `E`; the model on demand), for
+        a durable log that never reads the model: `popped_text` is its text, kept or not."""
         for name, value in (("maxsize", maxsize), ("max_bytes", max_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, not {value!r}")
@@ -261,7 +266,8 @@ class StreamCore:
         self._ids = itertools.count(1) if ids is None else ids
         self._shared = shared
         # The buffered events' texts, in the buffer's order (gaps have none), when kept.
-        self._texts: deque[str] | None = deque() if keep_text else None
+        self._texts: deque[str] | None = deque() if keep_text and models else None
+        self._models = models
         self.popped_text: str | None = None
         """The text of the event `pop` returned last (None: a gap, or texts not kept)."""
         # Each item with its cost: its frame's length, -1 for a gap (which counts nothing).
@@ -337,10 +343,25 @@ class StreamCore:
                         other.seen.discard(same)
                         return []
                 conn.seen.add(same)
-        payload = parse(text)
-        item = (
-            UnknownEvent.from_dict({RAW: text}) if payload is None else decode_payload(payload, self._events)
-        )
+        payload: dict[str, Any] | None
+        item: Item
+        if self._models:
+            payload = parse(text)
+            if payload is None:
+                item, stamp, kind = UnknownEvent.from_dict({RAW: text}), None, None
+            else:
+                item = decode_payload(payload, self._events)
+                stamp, kind = payload.get("E"), payload.get("e")
+                if type(stamp) is not int or not 0 < stamp < MAX_EVENT_TIME:  # a string (USD-M), junk
+                    stamp = event_time(payload)
+        else:
+            raw = read(text, self._events)  # `e` and `E` alone, from a frame as Binance writes them
+            if raw is None:  # any other frame: the full parse, still no model
+                payload = parse(text)
+                raw = RawEvent.of(text, payload, self._events)
+            else:
+                payload = None
+            item, stamp, kind = raw, raw.event_time, raw.event_type
         cost = len(text)
         shared = self._shared
         if (
@@ -361,20 +382,18 @@ class StreamCore:
                 shared.held_bytes += cost
         else:
             self._drop(at)
-        if payload is not None:
-            stamp = payload.get("E")
-            if type(stamp) is not int or not 0 < stamp < MAX_EVENT_TIME:  # a string (USD-M), junk
-                stamp = event_time(payload)
-            self._last_event_time = stamp or self._last_event_time
-            kind = payload.get("e")
-            # One test for the events that change the connections ("e" may be any JSON value).
-            if type(kind) is str and kind in _CONTROL_EVENTS:
-                if kind == "serverShutdown":
-                    return self._rotate(at, "the server announced a shutdown")
-                if kind == "listenKeyExpired" and payload.get("listenKey", self.key) == self.key:
-                    return self._expired(at)
-                if kind == "eventStreamTerminated":
-                    return self._terminated(conn, at)
+        if stamp is not None:
+            self._last_event_time = stamp
+        # One test for the events that change the connections ("e" may be any JSON value).
+        if type(kind) is str and kind in _CONTROL_EVENTS:
+            if payload is None:  # read for its `e` alone: the control event's fields are needed
+                payload = parse(text) or {}
+            if kind == "serverShutdown":
+                return self._rotate(at, "the server announced a shutdown")
+            if kind == "listenKeyExpired" and payload.get("listenKey", self.key) == self.key:
+                return self._expired(at)
+            if kind == "eventStreamTerminated":
+                return self._terminated(conn, at)
         return []
 
     def subscribed(self, conn_id: int, subscription_id: int | None) -> None:
@@ -565,6 +584,8 @@ class StreamCore:
         else:
             if self._texts is not None:
                 self.popped_text = self._texts.popleft()
+            elif not self._models:
+                self.popped_text = item.text  # type: ignore[union-attr]  # a RawEvent
             self._held_bytes -= cost
             if self._shared is not None:
                 self._shared.held -= 1
@@ -809,26 +830,6 @@ class StreamCore:
 
 #: The events that change the connections: a rotation, the key's expiry, the subscription's end.
 _CONTROL_EVENTS = frozenset({"serverShutdown", "listenKeyExpired", "eventStreamTerminated"})
-
-
-def event_text(text: str, payload: dict[str, Any] | None) -> str:
-    """The event's JSON in a frame's `text`, out of its envelope: sliced as the server wrote it
-    (a WebSocket API `{"subscriptionId":N,"event":{...}}`, a combined stream's `{"stream":..,
-    "data":{...}}`), re-encoded compactly from `payload` when written otherwise. A frame that is
-    not a JSON object stays as it is."""
-    if payload is None:
-        return text
-    if text.startswith('{"subscriptionId":'):
-        start = text.find(',"event":')
-        if start > 0 and text.endswith("}"):
-            return text[start + 9 : -1]
-    elif text.startswith('{"stream":"'):
-        start = text.find('","data":')
-        if start > 0 and text.endswith("}"):
-            return text[start + 10 : -1]
-    if "".join(text[:40].split()).startswith(('{"subscriptionId"', '{"stream"', '{"event"')):
-        return json.dumps(payload, separators=(",", ":"))  # an envelope written otherwise
-    return text  # the event object itself
 
 
 def _dedupe_key(text: str) -> str:

@@ -63,20 +63,30 @@ def parse(text: str, fast: Callable[[str], Any] | None = FAST_PARSER) -> dict[st
     """The event object in a frame, unwrapped; None if the frame is not a JSON object. `fast`: a
     parser to try first (msgspec's, when installed); what it refuses, json.loads reads."""
     try:
-        if fast is not None:
-            payload = fast(text)
-        else:
-            payload, end = _raw_decode(text)
-            if end != len(text):
-                payload = json.loads(text)
+        payload = fast(text) if fast is not None else loads(text, None)  # the common case: one call
     except (ValueError, RecursionError):
-        try:
-            payload = json.loads(text)
-        except (ValueError, RecursionError):
-            return None
+        payload = loads(text, None)
     if type(payload) is dict and "e" in payload:  # the common case, without a call
         return payload
     return unwrap(payload) if isinstance(payload, dict) else None
+
+
+#: What `loads` returns for a text that is no JSON at all.
+NOT_JSON: Any = object()
+
+
+def loads(text: str, fast: Callable[[str], Any] | None = FAST_PARSER) -> Any:
+    """The JSON value of `text` as json.loads reads it (`fast` tried first), or NOT_JSON."""
+    try:
+        if fast is not None:
+            return fast(text)
+        payload, end = _raw_decode(text)
+        return payload if end == len(text) else json.loads(text)
+    except (ValueError, RecursionError):
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            return NOT_JSON
 
 
 EventTypes = Mapping[str, type[UserDataEvent]]
@@ -109,10 +119,14 @@ MAX_EVENT_TIME = 2**63
 
 
 def event_time(payload: dict[str, Any] | None) -> int | None:
-    """The payload's event time `E` in milliseconds (USD-M sometimes sends it as a string), or None
-    when it is missing or unusable: not an integer nor ASCII digits ("²" is a digit to str.isdigit
-    and not to int), or out of range (5,000 nines, which int() refuses past its digit limit)."""
-    value = None if payload is None else payload.get("E")
+    """The payload's event time `E` in milliseconds, or None (see `millis`)."""
+    return None if payload is None else millis(payload.get("E"))
+
+
+def millis(value: object) -> int | None:
+    """An event time `E` in milliseconds (USD-M sometimes sends it as a string), or None when it is
+    missing or unusable: not an integer nor ASCII digits ("²" is a digit to str.isdigit and not to
+    int), or out of range (5,000 nines, which int() refuses past its digit limit)."""
     if type(value) is str and 0 < len(value) < 20 and value.isascii() and value.isdigit():
         value = int(value)
     if type(value) is int and 0 < value < MAX_EVENT_TIME:
