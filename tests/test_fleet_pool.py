@@ -246,6 +246,16 @@ def test_a_connection_silent_for_stall_after_is_closed_and_each_subscription_on_
     assert pool.connections() == 0
 
 
+def test_an_event_arriving_keeps_its_connection_alive_and_names_its_subscription() -> None:
+    pool = make()
+    pool.place(member(1), 0.0)
+    live(pool, 1)
+    assert pool.arrived(1, "1", 10.0) == 1
+    assert pool.arrived(1, "7", 20.0) is None  # no subscription of this connection: still alive
+    assert pool.tick(20.0 + STALL - 0.01) == []
+    assert pool.arrived(99, "1", 20.0) is None  # no such connection
+
+
 def test_a_stall_loses_subscriptions_not_yet_confirmed_as_failed_attempts() -> None:
     pool = make(combined=True, limits=FleetLimits(keys_per_message=1))
     pool.place(member(1), 0.0)

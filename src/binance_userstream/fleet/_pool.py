@@ -256,6 +256,15 @@ class Pool:
         if conn is not None:
             conn.last_seen = at
 
+    def arrived(self, conn_id: int, name: str | None, at: float) -> int | None:
+        """A frame came on connection `conn_id` (it lives), carrying route `name` (None: none): the
+        subscription whose frames carry it there, if any. `seen` and `route` in one lookup, per event."""
+        conn = self._conns.get(conn_id)
+        if conn is None:
+            return None
+        conn.last_seen = at
+        return None if name is None else conn.routes.get(name)
+
     def confirmed(self, sub_id: int, route: str, at: float) -> tuple[bool, list[PoolAction]]:
         """The server confirmed subscription `sub_id`, whose frames carry `route`: True if it is
         still wanted (the account's rules count it open now); a subscription released meanwhile is
