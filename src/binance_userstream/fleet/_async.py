@@ -367,12 +367,18 @@ class AsyncFleet:
         (or `models=False`)."""
         if not self._keep_text:
             raise ValueError("with_text() needs AsyncFleet(..., keep_text=True) or models=False")
-        core = self._driver.core
+        driver = self._driver
+        core, now = driver.core, driver.now
         while True:
-            try:
-                account_id, item = await self._next()
-            except StopAsyncIteration:
-                return
+            popped = core.pop(now())
+            if popped is None:  # nothing ready: the only await of an item's way
+                if driver.ended:
+                    return
+                await driver.wait_ready()
+                continue
+            account_id, item = popped
+            if isinstance(item, StreamGap | BaseException):
+                _log_item(account_id, item)
             yield account_id, item, core.popped_text
 
     async def _next(self) -> tuple[str, FleetItem]:
@@ -381,14 +387,11 @@ class AsyncFleet:
         while popped is None:
             if driver.ended:
                 raise StopAsyncIteration
-            driver.ready.clear()
-            await driver.ready.wait()
+            await driver.wait_ready()
             popped = driver.core.pop(driver.now())
         account_id, item = popped
-        if isinstance(item, StreamGap):
-            log.warning("account %s: stream %s", account_id, item.describe())
-        elif isinstance(item, BaseException):
-            log.error("account %s ended: %s", account_id, item)
+        if isinstance(item, StreamGap | BaseException):
+            _log_item(account_id, item)
         return popped
 
     def close(self) -> None:
@@ -408,3 +411,11 @@ class AsyncFleet:
             f"AsyncFleet(market={self.market.name!r}, accounts={len(self._driver.tenants)}, "
             f"connections={self.connections()})"
         )
+
+
+def _log_item(account_id: str, item: StreamGap | BaseException) -> None:
+    """A gap is a warning, the error that ended an account an error, in the fleet's log."""
+    if isinstance(item, StreamGap):
+        log.warning("account %s: stream %s", account_id, item.describe())
+    else:
+        log.error("account %s ended: %s", account_id, item)

@@ -17,6 +17,7 @@ import inspect
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -204,6 +205,7 @@ class Driver:
         self.ended = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
+        self.waiting = False  # a consumer waits on `ready`: a frame sets it only then (`wait_ready`)
         self.poke = asyncio.Event()
         self.runner: asyncio.Task[None] | None = None
         self.rest: asyncio.Semaphore | None = None
@@ -215,6 +217,8 @@ class Driver:
         self.rest = asyncio.Semaphore(rest_concurrency)
         if self.clock is not None:
             self.now = self.clock.now  # type: ignore[method-assign]
+        elif type(self.loop).time is asyncio.BaseEventLoop.time:  # time.monotonic(), less a call
+            self.now = time.monotonic  # type: ignore[method-assign]
         else:
             self.now = self.loop.time  # type: ignore[method-assign]
         self.runner = asyncio.create_task(self._run(), name="binance-userstream-driver")
@@ -224,6 +228,16 @@ class Driver:
             return self.clock.now()
         assert self.loop is not None
         return self.loop.time()
+
+    async def wait_ready(self) -> None:
+        """Until the driver wakes the consumer: an item may wait, or the stream ended. Frames wake it
+        only while it waits (`waiting`): an Event.set per event was a cost of its own."""
+        self.ready.clear()
+        self.waiting = True
+        try:
+            await self.ready.wait()
+        finally:
+            self.waiting = False
 
     def end(self) -> None:
         self.ended = True
@@ -556,6 +570,7 @@ class Driver:
         """What takes a connection's text frames: events to the rules at once (the hot path),
         answers to what they answer; held until the rules count the connection open."""
         core, frame, now, ready, apply = self.core, self.core.frame, self.now, self.ready, self.apply
+        driver = self
         sockets, early_of = self.sockets, self.early
         prefix = (
             None
@@ -583,7 +598,7 @@ class Driver:
                 actions = frame(conn_id, frame_text, now())
                 if actions or core.notes:
                     apply(actions)
-                else:
+                elif driver.waiting:
                     ready.set()
             else:
                 answer(conn_id, frame_text)

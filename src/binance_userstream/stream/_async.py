@@ -239,8 +239,7 @@ class AsyncEventStream:
                 raise error
             if driver.ended:
                 raise StopAsyncIteration
-            driver.ready.clear()
-            await driver.ready.wait()
+            await driver.wait_ready()
 
     def close(self) -> None:
         """End the iteration (thread-safe): the consumer's `async for` ends once it has been woken."""
