@@ -5,6 +5,7 @@ as it does; whatever the frame, reading it alone agrees with the full parse."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -139,13 +140,14 @@ JSON = st.recursive(
     max_leaves=12,
 )
 EVENTS = st.fixed_dictionaries({}, optional={"e": SCALARS, "E": SCALARS, "x": JSON, "event": JSON})
-#: Frames as Binance writes them, and bent: the envelope's id any text, the event any JSON, a
-#: frame cut short or with text after it, spaces where Binance writes none.
+#: Frames as Binance writes them, and bent: the envelope's id any text, its key another, the event
+#: any JSON, a frame cut short or with text after it, spaces where Binance writes none.
 FRAMES = st.builds(
-    lambda number, event, cut, tail: (
-        (f'{{"subscriptionId":{number},"event":{event}}}' if number is not None else event)[:cut] + tail
+    lambda number, key, event, cut, tail: (
+        (f'{{"subscriptionId":{number},"{key}":{event}}}' if number is not None else event)[:cut] + tail
     ),
     st.none() | st.sampled_from(["1", "0", "01", "-1", "1.0", "", "²", '"1"', "99999999999999999999999"]),
+    st.sampled_from(["event", "event", "event", "evenT", "data"]),
     st.builds(
         lambda value, compact_it: json.dumps(value, separators=(",", ":") if compact_it else None),
         EVENTS | JSON,
@@ -156,15 +158,21 @@ FRAMES = st.builds(
 )
 
 
+#: An envelope's beginning whose id is a JSON integer, as a connection's own is known to be.
+OWN = re.compile(r'\{"subscriptionId":-?(0|[1-9][0-9]*),')
+
+
 @settings(max_examples=1500, deadline=None)
 @given(frame=FRAMES)
 def test_reading_a_frame_alone_says_what_the_full_parse_says(frame: str) -> None:
-    fast = read(frame)
-    if fast is not None:
-        slow = full(frame, EVENT_TYPES)
-        assert fast == slow  # its type, its time, its text
-        assert fast.to_dict() == slow.to_dict() == parse(frame)
-        assert fast.model() == slow.model() == decode(frame)
+    """Read alone, or past its connection's own envelope: whenever a frame is read at all."""
+    own = OWN.match(frame)
+    for fast in (read(frame), read(frame, EVENT_TYPES, own.end()) if own else None):
+        if fast is not None:
+            slow = full(frame, EVENT_TYPES)
+            assert fast == slow  # its type, its time, its text
+            assert fast.to_dict() == slow.to_dict() == parse(frame)
+            assert fast.model() == slow.model() == decode(frame)
 
 
 # -- a stream without models behaves as one with them ------------------------------------------------
@@ -204,10 +212,11 @@ STREAM_STEPS = st.lists(
 
 
 def transcript(
-    steps: list[tuple[str | None, int, str | None]], *, models: bool, maxsize: int
+    steps: list[tuple[str | None, int, str | None]], *, models: bool, maxsize: int, subscriptions: bool
 ) -> list[object]:
     """Everything a stream's driver and consumer see of `steps`: actions, notes, items (a RawEvent
-    as its model) and their texts."""
+    as its model) and their texts. `subscriptions`: as on the WebSocket API, each connection's
+    events come in its subscription's envelope (now and then in another subscription's)."""
     from binance_userstream.stream._core import Close, Connect, RenewKey, StreamCore, StreamTiming
 
     core = StreamCore(
@@ -229,7 +238,7 @@ def transcript(
             seen.append(action)
             if isinstance(action, Connect):
                 open_ids.append(action.conn_id)
-                actions += core.connected(action.conn_id, now)
+                actions += core.connected(action.conn_id, now, action.conn_id if subscriptions else None)
             elif isinstance(action, Close) and action.conn_id in open_ids:
                 open_ids.remove(action.conn_id)
             elif isinstance(action, RenewKey):
@@ -241,7 +250,10 @@ def transcript(
     for step, number, text in [*steps, (None, len(steps) + 1, None)]:  # all taken in the end
         now += 0.5
         if step == "frame" and open_ids and text is not None:
-            carry(core.frame(open_ids[number % len(open_ids)], text, now))
+            conn = open_ids[number % len(open_ids)]
+            if subscriptions:  # the connection's own subscription, or another's (number 3)
+                text = f'{{"subscriptionId":{conn if number != 3 else 99},"event":{text}}}'
+            carry(core.frame(conn, text, now))
         elif step == "lose" and open_ids:
             conn = open_ids.pop(number % len(open_ids))
             carry(core.closed(conn, now, "lost"))
@@ -258,10 +270,11 @@ def transcript(
 
 
 @settings(max_examples=300, deadline=None)
-@given(steps=STREAM_STEPS, maxsize=st.integers(min_value=1, max_value=5))
+@given(steps=STREAM_STEPS, maxsize=st.integers(min_value=1, max_value=5), subscriptions=st.booleans())
 def test_a_stream_without_models_does_all_a_stream_with_them_does(
-    steps: list[tuple[str | None, int, str | None]], maxsize: int
+    steps: list[tuple[str | None, int, str | None]], maxsize: int, subscriptions: bool
 ) -> None:
     """Rotations, expiries, terminations, losses, overlaps' duplicates, overflows and their gaps
     (with the last event time each gap names): the same, and each event's model and text too."""
-    assert transcript(steps, models=False, maxsize=maxsize) == transcript(steps, models=True, maxsize=maxsize)
+    options: dict[str, Any] = {"maxsize": maxsize, "subscriptions": subscriptions}
+    assert transcript(steps, models=False, **options) == transcript(steps, models=True, **options)

@@ -325,8 +325,13 @@ class StreamCore:
         if conn is None or not conn.open:
             return []
         conn.last_seen = at
-        if conn.envelope is not None and not text.startswith(conn.envelope) and self._other(conn, text, at):
-            return []
+        envelope = conn.envelope
+        own = 0  # the length of the connection's own envelope the frame begins with
+        if envelope is not None:
+            if text.startswith(envelope):
+                own = len(envelope)
+            elif self._other(conn, text, at):
+                return []
         if self._echoes or len(self._connections) > 1:
             same = _dedupe_key(text)
             if self._echoes:
@@ -355,7 +360,7 @@ class StreamCore:
                 if type(stamp) is not int or not 0 < stamp < MAX_EVENT_TIME:  # a string (USD-M), junk
                     stamp = event_time(payload)
         else:
-            raw = read(text, self._events)  # `e` and `E` alone, from a frame as Binance writes them
+            raw = read(text, self._events, own)  # `e` and `E` alone, from a frame as Binance writes them
             if raw is None:  # any other frame: the full parse, still no model
                 payload = parse(text)
                 raw = RawEvent.of(text, payload, self._events)

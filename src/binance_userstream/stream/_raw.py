@@ -102,16 +102,21 @@ _SUBSCRIPTION = '{"subscriptionId":'
 _EVENT = ',"event":'
 
 
-def read(frame: str, events: EventTypes = EVENT_TYPES) -> RawEvent | None:
+def read(frame: str, events: EventTypes = EVENT_TYPES, envelope: int = 0) -> RawEvent | None:
     """The RawEvent of a frame Binance writes, reading its `e` and `E` alone; None for any other
-    frame (the full parse's: `RawEvent.of`).
+    frame (the full parse's: `RawEvent.of`). `envelope`: the length of the frame's beginning
+    already known to be `{"subscriptionId":<a JSON integer>,` (its connection's own, `StreamCore`).
 
     A WebSocket API frame qualifies only as `{"subscriptionId":<digits>,"event":<object>}`, and the
     object must decode whole: then the frame is that JSON and the slice is its event, byte for
     byte (`,"event":` cannot occur inside a JSON string, and a slice from a nested one is no
     single JSON value). A frame longer than Python's limit on an integer's digits is left to the
     full parse too, which refuses such an integer (msgspec skips it)."""
-    if frame.startswith('{"e":'):
+    if envelope:
+        if not frame.startswith('"event":', envelope) or not frame.endswith("}"):
+            return None
+        inner = frame[envelope + 8 : -1]
+    elif frame.startswith('{"e":'):
         inner = frame
     elif frame.startswith(_SUBSCRIPTION):
         start = frame.find(_EVENT, 18)
