@@ -207,3 +207,28 @@ def test_event_time_reads_numbers_and_digit_strings(
     payload: dict[str, object] | None, expected: int | None
 ) -> None:
     assert event_time(payload) == expected
+
+
+def envelope_spec(payload: dict[str, Any]) -> dict[str, Any]:
+    """What `unwrap` takes off: a payload without an `e` that is exactly `{"stream", "data"}` (an
+    object), has a `subscriptionId` and an object `event`, or is exactly `{"event"}` (an object)."""
+    if "e" not in payload:
+        if set(payload) == {"stream", "data"} and isinstance(payload["data"], dict):
+            return payload["data"]
+        if "subscriptionId" in payload and isinstance(payload.get("event"), dict):
+            return payload["event"]
+        if set(payload) == {"event"} and isinstance(payload["event"], dict):
+            return payload["event"]
+    return payload
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    payload=st.dictionaries(
+        st.sampled_from(["e", "stream", "data", "event", "subscriptionId", "x"]),
+        st.none() | st.integers() | st.dictionaries(st.just("e"), st.integers(), max_size=1),
+        max_size=4,
+    )
+)
+def test_only_an_envelope_is_taken_off(payload: dict[str, Any]) -> None:
+    assert unwrap(payload) is envelope_spec(payload)

@@ -39,12 +39,12 @@ RAW = "raw"
 def unwrap(payload: dict[str, Any]) -> dict[str, Any]:
     """The event inside a stream-mode or WebSocket API envelope; any other payload as it is."""
     if "e" not in payload:
-        if set(payload) == {"stream", "data"} and isinstance(payload["data"], dict):
-            return payload["data"]
         inner = payload.get("event")
-        if "subscriptionId" in payload and isinstance(inner, dict):
-            return inner
-        if set(payload) == {"event"} and isinstance(inner, dict):  # connection events carry no id
+        if "subscriptionId" in payload:  # the WebSocket API's, every spot event: first, without a set
+            return inner if isinstance(inner, dict) else payload
+        if len(payload) == 2 and "stream" in payload and isinstance(payload.get("data"), dict):
+            return payload["data"]  # exactly {"stream", "data"}
+        if len(payload) == 1 and isinstance(inner, dict):  # connection events carry no id
             return inner
     return payload
 
