@@ -303,3 +303,11 @@ def test_without_models_each_event_is_a_raw_event_with_its_text_and_a_loss_still
         ("a", StreamGap, None),
         ("b", StreamGap, None),
     ]
+
+
+def test_without_models_a_combined_stream_event_is_a_raw_event_of_its_text_out_of_the_envelope() -> None:
+    server = fleet("usdm", models=False)
+    add(server, "a")
+    sent = '{"e":"ORDER_TRADE_UPDATE","E":"3","T":3}'
+    frame_on(server, "a", f'{{"stream":"key-a","data":{sent}}}')
+    assert drain_texts(server) == [("a", RawEvent("ORDER_TRADE_UPDATE", 3, sent), sent)]
