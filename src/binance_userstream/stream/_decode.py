@@ -42,8 +42,9 @@ def unwrap(payload: dict[str, Any]) -> dict[str, Any]:
         inner = payload.get("event")
         if "subscriptionId" in payload:  # the WebSocket API's, every spot event: first, without a set
             return inner if isinstance(inner, dict) else payload
-        if len(payload) == 2 and "stream" in payload and isinstance(payload.get("data"), dict):
-            return payload["data"]  # exactly {"stream", "data"}
+        data = payload.get("data")
+        if len(payload) == 2 and "stream" in payload and isinstance(data, dict):
+            return data  # exactly {"stream", "data"}
         if len(payload) == 1 and isinstance(inner, dict):  # connection events carry no id
             return inner
     return payload
