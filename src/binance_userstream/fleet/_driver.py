@@ -205,7 +205,7 @@ class Driver:
         self.ended = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
-        self.waiting = False  # a consumer waits on `ready`: a frame sets it only then (`wait_ready`)
+        self.waiting = 0  # consumers waiting on `ready`: a frame sets it only then (`wait_ready`)
         self.poke = asyncio.Event()
         self.runner: asyncio.Task[None] | None = None
         self.rest: asyncio.Semaphore | None = None
@@ -230,14 +230,15 @@ class Driver:
         return self.loop.time()
 
     async def wait_ready(self) -> None:
-        """Until the driver wakes the consumer: an item may wait, or the stream ended. Frames wake it
-        only while it waits (`waiting`): an Event.set per event was a cost of its own."""
+        """Until the driver wakes the consumer: an item may wait, or the stream ended. Frames wake
+        consumers only while one waits (`waiting`, a count: two may): an Event.set per event was a
+        cost of its own."""
         self.ready.clear()
-        self.waiting = True
+        self.waiting += 1
         try:
             await self.ready.wait()
         finally:
-            self.waiting = False
+            self.waiting -= 1
 
     def end(self) -> None:
         self.ended = True
