@@ -171,10 +171,11 @@ class AsyncFleet:
     `events()`; `maxsize` and `max_bytes` bound what the whole fleet buffers, `account_maxsize` and
     `account_max_bytes` what one account does. `keep_text` keeps each event's JSON text as Binance
     sent it, for `with_text()`. `models=False` hands out each event as a `RawEvent` instead of its
-    model: its wire name, its time and its text, read without the full parse (about half an
-    event's cost in the fleet), its model made only when asked for (`RawEvent.model()`): for a
-    consumer that stores events rather than reads them (a durable log); gaps, errors and every
-    rule stay as they are, and `with_text()` needs no `keep_text` (each RawEvent has its text).
+    model: its wire name, its time and its text, read without the full parse (a spot fleet's
+    event costs 13 µs of CPU instead of 22), its model made only when asked for
+    (`RawEvent.model()`): for a consumer that stores events rather than reads them (a durable
+    log); gaps, errors and every rule stay as they are, and `with_text()` needs no `keep_text`
+    (each RawEvent has its text).
     """
 
     def __init__(
