@@ -102,7 +102,7 @@ class Batch:
         self.flow = 1  # acknowledged every `flow` messages: what the server granted
         self.open = False  # the server answered the first message
         self.reconnects = reconnects  # the connection's reconnect count when the batch began
-        self.first: tuple[str, bytes, dict[str, str]] | None = None  # the first message, until answered
+        self.first: tuple[str, bytes, str] | None = None  # the first message (`_wire`), until answered
 
     def reply(self) -> str:
         """The reply subject of the next message (the first one starts the batch)."""

@@ -109,11 +109,13 @@ class _Fence:
     has none yet; None: a newer owner's claim was found, so nothing is sent), its subject, and the
     lease revision this sink claimed with (None: following another publisher's claim, `follow`)."""
 
-    __slots__ = ("revision", "sequence", "subject")
+    __slots__ = ("lines", "revision", "sequence", "subject")
 
     def __init__(self, sequence: int | None, subject: str, revision: int | None) -> None:
         self.sequence = None if sequence is None else str(sequence)
         self.subject, self.revision = subject, revision
+        # The header lines that make each message conditional on the owner message (`_wire`).
+        self.lines = f"{EXPECTED_SEQUENCE_HEADER}: {sequence}\r\n{EXPECTED_SUBJECT_HEADER}: {subject}\r\n"
 
 
 def _import_nats() -> Any:
@@ -291,7 +293,7 @@ class JetStreamSink:
         ValueError, before anything is sent, for an id or wire name that is no subject token;
         UserStreamError when the sink is closed or was never started.
         """
-        subject, payload, headers, when = self._addresses.envelope(account_id, item, text)
+        subject, payload, lines, when = self._addresses.message(account_id, item, text)
         fence = self._fences.get(account_id)
         if fence is not None:
             if fence.sequence is None:  # a newer owner claimed the account: refused here, not sent
@@ -299,8 +301,7 @@ class JetStreamSink:
                 self.fenced += 1
                 self._lose((account_id, item, 0.0, None), "fenced: a newer owner claimed it", fenced=True)
                 return
-            headers[EXPECTED_SEQUENCE_HEADER] = fence.sequence
-            headers[EXPECTED_SUBJECT_HEADER] = fence.subject
+            lines += fence.lines
         client, loop, send = self._client, self._loop, self._send
         if client is None or loop is None or send is None or self._sub is None or client.is_closed:
             raise UserStreamError("the JetStream sink is not running (start it, or use `async with`)")
@@ -342,7 +343,7 @@ class JetStreamSink:
             if batch is None:
                 flow = min(FLOW, max(1, self.max_pending // OUTSTANDING))  # acknowledged within max_pending
                 batch = Batch(self._inbox, secrets.token_hex(8), n, client.stats["reconnects"], flow)
-                batch.first = (subject, payload, headers)
+                batch.first = (subject, payload, lines)
                 self._batch = self._batches[batch.id] = batch
             reply = batch.reply()
             if self._linger is None:
@@ -350,7 +351,7 @@ class JetStreamSink:
         else:
             reply = f"{self._inbox}.{n}"
         try:
-            await send(subject, reply, payload, headers)
+            await send(subject, reply, payload, lines)
         except Exception as error:  # not sent (buffer full while reconnecting, connection closed...)
             record = self._pending.pop(n, None)
             if record is not None:
@@ -384,7 +385,7 @@ class JetStreamSink:
 
         async def end() -> None:
             try:
-                await send(self._end_subject, reply, b"", {})
+                await send(self._end_subject, reply, b"", "")
             except Exception as error:
                 self._abandon(batch, f"its batch's end not sent: {type(error).__name__}")
 
@@ -475,16 +476,16 @@ class JetStreamSink:
         if upto > batch.acked:
             batch.acked = upto
 
-    def _resend_alone(self, n: int, message: tuple[str, bytes, dict[str, str]]) -> None:
+    def _resend_alone(self, n: int, message: tuple[str, bytes, str]) -> None:
         """Send item `n` again on its own (the stream refused it as a batch's first, storing nothing)."""
         send = self._send
         if send is None or n not in self._pending:
             return
-        subject, payload, headers = message
+        subject, payload, lines = message
 
         async def again() -> None:
             try:
-                await send(subject, f"{self._inbox}.{n}", payload, headers)
+                await send(subject, f"{self._inbox}.{n}", payload, lines)
             except Exception as error:
                 record = self._pending.pop(n, None)
                 if record is not None:

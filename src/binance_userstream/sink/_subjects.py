@@ -207,6 +207,8 @@ class Addresses:
         self.prefix = check_prefix(prefix)
         self.worker = None if worker is None else check_token(worker, "worker id")
         self._bases: dict[str, str] = {}
+        self._fixed: dict[str, str] = {}  # an account's header lines that every message repeats
+        self._worker_line = "" if self.worker is None else f"{WORKER_HEADER}: {self.worker}\r\n"
         self._names: set[str] = {GAP, RECONCILED, ERROR, UNKNOWN, OWNER}
 
     def _base(self, account_id: str) -> str:
@@ -242,6 +244,32 @@ class Addresses:
         `to_dict()` is serialized instead, with the message id limit the module explains).
         ValueError, before anything is sent, when the account id or the event's wire name is no
         subject token."""
+        subject, payload, kind, when, identity = self._parts(account_id, item, text)
+        headers = {MSG_ID_HEADER: identity, ACCOUNT_HEADER: account_id, MARKET_HEADER: self.market}
+        headers[EVENT_HEADER] = kind
+        if when is not None:
+            headers[EVENT_TIME_HEADER] = str(when)
+        if self.worker is not None:
+            headers[WORKER_HEADER] = self.worker
+        return Envelope(subject, payload, headers, when)
+
+    def message(self, account_id: str, item: object, text: str | None) -> tuple[str, bytes, str, int | None]:
+        """What `envelope` gives, the headers written as the lines of a header block (`Name:
+        value\r\n`, in the same order): what the sink sends, without a dictionary per message."""
+        subject, payload, kind, when, identity = self._parts(account_id, item, text)
+        fixed = self._fixed.get(account_id)
+        if fixed is None:
+            fixed = f"{ACCOUNT_HEADER}: {account_id}\r\n{MARKET_HEADER}: {self.market}\r\n"
+            if len(self._fixed) < _REMEMBERED:
+                self._fixed[account_id] = fixed
+        timed = "" if when is None else f"{EVENT_TIME_HEADER}: {when}\r\n"
+        lines = f"{MSG_ID_HEADER}: {identity}\r\n{fixed}{EVENT_HEADER}: {kind}\r\n{timed}{self._worker_line}"
+        return subject, payload, lines, when
+
+    def _parts(
+        self, account_id: str, item: object, text: str | None
+    ) -> tuple[str, bytes, str, int | None, str]:
+        """Subject, payload, event name, event time and message id of `item` of `account_id`."""
         base = self._base(account_id)
         wire = getattr(item, "event_type", None)
         if type(wire) is str:  # an event: the common case first
@@ -251,18 +279,7 @@ class Addresses:
             kind, when, body = _special(item)
         text = _dumps(body() if body is not None else None) if text is None else unwrapped(text)
         payload = text.encode()
-        market = self.market
-        headers = {
-            MSG_ID_HEADER: msg_id(market, account_id, payload),
-            ACCOUNT_HEADER: account_id,
-            MARKET_HEADER: market,
-            EVENT_HEADER: kind,
-        }
-        if when is not None:
-            headers[EVENT_TIME_HEADER] = str(when)
-        if self.worker is not None:
-            headers[WORKER_HEADER] = self.worker
-        return Envelope(base + kind, payload, headers, when)
+        return base + kind, payload, kind, when, msg_id(self.market, account_id, payload)
 
 
 def _special(item: object) -> tuple[str, int | None, Callable[[], Any] | None]:
