@@ -67,16 +67,19 @@ def test_an_event_published_is_in_the_log_with_its_headers_and_its_text_byte_for
     assert message.headers["Binance-Event-Time"] == "1499405658658"
 
 
-def test_the_same_event_published_twice_is_stored_once(nats_server: NatsServer) -> None:
+@pytest.mark.parametrize("batched", [True, False])
+def test_the_same_event_published_twice_is_stored_once(nats_server: NatsServer, batched: bool) -> None:
     event, text = report(1499405658658)
 
     async def body(sink: JetStreamSink) -> None:
         await sink.publish("acct-1", event, text)
         await sink.publish("acct-1", decode(text), text)  # the same event, from another connection
         await sink.flush()
-        assert (sink.delivered, sink.duplicates, sink.lost) == (2, 1, 0)
+        assert (sink.delivered, sink.lost) == (2, 0)
+        # A batch's acknowledgements cover many messages and do not say which were duplicates.
+        assert sink.duplicates == (0 if batched else 1)
 
-    run(nats_server, body)
+    run(nats_server, body, batched=batched)
     assert len(asyncio.run(read_log(nats_server.url))) == 1
 
 
@@ -167,10 +170,31 @@ def test_a_slow_server_makes_publish_wait_at_max_pending(nats_server: NatsServer
         await sink.flush()
         assert (sink.delivered, sink.lost) == (7, 0)
 
+    run(nats_server, body, max_pending=5, ack_timeout=30, batched=False)
+
+
+def test_a_slow_server_makes_publish_wait_for_its_batchs_first_answer(nats_server: NatsServer) -> None:
+    async def body(sink: JetStreamSink) -> None:
+        nats_server.pause()  # the sink's first item starts its first batch
+        try:
+            await sink.publish("acct-1", *report(1))
+            second = asyncio.create_task(sink.publish("acct-1", *report(2)))
+            done, _ = await asyncio.wait({second}, timeout=0.3)
+            assert not done
+            assert sink.pending == 1
+        finally:
+            nats_server.resume()
+        await second
+        await sink.flush()
+        assert (sink.delivered, sink.lost) == (2, 0)
+
     run(nats_server, body, max_pending=5, ack_timeout=30)
 
 
-def test_items_the_stream_refuses_are_reported_lost_with_the_servers_reason(nats_server: NatsServer) -> None:
+@pytest.mark.parametrize("allow_batched", [True, False])
+def test_items_the_stream_refuses_are_reported_lost_with_the_servers_reason(
+    nats_server: NatsServer, allow_batched: bool
+) -> None:
     async def body(sink: JetStreamSink) -> None:
         for time in range(1, 11):
             await sink.publish("acct-1", *report(time))
@@ -181,7 +205,7 @@ def test_items_the_stream_refuses_are_reported_lost_with_the_servers_reason(nats
         assert losses[0].after_event_time == 5
         assert "maximum messages exceeded" in losses[0].reason
 
-    asyncio.run(_with_limited_stream(nats_server, body, max_msgs=5))
+    asyncio.run(_with_limited_stream(nats_server, body, max_msgs=5, allow_batched=allow_batched))
 
 
 async def _with_limited_stream(
@@ -191,6 +215,7 @@ async def _with_limited_stream(
     client: Client = await nats.connect(nats_server.url)
     try:
         config = StreamConfig(name="BINANCE", subjects=["binance.>"], discard=DiscardPolicy.NEW, **limits)
+        # allow_batched=True: the sink publishes in fast-ingest batches; else one message at a time
         await client.jetstream().add_stream(config)
         async with JetStreamSink(client, market="spot", ensure_stream=False) as sink:
             await body(sink)
@@ -203,7 +228,10 @@ async def _items(*items: tuple[str, object, str | None]) -> AsyncIterator[tuple[
         yield item
 
 
-def test_the_pump_publishes_a_gap_for_an_account_whose_items_were_lost(nats_server: NatsServer) -> None:
+@pytest.mark.parametrize("allow_batched", [True, False])
+def test_the_pump_publishes_a_gap_for_an_account_whose_items_were_lost(
+    nats_server: NatsServer, allow_batched: bool
+) -> None:
     (e1, t1), (e2, t2), (e3, t3), (b1, u1) = report(1), report(2), report(3), report(4)
 
     async def body(sink: JetStreamSink) -> None:
@@ -212,7 +240,9 @@ def test_the_pump_publishes_a_gap_for_an_account_whose_items_were_lost(nats_serv
         assert (result.published, result.gaps, result.unreported) == (4, 1, [])
 
     # Two messages per subject: account a's third executionReport is refused, its gap is not.
-    asyncio.run(_with_limited_stream(nats_server, body, max_msgs_per_subject=2, discard_new_per_subject=True))
+    limits: dict[str, Any] = {"max_msgs_per_subject": 2, "discard_new_per_subject": True}
+    limits["allow_batched"] = allow_batched
+    asyncio.run(_with_limited_stream(nats_server, body, **limits))
     log = [
         (m.headers["Binance-Account"], m.headers["Binance-Event"], m.data)
         for m in asyncio.run(read_log(nats_server.url))
@@ -401,9 +431,13 @@ def test_an_accounts_lost_fatal_error_is_published_again_after_its_gap(nats_serv
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(accounts=st.lists(st.integers(0, 3), min_size=1, max_size=120), room=st.integers(1, 120))
+@given(
+    accounts=st.lists(st.integers(0, 3), min_size=1, max_size=120),
+    room=st.integers(1, 120),
+    allow_batched=st.booleans(),
+)
 def test_what_the_log_keeps_is_exactly_what_was_not_reported_lost(
-    nats_server: NatsServer, accounts: list[int], room: int
+    nats_server: NatsServer, accounts: list[int], room: int, allow_batched: bool
 ) -> None:
     stream = f"KEEP{next(_examples)}"
     lost: list[Lost] = []
@@ -412,11 +446,15 @@ def test_what_the_log_keeps_is_exactly_what_was_not_reported_lost(
         client: Client = await nats.connect(nats_server.url)
         try:
             config = StreamConfig(
-                name=stream, subjects=[f"{stream.lower()}.>"], discard=DiscardPolicy.NEW, max_msgs=room
+                name=stream,
+                subjects=[f"{stream.lower()}.>"],
+                discard=DiscardPolicy.NEW,
+                max_msgs=room,
+                allow_batched=allow_batched,
             )
             await client.jetstream().add_stream(config)
-            options = {"market": "spot", "stream": stream, "prefix": stream.lower(), "ensure_stream": False}
-            async with JetStreamSink(client, max_pending=16, **options) as sink:
+            options: dict[str, Any] = {"stream": stream, "prefix": stream.lower(), "ensure_stream": False}
+            async with JetStreamSink(client, market="spot", max_pending=16, **options) as sink:
                 for time, account in enumerate(accounts, start=1):
                     await sink.publish(f"acct-{account}", *report(time))
                 await sink.flush()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from nats.aio.client import Client
 
 from binance_userstream.sink._subjects import Addresses
-from binance_userstream.sink._wire import header_block, hpub_frame, publisher
+from binance_userstream.sink._wire import header_block, header_lines, hpub_frame, publisher
 from binance_userstream.stream._decode import decode
 from tests._samples import DATA
 
@@ -47,5 +47,40 @@ def test_a_client_without_nats_py_s_send_queue_is_published_to_through_its_publi
         async def publish(self, subject: str, payload: bytes, reply: str, headers: dict[str, str]) -> None:
             calls.append((subject, payload, reply, headers))
 
-    asyncio.run(publisher(PublishOnly())("s.a", "_INBOX.x.1", b"{}", {"Nats-Msg-Id": "1"}))
-    assert calls == [("s.a", b"{}", "_INBOX.x.1", {"Nats-Msg-Id": "1"})]
+    lines = "Nats-Msg-Id: 1\r\nBinance-Account: a\r\n"
+    asyncio.run(publisher(PublishOnly())("s.a", "_INBOX.x.1", b"{}", lines))
+    assert calls == [("s.a", b"{}", "_INBOX.x.1", {"Nats-Msg-Id": "1", "Binance-Account": "a"})]
+
+
+def queued_by_the_sink(subject: str, reply: str, payload: bytes, lines: str) -> bytes:
+    """What the sink's publisher queues on a connected nats-py client, caught before any socket."""
+    client = Client()
+
+    async def main() -> bytes:
+        client._status = Client.CONNECTED
+        client._flush_queue = asyncio.Queue()
+        client._flush_queue.put_nowait(None)  # a flush already asked for: nothing to wake
+        await publisher(client)(subject, reply, payload, lines)
+        return b"".join(client._pending)
+
+    return asyncio.run(main())
+
+
+@given(
+    account=TOKENS,
+    market=TOKENS,
+    worker=st.none() | TOKENS,
+    text=st.sampled_from([EXECUTION_REPORT, EXECUTION_REPORT.replace('"BTCUSDT"', '"BTC\u00e9"')]),
+    n=st.integers(0, 10**12),
+)
+def test_what_the_sink_queues_is_byte_for_byte_what_nats_py_writes_for_the_same_message(
+    account: str, market: str, worker: str | None, text: str, n: int
+) -> None:
+    addresses = Addresses(market, worker=worker)
+    envelope = addresses.envelope(account, decode(text), text)
+    subject, payload, lines, when = addresses.message(account, decode(text), text)
+    assert (subject, payload, when) == (envelope.subject, envelope.payload, envelope.event_time)
+    assert lines == header_lines(envelope.headers)  # the same headers, in the same order
+    reply = f"_INBOX.abc.{n}"
+    queued = queued_by_the_sink(subject, reply, payload, lines)
+    assert queued == written_by_nats_py(envelope.subject, reply, envelope.payload, envelope.headers)

@@ -290,6 +290,101 @@ async def test_a_leaving_worker_hands_its_accounts_over_without_a_gap_or_a_lost_
         assert times == [1000 * i + n for i in range(1, sent + 1)], n
 
 
+async def handover_while_the_giver_lags(
+    live: Simulator, nats_server: NatsServer, stall: float | None
+) -> dict[str, list[tuple[str, str, Any]]]:
+    """w1 publishes 4 accounts with events flowing; its publishing stalls (what it receives waits in
+    its fleet, as on a machine short of CPU) while w2 joins and takes half of them over; after `stall`
+    seconds (None: never) w1 publishes again. Each account's log: (event type, worker, payload)."""
+    members = accounts(live, 4)
+    sent, flowing = 0, True
+
+    async def flow() -> None:
+        nonlocal sent
+        while flowing:
+            sent += 1
+            for n in range(4):
+                live.push("spot", balance(1000 * sent + n), key(n))
+            await asyncio.sleep(0.05)
+
+    async with worker(live, nats_server, members, "w1") as one:
+        await until(lambda: one.status().accounts == 4 and live.subscriptions() == 4)
+        pusher = asyncio.create_task(flow())
+        sink = one._sink
+        assert sink is not None
+        publish, gate = sink.publish, asyncio.Event()
+
+        async def stalled(account_id: str, item: object, text: str | None) -> None:
+            await gate.wait()
+            await publish(account_id, item, text)
+
+        sink.publish = stalled  # type: ignore[method-assign]
+        async with worker(live, nats_server, members, "w2") as two:
+            await until(lambda: two.status().accounts == 2 and one.status().accounts == 2 + 2)
+            if stall is not None:
+                await asyncio.sleep(stall)
+                gate.set()
+                await until(lambda: one.status().accounts == 2)
+            await asyncio.sleep(0.5)
+            flowing = False
+            await pusher
+            last = {f"acct-{n}": 1000 * sent + n for n in range(4)}
+            mine = {f"acct-{n}" for n in range(4)} if stall is not None else set(two._publishing)
+
+            async def arrived() -> bool:
+                log = by_account(await read_log(nats_server.url))
+                return all(any(p.get("E") == last[a] for _, p in log.get(a, [])) for a in mine)
+
+            async with asyncio.timeout(30):
+                while not await arrived():
+                    await asyncio.sleep(0.05)
+    out: dict[str, list[tuple[str, str, Any]]] = defaultdict(list)
+    for msg in await read_log(nats_server.url):
+        account, kind = msg.headers["Binance-Account"], msg.headers["Binance-Event"]
+        out[account].append((kind, msg.headers["Binance-Worker"], json.loads(msg.data)))
+    return out
+
+
+async def test_a_handover_waits_for_what_the_old_owner_received_before_the_new_one_publishes(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    """The old owner lags 3 s behind what it received (longer than any fixed drain would wait): its
+    last events still reach the log, then its `_handover`, then the new owner's events, in order."""
+    log = await handover_while_the_giver_lags(live, nats_server, stall=3.0)
+    handed = [a for a, items in log.items() if any(kind == "_handover" for kind, _, _ in items)]
+    assert len(handed) == 2
+    for account, items in log.items():
+        times = [p["E"] for kind, _, p in items if kind == "balanceUpdate"]
+        assert times == sorted(set(times)), (account, [(kind, w, p.get("E")) for kind, w, p in items])
+        n = int(account.split("-")[1])
+        assert times == list(range(times[0], times[-1] + 1, 1000)), account  # none missing
+        assert [kind for kind, _, _ in items].count("_gap") == 1, account  # the first owner's takeover
+        if account in handed:
+            handover = next(i for i, (kind, _, _) in enumerate(items) if kind == "_handover")
+            assert items[handover][2] == {"from": "w1", "to": "w2", "gap": None}
+            assert {w for _, w, _ in items[:handover]} == {"w1"}
+            assert {w for _, w, _ in items[handover + 1 :]} == {"w2"}
+            assert times[0] % 1000 == n
+
+
+async def test_a_new_owner_whose_old_owner_never_hands_over_publishes_after_a_gap(
+    live: Simulator, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from binance_userstream.workers import _worker
+
+    monkeypatch.setattr(_worker, "HANDOVER_DRAIN", 0.5)
+    monkeypatch.setattr(_worker, "HANDOVER_WAIT", 1.0)
+    log = await handover_while_the_giver_lags(live, nats_server, stall=None)
+    taken = [a for a, items in log.items() if any(w == "w2" for _, w, _ in items)]
+    assert len(taken) == 2
+    for account in taken:
+        items = log[account]
+        first = next(i for i, (_, w, _) in enumerate(items) if w == "w2")
+        assert items[first][0] == "_gap"
+        assert items[first][2]["reason"] == "failover"
+        assert not any(kind == "_handover" for kind, _, _ in items)
+
+
 async def test_a_worker_that_dies_loses_its_accounts_to_another_which_starts_each_with_a_gap(
     live: Simulator, nats_server: NatsServer
 ) -> None:

@@ -5,7 +5,8 @@ refuses it (ValueError) before anything is sent.
 
 Subjects are `<prefix>.<market>.<account id>.<event wire name>` (the event's `e`), with `_gap`,
 `_reconciled` and `_error` for what the library adds in-band, `_owner` for a worker's claim of the
-account (`JetStreamSink.claim`) and `_unknown` for an event with no `e`: one account's items share
+account (`JetStreamSink.claim`), `_handover` for a worker's last message of an account it handed
+over (`Handover`) and `_unknown` for an event with no `e`: one account's items share
 a subject prefix, so a consumer filters on one account (`binance.spot.acct-1.>`), one market
 (`binance.spot.>`) or only gaps (`binance.*.*._gap`).
 
@@ -54,6 +55,21 @@ GAP, RECONCILED, ERROR, UNKNOWN = "_gap", "_reconciled", "_error", "_unknown"
 #: The subject's last token of an account's owner messages: which worker publishes it from there
 #: on (`JetStreamSink.claim`); every later message of the account is refused unless it names it.
 OWNER = "_owner"
+#: The subject's last token of a worker's last message of an account it handed over (`Handover`).
+HANDOVER = "_handover"
+
+
+@attrs.frozen
+class Handover:
+    """A worker's last item of an account it handed over to another, `giver` to `taker`: whatever
+    the giver received before the taker's stream went live is before it in the log, and the taker
+    publishes the account's events after it (so the log stays in order while both receive them).
+    `gap`: a gap the giver published and has not followed with its Reconciled yet: the taker owes it."""
+
+    giver: str
+    taker: str
+    gap: StreamGap | None = None
+
 
 #: The headers every message carries (besides `Nats-Msg-Id`); the event time only when known.
 ACCOUNT_HEADER = "Binance-Account"
@@ -125,6 +141,22 @@ def gap_json(gap: StreamGap) -> dict[str, Any]:
         "dropped": gap.dropped,
         "description": gap.describe(),
     }
+
+
+def gap_of(value: object, at: float) -> StreamGap | None:
+    """The StreamGap a `gap_json` object describes, None if it is none; its times become `at` (the
+    reader's clock: another process's are not comparable)."""
+    if not isinstance(value, dict):
+        return None
+    reason = value.get("reason")
+    dropped = value.get("dropped")
+    return StreamGap(
+        reason if reason in _WHY else "failover",
+        at,
+        at,
+        last_event_time=event_time_of(value.get("last_event_time")),
+        dropped=dropped if type(dropped) is int and dropped >= 0 else 0,
+    )
 
 
 def error_json(error: BaseException) -> dict[str, Any]:
@@ -207,7 +239,9 @@ class Addresses:
         self.prefix = check_prefix(prefix)
         self.worker = None if worker is None else check_token(worker, "worker id")
         self._bases: dict[str, str] = {}
-        self._names: set[str] = {GAP, RECONCILED, ERROR, UNKNOWN, OWNER}
+        self._fixed: dict[str, str] = {}  # an account's header lines that every message repeats
+        self._worker_line = "" if self.worker is None else f"{WORKER_HEADER}: {self.worker}\r\n"
+        self._names: set[str] = {GAP, RECONCILED, ERROR, UNKNOWN, OWNER, HANDOVER}
 
     def _base(self, account_id: str) -> str:
         base = self._bases.get(account_id)
@@ -242,6 +276,32 @@ class Addresses:
         `to_dict()` is serialized instead, with the message id limit the module explains).
         ValueError, before anything is sent, when the account id or the event's wire name is no
         subject token."""
+        subject, payload, kind, when, identity = self._parts(account_id, item, text)
+        headers = {MSG_ID_HEADER: identity, ACCOUNT_HEADER: account_id, MARKET_HEADER: self.market}
+        headers[EVENT_HEADER] = kind
+        if when is not None:
+            headers[EVENT_TIME_HEADER] = str(when)
+        if self.worker is not None:
+            headers[WORKER_HEADER] = self.worker
+        return Envelope(subject, payload, headers, when)
+
+    def message(self, account_id: str, item: object, text: str | None) -> tuple[str, bytes, str, int | None]:
+        """What `envelope` gives, the headers written as the lines of a header block (`Name:
+        value\r\n`, in the same order): what the sink sends, without a dictionary per message."""
+        subject, payload, kind, when, identity = self._parts(account_id, item, text)
+        fixed = self._fixed.get(account_id)
+        if fixed is None:
+            fixed = f"{ACCOUNT_HEADER}: {account_id}\r\n{MARKET_HEADER}: {self.market}\r\n"
+            if len(self._fixed) < _REMEMBERED:
+                self._fixed[account_id] = fixed
+        timed = "" if when is None else f"{EVENT_TIME_HEADER}: {when}\r\n"
+        lines = f"{MSG_ID_HEADER}: {identity}\r\n{fixed}{EVENT_HEADER}: {kind}\r\n{timed}{self._worker_line}"
+        return subject, payload, lines, when
+
+    def _parts(
+        self, account_id: str, item: object, text: str | None
+    ) -> tuple[str, bytes, str, int | None, str]:
+        """Subject, payload, event name, event time and message id of `item` of `account_id`."""
         base = self._base(account_id)
         wire = getattr(item, "event_type", None)
         if type(wire) is str:  # an event: the common case first
@@ -251,18 +311,7 @@ class Addresses:
             kind, when, body = _special(item)
         text = _dumps(body() if body is not None else None) if text is None else unwrapped(text)
         payload = text.encode()
-        market = self.market
-        headers = {
-            MSG_ID_HEADER: msg_id(market, account_id, payload),
-            ACCOUNT_HEADER: account_id,
-            MARKET_HEADER: market,
-            EVENT_HEADER: kind,
-        }
-        if when is not None:
-            headers[EVENT_TIME_HEADER] = str(when)
-        if self.worker is not None:
-            headers[WORKER_HEADER] = self.worker
-        return Envelope(base + kind, payload, headers, when)
+        return base + kind, payload, kind, when, msg_id(self.market, account_id, payload)
 
 
 def _special(item: object) -> tuple[str, int | None, Callable[[], Any] | None]:
@@ -273,4 +322,7 @@ def _special(item: object) -> tuple[str, int | None, Callable[[], Any] | None]:
         return RECONCILED, item.state.as_of, lambda: _plain(item)
     if isinstance(item, BaseException):
         return ERROR, None, lambda: error_json(item)
+    if isinstance(item, Handover):
+        owed = None if item.gap is None else gap_json(item.gap)
+        return HANDOVER, None, lambda: {"from": item.giver, "to": item.taker, "gap": owed}
     return UNKNOWN, event_time_of(getattr(item, "event_time", None)), getattr(item, "to_dict", None)

@@ -4,10 +4,11 @@ nats-py's `publish` takes headers as a dict and, for every message, strips, chec
 regular expression and encodes each key and value: 7 of the 9 µs a publish of the sink's five
 headers costs. The sink's headers need none of it (constant names; values that are subject tokens,
 hex digits or decimal digits, checked once by `Addresses`), so `publisher` writes the HPUB frame
-itself and queues it where `publish` would, with the same checks before (closed, draining, the
-reconnect buffer full, the payload too large): the same bytes on the wire, the same errors, the
-same flushing. It leans on nats-py's private send queue (`_send_command`, `_flush_pending`), so it
-is used only when the client has them, as nats-py 2.10 to 2.16 do; else the sink calls `publish`.
+itself (from header lines the sink keeps ready: `header_lines`) and queues it where `publish`
+would, with the same checks before (closed, draining, the reconnect buffer full, the payload too
+large): the same bytes on the wire, the same errors, the same flushing. It leans on nats-py's
+private send queue (`_pending`, `_flush_pending`), so it is used only when the client has them, as
+nats-py 2.10 to 2.16 do; else the sink calls `publish`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-#: What a publisher does: subject, reply subject, payload, headers.
-Publisher = Callable[[str, str, bytes, Mapping[str, str]], Awaitable[None]]
+#: What a publisher does: subject, reply subject, payload, and the headers as `Name: value\r\n`
+#: lines (`header_lines`: the sink writes them so, without a dictionary per message).
+Publisher = Callable[[str, str, bytes, str], Awaitable[None]]
 
 _PARTS = (
-    "_send_command",
+    "_pending",
     "_flush_pending",
     "_flush_queue",
     "_max_pending_size",
@@ -34,6 +36,11 @@ def header_block(headers: Mapping[str, str]) -> bytes:
     return ("NATS/1.0\r\n" + "".join([f"{k}: {v}\r\n" for k, v in headers.items()]) + "\r\n").encode()
 
 
+def header_lines(headers: Mapping[str, str]) -> str:
+    """`headers` as the lines of a header block, without its version line and its empty line."""
+    return "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
+
+
 def hpub_frame(subject: str, reply: str, headers: bytes, payload: bytes) -> bytes:
     """The HPUB command of one message with its header block, as nats-py's `hpub_cmd` writes it."""
     size = len(headers)
@@ -46,14 +53,15 @@ def publisher(client: Any) -> Publisher:
     client has one as nats-py 2.10 to 2.16 do, else through `client.publish`."""
     if not all(hasattr(client, part) for part in _PARTS):
 
-        async def publish(subject: str, reply: str, payload: bytes, headers: Mapping[str, str]) -> None:
-            await client.publish(subject, payload, reply=reply, headers=dict(headers))
+        async def publish(subject: str, reply: str, payload: bytes, lines: str) -> None:
+            headers = dict(line.split(": ", 1) for line in lines.split("\r\n") if line)
+            await client.publish(subject, payload, reply=reply, headers=headers)
 
         return publish
 
     from nats import errors
 
-    async def send(subject: str, reply: str, payload: bytes, headers: Mapping[str, str]) -> None:
+    async def send(subject: str, reply: str, payload: bytes, lines: str) -> None:
         if client.is_closed:
             raise errors.ConnectionClosedError
         if client.is_draining_pubs:
@@ -68,7 +76,15 @@ def publisher(client: Any) -> Publisher:
         stats = client.stats
         stats["out_msgs"] += 1
         stats["out_bytes"] += size
-        await client._send_command(hpub_frame(subject, reply, header_block(headers), payload))
+        head = f"NATS/1.0\r\n{lines}\r\n"  # ASCII: its length in characters is its length in bytes
+        frame = (
+            f"HPUB {subject} {reply} {len(head)} {len(head) + size}\r\n{head}".encode() + payload + b"\r\n"
+        )
+        client._pending.append(frame)  # what `_send_command` does, without a coroutine per message
+        client._pending_data_size += len(frame)
+        if client._max_pending_size > 0 and client._pending_data_size > client._max_pending_size:
+            await client._flush_pending(force_flush=True)
+            return
         queue = client._flush_queue
         if queue is not None and queue.empty():
             await client._flush_pending()
