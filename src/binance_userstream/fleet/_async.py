@@ -387,6 +387,28 @@ class AsyncFleet:
                 _log_item(account_id, item)
             yield account_id, item, core.popped_text
 
+    def take(self) -> tuple[str, FleetItem, str | None] | None:
+        """The next item `with_text` would give if one is ready now, else None (see `ended`, and
+        `wait_ready` to wait): for a consumer that waits on more than the fleet, without a task per
+        item. Needs `keep_text=True` (or `models=False`)."""
+        driver = self._driver
+        popped = driver.core.pop(driver.now())
+        if popped is None:
+            return None
+        account_id, item = popped
+        if isinstance(item, StreamGap | BaseException):
+            _log_item(account_id, item)
+        return account_id, item, driver.core.popped_text
+
+    async def wait_ready(self) -> None:
+        """Return when an item may be ready to `take`, or the fleet ended."""
+        await self._driver.wait_ready()
+
+    @property
+    def ended(self) -> bool:
+        """The fleet has stopped: nothing more will be ready."""
+        return self._driver.ended
+
     async def _next(self) -> tuple[str, FleetItem]:
         driver = self._driver
         popped = driver.core.pop(driver.now())

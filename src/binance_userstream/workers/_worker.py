@@ -70,6 +70,7 @@ from binance_userstream.sink._subjects import (
 )
 from binance_userstream.stream._core import StreamEvent, StreamEventKind
 from binance_userstream.stream._gap import StreamGap
+from binance_userstream.stream._raw import RawEvent
 from binance_userstream.workers._heals import HEAL_CONCURRENCY, Begin, Heals
 from binance_userstream.workers._kv import BUCKET, Leases
 from binance_userstream.workers._leases import Change, LeaseCore, LeaseTiming, Start, Stop
@@ -94,6 +95,12 @@ HANDOVER_WAIT, HANDOVER_HELD = 15.0, 10_000
 CLAIMS_AT_ONCE, CLAIM_RETRY_CAP = 64, 5.0
 #: Seconds a failover's dating may take before its gap goes out undated.
 DATING_TIMEOUT = 2.0
+
+
+def _typed(item: object) -> object:
+    """An item as the account rules read it: a RawEvent's model (the worker reads events without
+    models, and types only those of the accounts owing a heal)."""
+    return item.model() if isinstance(item, RawEvent) else item
 
 
 def default_worker_id() -> str:
@@ -172,7 +179,7 @@ class Worker:
         JetStreamSink(market=market, stream=stream, prefix=prefix, worker=self.worker_id)
         LeaseCore(self.worker_id, self._accounts, lease_timing)
         self._fleet = AsyncFleet(
-            [], market=market, keep_text=True, on_event=self._on_fleet_event, **fleet_options
+            [], market=market, models=False, on_event=self._on_fleet_event, **fleet_options
         )
         self._client: Any = None
         self._sink: JetStreamSink | None = None
@@ -539,68 +546,68 @@ class Worker:
 
     async def _items(self) -> AsyncIterator[tuple[str, object, str | None]]:
         """The fleet's items of the accounts this worker publishes (the others fenced), with each
-        failover's gap ahead of its account's first item, as soon as it is made."""
-        fleet_items = aiter(self._fleet.with_text())
-        heals = self._heals
-        next_item: asyncio.Task[tuple[str, FleetItem, str | None]] | None = None
-        try:
-            while not self._leases_ended.is_set():
-                if self._draining and (next_item is None or not next_item.done()):
-                    self._drained_accounts()  # none of their items is out of the fleet unpublished
-                while self._injected:
-                    account_id, injected, text = self._injected.popleft()
-                    if account_id in self._publishing:
-                        if isinstance(injected, StreamGap):
-                            self.gaps += 1
-                            self._owe(account_id, injected)
-                        elif heals is not None and heals.owed and account_id in heals.owed:
-                            heals.saw(account_id, injected)
-                        if isinstance(injected, Handover):  # the account's last item here
-                            for healed in self._healed_of(account_id):  # its heal done: first
-                                yield healed
-                            owed = heals.owed.get(account_id) if heals is not None else None
-                            if owed is not None:  # the new owner heals what this one could not
-                                injected = Handover(injected.giver, injected.taker, owed.gap)
-                            yield account_id, injected, text
-                            self._fence(account_id)
-                            continue
+        failover's gap ahead of its account's first item, as soon as it is made. Items are taken
+        from the fleet one at a time, when ready (`AsyncFleet.take`): no task per event; the worker
+        waits on the fleet and its own wake-ups only when the fleet has nothing ready."""
+        fleet, heals = self._fleet, self._heals
+        while not self._leases_ended.is_set():
+            if self._draining:  # between two takes: none of their items is out of the fleet unpublished
+                self._drained_accounts()
+            while self._injected:
+                account_id, injected, text = self._injected.popleft()
+                if account_id in self._publishing:
+                    if isinstance(injected, StreamGap):
+                        self.gaps += 1
+                        self._owe(account_id, injected)
+                    elif heals is not None and heals.owed and account_id in heals.owed:
+                        heals.saw(account_id, _typed(injected))
+                    if isinstance(injected, Handover):  # the account's last item here
+                        for healed in self._healed_of(account_id):  # its heal done: first
+                            yield healed
+                        owed = heals.owed.get(account_id) if heals is not None else None
+                        if owed is not None:  # the new owner heals what this one could not
+                            injected = Handover(injected.giver, injected.taker, owed.gap)
                         yield account_id, injected, text
-                while self._healed:
-                    reconciled = self._reconciled(self._healed.popleft())
-                    if reconciled is not None:
-                        yield reconciled
-                if next_item is None:
-                    next_item = asyncio.ensure_future(anext(fleet_items))
-                self._wake.clear()
-                woken = asyncio.ensure_future(self._wake.wait())
-                await asyncio.wait({next_item, woken}, return_when=asyncio.FIRST_COMPLETED)
-                woken.cancel()
-                if not next_item.done():
-                    continue
-                try:
-                    account_id, item, text = next_item.result()
-                except StopAsyncIteration:
+                        self._fence(account_id)
+                        continue
+                    yield account_id, injected, text
+            while self._healed:
+                reconciled = self._reconciled(self._healed.popleft())
+                if reconciled is not None:
+                    yield reconciled
+            taken = fleet.take()
+            if taken is None:
+                if fleet.ended:
                     return
-                finally:
-                    next_item = None
-                if account_id not in self._publishing:
-                    self.fenced += 1
-                    continue
-                held = self._held.get(account_id)
-                if held is not None:  # handed over to this worker: after its old owner's last item
-                    held.append((account_id, item, text))
-                    if len(held) > HANDOVER_HELD:
-                        self._handover_missed(account_id)
-                    continue
-                if isinstance(item, StreamGap):
-                    self.gaps += 1
-                    self._owe(account_id, item)
-                elif heals is not None and heals.owed and account_id in heals.owed:
-                    heals.saw(account_id, item)  # the accounts owing no heal: no cost here
-                yield account_id, item, text
+                await self._idle()
+                continue
+            account_id, item, text = taken
+            if account_id not in self._publishing:
+                self.fenced += 1
+                continue
+            held = self._held.get(account_id)
+            if held is not None:  # handed over to this worker: after its old owner's last item
+                held.append(taken)
+                if len(held) > HANDOVER_HELD:
+                    self._handover_missed(account_id)
+                continue
+            if isinstance(item, StreamGap):
+                self.gaps += 1
+                self._owe(account_id, item)
+            elif heals is not None and heals.owed and account_id in heals.owed:
+                heals.saw(account_id, _typed(item))  # the accounts owing no heal: no cost here
+            yield taken
+
+    async def _idle(self) -> None:
+        """Until the fleet may have an item ready, or the worker has one of its own to publish."""
+        self._wake.clear()
+        ready = asyncio.ensure_future(self._fleet.wait_ready())
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({ready, woken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if next_item is not None:
-                next_item.cancel()
+            ready.cancel()
+            woken.cancel()
 
     # -- status ----------------------------------------------------------------------------------
 
