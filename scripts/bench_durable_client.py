@@ -7,8 +7,9 @@ A spot fleet of N accounts with `keep_text=True` (keys and secrets of bench_flee
 "ready" on stdout once every account is subscribed, then takes EVENTS items from `fleet.with_text()`,
 saying "more" after each PER_ROUND of them (the process that pushes them waits for it). `sink`:
 the items go through `pump` into a `JetStreamSink` on stream NAME (subjects `<name lowercased>.>`),
-and the run ends when the last one is acknowledged; `none`: they are consumed and dropped (`raw`: the
-same from a fleet with `models=False`). Prints
+and the run ends when the last one is acknowledged (`claimed`: each account claimed first and the
+fleet without models, as a worker runs); `none`: they are consumed and dropped (`raw`: the same from
+a fleet with `models=False`). Prints
 one JSON line: the CPU this process used from "ready" to the end (`time.process_time()`), and for
 the sink its publish-to-acknowledgement latencies' p50 and p99 and what it lost.
 """
@@ -71,7 +72,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     done = asyncio.Event()
     result: dict[str, Any] = {"kind": args.kind, "accounts": args.n}
     async with fleet_of(
-        args.sim_url, args.n, subscribed, done, keep_text=True, models=args.kind != "raw"
+        args.sim_url, args.n, subscribed, done, keep_text=True, models=args.kind not in ("raw", "claimed")
     ) as fleet:
         await asyncio.wait_for(done.wait(), args.timeout)
         if args.kind in ("sink", "claimed"):
