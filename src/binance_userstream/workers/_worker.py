@@ -187,6 +187,8 @@ class Worker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._publishing: set[str] = set()  # leased and not fenced: their items are published
         self._in_fleet: set[str] = set()
+        # Taken back while the fleet still hands out what it had of them: added again once it is out.
+        self._readd: set[str] = set()
         # Handed over by this worker: the new owner, and when the drain gives up; the accounts whose
         # `Handover` is on its way; accounts handed over to this worker, their items held until the
         # old owner's `Handover` (or `HANDOVER_WAIT`).
@@ -397,7 +399,11 @@ class Worker:
         self._publishing.add(account_id)
         if account_id not in self._in_fleet:
             self._in_fleet.add(account_id)
-            self._fleet.add(self._accounts[account_id])
+            if self._fleet.holds(account_id):  # removed a moment ago, its last items on their way out
+                self._readd.add(account_id)
+                self._wake.set()
+            else:
+                self._fleet.add(self._accounts[account_id])
 
     def _stop(self, change: Stop) -> None:
         account_id = change.account_id
@@ -407,12 +413,18 @@ class Worker:
             loop = asyncio.get_running_loop()
             late = loop.call_later(HANDOVER_DRAIN, self._drain_late, account_id)
             self._draining[account_id] = (change.to, late)
-            if account_id in self._in_fleet:
-                self._in_fleet.discard(account_id)
-                self._fleet.remove(account_id)
+            self._leave_fleet(account_id)
             self._wake.set()
             return
         self._fence(account_id)
+
+    def _leave_fleet(self, account_id: str) -> None:
+        if account_id in self._readd:  # not back in the fleet yet
+            self._readd.discard(account_id)
+            self._in_fleet.discard(account_id)
+        elif account_id in self._in_fleet:
+            self._in_fleet.discard(account_id)
+            self._fleet.remove(account_id)
 
     def _drained_accounts(self) -> None:
         """The accounts being handed over whose last item the fleet has handed out: their `Handover`
@@ -504,9 +516,7 @@ class Worker:
             claiming.cancel()
         self._publishing.discard(account_id)  # fenced from now: not one more item of it is published
         self._starting.discard(account_id)
-        if account_id in self._in_fleet:
-            self._in_fleet.discard(account_id)
-            self._fleet.remove(account_id)
+        self._leave_fleet(account_id)
 
     def _claimed_by_another(self, account_id: str) -> None:
         """The log refused the account's items: another worker claimed it, so this one's lease is
@@ -553,6 +563,9 @@ class Worker:
         while not self._leases_ended.is_set():
             if self._draining:  # between two takes: none of their items is out of the fleet unpublished
                 self._drained_accounts()
+            for account_id in [a for a in self._readd if not fleet.holds(a)]:
+                self._readd.discard(account_id)
+                fleet.add(self._accounts[account_id])
             while self._injected:
                 account_id, injected, text = self._injected.popleft()
                 if account_id in self._publishing:
