@@ -165,29 +165,6 @@ def test_removing_an_account_hands_out_what_it_buffered_and_no_gap() -> None:
     assert server.core.accounts() == ["b"]
 
 
-def test_a_removed_account_is_held_until_its_last_buffered_item_is_handed_out() -> None:
-    server = fleet("spot")
-    add(server, "a", "b")
-    server.push("a")
-    server.push("a")
-    server.apply(server.core.remove("a", server.now))
-    assert server.core.holds("a")  # what a worker handing it over must still publish
-    first = server.core.pop(server.now)
-    assert first is not None
-    assert first[0] == "a"
-    assert server.core.holds("a")
-    assert numbers(drain(server), "a") == [2]
-    assert not server.core.holds("a")
-    assert server.core.holds("b")
-
-
-def test_a_removed_account_with_nothing_buffered_is_let_go_at_once() -> None:
-    server = fleet("spot")
-    add(server, "a")
-    server.apply(server.core.remove("a", server.now))
-    assert not server.core.holds("a")
-
-
 # -- shared bounds ---------------------------------------------------------------------------------
 
 

@@ -134,7 +134,7 @@ def test_a_renewal_whose_answer_was_lost_but_landed_keeps_the_lease() -> None:
 def test_seeing_another_owner_on_the_watch_stops_at_once() -> None:
     core, _ = holding(["a"])
     assert core.observe(ACCOUNTS + "a", LeaseValue("w2").encode(), 4, at=1.5) == [
-        Stop("a", "lease now held by w2", "w2")
+        Stop("a", "lease now held by w2")
     ]
 
 
@@ -188,7 +188,7 @@ def test_a_planned_handover_is_make_before_break() -> None:
     log = [(worker, change) for worker, change in cluster.log if change.account_id == moved]
     assert log[-2:] == [
         ("w2", Start(moved, after_failover=False)),
-        ("w1", Stop(moved, "lease now held by w2", "w2")),
+        ("w1", Stop(moved, "lease now held by w2")),
     ]
 
 

@@ -144,7 +144,7 @@ def test_a_joining_worker_is_handed_a_fair_share_make_before_break(nats_server: 
         events = [(worker, change) for _, worker, change in log if change.account_id == account]
         assert events[-2:] == [
             ("w2", Start(account, after_failover=False)),
-            ("w1", Stop(account, "lease now held by w2", "w2")),
+            ("w1", Stop(account, "lease now held by w2")),
         ]
     assert overlaps_but_handovers(log) == []
 

@@ -297,11 +297,6 @@ class AsyncFleet:
         if driver.loop is not None and not driver.ended:
             driver.spawn(driver.stop_tenant(tenant), "stop-account")
 
-    def holds(self, account_id: str) -> bool:
-        """Whether `account_id` is in the fleet, or was removed and some of its items are still to
-        be handed out (a worker handing it over publishes them first)."""
-        return self._driver.core.holds(account_id)
-
     async def rest_client(self, account_id: str) -> AsyncUserDataStream:
         """`account_id`'s REST client, as the fleet uses it for the account's listenKey or
         listenToken: its own key and signer, the fleet's HTTP transport, retry policy, backoff gate

@@ -5,8 +5,7 @@ refuses it (ValueError) before anything is sent.
 
 Subjects are `<prefix>.<market>.<account id>.<event wire name>` (the event's `e`), with `_gap`,
 `_reconciled` and `_error` for what the library adds in-band, `_owner` for a worker's claim of the
-account (`JetStreamSink.claim`), `_handover` for a worker's last message of an account it handed
-over (`Handover`) and `_unknown` for an event with no `e`: one account's items share
+account (`JetStreamSink.claim`) and `_unknown` for an event with no `e`: one account's items share
 a subject prefix, so a consumer filters on one account (`binance.spot.acct-1.>`), one market
 (`binance.spot.>`) or only gaps (`binance.*.*._gap`).
 
@@ -55,22 +54,6 @@ GAP, RECONCILED, ERROR, UNKNOWN = "_gap", "_reconciled", "_error", "_unknown"
 #: The subject's last token of an account's owner messages: which worker publishes it from there
 #: on (`JetStreamSink.claim`); every later message of the account is refused unless it names it.
 OWNER = "_owner"
-#: The subject's last token of a worker's last message of an account it handed over (`Handover`).
-HANDOVER = "_handover"
-
-
-@attrs.frozen
-class Handover:
-    """A worker's last item of an account it handed over to another, `giver` to `taker`: whatever
-    the giver received before the taker's stream went live is before it in the log, and the taker
-    publishes the account's events after it (so the log stays in order while both receive them).
-    `gap`: a gap the giver published and has not followed with its Reconciled yet: the taker owes it."""
-
-    giver: str
-    taker: str
-    gap: StreamGap | None = None
-
-
 #: The headers every message carries (besides `Nats-Msg-Id`); the event time only when known.
 ACCOUNT_HEADER = "Binance-Account"
 MARKET_HEADER = "Binance-Market"
@@ -141,22 +124,6 @@ def gap_json(gap: StreamGap) -> dict[str, Any]:
         "dropped": gap.dropped,
         "description": gap.describe(),
     }
-
-
-def gap_of(value: object, at: float) -> StreamGap | None:
-    """The StreamGap a `gap_json` object describes, None if it is none; its times become `at` (the
-    reader's clock: another process's are not comparable)."""
-    if not isinstance(value, dict):
-        return None
-    reason = value.get("reason")
-    dropped = value.get("dropped")
-    return StreamGap(
-        reason if reason in _WHY else "failover",
-        at,
-        at,
-        last_event_time=event_time_of(value.get("last_event_time")),
-        dropped=dropped if type(dropped) is int and dropped >= 0 else 0,
-    )
 
 
 def error_json(error: BaseException) -> dict[str, Any]:
@@ -241,7 +208,7 @@ class Addresses:
         self._bases: dict[str, str] = {}
         self._fixed: dict[str, str] = {}  # an account's header lines that every message repeats
         self._worker_line = "" if self.worker is None else f"{WORKER_HEADER}: {self.worker}\r\n"
-        self._names: set[str] = {GAP, RECONCILED, ERROR, UNKNOWN, OWNER, HANDOVER}
+        self._names: set[str] = {GAP, RECONCILED, ERROR, UNKNOWN, OWNER}
 
     def _base(self, account_id: str) -> str:
         base = self._bases.get(account_id)
@@ -322,7 +289,4 @@ def _special(item: object) -> tuple[str, int | None, Callable[[], Any] | None]:
         return RECONCILED, item.state.as_of, lambda: _plain(item)
     if isinstance(item, BaseException):
         return ERROR, None, lambda: error_json(item)
-    if isinstance(item, Handover):
-        owed = None if item.gap is None else gap_json(item.gap)
-        return HANDOVER, None, lambda: {"from": item.giver, "to": item.taker, "gap": owed}
     return UNKNOWN, event_time_of(getattr(item, "event_time", None)), getattr(item, "to_dict", None)

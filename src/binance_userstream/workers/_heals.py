@@ -32,7 +32,7 @@ rule is tested without sockets (tests/test_worker_heals.py). The rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from attrs import define, field, frozen
 
@@ -164,14 +164,13 @@ class Heals:
 
     # -- when to heal ----------------------------------------------------------------------------
 
-    def ready(self, now: float, held: Container[str] = ()) -> list[Begin]:
-        """The heals to start now: those owed and due, oldest first, within `concurrency`; none of
-        the accounts `held` (being handed over: their new owner heals them)."""
+    def ready(self, now: float) -> list[Begin]:
+        """The heals to start now: those owed and due, oldest first, within `concurrency`."""
         begins: list[Begin] = []
         for account_id, owed in self.owed.items():
             if self._running >= self.concurrency:
                 break
-            if owed.run is None and owed.due <= now and account_id not in held:
+            if owed.run is None and owed.due <= now:
                 self._runs += 1
                 owed.run, owed.stale_run, owed.mirror = self._runs, False, None
                 self._running += 1
@@ -226,13 +225,6 @@ class Heals:
         return Reconciled(
             gap=owed.gap, changes=(), recovered_trades=healed.recovered_trades, state=healed.state
         )
-
-    def interrupted(self, account_id: str, run: int) -> None:
-        """Heal `run` stopped short through no fault of its own (the account is being handed over):
-        it is still owed, as it was, for whoever heals the account next."""
-        owed = self._current(account_id, run)
-        if owed is not None:
-            self._end_run(owed)
 
     def failed(self, account_id: str, run: int, error: BaseException, now: float) -> float | None:
         """Heal `run` failed with `error`: the seconds until its next attempt, or None when it is

@@ -164,13 +164,10 @@ class Start:
 
 @frozen
 class Stop:
-    """Stop publishing account `account_id` now; `why` says it in a few words (for the log). `to`:
-    the worker the lease moved to, when another took it over (a handover: it waits for this one's
-    last items before it publishes its own)."""
+    """Stop publishing account `account_id` now; `why` says it in a few words (for the log)."""
 
     account_id: str
     why: str
-    to: str | None = None
 
 
 Change = Start | Stop
@@ -634,16 +631,16 @@ class LeaseCore:
         owner = None if value is None else value.owner
         if lease.held and owner != self.worker_id:
             lease.held = False
-            out += self._stop(account, lease, f"lease now held by {owner or 'nobody'}", to=owner)
+            out += self._stop(account, lease, f"lease now held by {owner or 'nobody'}")
         elif (
             lease.publishing and owner != self.worker_id and (value is None or value.offer != self.worker_id)
         ):
             out += self._stop(account, lease, "offer withdrawn")
         return out
 
-    def _stop(self, account: str, lease: _Lease, why: str, *, to: str | None = None) -> list[LeaseAction]:
+    def _stop(self, account: str, lease: _Lease, why: str) -> list[LeaseAction]:
         lease.held, lease.ready = False, False
         if not lease.publishing:
             return []
         lease.publishing = False
-        return [Stop(account, why, to)]
+        return [Stop(account, why)]

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import os
 import re
@@ -60,14 +59,7 @@ from binance_userstream.fleet import Account, AsyncFleet
 from binance_userstream.fleet._core import FleetItem
 from binance_userstream.sink import JetStreamSink, pump
 from binance_userstream.sink._jetstream import DEFAULT_STREAM, _import_nats
-from binance_userstream.sink._subjects import (
-    DEFAULT_PREFIX,
-    EVENT_TIME_HEADER,
-    HANDOVER,
-    Handover,
-    event_time_of,
-    gap_of,
-)
+from binance_userstream.sink._subjects import DEFAULT_PREFIX, EVENT_TIME_HEADER, event_time_of
 from binance_userstream.stream._core import StreamEvent, StreamEventKind
 from binance_userstream.stream._gap import StreamGap
 from binance_userstream.stream._raw import RawEvent
@@ -81,15 +73,10 @@ log = logging.getLogger("binance_userstream.workers")
 CONNECT_ATTEMPTS, CONNECT_TIMEOUT = 3, 2.0
 #: The publish latencies `status()` summarizes: the last this many.
 LATENCIES = 10_000
-#: Seconds an account handed over to another worker may still be published here at most: its
-#: subscription ends at once, and what the fleet had received of it before (on its way through the
-#: fleet and the sink: milliseconds as a rule, seconds on a machine short of CPU) is published, then
-#: the account's `Handover`. Past this, the rest is dropped and the new owner, told nothing, gaps.
-HANDOVER_DRAIN = 10.0
-#: Seconds the new owner of an account handed over waits for the old owner's `Handover` (holding
-#: the account's events meanwhile, at most `HANDOVER_HELD` of them) before it publishes them after
-#: a gap instead: the old owner died, or could not drain in time.
-HANDOVER_WAIT, HANDOVER_HELD = 15.0, 10_000
+#: Seconds an account handed over to another worker is still published here: what this worker
+#: received before the new owner's stream went live may still be on its way through the fleet and
+#: the sink (milliseconds, as a rule); the events both publish meanwhile are stored once.
+HANDOVER_DRAIN = 2.0
 #: Accounts taken at once: each dated (a failover's: a request for its last message in the log)
 #: and claimed (two more); the longest wait between retries of a claim that failed (seconds).
 CLAIMS_AT_ONCE, CLAIM_RETRY_CAP = 64, 5.0
@@ -187,20 +174,11 @@ class Worker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._publishing: set[str] = set()  # leased and not fenced: their items are published
         self._in_fleet: set[str] = set()
-        # Taken back while the fleet still hands out what it had of them: added again once it is out.
-        self._readd: set[str] = set()
-        # Handed over by this worker: the new owner, and when the drain gives up; the accounts whose
-        # `Handover` is on its way; accounts handed over to this worker, their items held until the
-        # old owner's `Handover` (or `HANDOVER_WAIT`).
-        self._draining: dict[str, tuple[str, asyncio.TimerHandle]] = {}
-        self._drained = asyncio.Event()
-        self._held: dict[str, deque[tuple[str, FleetItem, str | None]]] = {}
-        self._awaiting: dict[str, asyncio.TimerHandle] = {}
+        self._draining: dict[str, asyncio.TimerHandle] = {}  # handed over, published a little longer
         self._starting: set[str] = set()  # started on a handover, not yet live here
         self._claiming: dict[str, asyncio.Task[None]] = {}  # started, claiming the account in the log
         self._claim_slots = asyncio.Semaphore(CLAIMS_AT_ONCE)
-        # Ahead of the fleet's items: failover gaps, handovers, the items held until a handover.
-        self._injected: deque[tuple[str, FleetItem | Handover, str | None]] = deque()
+        self._injected: deque[tuple[str, FleetItem]] = deque()  # failover gaps, ahead of the fleet's items
         self._wake = asyncio.Event()
         self._leases_ended = asyncio.Event()
         self._done = asyncio.Event()
@@ -209,7 +187,6 @@ class Worker:
         self._heals = self._heal_rules(heal_concurrency, heal_symbols, fleet_options.get("retry"))
         self._healed: deque[tuple[str, int, Snapshot, Recovery, list[Trade]]] = deque()
         self._heal_wake = asyncio.Event()
-        self._handover_sub: Any = None
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, market={self.market!r}, accounts={len(self._publishing)})"
@@ -243,8 +220,6 @@ class Worker:
                 on_fenced=self._claimed_by_another,
             )
             await self._sink.start()
-            handovers = f"{self._prefix}.{self.market}.*.{HANDOVER}"
-            self._handover_sub = await self._client.subscribe(handovers, cb=self._on_handover)
             await self._fleet.__aenter__()
             self._leases = Leases(
                 self._client,
@@ -313,12 +288,13 @@ class Worker:
                 if self._on_change is not None:
                     self._on_change(change)
             if self._draining:  # leaving: what the last handovers still drain goes out first
-                self._drained.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._drained.wait(), HANDOVER_DRAIN)
+                await asyncio.sleep(HANDOVER_DRAIN)
         finally:
             for account_id in list(self._publishing):
                 self._fence(account_id)
+            for handle in self._draining.values():
+                handle.cancel()
+            self._draining.clear()
             self._leases_ended.set()
             self._wake.set()
 
@@ -326,7 +302,7 @@ class Worker:
         account_id = change.account_id
         draining = self._draining.pop(account_id, None)
         if draining is not None:
-            draining[1].cancel()
+            draining.cancel()
         earlier = self._claiming.pop(account_id, None)
         if earlier is not None:
             earlier.cancel()
@@ -389,134 +365,34 @@ class Worker:
         account_id = change.account_id
         if change.after_failover:
             now = self._clock()
-            self._injected.append((account_id, StreamGap("failover", now, now, last_event_time=after), None))
+            self._injected.append((account_id, StreamGap("failover", now, now, last_event_time=after)))
             self._wake.set()
-        else:  # a handover: its events are held until the old owner's last one is in the log
+        else:
             self._starting.add(account_id)
-            self._held[account_id] = deque()
-            loop = asyncio.get_running_loop()
-            self._awaiting[account_id] = loop.call_later(HANDOVER_WAIT, self._handover_missed, account_id)
         self._publishing.add(account_id)
         if account_id not in self._in_fleet:
             self._in_fleet.add(account_id)
-            if self._fleet.holds(account_id):  # removed a moment ago, its last items on their way out
-                self._readd.add(account_id)
-                self._wake.set()
-            else:
-                self._fleet.add(self._accounts[account_id])
+            self._fleet.add(self._accounts[account_id])
 
     def _stop(self, change: Stop) -> None:
         account_id = change.account_id
-        if change.to is not None and account_id in self._publishing and account_id not in self._held:
-            # Handed over: the new owner is live and holds the account's events until this worker's
-            # `Handover`. Nothing more is received here; what was, goes out first, then the Handover.
+        if change.why.startswith("lease now held by") and account_id in self._publishing:
+            # Handed over: the new owner is live; what came here before it did goes out first.
             loop = asyncio.get_running_loop()
-            late = loop.call_later(HANDOVER_DRAIN, self._drain_late, account_id)
-            self._draining[account_id] = (change.to, late)
-            self._leave_fleet(account_id)
-            self._wake.set()
+            self._draining[account_id] = loop.call_later(HANDOVER_DRAIN, self._fence, account_id)
             return
         self._fence(account_id)
-
-    def _leave_fleet(self, account_id: str) -> None:
-        if account_id in self._readd:  # not back in the fleet yet
-            self._readd.discard(account_id)
-            self._in_fleet.discard(account_id)
-        elif account_id in self._in_fleet:
-            self._in_fleet.discard(account_id)
-            self._fleet.remove(account_id)
-
-    def _drained_accounts(self) -> None:
-        """The accounts being handed over whose last item the fleet has handed out: their `Handover`
-        goes next (the fence follows it: `_items`). Called only while no item taken from the fleet
-        waits to be published."""
-        for account_id, (taker, late) in list(self._draining.items()):
-            if not self._fleet.holds(account_id):
-                late.cancel()
-                del self._draining[account_id]
-                self._injected.append((account_id, Handover(self.worker_id, taker), None))
-
-    def _drain_late(self, account_id: str) -> None:
-        log.warning(
-            "worker %s: account %s: handed over, not drained within %g s: the rest is dropped (the new "
-            "owner publishes a gap)",
-            self.worker_id,
-            account_id,
-            HANDOVER_DRAIN,
-        )
-        self._fence(account_id)
-
-    def _healed_of(self, account_id: str) -> list[tuple[str, object, str | None]]:
-        """The Reconciled of `account_id` whose heal is done and not yet published (taken out)."""
-        mine = [entry for entry in self._healed if entry[0] == account_id]
-        if not mine:
-            return []
-        self._healed = deque(entry for entry in self._healed if entry[0] != account_id)
-        return [r for r in map(self._reconciled, mine) if r is not None]
-
-    async def _on_handover(self, msg: Any) -> None:
-        """A worker's `Handover` of an account in the log: if to this worker, publish the account."""
-        account_id = msg.subject.split(".")[-2]
-        if account_id in self._held:
-            try:
-                handover = json.loads(msg.data)
-                taker, owed = handover.get("to"), gap_of(handover.get("gap"), self._clock())
-            except (ValueError, AttributeError):
-                return
-            if taker == self.worker_id:
-                self._release(account_id, None, owed)
-
-    def _release(self, account_id: str, gap: StreamGap | None, owed: StreamGap | None = None) -> None:
-        """Publish the events held of an account handed over to this worker (after `gap`, if any);
-        `owed`: a gap the old owner published and did not heal, which this worker heals."""
-        held = self._held.pop(account_id, None)
-        awaiting = self._awaiting.pop(account_id, None)
-        if awaiting is not None:
-            awaiting.cancel()
-        if held is None:
-            return
-        if gap is not None:
-            self._injected.append((account_id, gap, None))
-        self._injected.extend(held)
-        if owed is not None:
-            self._owe(account_id, owed)
-        self._wake.set()
-
-    def _handover_missed(self, account_id: str) -> None:
-        """No `Handover` came for an account handed over to this worker (its old owner died, or
-        could not drain): its held events go out after a gap, dated like a failover's."""
-        waiting = self._awaiting.pop(account_id, None)
-        if waiting is None or account_id not in self._held:  # released, fenced, or already missed
-            return
-        waiting.cancel()
-        log.warning(
-            "worker %s: account %s: no handover from its old owner: a gap first", self.worker_id, account_id
-        )
-
-        async def date_and_release() -> None:
-            after = await self._last_event_time(account_id)
-            now = self._clock()
-            self._release(account_id, StreamGap("failover", now, now, last_event_time=after))
-
-        task = asyncio.create_task(date_and_release(), name=f"worker: handover missed {account_id}")
-        self._tasks.append(task)
 
     def _fence(self, account_id: str) -> None:
-        draining = self._draining.pop(account_id, None)
-        if draining is not None:
-            draining[1].cancel()
-        if not self._draining:
-            self._drained.set()
-        self._held.pop(account_id, None)
-        awaiting = self._awaiting.pop(account_id, None)
-        if awaiting is not None:
-            awaiting.cancel()
+        self._draining.pop(account_id, None)
         claiming = self._claiming.pop(account_id, None)
         if claiming is not None:
             claiming.cancel()
         self._publishing.discard(account_id)  # fenced from now: not one more item of it is published
         self._starting.discard(account_id)
-        self._leave_fleet(account_id)
+        if account_id in self._in_fleet:
+            self._in_fleet.discard(account_id)
+            self._fleet.remove(account_id)
 
     def _claimed_by_another(self, account_id: str) -> None:
         """The log refused the account's items: another worker claimed it, so this one's lease is
@@ -561,29 +437,13 @@ class Worker:
         waits on the fleet and its own wake-ups only when the fleet has nothing ready."""
         fleet, heals = self._fleet, self._heals
         while not self._leases_ended.is_set():
-            if self._draining:  # between two takes: none of their items is out of the fleet unpublished
-                self._drained_accounts()
-            for account_id in [a for a in self._readd if not fleet.holds(a)]:
-                self._readd.discard(account_id)
-                fleet.add(self._accounts[account_id])
             while self._injected:
-                account_id, injected, text = self._injected.popleft()
+                account_id, gap = self._injected.popleft()
                 if account_id in self._publishing:
-                    if isinstance(injected, StreamGap):
-                        self.gaps += 1
-                        self._owe(account_id, injected)
-                    elif heals is not None and heals.owed and account_id in heals.owed:
-                        heals.saw(account_id, _typed(injected))
-                    if isinstance(injected, Handover):  # the account's last item here
-                        for healed in self._healed_of(account_id):  # its heal done: first
-                            yield healed
-                        owed = heals.owed.get(account_id) if heals is not None else None
-                        if owed is not None:  # the new owner heals what this one could not
-                            injected = Handover(injected.giver, injected.taker, owed.gap)
-                        yield account_id, injected, text
-                        self._fence(account_id)
-                        continue
-                    yield account_id, injected, text
+                    self.gaps += 1
+                    if isinstance(gap, StreamGap):
+                        self._owe(account_id, gap)
+                    yield account_id, gap, None
             while self._healed:
                 reconciled = self._reconciled(self._healed.popleft())
                 if reconciled is not None:
@@ -594,15 +454,9 @@ class Worker:
                     return
                 await self._idle()
                 continue
-            account_id, item, text = taken
+            account_id, item, _ = taken
             if account_id not in self._publishing:
                 self.fenced += 1
-                continue
-            held = self._held.get(account_id)
-            if held is not None:  # handed over to this worker: after its old owner's last item
-                held.append(taken)
-                if len(held) > HANDOVER_HELD:
-                    self._handover_missed(account_id)
                 continue
             if isinstance(item, StreamGap):
                 self.gaps += 1
@@ -747,7 +601,7 @@ class Worker:
                     heals.drop(account_id)  # fenced: owes nothing
                 now = self._clock()
                 if self._client is not None and self._client.is_connected:
-                    for begin in heals.ready(now, self._draining):
+                    for begin in heals.ready(now):
                         task = asyncio.create_task(
                             self._heal(heals, begin), name=f"worker: heal {begin.account_id}"
                         )
@@ -776,9 +630,7 @@ class Worker:
                 return
             trades = await run_plan(uds, trades_plan(family, recovery))
         except (UserStreamError, KeyError) as error:
-            if isinstance(error, KeyError) and account_id in self._draining:  # its new owner heals it
-                heals.interrupted(account_id, run)
-            elif isinstance(error, KeyError):  # the account left the fleet: fenced
+            if isinstance(error, KeyError):  # the account left the fleet: fenced
                 heals.drop(account_id)
             else:
                 heals.failed(account_id, run, error, self._clock())
