@@ -123,6 +123,8 @@ async def test_one_worker_publishes_every_accounts_events_after_a_gap_for_its_ta
     async with worker(live, nats_server, members, "w1") as one:
         await until(lambda: one.status().accounts == 3 and live.subscriptions() == 3 and healed(one))
         await push_and_wait(live, nats_server.url, 3, 100, total=9)
+        # In the log is not yet acknowledged: a batch's last items are, once it ends (2 ms idle).
+        await until(lambda: one.status().published == 9)
         status = one.status()
     log = by_account(await read_log(nats_server.url))
     for n in range(3):
