@@ -36,7 +36,7 @@ import attrs
 
 from binance_userstream._secrets import server_text
 from binance_userstream.account._state import Reconciled
-from binance_userstream.stream._decode import MAX_EVENT_TIME, unwrap
+from binance_userstream.stream._decode import millis, unwrap
 from binance_userstream.stream._gap import _WHY, StreamGap
 
 #: The default first token of every subject.
@@ -86,16 +86,6 @@ def check_prefix(value: str) -> str:
             f"subject prefix {str(value)[:70]!r} is not dot-separated letters, digits, '_' or '-'"
         )
     return value
-
-
-def event_time_of(value: object) -> int | None:
-    """An event time in milliseconds from a model's `event_time` (USD-M sometimes sends a string of
-    digits), or None when it is missing or unusable."""
-    if type(value) is str and 0 < len(value) < 20 and value.isascii() and value.isdigit():
-        value = int(value)
-    if type(value) is int and 0 < value < MAX_EVENT_TIME:
-        return value
-    return None
 
 
 def _plain(value: Any) -> Any:
@@ -272,7 +262,7 @@ class Addresses:
         base = self._base(account_id)
         wire = getattr(item, "event_type", None)
         if type(wire) is str:  # an event: the common case first
-            kind, when = self._name(wire), event_time_of(getattr(item, "event_time", None))
+            kind, when = self._name(wire), millis(getattr(item, "event_time", None))
             body: Callable[[], Any] | None = getattr(item, "to_dict", None)
         else:
             kind, when, body = _special(item)
@@ -289,4 +279,4 @@ def _special(item: object) -> tuple[str, int | None, Callable[[], Any] | None]:
         return RECONCILED, item.state.as_of, lambda: _plain(item)
     if isinstance(item, BaseException):
         return ERROR, None, lambda: error_json(item)
-    return UNKNOWN, event_time_of(getattr(item, "event_time", None)), getattr(item, "to_dict", None)
+    return UNKNOWN, millis(getattr(item, "event_time", None)), getattr(item, "to_dict", None)

@@ -59,8 +59,9 @@ from binance_userstream.fleet import Account, AsyncFleet
 from binance_userstream.fleet._core import FleetItem
 from binance_userstream.sink import JetStreamSink, pump
 from binance_userstream.sink._jetstream import DEFAULT_STREAM, _import_nats
-from binance_userstream.sink._subjects import DEFAULT_PREFIX, EVENT_TIME_HEADER, event_time_of
+from binance_userstream.sink._subjects import DEFAULT_PREFIX, EVENT_TIME_HEADER
 from binance_userstream.stream._core import StreamEvent, StreamEventKind
+from binance_userstream.stream._decode import millis
 from binance_userstream.stream._gap import StreamGap
 from binance_userstream.stream._raw import RawEvent
 from binance_userstream.workers._heals import HEAL_CONCURRENCY, Begin, Heals
@@ -565,7 +566,7 @@ class Worker:
             if type(error).__name__ != "NotFoundError":
                 log.warning("account %s: the log's last event time is unknown: %s", account_id, error)
             return None
-        return event_time_of((last.headers or {}).get(EVENT_TIME_HEADER))
+        return millis((last.headers or {}).get(EVENT_TIME_HEADER))
 
     def _reconciled(
         self, answers: tuple[str, int, Snapshot, Recovery, list[Trade]]
