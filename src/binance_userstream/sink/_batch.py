@@ -51,7 +51,9 @@ class Answer(NamedTuple):
     problem: str = ""
 
 
-def _refusal(error: Any) -> tuple[int, str]:
+def refusal(error: Any) -> tuple[int, str]:
+    """A JetStream error (`{"code", "err_code", "description"}`, or anything else) as its error
+    code (0 if none) and why in words (`refused: <description>`, at most 200 characters of it)."""
     if isinstance(error, dict):
         code = error.get("err_code")
         return (code if type(code) is int else 0), f"refused: {str(error.get('description'))[:200]}"
@@ -73,13 +75,13 @@ def answer(data: bytes) -> Answer:
         flow = value.get("msgs")
         return Answer("ack", seq, flow=flow if type(flow) is int and flow > 0 else 1)
     if kind == "err":
-        code, problem = _refusal(value.get("error"))
+        code, problem = refusal(value.get("error"))
         return Answer("err", seq, code=code, problem=problem)
     if kind == "gap":
         first = value.get("last_seq")
         return Answer("gap", seq, first=first if type(first) is int else 1)
     if "error" in value:
-        code, problem = _refusal(value["error"])
+        code, problem = refusal(value["error"])
         return Answer("error", code=code, problem=problem)
     count = value.get("count")
     if "batch" in value and type(count) is int:

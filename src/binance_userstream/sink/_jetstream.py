@@ -57,6 +57,7 @@ from binance_userstream.sink._batch import (
     Batch,
     answer,
     parse_reply,
+    refusal,
 )
 from binance_userstream.sink._protocol import Lost, Sink
 from binance_userstream.sink._subjects import (
@@ -425,10 +426,7 @@ class JetStreamSink:
         elif kind == "err":
             record = pending.pop(batch.number(said.seq), None) if 0 < said.seq <= batch.sent else None
             if record is not None:
-                if said.problem.startswith("refused: wrong last sequence"):
-                    self._refused_by_fence(record, said.problem)
-                else:
-                    self._lose(record, said.problem)
+                self._refuse(record, said.problem)
         elif kind == "gap":
             for n in batch.numbers(said.first, said.seq - 1):
                 record = pending.pop(n, None)
@@ -513,17 +511,23 @@ class JetStreamSink:
             return
         data = msg.data
         problem = _problem(msg.headers, data)
-        if problem is not None and problem.startswith("refused: wrong last sequence"):
-            self._refused_by_fence(record, problem)
-        elif problem is None:
+        if problem is None:
             self.delivered += 1
             if b'"duplicate"' in data:
                 self.duplicates += 1
             if self.latencies is not None and self._loop is not None:
                 self.latencies.append(self._loop.time() - record[2])
         else:
-            self._lose(record, problem)
+            self._refuse(record, problem)
         self._after_settle()
+
+    def _refuse(self, record: _Record, problem: str) -> None:
+        """The server refused an item (alone or in a batch): fenced when its claim's condition failed,
+        else lost."""
+        if problem.startswith("refused: wrong last sequence"):
+            self._refused_by_fence(record, problem)
+        else:
+            self._lose(record, problem)
 
     def _refused_by_fence(self, record: _Record, problem: str) -> None:
         """The server refused an item sent on condition of the account's owner message."""
@@ -728,8 +732,7 @@ def _problem(headers: dict[str, str] | None, data: bytes) -> str | None:
             return "refused: an answer that is not JSON"
         error = answer.get("error") if isinstance(answer, dict) else None
         if error is not None:
-            description = error.get("description") if isinstance(error, dict) else error
-            return f"refused: {str(description)[:200]}"
+            return refusal(error)[1]
     return None
 
 
