@@ -369,31 +369,21 @@ class AsyncFleet:
         if not self._keep_text:
             raise ValueError("with_text() needs AsyncFleet(..., keep_text=True) or models=False")
         driver = self._driver
-        core, now = driver.core, driver.now
         while True:
-            popped = core.pop(now())
-            if popped is None:  # nothing ready: the only await of an item's way
+            taken = self.take()
+            if taken is None:  # nothing ready: the only await of an item's way
                 if driver.ended:
                     return
                 await driver.wait_ready()
                 continue
-            account_id, item = popped
-            if isinstance(item, StreamGap | BaseException):
-                _log_item(account_id, item)
-            yield account_id, item, core.popped_text
+            yield taken
 
     def take(self) -> tuple[str, FleetItem, str | None] | None:
         """The next item `with_text` would give if one is ready now, else None (see `ended`, and
         `wait_ready` to wait): for a consumer that waits on more than the fleet, without a task per
         item. Needs `keep_text=True` (or `models=False`)."""
-        driver = self._driver
-        popped = driver.core.pop(driver.now())
-        if popped is None:
-            return None
-        account_id, item = popped
-        if isinstance(item, StreamGap | BaseException):
-            _log_item(account_id, item)
-        return account_id, item, driver.core.popped_text
+        popped = self._pop()
+        return None if popped is None else (*popped, self._driver.core.popped_text)
 
     async def wait_ready(self) -> None:
         """Return when an item may be ready to `take`, or the fleet ended."""
@@ -406,15 +396,22 @@ class AsyncFleet:
 
     async def _next(self) -> tuple[str, FleetItem]:
         driver = self._driver
-        popped = driver.core.pop(driver.now())
+        popped = self._pop()
         while popped is None:
             if driver.ended:
                 raise StopAsyncIteration
             await driver.wait_ready()
-            popped = driver.core.pop(driver.now())
-        account_id, item = popped
-        if isinstance(item, StreamGap | BaseException):
-            _log_item(account_id, item)
+            popped = self._pop()
+        return popped
+
+    def _pop(self) -> tuple[str, FleetItem] | None:
+        """The next item ready, if any; a gap or an account's error logged as it is handed out."""
+        driver = self._driver
+        popped = driver.core.pop(driver.now())
+        if popped is not None:
+            account_id, item = popped
+            if isinstance(item, StreamGap | BaseException):
+                _log_item(account_id, item)
         return popped
 
     def close(self) -> None:
