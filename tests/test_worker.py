@@ -116,6 +116,16 @@ async def until_logged(nats_url: str, events: dict[str, int]) -> None:
             await asyncio.sleep(0.05)
 
 
+async def test_an_account_taken_after_a_failover_counts_as_healing_from_the_take_before_its_gap_goes_out(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    members = accounts(live, 1)
+    one = worker(live, nats_server, members, "w1")  # not started: nothing takes the gap out
+    one._begin(Start(members[0].id, after_failover=True), after=None)
+    assert one.status().accounts == 1
+    assert one.status().healing == 1  # a status read here must not say that nothing is owed
+
+
 async def test_one_worker_publishes_every_accounts_events_after_a_gap_for_its_takeover(
     live: Simulator, nats_server: NatsServer
 ) -> None:

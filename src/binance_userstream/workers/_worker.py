@@ -511,8 +511,18 @@ class Worker:
             fenced=self.fenced,
             lease_changes=self.lease_changes,
             reconciled=self._heals.reconciled if self._heals is not None else 0,
-            healing=len(self._heals) if self._heals is not None else 0,
+            healing=self._healing(),
         )
+
+    def _healing(self) -> int:
+        """The accounts owing a Reconciled: the heals' and those whose failover gap is made but not
+        yet published (it becomes the heals' when it goes out; counted from the take on, so that
+        no status between the take and the gap's turn says none is owed)."""
+        if self._heals is None:
+            return 0
+        owed = set(self._heals.owed)
+        owed.update(a for a, gap in self._injected if isinstance(gap, StreamGap) and a in self._publishing)
+        return len(owed)
 
     # -- healing: a Reconciled after every gap ---------------------------------------------------
 
