@@ -302,6 +302,101 @@ async def test_a_leaving_worker_hands_its_accounts_over_without_a_gap_or_a_lost_
         assert times == [1000 * i + n for i in range(1, sent + 1)], n
 
 
+async def handover_beside_a_flow(
+    live: Simulator, nats_server: NatsServer, one: Worker, *, stall: float, handed: bool
+) -> tuple[dict[str, list[tuple[str, str, Any]]], int]:
+    """`one` publishes 4 accounts while events flow to each (20 a second); its publishing stalls for
+    `stall` seconds (what it receives waits in its fleet, as on a machine short of CPU) from when w2
+    joins and is offered half of them; then, if `handed`, until the handovers are done, else 3 s
+    more. Returns each account's log, (event type, worker, payload) in order, and the rounds sent."""
+    members = accounts(live, 4)
+    sent, flowing = 0, True
+
+    async def flow() -> None:
+        nonlocal sent
+        while flowing:
+            sent += 1
+            for n in range(4):
+                live.push("spot", balance(1000 * sent + n), key(n))
+            await asyncio.sleep(0.05)
+
+    await until(lambda: one.status().accounts == 4 and live.subscriptions() == 4 and healed(one))
+    pusher = asyncio.create_task(flow())
+    sink = one._sink
+    assert sink is not None
+    publish, gate = sink.publish, asyncio.Event()
+
+    async def stalled(account_id: str, item: object, text: str | None) -> None:
+        await gate.wait()
+        await publish(account_id, item, text)
+
+    await asyncio.sleep(0.3)
+    sink.publish = stalled  # type: ignore[method-assign]
+    async with worker(live, nats_server, members, "w2") as two:
+        await until(lambda: two.status().accounts == 2)  # started: subscribed, or subscribing
+        await asyncio.sleep(stall)
+        gate.set()
+        if handed:
+            leases = two._leases
+            assert leases is not None
+            await until(lambda: one.status().accounts == 2 and len(leases.core.held) == 2)
+        else:
+            await asyncio.sleep(3.0)  # offers lapse (a second each) and are made again
+        await asyncio.sleep(0.5)
+        flowing = False
+        await pusher
+        last = {f"acct-{n}": 1000 * sent + n for n in range(4)}
+        await until_logged(nats_server.url, last)
+        await until(lambda: healed(one, two))
+    out: dict[str, list[tuple[str, str, Any]]] = defaultdict(list)
+    for msg in await read_log(nats_server.url):
+        account, kind = msg.headers["Binance-Account"], msg.headers["Binance-Event"]
+        out[account].append((kind, msg.headers["Binance-Worker"], json.loads(msg.data)))
+    return out, sent
+
+
+async def test_a_handover_from_an_old_owner_seconds_behind_loses_nothing_and_keeps_the_order(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    """The old owner lags 3 s behind what it received (longer than the offer waits, longer than any
+    fixed drain would): the new owner takes the account only once the old owner has published what
+    it received before, then publishes in order after it; no event is missing, none doubled, no gap."""
+    async with worker(live, nats_server, accounts(live, 4), "w1") as one:
+        log, sent = await handover_beside_a_flow(live, nats_server, one, stall=3.0, handed=True)
+    moved = [a for a, items in log.items() if any(w == "w2" for _, w, _ in items)]
+    assert len(moved) == 2
+    for account, items in log.items():
+        n = int(account.split("-")[1])
+        summary = [(kind, w, p.get("E")) for kind, w, p in items]
+        times = [p["E"] for kind, _, p in items if kind == "balanceUpdate"]
+        assert times == [1000 * i + n for i in range(1, sent + 1)], (account, summary)
+        assert [kind for kind, _, _ in items].count("_gap") == 1, account  # the first owner's takeover
+        if account in moved:  # w1's events, then w2's: never w1's after w2's
+            first = next(i for i, (_, w, _) in enumerate(items) if w == "w2")
+            assert {w for _, w, _ in items[first:]} == {"w2"}, (account, summary)
+
+
+async def test_a_new_owner_takes_no_account_whose_old_owner_never_marks_it_and_publishes_none_of_it(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    """An old owner that never answers (dead to the ask, or an earlier version): the offers lapse,
+    the new owner never takes the lease nor publishes the account, and the log stays whole."""
+    deaf = worker(live, nats_server, accounts(live, 4), "w1")
+
+    async def ignore(msg: Any) -> None:
+        pass
+
+    deaf._on_handover = ignore  # type: ignore[method-assign]
+    async with deaf as one:
+        log, sent = await handover_beside_a_flow(live, nats_server, one, stall=0.0, handed=False)
+        assert one.status().accounts == 4
+    for account, items in log.items():
+        n = int(account.split("-")[1])
+        assert {w for _, w, _ in items} == {"w1"}, account
+        times = [p["E"] for kind, _, p in items if kind == "balanceUpdate"]
+        assert times == [1000 * i + n for i in range(1, sent + 1)], account
+
+
 async def test_a_worker_that_dies_loses_its_accounts_to_another_which_starts_each_with_a_gap(
     live: Simulator, nats_server: NatsServer
 ) -> None:

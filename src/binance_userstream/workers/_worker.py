@@ -7,14 +7,14 @@ A worker ties three parts together, each tested on its own: `Leases` (which acco
 - A lease's `Start` adds the account to the fleet. Taken after a failover (its last owner stopped
   without handing it over), the account's first item in the log is a gap (`reason="failover"`):
   its events since the last owner's last one may be missing.
-- A planned handover is make-before-break: the lease moves to this worker (`Leases.started`) only
-  once the account's stream is live here, so its old owner stops after this one publishes; the
-  events both publish meanwhile have the same message ids, and JetStream keeps one of each.
-- A `Stop` fences the account: none of its items is published from then on, even those the fleet
-  had buffered; then the account leaves the fleet. At once when the lease lapsed or was refused
-  (another worker may be publishing it); `HANDOVER_DRAIN` seconds later when the lease moved to
-  a worker this one saw take it, by a handover: what arrived here before the new owner's stream
-  went live is published first.
+- A planned handover is make-before-break and ordered (`_handover`): once the account's stream is
+  live here, this worker holds its items and asks the old owner to mark the end of what it had
+  received; once the old owner has published that and said so, this worker publishes what it held
+  (the events both publish have the same message ids: JetStream keeps one of each) and takes the
+  lease (`Leases.started`). No answer: the lease is not taken (the offer lapses).
+- A `Stop` fences the account at once: none of its items is published from then on, even those the
+  fleet had buffered; then the account leaves the fleet. After a handover, the new owner has every
+  one of them (it received them too, or this worker published them before its mark).
 
 Every gap the worker publishes for an account (a failover's, the fleet's for a lost connection or
 an overflow, the pump's for the log's own losses) is followed, on that account's subject, by a
@@ -64,6 +64,7 @@ from binance_userstream.stream._core import StreamEvent, StreamEventKind
 from binance_userstream.stream._decode import millis
 from binance_userstream.stream._gap import StreamGap
 from binance_userstream.stream._raw import RawEvent
+from binance_userstream.workers._handover import Ask, Marked, Marks, decode, subject
 from binance_userstream.workers._heals import HEAL_CONCURRENCY, Begin, Heals
 from binance_userstream.workers._kv import BUCKET, Leases
 from binance_userstream.workers._leases import Change, LeaseCore, LeaseTiming, Start, Stop
@@ -74,10 +75,10 @@ log = logging.getLogger("binance_userstream.workers")
 CONNECT_ATTEMPTS, CONNECT_TIMEOUT = 3, 2.0
 #: The publish latencies `status()` summarizes: the last this many.
 LATENCIES = 10_000
-#: Seconds an account handed over to another worker is still published here: what this worker
-#: received before the new owner's stream went live may still be on its way through the fleet and
-#: the sink (milliseconds, as a rule); the events both publish meanwhile are stored once.
-HANDOVER_DRAIN = 2.0
+#: The most items of an account handed over to this worker it holds while it waits for the old
+#: owner's mark: past it, the handover is given up here (the items are dropped, the lease not
+#: taken), as the worker's memory must stay bounded whatever the old owner does.
+HANDOVER_HELD = 10_000
 #: Accounts taken at once: each dated (a failover's: a request for its last message in the log)
 #: and claimed (two more); the longest wait between retries of a claim that failed (seconds).
 CLAIMS_AT_ONCE, CLAIM_RETRY_CAP = 64, 5.0
@@ -175,11 +176,19 @@ class Worker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._publishing: set[str] = set()  # leased and not fenced: their items are published
         self._in_fleet: set[str] = set()
-        self._draining: dict[str, asyncio.TimerHandle] = {}  # handed over, published a little longer
         self._starting: set[str] = set()  # started on a handover, not yet live here
+        # Handed over to this worker, waiting for the old owner's mark: their items held, the nonce
+        # of the ask (once live here). Asked by takers of accounts published here: the marks owed.
+        self._held: dict[str, deque[tuple[str, FleetItem, str | None]]] = {}
+        self._asked: dict[str, int] = {}
+        self._nonces = itertools.count(1)
+        self._marks: Marks[tuple[str, Ask]] = Marks()
+        self._asking: set[asyncio.Task[None]] = set()
+        self._readd: set[str] = set()  # taken again while the fleet still hands out its last items
         self._claiming: dict[str, asyncio.Task[None]] = {}  # started, claiming the account in the log
         self._claim_slots = asyncio.Semaphore(CLAIMS_AT_ONCE)
-        self._injected: deque[tuple[str, FleetItem]] = deque()  # failover gaps, ahead of the fleet's items
+        # Ahead of the fleet's items: failover gaps, and the items held until a handover's mark.
+        self._injected: deque[tuple[str, FleetItem, str | None]] = deque()
         self._wake = asyncio.Event()
         self._leases_ended = asyncio.Event()
         self._done = asyncio.Event()
@@ -221,6 +230,7 @@ class Worker:
                 on_fenced=self._claimed_by_another,
             )
             await self._sink.start()
+            await self._client.subscribe(subject(self._bucket, self.worker_id), cb=self._on_handover)
             await self._fleet.__aenter__()
             self._leases = Leases(
                 self._client,
@@ -261,7 +271,7 @@ class Worker:
         await self._close()
 
     async def _close(self) -> None:
-        claims = list(self._claiming.values())
+        claims = [*self._claiming.values(), *self._asking]
         for task in [*self._tasks, *claims]:
             task.cancel()
         await asyncio.gather(*self._tasks, *claims, return_exceptions=True)
@@ -288,22 +298,14 @@ class Worker:
                     self._stop(change)
                 if self._on_change is not None:
                     self._on_change(change)
-            if self._draining:  # leaving: what the last handovers still drain goes out first
-                await asyncio.sleep(HANDOVER_DRAIN)
         finally:
             for account_id in list(self._publishing):
                 self._fence(account_id)
-            for handle in self._draining.values():
-                handle.cancel()
-            self._draining.clear()
             self._leases_ended.set()
             self._wake.set()
 
     def _start(self, change: Start) -> None:
         account_id = change.account_id
-        draining = self._draining.pop(account_id, None)
-        if draining is not None:
-            draining.cancel()
         earlier = self._claiming.pop(account_id, None)
         if earlier is not None:
             earlier.cancel()
@@ -366,32 +368,36 @@ class Worker:
         account_id = change.account_id
         if change.after_failover:
             now = self._clock()
-            self._injected.append((account_id, StreamGap("failover", now, now, last_event_time=after)))
+            self._injected.append((account_id, StreamGap("failover", now, now, last_event_time=after), None))
             self._wake.set()
-        else:
+        else:  # a handover: its items are held until the old owner marks the end of its own
             self._starting.add(account_id)
+            self._held[account_id] = deque()
         self._publishing.add(account_id)
         if account_id not in self._in_fleet:
             self._in_fleet.add(account_id)
-            self._fleet.add(self._accounts[account_id])
+            if self._fleet.holds(account_id):  # removed a moment ago, its last items on their way out
+                self._readd.add(account_id)
+                self._wake.set()
+            else:
+                self._fleet.add(self._accounts[account_id])
 
     def _stop(self, change: Stop) -> None:
-        account_id = change.account_id
-        if change.why.startswith("lease now held by") and account_id in self._publishing:
-            # Handed over: the new owner is live; what came here before it did goes out first.
-            loop = asyncio.get_running_loop()
-            self._draining[account_id] = loop.call_later(HANDOVER_DRAIN, self._fence, account_id)
-            return
-        self._fence(account_id)
+        self._fence(change.account_id)
 
     def _fence(self, account_id: str) -> None:
-        self._draining.pop(account_id, None)
         claiming = self._claiming.pop(account_id, None)
         if claiming is not None:
             claiming.cancel()
         self._publishing.discard(account_id)  # fenced from now: not one more item of it is published
         self._starting.discard(account_id)
-        if account_id in self._in_fleet:
+        self._held.pop(account_id, None)
+        self._asked.pop(account_id, None)
+        self._marks.forget(account_id)
+        if account_id in self._readd:  # not back in the fleet yet
+            self._readd.discard(account_id)
+            self._in_fleet.discard(account_id)
+        elif account_id in self._in_fleet:
             self._in_fleet.discard(account_id)
             self._fleet.remove(account_id)
 
@@ -411,10 +417,77 @@ class Worker:
             self._live(account_id)
 
     def _live(self, account_id: str) -> None:
-        """`account_id`'s stream is live here: a handover to this worker may complete."""
+        """`account_id`'s stream is live here: a handover to this worker may complete once the old
+        owner has marked the end of what it received (asked now)."""
         self._starting.discard(account_id)
+        leases = self._leases
+        if leases is None:
+            return
+        giver = leases.core.owner(account_id)
+        if account_id not in self._held or giver in (None, self.worker_id):
+            self._release(account_id, None)  # nobody else publishes it: nothing to wait for
+            return
+        assert giver is not None
+        nonce = self._asked[account_id] = next(self._nonces)
+        ask = Ask(account_id, self.worker_id, nonce)
+        task = asyncio.create_task(self._ask(giver, ask), name=f"worker: ask {account_id}")
+        self._asking.add(task)
+        task.add_done_callback(self._asking.discard)
+
+    async def _ask(self, giver: str, ask: Ask) -> None:
+        """Ask `giver` to mark the end of `ask.account`: its answer comes to this worker's subject.
+        Not sent (NATS away): the offer lapses, and the account is offered again later."""
+        try:
+            reply = subject(self._bucket, self.worker_id)
+            await self._client.publish(subject(self._bucket, giver), ask.encode(), reply=reply)
+        except Exception as error:
+            log.warning(
+                "worker %s: account %s: asking %s failed: %s", self.worker_id, ask.account, giver, error
+            )
+
+    async def _on_handover(self, msg: Any) -> None:
+        """A handover message to this worker: a taker's `Ask`, or an old owner's `Marked`."""
+        message = decode(msg.data, at=self._clock())
+        if isinstance(message, Ask):
+            account_id = message.account
+            if account_id in self._publishing and account_id not in self._held and msg.reply:
+                # Answered once the items of it buffered now are handed to the sink (`_items`).
+                self._marks.ask(account_id, self._fleet.buffered(account_id), (msg.reply, message))
+                self._wake.set()
+        elif (
+            isinstance(message, Marked)
+            and self._asked.get(message.account) == message.nonce
+            and message.account in self._held
+        ):
+            self._release(message.account, message.gap)
+
+    def _release(self, account_id: str, owed: StreamGap | None) -> None:
+        """The old owner's copy of `account_id` is in the log: publish what was held of it, heal the
+        gap it owed (`owed`), and take the lease (its old owner stops when it sees it move)."""
+        held = self._held.pop(account_id, None)
+        self._asked.pop(account_id, None)
+        if held:
+            self._injected.extend(held)
+            self._wake.set()
+        if owed is not None:
+            log.info("worker %s: account %s: heals the gap its old owner owed", self.worker_id, account_id)
+            self._owe(account_id, owed)
         if self._leases is not None:
             self._leases.started(account_id)
+
+    async def _answer(self, reply: str, ask: Ask) -> None:
+        """Tell `ask.taker` that what this worker had of the account is published (sent after it)."""
+        account_id, heals = ask.account, self._heals
+        if account_id not in self._publishing or self._client is None:
+            return
+        owed = heals.owed.get(account_id) if heals is not None else None
+        marked = Marked(account_id, ask.nonce, None if owed is None else owed.gap)
+        try:
+            await self._client.publish(reply, marked.encode())
+        except Exception as error:
+            log.warning(
+                "worker %s: account %s: answering %s failed: %s", self.worker_id, account_id, ask.taker, error
+            )
 
     # -- publishing ------------------------------------------------------------------------------
 
@@ -436,19 +509,29 @@ class Worker:
         failover's gap ahead of its account's first item, as soon as it is made. Items are taken
         from the fleet one at a time, when ready (`AsyncFleet.take`): no task per event; the worker
         waits on the fleet and its own wake-ups only when the fleet has nothing ready."""
-        fleet, heals = self._fleet, self._heals
+        fleet, heals, held, marks = self._fleet, self._heals, self._held, self._marks
         while not self._leases_ended.is_set():
+            while marks.ripe:  # the item taken last is with the sink: the answers follow it
+                await self._answer(*marks.ripe.popleft())
             while self._injected:
-                account_id, gap = self._injected.popleft()
+                account_id, injected, text = self._injected.popleft()
                 if account_id in self._publishing:
-                    self.gaps += 1
-                    if isinstance(gap, StreamGap):
-                        self._owe(account_id, gap)
-                    yield account_id, gap, None
+                    if isinstance(injected, StreamGap):
+                        self.gaps += 1
+                        self._owe(account_id, injected)
+                    elif heals is not None and heals.owed and account_id in heals.owed:
+                        heals.saw(account_id, _typed(injected))
+                    yield account_id, injected, text
+            if self._readd:
+                for account_id in [a for a in self._readd if not fleet.holds(a)]:
+                    self._readd.discard(account_id)
+                    fleet.add(self._accounts[account_id])
             while self._healed:
                 reconciled = self._reconciled(self._healed.popleft())
                 if reconciled is not None:
                     yield reconciled
+            if self._injected or marks.ripe:  # came while the items above went out: theirs first
+                continue
             taken = fleet.take()
             if taken is None:
                 if fleet.ended:
@@ -459,6 +542,21 @@ class Worker:
             if account_id not in self._publishing:
                 self.fenced += 1
                 continue
+            if held and account_id in held:  # handed over to this worker: after the old owner's mark
+                waiting = held[account_id]
+                waiting.append(taken)
+                if len(waiting) > HANDOVER_HELD:
+                    log.warning(
+                        "worker %s: account %s: no mark from its old owner within %d items: not taken",
+                        self.worker_id,
+                        account_id,
+                        HANDOVER_HELD,
+                    )
+                    self.fenced += len(waiting)
+                    self._fence(account_id)
+                continue
+            if marks.waiting and account_id in marks.waiting:
+                marks.took(account_id)
             if isinstance(item, StreamGap):
                 self.gaps += 1
                 self._owe(account_id, item)
@@ -521,7 +619,7 @@ class Worker:
         if self._heals is None:
             return 0
         owed = set(self._heals.owed)
-        owed.update(a for a, gap in self._injected if isinstance(gap, StreamGap) and a in self._publishing)
+        owed.update(a for a, gap, _ in self._injected if isinstance(gap, StreamGap) and a in self._publishing)
         return len(owed)
 
     # -- healing: a Reconciled after every gap ---------------------------------------------------
