@@ -397,6 +397,30 @@ async def test_a_new_owner_takes_no_account_whose_old_owner_never_marks_it_and_p
         assert times == [1000 * i + n for i in range(1, sent + 1)], account
 
 
+async def test_a_gap_its_old_owner_had_not_healed_yet_is_healed_by_the_account_s_new_owner(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    """w1 takes two accounts (a failover gap each) and heals none (no heal may start there); w2 joins
+    and is handed one of them: w2 publishes that account's Reconciled, after w1's gap."""
+    members = accounts(live, 2)
+    stuck = worker(live, nats_server, members, "w1")
+    assert stuck._heals is not None
+    stuck._heals.concurrency = 0
+    async with stuck as one:
+        await until(lambda: one.status().accounts == 2 and live.subscriptions() == 2)
+        assert one.status().healing == 2
+        async with worker(live, nats_server, members, "w2") as two:
+            await until(lambda: one.status().accounts == 1 and two.status().accounts == 1)
+            await until(lambda: healed(two) and one.status().healing == 1)
+            moved = next(iter(two._publishing))
+    log = by_account(await read_log(nats_server.url))
+    kinds = [kind for kind, _ in log[moved]]
+    assert kinds == ["_gap", "_reconciled"], kinds
+    assert log[moved][1][1]["gap"]["reason"] == "failover"
+    kept = next(a for a in log if a != moved)
+    assert [kind for kind, _ in log[kept]] == ["_gap"]
+
+
 async def test_a_worker_that_dies_loses_its_accounts_to_another_which_starts_each_with_a_gap(
     live: Simulator, nats_server: NatsServer
 ) -> None:

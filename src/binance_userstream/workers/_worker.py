@@ -65,7 +65,7 @@ from binance_userstream.stream._decode import millis
 from binance_userstream.stream._gap import StreamGap
 from binance_userstream.stream._raw import RawEvent
 from binance_userstream.workers._handover import Ask, Marked, Marks, decode, subject
-from binance_userstream.workers._heals import HEAL_CONCURRENCY, Begin, Heals
+from binance_userstream.workers._heals import HEAL_CONCURRENCY, Begin, Heals, merged
 from binance_userstream.workers._kv import BUCKET, Leases
 from binance_userstream.workers._leases import Change, LeaseCore, LeaseTiming, Start, Stop
 
@@ -185,6 +185,9 @@ class Worker:
         self._marks: Marks[tuple[str, Ask]] = Marks()
         self._asking: set[asyncio.Task[None]] = set()
         self._readd: set[str] = set()  # taken again while the fleet still hands out its last items
+        # Gaps whose heal this worker handed to an account's taker in its mark, and when: owed here
+        # again if the account is still published here a lease TTL later (the handover failed).
+        self._handed: dict[str, tuple[StreamGap, float]] = {}
         self._claiming: dict[str, asyncio.Task[None]] = {}  # started, claiming the account in the log
         self._claim_slots = asyncio.Semaphore(CLAIMS_AT_ONCE)
         # Ahead of the fleet's items: failover gaps, and the items held until a handover's mark.
@@ -394,6 +397,7 @@ class Worker:
         self._held.pop(account_id, None)
         self._asked.pop(account_id, None)
         self._marks.forget(account_id)
+        self._handed.pop(account_id, None)
         if account_id in self._readd:  # not back in the fleet yet
             self._readd.discard(account_id)
             self._in_fleet.discard(account_id)
@@ -424,10 +428,8 @@ class Worker:
         if leases is None:
             return
         giver = leases.core.owner(account_id)
-        if account_id not in self._held or giver in (None, self.worker_id):
-            self._release(account_id, None)  # nobody else publishes it: nothing to wait for
-            return
-        assert giver is not None
+        if account_id not in self._held or giver is None or giver == self.worker_id:
+            return  # the offer is gone (its lease lapsed): the lease rules stop the account here
         nonce = self._asked[account_id] = next(self._nonces)
         ask = Ask(account_id, self.worker_id, nonce)
         task = asyncio.create_task(self._ask(giver, ask), name=f"worker: ask {account_id}")
@@ -481,7 +483,14 @@ class Worker:
         if account_id not in self._publishing or self._client is None:
             return
         owed = heals.owed.get(account_id) if heals is not None else None
-        marked = Marked(account_id, ask.nonce, None if owed is None else owed.gap)
+        gap = None if owed is None else owed.gap
+        handed = self._handed.get(account_id)
+        if handed is not None:  # handed in an earlier mark, to a taker that did not take the account
+            gap = handed[0] if gap is None else merged(handed[0], gap)
+        if gap is not None and heals is not None:  # the taker heals it: one Reconciled, not two
+            heals.drop(account_id)
+            self._handed[account_id] = (gap, self._clock())
+        marked = Marked(account_id, ask.nonce, gap)
         try:
             await self._client.publish(reply, marked.encode())
         except Exception as error:
@@ -509,7 +518,7 @@ class Worker:
         failover's gap ahead of its account's first item, as soon as it is made. Items are taken
         from the fleet one at a time, when ready (`AsyncFleet.take`): no task per event; the worker
         waits on the fleet and its own wake-ups only when the fleet has nothing ready."""
-        fleet, heals, held, marks = self._fleet, self._heals, self._held, self._marks
+        fleet, heals, held, marks, readd = self._fleet, self._heals, self._held, self._marks, self._readd
         while not self._leases_ended.is_set():
             while marks.ripe:  # the item taken last is with the sink: the answers follow it
                 await self._answer(*marks.ripe.popleft())
@@ -522,9 +531,9 @@ class Worker:
                     elif heals is not None and heals.owed and account_id in heals.owed:
                         heals.saw(account_id, _typed(injected))
                     yield account_id, injected, text
-            if self._readd:
-                for account_id in [a for a in self._readd if not fleet.holds(a)]:
-                    self._readd.discard(account_id)
+            if readd:
+                for account_id in [a for a in readd if not fleet.holds(a)]:
+                    readd.discard(account_id)
                     fleet.add(self._accounts[account_id])
             while self._healed:
                 reconciled = self._reconciled(self._healed.popleft())
@@ -539,8 +548,8 @@ class Worker:
                 await self._idle()
                 continue
             account_id, item, _ = taken
-            if account_id not in self._publishing:
-                self.fenced += 1
+            if account_id not in self._publishing or (readd and account_id in readd):
+                self.fenced += 1  # fenced, or taken again: this is what its fleet had from before
                 continue
             if held and account_id in held:  # handed over to this worker: after the old owner's mark
                 waiting = held[account_id]
@@ -619,6 +628,7 @@ class Worker:
         if self._heals is None:
             return 0
         owed = set(self._heals.owed)
+        owed.update(a for a in self._handed if a in self._publishing)  # until the taker owes it
         owed.update(a for a, gap, _ in self._injected if isinstance(gap, StreamGap) and a in self._publishing)
         return len(owed)
 
@@ -709,6 +719,11 @@ class Worker:
                 for account_id in [a for a in heals.owed if a not in self._publishing]:
                     heals.drop(account_id)  # fenced: owes nothing
                 now = self._clock()
+                ttl = self._leases.timing.ttl if self._leases is not None else LeaseTiming().ttl
+                for account_id, (gap, at) in list(self._handed.items()):
+                    if now - at >= ttl:  # still published here: the taker did not take it
+                        del self._handed[account_id]
+                        self._owe(account_id, gap)
                 if self._client is not None and self._client.is_connected:
                     for begin in heals.ready(now):
                         task = asyncio.create_task(
