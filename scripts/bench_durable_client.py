@@ -55,18 +55,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     claims: list[float] = []
 
     async def items(fleet: AsyncFleet) -> AsyncIterator[tuple[str, object, str | None]]:
-        """The fleet's items until `args.events` events came, saying "more" after each round."""
+        """The fleet's items until `args.events` events came, saying "more" after each round: taken
+        when ready and waited for when not, in one generator, as a worker's are (`Worker._items`)."""
         nonlocal received, gaps
-        async for account_id, item, text in fleet.with_text():
-            if isinstance(item, StreamGap | BaseException):
+        while received < args.events:
+            taken = fleet.take()
+            if taken is None:
+                if fleet.ended:
+                    return
+                await fleet.wait_ready()
+                continue
+            if isinstance(taken[1], StreamGap | BaseException):
                 gaps += 1
             else:
                 received += 1
                 if received % args.per_round == 0 and received < args.events:
                     print("more", flush=True)
-            yield account_id, item, text
-            if received >= args.events:
-                return
+            yield taken
 
     subscribed: set[str] = set()
     done = asyncio.Event()
