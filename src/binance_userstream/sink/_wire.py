@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 _PARTS = (
+    "_status",
     "_pending",
     "_flush_pending",
     "_flush_queue",
@@ -45,7 +46,12 @@ def frame(subject: str, reply: str, lines: str, payload: bytes) -> bytes:
     lines, `header_lines`) in a header block, then `payload`."""
     head = f"NATS/1.0\r\n{lines}\r\n"  # ASCII: its length in characters is its length in bytes
     size = len(head)
-    return f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n{head}".encode() + payload + b"\r\n"
+    return b"".join(
+        (f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n{head}".encode(), payload, _END)
+    )
+
+
+_END = b"\r\n"
 
 
 class Wire(NamedTuple):
@@ -78,11 +84,12 @@ def wire(client: Any) -> Wire:
 
     from nats import errors
 
+    connected = type(client).CONNECTED
+
     def ready(size: int) -> bool:
         flusher = client._flusher_task
         return (
-            client.is_connected
-            and not client.is_draining_pubs
+            client._status == connected  # `is_connected`, one lookup: neither closed nor draining
             and flusher is not None
             and not flusher.done()
             and (client._max_pending_size <= 0 or client._pending_data_size <= client._max_pending_size)
