@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -15,7 +16,8 @@ from binance_userstream.sink import Envelope
 from binance_userstream.sink._subjects import Addresses, msg_id
 from binance_userstream.stream import StreamGap
 from binance_userstream.stream._decode import decode
-from tests._samples import DATA
+from binance_userstream.stream._raw import read
+from tests._samples import DATA, SAMPLES, sample_id
 
 EXECUTION_REPORT = (DATA / "spot" / "executionReport.json").read_text()
 ORDER_TRADE_UPDATE = (DATA / "usdm" / "ORDER_TRADE_UPDATE.json").read_text()
@@ -205,3 +207,15 @@ def test_a_sink_told_its_worker_names_it_in_every_message() -> None:
 def test_a_worker_name_no_header_token_takes_is_refused() -> None:
     with pytest.raises(ValueError, match="worker id"):
         Addresses("spot", worker="w 1")
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=sample_id)
+def test_a_workers_raw_event_is_addressed_byte_for_byte_as_its_model_is(sample: Path) -> None:
+    text = json.dumps(json.loads(sample.read_text()), separators=(",", ":"))
+    raw = read(text)
+    assert raw is not None
+    addresses = Addresses(sample.parent.name, worker="w-1")
+    first = addresses.message("acct-1", raw, raw.text)  # an account and name not seen yet
+    again = addresses.message("acct-1", raw, raw.text)  # both known: the worker's shortest way
+    model = Addresses(sample.parent.name, worker="w-1").message("acct-1", decode(text), text)
+    assert first == again == model
