@@ -1,17 +1,22 @@
 """One client process of the durable log's bench (scripts/bench_durable.py), against a simulator and
 a nats-server in processes of their own.
 
-    python scripts/bench_durable_client.py SIM_URL sink|none N EVENTS PER_ROUND [--nats URL --stream NAME]
+    python scripts/bench_durable_client.py SIM_URL KIND N EVENTS PER_ROUND [--nats URL --stream NAME]
 
-A spot fleet of N accounts with `keep_text=True` (keys and secrets of bench_fleet_client.py) says
-"ready" on stdout once every account is subscribed, then takes EVENTS items from `fleet.with_text()`,
-saying "more" after each PER_ROUND of them (the process that pushes them waits for it). `sink`:
-the items go through `pump` into a `JetStreamSink` on stream NAME (subjects `<name lowercased>.>`),
-and the run ends when the last one is acknowledged (`claimed`: each account claimed first and the
-fleet without models, as a worker runs); `none`: they are consumed and dropped (`raw`: the same from
-a fleet with `models=False`). Prints
-one JSON line: the CPU this process used from "ready" to the end (`time.process_time()`), and for
-the sink its publish-to-acknowledgement latencies' p50 and p99 and what it lost.
+A spot fleet of N accounts (keys and secrets of bench_fleet_client.py) says "ready" on stdout once
+every account is subscribed, then takes EVENTS items as a worker does (`take`, `wait_ready`),
+saying "more" after each PER_ROUND of them (the process that pushes them waits for it). KIND:
+
+- `none`: the fleet with models (`keep_text=True`), its items dropped; `sink`: the same fleet's
+  items through `pump` into a `JetStreamSink` on stream NAME (subjects `<name lowercased>.>`), the
+  run ending when the last one is acknowledged. Both ask for deflated frames, the fleet's default.
+- `raw`: the fleet as a worker makes it (`models=False`, `compression=workers.COMPRESSION`), its
+  items dropped; `claimed`: what a worker runs, that fleet into the sink, each account claimed
+  first (each message sent on condition of its claim); `claimed-deflate`: the same with deflated
+  frames, to show what inflating costs.
+
+Prints one JSON line: the CPU this process used from "ready" to the end (`time.process_time()`),
+and for the sink its publish-to-acknowledgement latencies' p50 and p99 and what it lost.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from bench_fleet_client import fleet_of, print_and_exit, rates
 
 from binance_userstream import AsyncFleet, StreamGap
 from binance_userstream.sink import JetStreamSink, pump
+from binance_userstream.workers._worker import COMPRESSION
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -76,16 +82,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     subscribed: set[str] = set()
     done = asyncio.Event()
     result: dict[str, Any] = {"kind": args.kind, "accounts": args.n}
+    workers_way = args.kind in ("raw", "claimed")  # a worker's fleet: no models, its compression
     async with fleet_of(
-        args.sim_url, args.n, subscribed, done, keep_text=True, models=args.kind not in ("raw", "claimed")
+        args.sim_url,
+        args.n,
+        subscribed,
+        done,
+        keep_text=True,
+        models=not workers_way and args.kind != "claimed-deflate",
+        compression=COMPRESSION if workers_way else "deflate",
     ) as fleet:
         await asyncio.wait_for(done.wait(), args.timeout)
-        if args.kind in ("sink", "claimed"):
+        if args.kind in ("sink", "claimed", "claimed-deflate"):
             async with JetStreamSink(
                 servers=args.nats, market="spot", stream=args.stream, prefix=args.stream.lower(),
                 record_latency=True, worker="bench",
             ) as sink:  # fmt: skip
-                if args.kind == "claimed":  # as a worker's: every message on condition of its claim
+                if args.kind != "sink":  # as a worker's: every message on condition of its claim
                     claims.append(await claim_all(sink, sorted(subscribed)))
                 cpu0, wall0 = time.process_time(), time.perf_counter()
                 print("ready", flush=True)
@@ -120,7 +133,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sim_url")
-    parser.add_argument("kind", choices=["sink", "claimed", "none", "raw"])
+    parser.add_argument("kind", choices=["sink", "claimed", "claimed-deflate", "none", "raw"])
     parser.add_argument("n", type=int)
     parser.add_argument("events", type=int)
     parser.add_argument("per_round", type=int)

@@ -116,6 +116,14 @@ async def until_logged(nats_url: str, events: dict[str, int]) -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize(("options", "compression"), [({}, None), ({"compression": "deflate"}, "deflate")])
+async def test_a_worker_asks_binance_for_frames_without_deflate_unless_told(
+    live: Simulator, nats_server: NatsServer, options: dict[str, Any], compression: str | None
+) -> None:
+    one = worker(live, nats_server, accounts(live, 1), "w1", **options)
+    assert one._fleet._driver.compression == compression
+
+
 async def test_an_account_taken_after_a_failover_counts_as_healing_from_the_take_before_its_gap_goes_out(
     live: Simulator, nats_server: NatsServer
 ) -> None:

@@ -70,6 +70,12 @@ def add_options(serve: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="print a status line this often (default: 10s)",
     )
+    serve.add_argument(
+        "--compression",
+        choices=["none", "deflate"],
+        default="none",
+        help="ask Binance for deflated frames (less to download, more CPU an event) or not (default: none)",
+    )
     serve.add_argument("--json", action="store_true", help="print JSON objects, one per line")
     serve.add_argument("--base-url", default=None, help="a URL, or a host name of the market (as `listen`)")
     serve.add_argument(
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         on_change=lambda change: _print(args.json, change_line(change)),
         base_url=args.base_url,
         stream_url=args.stream_url,
+        compression=None if args.compression == "none" else args.compression,
     )
     return asyncio.run(_serve(worker, args))
 
