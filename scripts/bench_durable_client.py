@@ -10,7 +10,8 @@ saying "more" after each PER_ROUND of them (the process that pushes them waits f
 - `none`: the fleet with models (`keep_text=True`), its items dropped; `sink`: the same fleet's
   items through `pump` into a `JetStreamSink` on stream NAME (subjects `<name lowercased>.>`), the
   run ending when the last one is acknowledged. Both ask for deflated frames, the fleet's default.
-- `raw`: the fleet as a worker makes it (`models=False`, `compression=workers.COMPRESSION`), its
+- `raw`: the fleet as a worker makes it (`models=False`, `compression=workers.COMPRESSION`, in a
+  process whose garbage collector is set as `fleet serve` sets it: `workers.tune_collector`), its
   items dropped; `claimed`: what a worker runs, that fleet into the sink, each account claimed
   first (each message sent on condition of its claim); `claimed-deflate`: the same with deflated
   frames, to show what inflating costs.
@@ -32,6 +33,7 @@ from bench_fleet_client import fleet_of, print_and_exit, rates
 
 from binance_userstream import AsyncFleet, StreamGap
 from binance_userstream.sink import JetStreamSink, pump
+from binance_userstream.workers import tune_collector
 from binance_userstream.workers._worker import COMPRESSION
 
 
@@ -83,6 +85,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     done = asyncio.Event()
     result: dict[str, Any] = {"kind": args.kind, "accounts": args.n}
     workers_way = args.kind in ("raw", "claimed")  # a worker's fleet: no models, its compression
+    if args.kind != "none" and args.kind != "sink":
+        tune_collector()  # as `fleet serve` runs a worker's process
     async with fleet_of(
         args.sim_url,
         args.n,

@@ -25,6 +25,7 @@ from binance_userstream._markets import MARKETS
 from binance_userstream.fleet import load_accounts
 from binance_userstream.sink._jetstream import DEFAULT_STREAM
 from binance_userstream.sink._subjects import DEFAULT_PREFIX
+from binance_userstream.workers._collector import tune_collector
 from binance_userstream.workers._leases import Change, LeaseTiming, Start
 from binance_userstream.workers._worker import Worker, WorkerStatus
 
@@ -88,6 +89,7 @@ def add_options(serve: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     accounts = load_accounts(args.accounts)  # refused before anything is sent: mode, fields, key files
+    tune_collector()  # this process runs one worker and nothing else
     worker = Worker(
         accounts,
         market=args.market,
