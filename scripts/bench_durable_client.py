@@ -1,17 +1,23 @@
 """One client process of the durable log's bench (scripts/bench_durable.py), against a simulator and
 a nats-server in processes of their own.
 
-    python scripts/bench_durable_client.py SIM_URL sink|none N EVENTS PER_ROUND [--nats URL --stream NAME]
+    python scripts/bench_durable_client.py SIM_URL KIND N EVENTS PER_ROUND [--nats URL --stream NAME]
 
-A spot fleet of N accounts with `keep_text=True` (keys and secrets of bench_fleet_client.py) says
-"ready" on stdout once every account is subscribed, then takes EVENTS items from `fleet.with_text()`,
-saying "more" after each PER_ROUND of them (the process that pushes them waits for it). `sink`:
-the items go through `pump` into a `JetStreamSink` on stream NAME (subjects `<name lowercased>.>`),
-and the run ends when the last one is acknowledged (`claimed`: each account claimed first and the
-fleet without models, as a worker runs); `none`: they are consumed and dropped (`raw`: the same from
-a fleet with `models=False`). Prints
-one JSON line: the CPU this process used from "ready" to the end (`time.process_time()`), and for
-the sink its publish-to-acknowledgement latencies' p50 and p99 and what it lost.
+A spot fleet of N accounts (keys and secrets of bench_fleet_client.py) says "ready" on stdout once
+every account is subscribed, then takes EVENTS items as a worker does (`take`, `wait_ready`),
+saying "more" after each PER_ROUND of them (the process that pushes them waits for it). KIND:
+
+- `none`: the fleet with models (`keep_text=True`), its items dropped; `sink`: the same fleet's
+  items through `pump` into a `JetStreamSink` on stream NAME (subjects `<name lowercased>.>`), the
+  run ending when the last one is acknowledged. Both ask for deflated frames, the fleet's default.
+- `raw`: the fleet as a worker makes it (`models=False`, `compression=workers.COMPRESSION`, in a
+  process whose garbage collector is set as `fleet serve` sets it: `workers.tune_collector`), its
+  items dropped; `claimed`: what a worker runs, that fleet into the sink, each account claimed
+  first (each message sent on condition of its claim); `claimed-deflate`: the same with deflated
+  frames, to show what inflating costs.
+
+Prints one JSON line: the CPU this process used from "ready" to the end (`time.process_time()`),
+and for the sink its publish-to-acknowledgement latencies' p50 and p99 and what it lost.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from bench_fleet_client import fleet_of, print_and_exit, rates
 
 from binance_userstream import AsyncFleet, StreamGap
 from binance_userstream.sink import JetStreamSink, pump
+from binance_userstream.workers import tune_collector
+from binance_userstream.workers._worker import COMPRESSION
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -55,32 +63,46 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     claims: list[float] = []
 
     async def items(fleet: AsyncFleet) -> AsyncIterator[tuple[str, object, str | None]]:
-        """The fleet's items until `args.events` events came, saying "more" after each round."""
+        """The fleet's items until `args.events` events came, saying "more" after each round: taken
+        when ready and waited for when not, in one generator, as a worker's are (`Worker._items`)."""
         nonlocal received, gaps
-        async for account_id, item, text in fleet.with_text():
-            if isinstance(item, StreamGap | BaseException):
+        while received < args.events:
+            taken = fleet.take()
+            if taken is None:
+                if fleet.ended:
+                    return
+                await fleet.wait_ready()
+                continue
+            if isinstance(taken[1], StreamGap | BaseException):
                 gaps += 1
             else:
                 received += 1
                 if received % args.per_round == 0 and received < args.events:
                     print("more", flush=True)
-            yield account_id, item, text
-            if received >= args.events:
-                return
+            yield taken
 
     subscribed: set[str] = set()
     done = asyncio.Event()
     result: dict[str, Any] = {"kind": args.kind, "accounts": args.n}
+    workers_way = args.kind in ("raw", "claimed")  # a worker's fleet: no models, its compression
+    if args.kind != "none" and args.kind != "sink":
+        tune_collector()  # as `fleet serve` runs a worker's process
     async with fleet_of(
-        args.sim_url, args.n, subscribed, done, keep_text=True, models=args.kind not in ("raw", "claimed")
+        args.sim_url,
+        args.n,
+        subscribed,
+        done,
+        keep_text=True,
+        models=not workers_way and args.kind != "claimed-deflate",
+        compression=COMPRESSION if workers_way else "deflate",
     ) as fleet:
         await asyncio.wait_for(done.wait(), args.timeout)
-        if args.kind in ("sink", "claimed"):
+        if args.kind in ("sink", "claimed", "claimed-deflate"):
             async with JetStreamSink(
                 servers=args.nats, market="spot", stream=args.stream, prefix=args.stream.lower(),
                 record_latency=True, worker="bench",
             ) as sink:  # fmt: skip
-                if args.kind == "claimed":  # as a worker's: every message on condition of its claim
+                if args.kind != "sink":  # as a worker's: every message on condition of its claim
                     claims.append(await claim_all(sink, sorted(subscribed)))
                 cpu0, wall0 = time.process_time(), time.perf_counter()
                 print("ready", flush=True)
@@ -115,7 +137,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sim_url")
-    parser.add_argument("kind", choices=["sink", "claimed", "none", "raw"])
+    parser.add_argument("kind", choices=["sink", "claimed", "claimed-deflate", "none", "raw"])
     parser.add_argument("n", type=int)
     parser.add_argument("events", type=int)
     parser.add_argument("per_round", type=int)

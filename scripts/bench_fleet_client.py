@@ -71,6 +71,7 @@ def fleet_of(
     *,
     keep_text: bool = False,
     models: bool = True,
+    compression: str | None = "deflate",
 ) -> AsyncFleet:
     def seen(account_id: str | None, event: object) -> None:
         if not isinstance(event, StreamEvent):
@@ -94,6 +95,7 @@ def fleet_of(
         on_event=seen,
         keep_text=keep_text,
         models=models,
+        compression=compression,
     )
 
 

@@ -212,3 +212,26 @@ async def test_with_text_is_refused_when_texts_are_not_kept(live: Simulator) -> 
     async with fleet(live, accounts(live, 1)) as stream:
         with pytest.raises(ValueError, match="keep_text=True"):
             await anext(stream.with_text())
+
+
+def negotiated(stream: AsyncFleet) -> list[list[str]]:
+    """The WebSocket extensions each of the fleet's connections agreed on with the server."""
+    sockets = stream._driver.sockets.values()
+    return [[extension.name for extension in s.ws.protocol.extensions] for s in sockets]
+
+
+@pytest.mark.parametrize(("compression", "extensions"), [("deflate", ["permessage-deflate"]), (None, [])])
+async def test_a_fleet_asks_for_deflated_frames_or_not_as_told_and_its_events_arrive_either_way(
+    live: Simulator, compression: str | None, extensions: list[str]
+) -> None:
+    async with fleet(live, accounts(live, 2), compression=compression) as stream:
+        await until(lambda: live.subscriptions() == 2)
+        assert negotiated(stream) == [extensions]
+        live.push("spot", balance(7), key(1))
+        [(account, item)] = await take(stream, 1)
+    assert (account, item.event_time) == ("acct-1", 7)
+
+
+def test_a_compression_other_than_deflate_or_none_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(ValueError, match="compression is 'deflate' or None, not 'gzip'"):
+        AsyncFleet([], market="spot", compression="gzip")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from nats.aio.client import Client
 
 from binance_userstream.sink._subjects import Addresses
-from binance_userstream.sink._wire import header_block, header_lines, hpub_frame, publisher
+from binance_userstream.sink._wire import frame, header_lines, wire
 from binance_userstream.stream._decode import decode
 from tests._samples import DATA
 
@@ -36,8 +36,8 @@ def test_the_frame_is_byte_for_byte_what_nats_py_writes_for_the_same_message(
 ) -> None:
     envelope = Addresses(market).envelope(account, decode(EXECUTION_REPORT), EXECUTION_REPORT)
     reply = f"_INBOX.abc.{n}"
-    frame = hpub_frame(envelope.subject, reply, header_block(envelope.headers), payload)
-    assert frame == written_by_nats_py(envelope.subject, reply, payload, envelope.headers)
+    written = frame(envelope.subject, reply, header_lines(envelope.headers), payload)
+    assert written == written_by_nats_py(envelope.subject, reply, payload, envelope.headers)
 
 
 def test_a_client_without_nats_py_s_send_queue_is_published_to_through_its_publish() -> None:
@@ -48,19 +48,29 @@ def test_a_client_without_nats_py_s_send_queue_is_published_to_through_its_publi
             calls.append((subject, payload, reply, headers))
 
     lines = "Nats-Msg-Id: 1\r\nBinance-Account: a\r\n"
-    asyncio.run(publisher(PublishOnly())("s.a", "_INBOX.x.1", b"{}", lines))
+    sends = wire(PublishOnly())
+    assert not sends.ready(2)  # never queued: always through `publish`
+    asyncio.run(sends.send("s.a", "_INBOX.x.1", b"{}", lines))
     assert calls == [("s.a", b"{}", "_INBOX.x.1", {"Nats-Msg-Id": "1", "Binance-Account": "a"})]
 
 
-def queued_by_the_sink(subject: str, reply: str, payload: bytes, lines: str) -> bytes:
-    """What the sink's publisher queues on a connected nats-py client, caught before any socket."""
+def queued_by_the_sink(subject: str, reply: str, payload: bytes, lines: str, *, nowait: bool) -> bytes:
+    """What the sink's wire queues on a connected nats-py client, caught before any socket: at once
+    (`nowait`: `ready`, then `queue`) or by `send`."""
     client = Client()
 
     async def main() -> bytes:
         client._status = Client.CONNECTED
         client._flush_queue = asyncio.Queue()
-        client._flush_queue.put_nowait(None)  # a flush already asked for: nothing to wake
-        await publisher(client)(subject, reply, payload, lines)
+        client._flusher_task = asyncio.get_running_loop().create_future()  # a flusher that runs
+        sends = wire(client)
+        if nowait:
+            assert sends.ready(len(payload))
+            sends.queue(subject, reply, payload, lines)
+            assert client._flush_queue.qsize() == 1  # the flusher woken, once
+        else:
+            client._flush_queue.put_nowait(None)  # a flush already asked for: nothing to wake
+            await sends.send(subject, reply, payload, lines)
         return b"".join(client._pending)
 
     return asyncio.run(main())
@@ -72,9 +82,10 @@ def queued_by_the_sink(subject: str, reply: str, payload: bytes, lines: str) -> 
     worker=st.none() | TOKENS,
     text=st.sampled_from([EXECUTION_REPORT, EXECUTION_REPORT.replace('"BTCUSDT"', '"BTC\u00e9"')]),
     n=st.integers(0, 10**12),
+    nowait=st.booleans(),
 )
 def test_what_the_sink_queues_is_byte_for_byte_what_nats_py_writes_for_the_same_message(
-    account: str, market: str, worker: str | None, text: str, n: int
+    account: str, market: str, worker: str | None, text: str, n: int, nowait: bool
 ) -> None:
     addresses = Addresses(market, worker=worker)
     envelope = addresses.envelope(account, decode(text), text)
@@ -82,5 +93,5 @@ def test_what_the_sink_queues_is_byte_for_byte_what_nats_py_writes_for_the_same_
     assert (subject, payload, when) == (envelope.subject, envelope.payload, envelope.event_time)
     assert lines == header_lines(envelope.headers)  # the same headers, in the same order
     reply = f"_INBOX.abc.{n}"
-    queued = queued_by_the_sink(subject, reply, payload, lines)
+    queued = queued_by_the_sink(subject, reply, payload, lines, nowait=nowait)
     assert queued == written_by_nats_py(envelope.subject, reply, envelope.payload, envelope.headers)

@@ -8,6 +8,7 @@ made inside the gap."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections import Counter, defaultdict
@@ -19,7 +20,7 @@ import pytest
 from binance_userstream import Account, AccountState, Balance, Order
 from binance_userstream.simulator import Simulator
 from binance_userstream.stream._core import StreamTiming
-from binance_userstream.workers import LeaseTiming, Start, Stop
+from binance_userstream.workers import LeaseTiming, Start, Stop, tune_collector
 from binance_userstream.workers._worker import Worker
 from tests._ledger_state import account_state, same_account, trades
 from tests._nats import NatsServer, check_account_log, read_log
@@ -114,6 +115,14 @@ async def until_logged(nats_url: str, events: dict[str, int]) -> None:
             if all(any(p.get("E") == e for _, p in log.get(a, [])) for a, e in events.items()):
                 return
             await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(("options", "compression"), [({}, None), ({"compression": "deflate"}, "deflate")])
+async def test_a_worker_asks_binance_for_frames_without_deflate_unless_told(
+    live: Simulator, nats_server: NatsServer, options: dict[str, Any], compression: str | None
+) -> None:
+    one = worker(live, nats_server, accounts(live, 1), "w1", **options)
+    assert one._fleet._driver.compression == compression
 
 
 async def test_an_account_taken_after_a_failover_counts_as_healing_from_the_take_before_its_gap_goes_out(
@@ -507,3 +516,12 @@ async def test_after_a_partition_heals_every_event_is_in_the_log_once_and_in_ord
     for account, numbers in sent.items():
         check_account_log(account, numbers, log[account])
     assert refused > 0  # what the partition held back came late and was refused: the fence was tested
+
+
+def test_a_workers_process_collects_its_young_objects_every_50000_not_700() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_threshold() == (50_000, 20, 20)
+    finally:
+        gc.set_threshold(*before)

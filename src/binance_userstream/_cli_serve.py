@@ -25,6 +25,7 @@ from binance_userstream._markets import MARKETS
 from binance_userstream.fleet import load_accounts
 from binance_userstream.sink._jetstream import DEFAULT_STREAM
 from binance_userstream.sink._subjects import DEFAULT_PREFIX
+from binance_userstream.workers._collector import tune_collector
 from binance_userstream.workers._leases import Change, LeaseTiming, Start
 from binance_userstream.workers._worker import Worker, WorkerStatus
 
@@ -70,6 +71,12 @@ def add_options(serve: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="print a status line this often (default: 10s)",
     )
+    serve.add_argument(
+        "--compression",
+        choices=["none", "deflate"],
+        default="none",
+        help="ask Binance for deflated frames (less to download, more CPU an event) or not (default: none)",
+    )
     serve.add_argument("--json", action="store_true", help="print JSON objects, one per line")
     serve.add_argument("--base-url", default=None, help="a URL, or a host name of the market (as `listen`)")
     serve.add_argument(
@@ -82,6 +89,7 @@ def add_options(serve: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     accounts = load_accounts(args.accounts)  # refused before anything is sent: mode, fields, key files
+    tune_collector()  # this process runs one worker and nothing else
     worker = Worker(
         accounts,
         market=args.market,
@@ -93,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         on_change=lambda change: _print(args.json, change_line(change)),
         base_url=args.base_url,
         stream_url=args.stream_url,
+        compression=None if args.compression == "none" else args.compression,
     )
     return asyncio.run(_serve(worker, args))
 

@@ -175,7 +175,8 @@ class AsyncFleet:
     event costs 13 µs of CPU instead of 22), its model made only when asked for
     (`RawEvent.model()`): for a consumer that stores events rather than reads them (a durable
     log); gaps, errors and every rule stay as they are, and `with_text()` needs no `keep_text`
-    (each RawEvent has its text).
+    (each RawEvent has its text). `compression`: "deflate" offers Binance permessage-deflate (less
+    to download, about 1.3 µs of CPU an event to inflate), None asks for frames as they are.
     """
 
     def __init__(
@@ -203,10 +204,13 @@ class AsyncFleet:
         rest_concurrency: int = REST_CONCURRENCY,
         keep_text: bool = False,
         models: bool = True,
+        compression: str | None = "deflate",
     ) -> None:
         self.market: Market = market_named(market)
         if self.market.fleet_target is None:
             raise ValueError(f"market {self.market.name!r} has no event stream")
+        if compression not in ("deflate", None):
+            raise ValueError(f"compression is 'deflate' or None, not {compression!r}")
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be callable, not {type(on_event).__name__}")
         if account_max_bytes < MAX_FRAME:
@@ -248,6 +252,7 @@ class AsyncFleet:
             on_event=on_event,
             log=log,
             tag_accounts=True,
+            compression=compression,
         )
         self.limits = limits
         self._clock = clock

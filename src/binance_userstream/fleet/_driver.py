@@ -184,8 +184,10 @@ class Driver:
         tag_accounts: bool,
         open_timeout: float = OPEN_TIMEOUT,
         close_timeout: float = CLOSE_TIMEOUT,
+        compression: str | None = "deflate",
     ) -> None:
         self.market = market
+        self.compression = compression
         self.core = core
         self.url = url
         self.stream_base = stream_base
@@ -482,6 +484,7 @@ class Driver:
                 open_timeout=self.open_timeout,
                 close_timeout=self.close_timeout,
                 max_size=MAX_FRAME,
+                compression=self.compression,
                 proxy=None,
                 logger=_WS_LOG,
             ) as ws:

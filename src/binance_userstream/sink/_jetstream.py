@@ -67,7 +67,7 @@ from binance_userstream.sink._subjects import (
     Addresses,
     check_token,
 )
-from binance_userstream.sink._wire import Publisher, publisher
+from binance_userstream.sink._wire import Wire, wire
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -207,7 +207,7 @@ class JetStreamSink:
         self._losses: list[Lost] = []
         self._inbox = ""
         self._sub: Subscription | None = None
-        self._send: Publisher | None = None
+        self._wire: Wire | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._room = asyncio.Event()
@@ -252,7 +252,7 @@ class JetStreamSink:
             if self._ensure:
                 await self._ensure_stream(client)
             self._inbox = client.new_inbox()
-            self._send = publisher(client)
+            self._wire = wire(client)
             self._sub = await client.subscribe(f"{self._inbox}.>", cb=self._on_ack)
         except BaseException:
             if self._owned:
@@ -294,17 +294,59 @@ class JetStreamSink:
         ValueError, before anything is sent, for an id or wire name that is no subject token;
         UserStreamError when the sink is closed or was never started.
         """
-        subject, payload, lines, when = self._addresses.message(account_id, item, text)
+        message = self._addresses.message(account_id, item, text)
+        taken = self._slot(account_id, item, message)
+        while taken is False:  # wait for room: in flight, and in the batch (its start answered, its flow)
+            self._room.clear()
+            await self._room.wait()
+            taken = self._slot(account_id, item, message)
+        if isinstance(taken, bool):  # fenced, or lost: reported
+            return
+        n, subject, reply, payload, lines = taken
+        try:
+            await self._wire_of().send(subject, reply, payload, lines)
+        except Exception as error:  # not sent (buffer full while reconnecting, connection closed...)
+            record = self._pending.pop(n, None)
+            if record is not None:
+                self._lose(record, f"not sent: {type(error).__name__}")
+
+    def publish_nowait(self, account_id: str, item: object, text: str | None) -> bool:
+        """Publish one item as `publish` does if that needs no waiting (room in flight and in the
+        batch, the connection ready to take the message): True when done; False when nothing was
+        done (then `publish` it). `pump` calls it first: an item with room costs no coroutine.
+
+        ValueError as `publish` raises it."""
+        wire = self._wire
+        if wire is None:
+            return False
+        message = self._addresses.message(account_id, item, text)
+        if not wire.ready(len(message[1])):
+            return False
+        taken = self._slot(account_id, item, message)
+        if taken is False:
+            return False
+        if not isinstance(taken, bool):
+            wire.queue(taken[1], taken[2], taken[3], taken[4])
+        return True
+
+    def _slot(
+        self, account_id: str, item: object, message: tuple[str, bytes, str, int | None]
+    ) -> tuple[int, str, str, bytes, str] | bool:
+        """Take item `message`'s place in flight if there is room: its number, subject, reply subject,
+        payload and header lines, to send now; True when it is not to be sent (fenced, or lost
+        because NATS is unreachable: reported already); False, changing nothing, when there is no
+        room."""
+        subject, payload, lines, when = message
         fence = self._fences.get(account_id)
         if fence is not None:
             if fence.sequence is None:  # a newer owner claimed the account: refused here, not sent
                 self.published += 1
                 self.fenced += 1
                 self._lose((account_id, item, 0.0, None), "fenced: a newer owner claimed it", fenced=True)
-                return
+                return True
             lines += fence.lines
-        client, loop, send = self._client, self._loop, self._send
-        if client is None or loop is None or send is None or self._sub is None or client.is_closed:
+        client, loop = self._client, self._loop
+        if client is None or loop is None or self._wire is None or self._sub is None or client.is_closed:
             raise UserStreamError("the JetStream sink is not running (start it, or use `async with`)")
         if self.batched and not client.is_connected:  # a batch cannot live through a reconnect
             self.published += 1
@@ -313,8 +355,10 @@ class JetStreamSink:
             )
             if when is not None:
                 self._last_time[account_id] = when
-            return
-        while True:  # wait for room: in flight, and in the batch (its start answered, its flow)
+            return True
+        pending = self._pending
+        batch = self._batch
+        while True:
             batch = self._batch
             if batch is not None:
                 if batch.reconnects != client.stats["reconnects"]:
@@ -322,13 +366,12 @@ class JetStreamSink:
                         batch, "no acknowledgement: the connection to NATS dropped during its batch"
                     )
                     continue
-                if not batch.open and batch.number(1) not in self._pending:
+                if not batch.open and batch.number(1) not in pending:
                     self._abandon(batch, "its batch's first message was not answered")
                     continue
-            if len(self._pending) < self.max_pending and (batch is None or (batch.open and not batch.full)):
+            if len(pending) < self.max_pending and (batch is None or (batch.open and not batch.full)):
                 break
-            self._room.clear()
-            await self._room.wait()
+            return False
         n = self._next
         self._next = n + 1
         last = self._last_time
@@ -336,11 +379,10 @@ class JetStreamSink:
         if when is not None:
             last[account_id] = when
         self.published += 1
-        if not self._pending:
+        if not pending:
             self._work.set()
-        self._pending[n] = (account_id, item, loop.time(), before)
+        pending[n] = (account_id, item, loop.time(), before)
         if self.batched:
-            batch = self._batch
             if batch is None:
                 flow = min(FLOW, max(1, self.max_pending // OUTSTANDING))  # acknowledged within max_pending
                 batch = Batch(self._inbox, secrets.token_hex(8), n, client.stats["reconnects"], flow)
@@ -351,12 +393,37 @@ class JetStreamSink:
                 self._linger = loop.call_later(LINGER, self._lingered, n)
         else:
             reply = f"{self._inbox}.{n}"
-        try:
-            await send(subject, reply, payload, lines)
-        except Exception as error:  # not sent (buffer full while reconnecting, connection closed...)
-            record = self._pending.pop(n, None)
-            if record is not None:
-                self._lose(record, f"not sent: {type(error).__name__}")
+        return n, subject, reply, payload, lines
+
+    def _wire_of(self) -> Wire:
+        wire = self._wire
+        if wire is None:
+            raise UserStreamError("the JetStream sink is not running (start it, or use `async with`)")
+        return wire
+
+    def _send_soon(
+        self, subject: str, reply: str, payload: bytes, lines: str, failed: Callable[[str], object]
+    ) -> None:
+        """Send a message the sink owes outside a publish (a batch's end, a lone resend): queued at
+        once when the connection takes it, else sent by a task that `close` ends; `failed` hears
+        why, when it was not sent."""
+        wire = self._wire
+        if wire is None:
+            failed("not sent: the sink closed")
+            return
+        if wire.ready(len(payload)):
+            wire.queue(subject, reply, payload, lines)
+            return
+
+        async def later() -> None:
+            try:
+                await wire.send(subject, reply, payload, lines)
+            except Exception as error:
+                failed(f"not sent: {type(error).__name__}")
+
+        task = asyncio.ensure_future(later())
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
 
     def _lingered(self, seen: int) -> None:
         """Nothing published for `LINGER` seconds since item `seen`: end the batch, so that its last
@@ -379,20 +446,9 @@ class JetStreamSink:
         reply = batch.end_reply()
         while len(self._batches) > ENDED_KEPT:  # answers that never came: what they would settle is lost
             self._abandon(next(iter(self._batches.values())), "its batch's end was not answered")
-        send = self._send
-        if send is None:
-            self._abandon(batch, "the sink closed")
-            return
-
-        async def end() -> None:
-            try:
-                await send(self._end_subject, reply, b"", "")
-            except Exception as error:
-                self._abandon(batch, f"its batch's end not sent: {type(error).__name__}")
-
-        task = asyncio.ensure_future(end())
-        self._ending.add(task)
-        task.add_done_callback(self._ending.discard)
+        self._send_soon(
+            self._end_subject, reply, b"", "", lambda why: self._abandon(batch, f"its batch's end {why}")
+        )
 
     def _abandon(self, batch: Batch, reason: str) -> None:
         """Give up on `batch`: whatever of it is unacknowledged is lost (not known to be in the log)."""
@@ -476,22 +532,16 @@ class JetStreamSink:
 
     def _resend_alone(self, n: int, message: tuple[str, bytes, str]) -> None:
         """Send item `n` again on its own (the stream refused it as a batch's first, storing nothing)."""
-        send = self._send
-        if send is None or n not in self._pending:
+        if n not in self._pending:
             return
         subject, payload, lines = message
 
-        async def again() -> None:
-            try:
-                await send(subject, f"{self._inbox}.{n}", payload, lines)
-            except Exception as error:
-                record = self._pending.pop(n, None)
-                if record is not None:
-                    self._lose(record, f"not sent: {type(error).__name__}")
+        def failed(why: str) -> None:
+            record = self._pending.pop(n, None)
+            if record is not None:
+                self._lose(record, why)
 
-        task = asyncio.ensure_future(again())
-        self._ending.add(task)
-        task.add_done_callback(self._ending.discard)
+        self._send_soon(subject, f"{self._inbox}.{n}", payload, lines, failed)
 
     async def _on_ack(self, msg: Msg) -> None:
         rest = msg.subject[len(self._inbox) + 1 :]
@@ -695,6 +745,12 @@ class JetStreamSink:
         finally:
             for task in list(self._recovering.values()):
                 task.cancel()
+            sends = list(
+                self._ending
+            )  # a batch's end or a lone resend not sent by now: its items are lost below
+            for send in sends:
+                send.cancel()
+            await asyncio.gather(*sends, return_exceptions=True)
             if self._linger is not None:
                 self._linger.cancel()
                 self._linger = None

@@ -92,7 +92,9 @@ async def pump(
     as lost for its account (`clock` stamps that loss, as the sink's clock stamps its own).
     `on_gap` hears each gap the pump publishes for an account's losses (`(account id, gap)`), once
     it is sent: a worker follows it with the account's `Reconciled`.
-    Returns a `PumpResult`; the sink stays open (the caller closes it).
+    Returns a `PumpResult`; the sink stays open (the caller closes it). A sink with a
+    `publish_nowait(account_id, item, text) -> bool` (JetStreamSink) is offered each item that way
+    first, and published to with `publish` when it says False.
     """
     result = PumpResult()
     owed = _Owed()
@@ -136,8 +138,18 @@ async def pump(
                 await settle()
 
     watcher = asyncio.create_task(watch(), name="sink pump: gaps for losses")
+    # A sink that can take an item without waiting (JetStreamSink) is offered each one so first:
+    # no coroutine, no lock, while the gaps' publisher is not at work.
+    nowait: Callable[[str, object, str | None], bool] | None = getattr(sink, "publish_nowait", None)
     try:
         async for account_id, item, text in items:
+            if nowait is not None and not lock.locked():
+                try:
+                    if nowait(account_id, item, text):
+                        result.published += 1
+                        continue
+                except ValueError:
+                    pass  # said again by `publish` below, where it is handled
             async with lock:
                 try:
                     await sink.publish(account_id, item, text)

@@ -7,9 +7,21 @@ joining worker, SIGTERM on a leaving one) is make-before-break, and a worker tha
 renew stops publishing before anyone else may start. The rules are `_leases` (no I/O); `_kv` runs
 them over nats-py's key-value API (`Leases`, nats-py imported when it starts: `pip install
 binance-userstream[nats]`) and hands the application `Start` and `Stop` changes.
+`tune_collector` sets the garbage collector for a process of workers, as `fleet serve` does.
 """
 
+from binance_userstream.workers._collector import tune_collector
 from binance_userstream.workers._kv import BUCKET, Leases
 from binance_userstream.workers._leases import Change, LeaseCore, LeaseTiming, LeaseValue, Start, Stop
 
-__all__ = ["BUCKET", "Change", "LeaseCore", "LeaseTiming", "LeaseValue", "Leases", "Start", "Stop"]
+__all__ = [
+    "BUCKET",
+    "Change",
+    "LeaseCore",
+    "LeaseTiming",
+    "LeaseValue",
+    "Leases",
+    "Start",
+    "Stop",
+    "tune_collector",
+]
