@@ -486,8 +486,8 @@ class Worker:
     async def _answer(self, reply: str, ask: Ask) -> None:
         """Tell `ask.taker` that what this worker had of the account is published (sent after it)."""
         account_id, heals = ask.account, self._heals
-        if account_id not in self._publishing or self._client is None:
-            return
+        if account_id not in self._publishing or self._client is None or not self._client.is_connected:
+            return  # NATS away: what went before may be lost (a gap follows it); no mark over that
         owed = heals.owed.get(account_id) if heals is not None else None
         gap = None if owed is None else owed.gap
         handed = self._handed.get(account_id)
