@@ -39,6 +39,16 @@ def test_a_later_ask_of_the_same_account_waits_for_the_items_buffered_when_it_ca
     assert list(marks.ripe) == ["first", "second"]
 
 
+def test_the_same_ask_again_while_it_waits_is_answered_once() -> None:
+    marks: Marks[str] = Marks()
+    marks.ask("a", 2, "ask-1")
+    marks.took("a")
+    marks.ask("a", 1, "ask-1")  # the taker asked again
+    marks.took("a")
+    assert list(marks.ripe) == ["ask-1"]
+    assert marks.waiting == {}
+
+
 def test_another_accounts_items_do_not_count() -> None:
     marks: Marks[str] = Marks()
     marks.ask("a", 1, "ask-a")

@@ -129,11 +129,17 @@ class Marks(Generic[Token]):
         self.ripe: deque[Token] = deque()
 
     def ask(self, account: str, buffered: int, token: Token) -> None:
-        """An ask for `account`, whose fleet holds `buffered` of its items now (0: ripe at once)."""
-        if buffered <= 0:
+        """An ask for `account`, whose fleet holds `buffered` of its items now (0: ripe at once); the
+        same ask again (a taker repeats it until answered) while it waits changes nothing."""
+        waiting = self.waiting.setdefault(account, [])
+        if any(entry.token == token for entry in waiting):
+            pass  # asked again while waiting: answered once
+        elif buffered <= 0:
             self.ripe.append(token)
         else:
-            self.waiting.setdefault(account, []).append(_Waiting(buffered, token))
+            waiting.append(_Waiting(buffered, token))
+        if not waiting:
+            del self.waiting[account]
 
     def took(self, account: str) -> None:
         """One more of `account`'s items was taken from the fleet (it goes to the sink next)."""

@@ -79,6 +79,9 @@ LATENCIES = 10_000
 #: owner's mark: past it, the handover is given up here (the items are dropped, the lease not
 #: taken), as the worker's memory must stay bounded whatever the old owner does.
 HANDOVER_HELD = 10_000
+#: Seconds between a taker's asks for the old owner's mark, while it waits for one: an old owner
+#: still claiming the account (after a failover, claims take their turn) does not answer yet.
+ASK_AGAIN = 1.0
 #: What a worker's fleet asks Binance for: frames as they are, not deflated. Inflating costs a
 #: worker about 1.3 µs of CPU an event, a sixth of what its sink costs (docs/guides/performance.md),
 #: to save download on a stream of an account's own orders and balances: `compression="deflate"`
@@ -443,15 +446,18 @@ class Worker:
         task.add_done_callback(self._asking.discard)
 
     async def _ask(self, giver: str, ask: Ask) -> None:
-        """Ask `giver` to mark the end of `ask.account`: its answer comes to this worker's subject.
-        Not sent (NATS away): the offer lapses, and the account is offered again later."""
-        try:
-            reply = subject(self._bucket, self.worker_id)
-            await self._client.publish(subject(self._bucket, giver), ask.encode(), reply=reply)
-        except Exception as error:
-            log.warning(
-                "worker %s: account %s: asking %s failed: %s", self.worker_id, ask.account, giver, error
-            )
+        """Ask `giver` to mark the end of `ask.account`, every `ASK_AGAIN` seconds until it has (its
+        answer comes to this worker's subject) or the account is no longer waited for here (the
+        offer lapsed: the lease rules stopped it)."""
+        reply, to = subject(self._bucket, self.worker_id), subject(self._bucket, giver)
+        while self._asked.get(ask.account) == ask.nonce:
+            try:
+                await self._client.publish(to, ask.encode(), reply=reply)
+            except Exception as error:
+                log.warning(
+                    "worker %s: account %s: asking %s failed: %s", self.worker_id, ask.account, giver, error
+                )
+            await asyncio.sleep(ASK_AGAIN)
 
     async def _on_handover(self, msg: Any) -> None:
         """A handover message to this worker: a taker's `Ask`, or an old owner's `Marked`."""
@@ -526,8 +532,6 @@ class Worker:
         waits on the fleet and its own wake-ups only when the fleet has nothing ready."""
         fleet, heals, held, marks, readd = self._fleet, self._heals, self._held, self._marks, self._readd
         while not self._leases_ended.is_set():
-            while marks.ripe:  # the item taken last is with the sink: the answers follow it
-                await self._answer(*marks.ripe.popleft())
             while self._injected:
                 account_id, injected, text = self._injected.popleft()
                 if account_id in self._publishing:
@@ -537,6 +541,8 @@ class Worker:
                     elif heals is not None and heals.owed and account_id in heals.owed:
                         heals.saw(account_id, _typed(injected))
                     yield account_id, injected, text
+            while marks.ripe:  # the items taken before are with the sink (a failover's gap too)
+                await self._answer(*marks.ripe.popleft())
             if readd:
                 for account_id in [a for a in readd if not fleet.holds(a)]:
                     readd.discard(account_id)
