@@ -488,6 +488,35 @@ async def test_an_account_taken_again_while_its_fleet_still_hands_out_its_last_i
     assert [e for kind, e, _ in after if kind == "balanceUpdate"] == [stamp], kinds
 
 
+async def test_accounts_handed_over_while_their_old_owner_still_claims_them_are_published_by_the_new_one(
+    live: Simulator, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """w1's claims in the log take 3 s (after a failover they take their turn); w2 joins meanwhile
+    and is offered half of w1's accounts before w1 has claimed them. w2 publishes them once w1 has
+    marked them, on the condition of w1's claim (an earlier one would make the log refuse w2's
+    items: the account would then be published by nobody, its lease held)."""
+    claim = JetStreamSink.claim
+
+    async def slow(sink: JetStreamSink, account_id: str, revision: int) -> bool:
+        if sink._addresses.worker == "w1":
+            await asyncio.sleep(3.0)
+        return await claim(sink, account_id, revision)
+
+    monkeypatch.setattr(JetStreamSink, "claim", slow)
+    members = accounts(live, 4)
+    async with worker(live, nats_server, members, "w1") as one:
+        await until(lambda: len(one._leases.core.held if one._leases else ()) == 4)
+        async with worker(live, nats_server, members, "w2") as two:
+            await until(lambda: one.status().accounts == 2 and two.status().accounts == 2, timeout=30)
+            await until(lambda: live.subscriptions() == 4 and healed(one, two))
+            stamps = {f"acct-{n}": now_ms() + n for n in range(4)}
+            for n in range(4):
+                live.push("spot", balance(stamps[f"acct-{n}"]), key(n))
+            await until_logged(nats_server.url, stamps)
+            assert two._sink is not None
+            assert two._sink.lost == 0
+
+
 async def test_a_worker_that_dies_loses_its_accounts_to_another_which_starts_each_with_a_gap(
     live: Simulator, nats_server: NatsServer
 ) -> None:

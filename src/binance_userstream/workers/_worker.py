@@ -473,7 +473,26 @@ class Worker:
             and self._asked.get(message.account) == message.nonce
             and message.account in self._held
         ):
-            self._release(message.account, message.gap)
+            task = asyncio.create_task(self._marked(message), name=f"worker: marked {message.account}")
+            self._asking.add(task)
+            task.add_done_callback(self._asking.discard)
+
+    async def _marked(self, marked: Marked) -> None:
+        """The old owner marked the account: follow its claim in the log as it is now, then publish.
+        Followed again because the old owner may have claimed the account after this worker first
+        followed it (a failover's claims take their turn): items sent on the older claim's
+        condition would be refused. Not followed (NATS away): the next answer tries again."""
+        account_id, sink = marked.account, self._sink
+        assert sink is not None
+        try:
+            await sink.follow(account_id)
+        except Exception as error:
+            log.warning(
+                "worker %s: account %s: following its claim failed: %s", self.worker_id, account_id, error
+            )
+            return
+        if self._asked.get(account_id) == marked.nonce and account_id in self._held:
+            self._release(account_id, marked.gap)
 
     def _release(self, account_id: str, owed: StreamGap | None) -> None:
         """The old owner's copy of `account_id` is in the log: publish what was held of it, heal the
