@@ -465,8 +465,10 @@ class Worker:
         if isinstance(message, Ask):
             account_id = message.account
             if account_id in self._publishing and account_id not in self._held and msg.reply:
-                # Answered once the items of it buffered now are handed to the sink (`_items`).
-                self._marks.ask(account_id, self._fleet.buffered(account_id), (msg.reply, message))
+                # Answered once the items of it buffered now are handed to the sink (`_items`); none
+                # to wait for while it waits to join the fleet again (what it has is from before).
+                buffered = 0 if account_id in self._readd else self._fleet.buffered(account_id)
+                self._marks.ask(account_id, buffered, (msg.reply, message))
                 self._wake.set()
         elif (
             isinstance(message, Marked)
