@@ -7,8 +7,9 @@ with `keep_text=True` whose items are consumed and dropped (`none`), the fleet a
 (`raw`: `models=False`, RawEvents, no deflate: `workers.COMPRESSION`), the fleet with models whose
 items go through `pump` into a `JetStreamSink` (`sink`, every one acknowledged), what a worker runs
 (`claimed`): its fleet into the sink, every account claimed first (each message then sent on
-condition of its claim: `JetStreamSink.claim`), and the same with deflated frames
-(`claimed-deflate`: what inflating costs). `--events` events a
+condition of its claim: `JetStreamSink.claim`), the same with deflated frames
+(`claimed-deflate`: what inflating costs), and a `Worker` itself (`worker`: its leases in a bucket
+of its own, 1,000 of them renewed every TTL/3, no heals). `--events` events a
 run, each pushed event going to every account, a round of 5,000 at a time as the client asks for
 more; `--rounds` rounds whose order alternates; medians of the client process's CPU (its own
 `time.process_time()`): events per CPU second, CPU µs per event, and the sink's cost as the ratio
@@ -144,9 +145,10 @@ def paced(sim: Simulator, nats: NatsServer, accounts: int, rate: float, seconds:
 
 #: The clients compared, side by side in each round: the fleet alone (with models, and as a worker
 #: makes it: `models=False`, RawEvents, `workers.COMPRESSION`), the fleet with models into the sink,
-#: what a worker runs (that fleet into the sink, every account claimed first: each message
-#: conditional), and the same with deflated frames (scripts/bench_durable_client.py).
-KINDS = ("none", "raw", "sink", "claimed", "claimed-deflate")
+#: a worker's data path (that fleet into the sink, every account claimed first: each message
+#: conditional), the same with deflated frames, and a `Worker` itself, leases and all
+#: (scripts/bench_durable_client.py).
+KINDS = ("none", "raw", "sink", "claimed", "claimed-deflate", "worker")
 
 
 def summary(runs: list[dict[str, Any]], field: str) -> dict[str, float]:
@@ -175,7 +177,7 @@ def measure(sim: Simulator, nats: NatsServer, args: argparse.Namespace) -> dict[
         }
         for kind in runs
     }
-    for kind in ("sink", "claimed", "claimed-deflate"):
+    for kind in ("sink", "claimed", "claimed-deflate", "worker"):
         row = table[kind]
         for field in ("p50_ms", "p99_ms"):
             row[field] = summary(runs[kind], field)
@@ -209,8 +211,9 @@ def report(results: dict[str, Any]) -> None:
         "none": "fleet (models), items dropped",
         "raw": "fleet (models=False), dropped",
         "sink": "fleet (models) -> JetStream, acked",
-        "claimed": "worker: raw, claimed -> JetStream",
+        "claimed": "worker's path: raw, claimed -> JS",
         "claimed-deflate": "the same, deflated frames",
+        "worker": "a Worker (1 per process, its leases)",
     }
     for kind, row in table.items():
         rate, cost = row["events_per_cpu_s"], row["cpu_us_per_event"]
@@ -220,7 +223,7 @@ def report(results: dict[str, Any]) -> None:
             f"simulator {row['simulator_cpu_us_per_event']['median']:.1f} us/event  "
             f"nats-server {row['nats_cpu_us_per_event']['median']:.1f} us/event  gaps {row['gaps']}"
         )
-    for kind in ("sink", "claimed", "claimed-deflate"):
+    for kind in ("sink", "claimed", "claimed-deflate", "worker"):
         row = table[kind]
         print(
             f"  {kind}: acknowledged {row['delivered']:,}, duplicates {row['duplicates']}, "
@@ -245,7 +248,8 @@ def report(results: dict[str, Any]) -> None:
     print(
         f"  target {TARGET_RATE:,} acknowledged events per CPU second: "
         f"{sink['events_per_cpu_s']['median']:.0f} {met} (with deflated frames: "
-        f"{table['claimed-deflate']['events_per_cpu_s']['median']:.0f})"
+        f"{table['claimed-deflate']['events_per_cpu_s']['median']:.0f}; a Worker itself, renewing "
+        f"{settings['accounts']:,} leases: {table['worker']['events_per_cpu_s']['median']:.0f})"
     )
 
 

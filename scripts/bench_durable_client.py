@@ -15,6 +15,7 @@ saying "more" after each PER_ROUND of them (the process that pushes them waits f
   items dropped; `claimed`: what a worker runs, that fleet into the sink, each account claimed
   first (each message sent on condition of its claim); `claimed-deflate`: the same with deflated
   frames, to show what inflating costs.
+- `worker`: a `Worker` itself (`run_worker`): the same data path, and its leases.
 
 Prints one JSON line: the CPU this process used from "ready" to the end (`time.process_time()`),
 and for the sink its publish-to-acknowledgement latencies' p50 and p99 and what it lost.
@@ -29,12 +30,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bench_fleet_client import fleet_of, print_and_exit, rates
+import httpx
+from bench_fleet_client import LIFTED, fleet_of, key, print_and_exit, rates, secret
 
-from binance_userstream import AsyncFleet, StreamGap
+from binance_userstream import Account, AsyncFleet, StreamGap
+from binance_userstream.simulator._http import CONTROL_HEADER
 from binance_userstream.sink import JetStreamSink, pump
 from binance_userstream.workers import tune_collector
-from binance_userstream.workers._worker import COMPRESSION
+from binance_userstream.workers._worker import COMPRESSION, Worker
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -58,7 +61,75 @@ async def claim_all(sink: JetStreamSink, accounts: list[str]) -> float:
     return time.perf_counter() - started
 
 
+async def subscriptions(sim_url: str) -> int:
+    """The WebSocket API subscriptions the simulator holds now."""
+    async with httpx.AsyncClient(headers={CONTROL_HEADER: "1"}) as http:
+        state = (await http.get(f"{sim_url}/_simulator/state")).json()
+    return int(state["ws_api_subscriptions"])
+
+
+async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """`worker`: a `Worker` itself, as `fleet serve` runs it (its leases in a bucket of this run's,
+    no Reconciled after its takeover gaps: a heal's REST calls are no part of the steady state),
+    ready once it holds and has subscribed every account; then its events until `args.events`
+    of them are acknowledged (`WorkerStatus.published`), saying "more" after each round."""
+    tune_collector()
+    accounts = [Account(id=f"a{i}", api_key=key(i), api_secret=secret(i)) for i in range(args.n)]
+    worker = Worker(
+        accounts,
+        market="spot",
+        nats=args.nats,
+        worker_id="bench",
+        stream=args.stream,
+        prefix=args.stream.lower(),
+        bucket=f"{args.stream}-leases",
+        heal_concurrency=0,
+        base_url=args.sim_url,
+        stream_url=args.sim_url.replace("http://", "ws://"),
+        limits=LIFTED,
+    )
+    async with worker:
+        async with asyncio.timeout(args.timeout):
+            while worker.status().accounts < args.n or await subscriptions(args.sim_url) < args.n:
+                await asyncio.sleep(0.05)
+            before = worker.status()
+            while True:  # the takeover gaps acknowledged: nothing but events from here
+                await asyncio.sleep(0.05)
+                now = worker.status()
+                if now.published == before.published:
+                    break
+                before = now
+        sink = worker._sink  # its count read directly: `status()` computes percentiles each time
+        assert sink is not None
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        print("ready", flush=True)
+        said = 0
+        async with asyncio.timeout(args.timeout):
+            while (received := sink.delivered - before.published) < args.events:
+                rounds = received // args.per_round
+                if rounds > said:
+                    print("more", flush=True)
+                    said = rounds
+                await asyncio.sleep(0.005)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        status = worker.status()
+    result = {
+        "kind": args.kind,
+        "accounts": args.n,
+        "delivered": received,
+        "duplicates": 0,  # a batch's acknowledgements do not say (JetStreamSink.duplicates)
+        "lost": status.lost - before.lost,
+        "sink_gaps": status.gaps - before.gaps,
+        "p50_ms": status.latency_p50_ms,
+        "p99_ms": status.latency_p99_ms,
+        "claim_s": None,
+    }
+    return result | rates(received, status.gaps - before.gaps, cpu, wall)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.kind == "worker":
+        return await run_worker(args)
     received = gaps = 0
     claims: list[float] = []
 
@@ -137,7 +208,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sim_url")
-    parser.add_argument("kind", choices=["sink", "claimed", "claimed-deflate", "none", "raw"])
+    parser.add_argument("kind", choices=["sink", "claimed", "claimed-deflate", "worker", "none", "raw"])
     parser.add_argument("n", type=int)
     parser.add_argument("events", type=int)
     parser.add_argument("per_round", type=int)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import nats
 import pytest
@@ -13,6 +14,7 @@ from nats.js.api import StreamConfig
 
 from binance_userstream.sink import JetStreamSink
 from binance_userstream.sink._batch import BATCH_DISABLED, OUTSTANDING, Answer, Batch, answer, parse_reply
+from binance_userstream.sink._jetstream import ENDED_KEPT
 from tests._nats import NatsServer, read_log
 from tests.test_sink_jetstream import report
 
@@ -129,3 +131,38 @@ def test_a_claim_refusing_one_accounts_items_in_a_batch_costs_the_others_nothing
     asyncio.run(main())
     stored = [json.loads(m.data)["E"] for m in asyncio.run(read_log(nats_server.url))]
     assert stored == list(range(2, 401, 2))
+
+
+def test_past_64_ended_batches_unanswered_the_oldest_ones_unacknowledged_items_are_lost_at_once(
+    nats_server: NatsServer,
+) -> None:
+    async def main() -> None:
+        sink = JetStreamSink(servers=nats_server.url, market="spot", ack_timeout=60)
+        await sink.start()
+        try:
+            send_soon = sink._send_soon
+
+            def end_lost(subject: str, *rest: Any) -> None:  # a batch's end never answered
+                if subject != sink._end_subject:
+                    send_soon(subject, *rest)
+
+            sink._send_soon = end_lost  # type: ignore[method-assign]
+            for n in range(ENDED_KEPT + 2):  # a batch each: its first item answered, its second not
+                await sink.publish("acct-1", *report(2 * n + 1))
+                await sink.publish("acct-1", *report(2 * n + 2))
+                async with asyncio.timeout(5):
+                    while sink._batch is not None:  # until it ends (idle), its end sent to nowhere
+                        await asyncio.sleep(0.001)
+            losses = sink.take_lost()
+            # The two oldest batches were given up: their items not acknowledged (their second
+            # ones at least: only an end acknowledges them) are lost; the 64 others still wait.
+            assert {2, 4} <= {loss.item.event_time for loss in losses} <= {1, 2, 3, 4}
+            assert {loss.reason for loss in losses} == {"its batch's end was not answered"}
+            assert sink.pending == ENDED_KEPT
+            assert sink.delivered + sink.lost + sink.pending == sink.published
+        finally:  # closed without a flush: no end will acknowledge the 64 batches' last items
+            assert sink._client is not None
+            await sink._client.close()
+            await sink.close()
+
+    asyncio.run(main())
