@@ -19,6 +19,7 @@ import pytest
 
 from binance_userstream import Account, AccountState, Balance, Order
 from binance_userstream.simulator import Simulator
+from binance_userstream.sink import JetStreamSink
 from binance_userstream.stream._core import StreamTiming
 from binance_userstream.workers import LeaseTiming, Start, Stop, tune_collector
 from binance_userstream.workers._worker import Worker
@@ -309,6 +310,211 @@ async def test_a_leaving_worker_hands_its_accounts_over_without_a_gap_or_a_lost_
         assert [kind for kind, _ in items].count("_gap") == 1, n  # the first owner's takeover, no other
         times = [payload["E"] for kind, payload in items if kind == "balanceUpdate"]
         assert times == [1000 * i + n for i in range(1, sent + 1)], n
+
+
+def stall_publishing(monkeypatch: pytest.MonkeyPatch, worker_id: str) -> asyncio.Event:
+    """While the returned event is clear, the sink of worker `worker_id` takes no item: its pump
+    waits, and what the worker receives stays in its fleet, as on a machine short of CPU. Set (as
+    it starts), it publishes. Patched before the worker starts: its pump reads the sink's methods
+    once."""
+    flowing = asyncio.Event()
+    flowing.set()
+    nowait, publish = JetStreamSink.publish_nowait, JetStreamSink.publish
+
+    def publish_nowait(sink: JetStreamSink, account_id: str, item: object, text: str | None) -> bool:
+        if sink._addresses.worker == worker_id and not flowing.is_set():
+            return False
+        return nowait(sink, account_id, item, text)
+
+    async def stalled(sink: JetStreamSink, account_id: str, item: object, text: str | None) -> None:
+        if sink._addresses.worker == worker_id:
+            await flowing.wait()
+        await publish(sink, account_id, item, text)
+
+    monkeypatch.setattr(JetStreamSink, "publish_nowait", publish_nowait)
+    monkeypatch.setattr(JetStreamSink, "publish", stalled)
+    return flowing
+
+
+async def handover_beside_a_flow(
+    live: Simulator,
+    nats_server: NatsServer,
+    one: Worker,
+    publishing: asyncio.Event,
+    *,
+    stall: float,
+    handed: bool,
+) -> tuple[dict[str, list[tuple[str, str, Any]]], int]:
+    """`one` publishes 4 accounts while events flow to each (20 a second); its publishing stalls for
+    `stall` seconds (`publishing` cleared: `stall_publishing`) from when w2 joins and is offered
+    half of them; then, if `handed`, until the handovers are done, else 3 s more. Returns each
+    account's log, (event type, worker, payload) in order, and the rounds sent."""
+    members = accounts(live, 4)
+    sent, flowing = 0, True
+
+    async def flow() -> None:
+        nonlocal sent
+        while flowing:
+            sent += 1
+            for n in range(4):
+                live.push("spot", balance(1000 * sent + n), key(n))
+            await asyncio.sleep(0.05)
+
+    await until(lambda: one.status().accounts == 4 and live.subscriptions() == 4 and healed(one))
+    pusher = asyncio.create_task(flow())
+    await asyncio.sleep(0.3)
+    if stall:
+        publishing.clear()
+    async with worker(live, nats_server, members, "w2") as two:
+        await until(lambda: two.status().accounts == 2)  # started: subscribed, or subscribing
+        await asyncio.sleep(stall)
+        publishing.set()
+        if handed:
+            leases = two._leases
+            assert leases is not None
+            await until(lambda: one.status().accounts == 2 and len(leases.core.held) == 2)
+        else:
+            await asyncio.sleep(3.0)  # offers lapse (a second each) and are made again
+        await asyncio.sleep(0.5)
+        flowing = False
+        await pusher
+        last = {f"acct-{n}": 1000 * sent + n for n in range(4)}
+        await until_logged(nats_server.url, last)
+        await until(lambda: healed(one, two))
+    out: dict[str, list[tuple[str, str, Any]]] = defaultdict(list)
+    for msg in await read_log(nats_server.url):
+        account, kind = msg.headers["Binance-Account"], msg.headers["Binance-Event"]
+        out[account].append((kind, msg.headers["Binance-Worker"], json.loads(msg.data)))
+    return out, sent
+
+
+async def test_a_handover_from_an_old_owner_seconds_behind_loses_nothing_and_keeps_the_order(
+    live: Simulator, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old owner lags 3 s behind what it received (longer than the offer waits, longer than any
+    fixed drain would): the new owner takes the account only once the old owner has published what
+    it received before, then publishes in order after it; no event is missing, none doubled, no gap."""
+    publishing = stall_publishing(monkeypatch, "w1")
+    async with worker(live, nats_server, accounts(live, 4), "w1") as one:
+        log, sent = await handover_beside_a_flow(live, nats_server, one, publishing, stall=3.0, handed=True)
+    moved = [a for a, items in log.items() if any(w == "w2" for _, w, _ in items)]
+    assert len(moved) == 2
+    for account, items in log.items():
+        n = int(account.split("-")[1])
+        summary = [(kind, w, p.get("E")) for kind, w, p in items]
+        times = [p["E"] for kind, _, p in items if kind == "balanceUpdate"]
+        assert times == [1000 * i + n for i in range(1, sent + 1)], (account, summary)
+        assert [kind for kind, _, _ in items].count("_gap") == 1, account  # the first owner's takeover
+        if account in moved:  # w1's, then w2's (both publish for a moment: the first copy is stored)
+            assert items[0][1] == "w1", (account, summary)
+            assert items[-1][1] == "w2", (account, summary)
+
+
+async def test_a_new_owner_takes_no_account_whose_old_owner_never_marks_it_and_publishes_none_of_it(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    """An old owner that never answers (dead to the ask, or an earlier version): the offers lapse,
+    the new owner never takes the lease nor publishes the account, and the log stays whole."""
+    deaf = worker(live, nats_server, accounts(live, 4), "w1")
+
+    async def ignore(msg: Any) -> None:
+        pass
+
+    deaf._on_handover = ignore  # type: ignore[method-assign]
+    async with deaf as one:
+        log, sent = await handover_beside_a_flow(
+            live, nats_server, one, asyncio.Event(), stall=0.0, handed=False
+        )
+        assert one.status().accounts == 4
+    for account, items in log.items():
+        n = int(account.split("-")[1])
+        assert {w for _, w, _ in items} == {"w1"}, account
+        times = [p["E"] for kind, _, p in items if kind == "balanceUpdate"]
+        assert times == [1000 * i + n for i in range(1, sent + 1)], account
+
+
+async def test_a_gap_its_old_owner_had_not_healed_yet_is_healed_by_the_account_s_new_owner(
+    live: Simulator, nats_server: NatsServer
+) -> None:
+    """w1 takes two accounts (a failover gap each) and heals none (no heal may start there); w2 joins
+    and is handed one of them: w2 publishes that account's Reconciled, after w1's gap."""
+    members = accounts(live, 2)
+    stuck = worker(live, nats_server, members, "w1")
+    assert stuck._heals is not None
+    stuck._heals.concurrency = 0
+    async with stuck as one:
+        await until(lambda: one.status().accounts == 2 and live.subscriptions() == 2)
+        assert one.status().healing == 2
+        async with worker(live, nats_server, members, "w2") as two:
+            await until(lambda: one.status().accounts == 1 and two.status().accounts == 1)
+            await until(lambda: healed(two) and one.status().healing == 1)
+            moved = next(iter(two._publishing))
+    log = by_account(await read_log(nats_server.url))
+    kinds = [kind for kind, _ in log[moved]]
+    assert kinds == ["_gap", "_reconciled"], kinds
+    assert log[moved][1][1]["gap"]["reason"] == "failover"
+    kept = next(a for a in log if a != moved)
+    assert [kind for kind, _ in log[kept]] == ["_gap"]
+
+
+async def test_an_account_taken_again_while_its_fleet_still_hands_out_its_last_items_is_subscribed_again(
+    live: Simulator, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fenced, then taken again before the fleet has handed out what it had of the account (the
+    fleet refuses an account it still holds): it joins the fleet once those are out (fenced, not
+    published after the new start's gap), and its later events are published."""
+    members = accounts(live, 1)
+    account = members[0].id
+    publishing = stall_publishing(monkeypatch, "w1")
+    async with worker(live, nats_server, members, "w1") as one:
+        await until(lambda: one.status().accounts == 1 and live.subscriptions() == 1 and healed(one))
+        publishing.clear()
+        for n in range(3):  # one is taken and waits at the gate, two stay in the fleet
+            live.push("spot", balance(100 + n), key(0))
+        core = one._fleet._driver.core
+        await until(lambda: account in core.accounts() and len(core.core_of(account)) >= 1)
+        one._fence(account)
+        one._begin(Start(account, after_failover=True), after=None)
+        publishing.set()
+        await until(lambda: live.subscriptions() == 1 and healed(one))
+        stamp = now_ms()
+        live.push("spot", balance(stamp), key(0))
+        await until_logged(nats_server.url, {account: stamp})
+    kinds = [
+        (kind, p.get("E"), p.get("reason"))
+        for kind, p in by_account(await read_log(nats_server.url))[account]
+    ]
+    after = kinds[kinds.index(("_gap", None, "failover"), 2) :]
+    assert [e for kind, e, _ in after if kind == "balanceUpdate"] == [stamp], kinds
+
+
+async def test_accounts_handed_over_while_their_old_owner_still_claims_them_are_published_by_the_new_one(
+    live: Simulator, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """w1's claims in the log take 3 s (after a failover they take their turn); w2 joins meanwhile
+    and is offered half of w1's accounts before w1 has claimed them. w2 publishes them once w1 has
+    marked them, on the condition of w1's claim (an earlier one would make the log refuse w2's
+    items: the account would then be published by nobody, its lease held)."""
+    claim = JetStreamSink.claim
+
+    async def slow(sink: JetStreamSink, account_id: str, revision: int) -> bool:
+        if sink._addresses.worker == "w1":
+            await asyncio.sleep(3.0)
+        return await claim(sink, account_id, revision)
+
+    monkeypatch.setattr(JetStreamSink, "claim", slow)
+    members = accounts(live, 4)
+    async with worker(live, nats_server, members, "w1") as one:
+        await until(lambda: len(one._leases.core.held if one._leases else ()) == 4)
+        async with worker(live, nats_server, members, "w2") as two:
+            await until(lambda: one.status().accounts == 2 and two.status().accounts == 2, timeout=30)
+            await until(lambda: live.subscriptions() == 4 and healed(one, two))
+            stamps = {f"acct-{n}": now_ms() + n for n in range(4)}
+            for n in range(4):
+                live.push("spot", balance(stamps[f"acct-{n}"]), key(n))
+            await until_logged(nats_server.url, stamps)
+            assert two._sink is not None
+            assert two._sink.lost == 0
 
 
 async def test_a_worker_that_dies_loses_its_accounts_to_another_which_starts_each_with_a_gap(

@@ -302,6 +302,16 @@ class AsyncFleet:
         if driver.loop is not None and not driver.ended:
             driver.spawn(driver.stop_tenant(tenant), "stop-account")
 
+    def holds(self, account_id: str) -> bool:
+        """Whether `account_id` is in the fleet's rules, or was removed and some of its items are still
+        to be handed out (it cannot be added again until they are)."""
+        return self._driver.core.holds(account_id)
+
+    def buffered(self, account_id: str) -> int:
+        """How many of `account_id`'s items the fleet has received and not yet handed out: a worker
+        handing the account over publishes that many more before it tells the new owner so."""
+        return self._driver.core.buffered(account_id)
+
     async def rest_client(self, account_id: str) -> AsyncUserDataStream:
         """`account_id`'s REST client, as the fleet uses it for the account's listenKey or
         listenToken: its own key and signer, the fleet's HTTP transport, retry policy, backoff gate

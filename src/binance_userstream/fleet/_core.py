@@ -232,6 +232,15 @@ class FleetCore:
         self._enqueue(account_id)
         return actions
 
+    def holds(self, account_id: str) -> bool:
+        """Whether `account_id` is served, or was removed with items still to hand out."""
+        return account_id in self._accounts
+
+    def buffered(self, account_id: str) -> int:
+        """How many of `account_id`'s items wait to be handed out (0 for an account not held)."""
+        account = self._accounts.get(account_id)
+        return 0 if account is None else len(account.core)
+
     def accounts(self) -> list[str]:
         """The accounts being served (not removed, not ended)."""
         return [a.account_id for a in self._accounts.values() if not a.removed and a.error is None]

@@ -75,8 +75,9 @@ class Leases:
     a crash. Each change is also logged at INFO (account ids only: no secret reaches the bucket).
 
     A planned handover completes (and the old owner stops) once this worker publishes the account:
-    with `confirm_starts=True` when the application calls `started(account_id)` (its stream is
-    live: no gap between the two owners), else as soon as the `Start` is handed out."""
+    with `confirm_starts=True` when the application calls `started(account_id)` (a worker: its
+    stream is live and the old owner has published what it received before, so nothing is missing
+    between the two owners), else as soon as the `Start` is handed out."""
 
     def __init__(
         self,

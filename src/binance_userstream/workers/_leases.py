@@ -269,6 +269,11 @@ class LeaseCore:
             return lease.renewed_at + self.timing.ttl - self.timing.margin
         return lease.accept_until if lease.publishing else -math.inf
 
+    def owner(self, account: str) -> str | None:
+        """The owner of `account`'s lease as this worker last saw it (None: free): on a planned
+        handover to this worker, the worker that offered it."""
+        return self._leases[account].owner
+
     def revision(self, account: str) -> int | None:
         """The revision of `account`'s lease as this worker last saw it (None: no live entry): the
         newer of two owners' leases has the higher one, which is how their claims in the log are

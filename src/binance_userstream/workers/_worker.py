@@ -7,14 +7,14 @@ A worker ties three parts together, each tested on its own: `Leases` (which acco
 - A lease's `Start` adds the account to the fleet. Taken after a failover (its last owner stopped
   without handing it over), the account's first item in the log is a gap (`reason="failover"`):
   its events since the last owner's last one may be missing.
-- A planned handover is make-before-break: the lease moves to this worker (`Leases.started`) only
-  once the account's stream is live here, so its old owner stops after this one publishes; the
-  events both publish meanwhile have the same message ids, and JetStream keeps one of each.
-- A `Stop` fences the account: none of its items is published from then on, even those the fleet
-  had buffered; then the account leaves the fleet. At once when the lease lapsed or was refused
-  (another worker may be publishing it); `HANDOVER_DRAIN` seconds later when the lease moved to
-  a worker this one saw take it, by a handover: what arrived here before the new owner's stream
-  went live is published first.
+- A planned handover is make-before-break and ordered (`_handover`): once the account's stream is
+  live here, this worker holds its items and asks the old owner to mark the end of what it had
+  received; once the old owner has published that and said so, this worker publishes what it held
+  (the events both publish have the same message ids: JetStream keeps one of each) and takes the
+  lease (`Leases.started`). No answer: the lease is not taken (the offer lapses).
+- A `Stop` fences the account at once: none of its items is published from then on, even those the
+  fleet had buffered; then the account leaves the fleet. After a handover, the new owner has every
+  one of them (it received them too, or this worker published them before its mark).
 
 Every gap the worker publishes for an account (a failover's, the fleet's for a lost connection or
 an overflow, the pump's for the log's own losses) is followed, on that account's subject, by a
@@ -64,7 +64,8 @@ from binance_userstream.stream._core import StreamEvent, StreamEventKind
 from binance_userstream.stream._decode import millis
 from binance_userstream.stream._gap import StreamGap
 from binance_userstream.stream._raw import RawEvent
-from binance_userstream.workers._heals import HEAL_CONCURRENCY, Begin, Heals
+from binance_userstream.workers._handover import Ask, Marked, Marks, decode, subject
+from binance_userstream.workers._heals import HEAL_CONCURRENCY, Begin, Heals, merged
 from binance_userstream.workers._kv import BUCKET, Leases
 from binance_userstream.workers._leases import Change, LeaseCore, LeaseTiming, Start, Stop
 
@@ -74,10 +75,13 @@ log = logging.getLogger("binance_userstream.workers")
 CONNECT_ATTEMPTS, CONNECT_TIMEOUT = 3, 2.0
 #: The publish latencies `status()` summarizes: the last this many.
 LATENCIES = 10_000
-#: Seconds an account handed over to another worker is still published here: what this worker
-#: received before the new owner's stream went live may still be on its way through the fleet and
-#: the sink (milliseconds, as a rule); the events both publish meanwhile are stored once.
-HANDOVER_DRAIN = 2.0
+#: The most items of an account handed over to this worker it holds while it waits for the old
+#: owner's mark: past it, the handover is given up here (the items are dropped, the lease not
+#: taken), as the worker's memory must stay bounded whatever the old owner does.
+HANDOVER_HELD = 10_000
+#: Seconds between a taker's asks for the old owner's mark, while it waits for one: an old owner
+#: still claiming the account (after a failover, claims take their turn) does not answer yet.
+ASK_AGAIN = 1.0
 #: What a worker's fleet asks Binance for: frames as they are, not deflated. Inflating costs a
 #: worker about 1.3 µs of CPU an event, a sixth of what its sink costs (docs/guides/performance.md),
 #: to save download on a stream of an account's own orders and balances: `compression="deflate"`
@@ -181,11 +185,22 @@ class Worker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._publishing: set[str] = set()  # leased and not fenced: their items are published
         self._in_fleet: set[str] = set()
-        self._draining: dict[str, asyncio.TimerHandle] = {}  # handed over, published a little longer
         self._starting: set[str] = set()  # started on a handover, not yet live here
+        # Handed over to this worker, waiting for the old owner's mark: their items held, the nonce
+        # of the ask (once live here). Asked by takers of accounts published here: the marks owed.
+        self._held: dict[str, deque[tuple[str, FleetItem, str | None]]] = {}
+        self._asked: dict[str, int] = {}
+        self._nonces = itertools.count(1)
+        self._marks: Marks[tuple[str, Ask]] = Marks()
+        self._asking: set[asyncio.Task[None]] = set()
+        self._readd: set[str] = set()  # taken again while the fleet still hands out its last items
+        # Gaps whose heal this worker handed to an account's taker in its mark, and when: owed here
+        # again if the account is still published here a lease TTL later (the handover failed).
+        self._handed: dict[str, tuple[StreamGap, float]] = {}
         self._claiming: dict[str, asyncio.Task[None]] = {}  # started, claiming the account in the log
         self._claim_slots = asyncio.Semaphore(CLAIMS_AT_ONCE)
-        self._injected: deque[tuple[str, FleetItem]] = deque()  # failover gaps, ahead of the fleet's items
+        # Ahead of the fleet's items: failover gaps, and the items held until a handover's mark.
+        self._injected: deque[tuple[str, FleetItem, str | None]] = deque()
         self._wake = asyncio.Event()
         self._leases_ended = asyncio.Event()
         self._done = asyncio.Event()
@@ -227,6 +242,7 @@ class Worker:
                 on_fenced=self._claimed_by_another,
             )
             await self._sink.start()
+            await self._client.subscribe(subject(self._bucket, self.worker_id), cb=self._on_handover)
             await self._fleet.__aenter__()
             self._leases = Leases(
                 self._client,
@@ -267,7 +283,7 @@ class Worker:
         await self._close()
 
     async def _close(self) -> None:
-        claims = list(self._claiming.values())
+        claims = [*self._claiming.values(), *self._asking]
         for task in [*self._tasks, *claims]:
             task.cancel()
         await asyncio.gather(*self._tasks, *claims, return_exceptions=True)
@@ -294,22 +310,14 @@ class Worker:
                     self._stop(change)
                 if self._on_change is not None:
                     self._on_change(change)
-            if self._draining:  # leaving: what the last handovers still drain goes out first
-                await asyncio.sleep(HANDOVER_DRAIN)
         finally:
             for account_id in list(self._publishing):
                 self._fence(account_id)
-            for handle in self._draining.values():
-                handle.cancel()
-            self._draining.clear()
             self._leases_ended.set()
             self._wake.set()
 
     def _start(self, change: Start) -> None:
         account_id = change.account_id
-        draining = self._draining.pop(account_id, None)
-        if draining is not None:
-            draining.cancel()
         earlier = self._claiming.pop(account_id, None)
         if earlier is not None:
             earlier.cancel()
@@ -372,32 +380,37 @@ class Worker:
         account_id = change.account_id
         if change.after_failover:
             now = self._clock()
-            self._injected.append((account_id, StreamGap("failover", now, now, last_event_time=after)))
+            self._injected.append((account_id, StreamGap("failover", now, now, last_event_time=after), None))
             self._wake.set()
-        else:
+        else:  # a handover: its items are held until the old owner marks the end of its own
             self._starting.add(account_id)
+            self._held[account_id] = deque()
         self._publishing.add(account_id)
         if account_id not in self._in_fleet:
             self._in_fleet.add(account_id)
-            self._fleet.add(self._accounts[account_id])
+            if self._fleet.holds(account_id):  # removed a moment ago, its last items on their way out
+                self._readd.add(account_id)
+                self._wake.set()
+            else:
+                self._fleet.add(self._accounts[account_id])
 
     def _stop(self, change: Stop) -> None:
-        account_id = change.account_id
-        if change.why.startswith("lease now held by") and account_id in self._publishing:
-            # Handed over: the new owner is live; what came here before it did goes out first.
-            loop = asyncio.get_running_loop()
-            self._draining[account_id] = loop.call_later(HANDOVER_DRAIN, self._fence, account_id)
-            return
-        self._fence(account_id)
+        self._fence(change.account_id)
 
     def _fence(self, account_id: str) -> None:
-        self._draining.pop(account_id, None)
         claiming = self._claiming.pop(account_id, None)
         if claiming is not None:
             claiming.cancel()
         self._publishing.discard(account_id)  # fenced from now: not one more item of it is published
         self._starting.discard(account_id)
-        if account_id in self._in_fleet:
+        self._held.pop(account_id, None)
+        self._asked.pop(account_id, None)
+        self._marks.forget(account_id)
+        self._handed.pop(account_id, None)
+        if account_id in self._readd:  # not back in the fleet yet
+            self._readd.discard(account_id)
+            self._in_fleet.discard(account_id)
+        elif account_id in self._in_fleet:
             self._in_fleet.discard(account_id)
             self._fleet.remove(account_id)
 
@@ -417,10 +430,106 @@ class Worker:
             self._live(account_id)
 
     def _live(self, account_id: str) -> None:
-        """`account_id`'s stream is live here: a handover to this worker may complete."""
+        """`account_id`'s stream is live here: a handover to this worker may complete once the old
+        owner has marked the end of what it received (asked now)."""
         self._starting.discard(account_id)
+        leases = self._leases
+        if leases is None:
+            return
+        giver = leases.core.owner(account_id)
+        if account_id not in self._held or giver is None or giver == self.worker_id:
+            return  # the offer is gone (its lease lapsed): the lease rules stop the account here
+        nonce = self._asked[account_id] = next(self._nonces)
+        ask = Ask(account_id, self.worker_id, nonce)
+        task = asyncio.create_task(self._ask(giver, ask), name=f"worker: ask {account_id}")
+        self._asking.add(task)
+        task.add_done_callback(self._asking.discard)
+
+    async def _ask(self, giver: str, ask: Ask) -> None:
+        """Ask `giver` to mark the end of `ask.account`, every `ASK_AGAIN` seconds until it has (its
+        answer comes to this worker's subject) or the account is no longer waited for here (the
+        offer lapsed: the lease rules stopped it)."""
+        reply, to = subject(self._bucket, self.worker_id), subject(self._bucket, giver)
+        while self._asked.get(ask.account) == ask.nonce:
+            try:
+                await self._client.publish(to, ask.encode(), reply=reply)
+            except Exception as error:
+                log.warning(
+                    "worker %s: account %s: asking %s failed: %s", self.worker_id, ask.account, giver, error
+                )
+            await asyncio.sleep(ASK_AGAIN)
+
+    async def _on_handover(self, msg: Any) -> None:
+        """A handover message to this worker: a taker's `Ask`, or an old owner's `Marked`."""
+        message = decode(msg.data, at=self._clock())
+        if isinstance(message, Ask):
+            account_id = message.account
+            if account_id in self._publishing and account_id not in self._held and msg.reply:
+                # Answered once the items of it buffered now are handed to the sink (`_items`); none
+                # to wait for while it waits to join the fleet again (what it has is from before).
+                buffered = 0 if account_id in self._readd else self._fleet.buffered(account_id)
+                self._marks.ask(account_id, buffered, (msg.reply, message))
+                self._wake.set()
+        elif (
+            isinstance(message, Marked)
+            and self._asked.get(message.account) == message.nonce
+            and message.account in self._held
+        ):
+            task = asyncio.create_task(self._marked(message), name=f"worker: marked {message.account}")
+            self._asking.add(task)
+            task.add_done_callback(self._asking.discard)
+
+    async def _marked(self, marked: Marked) -> None:
+        """The old owner marked the account: follow its claim in the log as it is now, then publish.
+        Followed again because the old owner may have claimed the account after this worker first
+        followed it (a failover's claims take their turn): items sent on the older claim's
+        condition would be refused. Not followed (NATS away): the next answer tries again."""
+        account_id, sink = marked.account, self._sink
+        assert sink is not None
+        try:
+            await sink.follow(account_id)
+        except Exception as error:
+            log.warning(
+                "worker %s: account %s: following its claim failed: %s", self.worker_id, account_id, error
+            )
+            return
+        if self._asked.get(account_id) == marked.nonce and account_id in self._held:
+            self._release(account_id, marked.gap)
+
+    def _release(self, account_id: str, owed: StreamGap | None) -> None:
+        """The old owner's copy of `account_id` is in the log: publish what was held of it, heal the
+        gap it owed (`owed`), and take the lease (its old owner stops when it sees it move)."""
+        held = self._held.pop(account_id, None)
+        self._asked.pop(account_id, None)
+        if held:
+            self._injected.extend(held)
+            self._wake.set()
+        if owed is not None:
+            log.info("worker %s: account %s: heals the gap its old owner owed", self.worker_id, account_id)
+            self._owe(account_id, owed)
         if self._leases is not None:
             self._leases.started(account_id)
+
+    async def _answer(self, reply: str, ask: Ask) -> None:
+        """Tell `ask.taker` that what this worker had of the account is published (sent after it)."""
+        account_id, heals = ask.account, self._heals
+        if account_id not in self._publishing or self._client is None or not self._client.is_connected:
+            return  # NATS away: what went before may be lost (a gap follows it); no mark over that
+        owed = heals.owed.get(account_id) if heals is not None else None
+        gap = None if owed is None else owed.gap
+        handed = self._handed.get(account_id)
+        if handed is not None:  # handed in an earlier mark, to a taker that did not take the account
+            gap = handed[0] if gap is None else merged(handed[0], gap)
+        if gap is not None and heals is not None:  # the taker heals it: one Reconciled, not two
+            heals.drop(account_id)
+            self._handed[account_id] = (gap, self._clock())
+        marked = Marked(account_id, ask.nonce, gap)
+        try:
+            await self._client.publish(reply, marked.encode())
+        except Exception as error:
+            log.warning(
+                "worker %s: account %s: answering %s failed: %s", self.worker_id, account_id, ask.taker, error
+            )
 
     # -- publishing ------------------------------------------------------------------------------
 
@@ -442,19 +551,29 @@ class Worker:
         failover's gap ahead of its account's first item, as soon as it is made. Items are taken
         from the fleet one at a time, when ready (`AsyncFleet.take`): no task per event; the worker
         waits on the fleet and its own wake-ups only when the fleet has nothing ready."""
-        fleet, heals = self._fleet, self._heals
+        fleet, heals, held, marks, readd = self._fleet, self._heals, self._held, self._marks, self._readd
         while not self._leases_ended.is_set():
             while self._injected:
-                account_id, gap = self._injected.popleft()
+                account_id, injected, text = self._injected.popleft()
                 if account_id in self._publishing:
-                    self.gaps += 1
-                    if isinstance(gap, StreamGap):
-                        self._owe(account_id, gap)
-                    yield account_id, gap, None
+                    if isinstance(injected, StreamGap):
+                        self.gaps += 1
+                        self._owe(account_id, injected)
+                    elif heals is not None and heals.owed and account_id in heals.owed:
+                        heals.saw(account_id, _typed(injected))
+                    yield account_id, injected, text
+            while marks.ripe:  # the items taken before are with the sink (a failover's gap too)
+                await self._answer(*marks.ripe.popleft())
+            if readd:
+                for account_id in [a for a in readd if not fleet.holds(a)]:
+                    readd.discard(account_id)
+                    fleet.add(self._accounts[account_id])
             while self._healed:
                 reconciled = self._reconciled(self._healed.popleft())
                 if reconciled is not None:
                     yield reconciled
+            if self._injected or marks.ripe:  # came while the items above went out: theirs first
+                continue
             taken = fleet.take()
             if taken is None:
                 if fleet.ended:
@@ -462,9 +581,24 @@ class Worker:
                 await self._idle()
                 continue
             account_id, item, _ = taken
-            if account_id not in self._publishing:
-                self.fenced += 1
+            if account_id not in self._publishing or (readd and account_id in readd):
+                self.fenced += 1  # fenced, or taken again: this is what its fleet had from before
                 continue
+            if held and account_id in held:  # handed over to this worker: after the old owner's mark
+                waiting = held[account_id]
+                waiting.append(taken)
+                if len(waiting) > HANDOVER_HELD:
+                    log.warning(
+                        "worker %s: account %s: no mark from its old owner within %d items: not taken",
+                        self.worker_id,
+                        account_id,
+                        HANDOVER_HELD,
+                    )
+                    self.fenced += len(waiting)
+                    self._fence(account_id)
+                continue
+            if marks.waiting and account_id in marks.waiting:
+                marks.took(account_id)
             if isinstance(item, StreamGap):
                 self.gaps += 1
                 self._owe(account_id, item)
@@ -527,7 +661,8 @@ class Worker:
         if self._heals is None:
             return 0
         owed = set(self._heals.owed)
-        owed.update(a for a, gap in self._injected if isinstance(gap, StreamGap) and a in self._publishing)
+        owed.update(a for a in self._handed if a in self._publishing)  # until the taker owes it
+        owed.update(a for a, gap, _ in self._injected if isinstance(gap, StreamGap) and a in self._publishing)
         return len(owed)
 
     # -- healing: a Reconciled after every gap ---------------------------------------------------
@@ -617,6 +752,11 @@ class Worker:
                 for account_id in [a for a in heals.owed if a not in self._publishing]:
                     heals.drop(account_id)  # fenced: owes nothing
                 now = self._clock()
+                ttl = self._leases.timing.ttl if self._leases is not None else LeaseTiming().ttl
+                for account_id, (gap, at) in list(self._handed.items()):
+                    if now - at >= ttl:  # still published here: the taker did not take it
+                        del self._handed[account_id]
+                        self._owe(account_id, gap)
                 if self._client is not None and self._client.is_connected:
                     for begin in heals.ready(now):
                         task = asyncio.create_task(
