@@ -147,18 +147,21 @@ def test_past_64_ended_batches_unanswered_the_oldest_ones_unacknowledged_items_a
                     send_soon(subject, *rest)
 
             sink._send_soon = end_lost  # type: ignore[method-assign]
-            for n in range(ENDED_KEPT + 2):  # a batch each: its first item answered, its second not
+            for n in range(ENDED_KEPT + 2):  # a batch each (or two, if it ends between them)
                 await sink.publish("acct-1", *report(2 * n + 1))
                 await sink.publish("acct-1", *report(2 * n + 2))
                 async with asyncio.timeout(5):
                     while sink._batch is not None:  # until it ends (idle), its end sent to nowhere
                         await asyncio.sleep(0.001)
             losses = sink.take_lost()
-            # The two oldest batches were given up: their items not acknowledged (their second
-            # ones at least: only an end acknowledges them) are lost; the 64 others still wait.
-            assert {2, 4} <= {loss.item.event_time for loss in losses} <= {1, 2, 3, 4}
+            lost = [loss.item.event_time for loss in losses]
+            waiting = [record[1].event_time for record in sink._pending.values()]  # type: ignore[attr-defined]
+            # Batches were given up, the oldest first (their items not acknowledged are lost: only
+            # an end acknowledges a batch's last ones), so that 64 are left awaiting their end.
+            assert len(sink._batches) == ENDED_KEPT
+            assert lost
+            assert max(lost) < min(waiting), (lost, waiting)
             assert {loss.reason for loss in losses} == {"its batch's end was not answered"}
-            assert sink.pending == ENDED_KEPT
             assert sink.delivered + sink.lost + sink.pending == sink.published
         finally:  # closed without a flush: no end will acknowledge the 64 batches' last items
             assert sink._client is not None
