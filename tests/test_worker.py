@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from binance_userstream import Account, AccountState, Balance, Order
+from binance_userstream import Account, AccountState, Balance, Order, Reconciled
 from binance_userstream.simulator import Simulator
 from binance_userstream.sink import JetStreamSink
 from binance_userstream.stream._core import StreamTiming
@@ -206,6 +206,32 @@ async def test_a_failovers_gap_is_followed_by_a_reconciled_with_the_ledgers_stat
         assert len(after) == 1, account
         assert same_account(state_of(after[0]), account_state("spot", ledger))
         assert recovered(after[0]) == set(trades(ledger)) - before[account]
+
+
+async def test_an_account_counts_as_healing_until_its_reconciled_is_with_the_sink(
+    live: Simulator, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flowing = asyncio.Event()  # clear: a Reconciled waits for room in the sink, as when it is full
+    nowait, publish = JetStreamSink.publish_nowait, JetStreamSink.publish
+
+    def publish_nowait(sink: JetStreamSink, account_id: str, item: object, text: str | None) -> bool:
+        return (flowing.is_set() or not isinstance(item, Reconciled)) and nowait(sink, account_id, item, text)
+
+    async def waiting(sink: JetStreamSink, account_id: str, item: object, text: str | None) -> None:
+        if isinstance(item, Reconciled):
+            await flowing.wait()
+        await publish(sink, account_id, item, text)
+
+    monkeypatch.setattr(JetStreamSink, "publish_nowait", publish_nowait)
+    monkeypatch.setattr(JetStreamSink, "publish", waiting)
+    async with worker(live, nats_server, accounts(live, 1), "w1") as one:
+        await until(lambda: one.status().reconciled == 1)  # its takeover's Reconciled is made
+        await asyncio.sleep(0.1)
+        assert one.status().healing == 1  # and not yet with the sink: a test reading the log waits
+        flowing.set()
+        await until(lambda: healed(one))
+    log = by_account(await read_log(nats_server.url))
+    assert [kind for kind, _ in log["acct-0"]] == ["_gap", "_reconciled"]
 
 
 async def test_a_lost_connections_gap_is_followed_by_a_reconciled_with_the_trades_made_while_it_was_down(

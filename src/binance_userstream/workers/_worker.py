@@ -208,6 +208,7 @@ class Worker:
         self._last_status = (clock(), 0)
         self._heals = self._heal_rules(heal_concurrency, heal_symbols, fleet_options.get("retry"))
         self._healed: deque[tuple[str, int, Snapshot, Recovery, list[Trade]]] = deque()
+        self._reconciling: str | None = None
         self._heal_wake = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -571,7 +572,9 @@ class Worker:
             while self._healed:
                 reconciled = self._reconciled(self._healed.popleft())
                 if reconciled is not None:
+                    self._reconciling = reconciled[0]  # still healing until the sink has it
                     yield reconciled
+                    self._reconciling = None
             if self._injected or marks.ripe:  # came while the items above went out: theirs first
                 continue
             taken = fleet.take()
@@ -655,14 +658,17 @@ class Worker:
         )
 
     def _healing(self) -> int:
-        """The accounts owing a Reconciled: the heals' and those whose failover gap is made but not
-        yet published (it becomes the heals' when it goes out; counted from the take on, so that
-        no status between the take and the gap's turn says none is owed)."""
+        """The accounts owing a Reconciled: the heals', those whose failover gap is made but not yet
+        published (it becomes the heals' when it goes out; counted from the take on, so that no
+        status between the take and the gap's turn says none is owed), and the one whose Reconciled
+        is made but not yet with the sink (it may wait there for room)."""
         if self._heals is None:
             return 0
         owed = set(self._heals.owed)
         owed.update(a for a in self._handed if a in self._publishing)  # until the taker owes it
         owed.update(a for a, gap, _ in self._injected if isinstance(gap, StreamGap) and a in self._publishing)
+        if self._reconciling is not None:  # its Reconciled made, not yet handed to the sink
+            owed.add(self._reconciling)
         return len(owed)
 
     # -- healing: a Reconciled after every gap ---------------------------------------------------
