@@ -8,6 +8,7 @@ made inside the gap."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import time
@@ -293,6 +294,34 @@ async def test_two_workers_share_the_accounts_and_each_event_is_in_the_log_once(
     assert events == Counter({(f"acct-{n}", 200 + n): 1 for n in range(10)})
 
 
+class Flow:
+    """Events to accounts acct-0 .. acct-(n-1) in rounds `every` seconds apart, until `stop`: round r
+    sends account n the balanceUpdate of event time 1000 * r + n. `sent`: the rounds sent."""
+
+    def __init__(self, live: Simulator, accounts: int, every: float) -> None:
+        self.live, self.accounts, self.every = live, accounts, every
+        self.sent = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.sent += 1
+            for n in range(self.accounts):
+                self.live.push("spot", balance(1000 * self.sent + n), key(n))
+            await asyncio.sleep(self.every)
+
+    async def stop(self) -> dict[str, int]:
+        """Stop after the round under way; each account's last event time."""
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        return {f"acct-{n}": 1000 * self.sent + n for n in range(self.accounts)}
+
+
 async def test_a_leaving_worker_hands_its_accounts_over_without_a_gap_or_a_lost_event(
     live: Simulator, nats_server: NatsServer
 ) -> None:
@@ -300,29 +329,18 @@ async def test_a_leaving_worker_hands_its_accounts_over_without_a_gap_or_a_lost_
     and double none, and add no gap after each account's first owner's takeover gap."""
     members = accounts(live, 6)
     changes: list[Start | Stop] = []
-    sent = 0
-    flowing = True
-
-    async def flow() -> None:
-        nonlocal sent
-        while flowing:
-            sent += 1
-            for n in range(6):
-                live.push("spot", balance(1000 * sent + n), key(n))
-            await asyncio.sleep(0.02)
+    flow = Flow(live, 6, every=0.02)
 
     async with worker(live, nats_server, members, "w1") as one:
         await until(lambda: one.status().accounts == 6 and live.subscriptions() == 6)
-        pusher = asyncio.create_task(flow())
+        flow.start()
         async with worker(live, nats_server, members, "w2", on_change=changes.append) as two:
             await until(lambda: two.status().accounts == 3)
             assert all(isinstance(c, Start) and not c.after_failover for c in changes)
             await one.leave(within=10)
             assert two.status().accounts == 6
             await asyncio.sleep(0.3)  # events still flowing to w2 alone
-            flowing = False
-            await pusher
-            last = {f"acct-{n}": 1000 * sent + n for n in range(6)}
+            last = await flow.stop()
 
             def arrived(log: dict[str, list[tuple[str, Any]]]) -> bool:
                 return all(any(p.get("E") == last[a] for _, p in log.get(a, [])) for a in last)
@@ -335,7 +353,7 @@ async def test_a_leaving_worker_hands_its_accounts_over_without_a_gap_or_a_lost_
         items = log[f"acct-{n}"]
         assert [kind for kind, _ in items].count("_gap") == 1, n  # the first owner's takeover, no other
         times = [payload["E"] for kind, payload in items if kind == "balanceUpdate"]
-        assert times == [1000 * i + n for i in range(1, sent + 1)], n
+        assert times == [1000 * i + n for i in range(1, flow.sent + 1)], n
 
 
 def stall_publishing(monkeypatch: pytest.MonkeyPatch, worker_id: str) -> asyncio.Event:
@@ -376,18 +394,9 @@ async def handover_beside_a_flow(
     half of them; then, if `handed`, until the handovers are done, else 3 s more. Returns each
     account's log, (event type, worker, payload) in order, and the rounds sent."""
     members = accounts(live, 4)
-    sent, flowing = 0, True
-
-    async def flow() -> None:
-        nonlocal sent
-        while flowing:
-            sent += 1
-            for n in range(4):
-                live.push("spot", balance(1000 * sent + n), key(n))
-            await asyncio.sleep(0.05)
-
+    flow = Flow(live, 4, every=0.05)
     await until(lambda: one.status().accounts == 4 and live.subscriptions() == 4 and healed(one))
-    pusher = asyncio.create_task(flow())
+    flow.start()
     await asyncio.sleep(0.3)
     if stall:
         publishing.clear()
@@ -402,16 +411,14 @@ async def handover_beside_a_flow(
         else:
             await asyncio.sleep(3.0)  # offers lapse (a second each) and are made again
         await asyncio.sleep(0.5)
-        flowing = False
-        await pusher
-        last = {f"acct-{n}": 1000 * sent + n for n in range(4)}
+        last = await flow.stop()
         await until_logged(nats_server.url, last)
         await until(lambda: healed(one, two))
     out: dict[str, list[tuple[str, str, Any]]] = defaultdict(list)
     for msg in await read_log(nats_server.url):
         account, kind = msg.headers["Binance-Account"], msg.headers["Binance-Event"]
         out[account].append((kind, msg.headers["Binance-Worker"], json.loads(msg.data)))
-    return out, sent
+    return out, flow.sent
 
 
 async def test_a_handover_from_an_old_owner_seconds_behind_loses_nothing_and_keeps_the_order(
