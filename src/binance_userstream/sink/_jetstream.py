@@ -303,8 +303,10 @@ class JetStreamSink:
         if isinstance(taken, bool):  # fenced, or lost: reported
             return
         n, subject, reply, payload, lines = taken
+        wire = self._wire
+        assert wire is not None  # `_slot` refuses a sink that is not running
         try:
-            await self._wire_of().send(subject, reply, payload, lines)
+            await wire.send(subject, reply, payload, lines)
         except Exception as error:  # not sent (buffer full while reconnecting, connection closed...)
             record = self._pending.pop(n, None)
             if record is not None:
@@ -394,12 +396,6 @@ class JetStreamSink:
         else:
             reply = f"{self._inbox}.{n}"
         return n, subject, reply, payload, lines
-
-    def _wire_of(self) -> Wire:
-        wire = self._wire
-        if wire is None:
-            raise UserStreamError("the JetStream sink is not running (start it, or use `async with`)")
-        return wire
 
     def _send_soon(
         self, subject: str, reply: str, payload: bytes, lines: str, failed: Callable[[str], object]

@@ -96,13 +96,17 @@ def wire(client: Any) -> Wire:
             and size <= client.max_payload
         )
 
-    def queue(subject: str, reply: str, payload: bytes, lines: str) -> None:
+    def append(subject: str, reply: str, payload: bytes, lines: str) -> None:
+        """Count and queue the frame: what `_send_command` does, without a coroutine per message."""
         data = frame(subject, reply, lines, payload)
         stats = client.stats
         stats["out_msgs"] += 1
         stats["out_bytes"] += len(payload)
-        client._pending.append(data)  # what `_send_command` does, without a coroutine per message
+        client._pending.append(data)
         client._pending_data_size += len(data)
+
+    def queue(subject: str, reply: str, payload: bytes, lines: str) -> None:
+        append(subject, reply, payload, lines)
         flushes = client._flush_queue
         if flushes.empty():  # wake the flusher, as `_flush_pending` does
             flushes.put_nowait(asyncio.get_running_loop().create_future())
@@ -119,12 +123,7 @@ def wire(client: Any) -> Wire:
             raise errors.OutboundBufferLimitError  # reconnecting, the buffer full: as `publish` says
         if size > client.max_payload:
             raise errors.MaxPayloadError
-        data = frame(subject, reply, lines, payload)
-        stats = client.stats
-        stats["out_msgs"] += 1
-        stats["out_bytes"] += size
-        client._pending.append(data)
-        client._pending_data_size += len(data)
+        append(subject, reply, payload, lines)
         if client._max_pending_size > 0 and client._pending_data_size > client._max_pending_size:
             await client._flush_pending(force_flush=True)
             return
