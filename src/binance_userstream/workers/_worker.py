@@ -552,16 +552,12 @@ class Worker:
         failover's gap ahead of its account's first item, as soon as it is made. Items are taken
         from the fleet one at a time, when ready (`AsyncFleet.take`): no task per event; the worker
         waits on the fleet and its own wake-ups only when the fleet has nothing ready."""
-        fleet, heals, held, marks, readd = self._fleet, self._heals, self._held, self._marks, self._readd
+        fleet, held, marks, readd = self._fleet, self._held, self._marks, self._readd
         while not self._leases_ended.is_set():
             while self._injected:
                 account_id, injected, text = self._injected.popleft()
                 if account_id in self._publishing:
-                    if isinstance(injected, StreamGap):
-                        self.gaps += 1
-                        self._owe(account_id, injected)
-                    elif heals is not None and heals.owed and account_id in heals.owed:
-                        heals.saw(account_id, _typed(injected))
+                    self._passing(account_id, injected)
                     yield account_id, injected, text
             while marks.ripe:  # the items taken before are with the sink (a failover's gap too)
                 await self._answer(*marks.ripe.popleft())
@@ -602,12 +598,20 @@ class Worker:
                 continue
             if marks.waiting and account_id in marks.waiting:
                 marks.took(account_id)
-            if isinstance(item, StreamGap):
-                self.gaps += 1
-                self._owe(account_id, item)
-            elif heals is not None and heals.owed and account_id in heals.owed:
-                heals.saw(account_id, _typed(item))  # the accounts owing no heal: no cost here
+            self._passing(account_id, item)
             yield taken
+
+    def _passing(self, account_id: str, item: object) -> None:
+        """An item of `account_id` on its way to the log (the fleet's, or one held for a handover): a
+        gap is counted and owes its Reconciled; an event of an account owing one is noted for it
+        (typed only then: the accounts owing no heal cost nothing here)."""
+        if isinstance(item, StreamGap):
+            self.gaps += 1
+            self._owe(account_id, item)
+        else:
+            heals = self._heals
+            if heals is not None and heals.owed and account_id in heals.owed:
+                heals.saw(account_id, _typed(item))
 
     async def _idle(self) -> None:
         """Until the fleet may have an item ready, or the worker has one of its own to publish."""
