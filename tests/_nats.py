@@ -9,13 +9,14 @@ store in a directory of its own, so tests never see each other's streams or key-
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -104,6 +105,15 @@ class NatsServer:
     def resume(self) -> None:
         assert self._process is not None
         self._process.send_signal(signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The server frozen for the block (`pause`), thawed after it whatever happens."""
+        self.pause()
+        try:
+            yield
+        finally:
+            self.resume()
 
     def restart(self) -> NatsServer:
         self.stop()

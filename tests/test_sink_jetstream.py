@@ -8,7 +8,7 @@ import itertools
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import nats
@@ -34,6 +34,14 @@ def report(time: int, order: int = 1) -> tuple[object, str]:
     """A spot executionReport with event time `time`: (its model, its text as Binance sends it)."""
     text = f'{{"e":"executionReport","E":{time},"s":"ETHBTC","i":{order},"x":"NEW","p":"0.10264410"}}'
     return decode(text), text
+
+
+async def still_waiting(publish: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """`publish` started, and still waiting 0.3 s later (for room in flight, or in its batch)."""
+    task = asyncio.create_task(publish)
+    done, _ = await asyncio.wait({task}, timeout=0.3)
+    assert not done
+    return task
 
 
 def run(nats_server: NatsServer, body: Callable[[JetStreamSink], Awaitable[None]], **options: Any) -> None:
@@ -158,16 +166,11 @@ def test_a_slow_server_makes_publish_wait_at_max_pending(nats_server: NatsServer
     async def body(sink: JetStreamSink) -> None:
         await sink.publish("acct-1", *report(1))  # the stream and the sink's subscription are ready
         await sink.flush()
-        nats_server.pause()
-        try:
+        with nats_server.paused():
             for time in range(2, 7):
                 await sink.publish("acct-1", *report(time))
-            sixth = asyncio.create_task(sink.publish("acct-1", *report(7)))
-            done, _ = await asyncio.wait({sixth}, timeout=0.3)
-            assert not done
+            sixth = await still_waiting(sink.publish("acct-1", *report(7)))
             assert sink.pending == 5
-        finally:
-            nats_server.resume()
         await sixth
         await sink.flush()
         assert (sink.delivered, sink.lost) == (7, 0)
@@ -182,13 +185,10 @@ def test_publish_nowait_takes_an_item_only_when_there_is_room_and_changes_nothin
     async def body(sink: JetStreamSink) -> None:
         await sink.publish("acct-1", *report(1))
         await sink.flush()
-        nats_server.pause()
-        try:
+        with nats_server.paused():
             taken = [sink.publish_nowait("acct-1", *report(time)) for time in range(2, 12)]
             assert taken == [True] * 4 + [False] * 6  # 4 in flight at most: the sixth waits
             assert (sink.published, sink.pending) == (5, 4)
-        finally:
-            nats_server.resume()
         await sink.publish("acct-1", *report(6))  # what said False is published by `publish`
         await sink.flush()
         assert (sink.delivered, sink.lost) == (6, 0)
@@ -218,15 +218,10 @@ def test_publish_nowait_says_false_while_nats_is_unreachable_and_publish_reports
 
 def test_a_slow_server_makes_publish_wait_for_its_batchs_first_answer(nats_server: NatsServer) -> None:
     async def body(sink: JetStreamSink) -> None:
-        nats_server.pause()  # the sink's first item starts its first batch
-        try:
+        with nats_server.paused():  # the sink's first item starts its first batch
             await sink.publish("acct-1", *report(1))
-            second = asyncio.create_task(sink.publish("acct-1", *report(2)))
-            done, _ = await asyncio.wait({second}, timeout=0.3)
-            assert not done
+            second = await still_waiting(sink.publish("acct-1", *report(2)))
             assert sink.pending == 1
-        finally:
-            nats_server.resume()
         await second
         await sink.flush()
         assert (sink.delivered, sink.lost) == (2, 0)
