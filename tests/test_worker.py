@@ -23,6 +23,7 @@ from binance_userstream.simulator import Simulator
 from binance_userstream.sink import JetStreamSink
 from binance_userstream.stream._core import StreamTiming
 from binance_userstream.workers import LeaseTiming, Start, Stop, tune_collector
+from binance_userstream.workers import _worker as worker_module
 from binance_userstream.workers._worker import Worker
 from tests._ledger_state import account_state, same_account, trades
 from tests._nats import NatsServer, check_account_log, read_log
@@ -464,6 +465,31 @@ async def test_a_new_owner_takes_no_account_whose_old_owner_never_marks_it_and_p
         assert {w for _, w, _ in items} == {"w1"}, account
         times = [p["E"] for kind, _, p in items if kind == "balanceUpdate"]
         assert times == [1000 * i + n for i in range(1, sent + 1)], account
+
+
+async def test_a_new_owner_holds_at_most_handover_held_items_of_an_account_before_giving_it_up(
+    live: Simulator, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old owner that never answers while events flow: the new owner's held items of the account
+    stop at the bound (there 5): it drops them, counted fenced, and publishes none of them."""
+    monkeypatch.setattr(worker_module, "HANDOVER_HELD", 5)
+    members = accounts(live, 2)
+    deaf = worker(live, nats_server, members, "w1")
+
+    async def ignore(msg: Any) -> None:
+        pass
+
+    deaf._on_handover = ignore  # type: ignore[method-assign]
+    flow = Flow(live, 2, every=0.02)
+    async with deaf as one:
+        await until(lambda: one.status().accounts == 2 and live.subscriptions() == 2 and healed(one))
+        flow.start()
+        async with worker(live, nats_server, members, "w2") as two:
+            await until(lambda: two.status().fenced > 5)  # a full hold given up
+            assert all(len(waiting) <= 5 for waiting in two._held.values())
+        await flow.stop()
+    log = await read_log(nats_server.url)
+    assert {m.headers["Binance-Worker"] for m in log} == {"w1"}  # w2 published nothing it held
 
 
 async def test_a_gap_its_old_owner_had_not_healed_yet_is_healed_by_the_account_s_new_owner(
